@@ -1,0 +1,338 @@
+//! One region's copy of the config table: the config item, the audit records beside
+//! it, and the conditional writes that change them.
+//!
+//! Keys: the config item is `appId = <app id>`; the audit record of version N is
+//! `appId = <app id>#audit#<N>`. The state API's `appId = :v1` query only ever sees
+//! the first.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use tokio::time::timeout;
+
+use super::ActionError;
+use crate::aws::describe;
+use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Why a conditional write did not happen.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The condition failed: the item is not what the writer expected.
+    Conflict,
+    Failed(ActionError),
+}
+
+pub struct ConfigTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    app_id: String,
+    role: Role,
+    /// Bound on every call, on top of the SDK's own timeouts.
+    limit: Duration,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl ConfigTable {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+        app_id: String,
+        role: Role,
+        limit: Duration,
+    ) -> Self {
+        Self {
+            client,
+            table,
+            app_id,
+            role,
+            limit,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn audit_key(&self, version: u64) -> String {
+        format!("{}#audit#{version}", self.app_id)
+    }
+
+    fn unavailable(&self, reason: String) -> ActionError {
+        ActionError::Unavailable {
+            region: self.role,
+            reason,
+        }
+    }
+
+    async fn bounded<T, E>(
+        &self,
+        op: &str,
+        fut: impl Future<Output = Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>>,
+    ) -> Result<T, ActionError>
+    where
+        E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    {
+        match timeout(self.limit, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.unavailable(format!("{op} {}: {}", self.table, describe(&e)))),
+            Err(_) => Err(self.unavailable(format!(
+                "{op} {}: timed out after {:?}",
+                self.table, self.limit
+            ))),
+        }
+    }
+
+    /// The config item (strongly consistent read); `None` when there is none.
+    pub async fn read(&self) -> Result<Option<ConfigItem>, ActionError> {
+        let out = self
+            .bounded(
+                "get_item",
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("appId", s(&self.app_id))
+                    .consistent_read(true)
+                    .send(),
+            )
+            .await?;
+        out.item().map(|i| self.parse_item(i)).transpose()
+    }
+
+    fn parse_item(&self, item: &Item) -> Result<ConfigItem, ActionError> {
+        let malformed = |reason: String| ActionError::Malformed {
+            region: self.role,
+            reason,
+        };
+        let state = match item.get("state") {
+            Some(AttributeValue::S(v)) => v
+                .parse::<AppState>()
+                .map_err(|e| malformed(e.to_string()))?,
+            _ => return Err(malformed("the item has no string attribute `state`".into())),
+        };
+        let version = match item.get("version") {
+            None => 0,
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| malformed(format!("version {v:?} is not a whole number")))?,
+            Some(other) => return Err(malformed(format!("version is not a number: {other:?}"))),
+        };
+        let text = |k: &str| match item.get(k) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        Ok(ConfigItem {
+            state,
+            version,
+            updated_at: text("updatedAt"),
+            updated_by: text("updatedBy"),
+            reason: text("reason"),
+        })
+    }
+
+    fn audit_item(&self, r: &AuditRecord) -> Item {
+        HashMap::from([
+            ("appId".to_string(), s(self.audit_key(r.version))),
+            ("kind".to_string(), s("audit")),
+            ("version".to_string(), n(r.version)),
+            ("from".to_string(), s(r.from.as_str())),
+            ("to".to_string(), s(r.to.as_str())),
+            ("at".to_string(), s(&r.at)),
+            ("by".to_string(), s(&r.by)),
+            ("trigger".to_string(), s(r.trigger.as_str())),
+            ("reason".to_string(), s(&r.reason)),
+            ("evidence".to_string(), s(r.evidence.to_string())),
+            ("forced".to_string(), AttributeValue::Bool(r.forced)),
+        ])
+    }
+
+    fn parse_audit(&self, item: &Item) -> Result<AuditRecord, ActionError> {
+        let malformed = |k: &str| ActionError::Malformed {
+            region: self.role,
+            reason: format!("audit record without a valid `{k}`"),
+        };
+        let text = |k: &str| match item.get(k) {
+            Some(AttributeValue::S(v)) => Ok(v.clone()),
+            _ => Err(malformed(k)),
+        };
+        let state = |k: &str| text(k).and_then(|v| v.parse::<AppState>().map_err(|_| malformed(k)));
+        Ok(AuditRecord {
+            version: match item.get("version") {
+                Some(AttributeValue::N(v)) => v.parse().map_err(|_| malformed("version"))?,
+                _ => return Err(malformed("version")),
+            },
+            from: state("from")?,
+            to: state("to")?,
+            at: text("at")?,
+            by: text("by")?,
+            trigger: match text("trigger")?.as_str() {
+                "auto" => Trigger::Auto,
+                "manual" => Trigger::Manual,
+                _ => return Err(malformed("trigger")),
+            },
+            reason: text("reason")?,
+            evidence: serde_json::from_str(&text("evidence")?)
+                .map_err(|_| malformed("evidence"))?,
+            forced: matches!(item.get("forced"), Some(AttributeValue::Bool(true))),
+        })
+    }
+
+    fn set_item(&self, new: &ConfigItem) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .key("appId", s(&self.app_id))
+            .update_expression("SET #s = :to, #v = :new, #at = :at, #by = :by, #r = :reason")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#at", "updatedAt")
+            .expression_attribute_names("#by", "updatedBy")
+            .expression_attribute_names("#r", "reason")
+            .expression_attribute_values(":to", s(new.state.as_str()))
+            .expression_attribute_values(":new", n(new.version))
+            .expression_attribute_values(":at", s(new.updated_at.clone().unwrap_or_default()))
+            .expression_attribute_values(":by", s(new.updated_by.clone().unwrap_or_default()))
+            .expression_attribute_values(":reason", s(new.reason.clone().unwrap_or_default()))
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+        let call = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send();
+        match timeout(self.limit, call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(SdkError::ServiceError(e)))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(c)
+                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                ) =>
+            {
+                Err(WriteError::Conflict)
+            }
+            Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
+                "transact_write_items {}: {}",
+                self.table,
+                describe(&e)
+            )))),
+            Err(_) => Err(WriteError::Failed(self.unavailable(format!(
+                "transact_write_items {}: timed out after {:?}",
+                self.table, self.limit
+            )))),
+        }
+    }
+
+    /// The commit: sets `new` only if the item is still in state `from` at version
+    /// `expected` (a missing `version` counts as 0), and writes the audit record in
+    /// the same transaction, so there is never a transition without its record.
+    pub async fn compare_and_set(
+        &self,
+        from: AppState,
+        expected: u64,
+        new: &ConfigItem,
+        audit: &AuditRecord,
+    ) -> Result<(), WriteError> {
+        let condition = if expected == 0 {
+            "#s = :from AND (attribute_not_exists(#v) OR #v = :expected)"
+        } else {
+            "#s = :from AND #v = :expected"
+        };
+        let update = self
+            .set_item(new)
+            .condition_expression(condition)
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":expected", n(expected))
+            .build()
+            .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.audit_item(audit)))
+            .condition_expression("attribute_not_exists(appId)")
+            .build()
+            .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
+        self.transact(vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ])
+        .await
+    }
+
+    /// Brings this copy up to `item` (a newer version committed in the other region),
+    /// with the audit records it lacks. Never moves a copy backwards: the write only
+    /// happens while this copy's version is lower (or absent).
+    pub async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+    ) -> Result<(), WriteError> {
+        let update = self
+            .set_item(item)
+            .condition_expression("attribute_not_exists(#v) OR #v < :new")
+            .build()
+            .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        for a in audits {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(self.audit_item(a)))
+                .build()
+                .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        self.transact(items).await
+    }
+
+    /// Audit records of the given versions that exist, newest first.
+    pub async fn audits(
+        &self,
+        versions: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<AuditRecord>, ActionError> {
+        let mut keys = KeysAndAttributes::builder();
+        let mut any = false;
+        for v in versions.into_iter().take(100) {
+            keys = keys.keys(HashMap::from([("appId".to_string(), s(self.audit_key(v)))]));
+            any = true;
+        }
+        if !any {
+            return Ok(Vec::new());
+        }
+        let keys = keys
+            .consistent_read(true)
+            .build()
+            .map_err(|e| self.unavailable(e.to_string()))?;
+        let out = self
+            .bounded(
+                "batch_get_item",
+                self.client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send(),
+            )
+            .await?;
+        let mut records = out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| self.parse_audit(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        records.sort_by(|a, b| b.version.cmp(&a.version));
+        Ok(records)
+    }
+}

@@ -1,0 +1,25 @@
+//! failover-monitor watches a two-region AWS application and decides when it moves
+//! from the primary region to the secondary and back, by flipping the `state` of one
+//! DynamoDB config item between `active`, `fenced` and `failover`.
+//!
+//! The pipeline, and the module of each stage:
+//!
+//! - [`config`]: `monitor.toml` plus environment overrides, parsed strictly into
+//!   [`config::Settings`].
+//! - [`probe`]: one task per probe (http, s3, dynamodb, cloudwatch_alarm) producing
+//!   [`policy::Observation`]s on its own interval, with jitter and a timeout.
+//! - [`policy`]: pure decision logic (fall/rise hysteresis, region rule, hold-down,
+//!   modes, fencing, failback). No I/O, no clock.
+//! - [`action`]: the actuator, the only writer: versioned conditional writes of the
+//!   config item, committed in the secondary with an audit record, then synced to the
+//!   primary.
+//! - [`app`]: wiring and the decision loop that owns the policy.
+//! - [`aws`]: SDK clients per region; [`model`]: the shared vocabulary.
+
+pub mod action;
+pub mod app;
+pub mod aws;
+pub mod config;
+pub mod model;
+pub mod policy;
+pub mod probe;

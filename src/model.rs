@@ -1,0 +1,181 @@
+//! The vocabulary every other module shares: the two region roles, the application
+//! states and the config item that holds one of them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which of the two regions a probe, a client or a copy of the config item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Secondary,
+}
+
+impl Role {
+    pub const BOTH: [Role; 2] = [Role::Primary, Role::Secondary];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+        }
+    }
+
+    pub fn other(self) -> Role {
+        match self {
+            Role::Primary => Role::Secondary,
+            Role::Secondary => Role::Primary,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value of the config item's `state` attribute, which every client reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppState {
+    /// Everything is served from the primary region.
+    Active,
+    /// Still served from the primary, but writes are blocked (a switch is under way).
+    Fenced,
+    /// Everything is served from the secondary region.
+    Failover,
+}
+
+impl AppState {
+    pub const ALL: [AppState; 3] = [AppState::Active, AppState::Fenced, AppState::Failover];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Active => "active",
+            AppState::Fenced => "fenced",
+            AppState::Failover => "failover",
+        }
+    }
+}
+
+impl fmt::Display for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown state {0:?}: expected one of active, fenced, failover")]
+pub struct UnknownState(pub String);
+
+impl FromStr for AppState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(AppState::Active),
+            "fenced" => Ok(AppState::Fenced),
+            "failover" => Ok(AppState::Failover),
+            other => Err(UnknownState(other.to_owned())),
+        }
+    }
+}
+
+/// Who asked for a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The policy, from probe results.
+    Auto,
+    /// A human, through the CLI or the admin API.
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Auto => "auto",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// One region's copy of the config item, as read from DynamoDB.
+///
+/// An item written by the original stack has only `appId` and `state`: it reads as
+/// version 0 with the other attributes empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigItem {
+    pub state: AppState,
+    pub version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ConfigItem {
+    /// True when a human set this state (CLI or admin API) rather than a monitor.
+    pub fn set_by_human(&self) -> bool {
+        self.updated_by
+            .as_deref()
+            .is_some_and(|by| by.starts_with("admin:") || by.starts_with("cli:"))
+    }
+}
+
+/// The durable record of one committed transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub version: u64,
+    pub from: AppState,
+    pub to: AppState,
+    pub at: String,
+    pub by: String,
+    pub trigger: Trigger,
+    pub reason: String,
+    /// Free-form JSON: the probe results and rule that led to the move.
+    pub evidence: serde_json::Value,
+    /// True when a human overrode the safety rules.
+    #[serde(default)]
+    pub forced: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for s in AppState::ALL {
+            assert_eq!(s.as_str().parse::<AppState>(), Ok(s));
+        }
+        assert_eq!(
+            "Active".parse::<AppState>().unwrap_err().to_string(),
+            "unknown state \"Active\": expected one of active, fenced, failover"
+        );
+    }
+
+    #[test]
+    fn human_writers_are_recognised_by_prefix() {
+        let mut item = ConfigItem {
+            state: AppState::Fenced,
+            version: 3,
+            updated_at: None,
+            updated_by: Some("monitor-a".into()),
+            reason: None,
+        };
+        assert!(!item.set_by_human());
+        item.updated_by = Some("admin:alice".into());
+        assert!(item.set_by_human());
+        item.updated_by = Some("cli:root".into());
+        assert!(item.set_by_human());
+        item.updated_by = None;
+        assert!(!item.set_by_human());
+    }
+}

@@ -1,0 +1,447 @@
+use std::time::Duration;
+
+use tokio::time::{Instant, advance};
+
+use super::*;
+use crate::config::defaults;
+
+fn cfg() -> PolicyConfig {
+    PolicyConfig {
+        mode: Mode::Auto,
+        failback: Failback::Manual,
+        failback_after: Duration::from_secs(600),
+        hold_down: Duration::from_secs(300),
+        fence_for: Duration::ZERO,
+        rule: RegionRule::Any,
+        require_healthy_secondary: true,
+    }
+}
+
+/// `primary` and `secondary` probes, all with the given fall and rise.
+fn policy(cfg: PolicyConfig, primary: usize, secondary: usize, fall: u32, rise: u32) -> Policy {
+    let probes = (0..primary)
+        .map(|i| (format!("p{i}"), Role::Primary, fall, rise))
+        .chain((0..secondary).map(|i| (format!("s{i}"), Role::Secondary, fall, rise)));
+    Policy::new(cfg, probes)
+}
+
+fn item(state: AppState, version: u64) -> ConfigItem {
+    ConfigItem {
+        state,
+        version,
+        updated_at: None,
+        updated_by: Some("monitor-a".into()),
+        reason: None,
+    }
+}
+
+fn obs(probe: usize, ok: bool, at: Instant) -> Observation {
+    Observation {
+        probe,
+        at,
+        ok,
+        latency: Duration::from_millis(3),
+        error: (!ok).then(|| "connection refused".into()),
+    }
+}
+
+/// Feeds `n` results to every probe of the given indices.
+fn feed(
+    p: &mut Policy,
+    probes: impl IntoIterator<Item = usize> + Clone,
+    ok: bool,
+    n: u32,
+    at: Instant,
+) {
+    for _ in 0..n {
+        for i in probes.clone() {
+            p.observe(&obs(i, ok, at));
+        }
+    }
+}
+
+fn target(v: &Verdict) -> Option<AppState> {
+    match v {
+        Verdict::Act(d) => Some(d.to),
+        _ => None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthy_regions_hold() {
+    let mut p = policy(cfg(), 2, 1, 3, 2);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, 0..3, true, 5, now);
+    assert_eq!(
+        p.evaluate(now),
+        Verdict::Hold {
+            why: "primary healthy".into()
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_happens_before_the_item_is_known() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    feed(&mut p, [0], false, 3, now);
+    feed(&mut p, [1], true, 3, now);
+    assert!(matches!(p.evaluate(now), Verdict::Hold { .. }));
+}
+
+/// The region rule, table-driven: (rule, primary probes, how many are down, fails over?)
+#[tokio::test(start_paused = true)]
+async fn region_rules_count_down_probes() {
+    let cases = [
+        (RegionRule::Any, 3, 0, false),
+        (RegionRule::Any, 3, 1, true),
+        (RegionRule::All, 3, 2, false),
+        (RegionRule::All, 3, 3, true),
+        (RegionRule::Majority, 3, 1, false),
+        (RegionRule::Majority, 3, 2, true),
+        (RegionRule::Majority, 4, 2, false),
+        (RegionRule::Majority, 4, 3, true),
+        (RegionRule::AtLeast { n: 2, m: 4 }, 4, 1, false),
+        (RegionRule::AtLeast { n: 2, m: 4 }, 4, 2, true),
+    ];
+    for (rule, total, down, fails_over) in cases {
+        let mut p = policy(PolicyConfig { rule, ..cfg() }, total, 1, 2, 1);
+        let now = Instant::now();
+        p.observe_item(item(AppState::Active, 4), None, now);
+        feed(&mut p, [total], true, 2, now); // the secondary probe
+        feed(&mut p, 0..down, false, 2, now);
+        feed(&mut p, down..total, true, 2, now);
+        let v = p.evaluate(now);
+        assert_eq!(
+            target(&v) == Some(AppState::Failover),
+            fails_over,
+            "{rule} with {down} of {total} down: {v:?}"
+        );
+        if let Verdict::Act(d) = v {
+            assert_eq!((d.from, d.expected_version), (AppState::Active, 4));
+            assert_eq!(d.evidence["primary_down"], down);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fewer_than_fall_failures_do_not_fail_over() {
+    let mut p = policy(cfg(), 1, 1, 3, 2);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [1], true, 2, now);
+    feed(&mut p, [0], true, 2, now);
+    feed(&mut p, [0], false, 2, now);
+    assert_eq!(target(&p.evaluate(now)), None);
+    feed(&mut p, [0], false, 1, now);
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
+}
+
+/// (mode, paused, secondary healthy) -> expected block
+#[tokio::test(start_paused = true)]
+async fn modes_pause_and_safety_rules_block_a_wanted_failover() {
+    let cases = [
+        (Mode::Auto, false, true, None),
+        (Mode::Manual, false, true, Some(Blocked::ManualMode)),
+        (Mode::DryRun, false, true, Some(Blocked::DryRun)),
+        (Mode::Auto, true, true, Some(Blocked::Paused)),
+        (
+            Mode::Auto,
+            false,
+            false,
+            Some(Blocked::SecondaryUnhealthy {
+                down: vec!["s0".into()],
+            }),
+        ),
+    ];
+    for (mode, paused, secondary_ok, expected) in cases {
+        let mut p = policy(PolicyConfig { mode, ..cfg() }, 1, 1, 1, 1);
+        let now = Instant::now();
+        p.observe_item(item(AppState::Active, 0), None, now);
+        p.set_paused(paused);
+        p.observe(&obs(0, false, now));
+        p.observe(&obs(1, secondary_ok, now));
+        match (p.evaluate(now), expected) {
+            (Verdict::Act(d), None) => assert_eq!(d.to, AppState::Failover),
+            (Verdict::Blocked { wanted, because }, Some(exp)) => {
+                assert_eq!(wanted.to, AppState::Failover);
+                assert_eq!(because, exp);
+            }
+            (v, exp) => panic!("{mode:?} paused={paused}: got {v:?}, expected {exp:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn secondary_rule_can_be_switched_off() {
+    let mut p = policy(
+        PolicyConfig {
+            require_healthy_secondary: false,
+            ..cfg()
+        },
+        1,
+        1,
+        1,
+        1,
+    );
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    p.observe(&obs(0, false, now));
+    p.observe(&obs(1, false, now));
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_down_delays_the_next_automatic_move() {
+    let mut p = policy(
+        PolicyConfig {
+            failback: Failback::Auto,
+            failback_after: Duration::from_secs(10),
+            ..cfg()
+        },
+        1,
+        1,
+        1,
+        1,
+    );
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    let Verdict::Act(d) = p.evaluate(t0) else {
+        panic!()
+    };
+    p.committed(item(d.to, 1), t0);
+
+    // the primary comes straight back: failback is due after 10 s, but hold_down is 300 s
+    advance(Duration::from_secs(1)).await;
+    feed(&mut p, [0], true, 1, Instant::now());
+    advance(Duration::from_secs(60)).await;
+    let now = Instant::now();
+    feed(&mut p, [0], true, 1, now);
+    match p.evaluate(now) {
+        Verdict::Blocked {
+            wanted,
+            because: Blocked::HoldDown { remaining_ms },
+        } => {
+            assert_eq!(wanted.to, AppState::Active);
+            assert_eq!(remaining_ms, 239_000);
+        }
+        v => panic!("{v:?}"),
+    }
+    advance(Duration::from_secs(240)).await;
+    let now = Instant::now();
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Active));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_down_counts_from_a_transition_seen_in_the_item() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Failover, 1), None, t0);
+    // someone (a human, another monitor) moved it back to active
+    advance(Duration::from_secs(5)).await;
+    let t1 = Instant::now();
+    p.observe_item(item(AppState::Active, 2), None, t1);
+    p.observe(&obs(1, true, t1));
+    p.observe(&obs(0, false, t1));
+    assert!(matches!(
+        p.evaluate(t1),
+        Verdict::Blocked {
+            because: Blocked::HoldDown {
+                remaining_ms: 300_000
+            },
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failback_manual_never_moves_back_on_its_own() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Failover, 1), None, t0);
+    for _ in 0..100 {
+        advance(Duration::from_secs(60)).await;
+        let now = Instant::now();
+        feed(&mut p, 0..2, true, 1, now);
+        assert_eq!(target(&p.evaluate(now)), None);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failback_auto_waits_for_failback_after_of_continuous_health() {
+    let c = PolicyConfig {
+        failback: Failback::Auto,
+        failback_after: Duration::from_secs(600),
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    p.observe_item(item(AppState::Failover, 1), None, Instant::now());
+    feed(&mut p, 0..2, true, 1, Instant::now());
+    advance(Duration::from_secs(500)).await;
+    // a blip resets the clock
+    feed(&mut p, [0], false, 1, Instant::now());
+    feed(&mut p, [0], true, 1, Instant::now());
+    advance(Duration::from_secs(599)).await;
+    assert_eq!(target(&p.evaluate(Instant::now())), None);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(target(&p.evaluate(Instant::now())), Some(AppState::Active));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_human_failover_is_not_undone_by_auto_failback() {
+    let c = PolicyConfig {
+        failback: Failback::Auto,
+        failback_after: Duration::ZERO,
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let mut it = item(AppState::Failover, 3);
+    it.updated_by = Some("admin:alice".into());
+    p.observe_item(it, None, Instant::now());
+    feed(&mut p, 0..2, true, 3, Instant::now());
+    advance(Duration::from_secs(3600)).await;
+    assert!(matches!(p.evaluate(Instant::now()), Verdict::Hold { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fence_for_goes_through_fenced_and_waits_before_failover() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(30),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    let Verdict::Act(d) = p.evaluate(t0) else {
+        panic!()
+    };
+    assert_eq!(d.to, AppState::Fenced);
+    p.committed(item(AppState::Fenced, 1), t0);
+
+    advance(Duration::from_secs(29)).await;
+    assert!(matches!(p.evaluate(Instant::now()), Verdict::Hold { .. }));
+    advance(Duration::from_secs(1)).await;
+    // completing the fence is not subject to hold_down (300 s)
+    let Verdict::Act(d) = p.evaluate(Instant::now()) else {
+        panic!()
+    };
+    assert_eq!(
+        (d.from, d.to, d.expected_version),
+        (AppState::Fenced, AppState::Failover, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fence_is_lifted_when_the_primary_recovers() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(30),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Fenced, 1), Some(t0), t0);
+    advance(Duration::from_secs(5)).await;
+    feed(&mut p, 0..2, true, 1, Instant::now());
+    let Verdict::Act(d) = p.evaluate(Instant::now()) else {
+        panic!()
+    };
+    assert_eq!(d.to, AppState::Active);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_human_fence_is_left_alone() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(1),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let mut it = item(AppState::Fenced, 1);
+    it.updated_by = Some("cli:root".into());
+    p.observe_item(it, None, Instant::now());
+    for ok in [true, false] {
+        feed(&mut p, [0], ok, 1, Instant::now());
+        advance(Duration::from_secs(60)).await;
+        assert!(matches!(p.evaluate(Instant::now()), Verdict::Hold { .. }));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_item_versions_are_ignored() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Failover, 5), None, now);
+    p.observe_item(item(AppState::Active, 4), None, now);
+    assert_eq!(
+        p.item().map(|i| (i.state, i.version)),
+        Some((AppState::Failover, 5))
+    );
+}
+
+/// Independent random probe loss of 10% with the default probe settings and rule
+/// must not flip the region in 1,000 simulated hours, while a real outage still does.
+#[test]
+fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
+    let c = PolicyConfig {
+        mode: Mode::Auto,
+        failback: Failback::Manual,
+        failback_after: defaults::FAILBACK_AFTER,
+        hold_down: defaults::HOLD_DOWN,
+        fence_for: Duration::ZERO,
+        rule: RegionRule::Majority,
+        require_healthy_secondary: true,
+    };
+    // The shipped demo watches the primary with 3 probes (API, S3, DynamoDB) and
+    // the secondary with 2; every probe runs at the default interval.
+    let (primary, secondary) = (3, 2);
+    let mut p = policy(c, primary, secondary, defaults::FALL, defaults::RISE);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_f00d);
+    let rounds = 1000 * 3600 / defaults::INTERVAL.as_secs();
+    let mut probe_down_events = 0u64;
+    for round in 0..rounds {
+        let at = t0 + defaults::INTERVAL * round as u32;
+        for i in 0..primary + secondary {
+            let ok = rng.f64() >= 0.10;
+            if p.observe(&obs(i, ok, at)) == Some(Health::Down) {
+                probe_down_events += 1;
+            }
+        }
+        assert!(
+            !matches!(p.evaluate(at), Verdict::Act(_)),
+            "flipped after {round} rounds ({:.1} h)",
+            round as f64 * defaults::INTERVAL.as_secs_f64() / 3600.0
+        );
+    }
+    // Single probes did go down now and then: the region rule is what held.
+    assert!(
+        probe_down_events > 0,
+        "the simulation never took a probe down"
+    );
+    println!("{rounds} rounds, {probe_down_events} single-probe down events, no flip");
+
+    // Same policy, now the primary really dies: it must fail over within `fall` rounds.
+    let at0 = t0 + defaults::INTERVAL * rounds as u32;
+    let mut flipped_after = None;
+    for round in 0..defaults::FALL {
+        let at = at0 + defaults::INTERVAL * round;
+        for i in 0..primary + secondary {
+            p.observe(&obs(i, i >= primary, at));
+        }
+        if matches!(p.evaluate(at), Verdict::Act(_)) {
+            flipped_after = Some(round + 1);
+            break;
+        }
+    }
+    assert!(
+        flipped_after.is_some_and(|n| n <= defaults::FALL),
+        "{flipped_after:?}"
+    );
+}
