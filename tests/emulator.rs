@@ -1,0 +1,481 @@
+//! The daemon end to end against the two-region emulator: real moto servers on
+//! loopback, real monitor processes, real conditional writes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use failover_monitor::model::{AppState, Role, Trigger};
+
+fn monitor_section(extra: &str) -> String {
+    format!(
+        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n{extra}\n{PROBES_ALL_KINDS}"
+    )
+}
+
+/// fall x interval + timeout, for the default test probe settings.
+const DETECTION_BUDGET: Duration = Duration::from_millis(3 * 300 + 250);
+/// Scheduling, the actuator's write and the test's polling on a busy 2-core box.
+const SLACK: Duration = Duration::from_millis(2500);
+
+/// (a) Primary killed -> `failover` in the secondary within fall x interval + timeout
+/// + slack, and in the primary once it is back (with its audit record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_killed_fails_over_and_the_primary_follows_when_back() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let mon = Monitor::start(&emu.config(&monitor_section("instance_id = \"mon-a\"")));
+    mon.wait_for_log("config item read", Duration::from_secs(20))
+        .await;
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+
+    emu.primary.kill();
+    let (item, took) = wait_item(&act, Role::Secondary, DETECTION_BUDGET + SLACK, |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    println!(
+        "outage -> failover committed in the secondary: {took:?} (fall x interval = 900ms, budget {:?})",
+        DETECTION_BUDGET + SLACK
+    );
+    assert_eq!(item.version, 1);
+    assert_eq!(item.updated_by.as_deref(), Some("mon-a"));
+    let records = audits(&act, Role::Secondary, 1..=2).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(
+        (r.from, r.to, r.version, r.trigger),
+        (AppState::Active, AppState::Failover, 1, Trigger::Auto)
+    );
+    assert!(
+        r.evidence["primary_down"].as_u64().unwrap() >= 3,
+        "{}",
+        r.evidence
+    );
+
+    // The primary comes back as the original stack seeds it: active, no version.
+    emu.primary.restart();
+    emu.seed(Role::Primary);
+    let (p, _) = wait_item(&act, Role::Primary, Duration::from_secs(15), |i| {
+        i.version == 1
+    })
+    .await;
+    assert_eq!(p.state, AppState::Failover);
+    assert_eq!(audits(&act, Role::Primary, 1..=1).await, records);
+}
+
+/// (b) Primary suspended (requests hang until the timeout) -> failover too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_hanging_fails_over() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    let mon = Monitor::start(&emu.config(&monitor_section("")));
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+
+    emu.primary.stop();
+    let (item, took) = wait_item(&act, Role::Secondary, DETECTION_BUDGET + SLACK, |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    println!("hang -> failover committed: {took:?}");
+    assert_eq!(item.version, 1);
+    mon.wait_for_log("primary copy not updated yet", Duration::from_secs(5))
+        .await;
+    emu.primary.resume();
+    let (p, _) = wait_item(&act, Role::Primary, Duration::from_secs(10), |i| {
+        i.version == 1
+    })
+    .await;
+    assert_eq!(p.state, AppState::Failover);
+}
+
+/// An HTTP server on loopback that fails every `every`-th request with a 503.
+fn flaky_server(every: usize) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let (status, body) = if n % every == 0 {
+                ("503 Service Unavailable", "{}")
+            } else {
+                ("200 OK", "{\"state\":\"active\"}")
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+/// (c) A probe failing one time in three with fall = 3 never flips the region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failure_in_three_with_fall_three_does_not_flip() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    let (port, hits) = flaky_server(3);
+    let body = format!(
+        "[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n[policy]\nfailover_when = \"any\"\n\
+         [[probes]]\nname = \"state-api\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"http://127.0.0.1:{port}/prod/state/{{app_id}}\"\n\
+         expect_body = \"state\"\ninterval = \"100ms\"\ntimeout = \"90ms\"\njitter = \"0s\"\nfall = 3\nrise = 2\n\
+         [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\n"
+    );
+    let mon = Monitor::start(&emu.config(&body));
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+    let start = hits.load(Ordering::SeqCst);
+    while hits.load(Ordering::SeqCst) < start + 60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 60 more probes, 20 of them failed; none three in a row.
+    assert_eq!(mon.count("probe down"), 0, "{}", mon.log_text());
+    let item = item(&act, Role::Secondary).await;
+    assert_eq!((item.state, item.version), (AppState::Active, 0));
+    assert!(audits(&act, Role::Secondary, 1..=1).await.is_empty());
+}
+
+/// (d) `manual` and `dry-run` see the outage, say what they would do, never write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_and_dry_run_never_write() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let manual =
+        Monitor::start(&emu.config(&monitor_section("mode = \"manual\"\ninstance_id = \"m\"")));
+    let dry =
+        Monitor::start(&emu.config(&monitor_section("mode = \"dry-run\"\ninstance_id = \"d\"")));
+    manual
+        .wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+    dry.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+
+    emu.primary.kill();
+    manual
+        .wait_for_log("would move, but does not act", Duration::from_secs(10))
+        .await;
+    dry.wait_for_log("would move, but does not act", Duration::from_secs(10))
+        .await;
+    assert!(
+        manual
+            .log_text()
+            .contains("blocked (manual_mode): active -> failover")
+    );
+    assert!(
+        dry.log_text()
+            .contains("blocked (dry_run): active -> failover")
+    );
+    // Several more evaluations.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let item = item(&act, Role::Secondary).await;
+    assert_eq!((item.state, item.version), (AppState::Active, 0));
+    assert!(audits(&act, Role::Secondary, 1..=1).await.is_empty());
+    assert_eq!(manual.count("transition committed"), 0);
+    assert_eq!(dry.count("transition committed"), 0);
+}
+
+/// (e) Two monitors racing on one item: exactly one transition, the other reports the
+/// lost race and does not overwrite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_monitors_racing_commit_exactly_one_transition() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    // A long state_refresh: neither learns of the other's write before trying its own.
+    let body = |id: &str| {
+        format!(
+            "{FAST_MONITOR}\n[monitor]\ninstance_id = \"{id}\"\nstate_refresh = \"60s\"\nhold_down = \"0s\"\n{PROBES_ALL_KINDS}"
+        )
+    };
+    let a = Monitor::start(&emu.config(&body("mon-a")));
+    let b = Monitor::start(&emu.config(&body("mon-b")));
+    a.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+    b.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+
+    emu.primary.kill();
+    let (item, _) = wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    let settled = |m: &Monitor| m.count("transition committed") + m.count("lost the race");
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while settled(&a) == 0 || settled(&b) == 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "a:\n{}\nb:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let committed = a.count("transition committed") + b.count("transition committed");
+    let lost = a.count("lost the race") + b.count("lost the race");
+    assert_eq!(
+        (committed, lost),
+        (1, 1),
+        "a:\n{}\nb:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    let winner = if a.count("transition committed") == 1 {
+        "mon-a"
+    } else {
+        "mon-b"
+    };
+    assert_eq!(item.version, 1);
+    assert_eq!(item.updated_by.as_deref(), Some(winner));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let records = audits(&act, Role::Secondary, 1..=3).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].by, winner);
+    assert_eq!(common::item(&act, Role::Secondary).await.version, 1);
+}
+
+/// (f) Hold-down: with automatic failback due at once, the move back waits for
+/// hold_down after the failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_down_delays_automatic_failback() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let body = format!(
+        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"6s\"\nfailback = \"auto\"\nfailback_after = \"0s\"\n{PROBES_ALL_KINDS}"
+    );
+    let mon = Monitor::start(&emu.config(&body));
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+
+    emu.primary.kill();
+    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    let failed_over = tokio::time::Instant::now();
+    emu.primary.restart();
+    emu.seed(Role::Primary);
+    mon.wait_for_log(
+        "blocked (hold_down): failover -> active",
+        Duration::from_secs(10),
+    )
+    .await;
+    let (back, _) = wait_item(&act, Role::Secondary, Duration::from_secs(20), |i| {
+        i.state == AppState::Active
+    })
+    .await;
+    let waited = failed_over.elapsed();
+    assert_eq!(back.version, 2);
+    // The failover committed at or before `failed_over`: the failback cannot be earlier
+    // than hold_down after it.
+    assert!(
+        waited >= Duration::from_millis(5900),
+        "failback after only {waited:?}"
+    );
+    let records = audits(&act, Role::Secondary, 1..=2).await;
+    assert_eq!(
+        records.iter().map(|r| (r.from, r.to)).collect::<Vec<_>>(),
+        [
+            (AppState::Failover, AppState::Active),
+            (AppState::Active, AppState::Failover)
+        ]
+    );
+}
+
+/// (f) Manual failback: a healthy primary is not failed back to by the daemon; a human
+/// does it with the CLI, audited and versioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_failback_waits_for_a_human() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let config_text = emu.config(&monitor_section(
+        "failback = \"manual\"\nfailback_after = \"0s\"",
+    ));
+    let mon = Monitor::start(&config_text);
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+
+    emu.primary.kill();
+    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    emu.primary.restart();
+    emu.seed(Role::Primary);
+    wait_item(&act, Role::Primary, Duration::from_secs(10), |i| {
+        i.version == 1
+    })
+    .await;
+    mon.wait_for_log(
+        "hold: in failover; failback not due",
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(item(&act, Role::Secondary).await.state, AppState::Failover);
+
+    let dir = TempDir::new("cli");
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(&path, &config_text).unwrap();
+    let out = cli(&path)
+        .args([
+            "state",
+            "set",
+            "active",
+            "--reason",
+            "primary verified by ops",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = item(&act, Role::Secondary).await;
+    assert_eq!((s.state, s.version), (AppState::Active, 2));
+    assert!(s.updated_by.as_deref().unwrap().starts_with("cli:"));
+    let r = &audits(&act, Role::Secondary, 2..=2).await[0];
+    assert_eq!(
+        (r.trigger, r.reason.as_str()),
+        (Trigger::Manual, "primary verified by ops")
+    );
+    // The daemon sees the human's move and leaves it.
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(10))
+        .await;
+    assert_eq!(item(&act, Role::Primary).await.version, 2);
+}
+
+/// (g) A bad config: exit 2 with the key named, from `run` and `check-config`.
+#[test]
+fn bad_config_exits_2_naming_the_key() {
+    let dir = TempDir::new("badcfg");
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(
+        &path,
+        "[app]\nid = \"x\"\n[regions.primary]\nname = \"us-east-1\"\n[regions.secondary]\nname = \"ap-northeast-1\"\n\
+         [monitor]\nmode = \"yolo\"\n[[probes]]\nname = \"c\"\nkind = \"dynamodb\"\nregion = \"primary\"\n",
+    )
+    .unwrap();
+    for cmd in ["run", "check-config"] {
+        let out = cli(&path).arg(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "monitor.mode: unknown variant `yolo`, expected one of `auto`, `manual`, `dry-run`"
+            ),
+            "{cmd}: {err}"
+        );
+    }
+    let out = cli(&dir.0.join("missing.toml"))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.toml: cannot read the config file")
+    );
+    let out = cli(&path).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("monitor.toml");
+    let out = cli(&shipped).arg("check-config").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `state get|set|switch|history` against the emulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_commands_move_the_item_with_versions_and_audit() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    let dir = TempDir::new("cli");
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(&path, emu.config(&monitor_section(""))).unwrap();
+    let run = |args: &[&str]| cli(&path).args(args).output().unwrap();
+
+    let out = run(&["state", "get"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("primary   active   version 0"), "{text}");
+    assert!(text.contains("secondary active   version 0"), "{text}");
+
+    let out = run(&["state", "set", "active"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already active"));
+
+    assert!(
+        run(&["state", "switch", "--reason", "drill"])
+            .status
+            .success()
+    );
+    assert!(run(&["state", "set", "fenced"]).status.success());
+    let out = run(&["state", "switch"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "switch from fenced is ambiguous"
+    );
+    assert!(run(&["state", "set", "failover"]).status.success());
+
+    for role in Role::BOTH {
+        let i = item(&act, role).await;
+        assert_eq!((i.state, i.version), (AppState::Failover, 3), "{role}");
+    }
+    let out = run(&["state", "history", "--json"]);
+    assert!(out.status.success());
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let moves: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["from"].as_str().unwrap().into(),
+                r["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("fenced".into(), "failover".into()),
+            ("failover".into(), "fenced".into()),
+            ("active".into(), "failover".into())
+        ]
+    );
+    assert_eq!(records[2]["reason"], "drill");
+}
+
+/// The secondary is the commit point: with it down, nothing changes anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_the_secondary_changes_nothing() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let dir = TempDir::new("cli");
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(&path, emu.config(&monitor_section(""))).unwrap();
+    emu.secondary.kill();
+    let out = cli(&path)
+        .args(["state", "set", "failover"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secondary region unavailable"));
+    let p = item(&act, Role::Primary).await;
+    assert_eq!((p.state, p.version), (AppState::Active, 0));
+}
