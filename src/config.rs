@@ -542,10 +542,7 @@ pub fn parse(
 fn one_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default().to_owned();
-    match lines
-        .filter(|l| !l.starts_with('|') && !l.contains(" | "))
-        .last()
-    {
+    match lines.rfind(|l| !l.starts_with('|') && !l.contains(" | ")) {
         Some(last) if last != first => format!("{first}: {last}"),
         _ => first,
     }

@@ -108,7 +108,7 @@ fn flaky_server(every: usize) -> (u16, Arc<AtomicUsize>) {
             let mut buf = [0u8; 2048];
             let _ = s.read(&mut buf);
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            let (status, body) = if n % every == 0 {
+            let (status, body) = if n.is_multiple_of(every) {
                 ("503 Service Unavailable", "{}")
             } else {
                 ("200 OK", "{\"state\":\"active\"}")

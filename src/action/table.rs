@@ -332,7 +332,7 @@ impl ConfigTable {
             })
             .transpose()?
             .unwrap_or_default();
-        records.sort_by(|a, b| b.version.cmp(&a.version));
+        records.sort_by_key(|r| std::cmp::Reverse(r.version));
         Ok(records)
     }
 }

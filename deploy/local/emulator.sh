@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The local two-region AWS emulator: one moto server per region on loopback, so that
+# killing one process is a region outage.
+#
+#   deploy/local/emulator.sh start    # primary us-east-1 on :5001, secondary ap-northeast-1 on :5002, seeded
+#   deploy/local/emulator.sh stop
+#   deploy/local/emulator.sh kill-primary | stop-primary | cont-primary | restart-primary
+#
+# Ports: PRIMARY_PORT (5001), SECONDARY_PORT (5002). State: target/emulator/.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+state="$root/target/emulator"
+PRIMARY_PORT=${PRIMARY_PORT:-5001}
+SECONDARY_PORT=${SECONDARY_PORT:-5002}
+APP_ID=${APP_ID:-$(sed -n 's/^id *= *"\([^"]*\)".*/\1/p' "$root/monitor.toml" | head -1)}
+PROJECT=${PROJECT:-photos}
+mkdir -p "$state"
+
+port_of() { [ "$1" = primary ] && echo "$PRIMARY_PORT" || echo "$SECONDARY_PORT"; }
+region_of() { [ "$1" = primary ] && echo us-east-1 || echo ap-northeast-1; }
+
+start_one() {
+  local role=$1 port; port=$(port_of "$role")
+  if [ -f "$state/$role.pid" ] && kill -0 "$(cat "$state/$role.pid")" 2>/dev/null; then
+    echo "$role emulator already running (pid $(cat "$state/$role.pid"))"; return
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is taken by another process; set ${role^^}_PORT" >&2; exit 1
+  fi
+  "$moto" -H 127.0.0.1 -p "$port" >"$state/$role.log" 2>&1 &
+  echo $! >"$state/$role.pid"
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  "$root/.venv/bin/python" "$root/deploy/local/seed.py" --project "$PROJECT" --app-id "$APP_ID" \
+    "--$role" "http://127.0.0.1:$port" "--$role-region" "$(region_of "$role")"
+  echo "$role region ($(region_of "$role")) emulated at http://127.0.0.1:$port (pid $(cat "$state/$role.pid"))"
+}
+
+stop_one() {
+  local role=$1
+  if [ -f "$state/$role.pid" ]; then
+    kill -CONT "$(cat "$state/$role.pid")" 2>/dev/null || true
+    kill "$(cat "$state/$role.pid")" 2>/dev/null || true
+    rm -f "$state/$role.pid"
+  fi
+}
+
+case "${1:-}" in
+  start) moto=$("$root/deploy/local/venv.sh"); start_one primary; start_one secondary ;;
+  stop) stop_one primary; stop_one secondary ;;
+  kill-primary) stop_one primary; echo "primary region emulator killed" ;;
+  stop-primary) kill -STOP "$(cat "$state/primary.pid")"; echo "primary region emulator suspended (requests hang)" ;;
+  cont-primary) kill -CONT "$(cat "$state/primary.pid")"; echo "primary region emulator resumed" ;;
+  restart-primary) moto=$("$root/deploy/local/venv.sh"); stop_one primary; start_one primary ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac

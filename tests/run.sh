@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs what the tests need, then runs lint and
+# every test. Needs only the Rust toolchain and Python 3 on the machine.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+./deploy/local/venv.sh >/dev/null          # moto server, the two-region AWS emulator
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets
