@@ -29,6 +29,15 @@ impl RegionClients {
             .retry_config(RetryConfig::disabled());
         if let Some(url) = &region.endpoint_url {
             loader = loader.endpoint_url(url);
+            // An emulator accepts any key. Without one in the environment, the SDK's
+            // chain would end at the instance metadata service, far off loopback.
+            let has_env_key = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+            let has_profile = std::env::var_os("AWS_PROFILE").is_some();
+            if !has_env_key && !has_profile {
+                loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "emulator", "emulator", None, None, "emulator",
+                ));
+            }
         }
         Self {
             sdk: loader.load().await,
