@@ -1,5 +1,5 @@
-//! Wiring: builds the clients, probes, policy and actuator from [`Settings`] and runs
-//! the decision loop until the caller's shutdown future resolves.
+//! Wiring: builds the clients, probes, policy, actuator, metrics and admin server from
+//! [`Settings`], and runs the decision loop until shutdown.
 //!
 //! The loop is the only owner of the [`Policy`]: probe results, sync reports and
 //! operator commands all arrive as messages, so decisions are made one at a time and
@@ -7,29 +7,38 @@
 //! why a shutdown never cuts a write in half).
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::action::{self, ActionError, Actuator, Outcome, SyncAction, SyncReport, Transition};
+use crate::admin::{self, AdminState, auth};
 use crate::aws::RegionClients;
-use crate::config::{Mode, Settings};
-use crate::model::{ConfigItem, Role, Trigger};
-use crate::policy::{Health, Observation, Policy, ProbeView, Verdict};
+use crate::config::{self, ConfigError, Mode, Settings};
+use crate::metrics::Metrics;
+use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
+use crate::notify;
+use crate::policy::{
+    Decision, Health, Observation, Policy, PolicyConfig, ProbeView, Refusal, Verdict,
+};
 use crate::probe::{self, Prober, Scheduled};
 
-/// Everything an observer (status endpoint, metrics, tests) may want to know, as of
-/// the last evaluation. Published through a `watch` channel.
+/// Everything an observer (status endpoint, tests) may want to know, as of the last
+/// evaluation. Published through a `watch` channel.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Status {
     pub instance_id: String,
     pub mode: String,
     pub paused: bool,
+    /// The instance allowed to act (this one: no lease is configured).
+    pub leader: Option<String>,
     pub item: Option<ConfigItem>,
     pub primary_item: Option<ConfigItem>,
     pub secondary_item: Option<ConfigItem>,
@@ -45,11 +54,42 @@ pub struct Status {
 /// Operator requests into the decision loop.
 #[derive(Debug)]
 pub enum Command {
-    /// Stop (true) or restart (false) automatic transitions; probing goes on.
+    /// Stop (true) or restart (false) automatic transitions; probing goes on. Replies
+    /// with whether it was paused before.
     SetPaused {
         paused: bool,
+        caller: String,
+        reason: String,
         reply: oneshot::Sender<bool>,
     },
+    /// A human's move, through the safety rules (unless `force`) and the actuator.
+    Move {
+        to: AppState,
+        reason: String,
+        force: bool,
+        caller: String,
+        reply: oneshot::Sender<Result<MoveDone, MoveError>>,
+    },
+    /// A new, already validated configuration (SIGHUP).
+    Reload {
+        settings: Box<Settings>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveDone {
+    pub item: ConfigItem,
+    pub record: AuditRecord,
+    /// Whether the primary's copy was updated at once (else the sync will).
+    pub primary_updated: bool,
+}
+
+#[derive(Debug)]
+pub enum MoveError {
+    Refused(Refusal),
+    LostRace(Option<ConfigItem>),
+    Failed(ActionError),
 }
 
 /// What the caller keeps to observe and steer a running daemon.
@@ -63,70 +103,172 @@ pub struct Handle {
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
 
-/// Runs the daemon until `shutdown` resolves.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (daemon, _handle) = Daemon::build(settings).await?;
-    daemon.run(shutdown).await;
-    Ok(())
+/// The `run` command: admin server, signals (SIGTERM/SIGINT stop, SIGHUP reloads
+/// `config_path`), systemd notifications, and the decision loop.
+///
+/// Errors that are the configuration's fault come back as [`ConfigError`].
+pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
+    let token = auth::load(&settings, std::env::var(auth::TOKEN_ENV).ok())?;
+    let listen = settings.admin.listen;
+    if !listen.ip().is_loopback() && token.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "admin.listen".into(),
+            value: format!("\"{listen}\""),
+            allowed: format!(
+                "a non-loopback address needs an admin token (admin.token_file or {})",
+                auth::TOKEN_ENV
+            ),
+        }
+        .into());
+    }
+    let metrics = Arc::new(Metrics::new());
+    metrics.config_reload_ok.set(1);
+    metrics.config_reload_time.set(unix_now());
+    let (daemon, handle) = Daemon::build(settings, metrics.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the admin server to {listen}"))?;
+    info!(listen = %listener.local_addr()?, token = token.is_some(), "admin server listening");
+    let admin_state = Arc::new(AdminState {
+        handle: handle.clone(),
+        metrics: metrics.clone(),
+        actuator: daemon.actuator.clone(),
+        token,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(admin::serve(
+        listener,
+        admin::router(admin_state),
+        stopped(stop_rx.clone()),
+    ));
+    let signal_task = tokio::spawn(signals(config_path, handle, metrics, stop_tx));
+    notify::notify("READY=1");
+    daemon.run(stopped(stop_rx)).await;
+    notify::notify("STOPPING=1");
+    signal_task.abort();
+    match admin_task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e).context("admin server"),
+        Err(e) => Err(e).context("admin server task"),
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+async fn signals(
+    config_path: PathBuf,
+    handle: Handle,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        error!("cannot install signal handlers; stopping");
+        let _ = stop.send(true);
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: finishing the write in flight, then exiting"); break }
+            _ = int.recv() => { info!("SIGINT: finishing the write in flight, then exiting"); break }
+            _ = hup.recv() => reload(&config_path, &handle, &metrics).await,
+        }
+    }
+    let _ = stop.send(true);
+}
+
+/// Loads and validates the config file again; a bad one keeps the running config.
+async fn reload(path: &std::path::Path, handle: &Handle, metrics: &Metrics) {
+    notify::notify("RELOADING=1");
+    let result = match config::load(path) {
+        Err(e) => Err(e.to_string()),
+        Ok(settings) => {
+            let (tx, rx) = oneshot::channel();
+            let cmd = Command::Reload {
+                settings: Box::new(settings),
+                reply: tx,
+            };
+            match handle.commands.send(cmd).await {
+                Ok(()) => rx
+                    .await
+                    .unwrap_or_else(|_| Err("the daemon is stopping".into())),
+                Err(_) => Err("the daemon is stopping".into()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => {
+            metrics.config_reload_ok.set(1);
+            metrics.config_reload_time.set(unix_now());
+            info!(path = %path.display(), "config reloaded");
+        }
+        Err(e) => {
+            metrics.config_reload_ok.set(0);
+            error!(path = %path.display(), error = %e, "config reload failed; keeping the running config");
+        }
+    }
+    notify::notify("READY=1");
 }
 
 pub struct Daemon {
     settings: Arc<Settings>,
     policy: Policy,
     actuator: Arc<Actuator>,
-    probes: Vec<Scheduled>,
+    clients: [RegionClients; 2],
+    http: reqwest::Client,
     status_tx: watch::Sender<Status>,
     commands: mpsc::Receiver<Command>,
+    metrics: Arc<Metrics>,
+    probe_metrics: Vec<ProbeMetrics>,
+}
+
+/// Per-probe metric handles, resolved once instead of per observation.
+struct ProbeMetrics {
+    success: prometheus::IntGauge,
+    duration: prometheus::Histogram,
 }
 
 impl Daemon {
-    pub async fn build(settings: Settings) -> anyhow::Result<(Self, Handle)> {
+    pub async fn build(
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Self, Handle)> {
         let primary = RegionClients::load(&settings.regions.primary).await;
         let secondary = RegionClients::load(&settings.regions.secondary).await;
-        let http = probe::http_client();
-        let probes = settings
-            .probes
-            .iter()
-            .enumerate()
-            .map(|(index, spec)| {
-                let clients = match spec.region {
-                    Role::Primary => &primary,
-                    Role::Secondary => &secondary,
-                };
-                Scheduled {
-                    index,
-                    name: spec.name.clone(),
-                    region: spec.region,
-                    interval: spec.interval,
-                    timeout: spec.timeout,
-                    jitter: spec.jitter,
-                    prober: Prober::new(spec, &settings, clients, &http),
-                }
-            })
-            .collect();
         let actuator = Arc::new(Actuator::from_settings(&settings, &primary, &secondary));
         let policy = Policy::from_settings(&settings);
-        if settings.policy.require_healthy_secondary
-            && !settings.probes.iter().any(|p| p.region == Role::Secondary)
-        {
-            warn!(
-                "no probe watches the secondary: require_healthy_secondary cannot check anything"
-            );
-        }
         let (status_tx, status_rx) = watch::channel(Status {
             instance_id: settings.monitor.instance_id.clone(),
             mode: settings.monitor.mode.as_str().into(),
             ..Status::default()
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
-        let daemon = Self {
+        metrics.leader.set(1);
+        let mut daemon = Self {
             settings: Arc::new(settings),
             policy,
             actuator,
-            probes,
+            clients: [primary, secondary],
+            http: probe::http_client(),
             status_tx,
             commands: cmd_rx,
+            metrics,
+            probe_metrics: Vec::new(),
         };
+        daemon.probe_metrics = daemon.resolve_probe_metrics();
+        daemon.warn_about_settings();
         Ok((
             daemon,
             Handle {
@@ -134,6 +276,60 @@ impl Daemon {
                 commands: cmd_tx,
             },
         ))
+    }
+
+    fn warn_about_settings(&self) {
+        let s = &self.settings;
+        if s.policy.require_healthy_secondary
+            && !s.probes.iter().any(|p| p.region == Role::Secondary)
+        {
+            warn!(
+                "no probe watches the secondary: require_healthy_secondary cannot check anything"
+            );
+        }
+    }
+
+    fn resolve_probe_metrics(&self) -> Vec<ProbeMetrics> {
+        self.settings
+            .probes
+            .iter()
+            .map(|p| {
+                let labels = [p.name.as_str(), p.region.as_str(), p.kind()];
+                ProbeMetrics {
+                    success: self.metrics.probe_success.with_label_values(&labels),
+                    duration: self.metrics.probe_duration.with_label_values(&labels),
+                }
+            })
+            .collect()
+    }
+
+    /// `probe_up` exists only once a probe's health is known (never 0 for "unknown").
+    fn set_probe_up(&self, name: &str, region: Role, up: bool) {
+        self.metrics
+            .probe_up
+            .with_label_values(&[name, region.as_str()])
+            .set(i64::from(up));
+    }
+
+    fn scheduled_probes(&self) -> Vec<Scheduled> {
+        let s = &self.settings;
+        s.probes
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| Scheduled {
+                index,
+                name: spec.name.clone(),
+                region: spec.region,
+                interval: spec.interval,
+                timeout: spec.timeout,
+                jitter: spec.jitter,
+                prober: Prober::new(spec, s, &self.clients[spec.region as usize], &self.http),
+            })
+            .collect()
+    }
+
+    pub fn actuator(&self) -> Arc<Actuator> {
+        self.actuator.clone()
     }
 
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
@@ -148,17 +344,14 @@ impl Daemon {
             "failover-monitor starting"
         );
         let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(1024);
-        let _probe_tasks = probe::spawn_all(std::mem::take(&mut self.probes), obs_tx);
-
+        let mut probe_tasks = probe::spawn_all(self.scheduled_probes(), obs_tx.clone());
         let (sync_tx, mut sync_rx) = mpsc::channel::<SyncReport>(4);
         let sync_now = Arc::new(Notify::new());
-        let sync_task = tokio::spawn(sync_loop(
-            self.actuator.clone(),
-            self.settings.monitor.state_refresh,
-            sync_now.clone(),
-            sync_tx,
-        ));
+        let mut sync_task = self.spawn_sync(&sync_tx, &sync_now);
 
+        let mut watchdog =
+            tokio::time::interval(notify::watchdog_interval().unwrap_or(Duration::from_secs(3600)));
+        let watchdog_on = notify::watchdog_interval().is_some();
         let mut state = LoopState {
             backoff: RETRY_MIN,
             ..LoopState::default()
@@ -168,39 +361,162 @@ impl Daemon {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(cmd) = self.commands.recv() => self.command(cmd),
+                _ = watchdog.tick() => {
+                    if watchdog_on {
+                        notify::notify("WATCHDOG=1");
+                    }
+                    continue;
+                }
+                Some(cmd) = self.commands.recv() => {
+                    if let Command::Reload { settings, reply } = cmd {
+                        let result = self.reload(*settings);
+                        if result.is_ok() {
+                            // New probes, new sync cadence: restart both.
+                            probe_tasks = probe::spawn_all(self.scheduled_probes(), obs_tx.clone());
+                            sync_task.abort();
+                            sync_task = self.spawn_sync(&sync_tx, &sync_now);
+                        }
+                        let _ = reply.send(result);
+                    } else {
+                        self.command(cmd, &mut state, &sync_now).await;
+                    }
+                }
                 Some(report) = sync_rx.recv() => self.on_sync(report, &mut state),
                 Some(obs) = obs_rx.recv() => self.on_observation(&obs),
                 else => break,
             }
             self.evaluate(&mut state, &sync_now).await;
         }
+        probe_tasks.abort_all();
         sync_task.abort();
         info!("failover-monitor stopped");
     }
 
-    fn command(&mut self, cmd: Command) {
+    fn spawn_sync(&self, tx: &mpsc::Sender<SyncReport>, now: &Arc<Notify>) -> JoinHandle<()> {
+        tokio::spawn(sync_loop(
+            self.actuator.clone(),
+            self.settings.monitor.state_refresh,
+            now.clone(),
+            tx.clone(),
+        ))
+    }
+
+    /// Applies a new configuration. The identity of what is watched (app, project,
+    /// regions) cannot change without a restart; admin changes wait for one.
+    fn reload(&mut self, new: Settings) -> Result<(), String> {
+        let old = &self.settings;
+        let same_identity = old.app.id == new.app.id
+            && old.app.project == new.app.project
+            && old.regions.primary.name == new.regions.primary.name
+            && old.regions.primary.endpoint_url == new.regions.primary.endpoint_url
+            && old.regions.secondary.name == new.regions.secondary.name
+            && old.regions.secondary.endpoint_url == new.regions.secondary.endpoint_url
+            && old.monitor.instance_id == new.monitor.instance_id;
+        if !same_identity {
+            return Err(
+                "app, regions and monitor.instance_id cannot change on reload: restart the daemon"
+                    .into(),
+            );
+        }
+        if old.admin.listen != new.admin.listen || old.admin.token_file != new.admin.token_file {
+            warn!("admin.* changes take effect at the next restart");
+        }
+        let clients = &self.clients;
+        self.actuator = Arc::new(Actuator::from_settings(&new, &clients[0], &clients[1]));
+        self.policy.reconfigure(
+            PolicyConfig::from_settings(&new),
+            new.probes
+                .iter()
+                .map(|p| (p.name.clone(), p.region, p.fall, p.rise)),
+        );
+        self.settings = Arc::new(new);
+        self.metrics.reset_probes();
+        self.probe_metrics = self.resolve_probe_metrics();
+        for view in self.policy.probe_views(Instant::now()) {
+            if view.health != Health::Unknown {
+                self.set_probe_up(&view.name, view.region, view.health == Health::Up);
+            }
+        }
+        self.warn_about_settings();
+        Ok(())
+    }
+
+    async fn command(&mut self, cmd: Command, state: &mut LoopState, sync_now: &Notify) {
         match cmd {
-            Command::SetPaused { paused, reply } => {
+            Command::SetPaused {
+                paused,
+                caller,
+                reason,
+                reply,
+            } => {
                 let was = self.policy.paused();
                 self.policy.set_paused(paused);
-                if was != paused {
-                    info!(
-                        paused,
-                        "automatic transitions {}",
-                        if paused { "paused" } else { "resumed" }
-                    );
-                }
+                self.metrics.paused.set(i64::from(paused));
+                info!(
+                    paused,
+                    was_paused = was,
+                    caller = %caller,
+                    reason = %reason,
+                    "automatic transitions {}",
+                    if paused { "paused" } else { "resumed" }
+                );
                 let _ = reply.send(was);
+            }
+            Command::Move {
+                to,
+                reason,
+                force,
+                caller,
+                reply,
+            } => {
+                let result = match self.policy.manual(to, force, Instant::now()) {
+                    Err(r) => {
+                        warn!(to = %to, caller = %caller, refusal = %r, "manual move refused");
+                        Err(MoveError::Refused(r))
+                    }
+                    Ok(decision) => {
+                        let t = self.transition_for(
+                            decision,
+                            reason,
+                            Trigger::Manual,
+                            format!("admin:{caller}"),
+                            force,
+                        );
+                        match self.commit(&t, state, sync_now).await {
+                            Ok(Outcome::Committed {
+                                item,
+                                record,
+                                primary,
+                            }) => Ok(MoveDone {
+                                item,
+                                record,
+                                primary_updated: primary.is_ok(),
+                            }),
+                            Ok(Outcome::LostRace { current }) => Err(MoveError::LostRace(current)),
+                            Err(e) => Err(MoveError::Failed(e)),
+                        }
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Reload { reply, .. } => {
+                let _ = reply.send(Err("reload is handled by the loop".into()));
             }
         }
     }
 
     fn on_observation(&mut self, obs: &Observation) {
+        if let Some(m) = self.probe_metrics.get(obs.probe) {
+            m.success.set(i64::from(obs.ok));
+            m.duration.observe(obs.latency.as_secs_f64());
+        }
         let Some(flip) = self.policy.observe(obs) else {
             return;
         };
         let spec = &self.settings.probes[obs.probe];
+        if flip != Health::Unknown {
+            self.set_probe_up(&spec.name, spec.region, flip == Health::Up);
+        }
         match flip {
             Health::Down => warn!(
                 probe = %spec.name,
@@ -271,6 +587,7 @@ impl Daemon {
                 None if state.divergence.is_some() => info!("the regions agree on the state again"),
                 None => {}
             }
+            self.metrics.divergence.set(i64::from(divergence.is_some()));
             state.divergence = divergence;
         }
         if let Some(item) = report.newest() {
@@ -279,6 +596,82 @@ impl Daemon {
         }
         state.primary_item = report.primary.ok().flatten();
         state.secondary_item = report.secondary.ok().flatten();
+    }
+
+    fn transition_for(
+        &self,
+        d: Decision,
+        reason: String,
+        trigger: Trigger,
+        by: String,
+        forced: bool,
+    ) -> Transition {
+        Transition {
+            from: d.from,
+            to: d.to,
+            expected_version: d.expected_version,
+            reason,
+            evidence: d.evidence,
+            trigger,
+            by,
+            forced,
+        }
+    }
+
+    /// Hands `t` to the actuator and takes in the outcome (policy, metrics, logs).
+    async fn commit(
+        &mut self,
+        t: &Transition,
+        state: &mut LoopState,
+        sync_now: &Notify,
+    ) -> Result<Outcome, ActionError> {
+        let result = self.actuator.transition(t).await;
+        let now = Instant::now();
+        match &result {
+            Ok(Outcome::Committed { item, primary, .. }) => {
+                info!(
+                    from = %t.from,
+                    to = %t.to,
+                    version = item.version,
+                    trigger = t.trigger.as_str(),
+                    by = %t.by,
+                    forced = t.forced,
+                    reason = %t.reason,
+                    "transition committed in the secondary"
+                );
+                match primary {
+                    Ok(()) => info!(version = item.version, "primary copy updated"),
+                    Err(e) => {
+                        warn!(error = %e, "primary copy not updated yet; it will be caught up when it answers")
+                    }
+                }
+                self.metrics.transition(t.from, t.to, t.trigger);
+                self.policy.committed(item.clone(), now);
+                state.retry_at = None;
+                state.backoff = RETRY_MIN;
+                sync_now.notify_one();
+            }
+            Ok(Outcome::LostRace { current }) => {
+                warn!(
+                    from = %t.from,
+                    to = %t.to,
+                    expected_version = t.expected_version,
+                    now_state = ?current.as_ref().map(|i| i.state),
+                    now_version = ?current.as_ref().map(|i| i.version),
+                    now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
+                    "lost the race: the config item changed before this write; not overwriting"
+                );
+                if let Some(item) = current.clone() {
+                    let at = action::changed_at(&item, now);
+                    self.policy.observe_item(item, at, now);
+                }
+                sync_now.notify_one();
+            }
+            Err(e) => {
+                error!(from = %t.from, to = %t.to, error = %e, "transition failed; nothing was changed");
+            }
+        }
+        result
     }
 
     async fn evaluate(&mut self, state: &mut LoopState, sync_now: &Notify) {
@@ -290,10 +683,8 @@ impl Daemon {
                 Verdict::Hold { .. } => info!(verdict = %summary, "policy"),
                 Verdict::Act(d) => info!(verdict = %summary, reason = %d.reason, "policy"),
                 Verdict::Blocked { wanted, because } => {
-                    let level_warn =
-                        self.settings.monitor.mode != Mode::Auto || self.policy.paused();
                     let because = serde_json::to_string(because).unwrap_or_default();
-                    if level_warn {
+                    if self.settings.monitor.mode != Mode::Auto || self.policy.paused() {
                         warn!(verdict = %summary, reason = %wanted.reason, because = %because, "would move, but does not act");
                     } else {
                         info!(verdict = %summary, reason = %wanted.reason, because = %because, "policy");
@@ -305,51 +696,16 @@ impl Daemon {
         if let Verdict::Act(decision) = verdict
             && state.retry_at.is_none_or(|t| now >= t)
         {
-            let t = Transition {
-                from: decision.from,
-                to: decision.to,
-                expected_version: decision.expected_version,
-                reason: decision.reason.clone(),
-                evidence: decision.evidence.clone(),
-                trigger: Trigger::Auto,
-                by: self.settings.monitor.instance_id.clone(),
-                forced: false,
-            };
-            match self.actuator.transition(&t).await {
-                Ok(Outcome::Committed { item, primary, .. }) => {
-                    info!(from = %t.from, to = %t.to, version = item.version, reason = %t.reason, "transition committed in the secondary");
-                    match primary {
-                        Ok(()) => info!(version = item.version, "primary copy updated"),
-                        Err(e) => {
-                            warn!(error = %e, "primary copy not updated yet; it will be caught up when it answers")
-                        }
-                    }
-                    self.policy.committed(item, Instant::now());
-                    state.retry_at = None;
-                    state.backoff = RETRY_MIN;
-                    sync_now.notify_one();
-                }
-                Ok(Outcome::LostRace { current }) => {
-                    warn!(
-                        from = %t.from,
-                        to = %t.to,
-                        expected_version = t.expected_version,
-                        now_state = ?current.as_ref().map(|i| i.state),
-                        now_version = ?current.as_ref().map(|i| i.version),
-                        now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
-                        "lost the race: the config item changed before this write; not overwriting"
-                    );
-                    if let Some(item) = current {
-                        let at = action::changed_at(&item, now);
-                        self.policy.observe_item(item, at, now);
-                    }
-                    sync_now.notify_one();
-                }
-                Err(e) => {
-                    error!(from = %t.from, to = %t.to, error = %e, retry_in_ms = state.backoff.as_millis() as u64, "transition failed; nothing was changed");
-                    state.retry_at = Some(Instant::now() + state.backoff);
-                    state.backoff = (state.backoff * 2).min(RETRY_MAX);
-                }
+            let reason = decision.reason.clone();
+            let by = self.settings.monitor.instance_id.clone();
+            let t = self.transition_for(decision, reason, Trigger::Auto, by, false);
+            if self.commit(&t, state, sync_now).await.is_err() {
+                info!(
+                    retry_in_ms = state.backoff.as_millis() as u64,
+                    "will retry the transition"
+                );
+                state.retry_at = Some(Instant::now() + state.backoff);
+                state.backoff = (state.backoff * 2).min(RETRY_MAX);
             }
         }
         self.publish(state);
@@ -357,10 +713,25 @@ impl Daemon {
 
     fn publish(&self, state: &LoopState) {
         let now = Instant::now();
+        if let Some(item) = self.policy.item() {
+            self.metrics.set_state(item.state);
+            self.metrics
+                .item_version
+                .set(i64::try_from(item.version).unwrap_or(i64::MAX));
+            if let Some(t) = item
+                .updated_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            {
+                self.metrics.last_transition.set(t.as_secs_f64());
+            }
+        }
         let status = Status {
             instance_id: self.settings.monitor.instance_id.clone(),
             mode: self.settings.monitor.mode.as_str().into(),
             paused: self.policy.paused(),
+            leader: Some(self.settings.monitor.instance_id.clone()),
             item: self.policy.item().cloned(),
             primary_item: state.primary_item.clone(),
             secondary_item: state.secondary_item.clone(),

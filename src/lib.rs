@@ -14,12 +14,17 @@
 //!   config item, committed in the secondary with an audit record, then synced to the
 //!   primary.
 //! - [`app`]: wiring and the decision loop that owns the policy.
-//! - [`aws`]: SDK clients per region; [`model`]: the shared vocabulary.
+//! - [`admin`]: the authenticated HTTP admin API (axum), serving [`metrics`] too.
+//! - [`aws`]: SDK clients per region; [`model`]: the shared vocabulary;
+//!   [`notify`]: systemd readiness and watchdog notifications.
 
 pub mod action;
+pub mod admin;
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod probe;

@@ -47,6 +47,57 @@ enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Talk to a running daemon's admin API.
+    Admin {
+        /// Base URL of the admin API (default: http://<admin.listen>).
+        #[arg(long)]
+        url: Option<String>,
+        /// File holding the bearer token (default: FAILOVER_MONITOR_ADMIN_TOKEN, then admin.token_file).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Print the daemon's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// State, mode, probes, and what the policy would do.
+    Status,
+    /// Audit records, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move to failover (refused if the secondary fails its probes, unless --force).
+    Failover(MoveArgs),
+    /// Move back to active (refused if the primary fails its probes, unless --force).
+    Failback(MoveArgs),
+    /// Move to fenced (writes blocked).
+    Fence(MoveArgs),
+    /// Stop automatic transitions; probing goes on.
+    Pause {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Restart automatic transitions.
+    Resume {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct MoveArgs {
+    /// Why (recorded in the audit record).
+    #[arg(long)]
+    reason: String,
+    /// Override the safety rules (audited as forced).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -130,8 +181,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(execute(cli.command, settings)) {
+    match runtime.block_on(execute(cli.command, cli.config, settings)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<config::ConfigError>().is_some() => {
+            eprintln!("failover-monitor: invalid config: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("failover-monitor: {e:#}");
             ExitCode::from(1)
@@ -152,21 +207,86 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn execute(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn execute(command: Command, config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Run => app::run(settings, shutdown_signal()).await,
+        Command::Run => app::run(config_path, settings).await,
         Command::CheckConfig => Ok(()),
         Command::State { command } => state(command, settings).await,
+        Command::Admin {
+            url,
+            token_file,
+            json,
+            command,
+        } => admin(command, url, token_file, json, settings).await,
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing and exiting"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing and exiting"),
+async fn admin(
+    command: AdminCommand,
+    url: Option<String>,
+    token_file: Option<PathBuf>,
+    json_out: bool,
+    mut settings: Settings,
+) -> anyhow::Result<()> {
+    use failover_monitor::admin::{auth, client};
+    if token_file.is_some() {
+        settings.admin.token_file = token_file;
     }
+    let token = auth::load(&settings, std::env::var(auth::TOKEN_ENV).ok())?;
+    let base = url.unwrap_or_else(|| client::base_url(settings.admin.listen));
+    let c = client::Client::new(base, token);
+    let caller = operator().trim_start_matches("cli:").to_owned();
+    let (answer, render): (_, fn(&serde_json::Value) -> String) = match command {
+        AdminCommand::Status => (c.get("/v1/status").await?, client::render_status),
+        AdminCommand::History { limit } => (
+            c.get(&format!("/v1/history?limit={limit}")).await?,
+            client::render_history,
+        ),
+        AdminCommand::Failover(m) => (
+            c.post(
+                "/v1/failover",
+                client::move_body(&m.reason, m.force, &caller),
+            )
+            .await?,
+            client::render_move,
+        ),
+        AdminCommand::Failback(m) => (
+            c.post(
+                "/v1/failback",
+                client::move_body(&m.reason, m.force, &caller),
+            )
+            .await?,
+            client::render_move,
+        ),
+        AdminCommand::Fence(m) => (
+            c.post("/v1/fence", client::move_body(&m.reason, m.force, &caller))
+                .await?,
+            client::render_move,
+        ),
+        AdminCommand::Pause { reason } | AdminCommand::Resume { reason }
+            if reason.as_deref() == Some("") =>
+        {
+            bail!("--reason must not be empty")
+        }
+        AdminCommand::Pause { reason } => (
+            c.post("/v1/pause", json!({"reason": reason, "caller": caller}))
+                .await?,
+            |b| format!("paused (was paused: {})", b["was_paused"]),
+        ),
+        AdminCommand::Resume { reason } => (
+            c.post("/v1/resume", json!({"reason": reason, "caller": caller}))
+                .await?,
+            |b| format!("resumed (was paused: {})", b["was_paused"]),
+        ),
+    };
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&answer.body)?);
+        return client::check(&answer);
+    }
+    client::check(&answer)?;
+    let out = render(&answer.body);
+    println!("{}", out.trim_end());
+    Ok(())
 }
 
 fn operator() -> String {

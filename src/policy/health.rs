@@ -43,6 +43,10 @@ impl ProbeHealth {
         }
     }
 
+    pub fn thresholds(&self) -> (u32, u32) {
+        (self.fall, self.rise)
+    }
+
     pub fn health(&self) -> Health {
         self.health
     }

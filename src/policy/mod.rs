@@ -121,6 +121,24 @@ struct ProbeSlot {
     health: ProbeHealth,
     last_ok: Option<bool>,
     last_error: Option<String>,
+    last_latency: Option<Duration>,
+    successes: u64,
+    failures: u64,
+}
+
+impl ProbeSlot {
+    fn new(name: String, role: Role, fall: u32, rise: u32) -> Self {
+        Self {
+            name,
+            role,
+            health: ProbeHealth::new(fall, rise),
+            last_ok: None,
+            last_error: None,
+            last_latency: None,
+            successes: 0,
+            failures: 0,
+        }
+    }
 }
 
 /// A probe as the policy sees it, for status output and evidence.
@@ -133,6 +151,24 @@ pub struct ProbeView {
     pub for_ms: Option<u64>,
     pub last_ok: Option<bool>,
     pub last_error: Option<String>,
+    pub last_latency_ms: Option<f64>,
+    pub successes: u64,
+    pub failures: u64,
+}
+
+/// Why a manual move is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the config item has not been read yet")]
+    NotReady,
+    #[error("the state is already {0}")]
+    AlreadyThere(AppState),
+    #[error("mode is dry-run: nothing is ever written")]
+    DryRun,
+    #[error("safety rule: the secondary does not pass its probes ({0}); use force to override")]
+    SecondaryUnhealthy(String),
+    #[error("safety rule: the primary does not pass its probes ({0}); use force to override")]
+    PrimaryUnhealthy(String),
 }
 
 pub struct Policy {
@@ -155,13 +191,7 @@ impl Policy {
             cfg,
             probes: probes
                 .into_iter()
-                .map(|(name, role, fall, rise)| ProbeSlot {
-                    name,
-                    role,
-                    health: ProbeHealth::new(fall, rise),
-                    last_ok: None,
-                    last_error: None,
-                })
+                .map(|(name, role, fall, rise)| ProbeSlot::new(name, role, fall, rise))
                 .collect(),
             item: None,
             last_transition_at: None,
@@ -201,6 +231,12 @@ impl Policy {
         let slot = self.probes.get_mut(obs.probe)?;
         slot.last_ok = Some(obs.ok);
         slot.last_error = obs.error.clone();
+        slot.last_latency = Some(obs.latency);
+        if obs.ok {
+            slot.successes += 1;
+        } else {
+            slot.failures += 1;
+        }
         let flipped = slot.health.observe(obs.ok, obs.at);
         if self.region_up(Role::Primary) {
             self.primary_up_since.get_or_insert(obs.at);
@@ -255,8 +291,81 @@ impl Policy {
                     .map(|s| millis(now.saturating_duration_since(s))),
                 last_ok: p.last_ok,
                 last_error: p.last_error.clone(),
+                last_latency_ms: p.last_latency.map(|d| d.as_secs_f64() * 1000.0),
+                successes: p.successes,
+                failures: p.failures,
             })
             .collect()
+    }
+
+    /// Takes a new configuration (a reload). What the policy knows of the item, the
+    /// last transition, a fence under way and the pause survive; a probe keeps its
+    /// health when one of the same name, region, fall and rise is still configured.
+    pub fn reconfigure(
+        &mut self,
+        cfg: PolicyConfig,
+        probes: impl IntoIterator<Item = (String, Role, u32, u32)>,
+    ) {
+        let mut old = std::mem::take(&mut self.probes);
+        self.probes = probes
+            .into_iter()
+            .map(|(name, role, fall, rise)| {
+                let same = |p: &ProbeSlot| {
+                    p.name == name && p.role == role && p.health.thresholds() == (fall, rise)
+                };
+                match old.iter().position(same) {
+                    Some(i) => old.swap_remove(i),
+                    None => ProbeSlot::new(name, role, fall, rise),
+                }
+            })
+            .collect();
+        self.cfg = cfg;
+        if !self.region_up(Role::Primary) {
+            self.primary_up_since = None;
+        }
+    }
+
+    fn not_up(&self, role: Role) -> String {
+        let names: Vec<&str> = self
+            .in_region(role)
+            .filter(|p| p.health.health() != Health::Up)
+            .map(|p| p.name.as_str())
+            .collect();
+        format!("not up: {}", names.join(", "))
+    }
+
+    /// A human's move to `to`, checked against the safety rules unless `force`.
+    /// Hold-down, pause and `mode = "manual"` do not apply to humans.
+    pub fn manual(&self, to: AppState, force: bool, now: Instant) -> Result<Decision, Refusal> {
+        let item = self.item.as_ref().ok_or(Refusal::NotReady)?;
+        if item.state == to {
+            return Err(Refusal::AlreadyThere(to));
+        }
+        if self.cfg.mode == Mode::DryRun {
+            return Err(Refusal::DryRun);
+        }
+        if !force {
+            let serves_from_primary = to != AppState::Failover;
+            if serves_from_primary
+                && item.state == AppState::Failover
+                && !self.region_up(Role::Primary)
+            {
+                return Err(Refusal::PrimaryUnhealthy(self.not_up(Role::Primary)));
+            }
+            if to == AppState::Active && !self.region_up(Role::Primary) {
+                return Err(Refusal::PrimaryUnhealthy(self.not_up(Role::Primary)));
+            }
+            if to == AppState::Failover && !self.region_up(Role::Secondary) {
+                return Err(Refusal::SecondaryUnhealthy(self.not_up(Role::Secondary)));
+            }
+        }
+        Ok(Decision {
+            from: item.state,
+            to,
+            expected_version: item.version,
+            reason: String::new(),
+            evidence: self.evidence(now),
+        })
     }
 
     fn in_region(&self, role: Role) -> impl Iterator<Item = &ProbeSlot> {

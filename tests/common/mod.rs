@@ -4,6 +4,7 @@
 //! Everything it starts is killed and every file it writes removed on drop.
 
 #![allow(dead_code)]
+#![allow(clippy::disallowed_types)] // wall-clock waits on real processes
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -284,22 +285,39 @@ region = "secondary"
 check = "describe_table"
 "#;
 
-/// A running `failover-monitor` process with its JSON log in a file.
+/// The admin token every test monitor gets.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running `failover-monitor` process with its JSON log in a file and its admin
+/// API on a free loopback port.
 pub struct Monitor {
     child: Option<Child>,
     pub log: PathBuf,
+    pub config: PathBuf,
+    pub admin_port: u16,
     _dir: TempDir,
 }
 
 impl Monitor {
     /// `failover-monitor run` with `config_text` as its monitor.toml.
     pub fn start(config_text: &str) -> Self {
+        Self::start_with(config_text, &[("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN)])
+    }
+
+    /// Same, with extra environment variables (and no token unless given).
+    pub fn start_with(config_text: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("monitor");
         let config = dir.0.join("monitor.toml");
         std::fs::write(&config, config_text).unwrap();
         let log = dir.0.join("monitor.log");
+        let admin_port = free_port();
         let child = cli(&config)
             .args(["--log-format", "json", "run"])
+            .env(
+                "FAILOVER_MONITOR__ADMIN__LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -307,8 +325,34 @@ impl Monitor {
         Self {
             child: Some(child),
             log,
+            config,
+            admin_port,
             _dir: dir,
         }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, `STOP`, ...) to the monitor.
+    pub fn signal(&self, sig: &str) {
+        signal(self.pid(), sig);
+    }
+
+    /// Waits for the process to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,207 @@
+//! The operator's side of the admin API: `failover-monitor admin ...` talks to a
+//! running daemon over HTTP and prints the answer for a human, or as JSON.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::auth::Token;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<Token>,
+}
+
+/// What the daemon answered: the status code and the JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// `http://<listen>`, with a wildcard address replaced by loopback.
+pub fn base_url(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+impl Client {
+    pub fn new(base: String, token: Option<Token>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        Self::answer(resp).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Answer> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        Self::answer(resp).await
+    }
+
+    async fn answer(resp: reqwest::Response) -> anyhow::Result<Answer> {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.context("reading the daemon's answer")?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer { status, body })
+    }
+}
+
+/// A request body for a move.
+pub fn move_body(reason: &str, force: bool, caller: &str) -> Value {
+    json!({"reason": reason, "force": force, "caller": caller})
+}
+
+/// Fails with the daemon's error message when the status is not 2xx.
+pub fn check(answer: &Answer) -> anyhow::Result<()> {
+    if (200..300).contains(&answer.status) {
+        return Ok(());
+    }
+    let msg = answer.body["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| answer.body.to_string());
+    bail!("the daemon answered {}: {msg}", answer.status)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `admin status` for a human.
+pub fn render_status(s: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "state     {} (version {})   mode {}{}   leader {}",
+        text(&s["state"]),
+        text(&s["version"]),
+        text(&s["mode"]),
+        if s["paused"] == true { " (paused)" } else { "" },
+        text(&s["leader"]),
+    );
+    for role in ["primary", "secondary"] {
+        let item = &s["regions"][role];
+        let _ = if item.is_null() {
+            writeln!(out, "{role:<9} unreadable")
+        } else {
+            writeln!(
+                out,
+                "{role:<9} {} v{}",
+                text(&item["state"]),
+                text(&item["version"])
+            )
+        };
+    }
+    if !s["divergence"].is_null() {
+        let _ = writeln!(out, "DIVERGENCE {}", text(&s["divergence"]));
+    }
+    let _ = writeln!(out, "policy    {}", text(&s["policy"]));
+    let _ = writeln!(
+        out,
+        "{:<28} {:<9} {:<7} {:>10} {:>8} {:>8}  last error",
+        "probe", "region", "health", "latency", "ok", "failed"
+    );
+    for p in s["probes"].as_array().into_iter().flatten() {
+        let latency = p["last_latency_ms"]
+            .as_f64()
+            .map_or("-".into(), |ms| format!("{ms:.1}ms"));
+        let _ = writeln!(
+            out,
+            "{:<28} {:<9} {:<7} {:>10} {:>8} {:>8}  {}",
+            text(&p["name"]),
+            text(&p["region"]),
+            text(&p["health"]),
+            latency,
+            text(&p["successes"]),
+            text(&p["failures"]),
+            p["last_error"].as_str().unwrap_or(""),
+        );
+    }
+    out
+}
+
+/// `admin history` for a human.
+pub fn render_history(body: &Value) -> String {
+    let mut out = String::new();
+    for r in body["records"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "v{:<4} {}  {:>8} -> {:<8} {:<6} by {}: {}{}",
+            text(&r["version"]),
+            text(&r["at"]),
+            text(&r["from"]),
+            text(&r["to"]),
+            text(&r["trigger"]),
+            text(&r["by"]),
+            text(&r["reason"]),
+            if r["forced"] == true { " (forced)" } else { "" },
+        );
+    }
+    out
+}
+
+/// A committed move for a human.
+pub fn render_move(body: &Value) -> String {
+    let r = &body["record"];
+    format!(
+        "{} -> {} committed (version {}){}",
+        text(&r["from"]),
+        text(&r["to"]),
+        text(&r["version"]),
+        if body["primary_updated"] == true {
+            ""
+        } else {
+            "; the primary's copy will follow when it answers"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_listen_addresses_become_loopback() {
+        assert_eq!(
+            base_url("0.0.0.0:9464".parse().unwrap()),
+            "http://127.0.0.1:9464"
+        );
+        assert_eq!(base_url("[::]:9464".parse().unwrap()), "http://[::1]:9464");
+        assert_eq!(
+            base_url("10.1.2.3:80".parse().unwrap()),
+            "http://10.1.2.3:80"
+        );
+    }
+}

@@ -1,0 +1,561 @@
+//! The admin API, signals and systemd integration of a running daemon, against the
+//! two-region emulator.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use failover_monitor::model::{AppState, Role};
+use serde_json::{Value, json};
+
+fn config(emu: &Emulator, extra_monitor: &str) -> String {
+    emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\ninstance_id = \"mon-a\"\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n{extra_monitor}\n{PROBES_ALL_KINDS}"
+    ))
+}
+
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new() -> Self {
+        Self {
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, url: String) -> (u16, Value) {
+        let r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("admin server answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn post(
+        &self,
+        url: String,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("admin server answers");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            headers,
+        )
+    }
+}
+
+async fn wait_ready(api: &Api, mon: &Monitor) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = api.http.get(mon.url("/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "never ready:\n{}",
+            mon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every probe is up (the safety rules need a healthy secondary).
+async fn wait_all_up(api: &Api, mon: &Monitor) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, status) = api.get(mon.url("/v1/status")).await;
+        if status["probes"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["health"] == "up"))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "probes never all up: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every endpoint's success and failure paths (400, 401, 404, 405, 409, 413), and a
+/// manual failover visible in both regions, in /v1/history and in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_succeed_and_fail_as_documented() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    let mon = Monitor::start(&config(&emu, ""));
+    let api = Api::new();
+    wait_ready(&api, &mon).await;
+    wait_all_up(&api, &mon).await;
+
+    assert_eq!(
+        api.get(mon.url("/healthz")).await,
+        (200, json!({"status": "ok"}))
+    );
+    assert_eq!(
+        api.get(mon.url("/readyz")).await,
+        (200, json!({"status": "ready"}))
+    );
+    let (code, doc) = api.get(mon.url("/v1/openapi.json")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(failover_monitor::admin::OPENAPI).unwrap()
+    );
+    let (code, status) = api.get(mon.url("/v1/status")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (status["state"].as_str(), status["version"].as_u64()),
+        (Some("active"), Some(0))
+    );
+    assert_eq!(status["instance_id"], "mon-a");
+    assert_eq!(status["mode"], "auto");
+    assert_eq!(status["paused"], false);
+    assert_eq!(status["probes"].as_array().unwrap().len(), 6);
+    assert!(status["probes"][0]["successes"].as_u64().is_some());
+
+    // history: bad parameters are 400, good ones 200
+    for q in [
+        "?limit=0",
+        "?limit=101",
+        "?limit=abc",
+        "?limit=-1",
+        "?foo=1",
+    ] {
+        let (code, body) = api.get(mon.url(&format!("/v1/history{q}"))).await;
+        assert_eq!(code, 400, "{q}: {body}");
+        assert_eq!(body["error"], "bad_request");
+    }
+    assert_eq!(
+        api.get(mon.url("/v1/history?limit=5")).await,
+        (200, json!({"records": []}))
+    );
+
+    // 401: no token, a wrong one, a non-bearer scheme
+    let good = r#"{"reason": "drill", "caller": "alice"}"#;
+    for token in [None, Some("wrong-token-0123456789")] {
+        let (code, body, headers) = api.post(mon.url("/v1/failover"), token, good).await;
+        assert_eq!(code, 401, "{body}");
+        assert_eq!(body["error"], "unauthorized");
+        assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+    }
+    let r = api
+        .http
+        .post(mon.url("/v1/pause"))
+        .header("authorization", format!("Basic {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // 400: malformed bodies
+    for body in [
+        "not json",
+        "",
+        "{}",
+        r#"{"reason": ""}"#,
+        r#"{"reason": "   "}"#,
+        r#"{"reason": 5}"#,
+        r#"{"reason": "x", "force": "yes"}"#,
+        r#"{"reason": "x", "extra": 1}"#,
+        r#"{"reason": "x", "caller": "bad caller!"}"#,
+        "[1, 2]",
+    ] {
+        let (code, resp, _) = api.post(mon.url("/v1/failover"), Some(TOKEN), body).await;
+        assert_eq!(code, 400, "{body:?}: {resp}");
+        assert_eq!(resp["error"], "bad_request", "{body:?}");
+    }
+    // 413: too large
+    let big = format!(r#"{{"reason": "{}"}}"#, "x".repeat(20_000));
+    let (code, resp, _) = api.post(mon.url("/v1/failover"), Some(TOKEN), &big).await;
+    assert_eq!(code, 413, "{resp}");
+    // 409: already there
+    let (code, resp, _) = api.post(mon.url("/v1/failback"), Some(TOKEN), good).await;
+    assert_eq!(code, 409, "{resp}");
+    assert!(resp["message"].as_str().unwrap().contains("already active"));
+    // 404 / 405
+    assert_eq!(api.get(mon.url("/v2/nothing")).await.0, 404);
+    assert_eq!(api.get(mon.url("/v1/failover")).await.0, 405);
+
+    // nothing of the above wrote anything
+    assert_eq!(item(&act, Role::Secondary).await.version, 0);
+
+    // a manual failover: committed in both regions, audited, counted
+    let (code, resp, _) = api.post(mon.url("/v1/failover"), Some(TOKEN), good).await;
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(resp["item"]["state"], "failover");
+    assert_eq!(resp["record"]["by"], "admin:alice");
+    assert_eq!(resp["primary_updated"], true);
+    for role in Role::BOTH {
+        let i = item(&act, role).await;
+        assert_eq!((i.state, i.version), (AppState::Failover, 1), "{role}");
+        assert_eq!(i.updated_by.as_deref(), Some("admin:alice"));
+    }
+    let (code, history) = api.get(mon.url("/v1/history")).await;
+    assert_eq!(code, 200);
+    let r = &history["records"][0];
+    assert_eq!(
+        (r["from"].as_str(), r["to"].as_str(), r["trigger"].as_str()),
+        (Some("active"), Some("failover"), Some("manual"))
+    );
+    assert_eq!(r["reason"], "drill");
+    assert_eq!(r["forced"], false);
+    let (_, metrics) = api.get(mon.url("/metrics")).await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(
+        metrics.contains(
+            r#"failover_monitor_transitions_total{from="active",to="failover",trigger="manual"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"failover_monitor_app_state{state="failover"} 1"#));
+    // and the same move again is a conflict
+    assert_eq!(
+        api.post(mon.url("/v1/failover"), Some(TOKEN), good).await.0,
+        409
+    );
+}
+
+/// Pause stops automatic moves (probing goes on); resume lets the pending one through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_blocks_automatic_moves_until_resume() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let mon = Monitor::start(&config(&emu, ""));
+    let api = Api::new();
+    wait_ready(&api, &mon).await;
+
+    let (code, body, _) = api
+        .post(
+            mon.url("/v1/pause"),
+            Some(TOKEN),
+            r#"{"reason": "maintenance"}"#,
+        )
+        .await;
+    assert_eq!(
+        (code, body),
+        (200, json!({"paused": true, "was_paused": false}))
+    );
+    assert_eq!(api.get(mon.url("/v1/status")).await.1["paused"], true);
+    emu.primary.kill();
+    mon.wait_for_log(
+        "blocked (paused): active -> failover",
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(item(&act, Role::Secondary).await.state, AppState::Active);
+    let (_, metrics) = api.get(mon.url("/metrics")).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("failover_monitor_paused 1")
+    );
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("failover_monitor_probe_up{probe=\"p-config\",region=\"primary\"} 0")
+    );
+
+    // an empty body is fine for resume
+    let (code, body, _) = api.post(mon.url("/v1/resume"), Some(TOKEN), "").await;
+    assert_eq!(
+        (code, body),
+        (200, json!({"paused": false, "was_paused": true}))
+    );
+    let (i, _) = wait_item(&act, Role::Secondary, Duration::from_secs(5), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    assert_eq!(i.updated_by.as_deref(), Some("mon-a"));
+}
+
+/// Safety rule: a manual failover into a secondary that fails its probes is refused
+/// (409); `force` overrides it and is audited as forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhealthy_secondary_refuses_failover_unless_forced() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    // The secondary's photo bucket probe looks at a bucket that does not exist.
+    let cfg = emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\n\
+         [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
+         [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\nbucket = \"no-such-bucket\"\n"
+    ));
+    let mon = Monitor::start(&cfg);
+    let api = Api::new();
+    wait_ready(&api, &mon).await;
+    mon.wait_for_log("probe down", Duration::from_secs(10))
+        .await;
+
+    let (code, body, _) = api
+        .post(
+            mon.url("/v1/failover"),
+            Some(TOKEN),
+            r#"{"reason": "drill"}"#,
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("safety rule: the secondary"),
+        "{body}"
+    );
+    assert_eq!(item(&act, Role::Secondary).await.version, 0);
+
+    let (code, body, _) = api
+        .post(
+            mon.url("/v1/failover"),
+            Some(TOKEN),
+            r#"{"reason": "drill", "force": true}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["record"]["forced"], true);
+    assert_eq!(audits(&act, Role::Secondary, 1..=1).await[0].forced, true);
+}
+
+/// The operator CLI against a running daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_drives_the_daemon() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    let mon = Monitor::start(&config(&emu, ""));
+    let api = Api::new();
+    wait_ready(&api, &mon).await;
+    wait_all_up(&api, &mon).await;
+    let admin = |args: &[&str]| {
+        cli(&mon.config)
+            .arg("admin")
+            .args(["--url", &mon.url("")])
+            .args(args)
+            .env("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let out = admin(&["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("state     active (version 0)"), "{text}");
+    assert!(text.contains("p-photos"), "{text}");
+
+    let out = admin(&["failover", "--reason", "cli drill"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("active -> failover committed (version 1)")
+    );
+    let out = admin(&["failover", "--reason", "again"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
+
+    let out = admin(&["--json", "history"]);
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["records"][0]["reason"], "cli drill");
+    let out = cli(&mon.config)
+        .args(["admin", "--url", &mon.url(""), "pause"])
+        .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "no token: refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert_eq!(item(&act, Role::Secondary).await.version, 1);
+}
+
+/// SIGHUP reloads a good config (new probe visible) and keeps the old one when the new
+/// one is bad; SIGTERM exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_good_configs_and_keeps_the_old_one_on_bad() {
+    let emu = Emulator::start();
+    let mut mon = Monitor::start(&config(&emu, ""));
+    let api = Api::new();
+    wait_ready(&api, &mon).await;
+
+    let extra = "\n[[probes]]\nname = \"s-store\"\nkind = \"dynamodb\"\nregion = \"secondary\"\ntable = \"photos-store\"\ncheck = \"describe_table\"\n";
+    std::fs::write(
+        &mon.config,
+        format!("{}{extra}", config(&emu, "mode = \"manual\"")),
+    )
+    .unwrap();
+    mon.signal("HUP");
+    mon.wait_for_log("config reloaded", Duration::from_secs(10))
+        .await;
+    let (_, status) = api.get(mon.url("/v1/status")).await;
+    assert_eq!(status["mode"], "manual");
+    let names: Vec<&str> = status["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"s-store"), "{names:?}");
+    let (_, m) = api.get(mon.url("/metrics")).await;
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("failover_monitor_config_last_reload_successful 1")
+    );
+
+    std::fs::write(&mon.config, config(&emu, "mode = \"sometimes\"")).unwrap();
+    mon.signal("HUP");
+    mon.wait_for_log(
+        "config reload failed; keeping the running config",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        mon.count("monitor.mode: unknown variant `sometimes`"),
+        1,
+        "{}",
+        mon.log_text()
+    );
+    let (code, status) = api.get(mon.url("/v1/status")).await;
+    assert_eq!((code, status["mode"].as_str()), (200, Some("manual")));
+    let (_, m) = api.get(mon.url("/metrics")).await;
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("failover_monitor_config_last_reload_successful 0")
+    );
+
+    // Identity keys cannot change on reload.
+    std::fs::write(
+        &mon.config,
+        config(&emu, "").replace("id = \"test-app\"", "id = \"other-app\""),
+    )
+    .unwrap();
+    mon.signal("HUP");
+    mon.wait_for_log("cannot change on reload", Duration::from_secs(10))
+        .await;
+
+    mon.signal("TERM");
+    assert_eq!(mon.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(mon.count("failover-monitor stopped"), 1);
+}
+
+/// Type=notify: READY=1 once serving, WATCHDOG=1 pings at half of WATCHDOG_USEC,
+/// STOPPING=1 on the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_notifications_are_sent() {
+    let emu = Emulator::start();
+    let dir = TempDir::new("notify");
+    let sock_path = dir.0.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut mon = Monitor::start_with(
+        &config(&emu, ""),
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+            ("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN),
+        ],
+    );
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while seen
+        .iter()
+        .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
+        .count()
+        < 3
+    {
+        let n = sock.recv(&mut buf).expect("a notification within 15 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(seen[0], "READY=1", "{seen:?}");
+    mon.signal("TERM");
+    loop {
+        let n = sock.recv(&mut buf).expect("STOPPING=1 within 15 s");
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    assert_eq!(mon.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// The admin server refuses a non-loopback address without a token (exit 2), and a
+/// bad token configuration is a config error too.
+#[test]
+fn non_loopback_admin_without_token_is_refused() {
+    let dir = TempDir::new("cfg");
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(
+        &path,
+        "[app]\nid = \"x\"\n[regions.primary]\nname = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+         [regions.secondary]\nname = \"ap-northeast-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+         [[probes]]\nname = \"c\"\nkind = \"dynamodb\"\nregion = \"primary\"\n",
+    )
+    .unwrap();
+    let out = cli(&path)
+        .arg("run")
+        .env(
+            "FAILOVER_MONITOR__ADMIN__LISTEN",
+            format!("0.0.0.0:{}", free_port()),
+        )
+        .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("admin.listen = \"0.0.0.0:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("a non-loopback address needs an admin token")
+    );
+
+    let out = cli(&path)
+        .arg("run")
+        .env("FAILOVER_MONITOR_ADMIN_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FAILOVER_MONITOR_ADMIN_TOKEN = [redacted]: must be at least 16 characters"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("short"),
+        "the token must never be printed: {err}"
+    );
+}
