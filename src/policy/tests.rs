@@ -450,7 +450,8 @@ fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
 #[tokio::test(start_paused = true)]
 async fn manual_moves_obey_the_safety_rules_unless_forced() {
     use AppState::*;
-    let cases: [(AppState, AppState, bool, bool, bool, Result<(), Refusal>); 9] = [
+    type Case = (AppState, AppState, bool, bool, bool, Result<(), Refusal>);
+    let cases: [Case; 9] = [
         (Active, Failover, true, true, false, Ok(())),
         (
             Active,
