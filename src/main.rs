@@ -65,6 +65,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
+    /// Liveness (GET /healthz): exit 0 when the daemon answers; for container health checks.
+    Health,
     /// State, mode, probes, and what the policy would do.
     Status,
     /// Audit records, newest first.
@@ -237,6 +239,9 @@ async fn admin(
     let c = client::Client::new(base, token);
     let caller = operator().trim_start_matches("cli:").to_owned();
     let (answer, render): (_, fn(&serde_json::Value) -> String) = match command {
+        AdminCommand::Health => (c.get("/healthz").await?, |b| {
+            format!("{}", b["status"].as_str().unwrap_or("?"))
+        }),
         AdminCommand::Status => (c.get("/v1/status").await?, client::render_status),
         AdminCommand::History { limit } => (
             c.get(&format!("/v1/history?limit={limit}")).await?,

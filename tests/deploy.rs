@@ -1,0 +1,243 @@
+//! The deployment files: the IAM policy grants exactly what the daemon calls, the
+//! systemd unit verifies, the ECS task definition and the Dockerfile hold what they
+//! promise, and their command lines parse.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The modules that run inside the daemon (and so under its IAM role).
+const DAEMON_SOURCES: &[&str] = &["src/probe", "src/action"];
+
+/// SDK operation (snake case, as called) -> the IAM actions it needs.
+fn iam_actions(op: &str) -> Option<&'static [&'static str]> {
+    Some(match op {
+        "get_item" => &["dynamodb:GetItem"],
+        "batch_get_item" => &["dynamodb:BatchGetItem"],
+        "describe_table" => &["dynamodb:DescribeTable"],
+        // The transactions hold an Update (the item) and Puts (audit records).
+        "transact_write_items" => &["dynamodb:UpdateItem", "dynamodb:PutItem"],
+        "head_bucket" => &["s3:ListBucket"],
+        "put_object" => &["s3:PutObject"],
+        "get_object" => &["s3:GetObject"],
+        "delete_object" => &["s3:DeleteObject"],
+        "describe_alarms" => &["cloudwatch:DescribeAlarms"],
+        _ => return None,
+    })
+}
+
+/// `client.<op>()` calls in the daemon's sources.
+fn sdk_calls() -> BTreeSet<String> {
+    let mut ops = BTreeSet::new();
+    for dir in DAEMON_SOURCES {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text: String = std::fs::read_to_string(&path)
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            for (i, _) in text.match_indices("client.") {
+                let rest = &text[i + "client.".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if rest[name.len()..].starts_with("()") && !name.is_empty() {
+                    ops.insert(name);
+                }
+            }
+        }
+    }
+    ops
+}
+
+#[test]
+fn iam_policy_allows_exactly_what_the_daemon_calls() {
+    let calls = sdk_calls();
+    assert!(calls.len() >= 8, "the scan found too little: {calls:?}");
+    let mut needed = BTreeSet::new();
+    for op in &calls {
+        let actions = iam_actions(op).unwrap_or_else(|| {
+            panic!("the daemon calls {op}: add its IAM actions to this map and to deploy/iam/monitor-policy.json")
+        });
+        needed.extend(actions.iter().map(|a| a.to_string()));
+    }
+    let policy: Value = serde_json::from_str(&read("deploy/iam/monitor-policy.json")).unwrap();
+    let mut granted = BTreeSet::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        for a in st["Action"].as_array().unwrap() {
+            let a = a.as_str().unwrap();
+            assert!(!a.contains('*'), "wildcard action {a}");
+            granted.insert(a.to_string());
+        }
+        for r in st["Resource"].as_array().unwrap() {
+            let r = r.as_str().unwrap();
+            assert!(
+                r.contains("${Project}"),
+                "resource {r} is not scoped to the stack"
+            );
+        }
+    }
+    assert_eq!(
+        granted, needed,
+        "policy grants (left) vs the daemon calls (right)"
+    );
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_failover-monitor")
+}
+
+#[test]
+fn systemd_unit_verifies_and_is_hardened() {
+    let unit = read("deploy/systemd/failover-monitor.service");
+    for want in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=\n",
+        "LoadCredential=admin-token:",
+    ] {
+        assert!(unit.contains(want), "the unit lacks {want:?}");
+    }
+    // systemd-analyze checks the unit against the binary this build made.
+    let dir = std::env::temp_dir().join(format!("fm-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("failover-monitor.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/failover-monitor", binary()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (systemd package)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ExecStart's arguments parse (run -> check-config on the shipped config).
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .skip(1)
+        .map(|a| match a {
+            "run" => "check-config".to_string(),
+            "/etc/failover-monitor/monitor.toml" => {
+                repo().join("monitor.toml").display().to_string()
+            }
+            other => other.to_string(),
+        })
+        .collect();
+    let out = Command::new(binary()).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ecs_task_definition_has_health_check_logs_and_secret_token() {
+    let td: Value = serde_json::from_str(&read("deploy/ecs/task-definition.json")).unwrap();
+    let c = &td["containerDefinitions"][0];
+    assert_eq!(c["user"], "65532:65532");
+    assert_eq!(c["readonlyRootFilesystem"], true);
+    assert_eq!(c["logConfiguration"]["logDriver"], "awslogs");
+    let secrets: Vec<&str> = c["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(secrets, ["FAILOVER_MONITOR_ADMIN_TOKEN"]);
+    assert!(
+        c["environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["name"] != "FAILOVER_MONITOR_ADMIN_TOKEN")
+    );
+    // the command and the health check parse with this build's CLI
+    let hc: Vec<String> = c["healthCheck"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(hc[0], "CMD");
+    assert_eq!(hc[1], "/usr/local/bin/failover-monitor");
+    assert_eq!(hc.last().map(String::as_str), Some("health"));
+    for (args, name) in [
+        (&hc[2..], "healthCheck"),
+        (
+            &c["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()[..],
+            "command",
+        ),
+    ] {
+        let mut args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a == "/etc/failover-monitor/monitor.toml" {
+                    repo().join("monitor.toml").display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        // Parse only: `--help` after the arguments makes clap validate and exit 0.
+        args.push("--help".into());
+        let out = Command::new(binary()).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn dockerfile_is_multi_stage_and_non_root() {
+    let d = read("Dockerfile");
+    assert_eq!(d.lines().filter(|l| l.starts_with("FROM ")).count(), 2);
+    let user = d
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "runs as {user}"
+    );
+    assert!(d.contains("ENTRYPOINT [\"/usr/local/bin/failover-monitor\"]"));
+    assert!(d.contains("--locked"));
+}
