@@ -240,7 +240,7 @@ async fn admin(
     let caller = operator().trim_start_matches("cli:").to_owned();
     let (answer, render): (_, fn(&serde_json::Value) -> String) = match command {
         AdminCommand::Health => (c.get("/healthz").await?, |b| {
-            format!("{}", b["status"].as_str().unwrap_or("?"))
+            b["status"].as_str().unwrap_or("?").to_string()
         }),
         AdminCommand::Status => (c.get("/v1/status").await?, client::render_status),
         AdminCommand::History { limit } => (
