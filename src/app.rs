@@ -18,15 +18,18 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::action::{self, ActionError, Actuator, Outcome, SyncAction, SyncReport, Transition};
+use crate::action::{
+    self, ActionError, Actuator, Fence, Outcome, SyncAction, SyncReport, Transition,
+};
 use crate::admin::{self, AdminState, auth};
 use crate::aws::RegionClients;
 use crate::config::{self, ConfigError, Mode, Settings};
+use crate::coord::{self, CoordReport, OwnView, Peer};
 use crate::metrics::Metrics;
 use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
 use crate::notify;
 use crate::policy::{
-    Decision, Health, Observation, Policy, PolicyConfig, ProbeView, Refusal, Verdict,
+    Coordination, Decision, Health, Observation, Policy, PolicyConfig, ProbeView, Refusal, Verdict,
 };
 use crate::probe::{self, Prober, Scheduled};
 
@@ -37,8 +40,14 @@ pub struct Status {
     pub instance_id: String,
     pub mode: String,
     pub paused: bool,
-    /// The instance allowed to act (this one: no lease is configured).
+    /// The instance allowed to act: this one when it acts alone, else the lease owner.
     pub leader: Option<String>,
+    /// This instance holds the right to act now.
+    pub is_leader: bool,
+    /// With cooperating instances: each one's published view and liveness.
+    pub instances: Vec<Peer>,
+    /// With cooperating instances: live instances, down votes, votes needed.
+    pub quorum: Option<serde_json::Value>,
     pub item: Option<ConfigItem>,
     pub primary_item: Option<ConfigItem>,
     pub secondary_item: Option<ConfigItem>,
@@ -232,6 +241,7 @@ pub struct Daemon {
     commands: mpsc::Receiver<Command>,
     metrics: Arc<Metrics>,
     probe_metrics: Vec<ProbeMetrics>,
+    own_view: watch::Sender<OwnView>,
 }
 
 /// Per-probe metric handles, resolved once instead of per observation.
@@ -255,7 +265,9 @@ impl Daemon {
             ..Status::default()
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
-        metrics.leader.set(1);
+        metrics
+            .leader
+            .set(i64::from(settings.coordination.is_none()));
         let mut daemon = Self {
             settings: Arc::new(settings),
             policy,
@@ -266,6 +278,7 @@ impl Daemon {
             commands: cmd_rx,
             metrics,
             probe_metrics: Vec::new(),
+            own_view: watch::channel(OwnView::default()).0,
         };
         daemon.probe_metrics = daemon.resolve_probe_metrics();
         daemon.warn_about_settings();
@@ -348,6 +361,16 @@ impl Daemon {
         let (sync_tx, mut sync_rx) = mpsc::channel::<SyncReport>(4);
         let sync_now = Arc::new(Notify::new());
         let mut sync_task = self.spawn_sync(&sync_tx, &sync_now);
+        let (coord_tx, mut coord_rx) = mpsc::channel::<CoordReport>(4);
+        let coord_task = self.settings.coordination.clone().map(|c| {
+            tokio::spawn(coord::run(
+                self.actuator.clone(),
+                c,
+                self.settings.monitor.instance_id.clone(),
+                self.own_view.subscribe(),
+                coord_tx,
+            ))
+        });
 
         let mut watchdog =
             tokio::time::interval(notify::watchdog_interval().unwrap_or(Duration::from_secs(3600)));
@@ -382,6 +405,12 @@ impl Daemon {
                     }
                 }
                 Some(report) = sync_rx.recv() => self.on_sync(report, &mut state),
+                Some(report) = coord_rx.recv() => {
+                    if let Some(e) = &report.error {
+                        warn!(error = %e, "coordination round failed");
+                    }
+                    state.coord = Some(report);
+                }
                 Some(obs) = obs_rx.recv() => self.on_observation(&obs),
                 else => break,
             }
@@ -389,6 +418,9 @@ impl Daemon {
         }
         probe_tasks.abort_all();
         sync_task.abort();
+        if let Some(t) = coord_task {
+            t.abort();
+        }
         info!("failover-monitor stopped");
     }
 
@@ -493,6 +525,7 @@ impl Daemon {
                                 primary_updated: primary.is_ok(),
                             }),
                             Ok(Outcome::LostRace { current }) => Err(MoveError::LostRace(current)),
+                            Ok(Outcome::Deposed) => Err(MoveError::LostRace(None)),
                             Err(e) => Err(MoveError::Failed(e)),
                         }
                     }
@@ -615,7 +648,51 @@ impl Daemon {
             trigger,
             by,
             forced,
+            fence: None,
         }
+    }
+
+    /// The coordination inputs for the policy as of `now`, and our fence if we lead.
+    fn coordination(
+        &self,
+        state: &LoopState,
+        now: Instant,
+    ) -> (Option<Coordination>, Option<Fence>) {
+        let Some(cfg) = &self.settings.coordination else {
+            return (None, None);
+        };
+        let me = &self.settings.monitor.instance_id;
+        let Some(report) = &state.coord else {
+            let c = Coordination {
+                leader: false,
+                leader_id: None,
+                live: 1,
+                others_down: 0,
+                quorum: cfg.quorum,
+            };
+            return (Some(c), None);
+        };
+        let held = report.held.filter(|(_, until)| now < *until);
+        let live = report.peers.iter().filter(|p| p.live).count().max(1);
+        let others_down = report
+            .peers
+            .iter()
+            .filter(|p| {
+                p.live && p.instance != *me && p.view.as_ref().is_some_and(|v| v.primary_down)
+            })
+            .count();
+        let c = Coordination {
+            leader: held.is_some(),
+            leader_id: report.leader.clone(),
+            live,
+            others_down,
+            quorum: cfg.quorum,
+        };
+        let fence = held.map(|(token, _)| Fence {
+            owner: me.clone(),
+            token,
+        });
+        (Some(c), fence)
     }
 
     /// Hands `t` to the actuator and takes in the outcome (policy, metrics, logs).
@@ -651,6 +728,15 @@ impl Daemon {
                 state.backoff = RETRY_MIN;
                 sync_now.notify_one();
             }
+            Ok(Outcome::Deposed) => {
+                warn!(
+                    from = %t.from,
+                    to = %t.to,
+                    token = ?t.fence.as_ref().map(|f| f.token),
+                    "deposed: another instance holds the leader lease now; the write was refused"
+                );
+                sync_now.notify_one();
+            }
             Ok(Outcome::LostRace { current }) => {
                 warn!(
                     from = %t.from,
@@ -676,6 +762,30 @@ impl Daemon {
 
     async fn evaluate(&mut self, state: &mut LoopState, sync_now: &Notify) {
         let now = Instant::now();
+        let (coordination, fence) = self.coordination(state, now);
+        if coordination.is_some() {
+            self.metrics.leader.set(i64::from(fence.is_some()));
+            let own = OwnView {
+                primary_down: self.policy.primary_down(),
+                secondary_up: self.policy.region_up(Role::Secondary),
+                detail: self
+                    .policy
+                    .probe_views(now)
+                    .iter()
+                    .filter(|p| p.health != Health::Up)
+                    .map(|p| format!("{} {:?}", p.name, p.health))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            self.own_view.send_if_modified(|v| {
+                let changed = v.primary_down != own.primary_down
+                    || v.secondary_up != own.secondary_up
+                    || v.detail != own.detail;
+                *v = own;
+                changed
+            });
+        }
+        self.policy.set_coordination(coordination);
         let verdict = self.policy.evaluate(now);
         let summary = verdict.summary();
         if summary != state.last_verdict {
@@ -698,7 +808,8 @@ impl Daemon {
         {
             let reason = decision.reason.clone();
             let by = self.settings.monitor.instance_id.clone();
-            let t = self.transition_for(decision, reason, Trigger::Auto, by, false);
+            let mut t = self.transition_for(decision, reason, Trigger::Auto, by, false);
+            t.fence = fence.clone();
             if self.commit(&t, state, sync_now).await.is_err() {
                 info!(
                     retry_in_ms = state.backoff.as_millis() as u64,
@@ -708,10 +819,10 @@ impl Daemon {
                 state.backoff = (state.backoff * 2).min(RETRY_MAX);
             }
         }
-        self.publish(state);
+        self.publish(state, fence.is_some());
     }
 
-    fn publish(&self, state: &LoopState) {
+    fn publish(&self, state: &LoopState, holds_lease: bool) {
         let now = Instant::now();
         if let Some(item) = self.policy.item() {
             self.metrics.set_state(item.state);
@@ -731,7 +842,28 @@ impl Daemon {
             instance_id: self.settings.monitor.instance_id.clone(),
             mode: self.settings.monitor.mode.as_str().into(),
             paused: self.policy.paused(),
-            leader: Some(self.settings.monitor.instance_id.clone()),
+            leader: match &self.settings.coordination {
+                None => Some(self.settings.monitor.instance_id.clone()),
+                Some(_) => state.coord.as_ref().and_then(|r| r.leader.clone()),
+            },
+            is_leader: self.settings.coordination.is_none() || holds_lease,
+            instances: state
+                .coord
+                .as_ref()
+                .map(|r| r.peers.clone())
+                .unwrap_or_default(),
+            quorum: self.settings.coordination.as_ref().map(|c| {
+                let live = state
+                    .coord
+                    .as_ref()
+                    .map_or(1, |r| r.peers.iter().filter(|p| p.live).count().max(1));
+                serde_json::json!({
+                    "rule": c.quorum.to_string(),
+                    "live": live,
+                    "needed": c.quorum.threshold(live),
+                    "primary_down": self.policy.effective_primary_down(),
+                })
+            }),
             item: self.policy.item().cloned(),
             primary_item: state.primary_item.clone(),
             secondary_item: state.secondary_item.clone(),
@@ -753,6 +885,7 @@ struct LoopState {
     secondary_item: Option<ConfigItem>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    coord: Option<CoordReport>,
 }
 
 /// Reads (and reconciles) both copies of the item every `every`, or at once when

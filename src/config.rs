@@ -229,6 +229,76 @@ pub struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     stack: RawStack,
+    #[serde(default)]
+    coordination: RawCoordination,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoordination {
+    instances: Option<Vec<String>>,
+    lease: Option<HumanDuration>,
+    renew_every: Option<HumanDuration>,
+    view_ttl: Option<HumanDuration>,
+    quorum: Option<QuorumRule>,
+}
+
+/// How many live instances must see the primary down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum QuorumRule {
+    Majority,
+    AtLeast(usize),
+}
+
+impl<'de> Deserialize<'de> for QuorumRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = QuorumRule;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"majority\" or a whole number of instances")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<QuorumRule, E> {
+                match s {
+                    "majority" => Ok(QuorumRule::Majority),
+                    other => other
+                        .parse()
+                        .map(QuorumRule::AtLeast)
+                        .map_err(|_| E::invalid_value(Unexpected::Str(s), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<QuorumRule, E> {
+                usize::try_from(n)
+                    .map(QuorumRule::AtLeast)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<QuorumRule, E> {
+                usize::try_from(n)
+                    .map(QuorumRule::AtLeast)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(n), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl QuorumRule {
+    /// Down votes needed among `live` instances.
+    pub fn threshold(self, live: usize) -> usize {
+        match self {
+            QuorumRule::Majority => live / 2 + 1,
+            QuorumRule::AtLeast(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for QuorumRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuorumRule::Majority => f.write_str("majority"),
+            QuorumRule::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +411,22 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub admin: AdminSettings,
     pub stack: StackSettings,
+    /// None: a single instance acting alone.
+    pub coordination: Option<CoordinationSettings>,
+}
+
+/// Several instances cooperating through the config table in the secondary region.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoordinationSettings {
+    /// Every cooperating instance's `instance_id` (this one included).
+    pub instances: Vec<String>,
+    /// How long a leader's lease lasts without renewal.
+    pub lease: Duration,
+    /// How often the lease is renewed and this instance's view published.
+    pub renew_every: Duration,
+    /// A peer whose view has not changed for this long is not live.
+    pub view_ttl: Duration,
+    pub quorum: QuorumRule,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -743,6 +829,8 @@ impl RawConfig {
             ));
         }
 
+        let coordination = validate_coordination(self.coordination, &monitor.instance_id)?;
+
         Ok(Settings {
             app,
             regions,
@@ -751,8 +839,96 @@ impl RawConfig {
             policy,
             admin,
             stack,
+            coordination,
         })
     }
+}
+
+fn validate_coordination(
+    c: RawCoordination,
+    me: &str,
+) -> Result<Option<CoordinationSettings>, ConfigError> {
+    let Some(instances) = c.instances else {
+        if c.lease.is_some()
+            || c.renew_every.is_some()
+            || c.view_ttl.is_some()
+            || c.quorum.is_some()
+        {
+            return Err(ConfigError::Parse {
+                key: "coordination.instances".into(),
+                message:
+                    "missing; the other coordination keys need the list of cooperating instances"
+                        .into(),
+            });
+        }
+        return Ok(None);
+    };
+    if !instances.iter().any(|i| i == me) {
+        return Err(invalid(
+            "coordination.instances",
+            format!("{instances:?}"),
+            format!("must include this instance's monitor.instance_id ({me:?})"),
+        ));
+    }
+    let unique: HashSet<&String> = instances.iter().collect();
+    if unique.len() != instances.len() || instances.iter().any(|i| i.is_empty() || i.contains('#'))
+    {
+        return Err(invalid(
+            "coordination.instances",
+            format!("{instances:?}"),
+            "instance ids must be unique, non-empty and without '#'",
+        ));
+    }
+    let renew_every = c.renew_every.map_or(Duration::from_secs(2), |d| d.0);
+    let lease = c.lease.map_or(Duration::from_secs(10), |d| d.0);
+    let view_ttl = c.view_ttl.map_or(lease, |d| d.0);
+    if renew_every < Duration::from_millis(100) {
+        return Err(invalid(
+            "coordination.renew_every",
+            HumanDuration(renew_every),
+            "must be at least 100ms",
+        ));
+    }
+    if lease < renew_every * 3 {
+        return Err(invalid(
+            "coordination.lease",
+            HumanDuration(lease),
+            format!(
+                "must be at least 3 x renew_every ({})",
+                HumanDuration(renew_every * 3)
+            ),
+        ));
+    }
+    if view_ttl < renew_every * 2 {
+        return Err(invalid(
+            "coordination.view_ttl",
+            HumanDuration(view_ttl),
+            format!(
+                "must be at least 2 x renew_every ({})",
+                HumanDuration(renew_every * 2)
+            ),
+        ));
+    }
+    let quorum = c.quorum.unwrap_or(QuorumRule::Majority);
+    if let QuorumRule::AtLeast(n) = quorum
+        && (n == 0 || n > instances.len())
+    {
+        return Err(invalid(
+            "coordination.quorum",
+            n,
+            format!(
+                "must be \"majority\" or between 1 and the number of instances ({})",
+                instances.len()
+            ),
+        ));
+    }
+    Ok(Some(CoordinationSettings {
+        instances,
+        lease,
+        renew_every,
+        view_ttl,
+        quorum,
+    }))
 }
 
 fn validate_probe(

@@ -23,6 +23,7 @@ pub mod admin;
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod coord;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -387,6 +387,7 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
         trigger: Trigger::Manual,
         by: operator(),
         forced: false,
+        fence: None,
     };
     match actuator.transition(&t).await? {
         Outcome::Committed { item, primary, .. } => {
@@ -402,6 +403,7 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
             }
             Ok(())
         }
+        Outcome::Deposed => bail!("refused by the lease check; nothing was written"),
         Outcome::LostRace { current } => bail!(
             "lost the race: the item changed meanwhile (now {}); nothing was written",
             current.map_or("unknown".into(), |i| format!(

@@ -17,7 +17,7 @@ fn read(rel: &str) -> String {
 }
 
 /// The modules that run inside the daemon (and so under its IAM role).
-const DAEMON_SOURCES: &[&str] = &["src/probe", "src/action"];
+const DAEMON_SOURCES: &[&str] = &["src/probe", "src/action", "src/coord"];
 
 /// SDK operation (snake case, as called) -> the IAM actions it needs.
 fn iam_actions(op: &str) -> Option<&'static [&'static str]> {
@@ -25,8 +25,15 @@ fn iam_actions(op: &str) -> Option<&'static [&'static str]> {
         "get_item" => &["dynamodb:GetItem"],
         "batch_get_item" => &["dynamodb:BatchGetItem"],
         "describe_table" => &["dynamodb:DescribeTable"],
-        // The transactions hold an Update (the item) and Puts (audit records).
-        "transact_write_items" => &["dynamodb:UpdateItem", "dynamodb:PutItem"],
+        // The transactions hold an Update (the item), Puts (audit records) and a
+        // ConditionCheck (the leader's fencing token).
+        "transact_write_items" => &[
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:ConditionCheckItem",
+        ],
+        "update_item" => &["dynamodb:UpdateItem"],
+        "put_item" => &["dynamodb:PutItem"],
         "head_bucket" => &["s3:ListBucket"],
         "put_object" => &["s3:PutObject"],
         "get_object" => &["s3:GetObject"],

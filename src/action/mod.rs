@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-pub use table::{ConfigTable, WriteError};
+pub use table::{ConfigTable, Fence, PeerView, WriteError};
 
 use crate::aws::RegionClients;
 use crate::config::Settings;
@@ -50,6 +50,8 @@ pub struct Transition {
     /// `updatedBy`: the instance id, or `admin:<caller>` / `cli:<user>`.
     pub by: String,
     pub forced: bool,
+    /// With cooperating instances: the lease this write is conditioned on.
+    pub fence: Option<Fence>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,8 @@ pub enum Outcome {
     },
     /// Someone else changed the item first; this is what it is now.
     LostRace { current: Option<ConfigItem> },
+    /// The fencing token is stale: another instance holds the lease now.
+    Deposed,
 }
 
 /// What one sync pass found and did.
@@ -170,10 +174,11 @@ impl Actuator {
         };
         match self
             .secondary
-            .compare_and_set(t.from, t.expected_version, &item, &record)
+            .compare_and_set(t.from, t.expected_version, &item, &record, t.fence.as_ref())
             .await
         {
             Ok(()) => {}
+            Err(WriteError::Fenced) => return Ok(Outcome::Deposed),
             Err(WriteError::Conflict) => {
                 let current = self.secondary.read().await.ok().flatten();
                 return Ok(Outcome::LostRace { current });
@@ -186,7 +191,7 @@ impl Actuator {
             .await
         {
             // A conflict here means the primary already has this version or a newer one.
-            Ok(()) | Err(WriteError::Conflict) => Ok(()),
+            Ok(()) | Err(WriteError::Conflict | WriteError::Fenced) => Ok(()),
             Err(WriteError::Failed(e)) => Err(e),
         };
         Ok(Outcome::Committed {
@@ -254,7 +259,7 @@ impl Actuator {
                 to_version: item.version,
             },
             // It moved on meanwhile: the next pass will see it.
-            Err(WriteError::Conflict) => SyncAction::None,
+            Err(WriteError::Conflict | WriteError::Fenced) => SyncAction::None,
             Err(WriteError::Failed(e)) => SyncAction::CatchUpFailed {
                 region: target.role(),
                 reason: e.to_string(),

@@ -15,16 +15,44 @@ use tokio::time::timeout;
 
 use super::ActionError;
 use crate::aws::describe;
+use crate::coord::lease::LeaseRecord;
 use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
 
 type Item = HashMap<String, AttributeValue>;
+
+fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+}
 
 /// Why a conditional write did not happen.
 #[derive(Debug)]
 pub enum WriteError {
     /// The condition failed: the item is not what the writer expected.
     Conflict,
+    /// The writer's fencing token is no longer the lease's: it was deposed.
+    Fenced,
     Failed(ActionError),
+}
+
+/// The lease holder a transition write is conditioned on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub owner: String,
+    pub token: u64,
+}
+
+/// One instance's published view of the regions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerView {
+    /// Bumped on every publish; liveness is judged by it changing.
+    pub seq: u64,
+    pub primary_down: bool,
+    pub secondary_up: bool,
+    /// The instance's probe summary, for humans.
+    pub detail: String,
 }
 
 pub struct ConfigTable {
@@ -205,7 +233,13 @@ impl ConfigTable {
             .expression_attribute_values(":reason", s(new.reason.clone().unwrap_or_default()))
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+    /// Runs a transaction; a failed condition on the item at `fence_index` (the lease
+    /// check) is reported as [`WriteError::Fenced`], any other as a conflict.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        fence_index: Option<usize>,
+    ) -> Result<(), WriteError> {
         let call = self
             .client
             .transact_write_items()
@@ -213,14 +247,28 @@ impl ConfigTable {
             .send();
         match timeout(self.limit, call).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(SdkError::ServiceError(e)))
-                if matches!(
-                    e.err(),
-                    TransactWriteItemsError::TransactionCanceledException(c)
-                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
-                ) =>
-            {
-                Err(WriteError::Conflict)
+            Ok(Err(SdkError::ServiceError(e))) => {
+                if let TransactWriteItemsError::TransactionCanceledException(c) = e.err() {
+                    let failed = |r: &aws_sdk_dynamodb::types::CancellationReason| {
+                        r.code() == Some("ConditionalCheckFailed")
+                    };
+                    let reasons = c.cancellation_reasons();
+                    if fence_index.is_some_and(|i| reasons.get(i).is_some_and(failed)) {
+                        return Err(WriteError::Fenced);
+                    }
+                    if reasons.iter().any(failed) {
+                        return Err(WriteError::Conflict);
+                    }
+                }
+                let e = SdkError::<
+                    TransactWriteItemsError,
+                    aws_sdk_dynamodb::config::http::HttpResponse,
+                >::ServiceError(e);
+                Err(WriteError::Failed(self.unavailable(format!(
+                    "transact_write_items {}: {}",
+                    self.table,
+                    describe(&e)
+                ))))
             }
             Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
                 "transact_write_items {}: {}",
@@ -243,6 +291,7 @@ impl ConfigTable {
         expected: u64,
         new: &ConfigItem,
         audit: &AuditRecord,
+        fence: Option<&Fence>,
     ) -> Result<(), WriteError> {
         let condition = if expected == 0 {
             "#s = :from AND (attribute_not_exists(#v) OR #v = :expected)"
@@ -262,11 +311,210 @@ impl ConfigTable {
             .condition_expression("attribute_not_exists(appId)")
             .build()
             .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
-        self.transact(vec![
+        let mut items = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().put(put).build(),
-        ])
+        ];
+        if let Some(f) = fence {
+            let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("appId", s(self.lease_key()))
+                .condition_expression("#o = :owner AND #t = :token")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#t", "token")
+                .expression_attribute_values(":owner", s(&f.owner))
+                .expression_attribute_values(":token", n(f.token))
+                .build()
+                .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        self.transact(items, fence.map(|_| 2)).await
+    }
+
+    pub fn lease_key(&self) -> String {
+        format!("{}#lease", self.app_id)
+    }
+
+    pub fn view_key(&self, instance: &str) -> String {
+        format!("{}#view#{instance}", self.app_id)
+    }
+
+    /// The lease and the views of `instances`, in one consistent batch read.
+    pub async fn read_coordination(
+        &self,
+        instances: &[String],
+    ) -> Result<(Option<LeaseRecord>, Vec<(String, PeerView)>), ActionError> {
+        let mut keys = KeysAndAttributes::builder()
+            .keys(HashMap::from([("appId".to_string(), s(self.lease_key()))]))
+            .consistent_read(true);
+        for i in instances {
+            keys = keys.keys(HashMap::from([("appId".to_string(), s(self.view_key(i)))]));
+        }
+        let keys = keys.build().map_err(|e| self.unavailable(e.to_string()))?;
+        let out = self
+            .bounded(
+                "batch_get_item",
+                self.client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send(),
+            )
+            .await?;
+        let mut lease = None;
+        let mut views = Vec::new();
+        for item in out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+        {
+            let key = match item.get("appId") {
+                Some(AttributeValue::S(k)) => k.as_str(),
+                _ => continue,
+            };
+            let num = |k: &str| match item.get(k) {
+                Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+                _ => None,
+            };
+            let text = |k: &str| match item.get(k) {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            };
+            let flag = |k: &str| matches!(item.get(k), Some(AttributeValue::Bool(true)));
+            if key == self.lease_key() {
+                if let (Some(owner), Some(token)) = (text("owner"), num("token")) {
+                    lease = Some(LeaseRecord {
+                        owner,
+                        token,
+                        renewals: num("renewals").unwrap_or(0),
+                    });
+                }
+            } else if let Some(instance) = key.strip_prefix(&format!("{}#view#", self.app_id)) {
+                views.push((
+                    instance.to_owned(),
+                    PeerView {
+                        seq: num("seq").unwrap_or(0),
+                        primary_down: flag("primaryDown"),
+                        secondary_up: flag("secondaryUp"),
+                        detail: text("detail").unwrap_or_default(),
+                    },
+                ));
+            }
+        }
+        Ok((lease, views))
+    }
+
+    /// Takes the lease: the item must not exist (`expected` None) or still be exactly
+    /// `expected`. Returns the new fencing token.
+    pub async fn acquire_lease(
+        &self,
+        me: &str,
+        expected: Option<&LeaseRecord>,
+    ) -> Result<u64, WriteError> {
+        let token = expected.map_or(1, |r| r.token + 1);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("appId", s(self.lease_key()))
+            .update_expression("SET #o = :me, #t = :token, #r = :zero, #k = :kind")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_names("#r", "renewals")
+            .expression_attribute_names("#k", "kind")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":token", n(token))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":kind", s("lease"));
+        update = match expected {
+            None => update.condition_expression("attribute_not_exists(appId)"),
+            Some(r) => update
+                .condition_expression("#o = :old_owner AND #t = :old_token AND #r = :old_renewals")
+                .expression_attribute_values(":old_owner", s(&r.owner))
+                .expression_attribute_values(":old_token", n(r.token))
+                .expression_attribute_values(":old_renewals", n(r.renewals)),
+        };
+        self.conditional("update_item", update.send())
+            .await
+            .map(|()| token)
+    }
+
+    /// Renews our lease; refused (Conflict) once someone else holds it. Returns the new
+    /// renewal count.
+    pub async fn renew_lease(&self, me: &str, token: u64) -> Result<u64, WriteError> {
+        let call = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("appId", s(self.lease_key()))
+            .update_expression("SET #r = #r + :one")
+            .condition_expression("#o = :me AND #t = :token")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_names("#r", "renewals")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":token", n(token))
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send();
+        match timeout(self.limit, call).await {
+            Ok(Ok(out)) => Ok(match out.attributes().and_then(|a| a.get("renewals")) {
+                Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+                _ => 0,
+            }),
+            Ok(Err(e)) if is_condition_failure(&e) => Err(WriteError::Conflict),
+            Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
+                "update_item {}: {}",
+                self.table,
+                describe(&e)
+            )))),
+            Err(_) => Err(WriteError::Failed(self.unavailable(format!(
+                "update_item {}: timed out after {:?}",
+                self.table, self.limit
+            )))),
+        }
+    }
+
+    /// Publishes this instance's view.
+    pub async fn publish_view(&self, me: &str, view: &PeerView) -> Result<(), ActionError> {
+        self.bounded(
+            "put_item",
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("appId", s(self.view_key(me)))
+                .item("kind", s("view"))
+                .item("seq", n(view.seq))
+                .item("primaryDown", AttributeValue::Bool(view.primary_down))
+                .item("secondaryUp", AttributeValue::Bool(view.secondary_up))
+                .item("detail", s(&view.detail))
+                .send(),
+        )
         .await
+        .map(|_| ())
+    }
+
+    async fn conditional<T, E>(
+        &self,
+        op: &str,
+        fut: impl Future<Output = Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>>,
+    ) -> Result<(), WriteError>
+    where
+        E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    {
+        match timeout(self.limit, fut).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if is_condition_failure(&e) => Err(WriteError::Conflict),
+            Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
+                "{op} {}: {}",
+                self.table,
+                describe(&e)
+            )))),
+            Err(_) => Err(WriteError::Failed(self.unavailable(format!(
+                "{op} {}: timed out after {:?}",
+                self.table, self.limit
+            )))),
+        }
     }
 
     /// Brings this copy up to `item` (a newer version committed in the other region),
@@ -291,7 +539,7 @@ impl ConfigTable {
                 .map_err(|e| WriteError::Failed(self.unavailable(e.to_string())))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        self.transact(items).await
+        self.transact(items, None).await
     }
 
     /// Audit records of the given versions that exist, newest first.

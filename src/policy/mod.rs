@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 pub use health::{Health, ProbeHealth};
 
-use crate::config::{Failback, Mode, RegionRule, Settings};
+use crate::config::{Failback, Mode, QuorumRule, RegionRule, Settings};
 use crate::model::{AppState, ConfigItem, Role};
 
 /// One probe result, as the probe tasks report it.
@@ -81,6 +81,21 @@ pub enum Blocked {
     HoldDown { remaining_ms: u64 },
     /// The secondary does not pass its own probes.
     SecondaryUnhealthy { down: Vec<String> },
+    /// Another instance holds the leader lease (or nobody does).
+    NotLeader { leader: Option<String> },
+}
+
+/// What the cooperating instances say (None when this instance acts alone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coordination {
+    /// This instance holds a valid lease.
+    pub leader: bool,
+    pub leader_id: Option<String>,
+    /// Live instances, this one included.
+    pub live: usize,
+    /// Live instances other than this one that see the primary down.
+    pub others_down: usize,
+    pub quorum: QuorumRule,
 }
 
 /// The outcome of one evaluation.
@@ -179,6 +194,7 @@ pub struct Policy {
     fenced_at: Option<Instant>,
     primary_up_since: Option<Instant>,
     paused: bool,
+    coordination: Option<Coordination>,
 }
 
 impl Policy {
@@ -198,6 +214,22 @@ impl Policy {
             fenced_at: None,
             primary_up_since: None,
             paused: false,
+            coordination: None,
+        }
+    }
+
+    /// Updates what the other instances say; None to act alone.
+    pub fn set_coordination(&mut self, c: Option<Coordination>) {
+        self.coordination = c;
+    }
+
+    /// The primary is down as far as acting goes: by this instance's region rule
+    /// alone, or, with cooperating instances, by a quorum of the live ones.
+    pub fn effective_primary_down(&self) -> bool {
+        let own = self.primary_down();
+        match &self.coordination {
+            None => own,
+            Some(c) => usize::from(own) + c.others_down >= c.quorum.threshold(c.live),
         }
     }
 
@@ -393,11 +425,20 @@ impl Policy {
             .in_region(Role::Primary)
             .filter(|p| p.health.health() == Health::Down)
             .count();
+        let quorum = self.coordination.as_ref().map(|c| {
+            json!({
+                "live": c.live,
+                "down_votes": usize::from(self.primary_down()) + c.others_down,
+                "needed": c.quorum.threshold(c.live),
+                "rule": c.quorum.to_string(),
+            })
+        });
         json!({
             "rule": self.cfg.rule.to_string(),
             "primary_down": down,
             "primary_probes": self.in_region(Role::Primary).count(),
             "probes": self.probe_views(now),
+            "quorum": quorum,
         })
     }
 
@@ -408,7 +449,7 @@ impl Policy {
                 why: "config item not read yet".into(),
             };
         };
-        let primary_down = self.primary_down();
+        let primary_down = self.effective_primary_down();
         // (target, reason, subject to hold_down)
         let wanted: Option<(AppState, String, bool)> = match item.state {
             AppState::Active if primary_down => {
@@ -461,6 +502,7 @@ impl Policy {
             AppState::Failover if item.set_by_human() => None,
             AppState::Failover => match self.cfg.failback {
                 Failback::Manual => None,
+                Failback::Auto if primary_down => None,
                 Failback::Auto => match self.primary_up_since {
                     Some(since)
                         if now.saturating_duration_since(since) >= self.cfg.failback_after =>
@@ -505,6 +547,13 @@ impl Policy {
         }
         if self.paused {
             return block(Blocked::Paused);
+        }
+        if let Some(c) = &self.coordination
+            && !c.leader
+        {
+            return block(Blocked::NotLeader {
+                leader: c.leader_id.clone(),
+            });
         }
         if hold_down_applies && let Some(last) = self.last_transition_at {
             let elapsed = now.saturating_duration_since(last);

@@ -579,3 +579,55 @@ async fn reconfigure_keeps_the_item_and_matching_probe_health() {
     p.observe(&obs(2, false, now)); // index 2 is now p9
     assert!(p.primary_down());
 }
+
+/// With cooperating instances the leader acts on a quorum of the live instances'
+/// views, not on its own alone; followers never act.
+#[tokio::test(start_paused = true)]
+async fn quorum_and_leadership_gate_automatic_failover() {
+    use crate::config::QuorumRule;
+    let coord = |leader: bool, live: usize, others_down: usize| Coordination {
+        leader,
+        leader_id: Some(if leader { "me" } else { "other" }.into()),
+        live,
+        others_down,
+        quorum: QuorumRule::Majority,
+    };
+    // (own view down, live, others down, leader) -> acts?
+    let cases = [
+        (true, 3, 0, true, None),
+        (true, 3, 1, true, Some(AppState::Failover)),
+        (false, 3, 2, true, Some(AppState::Failover)),
+        (false, 3, 1, true, None),
+        (true, 1, 0, true, Some(AppState::Failover)),
+        (true, 3, 2, false, None),
+    ];
+    for (own_down, live, others_down, leader, expected) in cases {
+        let mut p = policy(cfg(), 1, 1, 1, 1);
+        let now = Instant::now();
+        p.observe_item(item(AppState::Active, 0), None, now);
+        p.observe(&obs(0, !own_down, now));
+        p.observe(&obs(1, true, now));
+        p.set_coordination(Some(coord(leader, live, others_down)));
+        let v = p.evaluate(now);
+        assert_eq!(
+            target(&v),
+            expected,
+            "own {own_down}, {others_down} of {live} others, leader {leader}: {v:?}"
+        );
+        if !leader && others_down + usize::from(own_down) >= live / 2 + 1 {
+            assert!(
+                matches!(
+                    v,
+                    Verdict::Blocked {
+                        because: Blocked::NotLeader { .. },
+                        ..
+                    }
+                ),
+                "{v:?}"
+            );
+        }
+        if let Verdict::Act(d) = &v {
+            assert_eq!(d.evidence["quorum"]["live"], live);
+        }
+    }
+}

@@ -466,3 +466,111 @@ pub async fn audits(
         .await
         .expect("audits readable")
 }
+
+/// A TCP forwarder on loopback in front of one region: one per monitor instance, so
+/// that each instance's view of the region can be cut on its own.
+pub struct Proxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Forwards 127.0.0.1:<new port> to 127.0.0.1:`target`. Needs a tokio runtime.
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, cs) = (cut.clone(), conns.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if c.load(Ordering::SeqCst) {
+                    drop(inbound); // refused, as far as the client can tell
+                    continue;
+                }
+                let h = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                cs.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        Self {
+            port,
+            cut,
+            conns,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every connection through it, and every new one, until `restore`.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+/// A monitor config for one of several cooperating instances: `primary_url` is its own
+/// way to the primary (a [`Proxy`]), the secondary is shared.
+pub fn cooperating_config(
+    emu: &Emulator,
+    me: &str,
+    instances: &[&str],
+    primary_url: &str,
+    extra: &str,
+) -> String {
+    let list = instances
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[app]\nid = \"{APP_ID}\"\nproject = \"{PROJECT}\"\n\
+         [regions.primary]\nname = \"us-east-1\"\nendpoint_url = \"{primary_url}\"\n\
+         [regions.secondary]\nname = \"ap-northeast-1\"\nendpoint_url = \"{s}\"\n\
+         [monitor]\ninstance_id = \"{me}\"\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n{extra}\n\
+         [coordination]\ninstances = [{list}]\nlease = \"2s\"\nrenew_every = \"300ms\"\nview_ttl = \"1500ms\"\n\
+         {FAST_MONITOR}\n\
+         [[probes]]\nname = \"p-endpoint\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"{primary_url}/\"\n\
+         [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
+         [[probes]]\nname = \"p-photos\"\nkind = \"s3\"\nregion = \"primary\"\n\
+         [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n",
+        s = emu.secondary.url(),
+    )
+}
+
+/// GET a JSON document from a monitor's admin API (Null while it does not answer).
+pub async fn get_json(url: String) -> serde_json::Value {
+    let Ok(resp) = reqwest::Client::new().get(url).send().await else {
+        return serde_json::Value::Null;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
