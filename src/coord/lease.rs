@@ -1,8 +1,8 @@
 //! The leader lease as a pure state machine, safe without synchronized clocks.
 //!
 //! The lease item holds `(owner, token, renewals)`. The holder bumps `renewals` every
-//! `renew_every`; it counts itself leader until `start of its last successful renewal
-//! + lease - margin` on its own monotonic clock. A contender may take over only after
+//! `renew_every`; it counts itself leader until `lease - margin` after the start of
+//! its last successful renewal, on its own monotonic clock. A contender may take over only after
 //! it has seen the *same* `(token, renewals)` for a whole `lease` on *its* monotonic
 //! clock, and its takeover write is conditioned on that value. Since the contender
 //! first saw the value after the holder's renewal started, the holder's validity
