@@ -12,4 +12,6 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets
+cargo test --all-targets -- --skip trial_runner
+# The randomized trials print a summary line; a few run here (TRIALS=100 for the full set).
+TRIALS=${TRIALS:-3} cargo test --test trials -- --nocapture
