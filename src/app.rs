@@ -29,7 +29,8 @@ use crate::metrics::Metrics;
 use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
 use crate::notify;
 use crate::policy::{
-    Coordination, Decision, Health, Observation, Policy, PolicyConfig, ProbeView, Refusal, Verdict,
+    Coordination, Decision, Health, Observation, Policy, PolicyConfig, ProbeView, Refusal,
+    Replication, Verdict,
 };
 use crate::probe::{self, Prober, Scheduled};
 
@@ -361,6 +362,8 @@ impl Daemon {
         let (sync_tx, mut sync_rx) = mpsc::channel::<SyncReport>(4);
         let sync_now = Arc::new(Notify::new());
         let mut sync_task = self.spawn_sync(&sync_tx, &sync_now);
+        let (repl_tx, mut repl_rx) = mpsc::channel::<Replication>(4);
+        let mut repl_tick = tokio::time::interval(Duration::from_secs(1));
         let (coord_tx, mut coord_rx) = mpsc::channel::<CoordReport>(4);
         let coord_task = self.settings.coordination.clone().map(|c| {
             tokio::spawn(coord::run(
@@ -405,6 +408,24 @@ impl Daemon {
                     }
                 }
                 Some(report) = sync_rx.recv() => self.on_sync(report, &mut state),
+                _ = repl_tick.tick() => {
+                    if self.policy.measuring_replication() && !state.measuring {
+                        state.measuring = true;
+                        let (act, tx) = (self.actuator.clone(), repl_tx.clone());
+                        tokio::spawn(async move {
+                            let at = Instant::now();
+                            let (drained, lag, detail) = act.measure_replication(Duration::from_secs(2)).await;
+                            let lag_ms = lag.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
+                            let _ = tx.send(Replication { at, drained, lag_ms, detail }).await;
+                        });
+                    }
+                    continue;
+                }
+                Some(r) = repl_rx.recv() => {
+                    state.measuring = false;
+                    info!(drained = r.drained, lag_ms = ?r.lag_ms, detail = %r.detail, "replication measured while fenced");
+                    self.policy.observe_replication(r);
+                }
                 Some(report) = coord_rx.recv() => {
                     if let Some(e) = &report.error {
                         warn!(error = %e, "coordination round failed");
@@ -886,6 +907,8 @@ struct LoopState {
     retry_at: Option<Instant>,
     backoff: Duration,
     coord: Option<CoordReport>,
+    /// A replication measurement is under way.
+    measuring: bool,
 }
 
 /// Reads (and reconciles) both copies of the item every `every`, or at once when

@@ -338,6 +338,7 @@ struct RawMonitor {
     failback_after: Option<HumanDuration>,
     hold_down: Option<HumanDuration>,
     fence_for: Option<HumanDuration>,
+    max_fence: Option<HumanDuration>,
     state_refresh: Option<HumanDuration>,
     write_timeout: Option<HumanDuration>,
 }
@@ -472,6 +473,9 @@ pub struct MonitorSettings {
     pub hold_down: Duration,
     /// > 0: fail over in two steps, active -> fenced, wait this long, -> failover.
     pub fence_for: Duration,
+    /// While fenced, wait for replication to drain, but no longer than this
+    /// (default: `fence_for`, i.e. a fixed fence).
+    pub max_fence: Duration,
     /// How often both copies of the config item are read (and the lagging one caught up).
     pub state_refresh: Duration,
     /// Upper bound of one AWS write attempt by the actuator.
@@ -745,9 +749,20 @@ impl RawConfig {
             failback_after: m.failback_after.map_or(defaults::FAILBACK_AFTER, |d| d.0),
             hold_down: m.hold_down.map_or(defaults::HOLD_DOWN, |d| d.0),
             fence_for: m.fence_for.map_or(Duration::ZERO, |d| d.0),
+            max_fence: m.max_fence.or(m.fence_for).map_or(Duration::ZERO, |d| d.0),
             state_refresh: m.state_refresh.map_or(defaults::STATE_REFRESH, |d| d.0),
             write_timeout: m.write_timeout.map_or(defaults::WRITE_TIMEOUT, |d| d.0),
         };
+        if monitor.max_fence < monitor.fence_for {
+            return Err(invalid(
+                "monitor.max_fence",
+                HumanDuration(monitor.max_fence),
+                format!(
+                    "must be at least monitor.fence_for ({})",
+                    HumanDuration(monitor.fence_for)
+                ),
+            ));
+        }
         for (key, d) in [
             ("monitor.state_refresh", monitor.state_refresh),
             ("monitor.write_timeout", monitor.write_timeout),

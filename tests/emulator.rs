@@ -479,3 +479,65 @@ async fn a_write_without_the_secondary_changes_nothing() {
     let p = item(&act, Role::Primary).await;
     assert_eq!((p.state, p.version), (AppState::Active, 0));
 }
+
+/// fence_for/max_fence: active -> fenced, replication measured with a canary while
+/// fenced (the emulator does not replicate, so it never drains), -> failover at
+/// max_fence, with the measurement in the audit record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_measures_replication_and_fails_over_at_max_fence() {
+    let emu = Emulator::start();
+    let act = emu.actuator().await;
+    // The primary's API and bucket fail (2 of 3 probes: down by majority) while its
+    // DynamoDB still answers, so the canary can be written there.
+    let closed = free_port();
+    let cfg = emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\nfence_for = \"500ms\"\nmax_fence = \"4s\"\n\
+         [[probes]]\nname = \"p-api\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"http://127.0.0.1:{closed}/\"\n\
+         [[probes]]\nname = \"p-photos\"\nkind = \"s3\"\nregion = \"primary\"\nbucket = \"no-such-bucket\"\n\
+         [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
+         [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n"
+    ));
+    let mon = Monitor::start(&cfg);
+    let (fenced, _) = wait_item(&act, Role::Secondary, Duration::from_secs(20), |i| {
+        i.state == AppState::Fenced
+    })
+    .await;
+    assert_eq!(fenced.version, 1);
+    let t_fenced = tokio::time::Instant::now();
+    mon.wait_for_log("replication measured while fenced", Duration::from_secs(10))
+        .await;
+    let (done, _) = wait_item(&act, Role::Secondary, Duration::from_secs(15), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    let waited = t_fenced.elapsed();
+    assert_eq!(done.version, 2);
+    assert!(
+        waited >= Duration::from_millis(3500),
+        "failover {waited:?} after the fence, before max_fence"
+    );
+    let r = &audits(&act, Role::Secondary, 2..=2).await[0];
+    assert_eq!((r.from, r.to), (AppState::Fenced, AppState::Failover));
+    let repl = &r.evidence["replication"];
+    assert_eq!(repl["drained"], false, "{}", r.evidence);
+    assert!(
+        repl["detail"]
+            .as_str()
+            .unwrap()
+            .contains("canary not seen in the secondary"),
+        "{repl}"
+    );
+    assert!(
+        r.reason.contains("replication not confirmed drained"),
+        "{}",
+        r.reason
+    );
+    // the canary really is in the primary's table
+    assert!(
+        act.table(Role::Primary)
+            .read_canary()
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

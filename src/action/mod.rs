@@ -267,6 +267,52 @@ impl Actuator {
         }
     }
 
+    /// Measures replication from the primary to the secondary: writes a canary with a
+    /// fresh nonce in the primary and waits up to `wait` for the secondary to show it.
+    /// Returns (drained, lag, what happened).
+    pub async fn measure_replication(&self, wait: Duration) -> (bool, Option<Duration>, String) {
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        let started = tokio::time::Instant::now();
+        if let Err(e) = self.primary.put_canary(&nonce).await {
+            return (
+                false,
+                None,
+                format!("canary not written in the primary: {e}"),
+            );
+        }
+        loop {
+            match self.secondary.read_canary().await {
+                Ok(Some(seen)) if seen == nonce => {
+                    let lag = started.elapsed();
+                    return (
+                        true,
+                        Some(lag),
+                        format!("canary replicated in {} ms", lag.as_millis()),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return (
+                        false,
+                        None,
+                        format!("canary not readable in the secondary: {e}"),
+                    );
+                }
+            }
+            if started.elapsed() >= wait {
+                return (
+                    false,
+                    None,
+                    format!(
+                        "canary not seen in the secondary after {} ms",
+                        wait.as_millis()
+                    ),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Audit records, newest first, from the secondary (the commit point), falling
     /// back to the primary when the secondary cannot be read.
     pub async fn history(&self, limit: usize) -> Result<Vec<AuditRecord>, ActionError> {

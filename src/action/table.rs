@@ -475,6 +475,47 @@ impl ConfigTable {
         }
     }
 
+    pub fn canary_key(&self) -> String {
+        format!("{}#canary", self.app_id)
+    }
+
+    /// Writes the replication canary (a fresh nonce) in this region.
+    pub async fn put_canary(&self, nonce: &str) -> Result<(), ActionError> {
+        let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        self.bounded(
+            "put_item",
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("appId", s(self.canary_key()))
+                .item("kind", s("canary"))
+                .item("nonce", s(nonce))
+                .item("writtenAt", s(at))
+                .send(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The canary's nonce as this region sees it (strongly consistent read).
+    pub async fn read_canary(&self) -> Result<Option<String>, ActionError> {
+        let out = self
+            .bounded(
+                "get_item",
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("appId", s(self.canary_key()))
+                    .consistent_read(true)
+                    .send(),
+            )
+            .await?;
+        Ok(match out.item().and_then(|i| i.get("nonce")) {
+            Some(AttributeValue::S(n)) => Some(n.clone()),
+            _ => None,
+        })
+    }
+
     /// Publishes this instance's view.
     pub async fn publish_view(&self, me: &str, view: &PeerView) -> Result<(), ActionError> {
         self.bounded(

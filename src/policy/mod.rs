@@ -38,6 +38,7 @@ pub struct PolicyConfig {
     pub failback_after: Duration,
     pub hold_down: Duration,
     pub fence_for: Duration,
+    pub max_fence: Duration,
     pub rule: RegionRule,
     pub require_healthy_secondary: bool,
 }
@@ -50,10 +51,24 @@ impl PolicyConfig {
             failback_after: s.monitor.failback_after,
             hold_down: s.monitor.hold_down,
             fence_for: s.monitor.fence_for,
+            max_fence: s.monitor.max_fence,
             rule: s.policy.failover_when,
             require_healthy_secondary: s.policy.require_healthy_secondary,
         }
     }
+}
+
+/// One measurement of replication from the primary to the secondary, taken while
+/// fenced: a canary written in the primary and looked for in the secondary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replication {
+    #[serde(skip)]
+    pub at: Instant,
+    /// The canary arrived: everything written before it has replicated.
+    pub drained: bool,
+    /// How long the canary took to arrive (the lag), when it did.
+    pub lag_ms: Option<u64>,
+    pub detail: String,
 }
 
 /// A transition the policy wants the actuator to make.
@@ -195,6 +210,7 @@ pub struct Policy {
     primary_up_since: Option<Instant>,
     paused: bool,
     coordination: Option<Coordination>,
+    replication: Option<Replication>,
 }
 
 impl Policy {
@@ -215,7 +231,26 @@ impl Policy {
             primary_up_since: None,
             paused: false,
             coordination: None,
+            replication: None,
         }
+    }
+
+    /// Takes in a replication measurement.
+    pub fn observe_replication(&mut self, r: Replication) {
+        self.replication = Some(r);
+    }
+
+    /// Whether a replication measurement is wanted now: while in a fence of ours.
+    pub fn measuring_replication(&self) -> bool {
+        self.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Fenced && !i.set_by_human())
+    }
+
+    /// The last measurement taken since the current fence began.
+    fn replication_in_fence(&self) -> Option<&Replication> {
+        let since = self.fenced_at?;
+        self.replication.as_ref().filter(|r| r.at >= since)
     }
 
     /// Updates what the other instances say; None to act alone.
@@ -439,6 +474,7 @@ impl Policy {
             "primary_probes": self.in_region(Role::Primary).count(),
             "probes": self.probe_views(now),
             "quorum": quorum,
+            "replication": self.replication_in_fence(),
         })
     }
 
@@ -479,24 +515,43 @@ impl Policy {
                 ))
             }
             AppState::Fenced => {
-                let fenced_for = self.fenced_at.map(|t| now.saturating_duration_since(t));
-                match fenced_for {
-                    Some(d) if d < self.cfg.fence_for => {
-                        return Verdict::Hold {
-                            why: format!(
-                                "fenced; failover in {} ms",
-                                millis(self.cfg.fence_for - d)
-                            ),
-                        };
-                    }
-                    _ => Some((
+                let d = self
+                    .fenced_at
+                    .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
+                let replication = self.replication_in_fence();
+                if d < self.cfg.fence_for {
+                    return Verdict::Hold {
+                        why: format!(
+                            "fenced; failover in {} ms at the earliest",
+                            millis(self.cfg.fence_for - d)
+                        ),
+                    };
+                }
+                match replication {
+                    Some(r) if r.drained => Some((
                         AppState::Failover,
                         format!(
-                            "primary still down after fencing for {:?}",
-                            self.cfg.fence_for
+                            "primary still down; replication drained (lag {} ms)",
+                            r.lag_ms.unwrap_or_default()
                         ),
                         false,
                     )),
+                    _ if d >= self.cfg.max_fence => Some((
+                        AppState::Failover,
+                        format!(
+                            "primary still down after fencing for {:?}; replication not confirmed drained",
+                            self.cfg.max_fence
+                        ),
+                        false,
+                    )),
+                    _ => {
+                        return Verdict::Hold {
+                            why: format!(
+                                "fenced; waiting for replication to drain, at most {} ms more",
+                                millis(self.cfg.max_fence - d)
+                            ),
+                        };
+                    }
                 }
             }
             AppState::Failover if item.set_by_human() => None,

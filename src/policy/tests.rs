@@ -12,6 +12,7 @@ fn cfg() -> PolicyConfig {
         failback_after: Duration::from_secs(600),
         hold_down: Duration::from_secs(300),
         fence_for: Duration::ZERO,
+        max_fence: Duration::ZERO,
         rule: RegionRule::Any,
         require_healthy_secondary: true,
     }
@@ -394,6 +395,7 @@ fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
         failback_after: defaults::FAILBACK_AFTER,
         hold_down: defaults::HOLD_DOWN,
         fence_for: Duration::ZERO,
+        max_fence: Duration::ZERO,
         rule: RegionRule::Majority,
         require_healthy_secondary: true,
     };
@@ -628,6 +630,65 @@ async fn quorum_and_leadership_gate_automatic_failover() {
         }
         if let Verdict::Act(d) = &v {
             assert_eq!(d.evidence["quorum"]["live"], live);
+        }
+    }
+}
+
+/// While fenced: at least fence_for; then as soon as a measurement taken during the
+/// fence shows replication drained, at the latest at max_fence. The measurement is
+/// in the evidence (the RPO actually achieved).
+#[tokio::test(start_paused = true)]
+async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(5),
+        max_fence: Duration::from_secs(60),
+        ..cfg()
+    };
+    for drains_at in [Some(20u64), None] {
+        let mut p = policy(c.clone(), 1, 1, 1, 1);
+        let t0 = Instant::now();
+        feed(&mut p, [0], false, 1, t0);
+        feed(&mut p, [1], true, 1, t0);
+        // a measurement from before the fence does not count
+        p.observe_replication(Replication {
+            at: t0,
+            drained: true,
+            lag_ms: Some(1),
+            detail: String::new(),
+        });
+        advance(Duration::from_millis(1)).await;
+        p.observe_item(
+            item(AppState::Fenced, 1),
+            Some(Instant::now()),
+            Instant::now(),
+        );
+        assert!(p.measuring_replication());
+        let fenced = Instant::now();
+        let mut moved_at = None;
+        for s in 1..=70u64 {
+            advance(Duration::from_secs(1)).await;
+            let now = Instant::now();
+            let drained = drains_at.is_some_and(|d| s >= d);
+            p.observe_replication(Replication {
+                at: now,
+                drained,
+                lag_ms: drained.then_some(850),
+                detail: if drained {
+                    "canary seen".into()
+                } else {
+                    "canary not seen yet".into()
+                },
+            });
+            if let Verdict::Act(d) = p.evaluate(now) {
+                assert_eq!(d.to, AppState::Failover);
+                assert_eq!(d.evidence["replication"]["drained"], drained);
+                moved_at = Some((now - fenced).as_secs());
+                break;
+            }
+        }
+        match drains_at {
+            Some(d) => assert_eq!(moved_at, Some(d)),
+            None => assert_eq!(moved_at, Some(60)),
         }
     }
 }
