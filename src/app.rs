@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::action::{
-    self, ActionError, Actuator, Fence, Outcome, SyncAction, SyncReport, Transition,
+    self, ActionError, Actuator, Dns, DnsAction, Fence, Outcome, SyncAction, SyncReport, Transition,
 };
 use crate::admin::{self, AdminState, auth};
 use crate::aws::RegionClients;
@@ -258,7 +258,7 @@ impl Daemon {
     ) -> anyhow::Result<(Self, Handle)> {
         let primary = RegionClients::load(&settings.regions.primary).await;
         let secondary = RegionClients::load(&settings.regions.secondary).await;
-        let actuator = Arc::new(Actuator::from_settings(&settings, &primary, &secondary));
+        let actuator = Arc::new(actuator_with(&settings, &primary, &secondary).await);
         let policy = Policy::from_settings(&settings);
         let (status_tx, status_rx) = watch::channel(Status {
             instance_id: settings.monitor.instance_id.clone(),
@@ -474,8 +474,13 @@ impl Daemon {
         if old.admin.listen != new.admin.listen || old.admin.token_file != new.admin.token_file {
             warn!("admin.* changes take effect at the next restart");
         }
+        if old.route53 != new.route53 {
+            return Err("route53 cannot change on reload: restart the daemon".into());
+        }
         let clients = &self.clients;
-        self.actuator = Arc::new(Actuator::from_settings(&new, &clients[0], &clients[1]));
+        let dns = self.actuator.dns();
+        self.actuator =
+            Arc::new(Actuator::from_settings(&new, &clients[0], &clients[1]).with_dns(dns));
         self.policy.reconfigure(
             PolicyConfig::from_settings(&new),
             new.probes
@@ -540,6 +545,7 @@ impl Daemon {
                                 item,
                                 record,
                                 primary,
+                                ..
                             }) => Ok(MoveDone {
                                 item,
                                 record,
@@ -644,6 +650,19 @@ impl Daemon {
             self.metrics.divergence.set(i64::from(divergence.is_some()));
             state.divergence = divergence;
         }
+        match &report.dns {
+            Some(Ok(DnsAction::Upserted { from, to })) => {
+                info!(from = ?from, to = %to, "DNS record brought in line with the state")
+            }
+            Some(Err(e)) => {
+                let e = e.to_string();
+                if state.dns_error.as_deref() != Some(e.as_str()) {
+                    warn!(error = %e, "cannot bring the DNS record in line with the state");
+                }
+                state.dns_error = Some(e);
+            }
+            _ => state.dns_error = None,
+        }
         if let Some(item) = report.newest() {
             let changed_at = action::changed_at(item, now);
             self.policy.observe_item(item.clone(), changed_at, now);
@@ -726,7 +745,9 @@ impl Daemon {
         let result = self.actuator.transition(t).await;
         let now = Instant::now();
         match &result {
-            Ok(Outcome::Committed { item, primary, .. }) => {
+            Ok(Outcome::Committed {
+                item, primary, dns, ..
+            }) => {
                 info!(
                     from = %t.from,
                     to = %t.to,
@@ -742,6 +763,15 @@ impl Daemon {
                     Err(e) => {
                         warn!(error = %e, "primary copy not updated yet; it will be caught up when it answers")
                     }
+                }
+                match dns {
+                    Some(Ok(DnsAction::Upserted { from, to })) => {
+                        info!(from = ?from, to = %to, "DNS record updated")
+                    }
+                    Some(Err(e)) => {
+                        warn!(error = %e, "DNS record not updated yet; the sync will retry")
+                    }
+                    _ => {}
                 }
                 self.metrics.transition(t.from, t.to, t.trigger);
                 self.policy.committed(item.clone(), now);
@@ -909,6 +939,7 @@ struct LoopState {
     coord: Option<CoordReport>,
     /// A replication measurement is under way.
     measuring: bool,
+    dns_error: Option<String>,
 }
 
 /// Reads (and reconciles) both copies of the item every `every`, or at once when
@@ -936,7 +967,21 @@ async fn sync_loop(
 pub async fn actuator(settings: &Settings) -> Actuator {
     let primary = RegionClients::load(&settings.regions.primary).await;
     let secondary = RegionClients::load(&settings.regions.secondary).await;
-    Actuator::from_settings(settings, &primary, &secondary)
+    actuator_with(settings, &primary, &secondary).await
+}
+
+async fn actuator_with(
+    settings: &Settings,
+    primary: &RegionClients,
+    secondary: &RegionClients,
+) -> Actuator {
+    let dns = match &settings.route53 {
+        Some(r) => Some(Arc::new(
+            Dns::new(r.clone(), settings.monitor.write_timeout).await,
+        )),
+        None => None,
+    };
+    Actuator::from_settings(settings, primary, secondary).with_dns(dns)
 }
 
 /// Reads the item from the secondary (the commit point), or says why not.

@@ -67,6 +67,13 @@ impl RegionClients {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    pub fn route53(&self, timeout: Duration) -> aws_sdk_route53::Client {
+        let conf = aws_sdk_route53::config::Builder::from(&self.sdk)
+            .timeout_config(Self::timeouts(timeout))
+            .build();
+        aws_sdk_route53::Client::from_conf(conf)
+    }
+
     pub fn cloudwatch(&self, timeout: Duration) -> aws_sdk_cloudwatch::Client {
         let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk)
             .timeout_config(Self::timeouts(timeout))

@@ -231,6 +231,19 @@ pub struct RawConfig {
     stack: RawStack,
     #[serde(default)]
     coordination: RawCoordination,
+    route53: Option<RawRoute53>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute53 {
+    zone_id: String,
+    record_name: String,
+    record_type: Option<String>,
+    ttl: Option<i64>,
+    primary_value: String,
+    secondary_value: String,
+    endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +427,23 @@ pub struct Settings {
     pub stack: StackSettings,
     /// None: a single instance acting alone.
     pub coordination: Option<CoordinationSettings>,
+    /// None: DNS is not touched.
+    pub route53: Option<Route53Settings>,
+}
+
+/// The DNS record that follows the state: `primary_value` while active or fenced,
+/// `secondary_value` in failover.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route53Settings {
+    pub zone_id: String,
+    /// Fully qualified, with the trailing dot.
+    pub record_name: String,
+    pub record_type: String,
+    pub ttl: i64,
+    pub primary_value: String,
+    pub secondary_value: String,
+    /// Only for an emulator.
+    pub endpoint_url: Option<String>,
 }
 
 /// Several instances cooperating through the config table in the secondary region.
@@ -845,6 +875,7 @@ impl RawConfig {
         }
 
         let coordination = validate_coordination(self.coordination, &monitor.instance_id)?;
+        let route53 = self.route53.map(validate_route53).transpose()?;
 
         Ok(Settings {
             app,
@@ -855,8 +886,63 @@ impl RawConfig {
             admin,
             stack,
             coordination,
+            route53,
         })
     }
+}
+
+fn validate_route53(r: RawRoute53) -> Result<Route53Settings, ConfigError> {
+    if r.zone_id.is_empty() || !r.zone_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid(
+            "route53.zone_id",
+            format!("{:?}", r.zone_id),
+            "a hosted zone id such as \"Z0123456789ABC\"",
+        ));
+    }
+    let name = r.record_name.trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() || !name.contains('.') {
+        return Err(invalid(
+            "route53.record_name",
+            format!("{:?}", r.record_name),
+            "a fully qualified domain name",
+        ));
+    }
+    let record_type = r.record_type.unwrap_or_else(|| "CNAME".into());
+    if !["CNAME", "A", "AAAA", "TXT"].contains(&record_type.as_str()) {
+        return Err(invalid(
+            "route53.record_type",
+            format!("{record_type:?}"),
+            "one of \"CNAME\", \"A\", \"AAAA\", \"TXT\"",
+        ));
+    }
+    let ttl = r.ttl.unwrap_or(60);
+    if !(1..=172_800).contains(&ttl) {
+        return Err(invalid("route53.ttl", ttl, "seconds between 1 and 172800"));
+    }
+    for (k, v) in [
+        ("route53.primary_value", &r.primary_value),
+        ("route53.secondary_value", &r.secondary_value),
+    ] {
+        if v.is_empty() {
+            return Err(invalid(k, "\"\"", "must not be empty"));
+        }
+    }
+    if r.primary_value == r.secondary_value {
+        return Err(invalid(
+            "route53.secondary_value",
+            format!("{:?}", r.secondary_value),
+            "must differ from route53.primary_value",
+        ));
+    }
+    Ok(Route53Settings {
+        zone_id: r.zone_id,
+        record_name: format!("{name}."),
+        record_type,
+        ttl,
+        primary_value: r.primary_value,
+        secondary_value: r.secondary_value,
+        endpoint_url: r.endpoint_url,
+    })
 }
 
 fn validate_coordination(

@@ -39,6 +39,8 @@ fn iam_actions(op: &str) -> Option<&'static [&'static str]> {
         "get_object" => &["s3:GetObject"],
         "delete_object" => &["s3:DeleteObject"],
         "describe_alarms" => &["cloudwatch:DescribeAlarms"],
+        "list_resource_record_sets" => &["route53:ListResourceRecordSets"],
+        "change_resource_record_sets" => &["route53:ChangeResourceRecordSets"],
         _ => return None,
     })
 }

@@ -541,3 +541,71 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
             .is_some()
     );
 }
+
+/// Route 53: the record follows the state (set to the primary's value at start, to
+/// the secondary's on failover), checked in the emulator's record sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route53_record_follows_the_state() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    set_test_credentials();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(emu.secondary.url())
+        .load()
+        .await;
+    let r53 = aws_sdk_route53::Client::new(&sdk);
+    let zone = r53
+        .create_hosted_zone()
+        .name("photos.example.com")
+        .caller_reference("fm-test")
+        .send()
+        .await
+        .unwrap();
+    let zone_id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_owned();
+    let cfg = emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n{PROBES_ALL_KINDS}\n\
+         [route53]\nzone_id = \"{zone_id}\"\nrecord_name = \"api.photos.example.com\"\n\
+         primary_value = \"primary.api.example.net\"\nsecondary_value = \"secondary.api.example.net\"\nendpoint_url = \"{}\"\n",
+        emu.secondary.url()
+    ));
+    let mon = Monitor::start(&cfg);
+    let value = |r53: aws_sdk_route53::Client, zone_id: String| async move {
+        let out = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .send()
+            .await
+            .unwrap();
+        out.resource_record_sets()
+            .iter()
+            .find(|r| r.name().trim_end_matches('.') == "api.photos.example.com")
+            .and_then(|r| r.resource_records().first())
+            .map(|v| v.value().to_owned())
+    };
+    mon.wait_for_log(
+        "DNS record brought in line with the state",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        value(r53.clone(), zone_id.clone()).await.as_deref(),
+        Some("primary.api.example.net")
+    );
+    emu.primary.kill();
+    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    mon.wait_for_log("DNS record updated", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        value(r53.clone(), zone_id.clone()).await.as_deref(),
+        Some("secondary.api.example.net")
+    );
+}

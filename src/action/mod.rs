@@ -10,12 +10,15 @@
 //! and only the commit decides which transition happened; a lost race is reported,
 //! never retried over the winner.
 
+mod dns;
 mod table;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+pub use dns::{Dns, DnsAction};
 pub use table::{ConfigTable, Fence, PeerView, WriteError};
 
 use crate::aws::RegionClients;
@@ -62,6 +65,8 @@ pub enum Outcome {
         item: ConfigItem,
         record: AuditRecord,
         primary: Result<(), ActionError>,
+        /// The Route 53 record, when one is configured.
+        dns: Option<Result<DnsAction, ActionError>>,
     },
     /// Someone else changed the item first; this is what it is now.
     LostRace { current: Option<ConfigItem> },
@@ -75,6 +80,8 @@ pub struct SyncReport {
     pub primary: Result<Option<ConfigItem>, ActionError>,
     pub secondary: Result<Option<ConfigItem>, ActionError>,
     pub action: SyncAction,
+    /// The Route 53 record brought in line with the newest item, when configured.
+    pub dns: Option<Result<DnsAction, ActionError>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,11 +123,26 @@ impl SyncReport {
 pub struct Actuator {
     primary: ConfigTable,
     secondary: ConfigTable,
+    dns: Option<Arc<Dns>>,
 }
 
 impl Actuator {
     pub fn new(primary: ConfigTable, secondary: ConfigTable) -> Self {
-        Self { primary, secondary }
+        Self {
+            primary,
+            secondary,
+            dns: None,
+        }
+    }
+
+    /// Adds the Route 53 action.
+    pub fn with_dns(mut self, dns: Option<Arc<Dns>>) -> Self {
+        self.dns = dns;
+        self
+    }
+
+    pub fn dns(&self) -> Option<Arc<Dns>> {
+        self.dns.clone()
     }
 
     pub fn from_settings(
@@ -194,10 +216,15 @@ impl Actuator {
             Ok(()) | Err(WriteError::Conflict | WriteError::Fenced) => Ok(()),
             Err(WriteError::Failed(e)) => Err(e),
         };
+        let dns = match &self.dns {
+            Some(d) => Some(d.follow(t.to).await),
+            None => None,
+        };
         Ok(Outcome::Committed {
             item,
             record,
             primary,
+            dns,
         })
     }
 
@@ -230,11 +257,17 @@ impl Actuator {
             },
             _ => SyncAction::None,
         };
-        SyncReport {
+        let mut report = SyncReport {
             primary,
             secondary,
             action,
+            dns: None,
+        };
+        if let (Some(d), Some(item)) = (&self.dns, report.newest()) {
+            let state = item.state;
+            report.dns = Some(d.follow(state).await);
         }
+        report
     }
 
     async fn catch_up(

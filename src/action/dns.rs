@@ -1,0 +1,142 @@
+//! The optional Route 53 action: one record whose value follows the state
+//! (`primary_value` while active or fenced, `secondary_value` in failover), so that
+//! DNS clients follow the failover too. Upserted after each commit and re-checked on
+//! every sync pass, so a failed change converges later.
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use serde::Serialize;
+use tokio::time::timeout;
+
+use super::ActionError;
+use crate::aws::{RegionClients, describe};
+use crate::config::{RegionSettings, Route53Settings};
+use crate::model::{AppState, Role};
+
+pub struct Dns {
+    client: aws_sdk_route53::Client,
+    cfg: Route53Settings,
+    limit: Duration,
+}
+
+/// What a pass did to the record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DnsAction {
+    InPlace,
+    Upserted { from: Option<String>, to: String },
+}
+
+impl Dns {
+    /// Route 53 is a global service: its API is signed for us-east-1.
+    pub async fn new(cfg: Route53Settings, limit: Duration) -> Self {
+        let clients = RegionClients::load(&RegionSettings {
+            name: "us-east-1".into(),
+            endpoint_url: cfg.endpoint_url.clone(),
+        })
+        .await;
+        Self {
+            client: clients.route53(limit),
+            cfg,
+            limit,
+        }
+    }
+
+    fn err(&self, op: &str, reason: String) -> ActionError {
+        ActionError::Unavailable {
+            // The record is not in either region; report it against the commit point's side.
+            region: Role::Secondary,
+            reason: format!("route53 {op} {}: {reason}", self.cfg.record_name),
+        }
+    }
+
+    pub fn value_for(&self, state: AppState) -> &str {
+        match state {
+            AppState::Failover => &self.cfg.secondary_value,
+            AppState::Active | AppState::Fenced => &self.cfg.primary_value,
+        }
+    }
+
+    fn rr_type(&self) -> RrType {
+        RrType::from(self.cfg.record_type.as_str())
+    }
+
+    /// The record's current value, if it exists.
+    pub async fn current(&self) -> Result<Option<String>, ActionError> {
+        let call = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(&self.cfg.zone_id)
+            .start_record_name(&self.cfg.record_name)
+            .start_record_type(self.rr_type())
+            .max_items(1)
+            .send();
+        let out = match timeout(self.limit, call).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => return Err(self.err("list_resource_record_sets", describe(&e))),
+            Err(_) => return Err(self.err("list_resource_record_sets", "timed out".into())),
+        };
+        let want = self.cfg.record_name.trim_end_matches('.');
+        Ok(out
+            .resource_record_sets()
+            .iter()
+            .find(|r| {
+                r.name().trim_end_matches('.').eq_ignore_ascii_case(want)
+                    && *r.r#type() == self.rr_type()
+            })
+            .and_then(|r| r.resource_records().first())
+            .map(|rr| rr.value().to_owned()))
+    }
+
+    /// Makes the record point where `state` says.
+    pub async fn follow(&self, state: AppState) -> Result<DnsAction, ActionError> {
+        let want = self.value_for(state).to_owned();
+        let current = self.current().await?;
+        if current.as_deref() == Some(want.as_str()) {
+            return Ok(DnsAction::InPlace);
+        }
+        let build = |e: aws_sdk_route53::error::BuildError| {
+            self.err("change_resource_record_sets", e.to_string())
+        };
+        let rrset = ResourceRecordSet::builder()
+            .name(&self.cfg.record_name)
+            .r#type(self.rr_type())
+            .ttl(self.cfg.ttl)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(&want)
+                    .build()
+                    .map_err(build)?,
+            )
+            .build()
+            .map_err(build)?;
+        let batch = ChangeBatch::builder()
+            .comment(format!("failover-monitor: state {state}"))
+            .changes(
+                Change::builder()
+                    .action(ChangeAction::Upsert)
+                    .resource_record_set(rrset)
+                    .build()
+                    .map_err(build)?,
+            )
+            .build()
+            .map_err(build)?;
+        let call = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(&self.cfg.zone_id)
+            .change_batch(batch)
+            .send();
+        match timeout(self.limit, call).await {
+            Ok(Ok(_)) => Ok(DnsAction::Upserted {
+                from: current,
+                to: want,
+            }),
+            Ok(Err(e)) => Err(self.err("change_resource_record_sets", describe(&e))),
+            Err(_) => Err(self.err("change_resource_record_sets", "timed out".into())),
+        }
+    }
+}
