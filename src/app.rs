@@ -112,6 +112,8 @@ pub struct Handle {
 /// Backoff between attempts of a transition that failed for want of the secondary.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
+/// Longest a status snapshot may lag behind the decision loop.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 /// The `run` command: admin server, signals (SIGTERM/SIGINT stop, SIGHUP reloads
 /// `config_path`), systemd notifications, and the decision loop.
@@ -358,7 +360,11 @@ impl Daemon {
             "failover-monitor starting"
         );
         let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(1024);
-        let mut probe_tasks = probe::spawn_all(self.scheduled_probes(), obs_tx.clone());
+        let mut probe_tasks = probe::spawn_all(
+            self.scheduled_probes(),
+            obs_tx.clone(),
+            Some(self.metrics.schedule_lag.clone()),
+        );
         let (sync_tx, mut sync_rx) = mpsc::channel::<SyncReport>(4);
         let sync_now = Arc::new(Notify::new());
         let mut sync_task = self.spawn_sync(&sync_tx, &sync_now);
@@ -398,7 +404,7 @@ impl Daemon {
                         let result = self.reload(*settings);
                         if result.is_ok() {
                             // New probes, new sync cadence: restart both.
-                            probe_tasks = probe::spawn_all(self.scheduled_probes(), obs_tx.clone());
+                            probe_tasks = probe::spawn_all(self.scheduled_probes(), obs_tx.clone(), Some(self.metrics.schedule_lag.clone()));
                             sync_task.abort();
                             sync_task = self.spawn_sync(&sync_tx, &sync_now);
                         }
@@ -406,8 +412,12 @@ impl Daemon {
                     } else {
                         self.command(cmd, &mut state, &sync_now).await;
                     }
+                    state.publish_now = true;
                 }
-                Some(report) = sync_rx.recv() => self.on_sync(report, &mut state),
+                Some(report) = sync_rx.recv() => {
+                    self.on_sync(report, &mut state);
+                    state.publish_now = true;
+                }
                 _ = repl_tick.tick() => {
                     if self.policy.measuring_replication() && !state.measuring {
                         state.measuring = true;
@@ -431,6 +441,7 @@ impl Daemon {
                         warn!(error = %e, "coordination round failed");
                     }
                     state.coord = Some(report);
+                    state.publish_now = true;
                 }
                 Some(obs) = obs_rx.recv() => self.on_observation(&obs),
                 else => break,
@@ -775,6 +786,7 @@ impl Daemon {
                 }
                 self.metrics.transition(t.from, t.to, t.trigger);
                 self.policy.committed(item.clone(), now);
+                state.publish_now = true;
                 state.retry_at = None;
                 state.backoff = RETRY_MIN;
                 sync_now.notify_one();
@@ -870,7 +882,16 @@ impl Daemon {
                 state.backoff = (state.backoff * 2).min(RETRY_MAX);
             }
         }
-        self.publish(state, fence.is_some());
+        // The snapshot holds every probe: building it after each of thousands of
+        // observations a second would cost O(probes) each. Publish at most every
+        // PUBLISH_EVERY, and at once when something an operator waits for changed.
+        let due = state
+            .last_publish
+            .is_none_or(|t| now.saturating_duration_since(t) >= PUBLISH_EVERY);
+        if due || std::mem::take(&mut state.publish_now) {
+            state.last_publish = Some(now);
+            self.publish(state, fence.is_some());
+        }
     }
 
     fn publish(&self, state: &LoopState, holds_lease: bool) {
@@ -940,6 +961,9 @@ struct LoopState {
     /// A replication measurement is under way.
     measuring: bool,
     dns_error: Option<String>,
+    last_publish: Option<Instant>,
+    /// Publish the status after this evaluation, whatever the time.
+    publish_now: bool,
 }
 
 /// Reads (and reconciles) both copies of the item every `every`, or at once when

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub config_reload_time: Gauge,
     pub divergence: IntGauge,
     pub item_version: IntGauge,
+    pub schedule_lag: prometheus::Histogram,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -93,6 +94,15 @@ impl Metrics {
             .expect("valid metric"),
             item_version: IntGauge::with_opts(opts("item_version", "The version of the committed config item."))
                 .expect("valid metric"),
+            schedule_lag: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "probe_schedule_lag_seconds",
+                    "How late probe runs start after their slot (jitter excluded): the scheduler's health.",
+                )
+                .namespace("failover_monitor")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            )
+            .expect("valid metric"),
         };
         let r = &m.registry;
         for c in [
@@ -109,6 +119,7 @@ impl Metrics {
             Box::new(m.config_reload_time.clone()),
             Box::new(m.divergence.clone()),
             Box::new(m.item_version.clone()),
+            Box::new(m.schedule_lag.clone()),
         ] {
             r.register(c).expect("metric names are unique");
         }

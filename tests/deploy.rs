@@ -96,7 +96,7 @@ fn iam_policy_allows_exactly_what_the_daemon_calls() {
         for r in st["Resource"].as_array().unwrap() {
             let r = r.as_str().unwrap();
             assert!(
-                r.contains("${Project}"),
+                r.contains("${Project}") || r.contains("${ZoneId}"),
                 "resource {r} is not scoped to the stack"
             );
         }

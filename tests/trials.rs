@@ -69,7 +69,7 @@ async fn trial(rng: &mut fastrand::Rng) -> Result<String, String> {
         proxies.push(p);
     }
     // settle: a leader, every probe up everywhere
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let mut leaders = 0;
         let mut up = true;

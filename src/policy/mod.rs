@@ -211,6 +211,17 @@ pub struct Policy {
     paused: bool,
     coordination: Option<Coordination>,
     replication: Option<Replication>,
+    /// Probes per region (index `Role as usize`) and health (`health_index`), kept up
+    /// to date on every flip so that an evaluation costs O(1), not O(probes).
+    counts: [[usize; 3]; 2],
+}
+
+fn health_index(h: Health) -> usize {
+    match h {
+        Health::Unknown => 0,
+        Health::Up => 1,
+        Health::Down => 2,
+    }
 }
 
 impl Policy {
@@ -232,6 +243,20 @@ impl Policy {
             paused: false,
             coordination: None,
             replication: None,
+            counts: [[0; 3]; 2],
+        }
+        .recounted()
+    }
+
+    fn recounted(mut self) -> Self {
+        self.recount();
+        self
+    }
+
+    fn recount(&mut self) {
+        self.counts = [[0; 3]; 2];
+        for p in &self.probes {
+            self.counts[p.role as usize][health_index(p.health.health())] += 1;
         }
     }
 
@@ -304,7 +329,13 @@ impl Policy {
         } else {
             slot.failures += 1;
         }
+        let before = slot.health.health();
         let flipped = slot.health.observe(obs.ok, obs.at);
+        if let Some(now) = flipped {
+            let role = slot.role as usize;
+            self.counts[role][health_index(before)] -= 1;
+            self.counts[role][health_index(now)] += 1;
+        }
         if self.region_up(Role::Primary) {
             self.primary_up_since.get_or_insert(obs.at);
         } else {
@@ -387,6 +418,7 @@ impl Policy {
             })
             .collect();
         self.cfg = cfg;
+        self.recount();
         if !self.region_up(Role::Primary) {
             self.primary_up_since = None;
         }
@@ -441,18 +473,15 @@ impl Policy {
 
     /// The region rule applied to the primary's probes.
     pub fn primary_down(&self) -> bool {
-        let total = self.in_region(Role::Primary).count();
-        let down = self
-            .in_region(Role::Primary)
-            .filter(|p| p.health.health() == Health::Down)
-            .count();
-        total > 0 && down >= self.cfg.rule.threshold(total)
+        let c = &self.counts[Role::Primary as usize];
+        let total: usize = c.iter().sum();
+        total > 0 && c[health_index(Health::Down)] >= self.cfg.rule.threshold(total)
     }
 
     /// Every probe of the region is up (vacuously true without probes).
     pub fn region_up(&self, role: Role) -> bool {
-        self.in_region(role)
-            .all(|p| p.health.health() == Health::Up)
+        let c = &self.counts[role as usize];
+        c[health_index(Health::Up)] == c.iter().sum::<usize>()
     }
 
     fn evidence(&self, now: Instant) -> serde_json::Value {

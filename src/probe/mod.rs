@@ -145,16 +145,25 @@ pub async fn run_once(index: usize, prober: &Prober, limit: Duration) -> Observa
 /// phase within the first interval, so probes spread out), each run up to `jitter`
 /// late, and sends every result to `tx`. The tasks end when `tx`'s receiver is
 /// dropped or the returned set is dropped.
-pub fn spawn_all(probes: Vec<Scheduled>, tx: mpsc::Sender<Observation>) -> JoinSet<()> {
+pub fn spawn_all(
+    probes: Vec<Scheduled>,
+    tx: mpsc::Sender<Observation>,
+    lag: Option<prometheus::Histogram>,
+) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for p in probes {
         let tx = tx.clone();
+        let lag = lag.clone();
         set.spawn(async move {
             let mut rng = fastrand::Rng::new();
             let mut slot = Instant::now() + p.interval.mul_f64(rng.f64());
             loop {
                 let late = p.jitter.mul_f64(rng.f64());
-                sleep_until(slot + late).await;
+                let due = slot + late;
+                sleep_until(due).await;
+                if let Some(h) = &lag {
+                    h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
+                }
                 let obs = run_once(p.index, &p.prober, p.timeout).await;
                 if let Some(e) = &obs.error {
                     tracing::debug!(probe = %p.name, region = %p.region, error = %e, "probe failed");
