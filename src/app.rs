@@ -245,6 +245,7 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     probe_metrics: Vec<ProbeMetrics>,
     own_view: watch::Sender<OwnView>,
+    recorder: Option<crate::backtest::Recorder>,
 }
 
 /// Per-probe metric handles, resolved once instead of per observation.
@@ -282,7 +283,14 @@ impl Daemon {
             metrics,
             probe_metrics: Vec::new(),
             own_view: watch::channel(OwnView::default()).0,
+            recorder: None,
         };
+        if let Some(path) = &daemon.settings.monitor.record_observations {
+            daemon.recorder = Some(crate::backtest::Recorder::open(path).with_context(|| {
+                format!("opening monitor.record_observations {}", path.display())
+            })?);
+            info!(path = %path.display(), "recording probe results for backtests");
+        }
         daemon.probe_metrics = daemon.resolve_probe_metrics();
         daemon.warn_about_settings();
         Ok((
@@ -419,6 +427,9 @@ impl Daemon {
                     state.publish_now = true;
                 }
                 _ = repl_tick.tick() => {
+                    if let Some(rec) = &mut self.recorder {
+                        let _ = rec.flush();
+                    }
                     if self.policy.measuring_replication() && !state.measuring {
                         state.measuring = true;
                         let (act, tx) = (self.actuator.clone(), repl_tx.clone());
@@ -450,6 +461,9 @@ impl Daemon {
         }
         probe_tasks.abort_all();
         sync_task.abort();
+        if let Some(rec) = &mut self.recorder {
+            let _ = rec.flush();
+        }
         if let Some(t) = coord_task {
             t.abort();
         }
@@ -577,6 +591,13 @@ impl Daemon {
     }
 
     fn on_observation(&mut self, obs: &Observation) {
+        if let Some(rec) = &mut self.recorder
+            && let Some(spec) = self.settings.probes.get(obs.probe)
+            && let Err(e) = rec.record(obs, &spec.name, spec.region)
+        {
+            error!(error = %e, "cannot record probe results; recording stops");
+            self.recorder = None;
+        }
         if let Some(m) = self.probe_metrics.get(obs.probe) {
             m.success.set(i64::from(obs.ok));
             m.duration.observe(obs.latency.as_secs_f64());

@@ -354,6 +354,7 @@ struct RawMonitor {
     max_fence: Option<HumanDuration>,
     state_refresh: Option<HumanDuration>,
     write_timeout: Option<HumanDuration>,
+    record_observations: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -510,6 +511,8 @@ pub struct MonitorSettings {
     pub state_refresh: Duration,
     /// Upper bound of one AWS write attempt by the actuator.
     pub write_timeout: Duration,
+    /// Append every probe result to this JSONL file, for `failover-monitor backtest`.
+    pub record_observations: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -782,6 +785,7 @@ impl RawConfig {
             max_fence: m.max_fence.or(m.fence_for).map_or(Duration::ZERO, |d| d.0),
             state_refresh: m.state_refresh.map_or(defaults::STATE_REFRESH, |d| d.0),
             write_timeout: m.write_timeout.map_or(defaults::WRITE_TIMEOUT, |d| d.0),
+            record_observations: m.record_observations,
         };
         if monitor.max_fence < monitor.fence_for {
             return Err(invalid(

@@ -22,6 +22,7 @@ pub mod action;
 pub mod admin;
 pub mod app;
 pub mod aws;
+pub mod backtest;
 pub mod config;
 pub mod coord;
 pub mod metrics;

@@ -47,6 +47,18 @@ enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Replay recorded probe results (monitor.record_observations) through this
+    /// config's policy and print the transitions it would have made.
+    Backtest {
+        /// The JSONL trace.
+        #[arg(long)]
+        trace: PathBuf,
+        /// The state the item had when the trace began.
+        #[arg(long, value_enum, default_value_t = StateArg::Active)]
+        initial: StateArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Talk to a running daemon's admin API.
     Admin {
         /// Base URL of the admin API (default: http://<admin.listen>).
@@ -214,6 +226,11 @@ async fn execute(command: Command, config_path: PathBuf, settings: Settings) -> 
         Command::Run => app::run(config_path, settings).await,
         Command::CheckConfig => Ok(()),
         Command::State { command } => state(command, settings).await,
+        Command::Backtest {
+            trace,
+            initial,
+            json,
+        } => backtest(&settings, &trace, initial.into(), json),
         Command::Admin {
             url,
             token_file,
@@ -221,6 +238,41 @@ async fn execute(command: Command, config_path: PathBuf, settings: Settings) -> 
             command,
         } => admin(command, url, token_file, json, settings).await,
     }
+}
+
+fn backtest(
+    settings: &Settings,
+    trace: &std::path::Path,
+    initial: AppState,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use failover_monitor::backtest;
+    let records = backtest::read_trace(trace)?;
+    let report = backtest::replay(settings, &records, initial);
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} probe results over {:.1} s, replayed from {initial} with fall/rise, region rule, hold_down, fence and failback of this config (mode taken as auto)",
+        report.records,
+        report.duration_ms as f64 / 1000.0
+    );
+    for (name, n) in &report.unknown_probes {
+        println!("  ignored {n} results of probe {name:?}, which this config does not have");
+    }
+    for t in &report.transitions {
+        println!(
+            "  {}  +{:>8.1} s  {} -> {}  ({})",
+            t.at,
+            t.t_ms as f64 / 1000.0,
+            t.from,
+            t.to,
+            t.reason
+        );
+    }
+    println!("{} transition(s)", report.transitions.len());
+    Ok(())
 }
 
 async fn admin(

@@ -609,3 +609,53 @@ async fn route53_record_follows_the_state() {
         Some("secondary.api.example.net")
     );
 }
+
+/// A trace recorded by the daemon on the emulator, replayed by `backtest` with the
+/// same config (the failover shows) and with a much higher fall (it does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_trace_replays_through_backtest() {
+    let mut emu = Emulator::start();
+    let act = emu.actuator().await;
+    let dir = TempDir::new("trace");
+    let trace = dir.0.join("observations.jsonl");
+    let body = |fall: u32| {
+        format!(
+            "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\nrecord_observations = \"{}\"\n{}",
+            trace.display(),
+            PROBES_ALL_KINDS.replace("[[probes]]", &format!("[[probes]]\nfall = {fall}"))
+        )
+    };
+    let mut mon = Monitor::start(&emu.config(&body(3)));
+    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    emu.primary.kill();
+    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
+        i.state == AppState::Failover
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mon.terminate(), Some(0));
+
+    let lines = std::fs::read_to_string(&trace).unwrap().lines().count();
+    assert!(lines > 20, "only {lines} records");
+    for (fall, expect) in [(3, "1 transition(s)"), (100, "0 transition(s)")] {
+        let cfg = dir.0.join(format!("fall{fall}.toml"));
+        std::fs::write(&cfg, emu.config(&body(fall))).unwrap();
+        let out = cli(&cfg)
+            .args(["backtest", "--trace"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(expect), "fall {fall}: {text}");
+        if fall == 3 {
+            assert!(text.contains("active -> failover"), "{text}");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Benchmarks: installs what they need, builds the release binary, runs bench/bench.py
+# (detection on the emulator; HTTP probe cost side by side with Debian's
+# prometheus-blackbox-exporter; scale) and rewrites docs/PERFORMANCE.md.
+#   bench/run.sh                     # everything (about 10 minutes)
+#   bench/run.sh --phases cost       # one phase; see bench/bench.py --help
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+./deploy/local/venv.sh >/dev/null
+need=()
+for t in nginx:nginx-light hey:hey wrk:wrk prometheus-blackbox-exporter:prometheus-blackbox-exporter; do
+  command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+exec ./.venv/bin/python bench/bench.py "$@"
