@@ -304,20 +304,14 @@ struct PauseBody {
     caller: Option<String>,
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-    empty_ok: bool,
-) -> Result<Option<T>, ApiError> {
-    let body = body.map_err(|r| {
-        let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "payload_too_large"
-        } else {
-            "bad_request"
-        };
-        ApiError::new(status, code, r.body_text())
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+fn rejection(r: BytesRejection) -> ApiError {
+    let status = r.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_request" };
+    ApiError::new(status, code, r.body_text())
+}
+
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8], empty_ok: bool) -> Result<Option<T>, ApiError> {
+    if body.is_empty() || (!empty_ok && body.iter().all(u8::is_ascii_whitespace)) {
         return if empty_ok {
             Ok(None)
         } else {
@@ -326,7 +320,13 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
             ))
         };
     }
-    serde_json::from_slice(&body)
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    // serde would also take a struct from an array of its fields: only objects count.
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    serde_json::from_value(value)
         .map(Some)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
@@ -347,8 +347,18 @@ fn check_caller(caller: Option<String>) -> Result<String, ApiError> {
     }
 }
 
+/// The whitespace of the OpenAPI document's `\S` pattern (ECMAScript's `\s`), so the
+/// server and the document agree on what an empty reason is.
+fn is_pattern_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
+            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+    )
+}
+
 fn check_reason(reason: &str) -> Result<(), ApiError> {
-    if reason.trim().is_empty() {
+    if reason.chars().all(is_pattern_space) {
         return Err(ApiError::bad_request(
             "reason: required and must not be empty",
         ));
@@ -375,6 +385,41 @@ async fn send<T>(
     rx.await.map_err(|_| gone())
 }
 
+/// A validated manual-move request body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MoveRequest {
+    pub reason: String,
+    pub force: bool,
+    pub caller: String,
+}
+
+/// Parses and checks a `/v1/failover|failback|fence` body. Pure, so it is fuzzed on
+/// its own (fuzz/fuzz_targets/admin_body.rs); every error is a 4xx.
+pub fn parse_move_request(body: &[u8]) -> Result<MoveRequest, ApiError> {
+    let body: MoveBody = parse_body(body, false)?.expect("empty bodies are refused");
+    check_reason(&body.reason)?;
+    Ok(MoveRequest {
+        reason: body.reason,
+        force: body.force,
+        caller: check_caller(body.caller)?,
+    })
+}
+
+/// Parses and checks a `/v1/pause|resume` body (which may be empty).
+pub fn parse_pause_request(body: &[u8]) -> Result<(Option<String>, String), ApiError> {
+    let body: PauseBody = parse_body(body, true)?.unwrap_or_default();
+    if let Some(r) = &body.reason {
+        check_reason(r)?;
+    }
+    Ok((body.reason, check_caller(body.caller)?))
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
 async fn mov(
     State(s): State<Arc<AdminState>>,
     headers: HeaderMap,
@@ -382,14 +427,13 @@ async fn mov(
     to: AppState,
 ) -> ApiResult {
     authorize(&s, &headers)?;
-    let body: MoveBody = parse_body(body, false)?.expect("empty bodies are refused above");
-    check_reason(&body.reason)?;
-    let caller = check_caller(body.caller)?;
+    let body = body.map_err(rejection)?;
+    let req = parse_move_request(&body)?;
     let result = send(&s, |reply| Command::Move {
         to,
-        reason: body.reason,
-        force: body.force,
-        caller,
+        reason: req.reason,
+        force: req.force,
+        caller: req.caller,
         reply,
     })
     .await?;
@@ -431,15 +475,12 @@ async fn pause(
     paused: bool,
 ) -> ApiResult {
     authorize(&s, &headers)?;
-    let body: PauseBody = parse_body(body, true)?.unwrap_or_default();
-    if let Some(r) = &body.reason {
-        check_reason(r)?;
-    }
-    let caller = check_caller(body.caller)?;
+    let body = body.map_err(rejection)?;
+    let (reason, caller) = parse_pause_request(&body)?;
     let was = send(&s, |reply| Command::SetPaused {
         paused,
         caller,
-        reason: body.reason.unwrap_or_default(),
+        reason: reason.unwrap_or_default(),
         reply,
     })
     .await?;
@@ -449,6 +490,19 @@ async fn pause(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn move_and_pause_bodies_are_checked_without_a_server() {
+        let ok = parse_move_request(br#"{"reason": "drill", "force": true, "caller": "a.b@c"}"#).unwrap();
+        assert_eq!(ok, MoveRequest { reason: "drill".into(), force: true, caller: "a.b@c".into() });
+        for bad in [&b""[..], b"{", b"{}", br#"["drill", false, "alice"]"#, br#"{"reason": " "}"#, br#"{"reason": "x", "y": 1}"#, b"\xff\xfe"] {
+            let e = parse_move_request(bad).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        assert_eq!(parse_pause_request(b"").unwrap(), (None, "operator".into()));
+        assert!(parse_pause_request(br#"{"caller": ""}"#).is_err());
+        assert!(parse_pause_request(b"[null, null]").is_err());
+    }
 
     /// The served OpenAPI document lists exactly the routes the router has.
     #[test]
