@@ -274,7 +274,11 @@ http {{
 def start_nginx():
     d = f"{TMP}/nginx"
     os.makedirs(f"{d}/www", exist_ok=True)
+    # nginx's workers run unprivileged: they must be able to read the files.
+    for path in (TMP, d, f"{d}/www"):
+        os.chmod(path, 0o755)
     open(f"{d}/www/health.json", "w").write('{"state":"active"}\n')
+    os.chmod(f"{d}/www/health.json", 0o644)
     port, status = free_port(), free_port()
     open(f"{d}/nginx.conf", "w").write(NGINX_CONF.format(d=d, port=port, status=status))
     subprocess.run(["nginx", "-c", f"{d}/nginx.conf", "-p", d], check=True)

@@ -454,7 +454,17 @@ impl Daemon {
                     state.coord = Some(report);
                     state.publish_now = true;
                 }
-                Some(obs) = obs_rx.recv() => self.on_observation(&obs),
+                Some(obs) = obs_rx.recv() => {
+                    self.on_observation(&obs);
+                    // Take what else is already queued before evaluating once: fewer
+                    // wake-ups and evaluations when thousands of probes run.
+                    for _ in 0..256 {
+                        match obs_rx.try_recv() {
+                            Ok(obs) => self.on_observation(&obs),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 else => break,
             }
             self.evaluate(&mut state, &sync_now).await;

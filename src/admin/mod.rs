@@ -306,11 +306,18 @@ struct PauseBody {
 
 fn rejection(r: BytesRejection) -> ApiError {
     let status = r.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_request" };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "bad_request"
+    };
     ApiError::new(status, code, r.body_text())
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8], empty_ok: bool) -> Result<Option<T>, ApiError> {
+fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: &[u8],
+    empty_ok: bool,
+) -> Result<Option<T>, ApiError> {
     if body.is_empty() || (!empty_ok && body.iter().all(u8::is_ascii_whitespace)) {
         return if empty_ok {
             Ok(None)
@@ -320,8 +327,8 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8], empty_ok: bool) -> Resu
             ))
         };
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     // serde would also take a struct from an array of its fields: only objects count.
     if !value.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -352,8 +359,14 @@ fn check_caller(caller: Option<String>) -> Result<String, ApiError> {
 fn is_pattern_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
-            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -493,9 +506,25 @@ mod tests {
 
     #[test]
     fn move_and_pause_bodies_are_checked_without_a_server() {
-        let ok = parse_move_request(br#"{"reason": "drill", "force": true, "caller": "a.b@c"}"#).unwrap();
-        assert_eq!(ok, MoveRequest { reason: "drill".into(), force: true, caller: "a.b@c".into() });
-        for bad in [&b""[..], b"{", b"{}", br#"["drill", false, "alice"]"#, br#"{"reason": " "}"#, br#"{"reason": "x", "y": 1}"#, b"\xff\xfe"] {
+        let ok = parse_move_request(br#"{"reason": "drill", "force": true, "caller": "a.b@c"}"#)
+            .unwrap();
+        assert_eq!(
+            ok,
+            MoveRequest {
+                reason: "drill".into(),
+                force: true,
+                caller: "a.b@c".into()
+            }
+        );
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{}",
+            br#"["drill", false, "alice"]"#,
+            br#"{"reason": " "}"#,
+            br#"{"reason": "x", "y": 1}"#,
+            b"\xff\xfe",
+        ] {
             let e = parse_move_request(bad).unwrap_err();
             assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad:?}");
         }

@@ -10,7 +10,8 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub struct HttpProbe {
     client: reqwest::Client,
-    url: String,
+    /// Parsed once: parsing (IDNA included) is a measurable part of a probe's cost.
+    url: Result<reqwest::Url, String>,
     expect_status: Vec<u16>,
     expect_body: Option<String>,
     timeout: Duration,
@@ -26,7 +27,7 @@ impl HttpProbe {
     ) -> Self {
         Self {
             client,
-            url,
+            url: reqwest::Url::parse(&url).map_err(|e| format!("invalid url {url:?}: {e}")),
             expect_status,
             expect_body,
             timeout,
@@ -34,10 +35,14 @@ impl HttpProbe {
     }
 
     pub async fn check(&self) -> Result<(), ProbeError> {
+        let url = self
+            .url
+            .as_ref()
+            .map_err(|e| ProbeError::Transport(e.clone()))?;
+        // The caller bounds the whole check with the probe's timeout.
         let mut resp = self
             .client
-            .get(&self.url)
-            .timeout(self.timeout)
+            .get(url.clone())
             .send()
             .await
             .map_err(|e| self.transport(&e))?;
