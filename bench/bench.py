@@ -469,7 +469,10 @@ def main():
     ap.add_argument("--phases", default="detection,cost,scale")
     a = ap.parse_args()
     phases = a.phases.split(",")
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    raw = os.path.join(ROOT, "bench", "results.json")
+    # Phases not run this time keep their last figures.
+    results = json.load(open(raw)) if os.path.exists(raw) else {}
+    results.update(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     try:
         if "detection" in phases:
             print("== detection: outage -> failover committed in the secondary")
@@ -502,7 +505,6 @@ def main():
         for p in PROCS:
             stop(p)
         shutil.rmtree(TMP, ignore_errors=True)
-    raw = os.path.join(ROOT, "bench", "results.json")
     json.dump(results, open(raw, "w"), indent=1)
     write_report(results, a.report, "bench/run.sh")
     print(f"raw results: {raw}; report: {a.report}")
