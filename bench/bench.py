@@ -472,7 +472,8 @@ def main():
     raw = os.path.join(ROOT, "bench", "results.json")
     # Phases not run this time keep their last figures.
     results = json.load(open(raw)) if os.path.exists(raw) else {}
-    results.update(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    if set(phases) & {"detection", "cost", "scale"}:
+        results.update(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     try:
         if "detection" in phases:
             print("== detection: outage -> failover committed in the secondary")
