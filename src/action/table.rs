@@ -339,35 +339,62 @@ impl ConfigTable {
         format!("{}#view#{instance}", self.app_id)
     }
 
+    /// Strongly consistent reads of up to 100 items by key, unprocessed keys retried
+    /// (a few times) as DynamoDB asks.
+    async fn batch_get(
+        &self,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<Item>, ActionError> {
+        let mut pending: Vec<Item> = keys
+            .into_iter()
+            .map(|k| HashMap::from([("appId".to_string(), s(k))]))
+            .collect();
+        let mut items = Vec::new();
+        for _ in 0..4 {
+            if pending.is_empty() {
+                break;
+            }
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| self.unavailable(e.to_string()))?;
+            let out = self
+                .bounded(
+                    "batch_get_item",
+                    self.client
+                        .batch_get_item()
+                        .request_items(&self.table, keys)
+                        .send(),
+                )
+                .await?;
+            if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
+                items.extend(found.iter().cloned());
+            }
+            if let Some(rest) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                pending = rest.keys().to_vec();
+            }
+        }
+        if !pending.is_empty() {
+            return Err(self.unavailable(format!(
+                "batch_get_item {}: keys left unprocessed",
+                self.table
+            )));
+        }
+        Ok(items)
+    }
+
     /// The lease and the views of `instances`, in one consistent batch read.
     pub async fn read_coordination(
         &self,
         instances: &[String],
     ) -> Result<(Option<LeaseRecord>, Vec<(String, PeerView)>), ActionError> {
-        let mut keys = KeysAndAttributes::builder()
-            .keys(HashMap::from([("appId".to_string(), s(self.lease_key()))]))
-            .consistent_read(true);
-        for i in instances {
-            keys = keys.keys(HashMap::from([("appId".to_string(), s(self.view_key(i)))]));
-        }
-        let keys = keys.build().map_err(|e| self.unavailable(e.to_string()))?;
-        let out = self
-            .bounded(
-                "batch_get_item",
-                self.client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send(),
-            )
-            .await?;
+        let keys =
+            std::iter::once(self.lease_key()).chain(instances.iter().map(|i| self.view_key(i)));
+        let items = self.batch_get(keys).await?;
         let mut lease = None;
         let mut views = Vec::new();
-        for item in out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .into_iter()
-            .flatten()
-        {
+        for item in &items {
             let key = match item.get("appId") {
                 Some(AttributeValue::S(k)) => k.as_str(),
                 _ => continue,
@@ -588,39 +615,17 @@ impl ConfigTable {
         &self,
         versions: impl IntoIterator<Item = u64>,
     ) -> Result<Vec<AuditRecord>, ActionError> {
-        let mut keys = KeysAndAttributes::builder();
-        let mut any = false;
-        for v in versions.into_iter().take(100) {
-            keys = keys.keys(HashMap::from([("appId".to_string(), s(self.audit_key(v)))]));
-            any = true;
-        }
-        if !any {
-            return Ok(Vec::new());
-        }
-        let keys = keys
-            .consistent_read(true)
-            .build()
-            .map_err(|e| self.unavailable(e.to_string()))?;
-        let out = self
-            .bounded(
-                "batch_get_item",
-                self.client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send(),
-            )
-            .await?;
-        let mut records = out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| self.parse_audit(i))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
+        let keys: Vec<String> = versions
+            .into_iter()
+            .take(100)
+            .map(|v| self.audit_key(v))
+            .collect();
+        let mut records = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(|i| self.parse_audit(i))
+            .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| std::cmp::Reverse(r.version));
         Ok(records)
     }
