@@ -17,3 +17,7 @@ cargo test --all-targets -- --skip trial_runner --skip chaos_no_false_flip
 # (TRIALS=100, CHAOS_TRIALS=60 for the full sets).
 TRIALS=${TRIALS:-3} cargo test --test trials -- --nocapture
 CHAOS_TRIALS=${CHAOS_TRIALS:-6} cargo test --test chaos -- --nocapture
+# Fuzzing, short: cargo-fuzz on config parsing and admin bodies, schemathesis on the
+# admin API (fuzz/run.sh 600 and EXAMPLES=500 fuzz/schemathesis.sh for long runs).
+./fuzz/run.sh "${FUZZ_SECONDS:-20}"
+MAX_TIME=${SCHEMATHESIS_SECONDS:-60} ./fuzz/schemathesis.sh
