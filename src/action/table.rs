@@ -463,7 +463,7 @@ impl ConfigTable {
         };
         self.conditional("update_item", update.send())
             .await
-            .map(|()| token)
+            .map(|_| token)
     }
 
     /// Renews our lease; refused (Conflict) once someone else holds it. Returns the new
@@ -484,22 +484,11 @@ impl ConfigTable {
             .expression_attribute_values(":one", n(1))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send();
-        match timeout(self.limit, call).await {
-            Ok(Ok(out)) => Ok(match out.attributes().and_then(|a| a.get("renewals")) {
-                Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                _ => 0,
-            }),
-            Ok(Err(e)) if is_condition_failure(&e) => Err(WriteError::Conflict),
-            Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
-                "update_item {}: {}",
-                self.table,
-                describe(&e)
-            )))),
-            Err(_) => Err(WriteError::Failed(self.unavailable(format!(
-                "update_item {}: timed out after {:?}",
-                self.table, self.limit
-            )))),
-        }
+        let out = self.conditional("update_item", call).await?;
+        Ok(match out.attributes().and_then(|a| a.get("renewals")) {
+            Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+            _ => 0,
+        })
     }
 
     pub fn canary_key(&self) -> String {
@@ -566,12 +555,12 @@ impl ConfigTable {
         &self,
         op: &str,
         fut: impl Future<Output = Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>>,
-    ) -> Result<(), WriteError>
+    ) -> Result<T, WriteError>
     where
         E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
     {
         match timeout(self.limit, fut).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) if is_condition_failure(&e) => Err(WriteError::Conflict),
             Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
                 "{op} {}: {}",
