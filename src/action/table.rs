@@ -104,6 +104,7 @@ impl ConfigTable {
         }
     }
 
+    /// One SDK call bounded by the write timeout, its failure described.
     async fn bounded<T, E>(
         &self,
         op: &str,
@@ -112,7 +113,21 @@ impl ConfigTable {
     where
         E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
     {
-        match timeout(self.limit, fut).await {
+        self.described(op, timeout(self.limit, fut).await)
+    }
+
+    fn described<T, E>(
+        &self,
+        op: &str,
+        r: Result<
+            Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+            tokio::time::error::Elapsed,
+        >,
+    ) -> Result<T, ActionError>
+    where
+        E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    {
+        match r {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.unavailable(format!("{op} {}: {}", self.table, describe(&e)))),
             Err(_) => Err(self.unavailable(format!(
@@ -551,6 +566,7 @@ impl ConfigTable {
         .map(|_| ())
     }
 
+    /// Like `bounded`, with a failed condition reported as a conflict.
     async fn conditional<T, E>(
         &self,
         op: &str,
@@ -560,17 +576,8 @@ impl ConfigTable {
         E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
     {
         match timeout(self.limit, fut).await {
-            Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) if is_condition_failure(&e) => Err(WriteError::Conflict),
-            Ok(Err(e)) => Err(WriteError::Failed(self.unavailable(format!(
-                "{op} {}: {}",
-                self.table,
-                describe(&e)
-            )))),
-            Err(_) => Err(WriteError::Failed(self.unavailable(format!(
-                "{op} {}: timed out after {:?}",
-                self.table, self.limit
-            )))),
+            other => self.described(op, other).map_err(WriteError::Failed),
         }
     }
 
