@@ -234,14 +234,8 @@ async fn trial(kind: Kind) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_no_false_flip_no_missed_flip() {
-    let n: usize = std::env::var("CHAOS_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
-    let seed: u64 = std::env::var("CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0xc4a05);
+    let n: usize = env_number("CHAOS_TRIALS", 6);
+    let seed: u64 = env_number("CHAOS_SEED", 0xc4a05);
     let mut rng = fastrand::Rng::with_seed(seed);
     let (mut passed, mut failed) = (0, 0);
     for i in 1..=n {
@@ -257,6 +251,5 @@ async fn chaos_no_false_flip_no_missed_flip() {
             }
         }
     }
-    println!("chaos (seed {seed}): {passed} passed, {failed} failed");
-    assert_eq!(failed, 0, "{failed} of {n} chaos trials failed");
+    finish_trials("chaos", seed, passed, failed);
 }

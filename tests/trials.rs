@@ -170,14 +170,8 @@ async fn trial(rng: &mut fastrand::Rng) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trial_runner_no_double_and_no_missed_failover() {
-    let n: usize = std::env::var("TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let seed: u64 = std::env::var("TRIAL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x7a1a);
+    let n: usize = env_number("TRIALS", 3);
+    let seed: u64 = env_number("TRIAL_SEED", 0x7a1a);
     let mut rng = fastrand::Rng::with_seed(seed);
     let (mut passed, mut failed) = (0, 0);
     for i in 1..=n {
@@ -192,6 +186,5 @@ async fn trial_runner_no_double_and_no_missed_failover() {
             }
         }
     }
-    println!("trials (seed {seed}): {passed} passed, {failed} failed");
-    assert_eq!(failed, 0, "{failed} of {n} trials failed");
+    finish_trials("trials", seed, passed, failed);
 }

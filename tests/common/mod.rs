@@ -574,3 +574,17 @@ pub async fn get_json(url: String) -> serde_json::Value {
     let text = resp.text().await.unwrap_or_default();
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
+
+/// A number from the environment (trial counts, seeds), or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Prints the randomized suites' closing line and fails the test on any failure.
+pub fn finish_trials(label: &str, seed: u64, passed: usize, failed: usize) {
+    println!("{label} (seed {seed}): {passed} passed, {failed} failed");
+    assert_eq!(failed, 0, "{failed} of {} {label} failed", passed + failed);
+}
