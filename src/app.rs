@@ -34,8 +34,9 @@ use crate::policy::{
 };
 use crate::probe::{self, Prober, Scheduled};
 
-/// Everything an observer (status endpoint, tests) may want to know, as of the last
-/// evaluation. Published through a `watch` channel.
+/// Everything an observer (status endpoint, tests) may want to know. Published through
+/// a `watch` channel at most every 200 ms, and at once when an operator-visible thing
+/// changes (a command, a sync or coordination report, a commit).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Status {
     pub instance_id: String,
