@@ -45,6 +45,11 @@ impl RegionClients {
         }
     }
 
+    /// The region's SDK configuration, for clients with their own retry and timeouts.
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
     fn timeouts(timeout: Duration) -> TimeoutConfig {
         TimeoutConfig::builder()
             .connect_timeout(timeout)

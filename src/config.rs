@@ -408,6 +408,7 @@ struct RawAdmin {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStack {
+    tables: Option<TablesMode>,
     cognito_username: Option<String>,
     cognito_email: Option<String>,
     route53_zone_id: Option<String>,
@@ -576,8 +577,20 @@ pub struct AdminSettings {
     pub token_file: Option<PathBuf>,
 }
 
+/// How `provision` makes the two copies of each table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TablesMode {
+    /// One DynamoDB global table with a replica in the secondary (AWS).
+    Global,
+    /// Two independent tables (emulators, which do not replicate).
+    PerRegion,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StackSettings {
+    /// None: global tables on AWS, one table per region against an emulator.
+    pub tables: Option<TablesMode>,
     pub cognito_username: Option<String>,
     pub cognito_email: Option<String>,
     pub route53_zone_id: Option<String>,
@@ -863,6 +876,7 @@ impl RawConfig {
         };
 
         let stack = StackSettings {
+            tables: self.stack.tables,
             cognito_username: self.stack.cognito_username,
             cognito_email: self.stack.cognito_email,
             route53_zone_id: self.stack.route53_zone_id,
@@ -876,6 +890,32 @@ impl RawConfig {
                 format!("{email:?}"),
                 "must be an e-mail address",
             ));
+        }
+        if let Some(user) = &stack.cognito_username
+            && (user.is_empty() || user.len() > 128 || user.chars().any(char::is_whitespace))
+        {
+            return Err(invalid(
+                "stack.cognito_username",
+                format!("{user:?}"),
+                "1 to 128 characters without whitespace (a Cognito user name)",
+            ));
+        }
+        match (&stack.route53_zone_id, &stack.domain) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "stack.domain",
+                    "(not set)",
+                    "required with stack.route53_zone_id: the name of the failover records",
+                ));
+            }
+            (None, Some(d)) => {
+                return Err(invalid(
+                    "stack.route53_zone_id",
+                    "(not set)",
+                    format!("required with stack.domain ({d:?}): the zone holding it"),
+                ));
+            }
+            _ => {}
         }
 
         let coordination = validate_coordination(self.coordination, &monitor.instance_id)?;

@@ -15,6 +15,9 @@
 //!   primary.
 //! - [`app`]: wiring and the decision loop that owns the policy.
 //! - [`admin`]: the authenticated HTTP admin API (axum), serving [`metrics`] too.
+//! - [`provision`]: the batch tool that creates, inspects and destroys the stack the
+//!   daemon guards (never called by the daemon); [`ops`]: the original stack's
+//!   operations (upload a photo, comments).
 //! - [`aws`]: SDK clients per region; [`model`]: the shared vocabulary;
 //!   [`notify`]: systemd readiness and watchdog notifications.
 
@@ -28,5 +31,7 @@ pub mod coord;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod ops;
 pub mod policy;
 pub mod probe;
+pub mod provision;

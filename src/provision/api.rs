@@ -1,0 +1,500 @@
+//! The two API Gateway REST APIs of each region, with the original stack's mapping
+//! templates: the config API (`GET /state/{appId}`: a DynamoDB Query answered as
+//! `{"state": ...}` or `{}`) and the store API (`GET|POST /comments/{photoId}`), both
+//! with an `OPTIONS` CORS mock. Stage `prod`.
+//!
+//! The stage keeps serving the deployment it was given, so the whole definition is
+//! hashed into the deployment's description: a changed template, method or role is
+//! a drift, and converging it ends with a new deployment.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
+use serde::Serialize;
+
+use super::sdk::{STACK_TAG, SdkResult};
+use super::{Cx, Observed, api_key};
+use crate::model::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKind {
+    Config,
+    Store,
+}
+
+impl ApiKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKind::Config => "config",
+            ApiKind::Store => "store",
+        }
+    }
+}
+
+pub const STAGE: &str = "prod";
+const JSON: &str = "application/json";
+const CORS_HEADERS: &str = "'Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key'";
+
+/// One method of the API as it must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Method {
+    pub path: &'static str,
+    pub verb: &'static str,
+    /// None: a MOCK integration (CORS preflight).
+    pub action: Option<&'static str>,
+    pub request_template: String,
+    pub response_template: String,
+    /// `method.response.header.X` -> value, for the 200 response.
+    pub headers: Vec<(&'static str, String)>,
+    pub path_param: &'static str,
+}
+
+fn cors(methods: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Access-Control-Allow-Headers", CORS_HEADERS.to_string()),
+        ("Access-Control-Allow-Methods", format!("'{methods}'")),
+        ("Access-Control-Allow-Origin", "'*'".to_string()),
+        ("Access-Control-Max-Age", "'7200'".to_string()),
+    ]
+}
+
+fn origin() -> Vec<(&'static str, String)> {
+    vec![("Access-Control-Allow-Origin", "'*'".to_string())]
+}
+
+fn mock(path: &'static str, param: &'static str, methods: &str) -> Method {
+    Method {
+        path,
+        verb: "OPTIONS",
+        action: None,
+        request_template: "{\"statusCode\": 200}".into(),
+        response_template: String::new(),
+        headers: cors(methods),
+        path_param: param,
+    }
+}
+
+/// The methods of one API; the templates name the table of that region.
+pub fn methods(kind: ApiKind, table: &str) -> Vec<Method> {
+    match kind {
+        ApiKind::Config => vec![
+            Method {
+                path: "/state/{appId}",
+                verb: "GET",
+                action: Some("Query"),
+                request_template: format!(
+                    "{{\"TableName\": \"{table}\", \"KeyConditionExpression\": \"appId = :v1\", \
+                     \"ExpressionAttributeValues\": {{\":v1\": {{\"S\": \"$util.escapeJavaScript($input.params('appId'))\"}}}}}}"
+                ),
+                response_template: concat!(
+                    "#set($items = $input.path('$').Items)\n",
+                    "#if($items.size() == 1)\n",
+                    "{\"state\": \"$util.escapeJavaScript($items[0].state.S)\"}\n",
+                    "#else\n",
+                    "{}\n",
+                    "#end"
+                )
+                .into(),
+                headers: origin(),
+                path_param: "appId",
+            },
+            mock("/state/{appId}", "appId", "OPTIONS,HEAD,GET,POST,PUT,PATCH,DELETE"),
+        ],
+        ApiKind::Store => vec![
+            Method {
+                path: "/comments/{photoId}",
+                verb: "GET",
+                action: Some("Query"),
+                request_template: format!(
+                    "{{\"TableName\": \"{table}\", \"IndexName\": \"photoId\", \
+                     \"KeyConditionExpression\": \"photoId = :v1\", \
+                     \"ExpressionAttributeValues\": {{\":v1\": {{\"S\": \"$util.escapeJavaScript($input.params('photoId'))\"}}}}}}"
+                ),
+                response_template: concat!(
+                    "{\"comments\": [\n",
+                    "#foreach($c in $input.path('$').Items)\n",
+                    "{\"commentId\": \"$util.escapeJavaScript($c.commentId.S)\", ",
+                    "\"user\": \"$util.escapeJavaScript($c.user.S)\", ",
+                    "\"message\": \"$util.escapeJavaScript($c.message.S)\"}#if($foreach.hasNext),#end\n",
+                    "#end\n",
+                    "]}"
+                )
+                .into(),
+                headers: origin(),
+                path_param: "photoId",
+            },
+            Method {
+                path: "/comments/{photoId}",
+                verb: "POST",
+                action: Some("PutItem"),
+                request_template: format!(
+                    "{{\"TableName\": \"{table}\", \"Item\": {{\
+                     \"commentId\": {{\"S\": $input.json('$.commentId')}}, \
+                     \"message\": {{\"S\": $input.json('$.message')}}, \
+                     \"photoId\": {{\"S\": $input.json('$.photoId')}}, \
+                     \"user\": {{\"S\": $input.json('$.user')}}}}}}"
+                ),
+                response_template: "{}".into(),
+                headers: origin(),
+                path_param: "photoId",
+            },
+            mock("/comments/{photoId}", "photoId", "GET,OPTIONS,POST"),
+        ],
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and Rust versions, unlike `DefaultHasher`.
+fn fnv(data: &str) -> u64 {
+    data.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What the deployment's description records: the hash of the whole definition.
+pub fn definition_tag(methods: &[Method], role_arn: &str) -> String {
+    let text = format!("{methods:?}{role_arn}");
+    format!("failover-monitor definition {:016x}", fnv(&text))
+}
+
+fn table_of(cx: &Cx, kind: ApiKind) -> String {
+    match kind {
+        ApiKind::Config => cx.stack.config_table(),
+        ApiKind::Store => cx.stack.store_table(),
+    }
+}
+
+fn role_arn(cx: &Cx, kind: ApiKind) -> Result<String> {
+    let name = cx.stack.role_name(&format!("{}-api", kind.as_str()));
+    cx.facts()
+        .role_arns
+        .get(&name)
+        .cloned()
+        .with_context(|| format!("the ARN of role {name} is not known"))
+}
+
+/// Finds the API by name: `Ok(None)` when absent, `Err` naming a foreign one.
+async fn find(cx: &Cx, role: Role, kind: ApiKind) -> Result<Option<Result<String, String>>> {
+    let name = cx.stack.api_name(kind, role);
+    let apis = cx
+        .region(role)
+        .apigw
+        .get_rest_apis()
+        .limit(500)
+        .send()
+        .await
+        .sdk("apigateway:GetRestApis")?;
+    let same: Vec<_> = apis
+        .items()
+        .iter()
+        .filter(|a| a.name() == Some(&name))
+        .collect();
+    let ours: Vec<_> = same
+        .iter()
+        .filter(|a| {
+            a.tags()
+                .and_then(|t| t.get(STACK_TAG))
+                .is_some_and(|v| *v == cx.stack.project)
+        })
+        .collect();
+    match (ours.as_slice(), same.is_empty()) {
+        ([one], _) => Ok(Some(Ok(one.id().unwrap_or_default().to_string()))),
+        ([], true) => Ok(None),
+        ([], false) => Ok(Some(Err(format!("REST API without the {STACK_TAG} tag")))),
+        (many, _) => bail!(
+            "{} REST APIs named {name} carry this stack's tag; delete the extra ones by hand",
+            many.len()
+        ),
+    }
+}
+
+/// Resource path -> id.
+async fn resources(cx: &Cx, role: Role, id: &str) -> Result<HashMap<String, String>> {
+    let out = cx
+        .region(role)
+        .apigw
+        .get_resources()
+        .rest_api_id(id)
+        .limit(500)
+        .send()
+        .await
+        .sdk("apigateway:GetResources")?;
+    Ok(out
+        .items()
+        .iter()
+        .filter_map(|r| Some((r.path()?.to_string(), r.id()?.to_string())))
+        .collect())
+}
+
+fn integration_uri(region: &str, action: &str) -> String {
+    format!("arn:aws:apigateway:{region}:dynamodb:action/{action}")
+}
+
+pub async fn observe(cx: &Cx, role: Role, kind: ApiKind) -> Result<Observed> {
+    let id = match find(cx, role, kind).await? {
+        None => return Ok(Observed::Absent),
+        Some(Err(why)) => return Ok(Observed::Foreign(why)),
+        Some(Ok(id)) => id,
+    };
+    cx.learn(|f| {
+        f.apis.insert(api_key(kind, role), id.clone());
+    });
+    let gw = &cx.region(role).apigw;
+    let paths = resources(cx, role, &id).await?;
+    let methods = methods(kind, &table_of(cx, kind));
+    let region = cx.region(role).name.clone();
+    let role_arn = role_arn(cx, kind).unwrap_or_default();
+    let mut drift = Vec::new();
+    for m in &methods {
+        let Some(rid) = paths.get(m.path) else {
+            drift.push(format!("{} {} missing", m.verb, m.path));
+            continue;
+        };
+        let integ = gw
+            .get_integration()
+            .rest_api_id(&id)
+            .resource_id(rid)
+            .http_method(m.verb)
+            .send()
+            .await
+            .absent("apigateway:GetIntegration", &["NotFoundException"])?;
+        let Some(integ) = integ else {
+            drift.push(format!("{} {} missing", m.verb, m.path));
+            continue;
+        };
+        let template = integ.request_templates().and_then(|t| t.get(JSON));
+        let uri_ok = match m.action {
+            Some(a) => integ.uri() == Some(integration_uri(&region, a).as_str()),
+            None => true,
+        };
+        if template != Some(&m.request_template) || !uri_ok {
+            drift.push(format!("{} {} integration differs", m.verb, m.path));
+        }
+    }
+    let stage = gw
+        .get_stage()
+        .rest_api_id(&id)
+        .stage_name(STAGE)
+        .send()
+        .await
+        .absent("apigateway:GetStage", &["NotFoundException"])?;
+    let want = definition_tag(&methods, &role_arn);
+    match stage.and_then(|s| s.deployment_id().map(String::from)) {
+        None => drift.push(format!("stage {STAGE} missing")),
+        Some(dep) => {
+            let d = gw
+                .get_deployment()
+                .rest_api_id(&id)
+                .deployment_id(dep)
+                .send()
+                .await
+                .sdk("apigateway:GetDeployment")?;
+            if d.description() != Some(want.as_str()) && drift.is_empty() {
+                drift.push(format!("stage {STAGE} serves an older deployment"));
+            }
+        }
+    }
+    Ok(Observed::drifted(drift))
+}
+
+/// Creates or completes the API, overwrites every integration, and redeploys.
+pub async fn converge(cx: &Cx, role: Role, kind: ApiKind) -> Result<()> {
+    let gw = &cx.region(role).apigw;
+    let region = cx.region(role).name.clone();
+    let id = match find(cx, role, kind).await? {
+        Some(Ok(id)) => id,
+        Some(Err(why)) => bail!("{why}"),
+        None => gw
+            .create_rest_api()
+            .name(cx.stack.api_name(kind, role))
+            .description(format!(
+                "{} {} API, managed by failover-monitor provision",
+                cx.stack.project,
+                kind.as_str()
+            ))
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .build(),
+            )
+            .tags(STACK_TAG, &cx.stack.project)
+            .send()
+            .await
+            .sdk("apigateway:CreateRestApi")?
+            .id()
+            .context("CreateRestApi answered without an id")?
+            .to_string(),
+    };
+    cx.learn(|f| {
+        f.apis.insert(api_key(kind, role), id.clone());
+    });
+    let role_arn = role_arn(cx, kind)?;
+    let methods = methods(kind, &table_of(cx, kind));
+    let mut paths = resources(cx, role, &id).await?;
+    for m in &methods {
+        // Make each segment of the path exist.
+        let mut parent = paths
+            .get("/")
+            .cloned()
+            .context("the API has no root resource")?;
+        let mut path = String::new();
+        for seg in m.path.trim_start_matches('/').split('/') {
+            path = format!("{path}/{seg}");
+            parent = match paths.get(&path) {
+                Some(id) => id.clone(),
+                None => {
+                    let r = gw
+                        .create_resource()
+                        .rest_api_id(&id)
+                        .parent_id(&parent)
+                        .path_part(seg)
+                        .send()
+                        .await
+                        .sdk("apigateway:CreateResource")?;
+                    let rid = r
+                        .id()
+                        .context("CreateResource answered without an id")?
+                        .to_string();
+                    paths.insert(path.clone(), rid.clone());
+                    rid
+                }
+            };
+        }
+        let rid = parent;
+        let have = gw
+            .get_method()
+            .rest_api_id(&id)
+            .resource_id(&rid)
+            .http_method(m.verb)
+            .send()
+            .await
+            .absent("apigateway:GetMethod", &["NotFoundException"])?;
+        if have.is_none() {
+            gw.put_method()
+                .rest_api_id(&id)
+                .resource_id(&rid)
+                .http_method(m.verb)
+                .authorization_type("NONE")
+                .request_parameters(format!("method.request.path.{}", m.path_param), true)
+                .send()
+                .await
+                .sdk("apigateway:PutMethod")?;
+            let mut resp = gw
+                .put_method_response()
+                .rest_api_id(&id)
+                .resource_id(&rid)
+                .http_method(m.verb)
+                .status_code("200")
+                .response_models(JSON, "Empty");
+            for (h, _) in &m.headers {
+                resp = resp.response_parameters(format!("method.response.header.{h}"), false);
+            }
+            resp.send().await.sdk("apigateway:PutMethodResponse")?;
+        }
+        let mut integ = gw
+            .put_integration()
+            .rest_api_id(&id)
+            .resource_id(&rid)
+            .http_method(m.verb)
+            .passthrough_behavior("NEVER")
+            .request_templates(JSON, &m.request_template);
+        integ = match m.action {
+            Some(action) => integ
+                .r#type(IntegrationType::Aws)
+                .integration_http_method("POST")
+                .uri(integration_uri(&region, action))
+                .credentials(&role_arn),
+            None => integ.r#type(IntegrationType::Mock),
+        };
+        integ.send().await.sdk("apigateway:PutIntegration")?;
+        let mut ir = gw
+            .put_integration_response()
+            .rest_api_id(&id)
+            .resource_id(&rid)
+            .http_method(m.verb)
+            .status_code("200");
+        if !m.response_template.is_empty() {
+            ir = ir.response_templates(JSON, &m.response_template);
+        }
+        for (h, v) in &m.headers {
+            ir = ir.response_parameters(format!("method.response.header.{h}"), v);
+        }
+        ir.send().await.sdk("apigateway:PutIntegrationResponse")?;
+    }
+    gw.create_deployment()
+        .rest_api_id(&id)
+        .stage_name(STAGE)
+        .description(definition_tag(&methods, &role_arn))
+        .send()
+        .await
+        .sdk("apigateway:CreateDeployment")?;
+    Ok(())
+}
+
+pub async fn delete(cx: &Cx, role: Role, kind: ApiKind) -> Result<()> {
+    if let Some(Ok(id)) = find(cx, role, kind).await? {
+        cx.region(role)
+            .apigw
+            .delete_rest_api()
+            .rest_api_id(id)
+            .send()
+            .await
+            .absent("apigateway:DeleteRestApi", &["NotFoundException"])?;
+    }
+    Ok(())
+}
+
+/// The invoke URL of the API's stage (the AWS form; an emulator cannot invoke it).
+pub fn invoke_url(id: &str, region: &str) -> String {
+    format!("https://{id}.execute-api.{region}.amazonaws.com/{STAGE}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_valid_json_shapes_and_name_the_table() {
+        let m = methods(ApiKind::Config, "photos-config");
+        assert_eq!(m.len(), 2);
+        // With the template variables replaced, the request is the DynamoDB Query.
+        let req = m[0]
+            .request_template
+            .replace("$util.escapeJavaScript($input.params('appId'))", "abc");
+        let v: serde_json::Value = serde_json::from_str(&req).unwrap();
+        assert_eq!(v["TableName"], "photos-config");
+        assert_eq!(v["KeyConditionExpression"], "appId = :v1");
+        assert_eq!(v["ExpressionAttributeValues"][":v1"]["S"], "abc");
+
+        let s = methods(ApiKind::Store, "photos-store");
+        let post = s.iter().find(|m| m.verb == "POST").unwrap();
+        let req = post
+            .request_template
+            .replace("$input.json('$.", "\"")
+            .replace("')", "\"");
+        let v: serde_json::Value = serde_json::from_str(&req).unwrap();
+        assert_eq!(v["TableName"], "photos-store");
+        for k in ["commentId", "message", "photoId", "user"] {
+            assert_eq!(v["Item"][k]["S"], format!("{k}"), "{k}");
+        }
+        let get = s.iter().find(|m| m.verb == "GET").unwrap();
+        assert!(get.request_template.contains("\"IndexName\": \"photoId\""));
+        assert!(s.iter().any(|m| m.verb == "OPTIONS" && m.action.is_none()));
+    }
+
+    #[test]
+    fn the_definition_tag_changes_with_any_template_or_role() {
+        let a = methods(ApiKind::Config, "photos-config");
+        let mut b = a.clone();
+        b[0].response_template.push(' ');
+        let tag = definition_tag(&a, "arn:role");
+        assert_eq!(tag, definition_tag(&a, "arn:role"));
+        assert_ne!(tag, definition_tag(&b, "arn:role"));
+        assert_ne!(tag, definition_tag(&a, "arn:other"));
+        assert_ne!(
+            tag,
+            definition_tag(&methods(ApiKind::Config, "other-config"), "arn:role")
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! Route 53, when `stack.route53_zone_id` and `stack.domain` are set: one HTTPS
+//! health check per region on its state API, and a failover CNAME pair for the
+//! domain (PRIMARY -> the primary's state API, SECONDARY -> the secondary's).
+//! Route 53's own failover is a second line behind the monitor's config item.
+
+use anyhow::{Context, Result};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
+    ResourceRecordSet, ResourceRecordSetFailover, RrType, Tag, TagResourceType,
+};
+
+use super::api::{ApiKind, STAGE};
+use super::sdk::{STACK_TAG, SdkResult};
+use super::{Cx, Observed, api_key};
+use crate::model::Role;
+
+fn api_host(cx: &Cx, role: Role) -> Result<String> {
+    let id = cx
+        .facts()
+        .apis
+        .get(&api_key(ApiKind::Config, role))
+        .cloned()
+        .with_context(|| format!("the {role} config API's id is not known"))?;
+    Ok(format!(
+        "{id}.execute-api.{}.amazonaws.com",
+        cx.stack.region_name(role)
+    ))
+}
+
+/// The health check tagged `Name=<name>`: (id, ours).
+async fn find_check(cx: &Cx, name: &str) -> Result<Option<(String, bool)>> {
+    let r53 = &cx.global.route53;
+    let mut marker = None;
+    loop {
+        let out = r53
+            .list_health_checks()
+            .set_marker(marker)
+            .send()
+            .await
+            .sdk("route53:ListHealthChecks")?;
+        let ids: Vec<String> = out
+            .health_checks()
+            .iter()
+            .map(|h| h.id().to_string())
+            .collect();
+        for chunk in ids.chunks(10) {
+            let tags = r53
+                .list_tags_for_resources()
+                .resource_type(TagResourceType::Healthcheck)
+                .set_resource_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .sdk("route53:ListTagsForResources")?;
+            for set in tags.resource_tag_sets() {
+                let has = |k: &str, v: &str| {
+                    set.tags()
+                        .iter()
+                        .any(|t| t.key() == Some(k) && t.value() == Some(v))
+                };
+                if has("Name", name) {
+                    let id = set.resource_id().unwrap_or_default().to_string();
+                    return Ok(Some((id, has(STACK_TAG, &cx.stack.project))));
+                }
+            }
+        }
+        if !out.is_truncated() {
+            return Ok(None);
+        }
+        marker = out.next_marker().map(String::from);
+    }
+}
+
+pub async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
+    let Some((id, ours)) = find_check(cx, name).await? else {
+        return Ok(Observed::Absent);
+    };
+    if !ours {
+        return Ok(Observed::Foreign(format!(
+            "health check without the {STACK_TAG} tag"
+        )));
+    }
+    cx.learn(|f| {
+        f.health_checks.insert(role.to_string(), id.clone());
+    });
+    let out = cx
+        .global
+        .route53
+        .get_health_check()
+        .health_check_id(&id)
+        .send()
+        .await
+        .sdk("route53:GetHealthCheck")?;
+    let cfg = out.health_check().and_then(|h| h.health_check_config());
+    let want_host = api_host(cx, role).ok();
+    let ok = cfg.is_some_and(|c| {
+        c.fully_qualified_domain_name() == want_host.as_deref()
+            && c.resource_path() == Some(path(cx).as_str())
+    });
+    Ok(if ok {
+        Observed::ours()
+    } else {
+        Observed::drifted(vec!["target differs".into()])
+    })
+}
+
+fn path(cx: &Cx) -> String {
+    format!("/{STAGE}/state/{}", cx.stack.app_id)
+}
+
+pub async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Result<()> {
+    let r53 = &cx.global.route53;
+    if exists {
+        // A health check's type cannot change; its target can.
+        let id = cx
+            .facts()
+            .health_checks
+            .get(role.as_str())
+            .cloned()
+            .context("health check id")?;
+        r53.update_health_check()
+            .health_check_id(id)
+            .fully_qualified_domain_name(api_host(cx, role)?)
+            .resource_path(path(cx))
+            .send()
+            .await
+            .sdk("route53:UpdateHealthCheck")?;
+        return Ok(());
+    }
+    let reference = format!(
+        "{name}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default()
+    );
+    let out = r53
+        .create_health_check()
+        .caller_reference(reference)
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Https)
+                .fully_qualified_domain_name(api_host(cx, role)?)
+                .resource_path(path(cx))
+                .port(443)
+                .request_interval(30)
+                .failure_threshold(3)
+                .build()?,
+        )
+        .send()
+        .await
+        .sdk("route53:CreateHealthCheck")?;
+    let id = out
+        .health_check()
+        .map(|h| h.id().to_string())
+        .context("no health check id")?;
+    r53.change_tags_for_resource()
+        .resource_type(TagResourceType::Healthcheck)
+        .resource_id(&id)
+        .add_tags(Tag::builder().key("Name").value(name).build())
+        .add_tags(
+            Tag::builder()
+                .key(STACK_TAG)
+                .value(&cx.stack.project)
+                .build(),
+        )
+        .send()
+        .await
+        .sdk("route53:ChangeTagsForResource")?;
+    cx.learn(|f| {
+        f.health_checks.insert(role.to_string(), id);
+    });
+    Ok(())
+}
+
+pub async fn delete_check(cx: &Cx, name: &str) -> Result<()> {
+    if let Some((id, true)) = find_check(cx, name).await? {
+        cx.global
+            .route53
+            .delete_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+            .absent("route53:DeleteHealthCheck", &["NoSuchHealthCheck"])?;
+    }
+    Ok(())
+}
+
+fn set_id(cx: &Cx, role: Role) -> String {
+    format!("{}-{role}", cx.stack.project)
+}
+
+/// The record sets named like the domain.
+async fn records(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
+    let (zone, domain) = cx.stack.zone().context("no zone configured")?;
+    let fqdn = format!("{}.", domain.trim_end_matches('.'));
+    let out = cx
+        .global
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .start_record_name(&fqdn)
+        .max_items(20)
+        .send()
+        .await
+        .sdk("route53:ListResourceRecordSets")?;
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name() == fqdn)
+        .cloned()
+        .collect())
+}
+
+fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
+    let (_, domain) = cx.stack.zone().context("no zone configured")?;
+    let facts = cx.facts();
+    Role::BOTH
+        .iter()
+        .map(|&role| {
+            Ok(ResourceRecordSet::builder()
+                .name(format!("{}.", domain.trim_end_matches('.')))
+                .r#type(RrType::Cname)
+                .set_identifier(set_id(cx, role))
+                .failover(match role {
+                    Role::Primary => ResourceRecordSetFailover::Primary,
+                    Role::Secondary => ResourceRecordSetFailover::Secondary,
+                })
+                .ttl(60)
+                .set_health_check_id(facts.health_checks.get(role.as_str()).cloned())
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(api_host(cx, role)?)
+                        .build()?,
+                )
+                .build()?)
+        })
+        .collect()
+}
+
+pub async fn observe_records(cx: &Cx) -> Result<Observed> {
+    let have = records(cx).await?;
+    if have.is_empty() {
+        return Ok(Observed::Absent);
+    }
+    let ours = |r: &ResourceRecordSet| {
+        Role::BOTH
+            .iter()
+            .any(|&role| r.set_identifier() == Some(set_id(cx, role).as_str()))
+    };
+    if have.iter().any(|r| !ours(r)) {
+        return Ok(Observed::Foreign(
+            "records of that name not set by this stack (set identifiers differ)".into(),
+        ));
+    }
+    let want = wanted(cx).unwrap_or_default();
+    let same = |w: &ResourceRecordSet| {
+        have.iter().any(|h| {
+            h.set_identifier() == w.set_identifier()
+                && h.health_check_id() == w.health_check_id()
+                && h.resource_records() == w.resource_records()
+        })
+    };
+    Ok(if !want.is_empty() && want.iter().all(same) {
+        Observed::ours()
+    } else {
+        Observed::drifted(vec!["failover records differ".into()])
+    })
+}
+
+async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> Result<()> {
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let (zone, _) = cx.stack.zone().context("no zone configured")?;
+    let changes = sets
+        .into_iter()
+        .map(|s| {
+            Change::builder()
+                .action(action.clone())
+                .resource_record_set(s)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    cx.global
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build()?)
+        .send()
+        .await
+        .sdk("route53:ChangeResourceRecordSets")?;
+    Ok(())
+}
+
+pub async fn converge_records(cx: &Cx) -> Result<()> {
+    change(cx, ChangeAction::Upsert, wanted(cx)?).await
+}
+
+pub async fn delete_records(cx: &Cx) -> Result<()> {
+    let have: Vec<_> = records(cx)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            Role::BOTH
+                .iter()
+                .any(|&role| r.set_identifier() == Some(set_id(cx, role).as_str()))
+        })
+        .collect();
+    change(cx, ChangeAction::Delete, have).await
+}

@@ -1,0 +1,302 @@
+//! IAM roles: S3 replication, the two APIs' DynamoDB integrations, the web page's
+//! authenticated Cognito identities, and the monitor itself. Each has one inline
+//! policy naming exactly its resources; trust and policy are compared as JSON.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::sdk::{STACK_TAG, SdkResult, decode_policy};
+use super::{Cx, Observed, Stack, api::ApiKind};
+use crate::model::Role;
+
+/// The monitor's own policy; `${...}` placeholders are filled at apply time.
+const MONITOR_POLICY: &str = include_str!("../../deploy/iam/monitor-policy.json");
+const POLICY_NAME: &str = "failover-monitor";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    Replication,
+    ConfigApi,
+    StoreApi,
+    Monitor,
+    Web,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleSpec {
+    pub name: String,
+    pub purpose: Purpose,
+}
+
+/// The roles the rest of the stack needs before it can be created.
+pub fn service_roles(stack: &Stack) -> Vec<RoleSpec> {
+    [
+        ("replica", Purpose::Replication),
+        ("config-api", Purpose::ConfigApi),
+        ("store-api", Purpose::StoreApi),
+        ("monitor", Purpose::Monitor),
+    ]
+    .into_iter()
+    .map(|(n, purpose)| RoleSpec {
+        name: stack.role_name(n),
+        purpose,
+    })
+    .collect()
+}
+
+/// The role of signed-in web users (created after the identity pool it trusts).
+pub fn web_role(stack: &Stack) -> RoleSpec {
+    RoleSpec {
+        name: stack.role_name("web"),
+        purpose: Purpose::Web,
+    }
+}
+
+fn service_trust(services: &[&str]) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Service": services},
+        "Action": "sts:AssumeRole"
+    }]})
+}
+
+async fn trust(cx: &Cx, spec: &RoleSpec) -> Value {
+    match spec.purpose {
+        Purpose::Replication => service_trust(&["s3.amazonaws.com"]),
+        Purpose::ConfigApi | Purpose::StoreApi => service_trust(&["apigateway.amazonaws.com"]),
+        Purpose::Monitor => service_trust(&["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]),
+        Purpose::Web => {
+            let pool = cx.facts().identity_pool_id.unwrap_or_default();
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {"cognito-identity.amazonaws.com:aud": pool},
+                    "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "authenticated"}
+                }
+            }]})
+        }
+    }
+}
+
+/// The inline policy of a role, with this account's ARNs.
+pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
+    let s = &cx.stack;
+    let account = cx.account().await?;
+    let table_arns = |table: String, suffix: &str| -> Vec<String> {
+        Role::BOTH
+            .iter()
+            .map(|&r| {
+                format!(
+                    "arn:aws:dynamodb:{}:{account}:table/{table}{suffix}",
+                    s.region_name(r)
+                )
+            })
+            .collect()
+    };
+    let doc = match spec.purpose {
+        Purpose::Replication => {
+            let (src, dst) = (s.bucket(Role::Primary), s.bucket(Role::Secondary));
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow",
+                 "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                 "Resource": [format!("arn:aws:s3:::{src}")]},
+                {"Effect": "Allow",
+                 "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                            "s3:GetObjectVersionTagging"],
+                 "Resource": [format!("arn:aws:s3:::{src}/public*")]},
+                {"Effect": "Allow",
+                 "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                 "Resource": [format!("arn:aws:s3:::{dst}/public*")]}
+            ]})
+        }
+        Purpose::ConfigApi => json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["dynamodb:Query"],
+             "Resource": table_arns(s.config_table(), "")}
+        ]}),
+        Purpose::StoreApi => json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["dynamodb:PutItem"],
+             "Resource": table_arns(s.store_table(), "")},
+            {"Effect": "Allow", "Action": ["dynamodb:Query"],
+             "Resource": table_arns(s.store_table(), "/index/photoId")}
+        ]}),
+        Purpose::Monitor => monitor_policy(s, &account)?,
+        Purpose::Web => {
+            let objects: Vec<String> = Role::BOTH
+                .iter()
+                .map(|&r| format!("arn:aws:s3:::{}/public/*", s.bucket(r)))
+                .collect();
+            let apis: Vec<String> = Role::BOTH
+                .iter()
+                .flat_map(|&r| {
+                    let facts = cx.facts();
+                    [ApiKind::Config, ApiKind::Store].map(|k| {
+                        let id = facts
+                            .apis
+                            .get(&super::api_key(k, r))
+                            .cloned()
+                            .unwrap_or_else(|| "*".into());
+                        format!(
+                            "arn:aws:execute-api:{}:{account}:{id}/prod/*",
+                            s.region_name(r)
+                        )
+                    })
+                })
+                .collect();
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+                {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": apis}
+            ]})
+        }
+    };
+    Ok(doc)
+}
+
+/// `deploy/iam/monitor-policy.json` filled in; without `[route53]` the DNS statement
+/// is dropped (the monitor then never calls Route 53).
+pub fn monitor_policy(s: &Stack, account: &str) -> Result<Value> {
+    let zone = s.settings.route53.as_ref().map(|r| r.zone_id.as_str());
+    let text = MONITOR_POLICY
+        .replace("${PrimaryRegion}", s.region_name(Role::Primary))
+        .replace("${SecondaryRegion}", s.region_name(Role::Secondary))
+        .replace("${AccountId}", account)
+        .replace("${Project}", &s.project)
+        .replace("${AppId}", &s.app_id)
+        .replace("${ZoneId}", zone.unwrap_or("-"));
+    let mut doc: Value = serde_json::from_str(&text).context("deploy/iam/monitor-policy.json")?;
+    if zone.is_none()
+        && let Some(st) = doc["Statement"].as_array_mut()
+    {
+        st.retain(|x| x["Sid"] != "DnsFollowsTheState");
+    }
+    Ok(doc)
+}
+
+fn parse(doc: Option<&str>) -> Value {
+    doc.map(decode_policy)
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or(Value::Null)
+}
+
+pub async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
+    let iam = &cx.global.iam;
+    let Some(out) = iam
+        .get_role()
+        .role_name(&spec.name)
+        .send()
+        .await
+        .absent("iam:GetRole", &["NoSuchEntity"])?
+    else {
+        return Ok(Observed::Absent);
+    };
+    let role = out.role().context("GetRole answered without a role")?;
+    let tags = iam
+        .list_role_tags()
+        .role_name(&spec.name)
+        .send()
+        .await
+        .sdk("iam:ListRoleTags")?;
+    if !tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == STACK_TAG && t.value() == cx.stack.project)
+    {
+        return Ok(Observed::Foreign(format!(
+            "role without the {STACK_TAG} tag"
+        )));
+    }
+    cx.learn(|f| {
+        f.role_arns
+            .insert(spec.name.clone(), role.arn().to_string());
+    });
+    let mut drift = Vec::new();
+    if parse(role.assume_role_policy_document()) != trust(cx, spec).await {
+        drift.push("trust policy differs".to_string());
+    }
+    let inline = iam
+        .get_role_policy()
+        .role_name(&spec.name)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await
+        .absent("iam:GetRolePolicy", &["NoSuchEntity"])?;
+    match inline {
+        None => drift.push(format!("inline policy {POLICY_NAME} missing")),
+        Some(p) if parse(Some(p.policy_document())) != policy(cx, spec).await? => {
+            drift.push(format!("inline policy {POLICY_NAME} differs"))
+        }
+        Some(_) => {}
+    }
+    Ok(Observed::drifted(drift))
+}
+
+pub async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
+    let iam = &cx.global.iam;
+    let trust = trust(cx, spec).await.to_string();
+    if exists {
+        iam.update_assume_role_policy()
+            .role_name(&spec.name)
+            .policy_document(&trust)
+            .send()
+            .await
+            .sdk("iam:UpdateAssumeRolePolicy")?;
+    } else {
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key(STACK_TAG)
+            .value(&cx.stack.project)
+            .build()?;
+        let out = iam
+            .create_role()
+            .role_name(&spec.name)
+            .assume_role_policy_document(&trust)
+            .description(format!(
+                "{} ({:?}), managed by failover-monitor provision",
+                cx.stack.project, spec.purpose
+            ))
+            .tags(tag)
+            .send()
+            .await
+            .sdk("iam:CreateRole")?;
+        if let Some(role) = out.role() {
+            cx.learn(|f| {
+                f.role_arns
+                    .insert(spec.name.clone(), role.arn().to_string());
+            });
+        }
+    }
+    iam.put_role_policy()
+        .role_name(&spec.name)
+        .policy_name(POLICY_NAME)
+        .policy_document(policy(cx, spec).await?.to_string())
+        .send()
+        .await
+        .sdk("iam:PutRolePolicy")?;
+    Ok(())
+}
+
+pub async fn delete(cx: &Cx, name: &str) -> Result<()> {
+    let iam = &cx.global.iam;
+    let policies = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .sdk("iam:ListRolePolicies")?;
+    for p in policies.policy_names() {
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(p)
+            .send()
+            .await
+            .sdk("iam:DeleteRolePolicy")?;
+    }
+    iam.delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .absent("iam:DeleteRole", &["NoSuchEntity"])?;
+    Ok(())
+}
