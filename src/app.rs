@@ -121,6 +121,7 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 ///
 /// Errors that are the configuration's fault come back as [`ConfigError`].
 pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
+    let settings = config::for_run(settings)?;
     let token = auth::load(&settings, std::env::var(auth::TOKEN_ENV).ok())?;
     let listen = settings.admin.listen;
     if !listen.ip().is_loopback() && token.is_none() {
@@ -205,7 +206,7 @@ async fn signals(
 /// Loads and validates the config file again; a bad one keeps the running config.
 async fn reload(path: &std::path::Path, handle: &Handle, metrics: &Metrics) {
     notify::notify("RELOADING=1");
-    let result = match config::load(path) {
+    let result = match config::load(path).and_then(config::for_run) {
         Err(e) => Err(e.to_string()),
         Ok(settings) => {
             let (tx, rx) = oneshot::channel();

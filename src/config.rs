@@ -597,6 +597,20 @@ pub struct StackSettings {
     pub domain: Option<String>,
 }
 
+/// The settings, if `run` can use them: a file without probes is valid for
+/// `provision` only.
+pub fn for_run(settings: Settings) -> Result<Settings, ConfigError> {
+    if settings.probes.is_empty() {
+        return Err(invalid(
+            "probes",
+            "0 probe(s)",
+            "`run` needs at least one probe on the primary region \
+             (`failover-monitor provision monitor-config` writes them for a provisioned stack)",
+        ));
+    }
+    Ok(settings)
+}
+
 impl Settings {
     /// `<project>-config`, the table holding the config item.
     pub fn config_table(&self) -> String {
@@ -834,7 +848,9 @@ impl RawConfig {
             probes.push(spec);
         }
         let primary_probes = probes.iter().filter(|p| p.region == Role::Primary).count();
-        if primary_probes == 0 {
+        // No probes at all is a file for `provision` (which writes the probes with
+        // `provision monitor-config`); `run` refuses it.
+        if primary_probes == 0 && !probes.is_empty() {
             return Err(invalid(
                 "probes",
                 format!("{} probe(s), none with region = \"primary\"", probes.len()),

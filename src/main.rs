@@ -276,6 +276,14 @@ fn main() -> ExitCode {
             .iter()
             .filter(|p| p.region == Role::Primary)
             .count();
+        if settings.probes.is_empty() {
+            println!(
+                "{}: ok for `provision`; no probes, so `run` would refuse it \
+                 (`provision monitor-config` writes them)",
+                cli.config.display()
+            );
+            return ExitCode::SUCCESS;
+        }
         println!(
             "{}: ok ({} probes: {} primary, {} secondary; mode {}, failover when {})",
             cli.config.display(),

@@ -158,10 +158,65 @@ pub struct Stack {
     pub cognito_email: String,
 }
 
+/// The regions this build can provision in. The daemon accepts any well-formed
+/// region name; provisioning refuses one it does not know, because a mistyped
+/// secondary would otherwise fail only after the primary's half was created.
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
 impl Stack {
     /// Checks what provisioning needs beyond what `check-config` checks, before any
     /// AWS call.
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        for role in Role::BOTH {
+            let name = &settings.regions.get(role).name;
+            if !KNOWN_REGIONS.contains(&name.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: format!("regions.{role}.name"),
+                    value: format!("{name:?}"),
+                    allowed: "not an AWS region `provision` knows (for example us-east-1, \
+                              ap-northeast-1); nothing was created"
+                        .into(),
+                });
+            }
+        }
         let missing = |key: &str| ConfigError::Invalid {
             key: key.into(),
             value: "(not set)".into(),
@@ -518,10 +573,12 @@ impl Reporter {
 
     fn plan_line(&self, step: &Step) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string(step).expect("plan step serializes")
-            );
+            let action = serde_json::to_value(&step.action).expect("actions serialize");
+            let v = json!({"event": "plan", "kind": step.resource.spec.kind(),
+                "name": step.resource.name, "region": step.resource.region,
+                "action": action["action"], "detail": action.get("detail"),
+                "spec": step.resource.spec});
+            println!("{v}");
             return;
         }
         let detail = match &step.action {

@@ -115,9 +115,24 @@ pub trait HasStatus {
     fn status_code(&self) -> u16;
 }
 
-impl HasStatus for aws_sdk_dynamodb::config::http::HttpResponse {
+/// The raw HTTP answer behind an SDK error (every SDK crate uses this one type).
+pub trait HasRaw: HasStatus {
+    fn body_text(&self) -> Option<String>;
+}
+
+type Raw = aws_sdk_dynamodb::config::http::HttpResponse;
+
+impl HasStatus for Raw {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
+    }
+}
+
+impl HasRaw for Raw {
+    fn body_text(&self) -> Option<String> {
+        self.body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -125,14 +140,43 @@ impl HasStatus for aws_sdk_dynamodb::config::http::HttpResponse {
 pub fn fail<E, R>(operation: &str, err: &SdkError<E, R>) -> anyhow::Error
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + HasRaw,
 {
-    let text = describe(err);
-    if code(err).is_some_and(|c| DENIED.contains(&c)) {
+    let mut text = describe(err);
+    let raw = err.raw_response();
+    let status = raw.map(HasStatus::status_code);
+    if code(err).is_none()
+        && let Some(r) = raw
+    {
+        // The SDK could not read the answer's error: say what the service sent.
+        let body = r.body_text().unwrap_or_default();
+        let body: String = body
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(400)
+            .collect();
+        text = match (
+            between(&body, "<Code>", "</Code>"),
+            between(&body, "<Message>", "</Message>"),
+        ) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            _ => format!("HTTP {}: {body}", r.status_code()),
+        };
+    }
+    if code(err).is_some_and(|c| DENIED.contains(&c)) || status == Some(403) {
         anyhow!("{operation} was refused: {text} (missing permission {operation})")
     } else {
         anyhow!("{operation} failed: {text}")
     }
+}
+
+/// The text between the first `open` and the next `close`.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(&text[start..start + len])
 }
 
 /// `result.sdk("iam:CreateRole")?`: an SDK result with the operation named on error.
@@ -145,7 +189,7 @@ pub trait SdkResult<T> {
 impl<T, E, R> SdkResult<T> for Result<T, SdkError<E, R>>
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasRaw,
 {
     fn sdk(self, operation: &str) -> anyhow::Result<T> {
         self.map_err(|e| fail(operation, &e))

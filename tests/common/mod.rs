@@ -82,16 +82,32 @@ pub struct Region {
     pub port: u16,
     child: Option<Child>,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Region {
     fn start(role: Role, name: &'static str, port: u16, dir: &Path) -> Self {
+        Self::start_with(role, name, port, dir, &[])
+    }
+
+    /// A region whose moto server gets extra environment variables.
+    pub fn start_with(
+        role: Role,
+        name: &'static str,
+        port: u16,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut r = Self {
             role,
             name,
             port,
             child: None,
             log: dir.join(format!("moto-{role}.log")),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         r.spawn();
         r
@@ -101,6 +117,7 @@ impl Region {
         let log = std::fs::File::create(&self.log).unwrap();
         let child = Command::new(venv_bin("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -168,17 +185,22 @@ pub struct Emulator {
 impl Emulator {
     /// Starts both regions and seeds them (config item `active` without a version).
     pub fn start() -> Self {
-        let dir = TempDir::new("emulator");
-        let primary = Region::start(Role::Primary, "us-east-1", free_port(), &dir.0);
-        let secondary = Region::start(Role::Secondary, "ap-northeast-1", free_port(), &dir.0);
-        let emu = Self {
-            primary,
-            secondary,
-            dir,
-        };
+        let emu = Self::start_empty();
         emu.seed(Role::Primary);
         emu.seed(Role::Secondary);
         emu
+    }
+
+    /// Starts both regions with nothing in them (for `provision`).
+    pub fn start_empty() -> Self {
+        let dir = TempDir::new("emulator");
+        let primary = Region::start(Role::Primary, "us-east-1", free_port(), &dir.0);
+        let secondary = Region::start(Role::Secondary, "ap-northeast-1", free_port(), &dir.0);
+        Self {
+            primary,
+            secondary,
+            dir,
+        }
     }
 
     pub fn region(&self, role: Role) -> &Region {

@@ -1,0 +1,894 @@
+//! `failover-monitor provision` against the two-region emulator: apply on empty,
+//! apply again (no changes), drift repaired, destroy leaving nothing (checked by
+//! listing every resource type in both regions with the SDK, not with the code
+//! under test), a region dying mid-apply, foreign resources refused, bad input
+//! refused before any call, and the operations (photo upload, comments) on the
+//! provisioned stack.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{APP_ID, Emulator, Monitor, PROJECT, TempDir, cli, free_port, get_json};
+use failover_monitor::model::Role;
+use serde_json::Value;
+
+const STACK: &str = r#"
+[admin]
+listen = "127.0.0.1:9"
+[stack]
+cognito_username = "ops"
+cognito_email = "ops@example.com"
+"#;
+
+/// A config file for `emu` with `[stack]` (and `extra` appended).
+fn config_file(emu: &Emulator, dir: &TempDir, extra: &str) -> PathBuf {
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(&path, emu.config(&format!("{STACK}{extra}"))).unwrap();
+    path
+}
+
+fn run(config: &Path, args: &[&str]) -> Output {
+    cli(config)
+        .args(args)
+        .current_dir(config.parent().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running failover-monitor")
+}
+
+fn ok(config: &Path, args: &[&str]) -> String {
+    let out = run(config, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The plan's lines (`--json`): (action, kind, name, region) of each resource, and
+/// the summary's change count.
+fn plan(config: &Path) -> (Vec<Value>, u64) {
+    let text = ok(config, &["provision", "--json", "plan"]);
+    let mut steps = Vec::new();
+    let mut changes = None;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["event"] == "summary" {
+            changes = v["changes"].as_u64();
+        } else {
+            steps.push(v);
+        }
+    }
+    (steps, changes.expect("the plan ends with a summary"))
+}
+
+async fn sdk(emu: &Emulator, role: Role) -> SdkConfig {
+    let r = emu.region(role);
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(SdkRegion::new(r.name))
+        .endpoint_url(r.url())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+/// Every resource of every type the stack uses, in both regions, as
+/// `type:region:name`, listed with the SDK directly.
+async fn inventory(emu: &Emulator) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for role in Role::BOTH {
+        let c = sdk(emu, role).await;
+        let ddb = aws_sdk_dynamodb::Client::new(&c);
+        for t in ddb.list_tables().send().await.unwrap().table_names() {
+            out.insert(format!("table:{role}:{t}"));
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&c)
+                .force_path_style(true)
+                .build(),
+        );
+        for b in s3.list_buckets().send().await.unwrap().buckets() {
+            out.insert(format!("bucket:{role}:{}", b.name().unwrap()));
+        }
+        let gw = aws_sdk_apigateway::Client::new(&c);
+        for a in gw.get_rest_apis().send().await.unwrap().items() {
+            out.insert(format!("api:{role}:{}", a.name().unwrap()));
+        }
+        let cw = aws_sdk_cloudwatch::Client::new(&c);
+        for a in cw.describe_alarms().send().await.unwrap().metric_alarms() {
+            out.insert(format!("alarm:{role}:{}", a.alarm_name().unwrap()));
+        }
+        let idp = aws_sdk_cognitoidentityprovider::Client::new(&c);
+        let pools = idp.list_user_pools().max_results(60).send().await.unwrap();
+        for p in pools.user_pools() {
+            out.insert(format!("user-pool:{role}:{}", p.name().unwrap()));
+        }
+        let ci = aws_sdk_cognitoidentity::Client::new(&c);
+        let ids = ci
+            .list_identity_pools()
+            .max_results(60)
+            .send()
+            .await
+            .unwrap();
+        for p in ids.identity_pools() {
+            out.insert(format!(
+                "identity-pool:{role}:{}",
+                p.identity_pool_name().unwrap()
+            ));
+        }
+        let iam = aws_sdk_iam::Client::new(&c);
+        for r in iam.list_roles().send().await.unwrap().roles() {
+            out.insert(format!("role:{role}:{}", r.role_name()));
+        }
+        let cf = aws_sdk_cloudfront::Client::new(&c);
+        let dists = cf.list_distributions().send().await.unwrap();
+        for d in dists
+            .distribution_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+        {
+            out.insert(format!("distribution:{role}:{}", d.comment()));
+        }
+        let oacs = cf.list_origin_access_controls().send().await.unwrap();
+        for o in oacs
+            .origin_access_control_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+        {
+            out.insert(format!("oac:{role}:{}", o.name()));
+        }
+        let r53 = aws_sdk_route53::Client::new(&c);
+        for h in r53
+            .list_health_checks()
+            .send()
+            .await
+            .unwrap()
+            .health_checks()
+        {
+            out.insert(format!("health-check:{role}:{}", h.id()));
+        }
+        for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
+            let sets = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(z.id())
+                .send()
+                .await
+                .unwrap();
+            for r in sets.resource_record_sets() {
+                if !matches!(r.r#type().as_str(), "NS" | "SOA") {
+                    out.insert(format!(
+                        "record:{role}:{}:{}",
+                        r.name(),
+                        r.set_identifier().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn create_zone(emu: &Emulator) -> String {
+    let c = sdk(emu, Role::Primary).await;
+    let r53 = aws_sdk_route53::Client::new(&c);
+    let z = r53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference("test-zone")
+        .send()
+        .await
+        .unwrap();
+    z.hosted_zone()
+        .unwrap()
+        .id()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn config_item(
+    emu: &Emulator,
+    role: Role,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    let c = sdk(emu, role).await;
+    aws_sdk_dynamodb::Client::new(&c)
+        .get_item()
+        .table_name(format!("{PROJECT}-config"))
+        .key("appId", AttributeValue::S(APP_ID.into()))
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.item)
+}
+
+fn count(inv: &BTreeSet<String>, prefix: &str) -> usize {
+    inv.iter().filter(|x| x.starts_with(prefix)).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_converges_a_second_apply_changes_nothing_and_destroy_leaves_nothing() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let zone = create_zone(&emu).await;
+    let config = config_file(
+        &emu,
+        &dir,
+        &format!("route53_zone_id = \"{zone}\"\ndomain = \"photos.example.com\"\n"),
+    );
+    let before = inventory(&emu).await;
+    assert!(before.is_empty(), "the emulator starts empty: {before:?}");
+
+    let (steps, changes) = plan(&config);
+    assert_eq!(changes as usize, steps.len());
+    assert!(steps.iter().all(|s| s["action"] == "create"), "{steps:#?}");
+
+    let text = ok(&config, &["provision", "apply"]);
+    let created = text.lines().filter(|l| l.contains("... created")).count();
+    assert_eq!(
+        created,
+        steps.len(),
+        "one progress line per resource:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("apply complete: {created} created, 0 updated")),
+        "{text}"
+    );
+
+    let inv = inventory(&emu).await;
+    for role in ["primary", "secondary"] {
+        for t in ["photos-config", "photos-store"] {
+            assert!(
+                inv.contains(&format!("table:{role}:{t}")),
+                "{t} in {role}: {inv:#?}"
+            );
+        }
+        assert!(inv.contains(&format!("bucket:{role}:photos-{role}")));
+        for api in ["config", "store"] {
+            assert!(
+                inv.contains(&format!("api:{role}:photos-{api}-{role}")),
+                "{inv:#?}"
+            );
+        }
+        assert_eq!(
+            count(&inv, &format!("alarm:{role}:photos-{role}-")),
+            5,
+            "{inv:#?}"
+        );
+    }
+    assert!(inv.contains("bucket:primary:photos-website"));
+    assert!(inv.contains("user-pool:primary:photos"));
+    assert!(inv.contains("identity-pool:primary:photos"));
+    assert!(inv.contains("distribution:primary:photos-website"));
+    assert!(inv.contains("oac:primary:photos-website"));
+    assert_eq!(count(&inv, "role:primary:photos-"), 5, "{inv:#?}");
+    assert_eq!(count(&inv, "health-check:"), 2, "{inv:#?}");
+    assert!(inv.contains("record:primary:photos.example.com.:photos-primary"));
+    assert!(inv.contains("record:primary:photos.example.com.:photos-secondary"));
+
+    // The config item is seeded, versioned, in both regions (no replication here).
+    for role in Role::BOTH {
+        let item = config_item(&emu, role).await.expect("seeded item");
+        assert_eq!(item["state"].as_s().unwrap(), "active");
+        assert_eq!(item["version"].as_n().unwrap(), "0");
+    }
+
+    // The state API's method carries the original request template, deployed to prod.
+    let c = sdk(&emu, Role::Primary).await;
+    let gw = aws_sdk_apigateway::Client::new(&c);
+    let apis = gw.get_rest_apis().send().await.unwrap();
+    let api = apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some("photos-config-primary"))
+        .unwrap();
+    let res = gw
+        .get_resources()
+        .rest_api_id(api.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let state = res
+        .items()
+        .iter()
+        .find(|r| r.path() == Some("/state/{appId}"))
+        .unwrap();
+    let integ = gw
+        .get_integration()
+        .rest_api_id(api.id().unwrap())
+        .resource_id(state.id().unwrap())
+        .http_method("GET")
+        .send()
+        .await
+        .unwrap();
+    let template = &integ.request_templates().unwrap()["application/json"];
+    assert!(
+        template.contains("\"TableName\": \"photos-config\""),
+        "{template}"
+    );
+    assert!(template.contains("appId = :v1"), "{template}");
+    assert!(integ.uri().unwrap().ends_with(":dynamodb:action/Query"));
+    let stage = gw
+        .get_stage()
+        .rest_api_id(api.id().unwrap())
+        .stage_name("prod")
+        .send()
+        .await;
+    assert!(stage.is_ok(), "stage prod: {stage:?}");
+
+    // A second apply changes nothing, and says so.
+    let (_, changes) = plan(&config);
+    assert_eq!(changes, 0);
+    let text = ok(&config, &["provision", "apply"]);
+    assert!(
+        text.contains("apply complete: 0 created, 0 updated, 0 deleted"),
+        "{text}"
+    );
+    assert_eq!(
+        inventory(&emu).await,
+        inv,
+        "the second apply created nothing"
+    );
+
+    // Outputs and uiConfig.json name the provisioned resources.
+    let out: Value = serde_json::from_str(&ok(&config, &["provision", "output"])).unwrap();
+    let ui: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("uiConfig.json")).unwrap())
+            .unwrap();
+    assert_eq!(ui, out["uiConfig"]);
+    let pools = aws_sdk_cognitoidentityprovider::Client::new(&c)
+        .list_user_pools()
+        .max_results(10)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui["userPoolId"], pools.user_pools()[0].id().unwrap());
+    assert_eq!(ui["uiRegion"], "us-east-1");
+    assert_eq!(ui["secondary"]["region"], "ap-northeast-1");
+    assert_eq!(ui["primary"]["objectStoreBucketName"], "photos-primary");
+    let state_url = ui["primary"]["stateUrl"].as_str().unwrap();
+    assert!(
+        state_url.starts_with(&format!(
+            "https://{}.execute-api.us-east-1",
+            api.id().unwrap()
+        )) && state_url.ends_with(&format!("/prod/state/{APP_ID}")),
+        "{state_url}"
+    );
+    assert!(out["tables"].as_str().unwrap().starts_with("per-region"));
+    assert_eq!(out["missing"], serde_json::json!([]));
+    let cdn = ok(&config, &["provision", "cdn-url"]);
+    assert!(
+        cdn.trim().starts_with("https://") && cdn.contains(".cloudfront.net"),
+        "{cdn}"
+    );
+
+    // Destroy: every resource of every type goes, the zone itself (not ours) stays.
+    let text = ok(&config, &["provision", "destroy", "--yes"]);
+    assert!(text.contains(&format!("{created} deleted")), "{text}");
+    let after = inventory(&emu).await;
+    assert!(after.is_empty(), "left behind: {after:#?}");
+    let zones = aws_sdk_route53::Client::new(&c)
+        .list_hosted_zones()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        zones.hosted_zones().len(),
+        1,
+        "the zone was not the stack's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_planned_and_repaired() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+
+    // By hand: a table deleted, a template edited, versioning suspended.
+    let sec = sdk(&emu, Role::Secondary).await;
+    aws_sdk_dynamodb::Client::new(&sec)
+        .delete_table()
+        .table_name("photos-config")
+        .send()
+        .await
+        .unwrap();
+    let pri = sdk(&emu, Role::Primary).await;
+    let gw = aws_sdk_apigateway::Client::new(&pri);
+    let apis = gw.get_rest_apis().send().await.unwrap();
+    let api = apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some("photos-store-primary"))
+        .unwrap();
+    let id = api.id().unwrap();
+    let res = gw.get_resources().rest_api_id(id).send().await.unwrap();
+    let comments = res
+        .items()
+        .iter()
+        .find(|r| r.path() == Some("/comments/{photoId}"))
+        .unwrap();
+    gw.put_integration()
+        .rest_api_id(id)
+        .resource_id(comments.id().unwrap())
+        .http_method("POST")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .request_templates("application/json", "{\"statusCode\": 200}")
+        .send()
+        .await
+        .unwrap();
+
+    let (steps, changes) = plan(&config);
+    assert_eq!(changes, 3, "{steps:#?}");
+    let table = steps
+        .iter()
+        .find(|s| {
+            s["kind"] == "dynamodb-table"
+                && s["region"] == "secondary"
+                && s["name"] == "photos-config"
+        })
+        .unwrap();
+    assert_eq!(table["action"], "create");
+    let item = steps
+        .iter()
+        .find(|s| s["kind"] == "config-item" && s["region"] == "secondary")
+        .unwrap();
+    // The item went with its table: seeded again.
+    assert_eq!(item["action"], "create");
+    let api_step = steps
+        .iter()
+        .find(|s| s["name"] == "photos-store-primary")
+        .unwrap();
+    assert_eq!(api_step["action"], "update");
+    assert!(
+        api_step["detail"][0]
+            .as_str()
+            .unwrap()
+            .contains("POST /comments/{photoId} integration differs"),
+        "{api_step}"
+    );
+
+    let text = ok(&config, &["provision", "apply"]);
+    assert!(
+        text.contains("update   rest-api photos-store-primary (primary) ... updated"),
+        "{text}"
+    );
+    let (_, changes) = plan(&config);
+    assert_eq!(changes, 0, "apply repaired the drift");
+    let item = config_item(&emu, Role::Secondary)
+        .await
+        .expect("item seeded again");
+    assert_eq!(item["state"].as_s().unwrap(), "active");
+    // The repaired API was redeployed: the stage serves a deployment carrying the
+    // definition's hash again.
+    let stage = gw
+        .get_stage()
+        .rest_api_id(id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    let dep = gw
+        .get_deployment()
+        .rest_api_id(id)
+        .deployment_id(stage.deployment_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        dep.description()
+            .unwrap()
+            .starts_with("failover-monitor definition ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_resources_are_refused_never_adopted_or_deleted() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    // Someone else's bucket and table, with the stack's names.
+    let sec = sdk(&emu, Role::Secondary).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sec)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket("photos-secondary")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::ApNortheast1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let iam = aws_sdk_iam::Client::new(&sdk(&emu, Role::Primary).await);
+    iam.create_role()
+        .role_name("photos-monitor")
+        .assume_role_policy_document("{\"Version\":\"2012-10-17\",\"Statement\":[]}")
+        .send()
+        .await
+        .unwrap();
+    let before = inventory(&emu).await;
+
+    let (steps, _) = plan(&config);
+    let refused: Vec<_> = steps.iter().filter(|s| s["action"] == "refuse").collect();
+    assert_eq!(refused.len(), 2, "{steps:#?}");
+    assert!(refused.iter().any(|s| s["name"] == "photos-secondary"));
+    assert!(refused.iter().any(|s| s["name"] == "photos-monitor"));
+
+    let out = run(&config, &["provision", "apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to touch resources this stack did not create"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s3-bucket photos-secondary (secondary)"),
+        "{err}"
+    );
+    assert!(err.contains("iam-role photos-monitor (global)"), "{err}");
+    assert_eq!(inventory(&emu).await, before, "nothing was created");
+
+    let text = ok(&config, &["provision", "destroy", "--yes"]);
+    assert!(text.contains("left alone"), "{text}");
+    assert_eq!(inventory(&emu).await, before, "nothing foreign was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_dying_mid_apply_is_named_and_a_rerun_completes() {
+    let mut emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    let mut child = cli(&config)
+        .args(["provision", "apply"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the secondary's tables exist, the primary region dies.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("(secondary) ... created"))
+    {
+        seen.push(lines.next().expect("progress line").unwrap());
+    }
+    emu.primary.kill();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{seen:?} {rest:?} {err}");
+    let failed = rest
+        .iter()
+        .find(|l| l.contains("... failed"))
+        .expect("a failed line");
+    assert!(
+        failed.contains("(primary)"),
+        "the primary's resource failed: {failed}"
+    );
+    let name = failed
+        .split(" ... ")
+        .next()
+        .unwrap()
+        .trim_start_matches("create")
+        .trim();
+    assert!(err.contains(name), "the error names {name}: {err}");
+    assert!(
+        err.contains("failed; the resources before it are in place, re-run apply"),
+        "{err}"
+    );
+    assert!(err.contains("connection"), "the cause is named: {err}");
+
+    // The region comes back (empty: the emulator lost its data); a re-run completes.
+    emu.primary.restart();
+    let text = ok(&config, &["provision", "apply"]);
+    assert!(text.contains("apply complete"), "{text}");
+    assert!(
+        text.contains("up to date"),
+        "the secondary's resources were kept: {text}"
+    );
+    let (_, changes) = plan(&config);
+    assert_eq!(changes, 0);
+}
+
+#[test]
+fn bad_input_is_refused_before_any_call() {
+    let dir = TempDir::new("provision");
+    // Regions on a port nobody listens on: any AWS call would fail with exit 1.
+    let port = free_port();
+    let base = format!(
+        "[app]\nid = \"{APP_ID}\"\nproject = \"photos\"\n\
+         [regions.primary]\nname = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:{port}\"\n\
+         [regions.secondary]\nname = \"ap-northeast-1\"\nendpoint_url = \"http://127.0.0.1:{port}\"\n"
+    );
+    let cases = [
+        (
+            "",
+            "stack.cognito_username = (not set): required by `provision`",
+        ),
+        (
+            "[stack]\ncognito_username = \"ops\"\n",
+            "stack.cognito_email = (not set): required by `provision`",
+        ),
+        (
+            "[stack]\ncognito_username = \"o p\"\ncognito_email = \"ops@example.com\"\n",
+            "stack.cognito_username = \"o p\"",
+        ),
+        (
+            "[stack]\ncognito_username = \"ops\"\ncognito_email = \"ops@example.com\"\ndomain = \"x.example.com\"\n",
+            "stack.route53_zone_id = (not set): required with stack.domain",
+        ),
+        (
+            "[stack]\ncognito_username = \"ops\"\ncognito_email = \"ops@example.com\"\ntables = \"sharded\"\n",
+            "stack.tables",
+        ),
+    ];
+    for (extra, want) in cases {
+        let path = dir.0.join("monitor.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let out = run(&path, &["provision", "plan"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains(want), "{extra}: expected {want:?} in {err}");
+    }
+    // An invalid project or region name is refused the same way.
+    for (from, to, key) in [
+        (
+            "project = \"photos\"",
+            "project = \"Photos_1\"",
+            "app.project",
+        ),
+        (
+            "name = \"ap-northeast-1\"",
+            "name = \"mars-north-1\"",
+            "regions.secondary.name",
+        ),
+    ] {
+        let path = dir.0.join("monitor.toml");
+        let text = format!("{base}{STACK}").replace(from, to);
+        std::fs::write(&path, text).unwrap();
+        let out = run(&path, &["provision", "apply"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(key), "{key} in {err}");
+    }
+    // Destroy without --yes and without a terminal to ask on: refused, exit 2.
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(&path, format!("{base}{STACK}")).unwrap();
+    let out = run(&path, &["provision", "destroy"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --yes"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_permissions_stop_apply_before_anything_is_created() {
+    // An emulator that checks IAM after its first six calls, which create two users:
+    // an administrator (for the test's own listing) and one that may only use DynamoDB.
+    let dir = TempDir::new("provision");
+    let port = free_port();
+    let _region = common::Region::start_with(
+        Role::Primary,
+        "us-east-1",
+        port,
+        &dir.0,
+        &[("INITIAL_NO_AUTH_ACTION_COUNT", "6")],
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let c = aws_config::defaults(BehaviorVersion::latest())
+        .region(SdkRegion::new("us-east-1"))
+        .endpoint_url(&url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "a", "b", None, None, "t",
+        ))
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&c);
+    let mut keys = Vec::new();
+    for (user, action) in [("admin", "*"), ("limited", "dynamodb:*")] {
+        iam.create_user().user_name(user).send().await.unwrap();
+        let k = iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        let k = k.access_key().unwrap();
+        keys.push((
+            k.access_key_id().to_string(),
+            k.secret_access_key().to_string(),
+        ));
+        let doc = format!(
+            "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Action\":\"{action}\",\"Resource\":\"*\"}}]}}"
+        );
+        iam.put_user_policy()
+            .user_name(user)
+            .policy_name("p")
+            .policy_document(doc)
+            .send()
+            .await
+            .unwrap();
+    }
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[app]\nid = \"{APP_ID}\"\nproject = \"photos\"\n\
+             [regions.primary]\nname = \"us-east-1\"\nendpoint_url = \"{url}\"\n\
+             [regions.secondary]\nname = \"us-west-2\"\nendpoint_url = \"{url}\"\n{STACK}"
+        ),
+    )
+    .unwrap();
+    let out = cli(&path)
+        .args(["provision", "apply"])
+        .env("AWS_ACCESS_KEY_ID", &keys[1].0)
+        .env("AWS_SECRET_ACCESS_KEY", &keys[1].1)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert!(err.contains("(missing permission iam:GetRole)"), "{err}");
+
+    // Nothing was created: the plan reads everything before the first write.
+    let admin = aws_config::defaults(BehaviorVersion::latest())
+        .region(SdkRegion::new("us-east-1"))
+        .endpoint_url(&url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            keys[0].0.clone(),
+            keys[0].1.clone(),
+            None,
+            None,
+            "t",
+        ))
+        .load()
+        .await;
+    let tables = aws_sdk_dynamodb::Client::new(&admin)
+        .list_tables()
+        .send()
+        .await
+        .unwrap();
+    assert!(tables.table_names().is_empty());
+    let roles = aws_sdk_iam::Client::new(&admin)
+        .list_roles()
+        .send()
+        .await
+        .unwrap();
+    assert!(roles.roles().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+
+    let up: Value = serde_json::from_str(&ok(&config, &["photo", "upload", "--json"])).unwrap();
+    assert_eq!(up["region"], "primary");
+    assert_eq!(up["bucket"], "photos-primary");
+    let key = up["key"].as_str().unwrap();
+    assert!(key.starts_with("public/"));
+    let pri = sdk(&emu, Role::Primary).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&pri)
+            .force_path_style(true)
+            .build(),
+    );
+    let obj = s3
+        .get_object()
+        .bucket("photos-primary")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(obj.content_type(), Some("image/png"));
+    let bytes = obj.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&bytes[1..4], b"PNG");
+    assert_eq!(bytes.len() as u64, up["bytes"].as_u64().unwrap());
+
+    // No photo id given: one is picked from the bucket (the only one here). The
+    // emulator cannot run the store API, so the comment goes to the table, and the
+    // command says so.
+    let added: Value = serde_json::from_str(&ok(
+        &config,
+        &[
+            "comments",
+            "--json",
+            "add",
+            "--user",
+            "ana",
+            "--message",
+            "nice light",
+        ],
+    ))
+    .unwrap();
+    let photo = up["photo_id"].as_str().unwrap();
+    assert_eq!(added["via"]["photo_id"], photo);
+    assert_eq!(added["via"]["path"], "table photos-store");
+    assert!(added["via"]["api_error"].is_string());
+    let listed: Value =
+        serde_json::from_str(&ok(&config, &["comments", "--json", "list", photo])).unwrap();
+    assert_eq!(listed["comments"][0]["message"], "nice light");
+    assert_eq!(listed["comments"][0]["user"], "ana");
+    assert_eq!(
+        listed["comments"][0]["commentId"],
+        added["comment"]["commentId"]
+    );
+
+    // After a switch, uploads go to the secondary; while fenced they are refused.
+    ok(&config, &["state", "set", "failover", "--reason", "test"]);
+    let up: Value = serde_json::from_str(&ok(&config, &["photo", "upload", "--json"])).unwrap();
+    assert_eq!(up["bucket"], "photos-secondary");
+    ok(&config, &["state", "set", "fenced", "--reason", "test"]);
+    let out = run(&config, &["photo", "upload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fenced"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generated_monitor_config_watches_the_provisioned_stack() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    // Before apply there is nothing to point probes at.
+    let out = run(&config, &["provision", "monitor-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `provision apply` first"));
+
+    ok(&config, &["provision", "apply"]);
+    let generated = dir.0.join("generated.toml");
+    ok(
+        &config,
+        &[
+            "provision",
+            "monitor-config",
+            "--out",
+            generated.to_str().unwrap(),
+        ],
+    );
+    let check = ok(&generated, &["check-config"]);
+    assert!(
+        check.contains("8 probes: 5 primary, 3 secondary"),
+        "{check}"
+    );
+    let text = std::fs::read_to_string(&generated).unwrap();
+    for name in [
+        "photos-primary-api-5xx",
+        "photos-primary-store-table-errors",
+        "bucket = \"photos-secondary\"",
+    ] {
+        assert!(text.contains(name), "{name} in\n{text}");
+    }
+
+    // A monitor started from it finds every probe up on the provisioned stack.
+    let mon = Monitor::start(&text);
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        last = get_json(mon.url("/v1/status")).await;
+        let probes = last["probes"].as_array().cloned().unwrap_or_default();
+        if probes.len() == 8 && probes.iter().all(|p| p["health"] == "up") {
+            return;
+        }
+    }
+    panic!("not every probe came up: {last:#}");
+}
