@@ -423,6 +423,9 @@ pub struct Settings {
     pub app: AppSettings,
     pub regions: RegionsSettings,
     pub monitor: MonitorSettings,
+    /// `[probe_defaults]` with the built-in defaults filled in (the probes already
+    /// carry them; kept for `provision monitor-config`).
+    pub probe_defaults: ProbeDefaults,
     pub probes: Vec<ProbeSpec>,
     pub policy: PolicySettings,
     pub admin: AdminSettings,
@@ -569,6 +572,15 @@ pub struct PolicySettings {
     pub failover_when: RegionRule,
     /// No automatic failover unless every secondary probe is up.
     pub require_healthy_secondary: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeDefaults {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub jitter: Duration,
+    pub fall: u32,
+    pub rise: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -834,6 +846,13 @@ impl RawConfig {
         }
 
         let pd = self.probe_defaults;
+        let probe_defaults = ProbeDefaults {
+            interval: pd.interval.map_or(defaults::INTERVAL, |d| d.0),
+            timeout: pd.timeout.map_or(defaults::TIMEOUT, |d| d.0),
+            jitter: pd.jitter.map_or(defaults::JITTER, |d| d.0),
+            fall: pd.fall.unwrap_or(defaults::FALL),
+            rise: pd.rise.unwrap_or(defaults::RISE),
+        };
         let mut names = HashSet::new();
         let mut probes = Vec::with_capacity(self.probes.len());
         for (i, p) in self.probes.into_iter().enumerate() {
@@ -941,6 +960,7 @@ impl RawConfig {
             app,
             regions,
             monitor,
+            probe_defaults,
             probes,
             policy,
             admin,

@@ -2,10 +2,14 @@
 # The local two-region AWS emulator: one moto server per region on loopback, so that
 # killing one process is a region outage.
 #
-#   deploy/local/emulator.sh start    # primary us-east-1 on :5001, secondary ap-northeast-1 on :5002, seeded
+#   deploy/local/emulator.sh start        # primary us-east-1 on :5001, secondary ap-northeast-1 on :5002, seeded
+#   deploy/local/emulator.sh start-empty  # the same, with nothing in them (for `failover-monitor provision apply`)
 #   deploy/local/emulator.sh stop
 #   deploy/local/emulator.sh kill-primary | stop-primary | cont-primary | restart-primary
 #
+# restart-primary brings back an empty region: with the demo's provisioned stack it
+# then runs `failover-monitor provision apply` (idempotent: it rebuilds only the
+# primary's half); otherwise it seeds the region again.
 # Ports: PRIMARY_PORT (5001), SECONDARY_PORT (5002). State: target/emulator/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -33,8 +37,16 @@ start_one() {
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  "$root/.venv/bin/python" "$root/deploy/local/seed.py" --project "$PROJECT" --app-id "$APP_ID" \
-    "--$role" "http://127.0.0.1:$port" "--$role-region" "$(region_of "$role")"
+  if [ "${EMPTY:-0}" = 1 ]; then
+    :
+  elif [ -f "$state/provisioned" ]; then
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+      "$root/target/debug/failover-monitor" --config "$(cat "$state/provisioned")" provision apply >"$state/apply.log" \
+      && tail -1 "$state/apply.log"
+  else
+    "$root/.venv/bin/python" "$root/deploy/local/seed.py" --project "$PROJECT" --app-id "$APP_ID" \
+      "--$role" "http://127.0.0.1:$port" "--$role-region" "$(region_of "$role")"
+  fi
   echo "$role region ($(region_of "$role")) emulated at http://127.0.0.1:$port (pid $(cat "$state/$role.pid"))"
 }
 
@@ -48,11 +60,12 @@ stop_one() {
 }
 
 case "${1:-}" in
-  start) moto=$("$root/deploy/local/venv.sh"); start_one primary; start_one secondary ;;
-  stop) stop_one primary; stop_one secondary ;;
+  start) moto=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; start_one primary; start_one secondary ;;
+  start-empty) moto=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; EMPTY=1 start_one primary; EMPTY=1 start_one secondary ;;
+  stop) stop_one primary; stop_one secondary; rm -f "$state/provisioned" ;;
   kill-primary) stop_one primary; echo "primary region emulator killed" ;;
   stop-primary) kill -STOP "$(cat "$state/primary.pid")"; echo "primary region emulator suspended (requests hang)" ;;
   cont-primary) kill -CONT "$(cat "$state/primary.pid")"; echo "primary region emulator resumed" ;;
   restart-primary) moto=$("$root/deploy/local/venv.sh"); stop_one primary; start_one primary ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

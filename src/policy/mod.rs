@@ -359,8 +359,11 @@ impl Policy {
         }
         let first = self.item.is_none();
         // A change we see happen is a transition now; at start-up we only know what
-        // the item says about itself.
-        self.last_transition_at = if first {
+        // the item says about itself. Version 0 is the item as seeded (by
+        // `provision` or by hand): no transition happened, so nothing holds down.
+        self.last_transition_at = if item.version == 0 {
+            None
+        } else if first {
             changed_at
         } else {
             Some(changed_at.unwrap_or(now))

@@ -259,6 +259,29 @@ async fn hold_down_counts_from_a_transition_seen_in_the_item() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_freshly_seeded_item_is_not_a_transition_and_holds_nothing_down() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    // `provision apply` seeds version 0 with updatedAt = now.
+    p.observe_item(item(AppState::Active, 0), Some(t0), t0);
+    p.observe(&obs(1, true, t0));
+    p.observe(&obs(0, false, t0));
+    assert_eq!(target(&p.evaluate(t0)), Some(AppState::Failover));
+    // The same item at version 1 written just now is a transition: held down.
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    p.observe_item(item(AppState::Active, 1), Some(t0), t0);
+    p.observe(&obs(1, true, t0));
+    p.observe(&obs(0, false, t0));
+    assert!(matches!(
+        p.evaluate(t0),
+        Verdict::Blocked {
+            because: Blocked::HoldDown { .. },
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
 async fn failback_manual_never_moves_back_on_its_own() {
     let mut p = policy(cfg(), 1, 1, 1, 1);
     let t0 = Instant::now();

@@ -125,6 +125,15 @@ pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
     w(format!("hold_down = {}", d(m.hold_down)));
     w(format!("fence_for = {}", d(m.fence_for)));
 
+    let pd = &s.probe_defaults;
+    w(String::new());
+    w("[probe_defaults]".into());
+    w(format!("interval = {}", d(pd.interval)));
+    w(format!("timeout = {}", d(pd.timeout)));
+    w(format!("jitter = {}", d(pd.jitter)));
+    w(format!("fall = {}", pd.fall));
+    w(format!("rise = {}", pd.rise));
+
     let probes = probes(cx, facts)?;
     let primaries = probes
         .iter()
