@@ -250,3 +250,119 @@ fn dockerfile_is_multi_stage_and_non_root() {
     assert!(d.contains("ENTRYPOINT [\"/usr/local/bin/failover-monitor\"]"));
     assert!(d.contains("--locked"));
 }
+
+/// Operation named in a provisioning error (`service:Operation`) -> IAM actions.
+/// Operations not listed need the action of the same name.
+fn provision_actions(op: &str) -> Vec<String> {
+    let (service, name) = op.split_once(':').unwrap();
+    let same = || vec![op.to_string()];
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match (service, name) {
+        // API Gateway's IAM actions are the HTTP verbs of its management API.
+        ("apigateway", n) if n.starts_with("Get") => v(&["apigateway:GET"]),
+        ("apigateway", n) if n.starts_with("Put") => v(&["apigateway:PUT"]),
+        ("apigateway", n) if n.starts_with("Create") => v(&["apigateway:POST"]),
+        ("apigateway", n) if n.starts_with("Delete") => v(&["apigateway:DELETE"]),
+        ("s3", "HeadBucket" | "ListObjectsV2") => v(&["s3:ListBucket"]),
+        ("s3", "ListObjectVersions") => v(&["s3:ListBucketVersions"]),
+        ("s3", "DeleteObjects") => v(&["s3:DeleteObject", "s3:DeleteObjectVersion"]),
+        ("s3", "GetBucketCors") => v(&["s3:GetBucketCORS"]),
+        ("s3", "PutBucketCors") => v(&["s3:PutBucketCORS"]),
+        ("s3", "GetBucketReplication") => v(&["s3:GetReplicationConfiguration"]),
+        ("s3", "PutBucketReplication") => v(&["s3:PutReplicationConfiguration", "iam:PassRole"]),
+        ("s3", "DeleteBucketReplication") => v(&["s3:PutReplicationConfiguration"]),
+        // Created with tags: tagging needs its own action.
+        ("iam", "CreateRole") => v(&["iam:CreateRole", "iam:TagRole"]),
+        ("dynamodb", "CreateTable") => v(&["dynamodb:CreateTable", "dynamodb:TagResource"]),
+        ("dynamodb", "UpdateTable") => v(&[
+            "dynamodb:UpdateTable",
+            "dynamodb:CreateTableReplica",
+            "dynamodb:DeleteTableReplica",
+        ]),
+        ("cloudwatch", "PutMetricAlarm") => {
+            v(&["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"])
+        }
+        ("cognito-idp", "CreateUserPool" | "UpdateUserPool") => {
+            vec![op.to_string(), "cognito-idp:TagResource".into()]
+        }
+        ("cognito-identity", "CreateIdentityPool" | "UpdateIdentityPool") => {
+            vec![op.to_string(), "cognito-identity:TagResource".into()]
+        }
+        ("cognito-identity", "SetIdentityPoolRoles") => {
+            v(&["cognito-identity:SetIdentityPoolRoles", "iam:PassRole"])
+        }
+        ("cloudfront", "CreateDistributionWithTags") => {
+            v(&["cloudfront:CreateDistribution", "cloudfront:TagResource"])
+        }
+        _ => same(),
+    }
+}
+
+/// Every `service:Operation` the provisioning code and the operations name in their
+/// SDK calls (`.sdk(..)`, `.absent(..)`, `fail(..)`).
+fn provision_calls() -> BTreeSet<String> {
+    let mut ops = BTreeSet::new();
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("src/provision"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(repo().join("src/ops.rs"));
+    for path in files {
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        for marker in ["sdk(\"", "absent(\"", "fail(\""] {
+            for (i, _) in text.match_indices(marker) {
+                let rest = &text[i + marker.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == ':' || *c == '-')
+                    .collect();
+                if name.contains(':') {
+                    ops.insert(name);
+                }
+            }
+        }
+    }
+    ops
+}
+
+#[test]
+fn provision_policy_allows_exactly_what_provisioning_calls() {
+    let calls = provision_calls();
+    assert!(calls.len() >= 60, "the scan found too little: {calls:?}");
+    let mut needed = BTreeSet::new();
+    for op in &calls {
+        needed.extend(provision_actions(op));
+    }
+    let policy: Value = serde_json::from_str(&read("deploy/iam/provision-policy.json")).unwrap();
+    let mut granted = BTreeSet::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        for a in st["Action"].as_array().unwrap() {
+            let a = a.as_str().unwrap();
+            assert!(!a.contains('*'), "wildcard action {a}");
+            granted.insert(a.to_string());
+        }
+        // Resources are the stack's own wherever the service can scope them.
+        let sid = st["Sid"].as_str().unwrap();
+        for r in st["Resource"].as_array().unwrap() {
+            let r = r.as_str().unwrap();
+            let scoped = r.contains("${Project}")
+                || r.contains("${ZoneId}")
+                || r.contains("${PrimaryRegion}")
+                || r.contains("${SecondaryRegion}")
+                || r == "arn:aws:route53:::healthcheck/*";
+            let unscopable = ["WhoAmI", "UserPools", "IdentityPools", "Cdn"].contains(&sid);
+            assert!(
+                scoped || unscopable,
+                "{sid}: resource {r} is not scoped to the stack"
+            );
+        }
+    }
+    assert_eq!(
+        granted, needed,
+        "policy grants (left) vs what provisioning calls (right)"
+    );
+}
