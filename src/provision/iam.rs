@@ -300,3 +300,48 @@ pub async fn delete(cx: &Cx, name: &str) -> Result<()> {
         .absent("iam:DeleteRole", &["NoSuchEntity"])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(extra: &str) -> Stack {
+        let text = format!(
+            "[app]\nid = \"app-1\"\nproject = \"shop\"\n\
+             [regions.primary]\nname = \"us-east-1\"\n[regions.secondary]\nname = \"eu-west-1\"\n\
+             [stack]\ncognito_username = \"ops\"\ncognito_email = \"ops@example.com\"\n{extra}"
+        );
+        let settings = crate::config::parse(&text, Vec::new()).unwrap();
+        Stack::from_settings(&settings).unwrap()
+    }
+
+    #[test]
+    fn the_monitor_policy_is_filled_in_and_drops_dns_without_route53() {
+        let doc = monitor_policy(&stack(""), "111122223333").unwrap();
+        let text = doc.to_string();
+        assert!(!text.contains("${"), "a placeholder is left: {text}");
+        assert!(text.contains("arn:aws:dynamodb:eu-west-1:111122223333:table/shop-config"));
+        assert!(text.contains("\"app-1#*\""));
+        assert!(!text.contains("route53"), "{text}");
+
+        let with_dns = stack(
+            "[route53]\nzone_id = \"Z123\"\nrecord_name = \"api.example.com\"\nrecord_type = \"CNAME\"\n\
+             primary_value = \"a.example.com\"\nsecondary_value = \"b.example.com\"\n",
+        );
+        let text = monitor_policy(&with_dns, "111122223333").unwrap().to_string();
+        assert!(text.contains("arn:aws:route53:::hostedzone/Z123"), "{text}");
+    }
+
+    #[test]
+    fn every_role_name_fits_iam_limits_for_the_longest_project() {
+        let long = "p".repeat(53);
+        let s = stack("").clone();
+        let s = Stack {
+            project: long,
+            ..s
+        };
+        for r in service_roles(&s).into_iter().chain([web_role(&s)]) {
+            assert!(r.name.len() <= 64, "{} is {} long", r.name, r.name.len());
+        }
+    }
+}
