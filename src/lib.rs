@@ -31,7 +31,9 @@ pub mod coord;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+#[cfg(feature = "provision")]
 pub mod ops;
 pub mod policy;
 pub mod probe;
+#[cfg(feature = "provision")]
 pub mod provision;

@@ -6,13 +6,22 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+
+#[cfg(feature = "provision")]
+mod stack_cli;
+#[cfg(not(feature = "provision"))]
+mod stack_cli {
+    /// Without provisioning there is no usage error of its own.
+    pub fn is_usage_error(_: &anyhow::Error) -> bool {
+        false
+    }
+}
 use serde_json::json;
 
 use failover_monitor::action::{Outcome, Transition};
 use failover_monitor::app;
 use failover_monitor::config::{self, Settings};
 use failover_monitor::model::{AppState, Role, Trigger};
-use failover_monitor::{ops, provision};
 
 #[derive(Parser)]
 #[command(
@@ -61,25 +70,28 @@ enum Command {
         json: bool,
     },
     /// Create, inspect or destroy the whole two-region stack.
+    #[cfg(feature = "provision")]
     Provision {
         /// JSON lines instead of text (one object per resource, then a summary).
         #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
-        command: ProvisionCommand,
+        command: stack_cli::ProvisionCommand,
     },
     /// Photos of the stack (the original `make upload`).
+    #[cfg(feature = "provision")]
     Photo {
         #[command(subcommand)]
-        command: PhotoCommand,
+        command: stack_cli::PhotoCommand,
     },
     /// Comments of a photo (the original `make get-comment` / `add-comment`), through
     /// the store API when it answers, else on the table directly.
+    #[cfg(feature = "provision")]
     Comments {
         #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
-        command: CommentsCommand,
+        command: stack_cli::CommentsCommand,
     },
     /// Talk to a running daemon's admin API.
     Admin {
@@ -95,86 +107,6 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum ProvisionCommand {
-    /// What apply would create, update or refuse (changes nothing).
-    Plan,
-    /// Create what is missing and bring back what drifted; a second apply changes nothing.
-    Apply,
-    /// Delete every resource the stack created (asks unless --yes).
-    Destroy {
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Print the stack's outputs as JSON and write uiConfig.json.
-    Output {
-        /// Where to write uiConfig.json.
-        #[arg(long, default_value = "uiConfig.json")]
-        ui_config: PathBuf,
-    },
-    /// Write a monitor.toml whose probes target the provisioned resources.
-    MonitorConfig {
-        /// The file to write (default: standard output).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Write the web page's uiConfig.json.
-    UiConfig {
-        #[arg(long, default_value = "uiConfig.json")]
-        out: PathBuf,
-    },
-    /// Print the CloudFront URL of the website.
-    CdnUrl,
-}
-
-#[derive(Subcommand)]
-enum PhotoCommand {
-    /// Upload a tinted test image (or --file) to public/<uuid> in the bucket the state points at.
-    Upload {
-        #[arg(long, value_enum)]
-        region: Option<RegionArg>,
-        #[arg(long)]
-        file: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum CommentsCommand {
-    /// List a photo's comments (a random photo of the bucket when none is given).
-    List {
-        photo_id: Option<String>,
-        #[arg(long, value_enum)]
-        region: Option<RegionArg>,
-    },
-    /// Add a comment to a photo.
-    Add {
-        photo_id: Option<String>,
-        #[arg(long, default_value = "ops")]
-        user: String,
-        #[arg(long)]
-        message: String,
-        #[arg(long, value_enum)]
-        region: Option<RegionArg>,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum RegionArg {
-    Primary,
-    Secondary,
-}
-
-impl From<RegionArg> for Role {
-    fn from(r: RegionArg) -> Self {
-        match r {
-            RegionArg::Primary => Role::Primary,
-            RegionArg::Secondary => Role::Secondary,
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -307,7 +239,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(execute(cli.command, cli.config, settings)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<provision::UsageError>().is_some() => {
+        Err(e) if stack_cli::is_usage_error(&e) => {
             eprintln!("failover-monitor: {e:#}");
             ExitCode::from(2)
         }
@@ -345,37 +277,14 @@ async fn execute(command: Command, config_path: PathBuf, settings: Settings) -> 
             initial,
             json,
         } => backtest(&settings, &trace, initial.into(), json),
+        #[cfg(feature = "provision")]
         Command::Provision { json, command } => {
-            let cmd = match command {
-                ProvisionCommand::Plan => provision::Command::Plan,
-                ProvisionCommand::Apply => provision::Command::Apply,
-                ProvisionCommand::Destroy { yes } => provision::Command::Destroy { yes },
-                ProvisionCommand::Output { ui_config } => provision::Command::Output {
-                    ui_config: Some(ui_config),
-                },
-                ProvisionCommand::MonitorConfig { out } => {
-                    provision::Command::MonitorConfig { out }
-                }
-                ProvisionCommand::UiConfig { out } => provision::Command::UiConfig { out },
-                ProvisionCommand::CdnUrl => provision::Command::CdnUrl,
-            };
-            provision::run(&settings, &config_path, cmd, json).await
+            stack_cli::provision(command, json, &config_path, &settings).await
         }
-        Command::Photo {
-            command: PhotoCommand::Upload { region, file, json },
-        } => {
-            let up = ops::upload(&settings, region.map(Role::from), file.as_deref()).await?;
-            if json {
-                println!("{}", serde_json::to_string(&up)?);
-            } else {
-                println!(
-                    "uploaded s3://{}/{} ({} bytes, tint {}) in the {} region; photo id {}",
-                    up.bucket, up.key, up.bytes, up.tint, up.region, up.photo_id
-                );
-            }
-            Ok(())
-        }
-        Command::Comments { json, command } => comments(command, json, &settings).await,
+        #[cfg(feature = "provision")]
+        Command::Photo { command } => stack_cli::photo(command, &settings).await,
+        #[cfg(feature = "provision")]
+        Command::Comments { json, command } => stack_cli::comments(command, json, &settings).await,
         Command::Admin {
             url,
             token_file,
@@ -383,53 +292,6 @@ async fn execute(command: Command, config_path: PathBuf, settings: Settings) -> 
             command,
         } => admin(command, url, token_file, json, settings).await,
     }
-}
-
-async fn comments(
-    command: CommentsCommand,
-    json_out: bool,
-    settings: &Settings,
-) -> anyhow::Result<()> {
-    let via_line = |via: &ops::Via| {
-        let why = via
-            .api_error
-            .as_ref()
-            .map(|e| format!(" (store API unavailable: {e})"))
-            .unwrap_or_default();
-        format!(
-            "{} region, photo {}, via {}{why}",
-            via.region, via.photo_id, via.path
-        )
-    };
-    match command {
-        CommentsCommand::List { photo_id, region } => {
-            let (via, list) = ops::list(settings, region.map(Role::from), photo_id).await?;
-            if json_out {
-                println!("{}", json!({"via": via, "comments": list}));
-            } else {
-                println!("{}", via_line(&via));
-                for c in &list {
-                    println!("  {} {}: {}", c.comment_id, c.user, c.message);
-                }
-                println!("{} comment(s)", list.len());
-            }
-        }
-        CommentsCommand::Add {
-            photo_id,
-            user,
-            message,
-            region,
-        } => {
-            let (via, c) =
-                ops::add(settings, region.map(Role::from), photo_id, &user, &message).await?;
-            if json_out {
-                println!("{}", json!({"via": via, "comment": c}));
-            } else {
-                println!("added comment {} -- {}", c.comment_id, via_line(&via));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn backtest(

@@ -1,3 +1,4 @@
+#![cfg(feature = "provision")]
 //! `failover-monitor provision` against the two-region emulator: apply on empty,
 //! apply again (no changes), drift repaired, destroy leaving nothing (checked by
 //! listing every resource type in both regions with the SDK, not with the code

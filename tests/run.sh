@@ -12,6 +12,8 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+# The daemon alone (no provisioning crates), as fuzz/ builds it.
+cargo clippy --no-default-features --all-targets --quiet -- -D warnings
 cargo test --all-targets -- --skip trial_runner --skip chaos_no_false_flip
 # Randomized suites print a summary line; a few trials run here
 # (TRIALS=100, CHAOS_TRIALS=60 for the full sets).

@@ -328,7 +328,9 @@ mod tests {
             "[route53]\nzone_id = \"Z123\"\nrecord_name = \"api.example.com\"\nrecord_type = \"CNAME\"\n\
              primary_value = \"a.example.com\"\nsecondary_value = \"b.example.com\"\n",
         );
-        let text = monitor_policy(&with_dns, "111122223333").unwrap().to_string();
+        let text = monitor_policy(&with_dns, "111122223333")
+            .unwrap()
+            .to_string();
         assert!(text.contains("arn:aws:route53:::hostedzone/Z123"), "{text}");
     }
 
@@ -336,10 +338,7 @@ mod tests {
     fn every_role_name_fits_iam_limits_for_the_longest_project() {
         let long = "p".repeat(53);
         let s = stack("").clone();
-        let s = Stack {
-            project: long,
-            ..s
-        };
+        let s = Stack { project: long, ..s };
         for r in service_roles(&s).into_iter().chain([web_role(&s)]) {
             assert!(r.name.len() <= 64, "{} is {} long", r.name, r.name.len());
         }
