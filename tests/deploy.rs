@@ -73,6 +73,30 @@ fn sdk_calls() -> BTreeSet<String> {
     ops
 }
 
+/// The actions a policy file grants. Every statement must allow, name no wildcard
+/// action, and have only resources `scoped(sid, resource)` accepts.
+fn granted_actions(path: &str, scoped: impl Fn(&str, &str) -> bool) -> BTreeSet<String> {
+    let policy: Value = serde_json::from_str(&read(path)).unwrap();
+    let mut granted = BTreeSet::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        for a in st["Action"].as_array().unwrap() {
+            let a = a.as_str().unwrap();
+            assert!(!a.contains('*'), "wildcard action {a}");
+            granted.insert(a.to_string());
+        }
+        let sid = st["Sid"].as_str().unwrap_or_default();
+        for r in st["Resource"].as_array().unwrap() {
+            let r = r.as_str().unwrap();
+            assert!(
+                scoped(sid, r),
+                "{path} {sid}: resource {r} is not scoped to the stack"
+            );
+        }
+    }
+    granted
+}
+
 #[test]
 fn iam_policy_allows_exactly_what_the_daemon_calls() {
     let calls = sdk_calls();
@@ -84,23 +108,9 @@ fn iam_policy_allows_exactly_what_the_daemon_calls() {
         });
         needed.extend(actions.iter().map(|a| a.to_string()));
     }
-    let policy: Value = serde_json::from_str(&read("deploy/iam/monitor-policy.json")).unwrap();
-    let mut granted = BTreeSet::new();
-    for st in policy["Statement"].as_array().unwrap() {
-        assert_eq!(st["Effect"], "Allow");
-        for a in st["Action"].as_array().unwrap() {
-            let a = a.as_str().unwrap();
-            assert!(!a.contains('*'), "wildcard action {a}");
-            granted.insert(a.to_string());
-        }
-        for r in st["Resource"].as_array().unwrap() {
-            let r = r.as_str().unwrap();
-            assert!(
-                r.contains("${Project}") || r.contains("${ZoneId}"),
-                "resource {r} is not scoped to the stack"
-            );
-        }
-    }
+    let granted = granted_actions("deploy/iam/monitor-policy.json", |_, r| {
+        r.contains("${Project}") || r.contains("${ZoneId}")
+    });
     assert_eq!(
         granted, needed,
         "policy grants (left) vs the daemon calls (right)"
@@ -336,31 +346,15 @@ fn provision_policy_allows_exactly_what_provisioning_calls() {
     for op in &calls {
         needed.extend(provision_actions(op));
     }
-    let policy: Value = serde_json::from_str(&read("deploy/iam/provision-policy.json")).unwrap();
-    let mut granted = BTreeSet::new();
-    for st in policy["Statement"].as_array().unwrap() {
-        assert_eq!(st["Effect"], "Allow");
-        for a in st["Action"].as_array().unwrap() {
-            let a = a.as_str().unwrap();
-            assert!(!a.contains('*'), "wildcard action {a}");
-            granted.insert(a.to_string());
-        }
-        // Resources are the stack's own wherever the service can scope them.
-        let sid = st["Sid"].as_str().unwrap();
-        for r in st["Resource"].as_array().unwrap() {
-            let r = r.as_str().unwrap();
-            let scoped = r.contains("${Project}")
-                || r.contains("${ZoneId}")
-                || r.contains("${PrimaryRegion}")
-                || r.contains("${SecondaryRegion}")
-                || r == "arn:aws:route53:::healthcheck/*";
-            let unscopable = ["WhoAmI", "UserPools", "IdentityPools", "Cdn"].contains(&sid);
-            assert!(
-                scoped || unscopable,
-                "{sid}: resource {r} is not scoped to the stack"
-            );
-        }
-    }
+    // Resources are the stack's own wherever the service can scope them.
+    let granted = granted_actions("deploy/iam/provision-policy.json", |sid, r| {
+        r.contains("${Project}")
+            || r.contains("${ZoneId}")
+            || r.contains("${PrimaryRegion}")
+            || r.contains("${SecondaryRegion}")
+            || r == "arn:aws:route53:::healthcheck/*"
+            || ["WhoAmI", "UserPools", "IdentityPools", "Cdn"].contains(&sid)
+    });
     assert_eq!(
         granted, needed,
         "policy grants (left) vs what provisioning calls (right)"

@@ -198,15 +198,11 @@ async fn find(cx: &Cx, role: Role, kind: ApiKind) -> Result<Option<Result<String
                 .is_some_and(|v| *v == cx.stack.project)
         })
         .collect();
-    match (ours.as_slice(), same.is_empty()) {
-        ([one], _) => Ok(Some(Ok(one.id().unwrap_or_default().to_string()))),
-        ([], true) => Ok(None),
-        ([], false) => Ok(Some(Err(format!("REST API without the {STACK_TAG} tag")))),
-        (many, _) => bail!(
-            "{} REST APIs named {name} carry this stack's tag; delete the extra ones by hand",
-            many.len()
-        ),
-    }
+    let ours = ours
+        .iter()
+        .map(|a| a.id().unwrap_or_default().to_string())
+        .collect();
+    super::pick_ours("REST API", &name, same.len(), ours)
 }
 
 /// Resource path -> id.

@@ -116,23 +116,32 @@ fn bucket_domain(cx: &Cx) -> String {
     )
 }
 
-/// The origin access control named like the website (created when missing).
-async fn access_control(cx: &Cx) -> Result<String> {
-    let cf = &cx.global.cloudfront;
+/// The ids of the origin access controls named like the website.
+async fn access_controls(cx: &Cx) -> Result<Vec<String>> {
     let name = comment(cx);
-    let list = cf
+    let list = cx
+        .global
+        .cloudfront
         .list_origin_access_controls()
         .send()
         .await
         .sdk("cloudfront:ListOriginAccessControls")?;
-    if let Some(found) = list
+    Ok(list
         .origin_access_control_list()
         .map(|l| l.items())
         .unwrap_or_default()
         .iter()
-        .find(|o| o.name() == name)
-    {
-        return Ok(found.id().to_string());
+        .filter(|o| o.name() == name)
+        .map(|o| o.id().to_string())
+        .collect())
+}
+
+/// The origin access control named like the website (created when missing).
+async fn access_control(cx: &Cx) -> Result<String> {
+    let cf = &cx.global.cloudfront;
+    let name = comment(cx);
+    if let Some(id) = access_controls(cx).await?.into_iter().next() {
+        return Ok(id);
     }
     let out = cf
         .create_origin_access_control()
@@ -299,27 +308,15 @@ pub async fn delete(cx: &Cx) -> Result<()> {
             .await
             .sdk("cloudfront:DeleteDistribution")?;
     }
-    let list = cf
-        .list_origin_access_controls()
-        .send()
-        .await
-        .sdk("cloudfront:ListOriginAccessControls")?;
-    let name = comment(cx);
-    for o in list
-        .origin_access_control_list()
-        .map(|l| l.items())
-        .unwrap_or_default()
-        .iter()
-        .filter(|o| o.name() == name)
-    {
+    for id in access_controls(cx).await? {
         let got = cf
             .get_origin_access_control()
-            .id(o.id())
+            .id(&id)
             .send()
             .await
             .sdk("cloudfront:GetOriginAccessControl")?;
         cf.delete_origin_access_control()
-            .id(o.id())
+            .id(&id)
             .set_if_match(got.e_tag().map(String::from))
             .send()
             .await

@@ -3,7 +3,7 @@
 //! assume the `<project>-web` role. All in the primary region (the page's
 //! `uiRegion`).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_sdk_cognitoidentity::types::CognitoIdentityProvider;
 use aws_sdk_cognitoidentityprovider::types::{
     AdminCreateUserConfigType, AttributeType, DeliveryMediumType, VerifiedAttributeType,
@@ -67,16 +67,7 @@ async fn find_pool(cx: &Cx) -> Result<Option<Result<String, String>>> {
             ours.push(id.clone());
         }
     }
-    match (ours.as_slice(), same.is_empty()) {
-        ([one], _) => Ok(Some(Ok(one.clone()))),
-        ([], true) => Ok(None),
-        ([], false) => Ok(Some(Err(format!("user pool without the {STACK_TAG} tag")))),
-        _ => bail!(
-            "{} user pools named {} carry this stack's tag; delete the extra ones by hand",
-            ours.len(),
-            cx.stack.project
-        ),
-    }
+    super::pick_ours("user pool", &cx.stack.project, same.len(), ours)
 }
 
 pub async fn observe_pool(cx: &Cx) -> Result<Observed> {
@@ -344,17 +335,7 @@ async fn find_identity_pool(cx: &Cx) -> Result<Option<Result<String, String>>> {
             ours.push(id.clone());
         }
     }
-    match (ours.as_slice(), same.is_empty()) {
-        ([one], _) => Ok(Some(Ok(one.clone()))),
-        ([], true) => Ok(None),
-        ([], false) => Ok(Some(Err(format!(
-            "identity pool without the {STACK_TAG} tag"
-        )))),
-        _ => bail!(
-            "{} identity pools named {name} carry this stack's tag",
-            ours.len()
-        ),
-    }
+    super::pick_ours("identity pool", &name, same.len(), ours)
 }
 
 fn provider_name(cx: &Cx, pool: &str) -> String {

@@ -397,6 +397,28 @@ pub struct Facts {
     pub notes: BTreeMap<String, String>,
 }
 
+/// Among the resources named like one of the stack's (`same` of them), the one that
+/// carries the stack's tag: `None` when there is none of that name, `Some(Err(why))`
+/// when they are all someone else's, an error when several claim to be the stack's.
+pub fn pick_ours(
+    what: &str,
+    name: &str,
+    same: usize,
+    ours: Vec<String>,
+) -> Result<Option<Result<String, String>>> {
+    match (ours.len(), same) {
+        (1, _) => Ok(ours.into_iter().next().map(Ok)),
+        (0, 0) => Ok(None),
+        (0, _) => Ok(Some(Err(format!(
+            "{what} without the {} tag",
+            sdk::STACK_TAG
+        )))),
+        (n, _) => bail!(
+            "{n} of the {what}s named {name} carry this stack's tag; delete the extra ones by hand"
+        ),
+    }
+}
+
 pub fn api_key(kind: api::ApiKind, role: Role) -> String {
     format!("{role}/{}", kind.as_str())
 }
