@@ -428,7 +428,8 @@ def provisioning(runs):
         finally:
             for p in procs:
                 stop(p)
-    return {"runs": runs, "resources": count,
+    return {"runs": runs, "resources": count, "machine": machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "median_s": {k: st.median(v) for k, v in times.items()},
             "worst_s": {k: max(v) for k, v in times.items()},
             "rss_max_kb": max(max(v) for v in rss.values())}
@@ -497,8 +498,9 @@ def write_report(r, path, cmd):
         p = r["provision"]
         w("## Provisioning the stack")
         w("")
-        w(f"`failover-monitor provision` against a fresh two-region emulator, {p['runs']} runs ({p['resources']} resources in")
-        w("both regions, no Route 53 zone). Wall time per command (process start to exit):")
+        w(f"Measured {p['date']} on {p['machine']}, release build. `failover-monitor provision` against a fresh")
+        w(f"two-region emulator, {p['runs']} runs ({p['resources']} resources in both regions, no Route 53 zone).")
+        w("Wall time per command (process start to exit):")
         w("")
         w("| command | median | worst |")
         w("|---|---|---|")
@@ -528,7 +530,7 @@ def main():
     raw = os.path.join(ROOT, "bench", "results.json")
     # Phases not run this time keep their last figures.
     results = json.load(open(raw)) if os.path.exists(raw) else {}
-    if set(phases) & {"detection", "cost", "scale", "provision"}:
+    if set(phases) & {"detection", "cost", "scale"}:
         results.update(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     try:
         if "detection" in phases:

@@ -1439,4 +1439,18 @@ mod tests {
             assert!(kinds.contains(k), "monitor.toml has no {k} probe");
         }
     }
+
+    #[test]
+    fn a_file_without_probes_is_for_provision_and_run_refuses_it() {
+        let text = "[app]\nid = \"a\"\n[regions.primary]\nname = \"us-east-1\"\n\
+                    [regions.secondary]\nname = \"ap-northeast-1\"\n\
+                    [probe_defaults]\ninterval = \"1s\"\nfall = 3\n";
+        let s = parse(text, no_env()).unwrap();
+        assert!(s.probes.is_empty());
+        assert_eq!(s.probe_defaults.interval, Duration::from_secs(1));
+        assert_eq!(s.probe_defaults.fall, 3);
+        assert_eq!(s.probe_defaults.rise, defaults::RISE);
+        let err = for_run(s).unwrap_err().to_string();
+        assert!(err.starts_with("probes = 0 probe(s): `run` needs at least one probe"), "{err}");
+    }
 }
