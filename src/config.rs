@@ -1451,6 +1451,9 @@ mod tests {
         assert_eq!(s.probe_defaults.fall, 3);
         assert_eq!(s.probe_defaults.rise, defaults::RISE);
         let err = for_run(s).unwrap_err().to_string();
-        assert!(err.starts_with("probes = 0 probe(s): `run` needs at least one probe"), "{err}");
+        assert!(
+            err.starts_with("probes = 0 probe(s): `run` needs at least one probe"),
+            "{err}"
+        );
     }
 }
