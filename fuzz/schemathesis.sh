@@ -8,7 +8,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 ./deploy/local/venv.sh >/dev/null
 [ -x .venv/bin/schemathesis ] || .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
-cargo build --quiet
+# Build the binary as the tests build it (dev-dependency features unified), so that
+# after `cargo test` this is a no-op instead of a second build of every SDK crate.
+cargo build --quiet --all-targets
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -12,8 +12,6 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-# The daemon alone (no provisioning crates), as fuzz/ builds it.
-cargo clippy --no-default-features --all-targets --quiet -- -D warnings
 cargo test --all-targets -- --skip trial_runner --skip chaos_no_false_flip
 # Randomized suites print a summary line; a few trials run here
 # (TRIALS=100, CHAOS_TRIALS=60 for the full sets).
@@ -21,5 +19,6 @@ TRIALS=${TRIALS:-3} cargo test --test trials -- --nocapture
 CHAOS_TRIALS=${CHAOS_TRIALS:-6} cargo test --test chaos -- --nocapture
 # Fuzzing, short: cargo-fuzz on config parsing and admin bodies, schemathesis on the
 # admin API (fuzz/run.sh 600 and EXAMPLES=500 fuzz/schemathesis.sh for long runs).
+# (fuzz/ builds the crate with --no-default-features: the daemon alone compiles.)
 ./fuzz/run.sh "${FUZZ_SECONDS:-20}"
 MAX_TIME=${SCHEMATHESIS_SECONDS:-60} ./fuzz/schemathesis.sh
