@@ -220,18 +220,12 @@ async fn comments_url(settings: &Settings, role: Role, r: &Region, photo: &str) 
         settings.app.project,
         ApiKind::Store.as_str()
     );
-    let apis = r
-        .apigw
-        .get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .sdk("apigateway:GetRestApis")?;
+    // The stack's own API of that name (the one carrying its tag) if there is one.
+    let mut apis = crate::provision::api::named(&r.apigw, &name, &settings.app.project).await?;
+    apis.sort_by_key(|(_, ours)| !ours);
     let id = apis
-        .items()
-        .iter()
-        .find(|a| a.name() == Some(name.as_str()))
-        .and_then(|a| a.id())
+        .first()
+        .map(|(id, _)| id.clone())
         .with_context(|| format!("no REST API named {name}"))?;
     Ok(match &r.endpoint {
         Some(e) => format!(

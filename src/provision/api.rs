@@ -174,33 +174,41 @@ fn role_arn(cx: &Cx, kind: ApiKind) -> Result<String> {
         .with_context(|| format!("the ARN of role {name} is not known"))
 }
 
-/// Finds the API by name: `Ok(None)` when absent, `Err` naming a foreign one.
-async fn find(cx: &Cx, role: Role, kind: ApiKind) -> Result<Option<Result<String, String>>> {
-    let name = cx.stack.api_name(kind, role);
-    let apis = cx
-        .region(role)
-        .apigw
+/// The REST APIs of that name in the region (names are not unique in API Gateway),
+/// as `(id, carries the stack's tag)`.
+pub async fn named(
+    gw: &aws_sdk_apigateway::Client,
+    name: &str,
+    project: &str,
+) -> Result<Vec<(String, bool)>> {
+    let apis = gw
         .get_rest_apis()
         .limit(500)
         .send()
         .await
         .sdk("apigateway:GetRestApis")?;
-    let same: Vec<_> = apis
+    Ok(apis
         .items()
         .iter()
-        .filter(|a| a.name() == Some(&name))
-        .collect();
-    let ours: Vec<_> = same
-        .iter()
-        .filter(|a| {
-            a.tags()
+        .filter(|a| a.name() == Some(name))
+        .map(|a| {
+            let ours = a
+                .tags()
                 .and_then(|t| t.get(STACK_TAG))
-                .is_some_and(|v| *v == cx.stack.project)
+                .is_some_and(|v| v == project);
+            (a.id().unwrap_or_default().to_string(), ours)
         })
-        .collect();
-    let ours = ours
+        .collect())
+}
+
+/// Finds the API by name: `Ok(None)` when absent, `Err` naming a foreign one.
+async fn find(cx: &Cx, role: Role, kind: ApiKind) -> Result<Option<Result<String, String>>> {
+    let name = cx.stack.api_name(kind, role);
+    let same = named(&cx.region(role).apigw, &name, &cx.stack.project).await?;
+    let ours = same
         .iter()
-        .map(|a| a.id().unwrap_or_default().to_string())
+        .filter(|(_, ours)| *ours)
+        .map(|(id, _)| id.clone())
         .collect();
     super::pick_ours("REST API", &name, same.len(), ours)
 }
