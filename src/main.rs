@@ -20,6 +20,7 @@ use serde_json::json;
 
 use failover_monitor::action::{Outcome, Transition};
 use failover_monitor::app;
+use failover_monitor::backend::AwsBackend;
 use failover_monitor::config::{self, Settings};
 use failover_monitor::model::{AppState, Role, Trigger};
 
@@ -408,7 +409,7 @@ fn operator() -> String {
 }
 
 async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> {
-    let actuator = app::actuator(&settings).await;
+    let actuator = AwsBackend::load(&settings).await.actuator(&settings);
     let (to, reason) = match command {
         StateCommand::Get { json } => {
             let report = actuator.sync().await;
@@ -467,7 +468,10 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
         StateCommand::Set { state, reason } => (Some(AppState::from(state)), reason),
         StateCommand::Switch { reason } => (None, reason),
     };
-    let current = app::current_item(&actuator).await?;
+    let current = actuator
+        .current()
+        .await
+        .context("reading the config item from the secondary region (the commit point)")?;
     let to = match to {
         Some(to) => to,
         None => match current.state {

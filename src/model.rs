@@ -146,6 +146,44 @@ pub struct AuditRecord {
     pub forced: bool,
 }
 
+/// The leader lease a transition write is conditioned on (with cooperating
+/// instances): the write happens only while the lease item still names this owner
+/// and token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub owner: String,
+    pub token: u64,
+}
+
+/// The keys of the items the monitor keeps in the config table beside the config
+/// item (`appId = <app id>`). The state API's `appId = :v1` query never sees them.
+pub mod keys {
+    /// The audit record of version `version`.
+    pub fn audit(app_id: &str, version: u64) -> String {
+        format!("{app_id}#audit#{version}")
+    }
+
+    /// The leader lease of cooperating instances.
+    pub fn lease(app_id: &str) -> String {
+        format!("{app_id}#lease")
+    }
+
+    /// One instance's published view.
+    pub fn view(app_id: &str, instance: &str) -> String {
+        format!("{app_id}#view#{instance}")
+    }
+
+    /// The prefix of every view key.
+    pub fn view_prefix(app_id: &str) -> String {
+        format!("{app_id}#view#")
+    }
+
+    /// The replication canary.
+    pub fn canary(app_id: &str) -> String {
+        format!("{app_id}#canary")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

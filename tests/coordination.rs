@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use failover_monitor::action::{Fence, Outcome, Transition};
+use failover_monitor::action::{Outcome, Transition};
 use failover_monitor::coord::lease::LeaseRecord;
+use failover_monitor::model::Fence;
 use failover_monitor::model::{AppState, Role, Trigger};
 use serde_json::Value;
 
@@ -170,14 +171,11 @@ async fn suspended_leader_resumes_without_writing() {
 async fn a_stale_fencing_token_is_refused_at_the_commit() {
     let emu = Emulator::start();
     let act = emu.actuator().await;
-    let table = act.table(Role::Secondary);
-    let old = table
-        .acquire_lease("mon-a", None)
-        .await
-        .expect("first lease");
+    let table = emu.coordination().await;
+    let old = table.acquire("mon-a", None).await.expect("first lease");
     assert_eq!(old, 1);
     assert!(
-        table.acquire_lease("mon-b", None).await.is_err(),
+        table.acquire("mon-b", None).await.is_err(),
         "the lease exists: no blind takeover"
     );
     let prev = LeaseRecord {
@@ -185,13 +183,10 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
         token: 1,
         renewals: 0,
     };
-    let new = table
-        .acquire_lease("mon-b", Some(&prev))
-        .await
-        .expect("takeover");
+    let new = table.acquire("mon-b", Some(&prev)).await.expect("takeover");
     assert_eq!(new, 2);
     assert!(
-        table.renew_lease("mon-a", 1).await.is_err(),
+        table.renew("mon-a", 1).await.is_err(),
         "the old holder cannot renew"
     );
 

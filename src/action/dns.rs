@@ -1,9 +1,13 @@
-//! The optional Route 53 action: one record whose value follows the state
+//! The optional DNS action: one record whose value follows the state
 //! (`primary_value` while active or fenced, `secondary_value` in failover), so that
-//! DNS clients follow the failover too. Upserted after each commit and re-checked on
+//! DNS clients follow the failover too. Changed after each commit and re-checked on
 //! every sync pass, so a failed change converges later.
+//!
+//! [`DnsRecord`] is the seam; [`Route53`] is the real record.
 
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -16,7 +20,35 @@ use crate::aws::{RegionClients, describe};
 use crate::config::{RegionSettings, Route53Settings};
 use crate::model::{AppState, Role};
 
-pub struct Dns {
+/// The one record the monitor keeps in line with the state.
+#[async_trait]
+pub trait DnsRecord: Send + Sync {
+    /// The value the record must have in `state`.
+    fn value_for(&self, state: AppState) -> String;
+
+    /// The record's current value, if it exists.
+    async fn current(&self) -> Result<Option<String>, ActionError>;
+
+    /// Sets the record to `new`; `old` is what [`DnsRecord::current`] returned.
+    async fn replace(&self, old: Option<&str>, new: &str) -> Result<(), ActionError>;
+}
+
+/// Makes the record point where `state` says.
+pub async fn follow(dns: &dyn DnsRecord, state: AppState) -> Result<DnsAction, ActionError> {
+    let want = dns.value_for(state);
+    let current = dns.current().await?;
+    if current.as_deref() == Some(want.as_str()) {
+        return Ok(DnsAction::InPlace);
+    }
+    dns.replace(current.as_deref(), &want).await?;
+    Ok(DnsAction::Upserted {
+        from: current,
+        to: want,
+    })
+}
+
+/// The record in a Route 53 hosted zone.
+pub struct Route53 {
     client: aws_sdk_route53::Client,
     cfg: Route53Settings,
     limit: Duration,
@@ -30,14 +62,18 @@ pub enum DnsAction {
     Upserted { from: Option<String>, to: String },
 }
 
-impl Dns {
+impl Route53 {
     /// Route 53 is a global service: its API is signed for us-east-1.
-    pub async fn new(cfg: Route53Settings, limit: Duration) -> Self {
-        let clients = RegionClients::load(&RegionSettings {
+    pub async fn load(cfg: &Route53Settings) -> RegionClients {
+        RegionClients::load(&RegionSettings {
             name: "us-east-1".into(),
             endpoint_url: cfg.endpoint_url.clone(),
         })
-        .await;
+        .await
+    }
+
+    /// The record of `cfg`, through `clients` (from [`Route53::load`]).
+    pub fn new(clients: &RegionClients, cfg: Route53Settings, limit: Duration) -> Self {
         Self {
             client: clients.route53(limit),
             cfg,
@@ -53,19 +89,21 @@ impl Dns {
         }
     }
 
-    pub fn value_for(&self, state: AppState) -> &str {
-        match state {
-            AppState::Failover => &self.cfg.secondary_value,
-            AppState::Active | AppState::Fenced => &self.cfg.primary_value,
-        }
-    }
-
     fn rr_type(&self) -> RrType {
         RrType::from(self.cfg.record_type.as_str())
     }
+}
 
-    /// The record's current value, if it exists.
-    pub async fn current(&self) -> Result<Option<String>, ActionError> {
+#[async_trait]
+impl DnsRecord for Route53 {
+    fn value_for(&self, state: AppState) -> String {
+        match state {
+            AppState::Failover => self.cfg.secondary_value.clone(),
+            AppState::Active | AppState::Fenced => self.cfg.primary_value.clone(),
+        }
+    }
+
+    async fn current(&self) -> Result<Option<String>, ActionError> {
         let call = self
             .client
             .list_resource_record_sets()
@@ -91,13 +129,7 @@ impl Dns {
             .map(|rr| rr.value().to_owned()))
     }
 
-    /// Makes the record point where `state` says.
-    pub async fn follow(&self, state: AppState) -> Result<DnsAction, ActionError> {
-        let want = self.value_for(state).to_owned();
-        let current = self.current().await?;
-        if current.as_deref() == Some(want.as_str()) {
-            return Ok(DnsAction::InPlace);
-        }
+    async fn replace(&self, _old: Option<&str>, want: &str) -> Result<(), ActionError> {
         let build = |e: aws_sdk_route53::error::BuildError| {
             self.err("change_resource_record_sets", e.to_string())
         };
@@ -107,14 +139,14 @@ impl Dns {
             .ttl(self.cfg.ttl)
             .resource_records(
                 ResourceRecord::builder()
-                    .value(&want)
+                    .value(want)
                     .build()
                     .map_err(build)?,
             )
             .build()
             .map_err(build)?;
         let batch = ChangeBatch::builder()
-            .comment(format!("failover-monitor: state {state}"))
+            .comment("failover-monitor: the record follows the state")
             .changes(
                 Change::builder()
                     .action(ChangeAction::Upsert)
@@ -131,10 +163,7 @@ impl Dns {
             .change_batch(batch)
             .send();
         match timeout(self.limit, call).await {
-            Ok(Ok(_)) => Ok(DnsAction::Upserted {
-                from: current,
-                to: want,
-            }),
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.err("change_resource_record_sets", describe(&e))),
             Err(_) => Err(self.err("change_resource_record_sets", "timed out".into())),
         }

@@ -1,4 +1,5 @@
-//! The actuator: the only code that writes to AWS.
+//! The actuator: the only code that writes the config item, its audit records and
+//! the DNS record.
 //!
 //! The secondary region's copy of the config item is the commit point: every
 //! transition is a conditional, versioned write there (with its audit record in the
@@ -11,19 +12,22 @@
 //! never retried over the winner.
 
 mod dns;
-mod table;
+mod dynamo;
+mod store;
+mod sync;
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
-pub use dns::{Dns, DnsAction};
-pub use table::{ConfigTable, Fence, PeerView, WriteError};
+pub use dns::{DnsAction, DnsRecord, Route53, follow};
+pub use dynamo::DynamoItemStore;
+pub use store::{Commit, ItemStore, WriteError};
+pub use sync::sync_loop;
 
-use crate::aws::RegionClients;
-use crate::config::Settings;
-use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
+use crate::clock::WallClock;
+use crate::model::{AppState, AuditRecord, ConfigItem, Fence, Role, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
@@ -121,61 +125,70 @@ impl SyncReport {
 }
 
 pub struct Actuator {
-    primary: ConfigTable,
-    secondary: ConfigTable,
-    dns: Option<Arc<Dns>>,
+    primary: Arc<dyn ItemStore>,
+    secondary: Arc<dyn ItemStore>,
+    dns: Option<Arc<dyn DnsRecord>>,
+    clock: Arc<dyn WallClock>,
+    /// Canary nonces.
+    rng: Mutex<fastrand::Rng>,
 }
 
 impl Actuator {
-    pub fn new(primary: ConfigTable, secondary: ConfigTable) -> Self {
+    /// The actuator over both regions' config tables; `seed` makes its random
+    /// choices (canary nonces) repeatable in tests.
+    pub fn new(
+        primary: Arc<dyn ItemStore>,
+        secondary: Arc<dyn ItemStore>,
+        dns: Option<Arc<dyn DnsRecord>>,
+        clock: Arc<dyn WallClock>,
+        seed: u64,
+    ) -> Self {
         Self {
             primary,
             secondary,
-            dns: None,
+            dns,
+            clock,
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         }
     }
 
-    /// Adds the Route 53 action.
-    pub fn with_dns(mut self, dns: Option<Arc<Dns>>) -> Self {
-        self.dns = dns;
-        self
-    }
-
-    pub fn dns(&self) -> Option<Arc<Dns>> {
+    pub fn dns(&self) -> Option<Arc<dyn DnsRecord>> {
         self.dns.clone()
     }
 
-    pub fn from_settings(
-        settings: &Settings,
-        primary: &RegionClients,
-        secondary: &RegionClients,
-    ) -> Self {
-        let limit = settings.monitor.write_timeout;
-        let table = |clients: &RegionClients, role| {
-            ConfigTable::new(
-                clients.dynamodb(limit),
-                settings.config_table(),
-                settings.app.id.clone(),
-                role,
-                limit,
-            )
-        };
-        Self::new(
-            table(primary, Role::Primary),
-            table(secondary, Role::Secondary),
-        )
+    pub fn clock(&self) -> &dyn WallClock {
+        self.clock.as_ref()
     }
 
-    pub fn table(&self, role: Role) -> &ConfigTable {
+    pub fn table(&self, role: Role) -> &dyn ItemStore {
         match role {
-            Role::Primary => &self.primary,
-            Role::Secondary => &self.secondary,
+            Role::Primary => self.primary.as_ref(),
+            Role::Secondary => self.secondary.as_ref(),
         }
+    }
+
+    /// The time a copy of the item took its version, as an instant: from its
+    /// `updatedAt`, if it is in the past and parseable.
+    pub fn changed_at(
+        &self,
+        item: &ConfigItem,
+        now: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        let at = humantime::parse_rfc3339_weak(item.updated_at.as_deref()?).ok()?;
+        let age: Duration = self.clock.now().duration_since(at).ok()?;
+        now.checked_sub(age)
+    }
+
+    /// Reads the item from the secondary (the commit point), or says why not.
+    pub async fn current(&self) -> Result<ConfigItem, ActionError> {
+        self.secondary.read().await?.ok_or(ActionError::Missing {
+            region: Role::Secondary,
+        })
     }
 
     /// Commits `t` in the secondary, then brings the primary along (one attempt).
     pub async fn transition(&self, t: &Transition) -> Result<Outcome, ActionError> {
-        let at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let at = self.clock.rfc3339();
         let item = ConfigItem {
             state: t.to,
             version: t.expected_version + 1,
@@ -194,11 +207,14 @@ impl Actuator {
             evidence: t.evidence.clone(),
             forced: t.forced,
         };
-        match self
-            .secondary
-            .compare_and_set(t.from, t.expected_version, &item, &record, t.fence.as_ref())
-            .await
-        {
+        let commit = Commit {
+            from: t.from,
+            expected: t.expected_version,
+            item: &item,
+            audit: &record,
+            fence: t.fence.as_ref(),
+        };
+        match self.secondary.compare_and_set(commit).await {
             Ok(()) => {}
             Err(WriteError::Fenced) => return Ok(Outcome::Deposed),
             Err(WriteError::Conflict) => {
@@ -217,7 +233,7 @@ impl Actuator {
             Err(WriteError::Failed(e)) => Err(e),
         };
         let dns = match &self.dns {
-            Some(d) => Some(d.follow(t.to).await),
+            Some(d) => Some(follow(d.as_ref(), t.to).await),
             None => None,
         };
         Ok(Outcome::Committed {
@@ -265,15 +281,15 @@ impl Actuator {
         };
         if let (Some(d), Some(item)) = (&self.dns, report.newest()) {
             let state = item.state;
-            report.dns = Some(d.follow(state).await);
+            report.dns = Some(follow(d.as_ref(), state).await);
         }
         report
     }
 
     async fn catch_up(
         &self,
-        source: &ConfigTable,
-        target: &ConfigTable,
+        source: &Arc<dyn ItemStore>,
+        target: &Arc<dyn ItemStore>,
         item: &ConfigItem,
         from_version: Option<u64>,
     ) -> SyncAction {
@@ -281,10 +297,8 @@ impl Actuator {
         let low = from_version
             .unwrap_or(0)
             .max(item.version.saturating_sub(25));
-        let audits = source
-            .audits((low + 1..=item.version).rev())
-            .await
-            .unwrap_or_default();
+        let versions: Vec<u64> = (low + 1..=item.version).rev().collect();
+        let audits = source.audits(&versions).await.unwrap_or_default();
         match target.catch_up(item, &audits).await {
             Ok(()) => SyncAction::CaughtUp {
                 region: target.role(),
@@ -304,7 +318,7 @@ impl Actuator {
     /// fresh nonce in the primary and waits up to `wait` for the secondary to show it.
     /// Returns (drained, lag, what happened).
     pub async fn measure_replication(&self, wait: Duration) -> (bool, Option<Duration>, String) {
-        let nonce = format!("{:016x}", fastrand::u64(..));
+        let nonce = format!("{:016x}", self.rng.lock().map_or(0, |mut r| r.u64(..)));
         let started = tokio::time::Instant::now();
         if let Err(e) = self.primary.put_canary(&nonce).await {
             return (
@@ -355,7 +369,8 @@ impl Actuator {
             match table.read().await {
                 Ok(Some(item)) => {
                     let low = item.version.saturating_sub(limit);
-                    return table.audits((low + 1..=item.version).rev()).await;
+                    let versions: Vec<u64> = (low + 1..=item.version).rev().collect();
+                    return table.audits(&versions).await;
                 }
                 Ok(None) => return Ok(Vec::new()),
                 Err(e) => last_err = Some(e),
@@ -365,12 +380,4 @@ impl Actuator {
             region: Role::Secondary,
         }))
     }
-}
-
-/// The instant a copy of the item took its version, from its `updatedAt`, if it is
-/// in the past and parseable.
-pub fn changed_at(item: &ConfigItem, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
-    let at = humantime::parse_rfc3339_weak(item.updated_at.as_deref()?).ok()?;
-    let age: Duration = SystemTime::now().duration_since(at).ok()?;
-    now.checked_sub(age)
 }

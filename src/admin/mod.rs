@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 pub use auth::Token;
 
 use crate::action::Actuator;
-use crate::app::{Command, Handle, MoveError};
+use crate::control::{Command, Handle, MoveError};
 use crate::metrics::Metrics;
 use crate::model::AppState;
 
@@ -386,16 +386,13 @@ async fn send<T>(
     s: &AdminState,
     make: impl FnOnce(oneshot::Sender<T>) -> Command,
 ) -> Result<T, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    let gone = || {
+    s.handle.ask(make).await.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the daemon is shutting down",
         )
-    };
-    s.handle.commands.send(make(tx)).await.map_err(|_| gone())?;
-    rx.await.map_err(|_| gone())
+    })
 }
 
 /// A validated manual-move request body.

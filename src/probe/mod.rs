@@ -1,5 +1,6 @@
-//! Probes: one file per kind, all behind [`Prober::check`], and the scheduler that
-//! runs each probe on its own interval with jitter and a timeout.
+//! Probes: one file per kind, all behind the [`Probe`] trait (the seam tests and the
+//! simulation script), and the scheduler that runs each probe on its own interval
+//! with jitter and a timeout.
 //!
 //! A failed check is data, not an error of the program: it becomes an
 //! [`Observation`] with `ok = false` and the reason, and the policy's hysteresis
@@ -10,8 +11,10 @@ mod dynamodb;
 mod http;
 mod s3;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -42,7 +45,13 @@ pub enum ProbeError {
     Unhealthy(String),
 }
 
-/// One configured check, ready to run.
+/// One check of one region, run once per call.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    async fn check(&self) -> Result<(), ProbeError>;
+}
+
+/// One configured check against AWS, ready to run.
 pub enum Prober {
     Http(HttpProbe),
     S3(S3Probe),
@@ -92,9 +101,11 @@ impl Prober {
             )),
         }
     }
+}
 
-    /// Runs the check once.
-    pub async fn check(&self) -> Result<(), ProbeError> {
+#[async_trait]
+impl Probe for Prober {
+    async fn check(&self) -> Result<(), ProbeError> {
         match self {
             Prober::Http(p) => p.check().await,
             Prober::S3(p) => p.check().await,
@@ -121,11 +132,11 @@ pub struct Scheduled {
     pub interval: Duration,
     pub timeout: Duration,
     pub jitter: Duration,
-    pub prober: Prober,
+    pub prober: Arc<dyn Probe>,
 }
 
 /// Runs one check with its timeout and turns the outcome into an observation.
-pub async fn run_once(index: usize, prober: &Prober, limit: Duration) -> Observation {
+pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Observation {
     let started = Instant::now();
     let result = match timeout(limit, prober.check()).await {
         Ok(r) => r,
@@ -144,18 +155,20 @@ pub async fn run_once(index: usize, prober: &Prober, limit: Duration) -> Observa
 /// Starts one task per probe. Each runs at `interval` (the first run at a random
 /// phase within the first interval, so probes spread out), each run up to `jitter`
 /// late, and sends every result to `tx`. The tasks end when `tx`'s receiver is
-/// dropped or the returned set is dropped.
+/// dropped or the returned set is dropped. Phases and jitter come from `rng`, so a
+/// seeded one makes the schedule repeatable.
 pub fn spawn_all(
     probes: Vec<Scheduled>,
     tx: mpsc::Sender<Observation>,
     lag: Option<prometheus::Histogram>,
+    rng: &mut fastrand::Rng,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for p in probes {
         let tx = tx.clone();
         let lag = lag.clone();
+        let mut rng = rng.fork();
         set.spawn(async move {
-            let mut rng = fastrand::Rng::new();
             let mut slot = Instant::now() + p.interval.mul_f64(rng.f64());
             loop {
                 let late = p.jitter.mul_f64(rng.f64());
@@ -164,7 +177,7 @@ pub fn spawn_all(
                 if let Some(h) = &lag {
                     h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
                 }
-                let obs = run_once(p.index, &p.prober, p.timeout).await;
+                let obs = run_once(p.index, p.prober.as_ref(), p.timeout).await;
                 if let Some(e) = &obs.error {
                     tracing::debug!(probe = %p.name, region = %p.region, error = %e, "probe failed");
                 }

@@ -248,7 +248,19 @@ impl Emulator {
     pub async fn actuator(&self) -> Actuator {
         set_test_credentials();
         let settings = self.settings(&format!("{}\n{}", FAST_MONITOR, PROBES_ALL_KINDS));
-        failover_monitor::app::actuator(&settings).await
+        failover_monitor::backend::AwsBackend::load(&settings)
+            .await
+            .actuator(&settings)
+    }
+
+    /// The coordination store (lease, views) of this emulator's secondary.
+    pub async fn coordination(&self) -> std::sync::Arc<dyn failover_monitor::coord::CoordStore> {
+        use failover_monitor::backend::Backend;
+        set_test_credentials();
+        let settings = self.settings(&format!("{}\n{}", FAST_MONITOR, PROBES_ALL_KINDS));
+        failover_monitor::backend::AwsBackend::load(&settings)
+            .await
+            .coordination(&settings)
     }
 
     pub fn settings(&self, body: &str) -> Settings {
@@ -484,7 +496,7 @@ pub async fn audits(
     versions: std::ops::RangeInclusive<u64>,
 ) -> Vec<AuditRecord> {
     act.table(role)
-        .audits(versions)
+        .audits(&versions.collect::<Vec<_>>())
         .await
         .expect("audits readable")
 }

@@ -4,6 +4,8 @@
 //! attempt (its failure is data for the hysteresis), and the actuator runs its own
 //! retry loop so that it can decide between "retry" and "lost the race".
 
+pub mod dynamo;
+
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;

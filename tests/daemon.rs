@@ -1,0 +1,344 @@
+//! The real decision loop, policy, coordination and actuator, several instances in
+//! one process, on in-memory stores with DynamoDB's semantics and scripted probes,
+//! with tokio's clock paused: no emulator, no sleeps, no log reading. Assertions are
+//! on `Status`, the stores and the metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use failover_monitor::config::{self, Settings};
+use failover_monitor::control::{Command, Handle, MoveError, Status};
+use failover_monitor::daemon::Daemon;
+use failover_monitor::memory::{Answer, MemoryBackend, Record};
+use failover_monitor::metrics::Metrics;
+use failover_monitor::model::{AppState, AuditRecord, ConfigItem, Role, keys};
+use failover_monitor::policy::Refusal;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const APP: &str = "app-1";
+
+/// One monitor instance running in this process.
+struct Node {
+    handle: Handle,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    fn start(settings: Settings, backend: &MemoryBackend, seed: u64) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let backend = Arc::new(backend.instance(seed));
+        let (daemon, handle) = Daemon::new(settings, backend, metrics.clone()).expect("daemon");
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(daemon.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        Self {
+            handle,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    fn status(&self) -> Status {
+        self.handle.status.borrow().clone()
+    }
+
+    /// Waits (in paused time) until the status satisfies `f`, at most `limit`.
+    async fn wait_for(&self, limit: Duration, what: &str, f: impl Fn(&Status) -> bool) -> Status {
+        let mut rx = self.handle.status.clone();
+        match tokio::time::timeout(limit, rx.wait_for(|s| f(s))).await {
+            Ok(Ok(s)) => s.clone(),
+            _ => panic!("{what}: not within {limit:?}; status: {:#?}", self.status()),
+        }
+    }
+
+    fn transitions(&self) -> u64 {
+        let text = self.metrics.render();
+        text.lines()
+            .filter(|l| l.starts_with("failover_monitor_transitions_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("daemon task");
+    }
+}
+
+/// Quick probing: a probe is down after 3 failures 100 ms apart. `extra` goes into
+/// `[monitor]`, `tail` after the probes (more tables).
+fn settings_with(instance: &str, extra: &str, tail: &str) -> Settings {
+    let text = format!(
+        r#"
+[app]
+id = "{APP}"
+[regions.primary]
+name = "us-east-1"
+[regions.secondary]
+name = "ap-northeast-1"
+[monitor]
+instance_id = "{instance}"
+hold_down = "0s"
+state_refresh = "500ms"
+{extra}
+[probe_defaults]
+interval = "100ms"
+timeout = "80ms"
+jitter = "10ms"
+fall = 3
+rise = 2
+[[probes]]
+name = "p-api"
+kind = "http"
+region = "primary"
+url = "https://primary.invalid/state"
+[[probes]]
+name = "p-table"
+kind = "dynamodb"
+region = "primary"
+[[probes]]
+name = "s-api"
+kind = "http"
+region = "secondary"
+url = "https://secondary.invalid/state"
+{tail}
+"#
+    );
+    config::parse(&text, Vec::new()).expect("test config")
+}
+
+fn settings(instance: &str, extra: &str) -> Settings {
+    settings_with(instance, extra, "")
+}
+
+fn coordinated(instance: &str, instances: &[&str], lease: &str) -> Settings {
+    let list = instances
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    settings_with(
+        instance,
+        "",
+        &format!(
+            "[coordination]\ninstances = [{list}]\nlease = \"{lease}\"\nrenew_every = \"300ms\"\nview_ttl = \"1500ms\""
+        ),
+    )
+}
+
+fn world() -> MemoryBackend {
+    let b = MemoryBackend::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        7,
+    );
+    b.seed_item(
+        APP,
+        &ConfigItem {
+            state: AppState::Active,
+            version: 0,
+            updated_at: None,
+            updated_by: None,
+            reason: None,
+        },
+    );
+    b
+}
+
+fn primary_down(b: &MemoryBackend) {
+    b.script
+        .set("p-api", Answer::Fail("connection refused".into()));
+    b.script.set("p-table", Answer::Hang);
+}
+
+fn primary_up(b: &MemoryBackend) {
+    b.script.set("p-api", Answer::Ok);
+    b.script.set("p-table", Answer::Ok);
+}
+
+fn audits(b: &MemoryBackend, role: Role) -> Vec<AuditRecord> {
+    b.table(role)
+        .dump()
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Record::Audit(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
+    let b = world();
+    let node = Node::start(settings("a", ""), &b, 1);
+    node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    primary_down(&b);
+    let s = node
+        .wait_for(Duration::from_secs(5), "failover", |s| {
+            s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover)
+        })
+        .await;
+    assert_eq!(s.item.as_ref().map(|i| i.version), Some(1));
+    for role in Role::BOTH {
+        let item = b.item(APP, role).expect("item");
+        assert_eq!(
+            (item.state, item.version),
+            (AppState::Failover, 1),
+            "{role}"
+        );
+        let records = audits(&b, role);
+        assert_eq!(records.len(), 1, "{role}: {records:?}");
+        assert_eq!(records[0].by, "a");
+    }
+    assert_eq!(node.transitions(), 1);
+    // The outage goes on: nothing more happens.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(b.item(APP, Role::Secondary).map(|i| i.version), Some(1));
+    assert_eq!(node.transitions(), 1);
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_uncoordinated_instances_race_and_exactly_one_wins() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    let c = Node::start(settings("c", ""), &b, 2);
+    for n in [&a, &c] {
+        n.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+            .await;
+    }
+    primary_down(&b);
+    for n in [&a, &c] {
+        n.wait_for(Duration::from_secs(5), "both see the failover", |s| {
+            s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover)
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(a.transitions() + c.transitions(), 1, "exactly one commit");
+    let item = b.item(APP, Role::Secondary).expect("item");
+    assert_eq!(item.version, 1);
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    a.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deposed_leader_commits_nothing() {
+    let b = world();
+    // A long lease: the leader goes on believing in it for seconds after losing it.
+    let node = Node::start(coordinated("a", &["a"], "30s"), &b, 1);
+    let s = node
+        .wait_for(Duration::from_secs(5), "leader", |s| s.is_leader && s.ready)
+        .await;
+    assert_eq!(s.leader.as_deref(), Some("a"));
+    // Someone takes the lease over behind its back (the next token).
+    let lease = keys::lease(APP);
+    let Some(Record::Lease(mut l)) = b.table(Role::Secondary).get(&lease) else {
+        panic!("no lease");
+    };
+    l.owner = "b".into();
+    l.token += 1;
+    b.table(Role::Secondary).put(&lease, Record::Lease(l));
+    primary_down(&b);
+    let s = node
+        .wait_for(Duration::from_secs(5), "sees the new owner", |s| {
+            s.leader.as_deref() == Some("b")
+        })
+        .await;
+    assert!(!s.is_leader);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(b.item(APP, Role::Secondary).map(|i| i.version), Some(0));
+    assert!(audits(&b, Role::Secondary).is_empty());
+    assert_eq!(node.transitions(), 0);
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_applies_a_new_mode_and_refuses_a_new_identity() {
+    let b = world();
+    let node = Node::start(settings("a", ""), &b, 1);
+    node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    let reload = |s: Settings| {
+        node.handle.ask(|reply| Command::Reload {
+            settings: Box::new(s),
+            reply,
+        })
+    };
+    let refused = reload(settings("other", "")).await.expect("answer");
+    assert!(
+        refused.is_err_and(|e| e.contains("instance_id")),
+        "a new identity is refused"
+    );
+    reload(settings("a", "mode = \"manual\""))
+        .await
+        .expect("answer")
+        .expect("reloaded");
+    let s = node
+        .wait_for(Duration::from_secs(2), "manual mode", |s| {
+            s.mode == "manual"
+        })
+        .await;
+    assert_eq!(s.instance_id, "a");
+    primary_down(&b);
+    node.wait_for(Duration::from_secs(5), "would move, but manual", |s| {
+        s.verdict.starts_with("blocked (manual_mode)")
+    })
+    .await;
+    assert_eq!(b.item(APP, Role::Secondary).map(|i| i.version), Some(0));
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_failback_waits_for_a_healthy_primary() {
+    let b = world();
+    let node = Node::start(settings("a", ""), &b, 1);
+    node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    primary_down(&b);
+    node.wait_for(Duration::from_secs(5), "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    let failback = || {
+        node.handle.ask(|reply| Command::Move {
+            to: AppState::Active,
+            reason: "primary verified".into(),
+            force: false,
+            caller: "ana".into(),
+            reply,
+        })
+    };
+    match failback().await.expect("answer") {
+        Err(MoveError::Refused(Refusal::PrimaryUnhealthy(_))) => {}
+        other => panic!("expected a safety refusal, got {other:?}"),
+    }
+    primary_up(&b);
+    node.wait_for(Duration::from_secs(5), "primary up again", |s| {
+        s.probes
+            .iter()
+            .filter(|p| p.region == Role::Primary)
+            .all(|p| p.health == failover_monitor::policy::Health::Up)
+    })
+    .await;
+    let done = failback().await.expect("answer").expect("failback");
+    assert_eq!((done.item.state, done.item.version), (AppState::Active, 2));
+    assert_eq!(done.record.by, "admin:ana");
+    assert!(done.primary_updated);
+    let records = audits(&b, Role::Secondary);
+    assert_eq!(records.len(), 2);
+    assert_eq!(b.item(APP, Role::Primary).map(|i| i.version), Some(2));
+    node.stop().await;
+}
