@@ -21,9 +21,9 @@ use tracing::{debug, error, info, warn};
 use crate::action::{
     self, ActionError, Actuator, Dns, DnsAction, Fence, Outcome, SyncAction, SyncReport, Transition,
 };
-use crate::admin::{self, AdminState, auth};
+use crate::admin::{self, AdminState};
 use crate::aws::RegionClients;
-use crate::config::{self, ConfigError, Mode, Settings};
+use crate::config::{self, Mode, Settings};
 use crate::coord::{self, CoordReport, OwnView, Peer};
 use crate::metrics::Metrics;
 use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
@@ -119,22 +119,10 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// The `run` command: admin server, signals (SIGTERM/SIGINT stop, SIGHUP reloads
 /// `config_path`), systemd notifications, and the decision loop.
 ///
-/// Errors that are the configuration's fault come back as [`ConfigError`].
+/// Errors that are the configuration's fault come back as [`ConfigError`](config::ConfigError).
 pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
-    let settings = config::for_run(settings)?;
-    let token = auth::load(&settings, std::env::var(auth::TOKEN_ENV).ok())?;
+    let (settings, token) = config::for_run_with_env(settings, std::env::vars())?;
     let listen = settings.admin.listen;
-    if !listen.ip().is_loopback() && token.is_none() {
-        return Err(ConfigError::Invalid {
-            key: "admin.listen".into(),
-            value: format!("\"{listen}\""),
-            allowed: format!(
-                "a non-loopback address needs an admin token (admin.token_file or {})",
-                auth::TOKEN_ENV
-            ),
-        }
-        .into());
-    }
     let metrics = Arc::new(Metrics::new());
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now());

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, defaults, invalid};
+use crate::admin::auth::TOKEN_ENV;
 
 /// `[admin]` as written; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -48,9 +49,54 @@ impl RawAdmin {
     }
 }
 
+impl AdminSettings {
+    /// An admin API reachable from other hosts must not be open: `run` refuses a
+    /// non-loopback `listen` without a token.
+    pub(super) fn check_exposure(&self, has_token: bool) -> Result<(), ConfigError> {
+        if self.listen.ip().is_loopback() || has_token {
+            return Ok(());
+        }
+        Err(invalid(
+            "admin.listen",
+            format!("\"{}\"", self.listen),
+            format!(
+                "a non-loopback address needs an admin token (admin.token_file or {TOKEN_ENV})"
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn admin(listen: &str) -> AdminSettings {
+        RawAdmin {
+            listen: Some(listen.into()),
+            token_file: None,
+        }
+        .validate()
+        .unwrap()
+    }
+
+    #[test]
+    fn only_loopback_may_go_without_a_token() {
+        for open in ["127.0.0.1:9464", "[::1]:9464"] {
+            assert!(admin(open).check_exposure(false).is_ok(), "{open}");
+        }
+        for exposed in ["0.0.0.0:9464", "[::]:9464", "10.0.0.5:9464"] {
+            assert!(admin(exposed).check_exposure(true).is_ok(), "{exposed}");
+            assert!(admin(exposed).check_exposure(false).is_err(), "{exposed}");
+        }
+        assert_eq!(
+            admin("[::]:9464")
+                .check_exposure(false)
+                .unwrap_err()
+                .to_string(),
+            "admin.listen = \"[::]:9464\": a non-loopback address needs an admin token \
+             (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN)"
+        );
+    }
 
     #[test]
     fn listen_is_an_address_not_a_host_name() {

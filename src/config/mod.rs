@@ -50,6 +50,8 @@ pub use route53::Route53Settings;
 pub use stack::{StackSettings, TablesMode};
 pub use values::HumanDuration;
 
+use crate::admin::auth::{self, Token};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read the config file: {reason}")]
@@ -187,4 +189,27 @@ pub fn for_run(settings: Settings) -> Result<Settings, ConfigError> {
         ));
     }
     Ok(settings)
+}
+
+/// Everything `run` checks before it starts, beyond the file itself: [`for_run`], the
+/// admin token (`FAILOVER_MONITOR_ADMIN_TOKEN` in `env`, else `admin.token_file`), and
+/// that an admin API reachable from other hosts has one. `check-config` calls it too,
+/// so it refuses exactly what `run` would. `env` is the process environment (the one
+/// the settings were loaded with), passed in so that tests can give their own.
+pub fn for_run_with_env(
+    settings: Settings,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Settings, Option<Token>), ConfigError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let env_token = env
+        .iter()
+        .find(|(k, _)| k == auth::TOKEN_ENV)
+        .map(|(_, v)| v.clone());
+    let ready = || {
+        let settings = for_run(settings)?;
+        let token = auth::load(&settings, env_token)?;
+        settings.admin.check_exposure(token.is_some())?;
+        Ok((settings, token))
+    };
+    ready()
 }

@@ -83,7 +83,8 @@ fn environment_values_are_validated_like_the_file() {
     );
 }
 
-/// Each `tests/testdata/config/invalid-*.toml` starts with `# error: <exact text>`.
+/// Each `tests/testdata/config/invalid-*.toml` starts with `# error: <exact text>`: what
+/// `check-config` and `run` say (without an admin token in the environment).
 #[test]
 fn invalid_configs_fail_with_the_exact_message() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/config");
@@ -105,7 +106,11 @@ fn invalid_configs_fail_with_the_exact_message() {
             .next()
             .and_then(|l| l.strip_prefix("# error: "))
             .unwrap_or_else(|| panic!("{name}: first line must be `# error: ...`"));
-        let got = parse(&text, no_env()).map(|_| ()).unwrap_err().to_string();
+        let got = parse(&text, no_env())
+            .and_then(|s| for_run_with_env(s, no_env()))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         if got != expected {
             mismatches.push(format!(
                 "{name}:\n  expected: {expected}\n       got: {got}"
@@ -126,6 +131,7 @@ fn the_shipped_monitor_toml_is_valid() {
     for k in ["http", "s3", "dynamodb", "cloudwatch_alarm"] {
         assert!(kinds.contains(k), "monitor.toml has no {k} probe");
     }
+    assert!(for_run_with_env(s, no_env()).is_ok());
 }
 
 #[test]
@@ -141,6 +147,30 @@ fn a_file_without_probes_is_for_provision_and_run_refuses_it() {
     let err = for_run(s).unwrap_err().to_string();
     assert!(
         err.starts_with("probes = 0 probe(s): `run` needs at least one probe"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exposed_admin_api_runs_only_with_a_token() {
+    let text = format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9464\"\n");
+    let s = parse(&text, no_env()).unwrap();
+    let err = for_run_with_env(s.clone(), no_env())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "admin.listen = \"0.0.0.0:9464\": a non-loopback address needs an admin token \
+         (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN)"
+    );
+    let token = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "0123456789abcdef")]);
+    let (_, token) = for_run_with_env(s.clone(), token).unwrap();
+    assert!(token.is_some());
+    // A token that would not load is refused the same way by both commands.
+    let short = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "short")]);
+    let err = for_run_with_env(s, short).unwrap_err().to_string();
+    assert!(
+        err.starts_with("FAILOVER_MONITOR_ADMIN_TOKEN = [redacted]"),
         "{err}"
     );
 }
