@@ -1,5 +1,6 @@
 //! The config errors a user meets first, through the binary: `check-config` refuses
-//! exactly what `run` refuses, with the same message.
+//! exactly what `run` refuses, with the same message; an environment variable that
+//! sets a bad key is named; a missing file says where it was looked for.
 //! Nothing here needs the emulator.
 
 mod common;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::cli;
+use common::{TempDir, cli};
 
 /// Runs `cmd` without any `FAILOVER_MONITOR*` variable of the test's own environment,
 /// killing it if it is still running after `limit` (a `run` that failed to refuse
@@ -102,4 +103,55 @@ fn check_config_accepts_an_exposed_admin_api_with_a_token() {
     let out = output_within(cmd, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(0), "{}", refusal(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+}
+
+#[test]
+fn a_bad_environment_variable_is_named() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("monitor.toml");
+    for command in ["check-config", "run"] {
+        let mut cmd = cli(&shipped);
+        cmd.arg(command)
+            .env("FAILOVER_MONITOR__MONITOR__MODEE", "x");
+        let out = output_within(cmd, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let got = refusal(&out);
+        assert!(
+            got.starts_with(
+                "failover-monitor: invalid config: monitor.modee (from the environment \
+                 variable FAILOVER_MONITOR__MONITOR__MODEE): unknown field `modee`"
+            ),
+            "{command}: {got}"
+        );
+        let mut cmd = cli(&shipped);
+        cmd.arg(command)
+            .env("FAILOVER_MONITOR__MONITOR__HOLD_DOWN", "soon");
+        let got = refusal(&output_within(cmd, Duration::from_secs(30)));
+        assert!(
+            got.starts_with(
+                "failover-monitor: invalid config: monitor.hold_down (from the environment \
+                 variable FAILOVER_MONITOR__MONITOR__HOLD_DOWN): invalid value: string \"soon\""
+            ),
+            "{command}: {got}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_default_file_says_where_it_looked_and_how_to_name_another() {
+    let dir = TempDir::new("nocfg");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_failover-monitor"));
+    cmd.arg("check-config").current_dir(&dir.0);
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    // The working directory as the process sees it (symbolic links resolved).
+    let looked_for = dir.0.canonicalize().unwrap().join("monitor.toml");
+    assert_eq!(
+        refusal(&out),
+        format!(
+            "failover-monitor: invalid config: monitor.toml: cannot read the config file: it \
+             does not exist (looked for {}); `--config PATH` names another file, and without \
+             it the file is ./monitor.toml in the working directory",
+            looked_for.display()
+        )
+    );
 }

@@ -1,6 +1,7 @@
-//! Reading `monitor.toml` and merging the `FAILOVER_MONITOR__SECTION__KEY` environment
-//! variables over it.
+//! Reading `monitor.toml`, merging the `FAILOVER_MONITOR__SECTION__KEY` environment
+//! variables over it, and saying which variable a bad key came from.
 
+use std::io;
 use std::path::Path;
 
 use super::{ConfigError, RawConfig, Settings};
@@ -15,11 +16,22 @@ pub(super) const WHOLE_FILE: &str = "monitor.toml";
 /// Reads `path`, applies environment overrides from the process environment, parses
 /// and validates.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| read_error(path, &e))?;
     parse(&text, std::env::vars())
+}
+
+fn read_error(path: &Path, e: &io::Error) -> ConfigError {
+    if e.kind() == io::ErrorKind::NotFound {
+        ConfigError::NotFound {
+            path: path.to_owned(),
+            looked_for: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+        }
+    } else {
+        ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// Parses config text with the given environment (only `FAILOVER_MONITOR__*` variables
@@ -33,7 +45,8 @@ pub fn parse(
         .into_iter()
         .filter(|(k, _)| k.starts_with(&prefix))
         .collect();
-    merge_and_validate(text, env)
+    let origins = EnvOrigins::new(env.keys());
+    merge_and_validate(text, env).map_err(|e| origins.attribute(e))
 }
 
 fn merge_and_validate(
@@ -79,9 +92,86 @@ fn one_line(message: &str) -> String {
     }
 }
 
+/// Which environment variable set which key, so that an error about a key the file
+/// does not have names the variable the user actually wrote.
+pub(super) struct EnvOrigins(Vec<(Vec<String>, String)>);
+
+impl EnvOrigins {
+    /// `vars`: names of environment variables; only `FAILOVER_MONITOR__*` ones count.
+    pub(super) fn new<'a>(vars: impl Iterator<Item = &'a String>) -> Self {
+        let prefix = format!("{ENV_PREFIX}__");
+        let mut origins: Vec<(Vec<String>, String)> = vars
+            .filter_map(|var| {
+                // As the `config` crate reads it: lower case, `__` between segments.
+                let key = var.strip_prefix(&prefix)?.to_lowercase();
+                let path = key.split("__").map(str::to_owned).collect();
+                Some((path, var.clone()))
+            })
+            .collect();
+        origins.sort_by(|a, b| a.1.cmp(&b.1));
+        Self(origins)
+    }
+
+    /// The variable that set `key` itself, else one that set something inside it.
+    fn variable_for(&self, key: &str) -> Option<&str> {
+        let path = key_path(key);
+        if path.is_empty() {
+            return None;
+        }
+        let exact = self.0.iter().find(|(p, _)| *p == path);
+        let inside = || self.0.iter().find(|(p, _)| p.starts_with(&path));
+        exact.or_else(inside).map(|(_, var)| var.as_str())
+    }
+
+    pub(super) fn attribute(&self, error: ConfigError) -> ConfigError {
+        let (ConfigError::Parse { key, .. } | ConfigError::Invalid { key, .. }) = &error else {
+            return error;
+        };
+        if key == WHOLE_FILE {
+            return error;
+        }
+        match self.variable_for(key) {
+            Some(var) => ConfigError::FromEnv {
+                var: var.to_owned(),
+                error: Box::new(error),
+            },
+            None => error,
+        }
+    }
+}
+
+/// `probes[0].fall` -> `["probes", "0", "fall"]`, the shape of an environment key.
+fn key_path(key: &str) -> Vec<String> {
+    key.split(['.', '['])
+        .map(|s| s.trim_end_matches(']').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_and_variables_are_compared_segment_by_segment() {
+        assert_eq!(key_path("probes[12].fall"), ["probes", "12", "fall"]);
+        assert_eq!(key_path("monitor.hold_down"), ["monitor", "hold_down"]);
+        let vars = [
+            "FAILOVER_MONITOR__MONITOR__HOLD_DOWN".to_string(),
+            "FAILOVER_MONITOR__PROBES__0__FALL".to_string(),
+        ];
+        let origins = EnvOrigins::new(vars.iter());
+        assert_eq!(
+            origins.variable_for("monitor.hold_down"),
+            Some("FAILOVER_MONITOR__MONITOR__HOLD_DOWN")
+        );
+        assert_eq!(
+            origins.variable_for("probes"),
+            Some("FAILOVER_MONITOR__PROBES__0__FALL")
+        );
+        assert_eq!(origins.variable_for("monitor.mode"), None);
+        assert_eq!(origins.variable_for("monitor.hold"), None);
+    }
 
     #[test]
     fn toml_errors_keep_where_and_what_on_one_line() {

@@ -4,15 +4,16 @@
 //! Parsing happens in two steps, the way blackbox_exporter does it: serde rejects
 //! unknown keys and malformed values (the path to the key comes from
 //! `serde_path_to_error`), then [`RawConfig::validate`] applies defaults and the rules
-//! that span several keys. Every error names the key, the value and what is allowed;
-//! the table tests over
+//! that span several keys. Every error names the key, the value and what is allowed
+//! (and the environment variable, when the key came from one); the table tests over
 //! `tests/testdata/config/invalid-*.toml` pin the exact text.
 //!
 //! One file per section, each holding the section as written (`Raw*`, whose `///`
 //! comments are the user's documentation, repeated in `docs/REFERENCE.md`), its
 //! validated settings and its validation: `app`, `regions`, `monitor`, `probes` (with
 //! the kind-specific keys in `checks`), `policy`, `admin`, `stack`, `coordination`,
-//! `route53`. Beside them: `load` (file, then environment), `values` (durations and shared checks) and `defaults` (every default, once).
+//! `route53`. Beside them: `load` (file, environment, which variable a bad key came
+//! from), `values` (durations and shared checks) and `defaults` (every default, once).
 
 mod admin;
 mod app;
@@ -56,6 +57,15 @@ use crate::admin::auth::{self, Token};
 pub enum ConfigError {
     #[error("{path}: cannot read the config file: {reason}")]
     Read { path: PathBuf, reason: String },
+    /// The file is not there: say where it was looked for and how to name another.
+    #[error(
+        "{path}: cannot read the config file: it does not exist (looked for {looked_for}); \
+         `--config PATH` names another file, and without it the file is ./monitor.toml \
+         in the working directory",
+        path = .path.display(),
+        looked_for = .looked_for.display()
+    )]
+    NotFound { path: PathBuf, looked_for: PathBuf },
     /// A key is unknown, or its value has the wrong type or form.
     #[error("{key}: {message}")]
     Parse { key: String, message: String },
@@ -66,6 +76,32 @@ pub enum ConfigError {
         value: String,
         allowed: String,
     },
+    /// `error` is about a key an environment variable set, not the file.
+    #[error("{}", DisplayFromEnv(.var, .error))]
+    FromEnv {
+        var: String,
+        error: Box<ConfigError>,
+    },
+}
+
+/// Renders [`ConfigError::FromEnv`]: the variable right after the key, where the eye
+/// looks for what to fix.
+struct DisplayFromEnv<'a>(&'a str, &'a ConfigError);
+
+impl fmt::Display for DisplayFromEnv<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let DisplayFromEnv(var, error) = self;
+        let origin = format!("(from the environment variable {var})");
+        match error {
+            ConfigError::Parse { key, message } => write!(f, "{key} {origin}: {message}"),
+            ConfigError::Invalid {
+                key,
+                value,
+                allowed,
+            } => write!(f, "{key} = {value} {origin}: {allowed}"),
+            other => write!(f, "{other} {origin}"),
+        }
+    }
 }
 
 fn invalid(
@@ -211,5 +247,5 @@ pub fn for_run_with_env(
         settings.admin.check_exposure(token.is_some())?;
         Ok((settings, token))
     };
-    ready()
+    ready().map_err(|e| load::EnvOrigins::new(env.iter().map(|(k, _)| k)).attribute(e))
 }

@@ -69,6 +69,7 @@ fn environment_overrides_the_file() {
     assert_eq!(s.app.id, "from-env");
 }
 
+/// The message names the variable, since the key is nowhere in the file.
 #[test]
 fn environment_values_are_validated_like_the_file() {
     let err = parse(
@@ -79,7 +80,79 @@ fn environment_values_are_validated_like_the_file() {
     .to_string();
     assert_eq!(
         err,
-        "monitor.mode: unknown variant `sometimes`, expected one of `auto`, `manual`, `dry-run`"
+        "monitor.mode (from the environment variable FAILOVER_MONITOR__MONITOR__MODE): \
+         unknown variant `sometimes`, expected one of `auto`, `manual`, `dry-run`"
+    );
+}
+
+#[test]
+fn a_typo_in_a_variable_names_the_variable() {
+    let err = parse(MINIMAL, env(&[("FAILOVER_MONITOR__MONITOR__MODEE", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "monitor.modee (from the environment variable FAILOVER_MONITOR__MONITOR__MODEE): \
+             unknown field `modee`, expected one of `instance_id`, `mode`,"
+        ),
+        "{err}"
+    );
+    let err = parse(MINIMAL, env(&[("FAILOVER_MONITOR__MONITR__MODE", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("monitr (from the environment variable FAILOVER_MONITOR__MONITR__MODE)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_value_refused_by_validation_names_its_variable_too() {
+    let err = parse(
+        MINIMAL,
+        env(&[("FAILOVER_MONITOR__MONITOR__STATE_REFRESH", "10ms")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "monitor.state_refresh = 10ms (from the environment variable \
+         FAILOVER_MONITOR__MONITOR__STATE_REFRESH): must be at least 100ms"
+    );
+    // A probe list cannot be overridden key by key; the variable is named all the same.
+    let err = parse(MINIMAL, env(&[("FAILOVER_MONITOR__PROBES__0__FALL", "2")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("(from the environment variable FAILOVER_MONITOR__PROBES__0__FALL)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_error_in_the_file_does_not_blame_the_environment() {
+    let text = MINIMAL.replace("[[probes]]", "[monitor]\nhold_dwn = \"5m\"\n[[probes]]");
+    let err = parse(&text, env(&[("FAILOVER_MONITOR__MONITOR__MODE", "manual")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("monitor.hold_dwn: unknown field"), "{err}");
+}
+
+#[test]
+fn a_missing_file_says_where_it_was_looked_for_and_how_to_name_another() {
+    let err = load(Path::new("no-such-dir/monitor.toml"))
+        .unwrap_err()
+        .to_string();
+    let cwd = std::env::current_dir().unwrap();
+    let looked_for = cwd.join("no-such-dir/monitor.toml");
+    assert_eq!(
+        err,
+        format!(
+            "no-such-dir/monitor.toml: cannot read the config file: it does not exist \
+             (looked for {}); `--config PATH` names another file, and without it the file \
+             is ./monitor.toml in the working directory",
+            looked_for.display()
+        )
     );
 }
 
@@ -172,5 +245,18 @@ fn an_exposed_admin_api_runs_only_with_a_token() {
     assert!(
         err.starts_with("FAILOVER_MONITOR_ADMIN_TOKEN = [redacted]"),
         "{err}"
+    );
+}
+
+#[test]
+fn an_admin_address_from_the_environment_names_its_variable() {
+    let listen = env(&[("FAILOVER_MONITOR__ADMIN__LISTEN", "0.0.0.0:9464")]);
+    let s = parse(MINIMAL, listen.clone()).unwrap();
+    let err = for_run_with_env(s, listen).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "admin.listen = \"0.0.0.0:9464\" (from the environment variable \
+         FAILOVER_MONITOR__ADMIN__LISTEN): a non-loopback address needs an admin token \
+         (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN)"
     );
 }
