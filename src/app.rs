@@ -10,9 +10,9 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::admin::{self, AdminState, auth};
+use crate::admin::{self, AdminState};
 use crate::backend::AwsBackend;
-use crate::config::{self, ConfigError, Settings};
+use crate::config::{self, Settings};
 use crate::control::{Command, Handle};
 use crate::daemon::Daemon;
 use crate::metrics::Metrics;
@@ -21,22 +21,10 @@ use crate::notify;
 /// The `run` command: admin server, signals, systemd notifications, and the
 /// decision loop, until SIGTERM or SIGINT.
 ///
-/// Errors that are the configuration's fault come back as [`ConfigError`].
+/// Errors that are the configuration's fault come back as [`ConfigError`](config::ConfigError).
 pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
-    let settings = config::for_run(settings)?;
-    let token = auth::load(&settings, std::env::var(auth::TOKEN_ENV).ok())?;
+    let (settings, token) = config::for_run_with_env(settings, std::env::vars())?;
     let listen = settings.admin.listen;
-    if !listen.ip().is_loopback() && token.is_none() {
-        return Err(ConfigError::Invalid {
-            key: "admin.listen".into(),
-            value: format!("\"{listen}\""),
-            allowed: format!(
-                "a non-loopback address needs an admin token (admin.token_file or {})",
-                auth::TOKEN_ENV
-            ),
-        }
-        .into());
-    }
     let metrics = Arc::new(Metrics::new());
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now());

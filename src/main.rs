@@ -217,6 +217,11 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
+        // Exactly what `run` refuses before it starts (the admin token included).
+        if let Err(e) = config::for_run_with_env(settings.clone(), std::env::vars()) {
+            eprintln!("failover-monitor: invalid config: {e}");
+            return ExitCode::from(2);
+        }
         println!(
             "{}: ok ({} probes: {} primary, {} secondary; mode {}, failover when {})",
             cli.config.display(),
