@@ -6,10 +6,10 @@
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::action::ActionError;
+use crate::action::{ActionError, PrimaryCopy};
 use crate::config::Settings;
 use crate::coord::Peer;
-use crate::model::{AppState, AuditRecord, ConfigItem};
+use crate::model::{AppState, AuditRecord, ConfigItem, PauseRecord};
 use crate::policy::{ProbeView, Refusal};
 
 /// Everything an observer (status endpoint, tests) may want to know. Published through
@@ -20,14 +20,24 @@ pub struct Status {
     pub instance_id: String,
     pub mode: String,
     pub paused: bool,
+    /// The stored pause (who, why, when), honoured by every instance.
+    pub pause: Option<PauseRecord>,
     /// The instance allowed to act: this one when it acts alone, else the lease owner.
     pub leader: Option<String>,
     /// This instance holds the right to act now.
     pub is_leader: bool,
     /// With cooperating instances: each one's published view and liveness.
     pub instances: Vec<Peer>,
-    /// With cooperating instances: live instances, down votes, votes needed.
+    /// With cooperating instances: configured and live instances, down votes, votes
+    /// needed, and whether the quorum can be reached at all.
     pub quorum: Option<serde_json::Value>,
+    /// Another live process with this instance id (it never takes the lease).
+    pub duplicate: Option<String>,
+    /// Set while the item is in a state only a human can settle; automatic moves
+    /// are stopped until it changes.
+    pub needs_human: Option<String>,
+    /// A transition is being committed now.
+    pub committing: bool,
     pub item: Option<ConfigItem>,
     pub primary_item: Option<ConfigItem>,
     pub secondary_item: Option<ConfigItem>,
@@ -43,15 +53,18 @@ pub struct Status {
 /// Operator requests into the decision loop.
 #[derive(Debug)]
 pub enum Command {
-    /// Stop (true) or restart (false) automatic transitions; probing goes on. Replies
-    /// with whether it was paused before.
+    /// Stop (true) or restart (false) automatic transitions; probing goes on. The
+    /// pause is stored in the commit region so that every instance honours it.
+    /// Replies with whether it was paused before, or why it could not be stored.
     SetPaused {
         paused: bool,
         caller: String,
         reason: String,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<bool, ActionError>>,
     },
     /// A human's move, through the safety rules (unless `force`) and the actuator.
+    /// Waits while another commit is in flight; dropped (answered
+    /// [`MoveError::Expired`]) if it could not start within [`MOVE_WAIT`].
     Move {
         to: AppState,
         reason: String,
@@ -71,8 +84,10 @@ pub enum Command {
 pub struct MoveDone {
     pub item: ConfigItem,
     pub record: AuditRecord,
-    /// Whether the primary's copy was updated at once (else the sync will).
+    /// Whether the primary's copy was updated at once (else the sync or replication
+    /// will).
     pub primary_updated: bool,
+    pub primary: PrimaryCopy,
 }
 
 /// Why a manual move was not committed.
@@ -82,8 +97,21 @@ pub enum MoveError {
     Refused(Refusal),
     /// The item changed first; this is what it is now, if known.
     LostRace(Option<ConfigItem>),
+    /// The item is in a state only a human can settle (why).
+    NeedsHuman(String),
+    /// Nothing was written.
     Failed(ActionError),
+    /// The write failed in a way that leaves it unknown whether it applied; the
+    /// monitor recognises it on its next read of the item.
+    Unknown(ActionError),
+    /// It waited behind another commit for longer than [`MOVE_WAIT`]: not started.
+    Expired,
 }
+
+/// Longest a manual move waits behind a commit in flight before it is dropped
+/// unstarted (shorter than the admin API's request timeout, so that an answer that
+/// timed out always means "not started").
+pub const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// What the caller keeps to observe and steer a running daemon.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ mod stack_cli {
 }
 use serde_json::json;
 
-use failover_monitor::action::{Outcome, Transition};
+use failover_monitor::action::{Outcome, PrimaryCopy, Transition};
 use failover_monitor::app;
 use failover_monitor::backend::AwsBackend;
 use failover_monitor::config::{self, Settings};
@@ -417,7 +417,7 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
     let actuator = AwsBackend::load(&settings).await.actuator(&settings);
     let (to, reason) = match command {
         StateCommand::Get { json } => {
-            let report = actuator.sync().await;
+            let report = actuator.sync(false).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -511,13 +511,19 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
                 t.from, t.to, item.version
             );
             match primary {
-                Ok(()) => println!("primary updated"),
-                Err(e) => {
-                    println!("primary not updated yet ({e}); a running monitor will catch it up")
+                PrimaryCopy::Written => println!("primary updated"),
+                PrimaryCopy::Replicates => {
+                    println!("global table: replication carries it to the primary")
+                }
+                PrimaryCopy::Pending { error } => {
+                    println!(
+                        "primary not updated yet ({error}); a running monitor will catch it up"
+                    )
                 }
             }
             Ok(())
         }
+        Outcome::NeedsHuman { reason } => bail!("{reason}"),
         Outcome::Deposed => bail!("refused by the lease check; nothing was written"),
         Outcome::LostRace { current } => bail!(
             "lost the race: the item changed meanwhile (now {}); nothing was written",

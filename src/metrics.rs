@@ -1,6 +1,6 @@
-//! The Prometheus registry: every series failover-monitor exports, named as
-//! DESIGN.md fixes them (prefix `failover_monitor_`). The decision loop updates it;
-//! the admin server renders it on `/metrics`.
+//! The Prometheus registry: every series failover-monitor exports (prefix
+//! `failover_monitor_`; `docs/REFERENCE.md` lists them). The decision loop updates
+//! it; the admin server renders it on `/metrics`.
 
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -30,99 +30,83 @@ pub struct Metrics {
     pub divergence: IntGauge,
     pub item_version: IntGauge,
     pub schedule_lag: prometheus::Histogram,
+    pub quorum_reachable: IntGauge,
+    pub needs_human: IntGauge,
+    pub duplicate_instance: IntGauge,
+    pub commit_attempts: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("failover_monitor")
 }
 
+/// Registers `c` and hands it back.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    reg(
+        r,
+        IntGauge::with_opts(opts(name, help)).expect("valid metric"),
+    )
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    reg(
+        r,
+        IntGaugeVec::new(opts(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn float(r: &Registry, name: &str, help: &str) -> Gauge {
+    reg(r, Gauge::with_opts(opts(name, help)).expect("valid metric"))
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    reg(
+        r,
+        IntCounterVec::new(opts(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn histogram_opts(name: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
+    HistogramOpts::new(name, help)
+        .namespace("failover_monitor")
+        .buckets(buckets.to_vec())
+}
+
+/// How late probe runs start (seconds).
+const LAG_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 impl Metrics {
     pub fn new() -> Self {
+        let r = Registry::new();
         let m = Self {
-            registry: Registry::new(),
-            probe_success: IntGaugeVec::new(
-                opts("probe_success", "Whether the last run of the probe succeeded (1) or failed (0)."),
-                &["probe", "region", "kind"],
-            )
-            .expect("valid metric"),
-            probe_up: IntGaugeVec::new(
-                opts("probe_up", "The probe's health after fall/rise hysteresis: 1 up, 0 down."),
-                &["probe", "region"],
-            )
-            .expect("valid metric"),
-            probe_duration: HistogramVec::new(
-                HistogramOpts::new("probe_duration_seconds", "How long each probe run took.")
-                    .namespace("failover_monitor")
-                    .buckets(DURATION_BUCKETS.to_vec()),
-                &["probe", "region", "kind"],
-            )
-            .expect("valid metric"),
-            app_state: IntGaugeVec::new(
-                opts("app_state", "The committed state of the config item: 1 for the current state."),
-                &["state"],
-            )
-            .expect("valid metric"),
-            transitions: IntCounterVec::new(
-                opts("transitions_total", "Transitions this instance committed."),
-                &["from", "to", "trigger"],
-            )
-            .expect("valid metric"),
-            paused: IntGauge::with_opts(opts("paused", "1 while automatic transitions are paused.")).expect("valid metric"),
-            leader: IntGauge::with_opts(opts("leader", "1 while this instance may act on its own decisions."))
-                .expect("valid metric"),
-            last_transition: Gauge::with_opts(opts(
-                "last_transition_timestamp_seconds",
-                "Unix time of the last committed transition (the item's updatedAt).",
-            ))
-            .expect("valid metric"),
-            build_info: IntGaugeVec::new(opts("build_info", "Always 1; the version as a label."), &["version"])
-                .expect("valid metric"),
-            config_reload_ok: IntGauge::with_opts(opts(
-                "config_last_reload_successful",
-                "Whether the last configuration load or reload succeeded.",
-            ))
-            .expect("valid metric"),
-            config_reload_time: Gauge::with_opts(opts(
-                "config_last_reload_success_timestamp_seconds",
-                "Unix time of the last successful configuration load or reload.",
-            ))
-            .expect("valid metric"),
-            divergence: IntGauge::with_opts(opts(
-                "region_divergence",
-                "1 while the regions' copies of the config item disagree in a way the sync cannot fix.",
-            ))
-            .expect("valid metric"),
-            item_version: IntGauge::with_opts(opts("item_version", "The version of the committed config item."))
-                .expect("valid metric"),
-            schedule_lag: prometheus::Histogram::with_opts(
-                HistogramOpts::new(
-                    "probe_schedule_lag_seconds",
-                    "How late probe runs start after their slot (jitter excluded): the scheduler's health.",
-                )
-                .namespace("failover_monitor")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
-            )
-            .expect("valid metric"),
+            probe_success: gauge_vec(&r, "probe_success", "Whether the last run of the probe succeeded (1) or failed (0).", &["probe", "region", "kind"]),
+            probe_up: gauge_vec(&r, "probe_up", "The probe's health after fall/rise hysteresis: 1 up, 0 down.", &["probe", "region"]),
+            probe_duration: reg(&r, HistogramVec::new(histogram_opts("probe_duration_seconds", "How long each probe run took.", DURATION_BUCKETS), &["probe", "region", "kind"]).expect("valid metric")),
+            app_state: gauge_vec(&r, "app_state", "The committed state of the config item: 1 for the current state.", &["state"]),
+            transitions: counter_vec(&r, "transitions_total", "Transitions this instance committed.", &["from", "to", "trigger"]),
+            paused: gauge(&r, "paused", "1 while automatic transitions are paused."),
+            leader: gauge(&r, "leader", "1 while this instance may act on its own decisions."),
+            last_transition: float(&r, "last_transition_timestamp_seconds", "Unix time of the last committed transition (the item's updatedAt)."),
+            build_info: gauge_vec(&r, "build_info", "Always 1; the version as a label.", &["version"]),
+            config_reload_ok: gauge(&r, "config_last_reload_successful", "Whether the last configuration load or reload succeeded."),
+            config_reload_time: float(&r, "config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load or reload."),
+            divergence: gauge(&r, "region_divergence", "1 while the regions' copies of the config item disagree in a way the sync cannot fix."),
+            item_version: gauge(&r, "item_version", "The version of the committed config item."),
+            schedule_lag: reg(&r, prometheus::Histogram::with_opts(histogram_opts("probe_schedule_lag_seconds", "How late probe runs start after their slot (jitter excluded): the scheduler's health.", LAG_BUCKETS)).expect("valid metric")),
+            quorum_reachable: gauge(&r, "quorum_reachable", "With cooperating instances: 1 while enough configured instances are live to reach the failover quorum, 0 while not (a lone survivor never fails over on its own)."),
+            needs_human: gauge(&r, "needs_human", "1 while the config item is in a state only a human can settle (reset below versions already used); automatic moves are stopped."),
+            duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
+            commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
+            registry: r,
         };
-        let r = &m.registry;
-        for c in [
-            Box::new(m.probe_success.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.probe_up.clone()),
-            Box::new(m.probe_duration.clone()),
-            Box::new(m.app_state.clone()),
-            Box::new(m.transitions.clone()),
-            Box::new(m.paused.clone()),
-            Box::new(m.leader.clone()),
-            Box::new(m.last_transition.clone()),
-            Box::new(m.build_info.clone()),
-            Box::new(m.config_reload_ok.clone()),
-            Box::new(m.config_reload_time.clone()),
-            Box::new(m.divergence.clone()),
-            Box::new(m.item_version.clone()),
-            Box::new(m.schedule_lag.clone()),
-        ] {
-            r.register(c).expect("metric names are unique");
-        }
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -195,6 +179,9 @@ mod tests {
             "failover_monitor_last_transition_timestamp_seconds ",
             "failover_monitor_build_info{version=",
             "failover_monitor_config_last_reload_successful ",
+            "failover_monitor_quorum_reachable ",
+            "failover_monitor_needs_human ",
+            "failover_monitor_duplicate_instance ",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -146,6 +146,20 @@ pub struct AuditRecord {
     pub forced: bool,
 }
 
+/// Automatic transitions stopped (or restarted) by an operator, stored beside the
+/// config item so that every instance honours it, across restarts and leader
+/// changes. `seq` orders the changes (each write is conditioned on the last one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRecord {
+    pub paused: bool,
+    /// `admin:<caller>` or `cli:<user>`.
+    pub by: String,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+    pub seq: u64,
+}
+
 /// The leader lease a transition write is conditioned on (with cooperating
 /// instances): the write happens only while the lease item still names this owner
 /// and token.
@@ -178,9 +192,20 @@ pub mod keys {
         format!("{app_id}#view#")
     }
 
-    /// The replication canary.
-    pub fn canary(app_id: &str) -> String {
-        format!("{app_id}#canary")
+    /// The replication canary of one instance in the config table.
+    pub fn canary(app_id: &str, instance: &str) -> String {
+        format!("{app_id}#canary#{instance}")
+    }
+
+    /// The replication canary of one instance in the application's data table
+    /// (`commentId`; without a `photoId`, the `photoId` index never shows it).
+    pub fn data_canary(app_id: &str, instance: &str) -> String {
+        format!("failover-monitor#canary#{app_id}#{instance}")
+    }
+
+    /// The operator's pause.
+    pub fn pause(app_id: &str) -> String {
+        format!("{app_id}#pause")
     }
 }
 

@@ -1,7 +1,13 @@
 //! The optional DNS action: one record whose value follows the state
 //! (`primary_value` while active or fenced, `secondary_value` in failover), so that
-//! DNS clients follow the failover too. Changed after each commit and re-checked on
-//! every sync pass, so a failed change converges later.
+//! DNS clients follow the failover too. Changed by the instance that commits, and
+//! re-checked on every sync pass of the acting instance (from the commit region's
+//! state only), so a failed change converges later.
+//!
+//! A change is a compare-and-swap: it replaces exactly the record it read (Route 53
+//! applies `DELETE old` + `CREATE new` in one batch all or nothing, and a DELETE that
+//! does not match the record as it is fails the batch), so a late writer never puts
+//! back a value someone changed meanwhile; it reads again on the next pass.
 //!
 //! [`DnsRecord`] is the seam; [`Route53`] is the real record.
 
@@ -20,29 +26,38 @@ use crate::aws::{RegionClients, describe};
 use crate::config::{RegionSettings, Route53Settings};
 use crate::model::{AppState, Role};
 
+/// The record as it is: its value and TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rr {
+    pub value: String,
+    pub ttl: i64,
+}
+
 /// The one record the monitor keeps in line with the state.
 #[async_trait]
 pub trait DnsRecord: Send + Sync {
     /// The value the record must have in `state`.
     fn value_for(&self, state: AppState) -> String;
 
-    /// The record's current value, if it exists.
-    async fn current(&self) -> Result<Option<String>, ActionError>;
+    /// The record as it is now, if it exists.
+    async fn current(&self) -> Result<Option<Rr>, ActionError>;
 
-    /// Sets the record to `new`; `old` is what [`DnsRecord::current`] returned.
-    async fn replace(&self, old: Option<&str>, new: &str) -> Result<(), ActionError>;
+    /// Replaces exactly `old` (None: creates it, which fails if one exists) by a
+    /// record with `new`; fails without changing anything when the record is not
+    /// `old` any more.
+    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError>;
 }
 
 /// Makes the record point where `state` says.
 pub async fn follow(dns: &dyn DnsRecord, state: AppState) -> Result<DnsAction, ActionError> {
     let want = dns.value_for(state);
     let current = dns.current().await?;
-    if current.as_deref() == Some(want.as_str()) {
+    if current.as_ref().is_some_and(|r| r.value == want) {
         return Ok(DnsAction::InPlace);
     }
-    dns.replace(current.as_deref(), &want).await?;
+    dns.replace(current.as_ref(), &want).await?;
     Ok(DnsAction::Upserted {
-        from: current,
+        from: current.map(|r| r.value),
         to: want,
     })
 }
@@ -103,7 +118,7 @@ impl DnsRecord for Route53 {
         }
     }
 
-    async fn current(&self) -> Result<Option<String>, ActionError> {
+    async fn current(&self) -> Result<Option<Rr>, ActionError> {
         let call = self
             .client
             .list_resource_record_sets()
@@ -125,35 +140,48 @@ impl DnsRecord for Route53 {
                 r.name().trim_end_matches('.').eq_ignore_ascii_case(want)
                     && *r.r#type() == self.rr_type()
             })
-            .and_then(|r| r.resource_records().first())
-            .map(|rr| rr.value().to_owned()))
+            .and_then(|r| {
+                let value = r.resource_records().first()?.value().to_owned();
+                Some(Rr {
+                    value,
+                    ttl: r.ttl().unwrap_or(self.cfg.ttl),
+                })
+            }))
     }
 
-    async fn replace(&self, _old: Option<&str>, want: &str) -> Result<(), ActionError> {
+    async fn replace(&self, old: Option<&Rr>, want: &str) -> Result<(), ActionError> {
         let build = |e: aws_sdk_route53::error::BuildError| {
             self.err("change_resource_record_sets", e.to_string())
         };
-        let rrset = ResourceRecordSet::builder()
-            .name(&self.cfg.record_name)
-            .r#type(self.rr_type())
-            .ttl(self.cfg.ttl)
-            .resource_records(
-                ResourceRecord::builder()
-                    .value(want)
-                    .build()
-                    .map_err(build)?,
-            )
-            .build()
-            .map_err(build)?;
+        let rrset = |value: &str, ttl: i64| {
+            ResourceRecordSet::builder()
+                .name(&self.cfg.record_name)
+                .r#type(self.rr_type())
+                .ttl(ttl)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(value)
+                        .build()
+                        .map_err(build)?,
+                )
+                .build()
+                .map_err(build)
+        };
+        let change = |action: ChangeAction, set: ResourceRecordSet| {
+            Change::builder()
+                .action(action)
+                .resource_record_set(set)
+                .build()
+                .map_err(build)
+        };
+        let mut changes = Vec::with_capacity(2);
+        if let Some(old) = old {
+            changes.push(change(ChangeAction::Delete, rrset(&old.value, old.ttl)?)?);
+        }
+        changes.push(change(ChangeAction::Create, rrset(want, self.cfg.ttl)?)?);
         let batch = ChangeBatch::builder()
             .comment("failover-monitor: the record follows the state")
-            .changes(
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(rrset)
-                    .build()
-                    .map_err(build)?,
-            )
+            .set_changes(Some(changes))
             .build()
             .map_err(build)?;
         let call = self

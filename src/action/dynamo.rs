@@ -1,9 +1,10 @@
 //! [`ItemStore`] on DynamoDB: one region's config table.
 //!
 //! Keys (`crate::model::keys`): the config item is `appId = <app id>`, the audit
-//! record of version N `<app id>#audit#<N>`, the replication canary
-//! `<app id>#canary`. The commit's fence check reads the lease item
-//! `<app id>#lease`, which the coordination store (`crate::coord`) writes.
+//! record of version N `<app id>#audit#<N>`, the operator's pause `<app id>#pause`.
+//! The commit's fence check reads the lease item `<app id>#lease`, which the
+//! coordination store (`crate::coord`) writes. [`DynamoCanary`] is one instance's
+//! replication canary in the config table or the application's data table.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -11,9 +12,9 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::ActionError;
-use super::store::{Commit, ItemStore, WriteError};
-use crate::aws::dynamo::{Cancel, Item, Table, TxError, flag, n, num, s, text};
-use crate::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
+use super::store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
+use crate::aws::dynamo::{Cancel, Conditional, Item, Table, TxError, flag, n, num, s, text};
+use crate::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
 
 pub struct DynamoItemStore {
     table: Table,
@@ -125,31 +126,67 @@ impl DynamoItemStore {
             .expression_attribute_values(":reason", s(new.reason.clone().unwrap_or_default()))
     }
 
-    /// Runs a transaction; a failed condition on the action at `fence_index` (the
-    /// lease check) is [`WriteError::Fenced`], on any other a conflict.
+    /// Runs a transaction and tells its cancellation reasons apart: a failed
+    /// condition on the fence check (action `fence_index`) is [`WriteError::Fenced`],
+    /// on the item (action 0) a conflict, on the audit record (action 1) only
+    /// [`WriteError::AuditExists`]; throttling or another transaction on an item is
+    /// [`WriteError::Busy`] (nothing was written).
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
         fence_index: Option<usize>,
+        token: Option<&str>,
     ) -> Result<(), WriteError> {
-        match self.table.transact(items, None).await {
+        match self.table.transact(items, token).await {
             Ok(()) => Ok(()),
-            Err(TxError::Cancelled(reasons)) => {
-                let failed = |r: &Cancel| *r == Cancel::ConditionalCheckFailed;
-                if fence_index.is_some_and(|i| reasons.get(i).is_some_and(failed)) {
-                    Err(WriteError::Fenced)
-                } else if reasons.iter().any(failed) {
-                    Err(WriteError::Conflict)
-                } else {
-                    Err(self.failed(format!(
-                        "transact_write_items {}: TransactionCanceledException: {reasons:?}",
-                        self.table.name
-                    )))
-                }
-            }
+            Err(TxError::Cancelled(reasons)) => Err(refusal(&reasons, fence_index, |r| {
+                self.unavailable(format!(
+                    "transact_write_items {}: TransactionCanceledException: {r}",
+                    self.table.name
+                ))
+            })),
             Err(TxError::Failed(e)) => Err(self.failed(e)),
         }
     }
+
+    fn pause_item(&self, p: &PauseRecord) -> Item {
+        Item::from([
+            ("appId".to_string(), s(keys::pause(&self.app_id))),
+            ("kind".to_string(), s("pause")),
+            ("paused".to_string(), AttributeValue::Bool(p.paused)),
+            ("by".to_string(), s(&p.by)),
+            ("reason".to_string(), s(&p.reason)),
+            ("at".to_string(), s(&p.at)),
+            ("seq".to_string(), n(p.seq)),
+        ])
+    }
+}
+
+/// What a cancelled transaction's reasons mean for a commit or catch-up (shared with
+/// the in-memory store, which reports the same reasons).
+pub fn refusal(
+    reasons: &[Cancel],
+    fence_index: Option<usize>,
+    other: impl FnOnce(String) -> ActionError,
+) -> WriteError {
+    let failed = |i: usize| reasons.get(i) == Some(&Cancel::ConditionalCheckFailed);
+    if fence_index.is_some_and(failed) {
+        return WriteError::Fenced;
+    }
+    if failed(0) {
+        return WriteError::Conflict;
+    }
+    if failed(1) {
+        return WriteError::AuditExists;
+    }
+    let text = format!("{reasons:?}");
+    if reasons
+        .iter()
+        .any(|r| matches!(r, Cancel::TransactionConflict | Cancel::Throttled))
+    {
+        return WriteError::Busy(other(text));
+    }
+    WriteError::Failed(other(text))
 }
 
 #[async_trait]
@@ -204,7 +241,8 @@ impl ItemStore for DynamoItemStore {
                 .map_err(build)?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        self.transact(items, c.fence.map(|_| 2)).await
+        self.transact(items, c.fence.map(|_| 2), Some(c.token))
+            .await
     }
 
     async fn catch_up(&self, item: &ConfigItem, audits: &[AuditRecord]) -> Result<(), WriteError> {
@@ -215,25 +253,36 @@ impl ItemStore for DynamoItemStore {
             .build()
             .map_err(build)?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        for a in audits {
-            let put = Put::builder()
-                .table_name(&self.table.name)
-                .set_item(Some(self.audit_item(a)))
-                .build()
-                .map_err(build)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        self.transact(items, None).await
+        items.extend(self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?);
+        self.transact(items, None, None).await
     }
 
-    async fn audits(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError> {
+    async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
+        if audits.is_empty() {
+            return Ok(());
+        }
+        let items = self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?;
+        // No condition can fail here: any cancellation is busy or a failure.
+        match self.transact(items, None, None).await {
+            Err(WriteError::Conflict | WriteError::AuditExists) => {
+                Err(self.failed("put of audit records refused unexpectedly".into()))
+            }
+            other => other,
+        }
+    }
+
+    async fn audits(
+        &self,
+        versions: &[u64],
+        consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError> {
         let keys = versions
             .iter()
             .take(100)
             .map(|v| keys::audit(&self.app_id, *v));
         let mut records = self
             .table
-            .batch_get(keys, true)
+            .batch_get(keys, consistent)
             .await
             .map_err(|e| self.unavailable(e))?
             .iter()
@@ -243,17 +292,103 @@ impl ItemStore for DynamoItemStore {
         Ok(records)
     }
 
-    async fn put_canary(&self, nonce: &str) -> Result<(), ActionError> {
-        let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    async fn read_pause(&self) -> Result<Option<PauseRecord>, ActionError> {
+        let item = self
+            .table
+            .get(&keys::pause(&self.app_id))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(item.and_then(|i| {
+            Some(PauseRecord {
+                paused: flag(&i, "paused"),
+                by: text(&i, "by")?,
+                reason: text(&i, "reason").unwrap_or_default(),
+                at: text(&i, "at").unwrap_or_default(),
+                seq: num(&i, "seq")?,
+            })
+        }))
+    }
+
+    async fn write_pause(
+        &self,
+        expected: Option<u64>,
+        new: &PauseRecord,
+    ) -> Result<(), WriteError> {
+        let mut put = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(self.pause_item(new)));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(appId)"),
+            Some(seq) => put
+                .condition_expression("#q = :seq")
+                .expression_attribute_names("#q", "seq")
+                .expression_attribute_values(":seq", n(seq)),
+        };
+        match self.table.conditional("put_item", put.send()).await {
+            Ok(_) => Ok(()),
+            Err(Conditional::Refused) => Err(WriteError::Conflict),
+            Err(Conditional::Failed(e)) => Err(self.failed(e)),
+        }
+    }
+}
+
+impl DynamoItemStore {
+    fn audit_puts(&self, audits: &[AuditRecord]) -> Result<Vec<TransactWriteItem>, WriteError> {
+        audits
+            .iter()
+            .map(|a| {
+                Put::builder()
+                    .table_name(&self.table.name)
+                    .set_item(Some(self.audit_item(a)))
+                    .build()
+                    .map(|put| TransactWriteItem::builder().put(put).build())
+                    .map_err(|e| self.failed(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// One instance's replication canary in a DynamoDB table whose hash key is
+/// `key_attr` (`appId` in the config table, `commentId` in the data table).
+pub struct DynamoCanary {
+    table: Table,
+    key_attr: &'static str,
+    key: String,
+    role: Role,
+}
+
+impl DynamoCanary {
+    pub fn new(table: Table, key_attr: &'static str, key: String, role: Role) -> Self {
+        Self {
+            table,
+            key_attr,
+            key,
+            role,
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> ActionError {
+        ActionError::Unavailable {
+            region: self.role,
+            reason,
+        }
+    }
+}
+
+#[async_trait]
+impl CanaryStore for DynamoCanary {
+    async fn put(&self, nonce: &str) -> Result<(), ActionError> {
         let call = self
             .table
             .client
             .put_item()
             .table_name(&self.table.name)
-            .item("appId", s(keys::canary(&self.app_id)))
+            .item(self.key_attr, s(&self.key))
             .item("kind", s("canary"))
             .item("nonce", s(nonce))
-            .item("writtenAt", s(at))
             .send();
         self.table
             .call("put_item", call)
@@ -262,12 +397,20 @@ impl ItemStore for DynamoItemStore {
             .map_err(|e| self.unavailable(e))
     }
 
-    async fn read_canary(&self) -> Result<Option<String>, ActionError> {
-        let item = self
+    async fn read(&self) -> Result<Option<String>, ActionError> {
+        let call = self
             .table
-            .get(&keys::canary(&self.app_id))
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key(self.key_attr, s(&self.key))
+            .consistent_read(true)
+            .send();
+        let out = self
+            .table
+            .call("get_item", call)
             .await
             .map_err(|e| self.unavailable(e))?;
-        Ok(item.and_then(|i| text(&i, "nonce")))
+        Ok(out.item().and_then(|i| text(i, "nonce")))
     }
 }

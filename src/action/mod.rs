@@ -1,18 +1,30 @@
-//! The actuator: the only code that writes the config item, its audit records and
-//! the DNS record.
+//! The actuator: the only code that writes the config item, its audit records, the
+//! operator's pause and the DNS record.
 //!
 //! The secondary region's copy of the config item is the commit point: every
-//! transition is a conditional, versioned write there (with its audit record in the
-//! same transaction), and the primary's copy follows by version. One commit point
-//! means two writers, whatever they want, can never both win; the secondary is the
-//! one that must survive for a failover to mean anything.
+//! transition is a conditional, versioned, idempotent write there (with its audit
+//! record in the same transaction). One commit point means two writers, whatever
+//! they want, can never both win; the secondary is the one that must survive for a
+//! failover to mean anything. How the primary's copy follows depends on the tables:
+//! with DynamoDB global tables (`TablesMode::Global`, AWS) replication carries the
+//! commit and the primary replica is only read, to measure lag and divergence
+//! (writing it too would race replication, last writer wins); with one table per
+//! region (`PerRegion`, an emulator) the actuator copies the commit over itself.
+//!
+//! - `store.rs`: the [`ItemStore`] and [`CanaryStore`] seams; `dynamo.rs` on DynamoDB;
+//! - `commit.rs`: a transition prepared once and committed (retried with its token);
+//! - `sync.rs`: the sync pass (read both copies, catch up, DNS) and its task;
+//! - `replication.rs`: the canary measurement while fenced;
+//! - `dns.rs`: the DNS record that follows the state.
 //!
 //! Architecture Invariant: a copy of the item only ever moves to a higher version,
 //! and only the commit decides which transition happened; a lost race is reported,
 //! never retried over the winner.
 
+mod commit;
 mod dns;
 mod dynamo;
+mod replication;
 mod store;
 mod sync;
 
@@ -21,18 +33,25 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use dns::{DnsAction, DnsRecord, Route53, follow};
-pub use dynamo::DynamoItemStore;
-pub use store::{Commit, ItemStore, WriteError};
-pub use sync::sync_loop;
+pub use commit::{Outcome, Prepared, PrimaryCopy};
+pub use dns::{DnsAction, DnsRecord, Route53, Rr, follow};
+pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
+pub use replication::{Canaries, CanaryPair};
+pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
+pub use sync::{SyncAction, SyncReport, sync_loop};
 
 use crate::clock::WallClock;
-use crate::model::{AppState, AuditRecord, ConfigItem, Fence, Role, Trigger};
+use crate::config::TablesMode;
+use crate::model::{AppState, AuditRecord, ConfigItem, Fence, PauseRecord, Role, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
+    /// The call failed or timed out; a write may or may not have been applied.
     #[error("{region} region unavailable: {reason}")]
     Unavailable { region: Role, reason: String },
+    /// Refused without writing (throttled, another transaction on the item).
+    #[error("{region} region busy: {reason}")]
+    Busy { region: Role, reason: String },
     #[error("{region} config item is malformed: {reason}")]
     Malformed { region: Role, reason: String },
     #[error("the config item does not exist in the {region} region")]
@@ -61,93 +80,42 @@ pub struct Transition {
     pub fence: Option<Fence>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Committed in the secondary; `primary` says whether the primary's copy was
-    /// brought along at once (else the periodic sync will).
-    Committed {
-        item: ConfigItem,
-        record: AuditRecord,
-        primary: Result<(), ActionError>,
-        /// The Route 53 record, when one is configured.
-        dns: Option<Result<DnsAction, ActionError>>,
-    },
-    /// Someone else changed the item first; this is what it is now.
-    LostRace { current: Option<ConfigItem> },
-    /// The fencing token is stale: another instance holds the lease now.
-    Deposed,
-}
-
-/// What one sync pass found and did.
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncReport {
-    pub primary: Result<Option<ConfigItem>, ActionError>,
-    pub secondary: Result<Option<ConfigItem>, ActionError>,
-    pub action: SyncAction,
-    /// The Route 53 record brought in line with the newest item, when configured.
-    pub dns: Option<Result<DnsAction, ActionError>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SyncAction {
-    /// Both copies agree (or one could not be read, so nothing can be said).
-    None,
-    /// The lagging copy was brought up to the other's version.
-    CaughtUp {
-        region: Role,
-        from_version: Option<u64>,
-        to_version: u64,
-    },
-    /// The lagging copy could not be written.
-    CatchUpFailed { region: Role, reason: String },
-    /// Same version, different state: someone wrote without the version protocol
-    /// (for example the original stack's `switch-state`). Needs a human.
-    Diverged {
-        primary: AppState,
-        secondary: AppState,
-        version: u64,
-    },
-}
-
-impl SyncReport {
-    /// The freshest item either region holds (the higher version; the secondary's on a
-    /// tie, as it is the commit point).
-    pub fn newest(&self) -> Option<&ConfigItem> {
-        let p = self.primary.as_ref().ok().and_then(Option::as_ref);
-        let s = self.secondary.as_ref().ok().and_then(Option::as_ref);
-        match (p, s) {
-            (Some(p), Some(s)) if p.version > s.version => Some(p),
-            (_, Some(s)) => Some(s),
-            (p, None) => p,
-        }
-    }
+/// What the actuator writes to, besides the config tables.
+pub struct Extras {
+    pub dns: Option<Arc<dyn DnsRecord>>,
+    /// This instance's replication canaries (config table and data table).
+    pub canaries: Canaries,
+    pub clock: Arc<dyn WallClock>,
+    pub tables: TablesMode,
 }
 
 pub struct Actuator {
     primary: Arc<dyn ItemStore>,
     secondary: Arc<dyn ItemStore>,
     dns: Option<Arc<dyn DnsRecord>>,
+    canaries: Canaries,
     clock: Arc<dyn WallClock>,
-    /// Canary nonces.
+    tables: TablesMode,
+    /// Canary nonces and commit tokens.
     rng: Mutex<fastrand::Rng>,
 }
 
 impl Actuator {
     /// The actuator over both regions' config tables; `seed` makes its random
-    /// choices (canary nonces) repeatable in tests.
+    /// choices (canary nonces, commit tokens) repeatable in tests.
     pub fn new(
         primary: Arc<dyn ItemStore>,
         secondary: Arc<dyn ItemStore>,
-        dns: Option<Arc<dyn DnsRecord>>,
-        clock: Arc<dyn WallClock>,
+        extras: Extras,
         seed: u64,
     ) -> Self {
         Self {
             primary,
             secondary,
-            dns,
-            clock,
+            dns: extras.dns,
+            canaries: extras.canaries,
+            clock: extras.clock,
+            tables: extras.tables,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         }
     }
@@ -160,11 +128,20 @@ impl Actuator {
         self.clock.as_ref()
     }
 
+    pub fn tables(&self) -> TablesMode {
+        self.tables
+    }
+
     pub fn table(&self, role: Role) -> &dyn ItemStore {
         match role {
             Role::Primary => self.primary.as_ref(),
             Role::Secondary => self.secondary.as_ref(),
         }
+    }
+
+    fn random_hex(&self) -> String {
+        let n = self.rng.lock().map_or(0, |mut r| r.u128(..));
+        format!("{n:032x}")
     }
 
     /// The time a copy of the item took its version, as an instant: from its
@@ -186,180 +163,6 @@ impl Actuator {
         })
     }
 
-    /// Commits `t` in the secondary, then brings the primary along (one attempt).
-    pub async fn transition(&self, t: &Transition) -> Result<Outcome, ActionError> {
-        let at = self.clock.rfc3339();
-        let item = ConfigItem {
-            state: t.to,
-            version: t.expected_version + 1,
-            updated_at: Some(at.clone()),
-            updated_by: Some(t.by.clone()),
-            reason: Some(t.reason.clone()),
-        };
-        let record = AuditRecord {
-            version: item.version,
-            from: t.from,
-            to: t.to,
-            at,
-            by: t.by.clone(),
-            trigger: t.trigger,
-            reason: t.reason.clone(),
-            evidence: t.evidence.clone(),
-            forced: t.forced,
-        };
-        let commit = Commit {
-            from: t.from,
-            expected: t.expected_version,
-            item: &item,
-            audit: &record,
-            fence: t.fence.as_ref(),
-        };
-        match self.secondary.compare_and_set(commit).await {
-            Ok(()) => {}
-            Err(WriteError::Fenced) => return Ok(Outcome::Deposed),
-            Err(WriteError::Conflict) => {
-                let current = self.secondary.read().await.ok().flatten();
-                return Ok(Outcome::LostRace { current });
-            }
-            Err(WriteError::Failed(e)) => return Err(e),
-        }
-        let primary = match self
-            .primary
-            .catch_up(&item, std::slice::from_ref(&record))
-            .await
-        {
-            // A conflict here means the primary already has this version or a newer one.
-            Ok(()) | Err(WriteError::Conflict | WriteError::Fenced) => Ok(()),
-            Err(WriteError::Failed(e)) => Err(e),
-        };
-        let dns = match &self.dns {
-            Some(d) => Some(follow(d.as_ref(), t.to).await),
-            None => None,
-        };
-        Ok(Outcome::Committed {
-            item,
-            record,
-            primary,
-            dns,
-        })
-    }
-
-    /// Reads both copies and brings the lagging one up to the newer version.
-    pub async fn sync(&self) -> SyncReport {
-        let (primary, secondary) = tokio::join!(self.primary.read(), self.secondary.read());
-        let action = match (&primary, &secondary) {
-            (Ok(p), Ok(Some(s))) if p.as_ref().is_none_or(|p| p.version < s.version) => {
-                self.catch_up(
-                    &self.secondary,
-                    &self.primary,
-                    s,
-                    p.as_ref().map(|p| p.version),
-                )
-                .await
-            }
-            (Ok(Some(p)), Ok(s)) if s.as_ref().is_none_or(|s| s.version < p.version) => {
-                self.catch_up(
-                    &self.primary,
-                    &self.secondary,
-                    p,
-                    s.as_ref().map(|s| s.version),
-                )
-                .await
-            }
-            (Ok(Some(p)), Ok(Some(s))) if p.state != s.state => SyncAction::Diverged {
-                primary: p.state,
-                secondary: s.state,
-                version: s.version,
-            },
-            _ => SyncAction::None,
-        };
-        let mut report = SyncReport {
-            primary,
-            secondary,
-            action,
-            dns: None,
-        };
-        if let (Some(d), Some(item)) = (&self.dns, report.newest()) {
-            let state = item.state;
-            report.dns = Some(follow(d.as_ref(), state).await);
-        }
-        report
-    }
-
-    async fn catch_up(
-        &self,
-        source: &Arc<dyn ItemStore>,
-        target: &Arc<dyn ItemStore>,
-        item: &ConfigItem,
-        from_version: Option<u64>,
-    ) -> SyncAction {
-        // The audit records the lagging copy misses (at most the last 25).
-        let low = from_version
-            .unwrap_or(0)
-            .max(item.version.saturating_sub(25));
-        let versions: Vec<u64> = (low + 1..=item.version).rev().collect();
-        let audits = source.audits(&versions).await.unwrap_or_default();
-        match target.catch_up(item, &audits).await {
-            Ok(()) => SyncAction::CaughtUp {
-                region: target.role(),
-                from_version,
-                to_version: item.version,
-            },
-            // It moved on meanwhile: the next pass will see it.
-            Err(WriteError::Conflict | WriteError::Fenced) => SyncAction::None,
-            Err(WriteError::Failed(e)) => SyncAction::CatchUpFailed {
-                region: target.role(),
-                reason: e.to_string(),
-            },
-        }
-    }
-
-    /// Measures replication from the primary to the secondary: writes a canary with a
-    /// fresh nonce in the primary and waits up to `wait` for the secondary to show it.
-    /// Returns (drained, lag, what happened).
-    pub async fn measure_replication(&self, wait: Duration) -> (bool, Option<Duration>, String) {
-        let nonce = format!("{:016x}", self.rng.lock().map_or(0, |mut r| r.u64(..)));
-        let started = tokio::time::Instant::now();
-        if let Err(e) = self.primary.put_canary(&nonce).await {
-            return (
-                false,
-                None,
-                format!("canary not written in the primary: {e}"),
-            );
-        }
-        loop {
-            match self.secondary.read_canary().await {
-                Ok(Some(seen)) if seen == nonce => {
-                    let lag = started.elapsed();
-                    return (
-                        true,
-                        Some(lag),
-                        format!("canary replicated in {} ms", lag.as_millis()),
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return (
-                        false,
-                        None,
-                        format!("canary not readable in the secondary: {e}"),
-                    );
-                }
-            }
-            if started.elapsed() >= wait {
-                return (
-                    false,
-                    None,
-                    format!(
-                        "canary not seen in the secondary after {} ms",
-                        wait.as_millis()
-                    ),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// Audit records, newest first, from the secondary (the commit point), falling
     /// back to the primary when the secondary cannot be read.
     pub async fn history(&self, limit: usize) -> Result<Vec<AuditRecord>, ActionError> {
@@ -370,7 +173,7 @@ impl Actuator {
                 Ok(Some(item)) => {
                     let low = item.version.saturating_sub(limit);
                     let versions: Vec<u64> = (low + 1..=item.version).rev().collect();
-                    return table.audits(&versions).await;
+                    return table.audits(&versions, false).await;
                 }
                 Ok(None) => return Ok(Vec::new()),
                 Err(e) => last_err = Some(e),
@@ -379,5 +182,48 @@ impl Actuator {
         Err(last_err.unwrap_or(ActionError::Missing {
             region: Role::Secondary,
         }))
+    }
+}
+
+impl Actuator {
+    /// Stores the operator's pause in the commit region (conditioned on the stored
+    /// one, retried when another instance wrote meanwhile). Returns whether it was
+    /// paused before, and the record now stored.
+    pub async fn set_pause(
+        &self,
+        paused: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<(bool, PauseRecord), ActionError> {
+        for _ in 0..3 {
+            let current = self.secondary.read_pause().await?;
+            let new = PauseRecord {
+                paused,
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+                at: self.clock.rfc3339(),
+                seq: current.as_ref().map_or(1, |p| p.seq + 1),
+            };
+            let was = current.as_ref().is_some_and(|p| p.paused);
+            match self
+                .secondary
+                .write_pause(current.map(|p| p.seq), &new)
+                .await
+            {
+                Ok(()) => return Ok((was, new)),
+                Err(WriteError::Conflict) => continue,
+                Err(WriteError::Busy(e) | WriteError::Failed(e)) => return Err(e),
+                Err(other) => {
+                    return Err(ActionError::Unavailable {
+                        region: Role::Secondary,
+                        reason: format!("{other:?}"),
+                    });
+                }
+            }
+        }
+        Err(ActionError::Busy {
+            region: Role::Secondary,
+            reason: "the pause changed three times while being stored; try again".into(),
+        })
     }
 }

@@ -6,21 +6,30 @@
 use async_trait::async_trait;
 
 use super::ActionError;
-use crate::model::{AppState, AuditRecord, ConfigItem, Fence, Role};
+use crate::model::{AppState, AuditRecord, ConfigItem, Fence, PauseRecord, Role};
 
 /// Why a conditional write did not happen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteError {
-    /// The condition on the item failed: it is not what the writer expected.
+    /// The item is not at the state and version the writer expected (a commit), or
+    /// the copy is already at or beyond the version (a catch-up).
     Conflict,
+    /// The item is at the expected version, but the audit record of the next one
+    /// exists already: the item was reset below versions already used.
+    AuditExists,
     /// The writer's fencing token is no longer the lease's: it was deposed.
     Fenced,
-    /// The call failed; it may or may not have been applied.
+    /// Refused without writing anything (throttled, or another transaction was on
+    /// the item): try again later.
+    Busy(ActionError),
+    /// The call failed or timed out: it may or may not have been applied.
     Failed(ActionError),
 }
 
 /// One commit: the item moves from `from` at `expected` to `item`, with `audit`
-/// written in the same transaction, conditioned on `fence` when given.
+/// written in the same transaction, conditioned on `fence` when given. `token`
+/// makes the transaction idempotent: resent with the same token (within ten
+/// minutes), it applies at most once and answers success if it did.
 #[derive(Debug, Clone, Copy)]
 pub struct Commit<'a> {
     pub from: AppState,
@@ -29,10 +38,15 @@ pub struct Commit<'a> {
     pub item: &'a ConfigItem,
     pub audit: &'a AuditRecord,
     pub fence: Option<&'a Fence>,
+    pub token: &'a str,
 }
 
-/// One region's copy of the config table: the config item, its audit records and the
-/// replication canary.
+/// At most this many audit records go into one catch-up transaction (DynamoDB takes
+/// 100 actions per transaction; one is the item).
+pub const AUDITS_PER_WRITE: usize = 99;
+
+/// One region's copy of the config table: the config item, its audit records and
+/// the operator's pause.
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     /// Which region this copy is in.
@@ -47,16 +61,39 @@ pub trait ItemStore: Send + Sync {
     async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError>;
 
     /// Brings this copy up to `item` (a newer version committed in the other region)
-    /// with the audit records it lacks, only while this copy's version is lower (or
-    /// absent): a copy never moves backwards.
+    /// with up to [`AUDITS_PER_WRITE`] audit records in the same transaction, only
+    /// while this copy's version is lower (or absent): a copy never moves backwards.
     async fn catch_up(&self, item: &ConfigItem, audits: &[AuditRecord]) -> Result<(), WriteError>;
 
-    /// The audit records of `versions` that exist, newest first (at most 100).
-    async fn audits(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError>;
+    /// Writes audit records as they are (they never change once written), up to
+    /// [`AUDITS_PER_WRITE`] at once: the older part of a long catch-up.
+    async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError>;
 
-    /// Writes the replication canary (a fresh nonce) in this region.
-    async fn put_canary(&self, nonce: &str) -> Result<(), ActionError>;
+    /// The audit records of `versions` that exist, newest first (at most 100).
+    /// `consistent`: strongly consistent reads (a record just committed); history
+    /// reads need not be, since a record never changes once written.
+    async fn audits(
+        &self,
+        versions: &[u64],
+        consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError>;
+
+    /// The operator's pause, if one was ever stored.
+    async fn read_pause(&self) -> Result<Option<PauseRecord>, ActionError>;
+
+    /// Stores `new` if the stored pause still has sequence number `expected` (None:
+    /// none stored yet).
+    async fn write_pause(&self, expected: Option<u64>, new: &PauseRecord)
+    -> Result<(), WriteError>;
+}
+
+/// One replication canary: an item of this instance's own in one region's table,
+/// written in the primary and looked for in the secondary.
+#[async_trait]
+pub trait CanaryStore: Send + Sync {
+    /// Writes the canary with a fresh nonce.
+    async fn put(&self, nonce: &str) -> Result<(), ActionError>;
 
     /// The canary's nonce as this region sees it (strongly consistent read).
-    async fn read_canary(&self) -> Result<Option<String>, ActionError>;
+    async fn read(&self) -> Result<Option<String>, ActionError>;
 }

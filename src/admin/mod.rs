@@ -470,10 +470,26 @@ async fn mov(
                 ))
             ),
         )),
+        Err(MoveError::NeedsHuman(why)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "needs_human", why))
+        }
         Err(MoveError::Failed(e)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            e.to_string(),
+            format!("{e}; nothing was written"),
+        )),
+        Err(MoveError::Unknown(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            format!(
+                "{e}; the write may have been applied: GET /v1/status shows the item once \
+                 the monitor has read it again, GET /v1/history its audit record"
+            ),
+        )),
+        Err(MoveError::Expired) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "another commit was in flight for too long; the move was not started",
         )),
     }
 }
@@ -493,7 +509,14 @@ async fn pause(
         reason: reason.unwrap_or_default(),
         reply,
     })
-    .await?;
+    .await?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the pause cannot be stored in the commit region: {e}"),
+        )
+    })?;
     json_ok(StatusCode::OK, json!({"paused": paused, "was_paused": was}))
 }
 

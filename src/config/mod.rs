@@ -211,6 +211,23 @@ impl Settings {
     pub fn config_table(&self) -> String {
         defaults::table(&self.app.project)
     }
+
+    /// `<project>-store`, the application's data table (comments).
+    pub fn store_table(&self) -> String {
+        format!("{}-store", self.app.project)
+    }
+
+    /// How the two copies of each table are made: `stack.tables`, else global
+    /// tables on AWS and one table per region against an emulator.
+    pub fn tables_mode(&self) -> TablesMode {
+        self.stack
+            .tables
+            .unwrap_or(if self.regions.primary.endpoint_url.is_some() {
+                TablesMode::PerRegion
+            } else {
+                TablesMode::Global
+            })
+    }
 }
 
 /// The settings, if `run` can use them: a file without probes is valid for

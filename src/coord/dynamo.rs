@@ -1,6 +1,7 @@
 //! [`CoordStore`] on DynamoDB: the secondary region's config table. The lease is
 //! `<app id>#lease = {owner, token, renewals}`, each view
-//! `<app id>#view#<instance> = {seq, primaryDown, secondaryUp, detail}`.
+//! `<app id>#view#<instance> = {seq, process, vote, evidenceAgeMs, secondaryUp,
+//! detail}`. A released lease has an empty owner and keeps its token.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,6 +10,7 @@ use super::lease::LeaseRecord;
 use super::store::{CoordError, CoordStore, PeerView};
 use crate::aws::dynamo::{Conditional, Table, flag, n, num, s, text};
 use crate::model::keys;
+use crate::policy::Vote;
 
 pub struct DynamoCoordStore {
     table: Table,
@@ -62,7 +64,12 @@ impl CoordStore for DynamoCoordStore {
                     instance.to_owned(),
                     PeerView {
                         seq: num(item, "seq").unwrap_or(0),
-                        primary_down: flag(item, "primaryDown"),
+                        process: text(item, "process").unwrap_or_default(),
+                        // A view without a vote (an older version's) counts as unknown.
+                        vote: text(item, "vote")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(Vote::Unknown),
+                        evidence_age_ms: num(item, "evidenceAgeMs"),
                         secondary_up: flag(item, "secondaryUp"),
                         detail: text(item, "detail").unwrap_or_default(),
                     },
@@ -133,7 +140,7 @@ impl CoordStore for DynamoCoordStore {
     }
 
     async fn publish(&self, me: &str, view: &PeerView) -> Result<(), CoordError> {
-        let call = self
+        let mut call = self
             .table
             .client
             .put_item()
@@ -141,14 +148,42 @@ impl CoordStore for DynamoCoordStore {
             .item("appId", s(keys::view(&self.app_id, me)))
             .item("kind", s("view"))
             .item("seq", n(view.seq))
-            .item("primaryDown", AttributeValue::Bool(view.primary_down))
+            .item("process", s(&view.process))
+            .item("vote", s(view.vote.as_str()))
             .item("secondaryUp", AttributeValue::Bool(view.secondary_up))
-            .item("detail", s(&view.detail))
-            .send();
+            .item("detail", s(&view.detail));
+        if let Some(age) = view.evidence_age_ms {
+            call = call.item("evidenceAgeMs", n(age));
+        }
+        let call = call.send();
         self.table
             .call("put_item", call)
             .await
             .map(|_| ())
             .map_err(CoordError::Unavailable)
+    }
+
+    async fn release(&self, me: &str, token: u64) -> Result<(), CoordError> {
+        let call = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("appId", s(keys::lease(&self.app_id)))
+            .update_expression("SET #o = :nobody, #r = #r + :one")
+            .condition_expression("#o = :me AND #t = :token")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_names("#r", "renewals")
+            .expression_attribute_values(":nobody", s(""))
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":token", n(token))
+            .expression_attribute_values(":one", n(1))
+            .send();
+        self.table
+            .conditional("update_item", call)
+            .await
+            .map(|_| ())
+            .map_err(conditional)
     }
 }

@@ -81,11 +81,15 @@ impl LeaseTracker {
         match &self.seen {
             None => LeaseAction::Wait,
             Some((None, _)) => LeaseAction::Acquire { expected: None },
-            // Our own lease from an earlier run of this instance: nobody else can be
-            // acting on it, so take it back at once (with a new token).
-            Some((Some(r), _)) if r.owner == self.me => LeaseAction::Acquire {
-                expected: Some(r.clone()),
-            },
+            // Released at a clean shutdown (no owner), or this very process's own
+            // lease (a renewal whose answer was lost): nobody else acts on it. A
+            // restarted process is another owner (its process value differs) and
+            // waits the lease out like anyone else.
+            Some((Some(r), _)) if r.owner.is_empty() || r.owner == self.me => {
+                LeaseAction::Acquire {
+                    expected: Some(r.clone()),
+                }
+            }
             Some((Some(r), since)) if now.saturating_duration_since(*since) >= self.lease => {
                 LeaseAction::Acquire {
                     expected: Some(r.clone()),
@@ -118,12 +122,14 @@ impl LeaseTracker {
         self.held
     }
 
-    /// The owner of the lease as last seen.
+    /// The owner of the lease as last seen (None when there is none, or it was
+    /// released).
     pub fn owner(&self) -> Option<&str> {
         self.seen
             .as_ref()
             .and_then(|(r, _)| r.as_ref())
             .map(|r| r.owner.as_str())
+            .filter(|o| !o.is_empty())
     }
 }
 
@@ -221,13 +227,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn our_own_lease_from_a_previous_run_is_taken_back_at_once() {
-        let mut t = LeaseTracker::new("a".into(), LEASE);
-        t.observe(rec("a", 9, 100), Instant::now());
+    async fn a_restarted_process_waits_out_its_previous_incarnations_lease() {
+        // The same instance id, another process: another owner.
+        let mut t = LeaseTracker::new("a/2".into(), LEASE);
+        t.observe(rec("a/1", 9, 100), Instant::now());
+        assert_eq!(t.next_action(Instant::now()), LeaseAction::Wait);
+        advance(LEASE - Duration::from_millis(1)).await;
+        t.observe(rec("a/1", 9, 100), Instant::now());
+        assert_eq!(t.next_action(Instant::now()), LeaseAction::Wait);
+        advance(Duration::from_millis(1)).await;
         assert_eq!(
             t.next_action(Instant::now()),
             LeaseAction::Acquire {
-                expected: rec("a", 9, 100)
+                expected: rec("a/1", 9, 100)
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_lease_and_this_processs_own_are_taken_at_once() {
+        let mut t = LeaseTracker::new("a/1".into(), LEASE);
+        t.observe(rec("", 9, 101), Instant::now());
+        assert_eq!(
+            t.next_action(Instant::now()),
+            LeaseAction::Acquire {
+                expected: rec("", 9, 101)
+            }
+        );
+        t.observe(rec("a/1", 9, 100), Instant::now());
+        assert_eq!(
+            t.next_action(Instant::now()),
+            LeaseAction::Acquire {
+                expected: rec("a/1", 9, 100)
             }
         );
     }

@@ -7,13 +7,19 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::lease::LeaseRecord;
+use crate::policy::Vote;
 
 /// One instance's published view of the regions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerView {
     /// Bumped on every publish; liveness is judged by it changing.
     pub seq: u64,
-    pub primary_down: bool,
+    /// The publishing process (two processes with one instance id tell apart by it).
+    pub process: String,
+    /// Its region rule's vote on the primary.
+    pub vote: Vote,
+    /// How old the evidence behind the vote was when published (None: no evidence).
+    pub evidence_age_ms: Option<u64>,
     pub secondary_up: bool,
     /// The instance's probe summary, for humans.
     pub detail: String,
@@ -50,4 +56,8 @@ pub trait CoordStore: Send + Sync {
 
     /// Publishes this instance's view.
     async fn publish(&self, me: &str, view: &PeerView) -> Result<(), CoordError>;
+
+    /// Gives the lease up (owner `me`, `token`) at a clean shutdown, so a successor
+    /// need not wait it out. The token stays: fencing tokens only ever grow.
+    async fn release(&self, me: &str, token: u64) -> Result<(), CoordError>;
 }

@@ -1,37 +1,16 @@
-//! One evaluation of the policy, and the commit it may lead to.
+//! One evaluation of the policy: the coordination input, this instance's vote, the
+//! verdict, and the commit it may start.
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use super::{Daemon, LoopState, PUBLISH_EVERY, RETRY_MAX, RETRY_MIN};
-use crate::action::{ActionError, DnsAction, Outcome, Transition};
+use super::{Daemon, LoopState, PUBLISH_EVERY, Tasks};
 use crate::config::Mode;
 use crate::coord::{self, OwnView};
-use crate::model::{Fence, Role, Trigger};
-use crate::policy::{Coordination, Decision, Health, Verdict};
+use crate::model::{Fence, Role};
+use crate::policy::{Coordination, Health, Verdict};
 
 impl Daemon {
-    pub(super) fn transition_for(
-        d: Decision,
-        reason: String,
-        trigger: Trigger,
-        by: String,
-        forced: bool,
-    ) -> Transition {
-        Transition {
-            from: d.from,
-            to: d.to,
-            expected_version: d.expected_version,
-            reason,
-            evidence: d.evidence,
-            trigger,
-            by,
-            forced,
-            fence: None,
-        }
-    }
-
     /// The coordination inputs for the policy as of `now`, and our fence if we lead.
     fn coordination(
         &self,
@@ -41,111 +20,28 @@ impl Daemon {
         let Some(cfg) = &self.settings.coordination else {
             return (None, None);
         };
-        let (c, fence) = coord::policy_input(
-            cfg,
-            &self.settings.monitor.instance_id,
-            state.coord.as_ref(),
-            now,
-        );
+        let (c, fence) = coord::policy_input(cfg, &self.identity, state.coord.as_ref(), now);
         (Some(c), fence)
     }
 
     /// Hands this instance's view to the coordination task, which publishes it.
     fn share_view(&self, now: Instant) {
+        let (vote, evidence_age) = self.policy.vote(now);
         let own = OwnView {
-            primary_down: self.policy.primary_down(),
+            vote,
+            evidence_since: evidence_age.and_then(|a| now.checked_sub(a)),
             secondary_up: self.policy.region_up(Role::Secondary),
             detail: self
                 .policy
                 .probe_views(now)
                 .iter()
                 .filter(|p| p.health != Health::Up)
+                .take(20)
                 .map(|p| format!("{} {:?}", p.name, p.health))
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        self.own_view.send_if_modified(|v| {
-            let changed = *v != own;
-            *v = own;
-            changed
-        });
-    }
-
-    /// Hands `t` to the actuator and takes in the outcome (policy, metrics, logs).
-    pub(super) async fn commit(
-        &mut self,
-        t: &Transition,
-        state: &mut LoopState,
-        sync_now: &Notify,
-    ) -> Result<Outcome, ActionError> {
-        let result = self.actuator.transition(t).await;
-        let now = Instant::now();
-        match &result {
-            Ok(Outcome::Committed {
-                item, primary, dns, ..
-            }) => {
-                info!(
-                    from = %t.from,
-                    to = %t.to,
-                    version = item.version,
-                    trigger = t.trigger.as_str(),
-                    by = %t.by,
-                    forced = t.forced,
-                    reason = %t.reason,
-                    "transition committed in the secondary"
-                );
-                match primary {
-                    Ok(()) => info!(version = item.version, "primary copy updated"),
-                    Err(e) => {
-                        warn!(error = %e, "primary copy not updated yet; it will be caught up when it answers")
-                    }
-                }
-                match dns {
-                    Some(Ok(DnsAction::Upserted { from, to })) => {
-                        info!(from = ?from, to = %to, "DNS record updated")
-                    }
-                    Some(Err(e)) => {
-                        warn!(error = %e, "DNS record not updated yet; the sync will retry")
-                    }
-                    _ => {}
-                }
-                self.metrics.transition(t.from, t.to, t.trigger);
-                self.policy.committed(item.clone(), now);
-                state.publish_now = true;
-                state.retry_at = None;
-                state.backoff = RETRY_MIN;
-                sync_now.notify_one();
-            }
-            Ok(Outcome::Deposed) => {
-                warn!(
-                    from = %t.from,
-                    to = %t.to,
-                    token = ?t.fence.as_ref().map(|f| f.token),
-                    "deposed: another instance holds the leader lease now; the write was refused"
-                );
-                sync_now.notify_one();
-            }
-            Ok(Outcome::LostRace { current }) => {
-                warn!(
-                    from = %t.from,
-                    to = %t.to,
-                    expected_version = t.expected_version,
-                    now_state = ?current.as_ref().map(|i| i.state),
-                    now_version = ?current.as_ref().map(|i| i.version),
-                    now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
-                    "lost the race: the config item changed before this write; not overwriting"
-                );
-                if let Some(item) = current.clone() {
-                    let at = self.actuator.changed_at(&item, now);
-                    self.policy.observe_item(item, at, now);
-                }
-                sync_now.notify_one();
-            }
-            Err(e) => {
-                error!(from = %t.from, to = %t.to, error = %e, "transition failed; nothing was changed");
-            }
-        }
-        result
+        self.own_view.send_replace(own);
     }
 
     fn log_verdict(&self, verdict: &Verdict, state: &mut LoopState) {
@@ -168,37 +64,42 @@ impl Daemon {
         state.last_verdict = summary;
     }
 
-    pub(super) async fn evaluate(&mut self, state: &mut LoopState, sync_now: &Notify) {
+    /// Automatic moves are stopped while the item is the one a human must settle.
+    fn held_for_a_human(&self, state: &mut LoopState) -> bool {
+        let Some((_, key)) = &state.needs_human else {
+            return false;
+        };
+        let now = self.policy.item().map(|i| (i.state, i.version));
+        if now == Some(*key) {
+            return true;
+        }
+        info!("the config item changed: automatic moves resume");
+        state.needs_human = None;
+        self.metrics.needs_human.set(0);
+        false
+    }
+
+    pub(super) fn evaluate(&mut self, state: &mut LoopState, tasks: &Tasks) {
         let now = Instant::now();
         let (coordination, fence) = self.coordination(state, now);
-        if coordination.is_some() {
+        if let Some(c) = &coordination {
             self.metrics.leader.set(i64::from(fence.is_some()));
+            self.metrics.quorum_reachable.set(i64::from(c.reachable()));
             self.share_view(now);
         }
+        let acting = coordination.is_none() || fence.is_some();
+        self.acting
+            .send_if_modified(|a| std::mem::replace(a, acting) != acting);
         self.policy.set_coordination(coordination);
         let verdict = self.policy.evaluate(now);
         self.log_verdict(&verdict, state);
+        let due = state.retry_at.is_none_or(|t| now >= t);
         if let Verdict::Act(decision) = verdict
-            && state.retry_at.is_none_or(|t| now >= t)
+            && due
+            && state.in_flight.is_none()
+            && !self.held_for_a_human(state)
         {
-            let reason = decision.reason.clone();
-            let by = self.settings.monitor.instance_id.clone();
-            let mut t = Self::transition_for(decision, reason, Trigger::Auto, by, false);
-            t.fence = fence.clone();
-            // Every attempt that did not commit backs off, whatever the reason: a
-            // refused or lost write is looked at again after the next reads, not in a
-            // tight loop against the table.
-            if !matches!(
-                self.commit(&t, state, sync_now).await,
-                Ok(Outcome::Committed { .. })
-            ) {
-                info!(
-                    retry_in_ms = state.backoff.as_millis() as u64,
-                    "will retry the transition"
-                );
-                state.retry_at = Some(Instant::now() + state.backoff);
-                state.backoff = (state.backoff * 2).min(RETRY_MAX);
-            }
+            self.start_auto(decision, fence.clone(), state, tasks);
         }
         // The snapshot holds every probe: building it after each of thousands of
         // observations a second would cost O(probes) each. Publish at most every

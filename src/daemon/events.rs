@@ -1,5 +1,5 @@
-//! What each message does to the decision loop's state: probe results, sync and
-//! coordination reports, operator commands, a reload.
+//! What each message does to the decision loop's state: operator commands, a
+//! reload, probe results, coordination and sync reports, the replication tick.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,21 +7,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{Daemon, LoopState, Tasks};
-use crate::action::{DnsAction, Outcome, SyncAction, SyncReport};
+use super::{Daemon, Done, LoopState, Tasks};
+use crate::action::{DnsAction, SyncAction, SyncReport};
+use crate::backend;
 use crate::config::Settings;
-use crate::control::{Command, MoveDone, MoveError};
+use crate::control::Command;
 use crate::coord::CoordReport;
-use crate::model::{AppState, Role, Trigger};
+use crate::model::{PauseRecord, Role};
 use crate::policy::{Health, Observation, PolicyConfig, Replication};
 
 impl Daemon {
-    pub(super) async fn on_command(
-        &mut self,
-        cmd: Command,
-        state: &mut LoopState,
-        tasks: &mut Tasks,
-    ) {
+    pub(super) fn on_command(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
         match cmd {
             Command::Reload { settings, reply } => {
                 let result = self.reload(*settings);
@@ -40,74 +36,43 @@ impl Daemon {
                 reason,
                 reply,
             } => {
-                let was = self.policy.paused();
-                self.policy.set_paused(paused);
-                self.metrics.paused.set(i64::from(paused));
-                info!(
-                    paused,
-                    was_paused = was,
-                    caller = %caller,
-                    reason = %reason,
-                    "automatic transitions {}",
-                    if paused { "paused" } else { "resumed" }
-                );
-                let _ = reply.send(was);
+                info!(paused, caller = %caller, reason = %reason, "storing the operator's pause");
+                let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
+                tokio::spawn(async move {
+                    let result = actuator
+                        .set_pause(paused, &format!("admin:{caller}"), &reason)
+                        .await;
+                    let _ = tx.send(Done::Pause { result, reply }).await;
+                });
             }
-            Command::Move {
-                to,
-                reason,
-                force,
-                caller,
-                reply,
-            } => {
-                let result = self
-                    .manual_move(to, reason, force, caller, state, &tasks.sync_now)
-                    .await;
-                let _ = reply.send(result);
-            }
+            cmd @ Command::Move { .. } => self.on_move(cmd, state, tasks),
         }
         state.publish_now = true;
     }
 
-    async fn manual_move(
-        &mut self,
-        to: AppState,
-        reason: String,
-        force: bool,
-        caller: String,
-        state: &mut LoopState,
-        sync_now: &tokio::sync::Notify,
-    ) -> Result<MoveDone, MoveError> {
-        let decision = self.policy.manual(to, force, Instant::now()).map_err(|r| {
-            warn!(to = %to, caller = %caller, refusal = %r, "manual move refused");
-            MoveError::Refused(r)
-        })?;
-        let t = Self::transition_for(
-            decision,
-            reason,
-            Trigger::Manual,
-            format!("admin:{caller}"),
-            force,
-        );
-        match self.commit(&t, state, sync_now).await {
-            Ok(Outcome::Committed {
-                item,
-                record,
-                primary,
-                ..
-            }) => Ok(MoveDone {
-                item,
-                record,
-                primary_updated: primary.is_ok(),
-            }),
-            Ok(Outcome::LostRace { current }) => Err(MoveError::LostRace(current)),
-            Ok(Outcome::Deposed) => Err(MoveError::LostRace(None)),
-            Err(e) => Err(MoveError::Failed(e)),
+    /// Takes in the stored pause (from a sync pass or this instance's own write).
+    pub(super) fn apply_pause(&mut self, record: PauseRecord, state: &mut LoopState) {
+        if state.pause.as_ref().is_some_and(|p| p.seq > record.seq) {
+            return;
         }
+        if self.policy.paused() != record.paused {
+            info!(
+                paused = record.paused,
+                by = %record.by,
+                reason = %record.reason,
+                at = %record.at,
+                "automatic transitions {}",
+                if record.paused { "paused" } else { "resumed" }
+            );
+        }
+        self.policy.set_paused(record.paused);
+        self.metrics.paused.set(i64::from(record.paused));
+        state.pause = Some(record);
     }
 
     /// Applies a new configuration. The identity of what is watched (app, project,
-    /// regions) cannot change without a restart; admin changes wait for one.
+    /// regions, instance) and the cooperation of instances cannot change without a
+    /// restart; admin changes wait for one.
     pub(super) fn reload(&mut self, new: Settings) -> Result<(), String> {
         let old = &self.settings;
         let same_identity = old.app.id == new.app.id
@@ -123,14 +88,25 @@ impl Daemon {
                     .into(),
             );
         }
-        if old.admin.listen != new.admin.listen || old.admin.token_file != new.admin.token_file {
-            warn!("admin.* changes take effect at the next restart");
+        if old.coordination != new.coordination {
+            return Err(
+                "[coordination] cannot change on reload: an instance joining or \
+                 leaving the lease, or changing its terms, must restart (a clean stop gives \
+                 the lease up first)"
+                    .into(),
+            );
         }
         if old.route53 != new.route53 {
             return Err("route53 cannot change on reload: restart the daemon".into());
         }
+        if old.tables_mode() != new.tables_mode() {
+            return Err("stack.tables cannot change on reload: restart the daemon".into());
+        }
+        if old.admin.listen != new.admin.listen || old.admin.token_file != new.admin.token_file {
+            warn!("admin.* changes take effect at the next restart");
+        }
         let seed = self.rng.u64(..);
-        self.actuator = Arc::new(Self::actuator_for(&new, self.backend.as_ref(), seed));
+        self.actuator = Arc::new(backend::actuator(self.backend.as_ref(), &new, seed));
         self.policy.reconfigure(
             PolicyConfig::from_settings(&new),
             new.probes
@@ -200,17 +176,20 @@ impl Daemon {
         if let Some(e) = &report.error {
             warn!(error = %e, "coordination round failed");
         }
+        self.metrics
+            .duplicate_instance
+            .set(i64::from(report.duplicate.is_some()));
         state.coord = Some(report);
         state.publish_now = true;
     }
 
-    /// Once a second: flush the trace, and start a replication measurement while
-    /// the policy wants one.
+    /// Once a second: flush the trace, and, on the acting instance, start a
+    /// replication measurement while the policy wants one.
     pub(super) fn on_replication_tick(&mut self, state: &mut LoopState, tasks: &Tasks) {
         if let Some(rec) = &mut self.recorder {
             let _ = rec.flush();
         }
-        if self.policy.measuring_replication() && !state.measuring {
+        if self.policy.measuring_replication() && *self.acting.borrow() && !state.measuring {
             state.measuring = true;
             let (act, tx) = (self.actuator.clone(), tasks.repl_tx.clone());
             tokio::spawn(async move {
@@ -242,7 +221,22 @@ impl Daemon {
             self.metrics.divergence.set(i64::from(divergence.is_some()));
             state.divergence = divergence;
         }
-        match &report.dns {
+        Self::log_dns(&report.dns, state);
+        if let Ok(Some(p)) = &report.pause {
+            self.apply_pause(p.clone(), state);
+        }
+        if let Some(item) = report.newest() {
+            let changed_at = self.actuator.changed_at(item, now);
+            self.policy.observe_item(item.clone(), changed_at, now);
+        }
+        state.primary_item = report.primary.ok().flatten();
+        state.secondary_item = report.secondary.ok().flatten();
+        self.recognise_pending(state);
+        state.publish_now = true;
+    }
+
+    fn log_dns(dns: &Option<Result<DnsAction, crate::action::ActionError>>, state: &mut LoopState) {
+        match dns {
             Some(Ok(DnsAction::Upserted { from, to })) => {
                 info!(from = ?from, to = %to, "DNS record brought in line with the state")
             }
@@ -255,12 +249,6 @@ impl Daemon {
             }
             _ => state.dns_error = None,
         }
-        if let Some(item) = report.newest() {
-            let changed_at = self.actuator.changed_at(item, now);
-            self.policy.observe_item(item.clone(), changed_at, now);
-        }
-        state.primary_item = report.primary.ok().flatten();
-        state.secondary_item = report.secondary.ok().flatten();
     }
 
     /// Logs each region's read when it differs from the last one.
@@ -290,7 +278,7 @@ impl Daemon {
     /// What a sync action means for the operator: a disagreement it could not fix.
     fn divergence(action: &SyncAction) -> Option<String> {
         match action {
-            SyncAction::None => None,
+            SyncAction::None | SyncAction::Replicating { .. } => None,
             SyncAction::CaughtUp {
                 region,
                 from_version,
@@ -300,7 +288,11 @@ impl Daemon {
                 None
             }
             SyncAction::CatchUpFailed { region, reason } => Some(format!(
-                "{region} copy lags and cannot be written: {reason}"
+                "{region} copy lags and cannot be brought up: {reason}"
+            )),
+            SyncAction::AheadOfCommit { primary, secondary } => Some(format!(
+                "the primary replica is at version {primary}, the commit region at {secondary}: \
+                 the primary was written outside the protocol; set the state again to settle it"
             )),
             SyncAction::Diverged {
                 primary,

@@ -1,22 +1,26 @@
 //! The decision loop: the one owner of the [`Policy`].
 //!
-//! Probe results, sync reports, coordination reports and operator commands all
-//! arrive as messages, so decisions are made one at a time and a transition in
-//! flight finishes before the next event is looked at (which is also why a shutdown
-//! never cuts a write in half).
+//! Probe results, sync reports, coordination reports, operator commands and the
+//! results of commits all arrive as messages, so decisions are made one at a time.
+//! A commit runs in a task of its own (one at a time), so the loop keeps taking
+//! probe results, answering status and pinging the watchdog while a write waits on
+//! a slow region; a shutdown waits for the commit in flight to finish.
 //!
 //! - here: [`Daemon`] (built from `Settings` and a [`Backend`]) and its `select!` loop;
 //! - `events.rs`: what each message does to the loop's state;
-//! - `decide.rs`: one evaluation of the policy and the commit it may lead to;
+//! - `decide.rs`: one evaluation of the policy;
+//! - `commit.rs`: starting a commit (automatic or manual) and taking in its outcome;
 //! - `status.rs`: the [`Status`] snapshot, a pure function of the loop's state.
 //!
 //! The listener of the admin API and the shutdown signal come from the caller
 //! (`crate::app`), so tests run several daemons in one process on paused time.
 
+mod commit;
 mod decide;
 mod events;
 mod status;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,21 +28,21 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::action::{self, Actuator, SyncReport};
-use crate::backend::Backend;
+use crate::action::{self, ActionError, Actuator, Outcome, Prepared, SyncReport};
+use crate::backend::{self, Backend};
 use crate::backtest::Recorder;
 use crate::config::Settings;
-use crate::control::{Handle, Status};
-use crate::coord::{self, CoordReport, OwnView};
+use crate::control::{Command, Handle, Status};
+use crate::coord::{self, CoordReport, Identity, OwnView};
 use crate::metrics::Metrics;
-use crate::model::{ConfigItem, Role};
+use crate::model::{ConfigItem, PauseRecord, Role};
 use crate::notify;
 use crate::policy::{Observation, Policy, Replication};
 use crate::probe::{self, Scheduled};
 
-/// Backoff between attempts of a transition that failed for want of the secondary.
+/// Backoff between attempts of a transition that did not commit.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
 /// Longest a status snapshot may lag behind the decision loop.
@@ -47,13 +51,17 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 pub struct Daemon {
     settings: Arc<Settings>,
     backend: Arc<dyn Backend>,
+    identity: Identity,
     policy: Policy,
     actuator: Arc<Actuator>,
     status_tx: watch::Sender<Status>,
-    commands: mpsc::Receiver<crate::control::Command>,
+    commands: mpsc::Receiver<Command>,
     metrics: Arc<Metrics>,
     probe_metrics: Vec<ProbeMetrics>,
     own_view: watch::Sender<OwnView>,
+    /// This instance may act now (alone, or holding the lease): it alone measures
+    /// replication and changes DNS.
+    acting: watch::Sender<bool>,
     recorder: Option<Recorder>,
     rng: fastrand::Rng,
 }
@@ -62,6 +70,20 @@ pub struct Daemon {
 struct ProbeMetrics {
     success: prometheus::IntGauge,
     duration: prometheus::Histogram,
+}
+
+/// A human's move waiting for the commit in flight.
+struct QueuedMove {
+    cmd: Command,
+    since: Instant,
+}
+
+/// Who started the commit in flight.
+enum Origin {
+    Auto,
+    Manual(
+        tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
+    ),
 }
 
 /// What the loop knows besides the policy.
@@ -81,6 +103,26 @@ struct LoopState {
     last_publish: Option<Instant>,
     /// Publish the status after this evaluation, whatever the time.
     publish_now: bool,
+    /// The commit running now, and who asked for it.
+    in_flight: Option<Origin>,
+    /// A transition whose last attempt ended with an unknown outcome: retried with
+    /// the same token, or recognised when the item shows it.
+    pending: Option<Prepared>,
+    /// Humans' moves waiting for the commit in flight.
+    queued: VecDeque<QueuedMove>,
+    /// Why automatic moves stopped, and the item (state, version) it is about.
+    needs_human: Option<(String, (crate::model::AppState, u64))>,
+    /// The stored pause.
+    pause: Option<PauseRecord>,
+}
+
+/// What a finished background job reports to the loop.
+enum Done {
+    Commit(Box<Prepared>, Result<Outcome, ActionError>),
+    Pause {
+        result: Result<(bool, PauseRecord), ActionError>,
+        reply: tokio::sync::oneshot::Sender<Result<bool, ActionError>>,
+    },
 }
 
 /// The channels and tasks of one run of the loop.
@@ -91,7 +133,30 @@ struct Tasks {
     sync_now: Arc<Notify>,
     sync: JoinHandle<()>,
     repl_tx: mpsc::Sender<Replication>,
+    done_tx: mpsc::Sender<Done>,
     coord: Option<JoinHandle<()>>,
+    coord_stop: watch::Sender<bool>,
+}
+
+impl Drop for Tasks {
+    /// Dropping the loop (a test aborting a daemon, the runtime shutting down) stops
+    /// its tasks too: none outlives it.
+    fn drop(&mut self) {
+        self.probes.abort_all();
+        self.sync.abort();
+        if let Some(t) = &self.coord {
+            t.abort();
+        }
+    }
+}
+
+/// The receiving ends of [`Tasks`].
+struct Inbox {
+    obs: mpsc::Receiver<Observation>,
+    sync: mpsc::Receiver<SyncReport>,
+    repl: mpsc::Receiver<Replication>,
+    coord: mpsc::Receiver<CoordReport>,
+    done: mpsc::Receiver<Done>,
 }
 
 impl Daemon {
@@ -103,7 +168,7 @@ impl Daemon {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<(Self, Handle)> {
         let mut rng = fastrand::Rng::with_seed(backend.seed());
-        let actuator = Arc::new(Self::actuator_for(&settings, backend.as_ref(), rng.u64(..)));
+        let actuator = Arc::new(backend::actuator(backend.as_ref(), &settings, rng.u64(..)));
         let (status_tx, status_rx) = watch::channel(Status {
             instance_id: settings.monitor.instance_id.clone(),
             mode: settings.monitor.mode.as_str().into(),
@@ -126,16 +191,22 @@ impl Daemon {
                 Some(r)
             }
         };
+        let identity = Identity {
+            instance: settings.monitor.instance_id.clone(),
+            process: backend.process_id(),
+        };
         let mut daemon = Self {
             policy: Policy::from_settings(&settings),
             settings: Arc::new(settings),
             backend,
+            identity,
             actuator,
             status_tx,
             commands: cmd_rx,
             metrics,
             probe_metrics: Vec::new(),
             own_view: watch::channel(OwnView::default()).0,
+            acting: watch::channel(false).0,
             recorder,
             rng,
         };
@@ -148,16 +219,6 @@ impl Daemon {
         Ok((daemon, handle))
     }
 
-    fn actuator_for(settings: &Settings, backend: &dyn Backend, seed: u64) -> Actuator {
-        Actuator::new(
-            backend.config_table(settings, Role::Primary),
-            backend.config_table(settings, Role::Secondary),
-            backend.dns(settings),
-            backend.clock(),
-            seed,
-        )
-    }
-
     /// The actuator the daemon commits with (the admin API reads history through it).
     pub fn actuator(&self) -> Arc<Actuator> {
         self.actuator.clone()
@@ -168,7 +229,7 @@ impl Daemon {
         if s.policy.require_healthy_secondary
             && !s.probes.iter().any(|p| p.region == Role::Secondary)
         {
-            tracing::warn!(
+            warn!(
                 "no probe watches the secondary: require_healthy_secondary cannot check anything"
             );
         }
@@ -219,33 +280,29 @@ impl Daemon {
             self.actuator.clone(),
             self.settings.monitor.state_refresh,
             now.clone(),
+            self.acting.subscribe(),
             tx.clone(),
         ))
     }
 
-    /// Starts the probe, sync and coordination tasks; their messages come back on
-    /// the receivers.
-    fn start_tasks(
-        &mut self,
-    ) -> (
-        Tasks,
-        mpsc::Receiver<Observation>,
-        mpsc::Receiver<SyncReport>,
-        mpsc::Receiver<Replication>,
-        mpsc::Receiver<CoordReport>,
-    ) {
-        let (obs_tx, obs_rx) = mpsc::channel::<Observation>(1024);
-        let (sync_tx, sync_rx) = mpsc::channel::<SyncReport>(4);
-        let (repl_tx, repl_rx) = mpsc::channel::<Replication>(4);
-        let (coord_tx, coord_rx) = mpsc::channel::<CoordReport>(4);
+    /// Starts the probe, sync and coordination tasks; their messages come back in
+    /// the inbox.
+    fn start_tasks(&mut self) -> (Tasks, Inbox) {
+        let (obs_tx, obs) = mpsc::channel::<Observation>(1024);
+        let (sync_tx, sync) = mpsc::channel::<SyncReport>(4);
+        let (repl_tx, repl) = mpsc::channel::<Replication>(4);
+        let (coord_tx, coord) = mpsc::channel::<CoordReport>(4);
+        let (done_tx, done) = mpsc::channel::<Done>(4);
+        let (coord_stop, stop_rx) = watch::channel(false);
         let sync_now = Arc::new(Notify::new());
-        let coord = self.settings.coordination.clone().map(|c| {
+        let coord_task = self.settings.coordination.clone().map(|c| {
             tokio::spawn(coord::run(
                 self.backend.coordination(&self.settings),
                 c,
-                self.settings.monitor.instance_id.clone(),
+                self.identity.clone(),
                 self.own_view.subscribe(),
                 coord_tx,
+                stop_rx,
             ))
         });
         let tasks = Tasks {
@@ -255,24 +312,36 @@ impl Daemon {
             sync_tx,
             sync_now,
             repl_tx,
-            coord,
+            done_tx,
+            coord: coord_task,
+            coord_stop,
         };
-        (tasks, obs_rx, sync_rx, repl_rx, coord_rx)
+        let inbox = Inbox {
+            obs,
+            sync,
+            repl,
+            coord,
+            done,
+        };
+        (tasks, inbox)
     }
 
-    /// Runs until `shutdown` completes. A transition in flight finishes first.
+    /// Runs until `shutdown` completes. A commit in flight finishes first, and a
+    /// held lease is given up.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let s = &self.settings;
         info!(
             instance = %s.monitor.instance_id,
+            process = %self.identity.process,
             mode = s.monitor.mode.as_str(),
             app_id = %s.app.id,
             primary = %s.regions.primary.name,
             secondary = %s.regions.secondary.name,
+            tables = ?s.tables_mode(),
             probes = s.probes.len(),
             "failover-monitor starting"
         );
-        let (mut tasks, mut obs_rx, mut sync_rx, mut repl_rx, mut coord_rx) = self.start_tasks();
+        let (mut tasks, mut inbox) = self.start_tasks();
         let watchdog_every = notify::watchdog_interval();
         let mut watchdog =
             tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
@@ -292,31 +361,25 @@ impl Daemon {
                     }
                     continue;
                 }
-                Some(cmd) = self.commands.recv() => {
-                    self.on_command(cmd, &mut state, &mut tasks).await;
-                }
-                Some(report) = sync_rx.recv() => {
-                    self.on_sync(report, &mut state);
-                    state.publish_now = true;
-                }
+                Some(done) = inbox.done.recv() => self.on_done(done, &mut state, &tasks),
+                Some(cmd) = self.commands.recv() => self.on_command(cmd, &mut state, &mut tasks),
+                Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state),
                 _ = repl_tick.tick() => {
                     self.on_replication_tick(&mut state, &tasks);
                     continue;
                 }
-                Some(r) = repl_rx.recv() => {
+                Some(r) = inbox.repl.recv() => {
                     state.measuring = false;
                     info!(drained = r.drained, lag_ms = ?r.lag_ms, detail = %r.detail, "replication measured while fenced");
                     self.policy.observe_replication(r);
                 }
-                Some(report) = coord_rx.recv() => {
-                    self.on_coordination(report, &mut state);
-                }
-                Some(obs) = obs_rx.recv() => {
+                Some(report) = inbox.coord.recv() => self.on_coordination(report, &mut state),
+                Some(obs) = inbox.obs.recv() => {
                     self.on_observation(&obs);
                     // Take what else is already queued before evaluating once: fewer
                     // wake-ups and evaluations when thousands of probes run.
                     for _ in 0..256 {
-                        match obs_rx.try_recv() {
+                        match inbox.obs.try_recv() {
                             Ok(obs) => self.on_observation(&obs),
                             Err(_) => break,
                         }
@@ -324,20 +387,35 @@ impl Daemon {
                 }
                 else => break,
             }
-            self.evaluate(&mut state, &tasks.sync_now).await;
+            self.evaluate(&mut state, &tasks);
         }
-        self.stop(tasks);
+        self.stop(tasks, inbox, state).await;
     }
 
-    fn stop(&mut self, mut tasks: Tasks) {
-        tasks.probes.abort_all();
-        tasks.sync.abort();
+    /// Lets a commit in flight finish (its outcome taken in), gives the lease up and
+    /// stops the tasks.
+    async fn stop(&mut self, tasks: Tasks, mut inbox: Inbox, mut state: LoopState) {
+        let bound = self.settings.monitor.write_timeout * 4 + Duration::from_secs(1);
+        if state.in_flight.is_some() {
+            info!("waiting for the commit in flight before stopping");
+            if let Ok(Some(done)) = tokio::time::timeout(bound, inbox.done.recv()).await {
+                self.on_done(done, &mut state, &tasks);
+            }
+        }
+        let _ = tasks.coord_stop.send(true);
+        if let Some(coord) = &tasks.coord {
+            let wait = self.settings.monitor.write_timeout + Duration::from_secs(1);
+            let _ = tokio::time::timeout(wait, async {
+                while !coord.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+        }
         if let Some(rec) = &mut self.recorder {
             let _ = rec.flush();
         }
-        if let Some(t) = tasks.coord {
-            t.abort();
-        }
+        drop(tasks);
         info!("failover-monitor stopped");
     }
 }

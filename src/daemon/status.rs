@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::{Daemon, LoopState};
 use crate::config::Settings;
 use crate::control::Status;
+use crate::coord::instance_of;
 use crate::policy::Policy;
 
 /// What an observer sees of the loop at `now`. `holds_lease`: this instance may act.
@@ -20,29 +21,24 @@ pub(super) fn snapshot(
 ) -> Status {
     let me = &settings.monitor.instance_id;
     let coordination = settings.coordination.as_ref();
+    let report = state.coord.as_ref();
     Status {
         instance_id: me.clone(),
         mode: settings.monitor.mode.as_str().into(),
         paused: policy.paused(),
+        pause: state.pause.clone(),
         leader: match coordination {
             None => Some(me.clone()),
-            Some(_) => state.coord.as_ref().and_then(|r| r.leader.clone()),
+            Some(_) => report
+                .and_then(|r| r.leader.as_deref())
+                .map(|o| instance_of(o).to_owned()),
         },
         is_leader: coordination.is_none() || holds_lease,
-        instances: state
-            .coord
-            .as_ref()
-            .map(|r| r.peers.clone())
-            .unwrap_or_default(),
-        quorum: coordination.map(|c| {
-            let live = state.coord.as_ref().map_or(1, |r| r.live());
-            serde_json::json!({
-                "rule": c.quorum.to_string(),
-                "live": live,
-                "needed": c.quorum.threshold(live),
-                "primary_down": policy.effective_primary_down(),
-            })
-        }),
+        instances: report.map(|r| r.peers.clone()).unwrap_or_default(),
+        quorum: coordination.map(|_| quorum(policy, now)),
+        duplicate: report.and_then(|r| r.duplicate.clone()),
+        needs_human: state.needs_human.as_ref().map(|(why, _)| why.clone()),
+        committing: state.in_flight.is_some(),
         item: policy.item().cloned(),
         primary_item: state.primary_item.clone(),
         secondary_item: state.secondary_item.clone(),
@@ -51,6 +47,24 @@ pub(super) fn snapshot(
         verdict: state.last_verdict.clone(),
         ready: policy.item().is_some(),
     }
+}
+
+/// The quorum as the policy counts it now.
+fn quorum(policy: &Policy, now: Instant) -> serde_json::Value {
+    let Some(c) = policy.coordination() else {
+        return serde_json::Value::Null;
+    };
+    let (vote, _) = policy.vote(now);
+    serde_json::json!({
+        "rule": c.quorum.to_string(),
+        "configured": c.configured,
+        "live": 1 + c.others_live,
+        "needed": c.needed(),
+        "down_votes": policy.down_votes(now),
+        "own_vote": vote,
+        "reachable": c.reachable(),
+        "primary_down": policy.effective_primary_down(now),
+    })
 }
 
 impl Daemon {

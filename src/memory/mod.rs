@@ -16,15 +16,15 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-pub use stores::{MemCoordStore, MemItemStore};
+pub use stores::{MemCanary, MemCoordStore, MemItemStore};
 pub use table::{Change, Entry, MemTable, Record};
 
-use crate::action::{ActionError, DnsRecord, ItemStore};
+use crate::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, Rr};
 use crate::backend::Backend;
 use crate::clock::WallClock;
 use crate::config::{ProbeSpec, Settings};
 use crate::coord::CoordStore;
-use crate::model::{AppState, ConfigItem, Role};
+use crate::model::{AppState, ConfigItem, Role, keys};
 use crate::probe::{Probe, ProbeError};
 
 /// A wall clock that follows tokio's clock (paused in tests) from a fixed start,
@@ -113,15 +113,28 @@ impl Probe for ScriptedProbe {
     }
 }
 
-/// A DNS record in memory.
+/// A DNS record in memory, changed only over the exact record read (as Route 53's
+/// DELETE + CREATE batch).
 #[derive(Debug, Clone, Default)]
 pub struct MemDns {
-    pub value: Arc<Mutex<Option<String>>>,
+    pub record: Arc<Mutex<Option<Rr>>>,
 }
 
 impl MemDns {
     pub fn get(&self) -> Option<String> {
-        self.value.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().as_ref().map(|r| r.value.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Rr>> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the record by hand.
+    pub fn set(&self, value: &str) {
+        *self.lock() = Some(Rr {
+            value: value.to_owned(),
+            ttl: 60,
+        });
     }
 }
 
@@ -134,12 +147,22 @@ impl DnsRecord for MemDns {
         }
     }
 
-    async fn current(&self) -> Result<Option<String>, ActionError> {
-        Ok(self.get())
+    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+        Ok(self.lock().clone())
     }
 
-    async fn replace(&self, _old: Option<&str>, new: &str) -> Result<(), ActionError> {
-        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(new.to_owned());
+    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError> {
+        let mut record = self.lock();
+        if record.as_ref() != old {
+            return Err(ActionError::Busy {
+                region: Role::Secondary,
+                reason: "InvalidChangeBatch: the record is not as read".into(),
+            });
+        }
+        *record = Some(Rr {
+            value: new.to_owned(),
+            ttl: 60,
+        });
         Ok(())
     }
 }
@@ -148,7 +171,10 @@ impl DnsRecord for MemDns {
 /// a DNS record (used when the settings have `[route53]`), probes by script.
 #[derive(Clone)]
 pub struct MemoryBackend {
+    /// The config tables.
     pub tables: [MemTable; 2],
+    /// The application's data tables.
+    pub data: [MemTable; 2],
     pub dns: MemDns,
     pub script: Script,
     pub clock: TokioWallClock,
@@ -160,6 +186,7 @@ impl MemoryBackend {
     pub fn new(start: SystemTime, seed: u64) -> Self {
         Self {
             tables: [MemTable::new(), MemTable::new()],
+            data: [MemTable::new(), MemTable::new()],
             dns: MemDns::default(),
             script: Script::default(),
             clock: TokioWallClock::new(start),
@@ -225,11 +252,36 @@ impl Backend for MemoryBackend {
         })
     }
 
+    fn canaries(&self, settings: &Settings) -> Canaries {
+        let me = &settings.monitor.instance_id;
+        let pair = |table: &'static str, tables: &[MemTable; 2], key: String| CanaryPair {
+            table,
+            primary: Arc::new(MemCanary {
+                table: tables[0].clone(),
+                key: key.clone(),
+                role: Role::Primary,
+            }),
+            secondary: Arc::new(MemCanary {
+                table: tables[1].clone(),
+                key,
+                role: Role::Secondary,
+            }),
+        };
+        Canaries(vec![
+            pair("config", &self.tables, keys::canary(&settings.app.id, me)),
+            pair("data", &self.data, keys::data_canary(&settings.app.id, me)),
+        ])
+    }
+
     fn clock(&self) -> Arc<dyn WallClock> {
         Arc::new(self.clock.clone())
     }
 
     fn seed(&self) -> u64 {
         self.seed
+    }
+
+    fn process_id(&self) -> String {
+        format!("p{:x}", self.seed)
     }
 }

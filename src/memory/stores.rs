@@ -6,11 +6,13 @@
 use async_trait::async_trait;
 
 use super::table::{Inner, MemTable, Record, next_stamp};
-use crate::action::{ActionError, Commit, ItemStore, WriteError};
+use crate::action::{
+    AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
+};
 use crate::aws::dynamo::Cancel;
 use crate::coord::lease::LeaseRecord;
 use crate::coord::{CoordError, CoordStore, PeerView};
-use crate::model::{AuditRecord, ConfigItem, Role, keys};
+use crate::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 
 /// A check on the item at `key` before a write: the condition expression.
 type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;
@@ -149,16 +151,10 @@ impl MemItemStore {
         match e {
             TxError::Unavailable(r) => WriteError::Failed(self.unavailable(r)),
             TxError::Cancelled(reasons) => {
-                let failed = |r: &Cancel| *r == Cancel::ConditionalCheckFailed;
-                if fence_index.is_some_and(|i| reasons.get(i).is_some_and(failed)) {
-                    WriteError::Fenced
-                } else if reasons.iter().any(failed) {
-                    WriteError::Conflict
-                } else {
-                    WriteError::Failed(
-                        self.unavailable(format!("transaction cancelled: {reasons:?}")),
-                    )
-                }
+                refusal(&reasons, fence_index, |text| ActionError::Busy {
+                    region: self.role,
+                    reason: format!("transaction cancelled: {text}"),
+                })
             }
         }
     }
@@ -221,7 +217,7 @@ impl ItemStore for MemItemStore {
             });
         }
         self.table
-            .transact(actions, None)
+            .transact(actions, Some(c.token))
             .map_err(|e| self.write_error(e, c.fence.map(|_| 2)))
     }
 
@@ -232,19 +228,26 @@ impl ItemStore for MemItemStore {
             check: Box::new(move |r| item_version(r).is_none_or(|v| v < new)),
             write: Write::Put(Record::Item(item.clone())),
         }];
-        for a in audits {
-            actions.push(Action {
-                key: keys::audit(&self.app_id, a.version),
-                check: Box::new(|_| true),
-                write: Write::Put(Record::Audit(a.clone())),
-            });
-        }
+        actions.extend(self.audit_puts(audits));
         self.table
             .transact(actions, None)
             .map_err(|e| self.write_error(e, None))
     }
 
-    async fn audits(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError> {
+    async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
+        if audits.is_empty() {
+            return Ok(());
+        }
+        self.table
+            .transact(self.audit_puts(audits), None)
+            .map_err(|e| self.write_error(e, None))
+    }
+
+    async fn audits(
+        &self,
+        versions: &[u64],
+        _consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError> {
         let wanted: Vec<String> = versions
             .iter()
             .take(100)
@@ -264,28 +267,83 @@ impl ItemStore for MemItemStore {
         Ok(records)
     }
 
-    async fn put_canary(&self, nonce: &str) -> Result<(), ActionError> {
+    async fn read_pause(&self) -> Result<Option<PauseRecord>, ActionError> {
+        match self
+            .table
+            .read_key(&keys::pause(&self.app_id))
+            .map_err(|e| self.unavailable(e))?
+        {
+            Some(Record::Pause(p)) => Ok(Some(p)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn write_pause(
+        &self,
+        expected: Option<u64>,
+        new: &PauseRecord,
+    ) -> Result<(), WriteError> {
         let action = Action {
-            key: keys::canary(&self.app_id),
+            key: keys::pause(&self.app_id),
+            check: Box::new(move |r| match (expected, r) {
+                (None, r) => r.is_none(),
+                (Some(seq), Some(Record::Pause(p))) => p.seq == seq,
+                (Some(_), _) => false,
+            }),
+            write: Write::Put(Record::Pause(new.clone())),
+        };
+        self.table
+            .transact(vec![action], None)
+            .map_err(|e| self.write_error(e, None))
+    }
+}
+
+impl MemItemStore {
+    fn audit_puts(&self, audits: &[AuditRecord]) -> Vec<Action<'static>> {
+        audits
+            .iter()
+            .take(AUDITS_PER_WRITE)
+            .map(|a| Action {
+                key: keys::audit(&self.app_id, a.version),
+                check: Box::new(|_| true),
+                write: Write::Put(Record::Audit(a.clone())),
+            })
+            .collect()
+    }
+}
+
+/// One instance's canary in a [`MemTable`], at `key`.
+#[derive(Debug, Clone)]
+pub struct MemCanary {
+    pub table: MemTable,
+    pub key: String,
+    pub role: Role,
+}
+
+#[async_trait]
+impl CanaryStore for MemCanary {
+    async fn put(&self, nonce: &str) -> Result<(), ActionError> {
+        let action = Action {
+            key: self.key.clone(),
             check: Box::new(|_| true),
             write: Write::Put(Record::Canary(nonce.to_owned())),
         };
         self.table
             .transact(vec![action], None)
-            .map_err(|e| match self.write_error(e, None) {
-                WriteError::Failed(e) => e,
-                other => self.unavailable(format!("{other:?}")),
+            .map_err(|e| ActionError::Unavailable {
+                region: self.role,
+                reason: format!("{e:?}"),
             })
     }
 
-    async fn read_canary(&self) -> Result<Option<String>, ActionError> {
-        match self
-            .table
-            .read_key(&keys::canary(&self.app_id))
-            .map_err(|e| self.unavailable(e))?
-        {
-            Some(Record::Canary(n)) => Ok(Some(n)),
-            _ => Ok(None),
+    async fn read(&self) -> Result<Option<String>, ActionError> {
+        match self.table.read_key(&self.key) {
+            Ok(Some(Record::Canary(n))) => Ok(Some(n)),
+            Ok(_) => Ok(None),
+            Err(reason) => Err(ActionError::Unavailable {
+                region: self.role,
+                reason,
+            }),
         }
     }
 }
@@ -401,6 +459,24 @@ impl CoordStore for MemCoordStore {
             key: keys::view(&self.app_id, me),
             check: Box::new(|_| true),
             write: Write::Put(Record::View(view.clone())),
+        })
+    }
+
+    async fn release(&self, me: &str, token: u64) -> Result<(), CoordError> {
+        let owner = me.to_owned();
+        self.conditional(Action {
+            key: keys::lease(&self.app_id),
+            check: Box::new(move |r| {
+                matches!(r, Some(Record::Lease(l)) if l.owner == owner && l.token == token)
+            }),
+            write: Write::Update(Box::new(|r| match r {
+                Some(Record::Lease(l)) => Record::Lease(LeaseRecord {
+                    owner: String::new(),
+                    token: l.token,
+                    renewals: l.renewals + 1,
+                }),
+                other => other.cloned().unwrap_or(Record::Canary(String::new())),
+            })),
         })
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::coord::PeerView;
 use crate::coord::lease::LeaseRecord;
-use crate::model::{AuditRecord, ConfigItem};
+use crate::model::{AuditRecord, ConfigItem, PauseRecord};
 
 /// What an item of the config table holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,7 @@ pub enum Record {
     Lease(LeaseRecord),
     View(PeerView),
     Canary(String),
+    Pause(PauseRecord),
 }
 
 /// One stored item and the stamp of the write that made it.

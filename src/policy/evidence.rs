@@ -1,0 +1,107 @@
+//! This instance's vote on the primary, and the evidence a decision carries into
+//! its audit record.
+//!
+//! The evidence is bounded whatever the number of probes: a per-region summary plus
+//! the probes that decided (at most [`MAX_LISTED`] of them, errors cut to
+//! [`MAX_ERROR`] bytes), so that an audit record stays far below DynamoDB's 400 KB
+//! item limit with 10,000 probes.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::{Health, Policy, ProbeView, Vote, health_index};
+use crate::model::Role;
+
+/// Probes listed by name in the evidence, per region.
+pub const MAX_LISTED: usize = 20;
+/// Longest error text kept per listed probe.
+pub const MAX_ERROR: usize = 200;
+
+impl Policy {
+    /// The vote of the region rule on the primary now, and the age of its evidence:
+    /// how long ago the least recently heard primary probe reported (None before
+    /// every primary probe has reported once).
+    pub fn vote(&self, now: Instant) -> (Vote, Option<Duration>) {
+        let c = &self.counts[Role::Primary as usize];
+        let total: usize = c.iter().sum();
+        let needed = self.cfg.rule.threshold(total);
+        let down = c[health_index(Health::Down)];
+        let unknown = c[health_index(Health::Unknown)];
+        let vote = if total > 0 && down >= needed {
+            Vote::Down
+        } else if total == 0 || down + unknown < needed {
+            Vote::Up
+        } else {
+            Vote::Unknown
+        };
+        let age = self
+            .in_region(Role::Primary)
+            .map(|p| p.last_at.map(|t| now.saturating_duration_since(t)))
+            .try_fold(Duration::ZERO, |oldest, a| a.map(|a| oldest.max(a)));
+        (vote, age)
+    }
+
+    /// What a decision made now rests on.
+    pub(super) fn evidence(&self, now: Instant) -> serde_json::Value {
+        let summary = |role: Role| {
+            let c = &self.counts[role as usize];
+            json!({
+                "up": c[health_index(Health::Up)],
+                "down": c[health_index(Health::Down)],
+                "unknown": c[health_index(Health::Unknown)],
+            })
+        };
+        let (listed, omitted) = self.deciding_probes(now);
+        let quorum = self.coordination.as_ref().map(|c| {
+            json!({
+                "configured": c.configured,
+                "live": 1 + c.others_live,
+                "down_votes": self.own_down_votes(c, now) + c.others_down,
+                "needed": c.needed(),
+                "rule": c.quorum.to_string(),
+            })
+        });
+        json!({
+            "rule": self.cfg.rule.to_string(),
+            "primary_down": self.counts[Role::Primary as usize][health_index(Health::Down)],
+            "primary_probes": self.counts[Role::Primary as usize].iter().sum::<usize>(),
+            "regions": {"primary": summary(Role::Primary), "secondary": summary(Role::Secondary)},
+            "probes": listed,
+            "probes_omitted": omitted,
+            "quorum": quorum,
+            "replication": self.replication_in_fence(),
+        })
+    }
+
+    /// The probes that decided: per region, those not up (the primary's down ones
+    /// first), at most [`MAX_LISTED`] each; and how many were left out.
+    fn deciding_probes(&self, now: Instant) -> (Vec<ProbeView>, usize) {
+        let mut listed = Vec::new();
+        let mut omitted = 0;
+        for role in Role::BOTH {
+            let mut chosen: Vec<&super::ProbeSlot> = self
+                .in_region(role)
+                .filter(|p| p.health.health() != Health::Up)
+                .collect();
+            chosen.sort_by_key(|p| p.health.health() != Health::Down);
+            omitted += chosen.len().saturating_sub(MAX_LISTED);
+            listed.extend(chosen.into_iter().take(MAX_LISTED).map(|p| {
+                let mut v = p.view(now);
+                if let Some(e) = &mut v.last_error
+                    && e.len() > MAX_ERROR
+                {
+                    let mut cut = MAX_ERROR;
+                    while !e.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    e.truncate(cut);
+                    e.push('…');
+                }
+                v
+            }));
+        }
+        (listed, omitted)
+    }
+}
