@@ -6,12 +6,15 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::sdk::{STACK_TAG, SdkResult, decode_policy};
-use super::{Cx, Observed, Stack, api::ApiKind};
+use super::api::ApiKind;
 use crate::model::Role;
+use crate::provision::context::{Cx, api_key};
+use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::sdk::{STACK_TAG, SdkResult, decode_policy};
+use crate::provision::stack::Stack;
 
 /// The monitor's own policy; `${...}` placeholders are filled at apply time.
-const MONITOR_POLICY: &str = include_str!("../../deploy/iam/monitor-policy.json");
+const MONITOR_POLICY: &str = include_str!("../../../deploy/iam/monitor-policy.json");
 const POLICY_NAME: &str = "failover-monitor";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +31,21 @@ pub enum Purpose {
 pub struct RoleSpec {
     pub name: String,
     pub purpose: Purpose,
+}
+
+impl Kind for RoleSpec {
+    fn name(&self) -> &'static str {
+        "iam-role"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(cx, self))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
+        Box::pin(converge(cx, self, exists))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(cx, &self.name))
+    }
 }
 
 /// The roles the rest of the stack needs before it can be created.
@@ -136,7 +154,7 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
                     [ApiKind::Config, ApiKind::Store].map(|k| {
                         let id = facts
                             .apis
-                            .get(&super::api_key(k, r))
+                            .get(&api_key(k, r))
                             .cloned()
                             .unwrap_or_else(|| "*".into());
                         format!(
@@ -181,33 +199,35 @@ fn parse(doc: Option<&str>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-pub async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
+async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
     let iam = &cx.global.iam;
-    let Some(out) = iam
+    let name = spec.name.as_str();
+    let same = iam
         .get_role()
-        .role_name(&spec.name)
+        .role_name(name)
         .send()
         .await
         .absent("iam:GetRole", &["NoSuchEntity"])?
-    else {
-        return Ok(Observed::Absent);
+        .and_then(|o| o.role().cloned());
+    let tag = move |_: &aws_sdk_iam::types::Role| async move {
+        let tags = iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .sdk("iam:ListRoleTags")?;
+        let tag = tags.tags().iter().find(|t| t.key() == STACK_TAG);
+        anyhow::Ok(tag.map(|t| t.value().to_string()))
     };
-    let role = out.role().context("GetRole answered without a role")?;
-    let tags = iam
-        .list_role_tags()
-        .role_name(&spec.name)
-        .send()
-        .await
-        .sdk("iam:ListRoleTags")?;
-    if !tags
-        .tags()
-        .iter()
-        .any(|t| t.key() == STACK_TAG && t.value() == cx.stack.project)
+    let lookup = cx.lookup("role", name);
+    let role = match lookup
+        .among(same.into_iter().collect(), tag)
+        .await?
+        .or_observed()
     {
-        return Ok(Observed::Foreign(format!(
-            "role without the {STACK_TAG} tag"
-        )));
-    }
+        Ok(role) => role,
+        Err(seen) => return Ok(seen),
+    };
     cx.learn(|f| {
         f.role_arns
             .insert(spec.name.clone(), role.arn().to_string());
@@ -233,7 +253,7 @@ pub async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
     Ok(Observed::drifted(drift))
 }
 
-pub async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
+async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
     let iam = &cx.global.iam;
     let trust = trust(cx, spec).await.to_string();
     if exists {
@@ -277,7 +297,7 @@ pub async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete(cx: &Cx, name: &str) -> Result<()> {
+async fn delete(cx: &Cx, name: &str) -> Result<()> {
     let iam = &cx.global.iam;
     let policies = iam
         .list_role_policies()
