@@ -1,5 +1,5 @@
 //! The Prometheus registry: every series failover-monitor exports, named as
-//! DESIGN.md fixes them (prefix `failover_monitor_`). The decision loop updates it;
+//! docs/REFERENCE.md lists them (prefix `failover_monitor_`). The decision loop updates it;
 //! the admin server renders it on `/metrics`.
 
 use prometheus::{
