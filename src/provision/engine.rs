@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::context::Cx;
+use super::context::{Cx, Unknown};
 use super::report::Reporter;
 use super::sdk::STACK_TAG;
 use super::stack::Resource;
@@ -27,6 +27,10 @@ pub enum Observed {
     Present {
         drift: Vec<String>,
     },
+    /// There and ours, with no difference found, but part of its description
+    /// depends on a fact no step has learned yet (`unknown until ... exists`): apply
+    /// looks again once the steps before it have run.
+    Undecided(String),
 }
 
 impl Observed {
@@ -35,6 +39,49 @@ impl Observed {
     }
     pub fn drifted(drift: Vec<String>) -> Self {
         Observed::Present { drift }
+    }
+}
+
+/// How a present resource differs from its description, gathered check by check.
+/// A check whose wanted value depends on an [`Unknown`] fact is skipped and
+/// remembered: a missing fact never reads as a difference.
+#[derive(Debug, Default)]
+pub struct Drift {
+    differs: Vec<String>,
+    unknown: Option<String>,
+}
+
+impl Drift {
+    pub fn add(&mut self, difference: impl Into<String>) {
+        self.differs.push(difference.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.differs.is_empty()
+    }
+
+    /// The wanted value, or `None` when it needs a fact that is not known yet
+    /// (remembered); any other error is passed on.
+    pub fn want<T>(&mut self, wanted: Result<T>) -> Result<Option<T>> {
+        match wanted {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => match e.downcast_ref::<Unknown>() {
+                Some(u) => {
+                    self.unknown.get_or_insert_with(|| u.to_string());
+                    Ok(None)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Differences found decide; failing those, a skipped check leaves it undecided.
+    pub fn finish(self) -> Observed {
+        match (self.differs.is_empty(), self.unknown) {
+            (false, _) => Observed::drifted(self.differs),
+            (true, Some(why)) => Observed::Undecided(why),
+            (true, None) => Observed::ours(),
+        }
     }
 }
 
@@ -94,6 +141,9 @@ pub enum Action {
     /// Nothing to delete.
     Absent,
     Refuse(String),
+    /// Ours, but whether it needs an update is known only once the resources before
+    /// it exist (`unknown until ... exists`).
+    Unknown(String),
 }
 
 impl Action {
@@ -105,7 +155,8 @@ impl Action {
             (Observed::Absent, true) => Action::Absent,
             (Observed::Present { drift }, false) if drift.is_empty() => Action::Keep,
             (Observed::Present { drift }, false) => Action::Update(drift),
-            (Observed::Present { .. }, true) => Action::Delete,
+            (Observed::Undecided(why), false) => Action::Unknown(why),
+            (Observed::Present { .. } | Observed::Undecided(_), true) => Action::Delete,
         }
     }
 
@@ -131,6 +182,9 @@ pub struct Plan {
 impl Plan {
     pub fn changes(&self) -> usize {
         self.count(Action::changes)
+    }
+    pub fn unknown(&self) -> usize {
+        self.count(|a| matches!(a, Action::Unknown(_)))
     }
     fn count(&self, f: impl Fn(&Action) -> bool) -> usize {
         self.steps.iter().filter(|s| f(&s.action)).count()
@@ -183,6 +237,18 @@ fn refuse_foreign(cx: &Cx, plan: &Plan) -> Result<()> {
     )
 }
 
+/// A resource the plan could not decide on, looked at again now that the resources
+/// before it are in place.
+async fn decide(cx: &Cx, r: &Resource) -> Result<Action> {
+    match Action::of(r.observe(cx).await?, false) {
+        Action::Unknown(why) => {
+            bail!("cannot tell whether {r} is up to date: {why} (it comes earlier in the stack)")
+        }
+        Action::Refuse(why) => bail!("{r} is no longer this stack's: {why}"),
+        action => Ok(action),
+    }
+}
+
 /// Converges every resource, in order; stops at the first failure, naming it.
 pub async fn apply(cx: &Cx, rep: &Reporter) -> Result<Summary> {
     let plan = plan(cx, false).await?;
@@ -190,11 +256,15 @@ pub async fn apply(cx: &Cx, rep: &Reporter) -> Result<Summary> {
     let mut sum = Summary::default();
     for step in &plan.steps {
         let r = &step.resource;
-        let (verb, done, exists) = match &step.action {
+        let action = match &step.action {
+            Action::Unknown(_) => decide(cx, r).await?,
+            action => action.clone(),
+        };
+        let (verb, done, exists) = match action {
             Action::Create => ("create", "created", false),
             Action::Update(_) => ("update", "updated", true),
             _ => {
-                // Up to date: its facts are known from the plan's observation.
+                // Up to date: its facts are known from the observation.
                 sum.unchanged += 1;
                 rep.line(r, "check", "up to date", None, 0);
                 continue;
@@ -244,4 +314,51 @@ pub async fn destroy(cx: &Cx, rep: &Reporter) -> Result<Summary> {
         }
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_fact_is_never_a_difference() {
+        let mut d = Drift::default();
+        let wanted: Result<String> = Err(Unknown("iam-role photos-config-api".into()).into());
+        assert_eq!(d.want(wanted).unwrap(), None);
+        assert_eq!(
+            d.finish(),
+            Observed::Undecided("unknown until iam-role photos-config-api exists".into())
+        );
+
+        // A real difference wins over a check that could not be made.
+        let mut d = Drift::default();
+        let wanted: Result<u8> = Err(Unknown("x".into()).into());
+        assert_eq!(d.want(wanted).unwrap(), None);
+        d.add("stream not enabled");
+        assert_eq!(
+            d.finish(),
+            Observed::drifted(vec!["stream not enabled".into()])
+        );
+
+        // Other errors are errors, not unknowns.
+        let mut d = Drift::default();
+        let failed: Result<u8> = Err(anyhow::anyhow!("iam:GetRole failed"));
+        assert!(d.want(failed).is_err());
+        assert_eq!(d.finish(), Observed::ours());
+    }
+
+    #[test]
+    fn undecided_resources_are_planned_as_unknown_and_destroyed_as_ours() {
+        let why = "unknown until iam-role r exists".to_string();
+        assert_eq!(
+            Action::of(Observed::Undecided(why.clone()), false),
+            Action::Unknown(why.clone())
+        );
+        assert!(!Action::Unknown(why.clone()).changes());
+        assert_eq!(Action::of(Observed::Undecided(why), true), Action::Delete);
+        assert_eq!(
+            Action::of(Observed::Foreign("f".into()), true),
+            Action::Refuse("f".into())
+        );
+    }
 }

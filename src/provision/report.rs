@@ -50,6 +50,8 @@ impl Reporter {
             Action::Delete => ("-", "delete", String::new()),
             Action::Absent => ("=", "absent", String::new()),
             Action::Refuse(why) => ("!", "foreign", format!(": refused, {why}")),
+            // Says which resource it waits for: `unknown until iam-role x exists`.
+            Action::Unknown(why) => ("?", why.as_str(), String::new()),
         };
         println!("{symbol} {r} {word}{detail}");
     }
@@ -58,11 +60,12 @@ impl Reporter {
         for s in &plan.steps {
             self.plan_line(s);
         }
-        let refused = plan.refusals().len();
+        let (refused, unknown) = (plan.refusals().len(), plan.unknown());
         if self.json {
             println!(
                 "{}",
-                json!({"event": "summary", "changes": plan.changes(), "refused": refused})
+                json!({"event": "summary", "changes": plan.changes(), "refused": refused,
+                    "unknown": unknown})
             );
             return;
         }
@@ -71,8 +74,12 @@ impl Reporter {
         } else {
             "to create or update"
         };
+        let undecided = match unknown {
+            0 => String::new(),
+            n => format!("; {n} to be decided once the resources before them exist"),
+        };
         println!(
-            "{} of {} resources {what}; {refused} refused",
+            "{} of {} resources {what}; {refused} refused{undecided}",
             plan.changes(),
             plan.steps.len()
         );

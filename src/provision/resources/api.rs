@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::model::Role;
 use crate::provision::context::{Cx, api_key};
-use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::ours::{Lookup, Ours};
 use crate::provision::sdk::{STACK_TAG, SdkResult};
 
@@ -264,7 +264,10 @@ async fn observe(cx: &Cx, role: Role, kind: ApiKind) -> Result<Observed> {
     });
     let gw = &cx.region(role).apigw;
     let methods = methods(kind, &table_of(cx, kind));
-    let mut drift = integration_drift(gw, &id, &cx.region(role).name, &methods).await?;
+    let mut drift = Drift::default();
+    for d in integration_drift(gw, &id, &cx.region(role).name, &methods).await? {
+        drift.add(d);
+    }
     let stage = gw
         .get_stage()
         .rest_api_id(&id)
@@ -272,23 +275,38 @@ async fn observe(cx: &Cx, role: Role, kind: ApiKind) -> Result<Observed> {
         .send()
         .await
         .absent("apigateway:GetStage", &["NotFoundException"])?;
-    let want = definition_tag(&methods, &role_arn(cx, kind).unwrap_or_default());
+    // The deployment's hash covers the role's ARN: unknown until the role exists.
+    let want = drift.want(role_arn(cx, kind))?;
     match stage.and_then(|s| s.deployment_id().map(String::from)) {
-        None => drift.push(format!("stage {STAGE} missing")),
-        Some(dep) => {
-            let d = gw
-                .get_deployment()
-                .rest_api_id(&id)
-                .deployment_id(dep)
-                .send()
-                .await
-                .sdk("apigateway:GetDeployment")?;
-            if d.description() != Some(want.as_str()) && drift.is_empty() {
-                drift.push(format!("stage {STAGE} serves an older deployment"));
+        None => drift.add(format!("stage {STAGE} missing")),
+        // Any other difference ends with a redeployment anyway.
+        Some(dep) if drift.is_empty() => {
+            if let Some(arn) = want
+                && !deployed(gw, &id, &dep, &definition_tag(&methods, &arn)).await?
+            {
+                drift.add(format!("stage {STAGE} serves an older deployment"));
             }
         }
+        Some(_) => {}
     }
-    Ok(Observed::drifted(drift))
+    Ok(drift.finish())
+}
+
+/// Whether the deployment `dep` carries the definition's hash `tag`.
+async fn deployed(
+    gw: &aws_sdk_apigateway::Client,
+    api: &str,
+    dep: &str,
+    tag: &str,
+) -> Result<bool> {
+    let d = gw
+        .get_deployment()
+        .rest_api_id(api)
+        .deployment_id(dep)
+        .send()
+        .await
+        .sdk("apigateway:GetDeployment")?;
+    Ok(d.description() == Some(tag))
 }
 
 /// The methods that are missing or whose integration differs.

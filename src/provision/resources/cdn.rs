@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::model::Role;
 use crate::provision::context::Cx;
-use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::ours::Ours;
 use crate::provision::sdk::{STACK_TAG, SdkResult};
 
@@ -373,9 +373,6 @@ fn website_policy(cx: &Cx) -> Result<Value> {
 }
 
 async fn observe_policy(cx: &Cx) -> Result<Observed> {
-    let Ok(want) = website_policy(cx) else {
-        return Ok(Observed::Absent);
-    };
     let have = cx
         .region(Role::Primary)
         .s3
@@ -387,11 +384,17 @@ async fn observe_policy(cx: &Cx) -> Result<Observed> {
             "s3:GetBucketPolicy",
             &["NoSuchBucketPolicy", "NoSuchBucket"],
         )?;
-    Ok(match have.and_then(|p| p.policy().map(String::from)) {
-        None => Observed::Absent,
-        Some(p) if serde_json::from_str::<Value>(&p).ok() == Some(want) => Observed::ours(),
-        Some(_) => Observed::drifted(vec!["bucket policy differs".into()]),
-    })
+    let Some(have) = have.and_then(|p| p.policy().map(String::from)) else {
+        return Ok(Observed::Absent);
+    };
+    // The policy names the distribution: unknown until it exists.
+    let mut drift = Drift::default();
+    if let Some(want) = drift.want(website_policy(cx))?
+        && serde_json::from_str::<Value>(&have).ok() != Some(want)
+    {
+        drift.add("bucket policy differs");
+    }
+    Ok(drift.finish())
 }
 
 async fn converge_policy(cx: &Cx) -> Result<()> {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::api::{ApiKind, STAGE};
 use crate::model::Role;
 use crate::provision::context::Cx;
-use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::ours::Ours;
 use crate::provision::sdk::{STACK_TAG, SdkResult};
 
@@ -147,16 +147,17 @@ async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
         .await
         .sdk("route53:GetHealthCheck")?;
     let cfg = out.health_check().and_then(|h| h.health_check_config());
-    let want_host = api_host(cx, role).ok();
-    let ok = cfg.is_some_and(|c| {
-        c.fully_qualified_domain_name() == want_host.as_deref()
-            && c.resource_path() == Some(path(cx).as_str())
-    });
-    Ok(if ok {
-        Observed::ours()
-    } else {
-        Observed::drifted(vec!["target differs".into()])
-    })
+    // The target is the config API's host: unknown until that API exists.
+    let mut drift = Drift::default();
+    if let Some(host) = drift.want(api_host(cx, role))?
+        && !cfg.is_some_and(|c| {
+            c.fully_qualified_domain_name() == Some(host.as_str())
+                && c.resource_path() == Some(path(cx).as_str())
+        })
+    {
+        drift.add("target differs");
+    }
+    Ok(drift.finish())
 }
 
 fn path(cx: &Cx) -> String {
@@ -264,7 +265,6 @@ async fn records(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
 
 fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
     let (_, domain) = cx.stack.zone().context("no zone configured")?;
-    let facts = cx.facts();
     Role::BOTH
         .iter()
         .map(|&role| {
@@ -277,7 +277,7 @@ fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
                     Role::Secondary => ResourceRecordSetFailover::Secondary,
                 })
                 .ttl(60)
-                .set_health_check_id(facts.health_checks.get(role.as_str()).cloned())
+                .health_check_id(cx.health_check_id(role)?)
                 .resource_records(
                     ResourceRecord::builder()
                         .value(api_host(cx, role)?)
@@ -303,7 +303,6 @@ async fn observe_records(cx: &Cx) -> Result<Observed> {
             "records of that name not set by this stack (set identifiers differ)".into(),
         ));
     }
-    let want = wanted(cx).unwrap_or_default();
     let same = |w: &ResourceRecordSet| {
         have.iter().any(|h| {
             h.set_identifier() == w.set_identifier()
@@ -311,11 +310,14 @@ async fn observe_records(cx: &Cx) -> Result<Observed> {
                 && h.resource_records() == w.resource_records()
         })
     };
-    Ok(if !want.is_empty() && want.iter().all(same) {
-        Observed::ours()
-    } else {
-        Observed::drifted(vec!["failover records differ".into()])
-    })
+    // The records name the health checks and the APIs: unknown until they exist.
+    let mut drift = Drift::default();
+    if let Some(want) = drift.want(wanted(cx))?
+        && !want.iter().all(same)
+    {
+        drift.add("failover records differ");
+    }
+    Ok(drift.finish())
 }
 
 async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> Result<()> {

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::api::ApiKind;
 use crate::model::Role;
-use crate::provision::context::{Cx, api_key};
-use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::context::Cx;
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::sdk::{STACK_TAG, SdkResult, decode_policy};
 use crate::provision::stack::Stack;
 
@@ -80,13 +80,15 @@ fn service_trust(services: &[&str]) -> Value {
     }]})
 }
 
-async fn trust(cx: &Cx, spec: &RoleSpec) -> Value {
-    match spec.purpose {
+/// Who may assume the role. The web role trusts the identity pool, so its trust
+/// is unknown until the pool exists.
+fn trust(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
+    Ok(match spec.purpose {
         Purpose::Replication => service_trust(&["s3.amazonaws.com"]),
         Purpose::ConfigApi | Purpose::StoreApi => service_trust(&["apigateway.amazonaws.com"]),
         Purpose::Monitor => service_trust(&["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]),
         Purpose::Web => {
-            let pool = cx.facts().identity_pool_id.unwrap_or_default();
+            let pool = cx.identity_pool_id()?;
             json!({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow",
                 "Principal": {"Federated": "cognito-identity.amazonaws.com"},
@@ -97,7 +99,7 @@ async fn trust(cx: &Cx, spec: &RoleSpec) -> Value {
                 }
             }]})
         }
-    }
+    })
 }
 
 /// The inline policy of a role, with this account's ARNs.
@@ -147,23 +149,16 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
                 .iter()
                 .map(|&r| format!("arn:aws:s3:::{}/public/*", s.bucket(r)))
                 .collect();
-            let apis: Vec<String> = Role::BOTH
-                .iter()
-                .flat_map(|&r| {
-                    let facts = cx.facts();
-                    [ApiKind::Config, ApiKind::Store].map(|k| {
-                        let id = facts
-                            .apis
-                            .get(&api_key(k, r))
-                            .cloned()
-                            .unwrap_or_else(|| "*".into());
-                        format!(
-                            "arn:aws:execute-api:{}:{account}:{id}/prod/*",
-                            s.region_name(r)
-                        )
-                    })
-                })
-                .collect();
+            let mut apis = Vec::new();
+            for r in Role::BOTH {
+                for k in [ApiKind::Config, ApiKind::Store] {
+                    let id = cx.api_id(k, r)?;
+                    let region = s.region_name(r);
+                    apis.push(format!(
+                        "arn:aws:execute-api:{region}:{account}:{id}/prod/*"
+                    ));
+                }
+            }
             json!({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
                 {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": apis}
@@ -232,9 +227,11 @@ async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
         f.role_arns
             .insert(spec.name.clone(), role.arn().to_string());
     });
-    let mut drift = Vec::new();
-    if parse(role.assume_role_policy_document()) != trust(cx, spec).await {
-        drift.push("trust policy differs".to_string());
+    let mut drift = Drift::default();
+    if let Some(trust) = drift.want(trust(cx, spec))?
+        && parse(role.assume_role_policy_document()) != trust
+    {
+        drift.add("trust policy differs");
     }
     let inline = iam
         .get_role_policy()
@@ -244,18 +241,21 @@ async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
         .await
         .absent("iam:GetRolePolicy", &["NoSuchEntity"])?;
     match inline {
-        None => drift.push(format!("inline policy {POLICY_NAME} missing")),
-        Some(p) if parse(Some(p.policy_document())) != policy(cx, spec).await? => {
-            drift.push(format!("inline policy {POLICY_NAME} differs"))
+        None => drift.add(format!("inline policy {POLICY_NAME} missing")),
+        Some(p) => {
+            if let Some(want) = drift.want(policy(cx, spec).await)?
+                && parse(Some(p.policy_document())) != want
+            {
+                drift.add(format!("inline policy {POLICY_NAME} differs"));
+            }
         }
-        Some(_) => {}
     }
-    Ok(Observed::drifted(drift))
+    Ok(drift.finish())
 }
 
 async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
     let iam = &cx.global.iam;
-    let trust = trust(cx, spec).await.to_string();
+    let trust = trust(cx, spec)?.to_string();
     if exists {
         iam.update_assume_role_policy()
             .role_name(&spec.name)

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::model::Role;
 use crate::provision::context::Cx;
-use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::ours::Ours;
 use crate::provision::sdk::{self, STACK_TAG, SdkResult};
 
@@ -113,26 +113,22 @@ async fn observe_identity_pool(cx: &Cx, name: &str) -> Result<Observed> {
         .send()
         .await
         .sdk("cognito-identity:DescribeIdentityPool")?;
-    let facts = cx.facts();
-    let want = facts.user_pool_id.as_deref().map(|p| {
-        (
-            provider_name(cx, p),
-            facts.client_id.clone().unwrap_or_default(),
-        )
-    });
-    let linked = d.cognito_identity_providers().iter().any(|p| {
-        want.as_ref().is_some_and(|(name, client)| {
-            p.provider_name() == Some(name.as_str()) && p.client_id() == Some(client.as_str())
-        })
-    });
-    let mut drift = Vec::new();
-    if !linked {
-        drift.push("not linked to the user pool's client".into());
+    // The link names the user pool and its client: unknown until both exist.
+    let mut drift = Drift::default();
+    let linked = |want: &CognitoIdentityProvider| {
+        d.cognito_identity_providers()
+            .iter()
+            .any(|p| p.provider_name() == want.provider_name() && p.client_id() == want.client_id())
+    };
+    if let Some(want) = drift.want(provider(cx))?
+        && !linked(&want)
+    {
+        drift.add("not linked to the user pool's client");
     }
     if d.allow_unauthenticated_identities() {
-        drift.push("allows unauthenticated identities".into());
+        drift.add("allows unauthenticated identities");
     }
-    Ok(Observed::drifted(drift))
+    Ok(drift.finish())
 }
 
 fn provider(cx: &Cx) -> Result<CognitoIdentityProvider> {
@@ -207,12 +203,14 @@ async fn observe_roles(cx: &Cx) -> Result<Observed> {
         .await;
     match out {
         Ok(o) => {
-            let have = o.roles().and_then(|r| r.get("authenticated")).cloned();
-            Ok(match (have, web_role_arn(cx).ok()) {
-                (Some(h), Some(w)) if h == w => Observed::ours(),
-                (None, _) => Observed::Absent,
-                _ => Observed::drifted(vec!["authenticated role differs".into()]),
-            })
+            let Some(have) = o.roles().and_then(|r| r.get("authenticated")).cloned() else {
+                return Ok(Observed::Absent);
+            };
+            let mut drift = Drift::default();
+            if drift.want(web_role_arn(cx))?.is_some_and(|w| w != have) {
+                drift.add("authenticated role differs");
+            }
+            Ok(drift.finish())
         }
         Err(e) if unimplemented_here(cx, &e) => {
             note_unimplemented(cx);
