@@ -962,6 +962,62 @@ async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn comment_commands_say_in_one_line_which_path_they_took_and_why() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    ok(&config, &["photo", "upload"]);
+    let with_debug = |args: &[&str]| {
+        let out = cli(&config)
+            .args(args)
+            .env("RUST_LOG", "failover_monitor=debug")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        (stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    // The emulator cannot run the store API: it answers the POST with an HTML error
+    // page and the GET with an S3 error document. Each is one short reason; the
+    // raw answer is in the debug log.
+    let (stdout, stderr) = with_debug(&["comments", "add", "--message", "hi"]);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "via table photos-store (store API unavailable: HTTP 500 Internal Server Error)"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('<'), "no markup: {stdout}");
+    assert!(
+        stderr.contains("<title>500 Internal Server Error</title>"),
+        "the page is in the debug log: {stderr}"
+    );
+
+    let (stdout, stderr) = with_debug(&["comments", "list"]);
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.ends_with("via table photos-store (store API unavailable: HTTP 404 NoSuchBucket)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('<'), "no markup: {stdout}");
+    assert!(stdout.contains(": hi"), "{stdout}");
+    assert!(
+        stderr.contains("<Code>NoSuchBucket</Code>"),
+        "the error document is in the debug log: {stderr}"
+    );
+
+    // Without debug logging, nothing of the raw answers shows; JSON says the same.
+    let out = run(&config, &["comments", "--json", "list"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('<'));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["via"]["api_error"], "HTTP 404 NoSuchBucket");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_generated_monitor_config_watches_the_provisioned_stack() {
     let emu = Emulator::start_empty();
     let dir = TempDir::new("provision");

@@ -1,15 +1,17 @@
 //! The comments of a photo, the way the original's page reads and writes them:
 //! through the region's store API (`GET|POST /comments/{photoId}`) when it answers,
 //! else on the store table directly. Either way the answer says which path was
-//! taken, and why the API was not.
+//! taken, and in a few words why the API was not (its status and error code; the
+//! whole answer goes to the debug log).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
+use tracing::debug;
 
 use super::photo::random_photo;
 use super::{Access, target, uuid};
@@ -125,51 +127,101 @@ async fn comments_url(settings: &Settings, route: &Route) -> Result<String> {
     })
 }
 
-/// The start of an answer's body on one line, for error messages.
-fn snippet(body: &str) -> String {
-    body.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(100)
-        .collect()
-}
-
-fn http() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+fn http() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
-        .build()?)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
-/// The body of a successful answer; an error with the status otherwise.
-async fn answered(resp: reqwest::Response) -> Result<String> {
+/// The store API's answer to `request`: its body when it is a success, else why
+/// not, in a few words. The whole answer goes to the debug log.
+async fn call(url: &str, request: reqwest::RequestBuilder) -> Result<String, String> {
+    let resp = request.send().await.map_err(|e| unreachable(&e))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("HTTP {status}: {}", snippet(&body));
+    if status.is_success() {
+        return Ok(body);
     }
-    Ok(body)
+    debug!(%url, %status, %body, "the store API refused");
+    Err(refusal(status, &body))
 }
 
-async fn api_list(url: &str) -> Result<Vec<Comment>> {
+/// Why a request got no answer: a timeout, or the innermost cause.
+fn unreachable(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer within 10 s".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    format!("no answer: {cause}")
+}
+
+/// `HTTP <status> <reason>`, the reason being the error code the body names (an
+/// XML `<Code>`, a JSON `__type` or `code`, a JSON `message`, an HTML `<title>`),
+/// else the status's own name.
+pub fn refusal(status: reqwest::StatusCode, body: &str) -> String {
+    let reason = error_code(body)
+        .map(|c| {
+            // An HTML title repeats the status: `500 Internal Server Error`.
+            let c = c.trim();
+            c.strip_prefix(status.as_str())
+                .unwrap_or(c)
+                .trim()
+                .to_string()
+        })
+        .filter(|c| !c.is_empty())
+        .or_else(|| status.canonical_reason().map(String::from))
+        .unwrap_or_default();
+    let reason: String = reason.chars().take(80).collect();
+    format!("HTTP {} {reason}", status.as_u16())
+        .trim_end()
+        .to_string()
+}
+
+fn error_code(body: &str) -> Option<String> {
+    let between = |open: &str, close: &str| {
+        let start = body.find(open)? + open.len();
+        let len = body[start..].find(close)?;
+        Some(body[start..start + len].to_string())
+    };
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        let field = ["__type", "code", "message", "Message"]
+            .iter()
+            .find_map(|k| v.get(k).and_then(|x| x.as_str()))?;
+        // `com.amazonaws...#ResourceNotFoundException`: the name after the `#`.
+        return Some(field.rsplit('#').next().unwrap_or(field).to_string());
+    }
+    between("<Code>", "</Code>").or_else(|| {
+        let lower = body.to_ascii_lowercase();
+        let start = lower.find("<title>")? + "<title>".len();
+        let len = lower[start..].find("</title>")?;
+        Some(body[start..start + len].to_string())
+    })
+}
+
+async fn api_list(url: &str) -> Result<Vec<Comment>, String> {
     #[derive(serde::Deserialize)]
     struct Answer {
         comments: Vec<Comment>,
     }
-    let body = answered(http()?.get(url).send().await?).await?;
-    let a: Answer = serde_json::from_str(&body)
-        .with_context(|| format!("not a comments answer: {}", snippet(&body)))?;
-    Ok(a.comments)
+    let body = call(url, http()?.get(url)).await?;
+    serde_json::from_str::<Answer>(&body)
+        .map(|a| a.comments)
+        .map_err(|e| {
+            debug!(%url, %body, "the store API's answer");
+            format!("its answer is not a comments list ({e})")
+        })
 }
 
-async fn api_add(url: &str, body: String) -> Result<()> {
-    let resp = http()?
+async fn api_add(url: &str, body: String) -> Result<(), String> {
+    let request = http()?
         .post(url)
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    answered(resp).await.map(drop)
+        .body(body);
+    call(url, request).await.map(drop)
 }
 
 async fn table_list(route: &Route) -> Result<Vec<Comment>> {
@@ -227,13 +279,13 @@ pub async fn list(
     let route = Route::new(settings, region, Access::Read, photo).await?;
     let api = match comments_url(settings, &route).await {
         Ok(url) => api_list(&url).await.map(|c| (url, c)),
-        Err(e) => Err(e),
+        Err(e) => Err(format!("{e:#}")),
     };
     match api {
         Ok((url, comments)) => Ok((route.via(Ok(url)), comments)),
-        Err(e) => {
+        Err(why) => {
             let comments = table_list(&route).await?;
-            Ok((route.via(Err(format!("{e:#}"))), comments))
+            Ok((route.via(Err(why)), comments))
         }
     }
 }
@@ -256,14 +308,60 @@ pub async fn add(
         "photoId": route.photo, "user": user});
     let api = match comments_url(settings, &route).await {
         Ok(url) => api_add(&url, body.to_string()).await.map(|()| url),
-        Err(e) => Err(e),
+        Err(e) => Err(format!("{e:#}")),
     };
-    let via = match api {
-        Ok(url) => route.via(Ok(url)),
-        Err(e) => {
-            table_add(&route, &comment).await?;
-            route.via(Err(format!("{e:#}")))
-        }
-    };
-    Ok((via, comment))
+    if api.is_err() {
+        table_add(&route, &comment).await?;
+    }
+    Ok((route.via(api), comment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn a_refusal_is_the_status_and_the_error_code_the_body_names() {
+        let s3 = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Error><Code>NoSuchBucket</Code>\
+                  <Message>The specified bucket does not exist</Message></Error>";
+        assert_eq!(refusal(StatusCode::NOT_FOUND, s3), "HTTP 404 NoSuchBucket");
+        let page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n\
+                    <h1>Internal Server Error</h1><p>The server encountered an internal error</p>";
+        assert_eq!(
+            refusal(StatusCode::INTERNAL_SERVER_ERROR, page),
+            "HTTP 500 Internal Server Error"
+        );
+        let gateway = r#"{"message": "Missing Authentication Token"}"#;
+        assert_eq!(
+            refusal(StatusCode::FORBIDDEN, gateway),
+            "HTTP 403 Missing Authentication Token"
+        );
+        let ddb = r#"{"__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                      "message": "Requested resource not found"}"#;
+        assert_eq!(
+            refusal(StatusCode::BAD_REQUEST, ddb),
+            "HTTP 400 ResourceNotFoundException"
+        );
+        assert_eq!(refusal(StatusCode::BAD_GATEWAY, ""), "HTTP 502 Bad Gateway");
+        assert_eq!(
+            refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded, try later"),
+            "HTTP 503 Service Unavailable"
+        );
+    }
+
+    #[test]
+    fn the_way_a_comment_went_is_one_line() {
+        let via = Via {
+            region: Role::Primary,
+            photo_id: "p1".into(),
+            path: "table photos-store".into(),
+            api_error: Some(refusal(StatusCode::NOT_FOUND, "<Code>NoSuchBucket</Code>")),
+        };
+        assert_eq!(
+            via.to_string(),
+            "primary region, photo p1, via table photos-store \
+             (store API unavailable: HTTP 404 NoSuchBucket)"
+        );
+    }
 }
