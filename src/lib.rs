@@ -16,8 +16,8 @@
 //! - [`app`]: wiring and the decision loop that owns the policy.
 //! - [`admin`]: the authenticated HTTP admin API (axum), serving [`metrics`] too.
 //! - [`provision`]: the batch tool that creates, inspects and destroys the stack the
-//!   daemon guards (never called by the daemon); [`ops`]: the original stack's
-//!   operations (upload a photo, comments).
+//!   daemon guards (never called by the daemon), with the original stack's
+//!   operations (upload a photo, comments) and their command line.
 //! - [`aws`]: SDK clients per region; [`model`]: the shared vocabulary;
 //!   [`notify`]: systemd readiness and watchdog notifications.
 
@@ -36,8 +36,6 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod notify;
-#[cfg(feature = "provision")]
-pub mod ops;
 pub mod policy;
 pub mod probe;
 #[cfg(feature = "provision")]

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[cfg(feature = "provision")]
-mod stack_cli;
+use failover_monitor::provision::command as stack_cli;
 #[cfg(not(feature = "provision"))]
 mod stack_cli {
     /// Without provisioning there is no usage error of its own.

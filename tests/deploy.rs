@@ -312,11 +312,19 @@ fn provision_actions(op: &str) -> Vec<String> {
 /// SDK calls (`.sdk(..)`, `.absent(..)`, `fail(..)`).
 fn provision_calls() -> BTreeSet<String> {
     let mut ops = BTreeSet::new();
-    let mut files: Vec<_> = std::fs::read_dir(repo().join("src/provision"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.push(repo().join("src/ops.rs"));
+    // The whole wing: its folders too.
+    let mut files = Vec::new();
+    let mut dirs = vec![repo().join("src/provision")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     for path in files {
         let text: String = std::fs::read_to_string(&path)
             .unwrap()

@@ -611,6 +611,122 @@ async fn a_region_dying_mid_apply_is_named_and_a_rerun_completes() {
     assert_eq!(changes, 0);
 }
 
+/// Every CloudFront distribution in both emulators, as `(region, id)` (not keyed by
+/// comment: two of the same name count twice).
+async fn distributions(emu: &Emulator) -> Vec<(Role, String)> {
+    let mut out = Vec::new();
+    for role in Role::BOTH {
+        let cf = aws_sdk_cloudfront::Client::new(&sdk(emu, role).await);
+        let list = cf.list_distributions().send().await.unwrap();
+        for d in list
+            .distribution_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+        {
+            out.push((role, d.id().to_string()));
+        }
+    }
+    out
+}
+
+/// The deployment each REST API's `prod` stage serves in one region, by API name.
+async fn deployments(emu: &Emulator, role: Role) -> BTreeSet<(String, String)> {
+    let gw = aws_sdk_apigateway::Client::new(&sdk(emu, role).await);
+    let mut out = BTreeSet::new();
+    for api in gw.get_rest_apis().send().await.unwrap().items() {
+        let stage = gw
+            .get_stage()
+            .rest_api_id(api.id().unwrap())
+            .stage_name("prod")
+            .send()
+            .await
+            .unwrap();
+        out.insert((
+            api.name().unwrap().to_string(),
+            stage.deployment_id().unwrap().to_string(),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_primary_returns_empty_a_reapply_rebuilds_only_what_is_missing() {
+    let mut emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    let secondary = |inv: BTreeSet<String>| -> BTreeSet<String> {
+        inv.into_iter()
+            .filter(|x| x.contains(":secondary:"))
+            .collect()
+    };
+    let kept = secondary(inventory(&emu).await);
+    let served = deployments(&emu, Role::Secondary).await;
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert_eq!(distributions(&emu).await.len(), 1);
+
+    // The primary's emulator comes back empty. It also held the global services
+    // (IAM, CloudFront): the stack reaches them through the primary's endpoint.
+    emu.primary.restart();
+    let (steps, changes) = plan(&config);
+    for s in &steps {
+        if s["region"] == "secondary" {
+            assert!(s["action"] == "keep" || s["action"] == "unknown", "{s}");
+        } else {
+            assert_eq!(s["action"], "create", "{s}");
+        }
+    }
+    // The secondary's APIs name the roles being recreated: not drift, unknown.
+    for (name, role) in [
+        ("photos-config-secondary", "photos-config-api"),
+        ("photos-store-secondary", "photos-store-api"),
+    ] {
+        let api = steps.iter().find(|s| s["name"] == name).unwrap();
+        assert_eq!(api["action"], "unknown", "{api}");
+        assert_eq!(
+            api["detail"],
+            format!("unknown until iam-role {role} exists"),
+            "{api}"
+        );
+    }
+    let text = ok(&config, &["provision", "plan"]);
+    assert!(
+        text.contains(
+            "? rest-api photos-config-secondary (secondary) unknown until iam-role photos-config-api exists"
+        ),
+        "{text}"
+    );
+
+    // Apply creates what the primary lost and nothing else.
+    let text = ok(&config, &["provision", "--json", "apply"]);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, events) = lines.split_last().unwrap();
+    for e in events {
+        if e["region"] == "secondary" {
+            assert_eq!(e["event"], "check", "{e}");
+            assert_eq!(e["outcome"], "up to date", "{e}");
+        } else {
+            assert_eq!(e["outcome"], "created", "{e}");
+        }
+    }
+    assert_eq!(summary["updated"], 0, "{text}");
+    assert_eq!(summary["created"].as_u64(), Some(changes), "{text}");
+    assert_eq!(
+        deployments(&emu, Role::Secondary).await,
+        served,
+        "the secondary's APIs were not redeployed"
+    );
+    assert_eq!(secondary(inventory(&emu).await), kept);
+    let dists = distributions(&emu).await;
+    assert_eq!(dists.len(), 1, "one distribution: {dists:?}");
+    assert_eq!(dists[0].0, Role::Primary);
+    let (_, changes) = plan(&config);
+    assert_eq!(changes, 0);
+}
+
 #[test]
 fn bad_input_is_refused_before_any_call() {
     let dir = TempDir::new("provision");
@@ -843,6 +959,62 @@ async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
     let out = run(&config, &["photo", "upload"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fenced"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comment_commands_say_in_one_line_which_path_they_took_and_why() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    ok(&config, &["photo", "upload"]);
+    let with_debug = |args: &[&str]| {
+        let out = cli(&config)
+            .args(args)
+            .env("RUST_LOG", "failover_monitor=debug")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        (stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    // The emulator cannot run the store API: it answers the POST with an HTML error
+    // page and the GET with an S3 error document. Each is one short reason; the
+    // raw answer is in the debug log.
+    let (stdout, stderr) = with_debug(&["comments", "add", "--message", "hi"]);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "via table photos-store (store API unavailable: HTTP 500 Internal Server Error)"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('<'), "no markup: {stdout}");
+    assert!(
+        stderr.contains("<title>500 Internal Server Error</title>"),
+        "the page is in the debug log: {stderr}"
+    );
+
+    let (stdout, stderr) = with_debug(&["comments", "list"]);
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.ends_with("via table photos-store (store API unavailable: HTTP 404 NoSuchBucket)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('<'), "no markup: {stdout}");
+    assert!(stdout.contains(": hi"), "{stdout}");
+    assert!(
+        stderr.contains("<Code>NoSuchBucket</Code>"),
+        "the error document is in the debug log: {stderr}"
+    );
+
+    // Without debug logging, nothing of the raw answers shows; JSON says the same.
+    let out = run(&config, &["comments", "--json", "list"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('<'));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["via"]["api_error"], "HTTP 404 NoSuchBucket");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,10 +5,10 @@
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::api::{ApiKind, invoke_url};
-use super::monitoring;
-use super::{Cx, Facts, api_key};
-use crate::config::{RegionRule, TablesMode};
+use super::context::{Cx, Facts, api_key};
+use super::resources::api::{ApiKind, invoke_url};
+use super::resources::monitoring;
+use crate::config::{RegionRule, Settings, TablesMode};
 use crate::model::Role;
 
 fn api_url(cx: &Cx, facts: &Facts, kind: ApiKind, role: Role) -> Option<String> {
@@ -76,64 +76,58 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
+/// Lines of a TOML file being written.
+#[derive(Default)]
+struct Toml(String);
+
+impl Toml {
+    fn line(&mut self, line: impl AsRef<str>) {
+        self.0.push_str(line.as_ref());
+        self.0.push('\n');
+    }
+    /// A blank line, then `[name]`.
+    fn section(&mut self, name: &str) {
+        self.line("");
+        self.line(format!("[{name}]"));
+    }
+    fn key(&mut self, key: &str, value: impl std::fmt::Display) {
+        self.line(format!("{key} = {value}"));
+    }
+    fn string(&mut self, key: &str, value: &str) {
+        self.key(key, toml_str(value));
+    }
+    fn duration(&mut self, key: &str, value: std::time::Duration) {
+        self.string(key, &humantime::format_duration(value).to_string());
+    }
+}
+
 /// A complete `monitor.toml` for this stack: the settings it was made from, and
 /// probes on the provisioned APIs, buckets, tables and alarms.
 pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
     let s = &cx.stack.settings;
-    let st = &cx.stack;
-    let mut out = String::new();
-    let mut w = |line: String| {
-        out.push_str(&line);
-        out.push('\n');
-    };
-    w(format!(
+    let mut w = Toml::default();
+    w.line(format!(
         "# Written by `failover-monitor provision monitor-config` from {source}: the probes\n\
          # target the resources `provision apply` made. Edit freely; re-run to regenerate."
     ));
     if s.coordination.is_some() || s.route53.is_some() {
-        w(format!(
+        w.line(format!(
             "# NOTE: the [coordination] and [route53] sections of {source} are not carried over."
         ));
     }
-    w(String::new());
-    w("[app]".into());
-    w(format!("id = {}", toml_str(&st.app_id)));
-    w(format!("project = {}", toml_str(&st.project)));
+    w.line("");
+    w.line("[app]");
+    w.string("id", &cx.stack.app_id);
+    w.string("project", &cx.stack.project);
     for role in Role::BOTH {
         let r = s.regions.get(role);
-        w(String::new());
-        w(format!("[regions.{role}]"));
-        w(format!("name = {}", toml_str(&r.name)));
+        w.section(&format!("regions.{role}"));
+        w.string("name", &r.name);
         if let Some(url) = &r.endpoint_url {
-            w(format!("endpoint_url = {}", toml_str(url)));
+            w.string("endpoint_url", url);
         }
     }
-    let m = &s.monitor;
-    let d = |x: std::time::Duration| toml_str(&humantime::format_duration(x).to_string());
-    w(String::new());
-    w("[monitor]".into());
-    w(format!("instance_id = {}", toml_str(&m.instance_id)));
-    w(format!("mode = {}", toml_str(m.mode.as_str())));
-    w(format!(
-        "failback = {}",
-        toml_str(match m.failback {
-            crate::config::Failback::Manual => "manual",
-            crate::config::Failback::Auto => "auto",
-        })
-    ));
-    w(format!("failback_after = {}", d(m.failback_after)));
-    w(format!("hold_down = {}", d(m.hold_down)));
-    w(format!("fence_for = {}", d(m.fence_for)));
-
-    let pd = &s.probe_defaults;
-    w(String::new());
-    w("[probe_defaults]".into());
-    w(format!("interval = {}", d(pd.interval)));
-    w(format!("timeout = {}", d(pd.timeout)));
-    w(format!("jitter = {}", d(pd.jitter)));
-    w(format!("fall = {}", pd.fall));
-    w(format!("rise = {}", pd.rise));
-
+    monitor_sections(&mut w, s);
     let probes = probes(cx, facts)?;
     let primaries = probes
         .iter()
@@ -143,50 +137,66 @@ pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
         RegionRule::AtLeast { m, .. } if m != primaries => RegionRule::Majority,
         r => r,
     };
-    w(String::new());
-    w("[policy]".into());
-    w(format!("failover_when = {}", toml_str(&rule.to_string())));
-    w(format!(
-        "require_healthy_secondary = {}",
-        s.policy.require_healthy_secondary
-    ));
+    w.section("policy");
+    w.string("failover_when", &rule.to_string());
+    w.key(
+        "require_healthy_secondary",
+        s.policy.require_healthy_secondary,
+    );
     for p in probes {
-        w(String::new());
-        w(p);
+        w.line("");
+        w.line(p);
     }
-    w(String::new());
-    w("[admin]".into());
-    w(format!(
-        "listen = {}",
-        toml_str(&s.admin.listen.to_string())
-    ));
+    w.section("admin");
+    w.string("listen", &s.admin.listen.to_string());
     if let Some(t) = &s.admin.token_file {
-        w(format!(
-            "token_file = {}",
-            toml_str(&t.display().to_string())
-        ));
+        w.string("token_file", &t.display().to_string());
     }
-    w(String::new());
-    w("[stack]".into());
-    w(format!(
-        "cognito_username = {}",
-        toml_str(&st.cognito_username)
-    ));
-    w(format!("cognito_email = {}", toml_str(&st.cognito_email)));
-    if let Some(t) = s.stack.tables {
-        w(format!(
-            "tables = {}",
-            toml_str(match t {
-                TablesMode::Global => "global",
-                TablesMode::PerRegion => "per-region",
-            })
-        ));
+    stack_section(&mut w, cx);
+    Ok(w.0)
+}
+
+/// `[monitor]` and `[probe_defaults]`, as they were.
+fn monitor_sections(w: &mut Toml, s: &Settings) {
+    let m = &s.monitor;
+    w.section("monitor");
+    w.string("instance_id", &m.instance_id);
+    w.string("mode", m.mode.as_str());
+    w.string(
+        "failback",
+        match m.failback {
+            crate::config::Failback::Manual => "manual",
+            crate::config::Failback::Auto => "auto",
+        },
+    );
+    w.duration("failback_after", m.failback_after);
+    w.duration("hold_down", m.hold_down);
+    w.duration("fence_for", m.fence_for);
+    let pd = &s.probe_defaults;
+    w.section("probe_defaults");
+    w.duration("interval", pd.interval);
+    w.duration("timeout", pd.timeout);
+    w.duration("jitter", pd.jitter);
+    w.key("fall", pd.fall);
+    w.key("rise", pd.rise);
+}
+
+fn stack_section(w: &mut Toml, cx: &Cx) {
+    let st = &cx.stack;
+    w.section("stack");
+    w.string("cognito_username", &st.cognito_username);
+    w.string("cognito_email", &st.cognito_email);
+    if let Some(t) = st.settings.stack.tables {
+        let mode = match t {
+            TablesMode::Global => "global",
+            TablesMode::PerRegion => "per-region",
+        };
+        w.string("tables", mode);
     }
     if let Some((zone, domain)) = st.zone() {
-        w(format!("route53_zone_id = {}", toml_str(zone)));
-        w(format!("domain = {}", toml_str(domain)));
+        w.string("route53_zone_id", zone);
+        w.string("domain", domain);
     }
-    Ok(out)
 }
 
 fn probes(cx: &Cx, facts: &Facts) -> Result<Vec<String>> {

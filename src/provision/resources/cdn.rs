@@ -10,27 +10,76 @@ use aws_sdk_cloudfront::types::{
     OriginAccessControlConfig, OriginAccessControlOriginTypes, OriginAccessControlSigningBehaviors,
     OriginAccessControlSigningProtocols, Origins, S3OriginConfig, Tag, Tags, ViewerProtocolPolicy,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::sdk::{STACK_TAG, SdkResult};
-use super::{Cx, Observed};
 use crate::model::Role;
+use crate::provision::context::Cx;
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
+use crate::provision::ours::Ours;
+use crate::provision::sdk::{STACK_TAG, SdkResult};
 
 const ORIGIN_ID: &str = "website";
 /// AWS's managed cache policy `CachingOptimized`: default TTL one day, as the
 /// original distribution had; no query strings or cookies in the key.
 const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
 
-fn comment(cx: &Cx) -> String {
-    format!("{}-website", cx.stack.project)
+/// The website's distribution (its comment is the stack's `<project>-website`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Distribution;
+
+/// The website bucket's policy letting only the distribution read it; it goes with
+/// the bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebsitePolicy;
+
+impl Kind for Distribution {
+    fn name(&self) -> &'static str {
+        "cloudfront-distribution"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(cx))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
+        Box::pin(converge(cx, exists))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(cx))
+    }
 }
 
-/// The distribution whose comment names the stack: (id, arn, domain, ours).
-async fn find(cx: &Cx) -> Result<Option<(String, String, String, bool)>> {
+impl Kind for WebsitePolicy {
+    fn name(&self) -> &'static str {
+        "bucket-policy"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_policy(cx))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge_policy(cx))
+    }
+    fn delete<'a>(&'a self, _: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn deleted(&self) -> &'static str {
+        "deleted with its bucket"
+    }
+}
+
+/// A distribution as listed.
+#[derive(Debug, Clone)]
+struct Listed {
+    id: String,
+    arn: String,
+    domain: String,
+}
+
+/// The stack's distribution among those whose comment is the stack's name.
+async fn find(cx: &Cx) -> Result<Ours<Listed>> {
     let cf = &cx.global.cloudfront;
-    let mut marker = None;
-    let want = comment(cx);
-    loop {
+    let name = cx.stack.distribution_name();
+    let want = name.as_str();
+    let page = move |marker: Option<String>| async move {
         let out = cf
             .list_distributions()
             .set_marker(marker)
@@ -38,62 +87,66 @@ async fn find(cx: &Cx) -> Result<Option<(String, String, String, bool)>> {
             .await
             .sdk("cloudfront:ListDistributions")?;
         let Some(list) = out.distribution_list() else {
-            return Ok(None);
+            return anyhow::Ok((Vec::new(), None));
         };
-        for d in list.items() {
-            if d.comment() == want {
-                let tags = cf
-                    .list_tags_for_resource()
-                    .resource(d.arn())
-                    .send()
-                    .await
-                    .sdk("cloudfront:ListTagsForResource")?;
-                let ours = tags.tags().is_some_and(|t| {
-                    t.items()
-                        .iter()
-                        .any(|x| x.key() == STACK_TAG && x.value() == Some(&cx.stack.project))
-                });
-                return Ok(Some((
-                    d.id().to_string(),
-                    d.arn().to_string(),
-                    d.domain_name().to_string(),
-                    ours,
-                )));
-            }
+        let same = list.items().iter().filter(|d| d.comment() == want);
+        let same = same
+            .map(|d| Listed {
+                id: d.id().to_string(),
+                arn: d.arn().to_string(),
+                domain: d.domain_name().to_string(),
+            })
+            .collect();
+        let next = list.next_marker().filter(|_| list.is_truncated());
+        anyhow::Ok((same, next.map(String::from)))
+    };
+    let tag = move |d: &Listed| {
+        let arn = d.arn.clone();
+        async move {
+            let tags = cf
+                .list_tags_for_resource()
+                .resource(arn)
+                .send()
+                .await
+                .sdk("cloudfront:ListTagsForResource")?;
+            let items = tags.tags().map(|t| t.items()).unwrap_or_default();
+            let tag = items.iter().find(|x| x.key() == STACK_TAG);
+            anyhow::Ok(tag.and_then(|x| x.value().map(String::from)))
         }
-        marker = list.next_marker().map(String::from);
-        if marker.is_none() || !list.is_truncated() {
-            return Ok(None);
-        }
-    }
+    };
+    cx.lookup("distribution", want).find(page, tag).await
 }
 
-pub async fn observe(cx: &Cx) -> Result<Observed> {
-    let Some((id, arn, domain, ours)) = find(cx).await? else {
-        return Ok(Observed::Absent);
-    };
-    if !ours {
-        return Ok(Observed::Foreign(format!(
-            "distribution without the {STACK_TAG} tag"
-        )));
-    }
-    cx.learn(|f| {
-        f.distribution_id = Some(id.clone());
-        f.distribution_arn = Some(arn);
-        f.distribution_domain = Some(domain);
-    });
-    let cfg = cx
-        .global
-        .cloudfront
+/// A distribution's configuration and the ETag an update or delete must name.
+async fn current(
+    cf: &aws_sdk_cloudfront::Client,
+    id: &str,
+) -> Result<(DistributionConfig, String)> {
+    let out = cf
         .get_distribution_config()
-        .id(&id)
+        .id(id)
         .send()
         .await
         .sdk("cloudfront:GetDistributionConfig")?;
+    let etag = out.e_tag().unwrap_or_default().to_string();
+    let cfg = out
+        .distribution_config
+        .context("GetDistributionConfig answered without a configuration")?;
+    Ok((cfg, etag))
+}
+
+async fn observe(cx: &Cx) -> Result<Observed> {
+    let d = match find(cx).await?.or_observed() {
+        Ok(d) => d,
+        Err(seen) => return Ok(seen),
+    };
+    cx.learn(|f| {
+        f.distribution_id = Some(d.id.clone());
+        f.distribution_arn = Some(d.arn.clone());
+        f.distribution_domain = Some(d.domain.clone());
+    });
+    let (c, _) = current(&cx.global.cloudfront, &d.id).await?;
     let mut drift = Vec::new();
-    let c = cfg
-        .distribution_config()
-        .context("no distribution config")?;
     if !c.enabled() {
         drift.push("disabled".to_string());
     }
@@ -118,7 +171,7 @@ fn bucket_domain(cx: &Cx) -> String {
 
 /// The ids of the origin access controls named like the website.
 async fn access_controls(cx: &Cx) -> Result<Vec<String>> {
-    let name = comment(cx);
+    let name = cx.stack.distribution_name();
     let list = cx
         .global
         .cloudfront
@@ -139,7 +192,7 @@ async fn access_controls(cx: &Cx) -> Result<Vec<String>> {
 /// The origin access control named like the website (created when missing).
 async fn access_control(cx: &Cx) -> Result<String> {
     let cf = &cx.global.cloudfront;
-    let name = comment(cx);
+    let name = cx.stack.distribution_name();
     if let Some(id) = access_controls(cx).await?.into_iter().next() {
         return Ok(id);
     }
@@ -179,7 +232,7 @@ fn config(cx: &Cx, oac: &str, caller_reference: String) -> Result<DistributionCo
         .build()?;
     Ok(DistributionConfig::builder()
         .caller_reference(caller_reference)
-        .comment(comment(cx))
+        .comment(cx.stack.distribution_name())
         .enabled(true)
         .default_root_object("index.html")
         .origins(Origins::builder().quantity(1).items(origin).build()?)
@@ -187,7 +240,7 @@ fn config(cx: &Cx, oac: &str, caller_reference: String) -> Result<DistributionCo
         .build()?)
 }
 
-pub async fn converge(cx: &Cx, exists: bool) -> Result<()> {
+async fn converge(cx: &Cx, exists: bool) -> Result<()> {
     let cf = &cx.global.cloudfront;
     let oac = access_control(cx).await?;
     if exists {
@@ -195,19 +248,11 @@ pub async fn converge(cx: &Cx, exists: bool) -> Result<()> {
             .facts()
             .distribution_id
             .context("distribution id not known")?;
-        let cur = cf
-            .get_distribution_config()
-            .id(&id)
-            .send()
-            .await
-            .sdk("cloudfront:GetDistributionConfig")?;
-        let reference = cur
-            .distribution_config()
-            .map(|c| c.caller_reference().to_string())
-            .unwrap_or_default();
+        let (cur, etag) = current(cf, &id).await?;
+        let reference = cur.caller_reference().to_string();
         cf.update_distribution()
             .id(&id)
-            .if_match(cur.e_tag().unwrap_or_default())
+            .if_match(etag)
             .distribution_config(config(cx, &oac, reference)?)
             .send()
             .await
@@ -216,7 +261,7 @@ pub async fn converge(cx: &Cx, exists: bool) -> Result<()> {
     }
     let reference = format!(
         "{}-{}",
-        comment(cx),
+        cx.stack.distribution_name(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -255,20 +300,10 @@ pub async fn converge(cx: &Cx, exists: bool) -> Result<()> {
 
 /// Disables the distribution, waits for CloudFront to deploy that (minutes on AWS),
 /// then deletes it and its origin access control.
-pub async fn delete(cx: &Cx) -> Result<()> {
+async fn delete(cx: &Cx) -> Result<()> {
     let cf = &cx.global.cloudfront;
-    if let Some((id, _, _, true)) = find(cx).await? {
-        let cur = cf
-            .get_distribution_config()
-            .id(&id)
-            .send()
-            .await
-            .sdk("cloudfront:GetDistributionConfig")?;
-        let mut etag = cur.e_tag().unwrap_or_default().to_string();
-        let mut cfg = cur
-            .distribution_config()
-            .cloned()
-            .context("no distribution config")?;
+    if let Ours::Mine(Listed { id, .. }) = find(cx).await? {
+        let (mut cfg, mut etag) = current(cf, &id).await?;
         if cfg.enabled() {
             cfg.enabled = false;
             let out = cf
@@ -326,10 +361,7 @@ pub async fn delete(cx: &Cx) -> Result<()> {
 }
 
 fn website_policy(cx: &Cx) -> Result<Value> {
-    let arn = cx
-        .facts()
-        .distribution_arn
-        .context("the distribution's ARN is not known")?;
+    let arn = cx.distribution_arn()?;
     Ok(json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "CloudFrontReadsTheWebsite",
         "Effect": "Allow",
@@ -340,10 +372,7 @@ fn website_policy(cx: &Cx) -> Result<Value> {
     }]}))
 }
 
-pub async fn observe_policy(cx: &Cx) -> Result<Observed> {
-    let Ok(want) = website_policy(cx) else {
-        return Ok(Observed::Absent);
-    };
+async fn observe_policy(cx: &Cx) -> Result<Observed> {
     let have = cx
         .region(Role::Primary)
         .s3
@@ -355,14 +384,20 @@ pub async fn observe_policy(cx: &Cx) -> Result<Observed> {
             "s3:GetBucketPolicy",
             &["NoSuchBucketPolicy", "NoSuchBucket"],
         )?;
-    Ok(match have.and_then(|p| p.policy().map(String::from)) {
-        None => Observed::Absent,
-        Some(p) if serde_json::from_str::<Value>(&p).ok() == Some(want) => Observed::ours(),
-        Some(_) => Observed::drifted(vec!["bucket policy differs".into()]),
-    })
+    let Some(have) = have.and_then(|p| p.policy().map(String::from)) else {
+        return Ok(Observed::Absent);
+    };
+    // The policy names the distribution: unknown until it exists.
+    let mut drift = Drift::default();
+    if let Some(want) = drift.want(website_policy(cx))?
+        && serde_json::from_str::<Value>(&have).ok() != Some(want)
+    {
+        drift.add("bucket policy differs");
+    }
+    Ok(drift.finish())
 }
 
-pub async fn converge_policy(cx: &Cx) -> Result<()> {
+async fn converge_policy(cx: &Cx) -> Result<()> {
     cx.region(Role::Primary)
         .s3
         .put_bucket_policy()

@@ -6,12 +6,15 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::sdk::{STACK_TAG, SdkResult, decode_policy};
-use super::{Cx, Observed, Stack, api::ApiKind};
+use super::api::ApiKind;
 use crate::model::Role;
+use crate::provision::context::Cx;
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
+use crate::provision::sdk::{STACK_TAG, SdkResult, decode_policy};
+use crate::provision::stack::Stack;
 
 /// The monitor's own policy; `${...}` placeholders are filled at apply time.
-const MONITOR_POLICY: &str = include_str!("../../deploy/iam/monitor-policy.json");
+const MONITOR_POLICY: &str = include_str!("../../../deploy/iam/monitor-policy.json");
 const POLICY_NAME: &str = "failover-monitor";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +31,21 @@ pub enum Purpose {
 pub struct RoleSpec {
     pub name: String,
     pub purpose: Purpose,
+}
+
+impl Kind for RoleSpec {
+    fn name(&self) -> &'static str {
+        "iam-role"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(cx, self))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
+        Box::pin(converge(cx, self, exists))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(cx, &self.name))
+    }
 }
 
 /// The roles the rest of the stack needs before it can be created.
@@ -62,13 +80,15 @@ fn service_trust(services: &[&str]) -> Value {
     }]})
 }
 
-async fn trust(cx: &Cx, spec: &RoleSpec) -> Value {
-    match spec.purpose {
+/// Who may assume the role. The web role trusts the identity pool, so its trust
+/// is unknown until the pool exists.
+fn trust(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
+    Ok(match spec.purpose {
         Purpose::Replication => service_trust(&["s3.amazonaws.com"]),
         Purpose::ConfigApi | Purpose::StoreApi => service_trust(&["apigateway.amazonaws.com"]),
         Purpose::Monitor => service_trust(&["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]),
         Purpose::Web => {
-            let pool = cx.facts().identity_pool_id.unwrap_or_default();
+            let pool = cx.identity_pool_id()?;
             json!({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow",
                 "Principal": {"Federated": "cognito-identity.amazonaws.com"},
@@ -79,7 +99,7 @@ async fn trust(cx: &Cx, spec: &RoleSpec) -> Value {
                 }
             }]})
         }
-    }
+    })
 }
 
 /// The inline policy of a role, with this account's ARNs.
@@ -129,23 +149,16 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
                 .iter()
                 .map(|&r| format!("arn:aws:s3:::{}/public/*", s.bucket(r)))
                 .collect();
-            let apis: Vec<String> = Role::BOTH
-                .iter()
-                .flat_map(|&r| {
-                    let facts = cx.facts();
-                    [ApiKind::Config, ApiKind::Store].map(|k| {
-                        let id = facts
-                            .apis
-                            .get(&super::api_key(k, r))
-                            .cloned()
-                            .unwrap_or_else(|| "*".into());
-                        format!(
-                            "arn:aws:execute-api:{}:{account}:{id}/prod/*",
-                            s.region_name(r)
-                        )
-                    })
-                })
-                .collect();
+            let mut apis = Vec::new();
+            for r in Role::BOTH {
+                for k in [ApiKind::Config, ApiKind::Store] {
+                    let id = cx.api_id(k, r)?;
+                    let region = s.region_name(r);
+                    apis.push(format!(
+                        "arn:aws:execute-api:{region}:{account}:{id}/prod/*"
+                    ));
+                }
+            }
             json!({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
                 {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": apis}
@@ -181,40 +194,44 @@ fn parse(doc: Option<&str>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-pub async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
+async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
     let iam = &cx.global.iam;
-    let Some(out) = iam
+    let name = spec.name.as_str();
+    let same = iam
         .get_role()
-        .role_name(&spec.name)
+        .role_name(name)
         .send()
         .await
         .absent("iam:GetRole", &["NoSuchEntity"])?
-    else {
-        return Ok(Observed::Absent);
+        .and_then(|o| o.role().cloned());
+    let tag = move |_: &aws_sdk_iam::types::Role| async move {
+        let tags = iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .sdk("iam:ListRoleTags")?;
+        let tag = tags.tags().iter().find(|t| t.key() == STACK_TAG);
+        anyhow::Ok(tag.map(|t| t.value().to_string()))
     };
-    let role = out.role().context("GetRole answered without a role")?;
-    let tags = iam
-        .list_role_tags()
-        .role_name(&spec.name)
-        .send()
-        .await
-        .sdk("iam:ListRoleTags")?;
-    if !tags
-        .tags()
-        .iter()
-        .any(|t| t.key() == STACK_TAG && t.value() == cx.stack.project)
+    let lookup = cx.lookup("role", name);
+    let role = match lookup
+        .among(same.into_iter().collect(), tag)
+        .await?
+        .or_observed()
     {
-        return Ok(Observed::Foreign(format!(
-            "role without the {STACK_TAG} tag"
-        )));
-    }
+        Ok(role) => role,
+        Err(seen) => return Ok(seen),
+    };
     cx.learn(|f| {
         f.role_arns
             .insert(spec.name.clone(), role.arn().to_string());
     });
-    let mut drift = Vec::new();
-    if parse(role.assume_role_policy_document()) != trust(cx, spec).await {
-        drift.push("trust policy differs".to_string());
+    let mut drift = Drift::default();
+    if let Some(trust) = drift.want(trust(cx, spec))?
+        && parse(role.assume_role_policy_document()) != trust
+    {
+        drift.add("trust policy differs");
     }
     let inline = iam
         .get_role_policy()
@@ -224,18 +241,21 @@ pub async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
         .await
         .absent("iam:GetRolePolicy", &["NoSuchEntity"])?;
     match inline {
-        None => drift.push(format!("inline policy {POLICY_NAME} missing")),
-        Some(p) if parse(Some(p.policy_document())) != policy(cx, spec).await? => {
-            drift.push(format!("inline policy {POLICY_NAME} differs"))
+        None => drift.add(format!("inline policy {POLICY_NAME} missing")),
+        Some(p) => {
+            if let Some(want) = drift.want(policy(cx, spec).await)?
+                && parse(Some(p.policy_document())) != want
+            {
+                drift.add(format!("inline policy {POLICY_NAME} differs"));
+            }
         }
-        Some(_) => {}
     }
-    Ok(Observed::drifted(drift))
+    Ok(drift.finish())
 }
 
-pub async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
+async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
     let iam = &cx.global.iam;
-    let trust = trust(cx, spec).await.to_string();
+    let trust = trust(cx, spec)?.to_string();
     if exists {
         iam.update_assume_role_policy()
             .role_name(&spec.name)
@@ -277,7 +297,7 @@ pub async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete(cx: &Cx, name: &str) -> Result<()> {
+async fn delete(cx: &Cx, name: &str) -> Result<()> {
     let iam = &cx.global.iam;
     let policies = iam
         .list_role_policies()

@@ -6,32 +6,70 @@
 use anyhow::{Context, Result};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
-    ResourceRecordSet, ResourceRecordSetFailover, RrType, Tag, TagResourceType,
+    ResourceRecordSet, ResourceRecordSetFailover, ResourceTagSet, RrType, Tag, TagResourceType,
 };
 
+use serde::Serialize;
+
 use super::api::{ApiKind, STAGE};
-use super::sdk::{STACK_TAG, SdkResult};
-use super::{Cx, Observed, api_key};
 use crate::model::Role;
+use crate::provision::context::Cx;
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
+use crate::provision::ours::Ours;
+use crate::provision::sdk::{STACK_TAG, SdkResult};
+
+/// The health check of one region's state API (tagged `Name=<name>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCheck {
+    pub api_region: Role,
+}
+
+/// The failover CNAME pair of the domain.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailoverRecords;
+
+impl Kind for HealthCheck {
+    fn name(&self) -> &'static str {
+        "route53-health-check"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_check(cx, at.name, self.api_region))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
+        Box::pin(converge_check(cx, at.name, self.api_region, exists))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_check(cx, at.name))
+    }
+}
+
+impl Kind for FailoverRecords {
+    fn name(&self) -> &'static str {
+        "route53-failover-records"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_records(cx))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge_records(cx))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_records(cx))
+    }
+}
 
 fn api_host(cx: &Cx, role: Role) -> Result<String> {
-    let id = cx
-        .facts()
-        .apis
-        .get(&api_key(ApiKind::Config, role))
-        .cloned()
-        .with_context(|| format!("the {role} config API's id is not known"))?;
+    let id = cx.api_id(ApiKind::Config, role)?;
     Ok(format!(
         "{id}.execute-api.{}.amazonaws.com",
         cx.stack.region_name(role)
     ))
 }
 
-/// The health check tagged `Name=<name>`: (id, ours).
-async fn find_check(cx: &Cx, name: &str) -> Result<Option<(String, bool)>> {
+/// The stack's health check among those tagged `Name=<name>`: its id.
+async fn find_check(cx: &Cx, name: &str) -> Result<Ours<String>> {
     let r53 = &cx.global.route53;
-    let mut marker = None;
-    loop {
+    let page = move |marker: Option<String>| async move {
         let out = r53
             .list_health_checks()
             .set_marker(marker)
@@ -43,42 +81,60 @@ async fn find_check(cx: &Cx, name: &str) -> Result<Option<(String, bool)>> {
             .iter()
             .map(|h| h.id().to_string())
             .collect();
+        let mut same = Vec::new();
         for chunk in ids.chunks(10) {
-            let tags = r53
-                .list_tags_for_resources()
-                .resource_type(TagResourceType::Healthcheck)
-                .set_resource_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .sdk("route53:ListTagsForResources")?;
-            for set in tags.resource_tag_sets() {
-                let has = |k: &str, v: &str| {
-                    set.tags()
-                        .iter()
-                        .any(|t| t.key() == Some(k) && t.value() == Some(v))
-                };
-                if has("Name", name) {
-                    let id = set.resource_id().unwrap_or_default().to_string();
-                    return Ok(Some((id, has(STACK_TAG, &cx.stack.project))));
-                }
-            }
+            same.extend(named(r53, chunk, name).await?);
         }
-        if !out.is_truncated() {
-            return Ok(None);
-        }
-        marker = out.next_marker().map(String::from);
-    }
+        let next = out.next_marker().filter(|_| out.is_truncated());
+        anyhow::Ok((same, next.map(String::from)))
+    };
+    // The listing of tags names the stack too.
+    let tag = |c: &(String, Option<String>)| std::future::ready(anyhow::Ok(c.1.clone()));
+    Ok(
+        match cx.lookup("health check", name).find(page, tag).await? {
+            Ours::Absent => Ours::Absent,
+            Ours::Mine((id, _)) => Ours::Mine(id),
+            Ours::Foreign { why, same } => Ours::Foreign {
+                why,
+                same: same.into_iter().map(|(id, _)| id).collect(),
+            },
+        },
+    )
 }
 
-pub async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
-    let Some((id, ours)) = find_check(cx, name).await? else {
-        return Ok(Observed::Absent);
+/// Among up to ten health checks, those tagged `Name=<name>`, with their stack tag.
+async fn named(
+    r53: &aws_sdk_route53::Client,
+    ids: &[String],
+    name: &str,
+) -> Result<Vec<(String, Option<String>)>> {
+    let tags = r53
+        .list_tags_for_resources()
+        .resource_type(TagResourceType::Healthcheck)
+        .set_resource_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .sdk("route53:ListTagsForResources")?;
+    let value = |set: &ResourceTagSet, key: &str| {
+        let tag = set.tags().iter().find(|t| t.key() == Some(key));
+        tag.and_then(|t| t.value().map(String::from))
     };
-    if !ours {
-        return Ok(Observed::Foreign(format!(
-            "health check without the {STACK_TAG} tag"
-        )));
-    }
+    Ok(tags
+        .resource_tag_sets()
+        .iter()
+        .filter(|set| value(set, "Name").as_deref() == Some(name))
+        .map(|set| {
+            let id = set.resource_id().unwrap_or_default().to_string();
+            (id, value(set, STACK_TAG))
+        })
+        .collect())
+}
+
+async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
+    let id = match find_check(cx, name).await?.or_observed() {
+        Ok(id) => id,
+        Err(seen) => return Ok(seen),
+    };
     cx.learn(|f| {
         f.health_checks.insert(role.to_string(), id.clone());
     });
@@ -91,32 +147,28 @@ pub async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> 
         .await
         .sdk("route53:GetHealthCheck")?;
     let cfg = out.health_check().and_then(|h| h.health_check_config());
-    let want_host = api_host(cx, role).ok();
-    let ok = cfg.is_some_and(|c| {
-        c.fully_qualified_domain_name() == want_host.as_deref()
-            && c.resource_path() == Some(path(cx).as_str())
-    });
-    Ok(if ok {
-        Observed::ours()
-    } else {
-        Observed::drifted(vec!["target differs".into()])
-    })
+    // The target is the config API's host: unknown until that API exists.
+    let mut drift = Drift::default();
+    if let Some(host) = drift.want(api_host(cx, role))?
+        && !cfg.is_some_and(|c| {
+            c.fully_qualified_domain_name() == Some(host.as_str())
+                && c.resource_path() == Some(path(cx).as_str())
+        })
+    {
+        drift.add("target differs");
+    }
+    Ok(drift.finish())
 }
 
 fn path(cx: &Cx) -> String {
     format!("/{STAGE}/state/{}", cx.stack.app_id)
 }
 
-pub async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Result<()> {
+async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Result<()> {
     let r53 = &cx.global.route53;
     if exists {
         // A health check's type cannot change; its target can.
-        let id = cx
-            .facts()
-            .health_checks
-            .get(role.as_str())
-            .cloned()
-            .context("health check id")?;
+        let id = cx.health_check_id(role)?;
         r53.update_health_check()
             .health_check_id(id)
             .fully_qualified_domain_name(api_host(cx, role)?)
@@ -172,8 +224,8 @@ pub async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Re
     Ok(())
 }
 
-pub async fn delete_check(cx: &Cx, name: &str) -> Result<()> {
-    if let Some((id, true)) = find_check(cx, name).await? {
+async fn delete_check(cx: &Cx, name: &str) -> Result<()> {
+    if let Ours::Mine(id) = find_check(cx, name).await? {
         cx.global
             .route53
             .delete_health_check()
@@ -213,7 +265,6 @@ async fn records(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
 
 fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
     let (_, domain) = cx.stack.zone().context("no zone configured")?;
-    let facts = cx.facts();
     Role::BOTH
         .iter()
         .map(|&role| {
@@ -226,7 +277,7 @@ fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
                     Role::Secondary => ResourceRecordSetFailover::Secondary,
                 })
                 .ttl(60)
-                .set_health_check_id(facts.health_checks.get(role.as_str()).cloned())
+                .health_check_id(cx.health_check_id(role)?)
                 .resource_records(
                     ResourceRecord::builder()
                         .value(api_host(cx, role)?)
@@ -237,7 +288,7 @@ fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
         .collect()
 }
 
-pub async fn observe_records(cx: &Cx) -> Result<Observed> {
+async fn observe_records(cx: &Cx) -> Result<Observed> {
     let have = records(cx).await?;
     if have.is_empty() {
         return Ok(Observed::Absent);
@@ -252,7 +303,6 @@ pub async fn observe_records(cx: &Cx) -> Result<Observed> {
             "records of that name not set by this stack (set identifiers differ)".into(),
         ));
     }
-    let want = wanted(cx).unwrap_or_default();
     let same = |w: &ResourceRecordSet| {
         have.iter().any(|h| {
             h.set_identifier() == w.set_identifier()
@@ -260,11 +310,14 @@ pub async fn observe_records(cx: &Cx) -> Result<Observed> {
                 && h.resource_records() == w.resource_records()
         })
     };
-    Ok(if !want.is_empty() && want.iter().all(same) {
-        Observed::ours()
-    } else {
-        Observed::drifted(vec!["failover records differ".into()])
-    })
+    // The records name the health checks and the APIs: unknown until they exist.
+    let mut drift = Drift::default();
+    if let Some(want) = drift.want(wanted(cx))?
+        && !want.iter().all(same)
+    {
+        drift.add("failover records differ");
+    }
+    Ok(drift.finish())
 }
 
 async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> Result<()> {
@@ -292,11 +345,11 @@ async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> 
     Ok(())
 }
 
-pub async fn converge_records(cx: &Cx) -> Result<()> {
+async fn converge_records(cx: &Cx) -> Result<()> {
     change(cx, ChangeAction::Upsert, wanted(cx)?).await
 }
 
-pub async fn delete_records(cx: &Cx) -> Result<()> {
+async fn delete_records(cx: &Cx) -> Result<()> {
     let have: Vec<_> = records(cx)
         .await?
         .into_iter()

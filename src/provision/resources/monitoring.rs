@@ -3,12 +3,15 @@
 //! on both tables. Missing data is not breaching: a quiet API is a healthy one.
 
 use anyhow::Result;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
 use serde::Serialize;
 
-use super::sdk::{STACK_TAG, SdkResult};
-use super::{Cx, Observed, Stack, api::ApiKind};
+use super::api::ApiKind;
 use crate::model::Role;
+use crate::provision::context::Cx;
+use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::sdk::{STACK_TAG, SdkResult};
+use crate::provision::stack::Stack;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmSpec {
@@ -26,30 +29,37 @@ pub struct AlarmSpec {
 pub fn alarms(stack: &Stack, role: Role) -> Vec<AlarmSpec> {
     let p = &stack.project;
     let api = |k| ("ApiName", stack.api_name(k, role));
+    let table = |name| ("TableName", name);
+    // Any error in a minute raises these.
+    let errors = |what: &str, namespace, metric, dimension, description: &str| AlarmSpec {
+        name: format!("{p}-{role}-{what}"),
+        namespace,
+        metric,
+        dimension,
+        statistic: "Sum",
+        threshold: 1.0,
+        periods: 1,
+        description: description.into(),
+    };
+    let (gw, ddb) = ("AWS/ApiGateway", "AWS/DynamoDB");
     vec![
-        AlarmSpec {
-            name: format!("{p}-{role}-api-5xx"),
-            namespace: "AWS/ApiGateway",
-            metric: "5XXError",
-            dimension: api(ApiKind::Config),
-            statistic: "Sum",
-            threshold: 1.0,
-            periods: 1,
-            description: "the state API answers 5XX".into(),
-        },
-        AlarmSpec {
-            name: format!("{p}-{role}-store-api-5xx"),
-            namespace: "AWS/ApiGateway",
-            metric: "5XXError",
-            dimension: api(ApiKind::Store),
-            statistic: "Sum",
-            threshold: 1.0,
-            periods: 1,
-            description: "the comments API answers 5XX".into(),
-        },
+        errors(
+            "api-5xx",
+            gw,
+            "5XXError",
+            api(ApiKind::Config),
+            "the state API answers 5XX",
+        ),
+        errors(
+            "store-api-5xx",
+            gw,
+            "5XXError",
+            api(ApiKind::Store),
+            "the comments API answers 5XX",
+        ),
         AlarmSpec {
             name: format!("{p}-{role}-api-latency"),
-            namespace: "AWS/ApiGateway",
+            namespace: gw,
             metric: "Latency",
             dimension: api(ApiKind::Config),
             statistic: "p99",
@@ -57,30 +67,39 @@ pub fn alarms(stack: &Stack, role: Role) -> Vec<AlarmSpec> {
             periods: 3,
             description: "the state API's p99 latency is above 2 s for 3 minutes".into(),
         },
-        AlarmSpec {
-            name: format!("{p}-{role}-config-table-errors"),
-            namespace: "AWS/DynamoDB",
-            metric: "SystemErrors",
-            dimension: ("TableName", stack.config_table()),
-            statistic: "Sum",
-            threshold: 1.0,
-            periods: 1,
-            description: "DynamoDB system errors on the config table".into(),
-        },
-        AlarmSpec {
-            name: format!("{p}-{role}-store-table-errors"),
-            namespace: "AWS/DynamoDB",
-            metric: "SystemErrors",
-            dimension: ("TableName", stack.store_table()),
-            statistic: "Sum",
-            threshold: 1.0,
-            periods: 1,
-            description: "DynamoDB system errors on the store table".into(),
-        },
+        errors(
+            "config-table-errors",
+            ddb,
+            "SystemErrors",
+            table(stack.config_table()),
+            "DynamoDB system errors on the config table",
+        ),
+        errors(
+            "store-table-errors",
+            ddb,
+            "SystemErrors",
+            table(stack.store_table()),
+            "DynamoDB system errors on the store table",
+        ),
     ]
 }
 
-pub async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> {
+impl Kind for AlarmSpec {
+    fn name(&self) -> &'static str {
+        "cloudwatch-alarm"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(cx, at.role, self))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge(cx, at.role, self))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(cx, at.role, &self.name))
+    }
+}
+
+async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> {
     let cw = &cx.region(role).cw;
     let out = cw
         .describe_alarms()
@@ -88,24 +107,29 @@ pub async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> 
         .send()
         .await
         .sdk("cloudwatch:DescribeAlarms")?;
-    let Some(a) = out.metric_alarms().first() else {
-        return Ok(Observed::Absent);
+    let tag = move |a: &MetricAlarm| {
+        let arn = a.alarm_arn().unwrap_or_default().to_string();
+        async move {
+            let tags = cw
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .sdk("cloudwatch:ListTagsForResource")?;
+            let tag = tags.tags().iter().find(|t| t.key() == Some(STACK_TAG));
+            anyhow::Ok(tag.and_then(|t| t.value().map(String::from)))
+        }
     };
-    let tags = cw
-        .list_tags_for_resource()
-        .resource_arn(a.alarm_arn().unwrap_or_default())
-        .send()
-        .await
-        .sdk("cloudwatch:ListTagsForResource")?;
-    if !tags
-        .tags()
-        .iter()
-        .any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(cx.stack.project.as_str()))
+    let same = out.metric_alarms().to_vec();
+    let a = match cx
+        .lookup("alarm", &spec.name)
+        .among(same, tag)
+        .await?
+        .or_observed()
     {
-        return Ok(Observed::Foreign(format!(
-            "alarm without the {STACK_TAG} tag"
-        )));
-    }
+        Ok(a) => a,
+        Err(seen) => return Ok(seen),
+    };
     let mut drift = Vec::new();
     let stat_ok = match a.statistic() {
         Some(s) => s.as_str() == spec.statistic,
@@ -127,7 +151,7 @@ pub async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> 
     Ok(Observed::drifted(drift))
 }
 
-pub async fn converge(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<()> {
+async fn converge(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<()> {
     let mut req = cx
         .region(role)
         .cw
@@ -166,7 +190,7 @@ pub async fn converge(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete(cx: &Cx, role: Role, name: &str) -> Result<()> {
+async fn delete(cx: &Cx, role: Role, name: &str) -> Result<()> {
     cx.region(role)
         .cw
         .delete_alarms()
