@@ -1,13 +1,15 @@
 //! The admin API, signals and systemd integration of a running daemon, against the
 //! two-region emulator.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use failover_monitor::model::{AppState, Role};
 use serde_json::{Value, json};
+use support::admin::all_probes_up;
+use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
+use support::emulator::Emulator;
+use support::monitor::{Monitor, TOKEN, cli};
+use support::{TempDir, free_port, wait_for};
 
 fn config(emu: &Emulator, extra_monitor: &str) -> String {
     emu.config(&format!(
@@ -15,92 +17,12 @@ fn config(emu: &Emulator, extra_monitor: &str) -> String {
     ))
 }
 
-struct Api {
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new() -> Self {
-        Self {
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn get(&self, url: String) -> (u16, Value) {
-        let r = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .expect("admin server answers");
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post(
-        &self,
-        url: String,
-        token: Option<&str>,
-        body: &str,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut req = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.expect("admin server answers");
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            headers,
-        )
-    }
-}
-
-async fn wait_ready(api: &Api, mon: &Monitor) {
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = api.http.get(mon.url("/readyz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "never ready:\n{}",
-            mon.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+const READY: Duration = Duration::from_secs(20);
 
 /// Waits until every probe is up (the safety rules need a healthy secondary).
-async fn wait_all_up(api: &Api, mon: &Monitor) {
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, status) = api.get(mon.url("/v1/status")).await;
-        if status["probes"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().all(|p| p["health"] == "up"))
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "probes never all up: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_all_up(mon: &Monitor) {
+    mon.wait_status(READY, "every probe up", all_probes_up)
+        .await;
 }
 
 /// Every endpoint's success and failure paths (400, 401, 404, 405, 409, 413), and a
@@ -108,27 +30,20 @@ async fn wait_all_up(api: &Api, mon: &Monitor) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_succeed_and_fail_as_documented() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mon = Monitor::start(&config(&emu, ""));
-    let api = Api::new();
-    wait_ready(&api, &mon).await;
-    wait_all_up(&api, &mon).await;
+    mon.wait_ready(READY).await;
+    wait_all_up(&mon).await;
 
-    assert_eq!(
-        api.get(mon.url("/healthz")).await,
-        (200, json!({"status": "ok"}))
-    );
-    assert_eq!(
-        api.get(mon.url("/readyz")).await,
-        (200, json!({"status": "ready"}))
-    );
-    let (code, doc) = api.get(mon.url("/v1/openapi.json")).await;
+    assert_eq!(mon.get("/healthz").await, (200, json!({"status": "ok"})));
+    assert_eq!(mon.get("/readyz").await, (200, json!({"status": "ready"})));
+    let (code, doc) = mon.get("/v1/openapi.json").await;
     assert_eq!(code, 200);
     assert_eq!(
         doc,
         serde_json::from_str::<Value>(failover_monitor::admin::OPENAPI).unwrap()
     );
-    let (code, status) = api.get(mon.url("/v1/status")).await;
+    let (code, status) = mon.get("/v1/status").await;
     assert_eq!(code, 200);
     assert_eq!(
         (status["state"].as_str(), status["version"].as_u64()),
@@ -148,25 +63,24 @@ async fn endpoints_succeed_and_fail_as_documented() {
         "?limit=-1",
         "?foo=1",
     ] {
-        let (code, body) = api.get(mon.url(&format!("/v1/history{q}"))).await;
+        let (code, body) = mon.get(&format!("/v1/history{q}")).await;
         assert_eq!(code, 400, "{q}: {body}");
         assert_eq!(body["error"], "bad_request");
     }
     assert_eq!(
-        api.get(mon.url("/v1/history?limit=5")).await,
+        mon.get("/v1/history?limit=5").await,
         (200, json!({"records": []}))
     );
 
     // 401: no token, a wrong one, a non-bearer scheme
     let good = r#"{"reason": "drill", "caller": "alice"}"#;
     for token in [None, Some("wrong-token-0123456789")] {
-        let (code, body, headers) = api.post(mon.url("/v1/failover"), token, good).await;
+        let (code, body, headers) = mon.post_with_token("/v1/failover", token, good).await;
         assert_eq!(code, 401, "{body}");
         assert_eq!(body["error"], "unauthorized");
         assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
     }
-    let r = api
-        .http
+    let r = reqwest::Client::new()
         .post(mon.url("/v1/pause"))
         .header("authorization", format!("Basic {TOKEN}"))
         .send()
@@ -187,37 +101,37 @@ async fn endpoints_succeed_and_fail_as_documented() {
         r#"{"reason": "x", "caller": "bad caller!"}"#,
         "[1, 2]",
     ] {
-        let (code, resp, _) = api.post(mon.url("/v1/failover"), Some(TOKEN), body).await;
+        let (code, resp, _) = mon.post("/v1/failover", body).await;
         assert_eq!(code, 400, "{body:?}: {resp}");
         assert_eq!(resp["error"], "bad_request", "{body:?}");
     }
     // 413: too large
     let big = format!(r#"{{"reason": "{}"}}"#, "x".repeat(20_000));
-    let (code, resp, _) = api.post(mon.url("/v1/failover"), Some(TOKEN), &big).await;
+    let (code, resp, _) = mon.post("/v1/failover", &big).await;
     assert_eq!(code, 413, "{resp}");
     // 409: already there
-    let (code, resp, _) = api.post(mon.url("/v1/failback"), Some(TOKEN), good).await;
+    let (code, resp, _) = mon.post("/v1/failback", good).await;
     assert_eq!(code, 409, "{resp}");
     assert!(resp["message"].as_str().unwrap().contains("already active"));
     // 404 / 405
-    assert_eq!(api.get(mon.url("/v2/nothing")).await.0, 404);
-    assert_eq!(api.get(mon.url("/v1/failover")).await.0, 405);
+    assert_eq!(mon.get("/v2/nothing").await.0, 404);
+    assert_eq!(mon.get("/v1/failover").await.0, 405);
 
     // nothing of the above wrote anything
-    assert_eq!(item(&act, Role::Secondary).await.version, 0);
+    assert_eq!(tables.item(Role::Secondary).await.version, 0);
 
     // a manual failover: committed in both regions, audited, counted
-    let (code, resp, _) = api.post(mon.url("/v1/failover"), Some(TOKEN), good).await;
+    let (code, resp, _) = mon.post("/v1/failover", good).await;
     assert_eq!(code, 200, "{resp}");
     assert_eq!(resp["item"]["state"], "failover");
     assert_eq!(resp["record"]["by"], "admin:alice");
     assert_eq!(resp["primary_updated"], true);
     for role in Role::BOTH {
-        let i = item(&act, role).await;
+        let i = tables.item(role).await;
         assert_eq!((i.state, i.version), (AppState::Failover, 1), "{role}");
         assert_eq!(i.updated_by.as_deref(), Some("admin:alice"));
     }
-    let (code, history) = api.get(mon.url("/v1/history")).await;
+    let (code, history) = mon.get("/v1/history").await;
     assert_eq!(code, 200);
     let r = &history["records"][0];
     assert_eq!(
@@ -226,7 +140,7 @@ async fn endpoints_succeed_and_fail_as_documented() {
     );
     assert_eq!(r["reason"], "drill");
     assert_eq!(r["forced"], false);
-    let (_, metrics) = api.get(mon.url("/metrics")).await;
+    let (_, metrics) = mon.get("/metrics").await;
     let metrics = metrics.as_str().unwrap().to_owned();
     assert!(
         metrics.contains(
@@ -236,42 +150,32 @@ async fn endpoints_succeed_and_fail_as_documented() {
     );
     assert!(metrics.contains(r#"failover_monitor_app_state{state="failover"} 1"#));
     // and the same move again is a conflict
-    assert_eq!(
-        api.post(mon.url("/v1/failover"), Some(TOKEN), good).await.0,
-        409
-    );
+    assert_eq!(mon.post("/v1/failover", good).await.0, 409);
 }
 
 /// Pause stops automatic moves (probing goes on); resume lets the pending one through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_blocks_automatic_moves_until_resume() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mon = Monitor::start(&config(&emu, ""));
-    let api = Api::new();
-    wait_ready(&api, &mon).await;
+    mon.wait_ready(READY).await;
 
-    let (code, body, _) = api
-        .post(
-            mon.url("/v1/pause"),
-            Some(TOKEN),
-            r#"{"reason": "maintenance"}"#,
-        )
-        .await;
+    let (code, body, _) = mon.post("/v1/pause", r#"{"reason": "maintenance"}"#).await;
     assert_eq!(
         (code, body),
         (200, json!({"paused": true, "was_paused": false}))
     );
-    assert_eq!(api.get(mon.url("/v1/status")).await.1["paused"], true);
+    assert_eq!(mon.get("/v1/status").await.1["paused"], true);
     emu.primary.kill();
-    mon.wait_for_log(
+    mon.wait_verdict(
         "blocked (paused): active -> failover",
         Duration::from_secs(10),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(item(&act, Role::Secondary).await.state, AppState::Active);
-    let (_, metrics) = api.get(mon.url("/metrics")).await;
+    assert_eq!(tables.item(Role::Secondary).await.state, AppState::Active);
+    let (_, metrics) = mon.get("/metrics").await;
     assert!(
         metrics
             .as_str()
@@ -286,15 +190,16 @@ async fn pause_blocks_automatic_moves_until_resume() {
     );
 
     // an empty body is fine for resume
-    let (code, body, _) = api.post(mon.url("/v1/resume"), Some(TOKEN), "").await;
+    let (code, body, _) = mon.post("/v1/resume", "").await;
     assert_eq!(
         (code, body),
         (200, json!({"paused": false, "was_paused": true}))
     );
-    let (i, _) = wait_item(&act, Role::Secondary, Duration::from_secs(5), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    let (i, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(5), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     assert_eq!(i.updated_by.as_deref(), Some("mon-a"));
 }
 
@@ -303,7 +208,7 @@ async fn pause_blocks_automatic_moves_until_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_secondary_refuses_failover_unless_forced() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     // The secondary's photo bucket probe looks at a bucket that does not exist.
     let cfg = emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\n\
@@ -311,18 +216,16 @@ async fn unhealthy_secondary_refuses_failover_unless_forced() {
          [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\nbucket = \"no-such-bucket\"\n"
     ));
     let mon = Monitor::start(&cfg);
-    let api = Api::new();
-    wait_ready(&api, &mon).await;
-    mon.wait_for_log("probe down", Duration::from_secs(10))
-        .await;
+    mon.wait_ready(READY).await;
+    mon.wait_status(Duration::from_secs(10), "s-photos down", |s| {
+        s["probes"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["name"] == "s-photos" && p["health"] == "down")
+        })
+    })
+    .await;
 
-    let (code, body, _) = api
-        .post(
-            mon.url("/v1/failover"),
-            Some(TOKEN),
-            r#"{"reason": "drill"}"#,
-        )
-        .await;
+    let (code, body, _) = mon.post("/v1/failover", r#"{"reason": "drill"}"#).await;
     assert_eq!(code, 409, "{body}");
     assert!(
         body["message"]
@@ -331,29 +234,24 @@ async fn unhealthy_secondary_refuses_failover_unless_forced() {
             .contains("safety rule: the secondary"),
         "{body}"
     );
-    assert_eq!(item(&act, Role::Secondary).await.version, 0);
+    assert_eq!(tables.item(Role::Secondary).await.version, 0);
 
-    let (code, body, _) = api
-        .post(
-            mon.url("/v1/failover"),
-            Some(TOKEN),
-            r#"{"reason": "drill", "force": true}"#,
-        )
+    let (code, body, _) = mon
+        .post("/v1/failover", r#"{"reason": "drill", "force": true}"#)
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["record"]["forced"], true);
-    assert!(audits(&act, Role::Secondary, 1..=1).await[0].forced);
+    assert!(tables.audits(Role::Secondary, 1..=1).await[0].forced);
 }
 
 /// The operator CLI against a running daemon.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_cli_drives_the_daemon() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mon = Monitor::start(&config(&emu, ""));
-    let api = Api::new();
-    wait_ready(&api, &mon).await;
-    wait_all_up(&api, &mon).await;
+    mon.wait_ready(READY).await;
+    wait_all_up(&mon).await;
     let admin = |args: &[&str]| {
         cli(&mon.config)
             .arg("admin")
@@ -396,7 +294,7 @@ async fn admin_cli_drives_the_daemon() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "no token: refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
-    assert_eq!(item(&act, Role::Secondary).await.version, 1);
+    assert_eq!(tables.item(Role::Secondary).await.version, 1);
 }
 
 /// SIGHUP reloads a good config (new probe visible) and keeps the old one when the new
@@ -405,8 +303,8 @@ async fn admin_cli_drives_the_daemon() {
 async fn sighup_reloads_good_configs_and_keeps_the_old_one_on_bad() {
     let emu = Emulator::start();
     let mut mon = Monitor::start(&config(&emu, ""));
-    let api = Api::new();
-    wait_ready(&api, &mon).await;
+    mon.wait_ready(READY).await;
+    let reloaded = |ok: f64| mon.wait_metric(RELOAD_OK, &[], ok, Duration::from_secs(10));
 
     let extra = "\n[[probes]]\nname = \"s-store\"\nkind = \"dynamodb\"\nregion = \"secondary\"\ntable = \"photos-store\"\ncheck = \"describe_table\"\n";
     std::fs::write(
@@ -415,10 +313,11 @@ async fn sighup_reloads_good_configs_and_keeps_the_old_one_on_bad() {
     )
     .unwrap();
     mon.signal("HUP");
-    mon.wait_for_log("config reloaded", Duration::from_secs(10))
+    let status = mon
+        .wait_status(Duration::from_secs(10), "the new config running", |s| {
+            s["mode"] == "manual"
+        })
         .await;
-    let (_, status) = api.get(mon.url("/v1/status")).await;
-    assert_eq!(status["mode"], "manual");
     let names: Vec<&str> = status["probes"]
         .as_array()
         .unwrap()
@@ -426,48 +325,64 @@ async fn sighup_reloads_good_configs_and_keeps_the_old_one_on_bad() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"s-store"), "{names:?}");
-    let (_, m) = api.get(mon.url("/metrics")).await;
-    assert!(
-        m.as_str()
-            .unwrap()
-            .contains("failover_monitor_config_last_reload_successful 1")
-    );
+    reloaded(1.0).await;
 
     std::fs::write(&mon.config, config(&emu, "mode = \"sometimes\"")).unwrap();
     mon.signal("HUP");
-    mon.wait_for_log(
-        "config reload failed; keeping the running config",
-        Duration::from_secs(10),
-    )
-    .await;
-    assert_eq!(
-        mon.count("monitor.mode: unknown variant `sometimes`"),
-        1,
-        "{}",
-        mon.log_text()
-    );
-    let (code, status) = api.get(mon.url("/v1/status")).await;
+    reloaded(0.0).await;
+    // Log contract: why a reload failed reaches the operator only through the log, and
+    // the reason names the key (as every config error does).
+    refusal_logged(&mon, "monitor.mode: unknown variant `sometimes`").await;
+    let (code, status) = mon.get("/v1/status").await;
     assert_eq!((code, status["mode"].as_str()), (200, Some("manual")));
-    let (_, m) = api.get(mon.url("/metrics")).await;
-    assert!(
-        m.as_str()
-            .unwrap()
-            .contains("failover_monitor_config_last_reload_successful 0")
-    );
 
-    // Identity keys cannot change on reload.
+    // Identity keys cannot change on reload: the whole new config is refused (its
+    // mode too), after a good reload that made the metric 1 again.
+    std::fs::write(&mon.config, config(&emu, "")).unwrap();
+    mon.signal("HUP");
+    reloaded(1.0).await;
     std::fs::write(
         &mon.config,
-        config(&emu, "").replace("id = \"test-app\"", "id = \"other-app\""),
+        config(&emu, "mode = \"manual\"").replace("id = \"test-app\"", "id = \"other-app\""),
     )
     .unwrap();
     mon.signal("HUP");
-    mon.wait_for_log("cannot change on reload", Duration::from_secs(10))
-        .await;
+    reloaded(0.0).await;
+    refusal_logged(&mon, "cannot change on reload").await;
+    assert_eq!(mon.status().await["mode"], "auto");
 
     mon.signal("TERM");
-    assert_eq!(mon.wait_exit(Duration::from_secs(10)), Some(0));
-    assert_eq!(mon.count("failover-monitor stopped"), 1);
+    assert_eq!(mon.wait_exit(Duration::from_secs(10)).await, Some(0));
+    // Log contract: `--log-format json` writes one JSON object per line (what log
+    // shippers parse), and a clean stop ends with the event saying so, once.
+    let events = mon.log_events();
+    let stopped = events
+        .iter()
+        .filter(|e| e["message"] == "failover-monitor stopped")
+        .count();
+    assert_eq!(stopped, 1, "{events:#?}");
+}
+
+const RELOAD_OK: &str = "failover_monitor_config_last_reload_successful";
+
+/// Waits until exactly one log event carries `reason` (the error of a refused reload).
+async fn refusal_logged(mon: &Monitor, reason: &str) {
+    let count = || {
+        mon.log_events()
+            .iter()
+            .filter(|e| e["error"].as_str().is_some_and(|t| t.contains(reason)))
+            .count()
+    };
+    let n = wait_for(
+        Duration::from_secs(5),
+        format!("{reason:?} logged"),
+        async || match count() {
+            0 => Err(mon.log_tail(5)),
+            n => Ok(n),
+        },
+    )
+    .await;
+    assert_eq!(n, 1, "{reason:?} logged {n} times");
 }
 
 /// Type=notify: READY=1 once serving, WATCHDOG=1 pings at half of WATCHDOG_USEC,
@@ -485,7 +400,6 @@ async fn systemd_notifications_are_sent() {
         &[
             ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
             ("WATCHDOG_USEC", "400000"),
-            ("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN),
         ],
     );
     let mut seen = Vec::new();
@@ -507,7 +421,7 @@ async fn systemd_notifications_are_sent() {
             break;
         }
     }
-    assert_eq!(mon.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(mon.wait_exit(Duration::from_secs(10)).await, Some(0));
 }
 
 /// The admin server refuses a non-loopback address without a token (exit 2), and a

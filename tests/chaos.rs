@@ -6,14 +6,16 @@
 //! `CHAOS_TRIALS=50 cargo test --test chaos -- --nocapture` for a long run (CI runs a
 //! few); `CHAOS_SEED` picks the schedule.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use common::*;
 use failover_monitor::model::{AppState, Role};
+use support::admin::all_probes_up;
+use support::config::FAST_MONITOR;
+use support::emulator::Emulator;
+use support::monitor::Monitor;
+use support::runner::Suite;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OK: u8 = 0;
@@ -111,7 +113,7 @@ fn pick(rng: &mut fastrand::Rng, i: usize) -> Kind {
 
 async fn trial(kind: Kind) -> Result<String, String> {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let (port, mode) = target().await;
     let cfg = emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n[policy]\nfailover_when = \"any\"\n\
@@ -121,20 +123,13 @@ async fn trial(kind: Kind) -> Result<String, String> {
          [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n"
     ));
     let mut mon = Monitor::start(&cfg);
-    let until = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = get_json(mon.url("/v1/status")).await;
-        if s["probes"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().all(|p| p["health"] == "up"))
-        {
-            break;
-        }
-        if tokio::time::Instant::now() > until {
-            return Err("the monitor never saw every probe up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::poll(Duration::from_secs(60), async || {
+        all_probes_up(&mon.status().await)
+            .then_some(())
+            .ok_or_else(String::new)
+    })
+    .await
+    .map_err(|_| "the monitor never saw every probe up".to_owned())?;
     let mut restarted = None;
     let expect_flip = match kind {
         Kind::TransientHttp { mode: m, for_ms } => {
@@ -158,54 +153,28 @@ async fn trial(kind: Kind) -> Result<String, String> {
             if let Some(at) = kill_monitor_at_ms {
                 tokio::time::sleep(Duration::from_millis(at)).await;
                 mon.signal("KILL");
-                let _ = mon.wait_exit(Duration::from_secs(2));
+                let _ = mon.wait_exit(Duration::from_secs(2)).await;
                 restarted = Some(Monitor::start(&cfg));
             }
             true
         }
     };
-    // Let everything settle: detection, the commit, a restart's first rounds.
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(if expect_flip { 15 } else { 3 });
-    loop {
-        let item = act
-            .table(Role::Secondary)
-            .read()
-            .await
-            .map_err(|e| e.to_string())?;
-        let done = item.as_ref().is_some_and(|i| i.state != AppState::Active);
-        if done || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Let everything settle: detection, the commit, a restart's first rounds. (Still
+    // active at the end is the expected outcome of a transient fault.)
+    let settle = Duration::from_secs(if expect_flip { 15 } else { 3 });
+    let _ = tables
+        .try_wait_item(Role::Secondary, settle, |i| i.state != AppState::Active)
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let item = act
-        .table(Role::Secondary)
-        .read()
-        .await
-        .map_err(|e| format!("item unreadable: {e}"))?
-        .ok_or("item gone")?;
-    let records = act
-        .table(Role::Secondary)
-        .audits(&[1, 2, 3, 4, 5])
-        .await
-        .map_err(|e| e.to_string())?;
-    let log = |m: &Monitor| {
-        m.log_text()
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let item = tables.try_item(Role::Secondary).await?;
+    let records = tables.try_audits(Role::Secondary, 1..=5).await?;
     if expect_flip {
         if item.state != AppState::Failover || item.version != 1 {
             return Err(format!(
                 "expected exactly one failover, item is {} v{}; log:\n{}",
                 item.state,
                 item.version,
-                log(restarted.as_ref().unwrap_or(&mon))
+                restarted.as_ref().unwrap_or(&mon).log_tail(5)
             ));
         }
         match records.as_slice() {
@@ -214,12 +183,8 @@ async fn trial(kind: Kind) -> Result<String, String> {
         }
         if matches!(kind, Kind::HttpOutage { .. }) {
             // The primary answers: its copy must have caught up (after a restart too).
-            let p = act
-                .table(Role::Primary)
-                .read()
-                .await
-                .map_err(|e| e.to_string())?;
-            if p.as_ref().map(|i| (i.state, i.version)) != Some((AppState::Failover, 1)) {
+            let p = tables.try_item(Role::Primary).await;
+            if p.as_ref().map(|i| (i.state, i.version)) != Ok((AppState::Failover, 1)) {
                 return Err(format!("primary copy not caught up: {p:?}"));
             }
         }
@@ -234,22 +199,19 @@ async fn trial(kind: Kind) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_no_false_flip_no_missed_flip() {
-    let n: usize = env_number("CHAOS_TRIALS", 6);
-    let seed: u64 = env_number("CHAOS_SEED", 0xc4a05);
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let (mut passed, mut failed) = (0, 0);
-    for i in 1..=n {
-        let kind = pick(&mut rng, i);
-        match trial(kind).await {
-            Ok(what) => {
-                passed += 1;
-                println!("chaos {i}: ok: {kind:?} -> {what}");
+    let suite = Suite {
+        label: "chaos",
+        item: "chaos",
+        count: ("CHAOS_TRIALS", 6),
+        seed: ("CHAOS_SEED", 0xc4a05),
+    };
+    suite
+        .run(async |rng, i| {
+            let kind = pick(rng, i);
+            match trial(kind).await {
+                Ok(what) => Ok(format!("{kind:?} -> {what}")),
+                Err(why) => Err(format!("{kind:?}: {why}")),
             }
-            Err(why) => {
-                failed += 1;
-                println!("chaos {i}: FAILED: {kind:?}: {why}");
-            }
-        }
-    }
-    finish_trials("chaos", seed, passed, failed);
+        })
+        .await;
 }

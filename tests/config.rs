@@ -3,13 +3,12 @@
 //! sets a bad key is named; a missing file says where it was looked for.
 //! Nothing here needs the emulator.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{TempDir, cli};
+use support::TempDir;
+use support::monitor::cli;
 
 /// Runs `cmd` without any `FAILOVER_MONITOR*` variable of the test's own environment,
 /// killing it if it is still running after `limit` (a `run` that failed to refuse

@@ -2,16 +2,18 @@
 //! through its own proxy (so its view can be cut alone), all share the secondary where
 //! the lease, the views and the commit point live.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use failover_monitor::action::{Outcome, Transition};
-use failover_monitor::coord::lease::LeaseRecord;
 use failover_monitor::model::Fence;
+use failover_monitor::coord::lease::LeaseRecord;
 use failover_monitor::model::{AppState, Role, Trigger};
 use serde_json::Value;
+use support::admin::{TRANSITIONS, all_probes_up};
+use support::config::{FAST_MONITOR, cooperating_config};
+use support::emulator::Emulator;
+use support::monitor::Monitor;
+use support::proxy::Proxy;
 
 const NAMES: [&str; 3] = ["mon-a", "mon-b", "mon-c"];
 
@@ -39,7 +41,7 @@ impl Cluster {
     }
 
     async fn status(&self, i: usize) -> Value {
-        get_json(self.monitors[i].url("/v1/status")).await
+        self.monitors[i].status().await
     }
 
     /// Waits until one instance leads, every instance sees all three live and every
@@ -57,10 +59,7 @@ impl Cluster {
                 let live = s["instances"]
                     .as_array()
                     .map_or(0, |v| v.iter().filter(|p| p["live"] == true).count());
-                let up = s["probes"]
-                    .as_array()
-                    .is_some_and(|ps| ps.iter().all(|p| p["health"] == "up"));
-                ok &= live == NAMES.len() && up;
+                ok &= live == NAMES.len() && all_probes_up(&s);
             }
             if let (Some(l), true) = (leader, ok) {
                 return l;
@@ -79,13 +78,17 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_cut_off_from_the_primary_does_not_fail_over() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let c = Cluster::start(&emu, "").await;
     let leader = c.settled().await;
 
     c.proxies[leader].cut();
     c.monitors[leader]
-        .wait_for_log("probe down", Duration::from_secs(10))
+        .wait_status(Duration::from_secs(10), "a probe down", |s| {
+            s["probes"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["health"] == "down"))
+        })
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = c.status(leader).await;
@@ -98,17 +101,18 @@ async fn one_instance_cut_off_from_the_primary_does_not_fail_over() {
         .find(|p| p["instance"] == NAMES[leader])
         .unwrap();
     assert_eq!(mine["view"]["primary_down"], true, "{s}");
-    let i = item(&act, Role::Secondary).await;
+    let i = tables.item(Role::Secondary).await;
     assert_eq!((i.state, i.version), (AppState::Active, 0));
 
     // the whole region goes: every instance sees it, the leader fails over
     emu.primary.kill();
-    let (i, _) = wait_item(&act, Role::Secondary, Duration::from_secs(15), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    let (i, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(15), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     assert_eq!(i.version, 1);
-    let r = &audits(&act, Role::Secondary, 1..=1).await[0];
+    let r = &tables.audits(Role::Secondary, 1..=1).await[0];
     assert!(
         r.evidence["quorum"]["down_votes"].as_u64().unwrap() >= 2,
         "{}",
@@ -121,24 +125,25 @@ async fn one_instance_cut_off_from_the_primary_does_not_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_another_takes_over_with_exactly_one_transition() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mut c = Cluster::start(&emu, "").await;
     let leader = c.settled().await;
 
     emu.primary.kill();
     c.monitors[leader].signal("KILL");
-    let (i, took) = wait_item(&act, Role::Secondary, Duration::from_secs(20), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    let (i, took) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(20), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     println!("leader killed with the primary: failover committed after {took:?}");
     assert_eq!(i.version, 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let records = audits(&act, Role::Secondary, 1..=3).await;
+    let records = tables.audits(Role::Secondary, 1..=3).await;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_ne!(records[0].by, NAMES[leader]);
-    assert_eq!(item(&act, Role::Secondary).await.version, 1);
-    let _ = c.monitors[leader].wait_exit(Duration::from_secs(1));
+    assert_eq!(tables.item(Role::Secondary).await.version, 1);
+    let _ = c.monitors[leader].wait_exit(Duration::from_secs(1)).await;
 }
 
 /// The leader is suspended as the primary dies; another takes over and fails over;
@@ -146,23 +151,25 @@ async fn leader_killed_another_takes_over_with_exactly_one_transition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspended_leader_resumes_without_writing() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let c = Cluster::start(&emu, "").await;
     let leader = c.settled().await;
 
     c.monitors[leader].signal("STOP");
     emu.primary.kill();
-    let (i, _) = wait_item(&act, Role::Secondary, Duration::from_secs(20), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    let (i, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(20), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     assert_eq!(i.version, 1);
     c.monitors[leader].signal("CONT");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(c.monitors[leader].count("transition committed"), 0);
-    let records = audits(&act, Role::Secondary, 1..=3).await;
+    let old = c.monitors[leader].metrics().await;
+    assert_eq!(old.sum(TRANSITIONS, &[]), 0.0, "{}", old.text());
+    let records = tables.audits(Role::Secondary, 1..=3).await;
     assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(item(&act, Role::Secondary).await.version, 1);
+    assert_eq!(tables.item(Role::Secondary).await.version, 1);
 }
 
 /// A deposed leader's late write carries a stale fencing token and is refused by the
@@ -170,9 +177,13 @@ async fn suspended_leader_resumes_without_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_fencing_token_is_refused_at_the_commit() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
-    let table = emu.coordination().await;
-    let old = table.acquire("mon-a", None).await.expect("first lease");
+    let tables = emu.tables().await;
+    let act = tables.actuator();
+    let table = tables.coordination();
+    let old = table
+        .acquire("mon-a", None)
+        .await
+        .expect("first lease");
     assert_eq!(old, 1);
     assert!(
         table.acquire("mon-b", None).await.is_err(),
@@ -183,7 +194,10 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
         token: 1,
         renewals: 0,
     };
-    let new = table.acquire("mon-b", Some(&prev)).await.expect("takeover");
+    let new = table
+        .acquire("mon-b", Some(&prev))
+        .await
+        .expect("takeover");
     assert_eq!(new, 2);
     assert!(
         table.renew("mon-a", 1).await.is_err(),
@@ -209,16 +223,16 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
         Outcome::Deposed
     );
     assert_eq!(
-        item(&act, Role::Secondary).await.version,
+        tables.item(Role::Secondary).await.version,
         0,
         "nothing written"
     );
-    assert!(audits(&act, Role::Secondary, 1..=1).await.is_empty());
+    assert!(tables.audits(Role::Secondary, 1..=1).await.is_empty());
     assert!(matches!(
         act.transition(&t("mon-b", 2)).await.unwrap(),
         Outcome::Committed { .. }
     ));
-    assert_eq!(item(&act, Role::Secondary).await.version, 1);
+    assert_eq!(tables.item(Role::Secondary).await.version, 1);
 }
 
 /// Safety rule: a dead primary and a secondary that fails its probes: no automatic
@@ -226,20 +240,20 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_secondary_blocks_automatic_failover() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mon = Monitor::start(&emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
          [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\nbucket = \"no-such-bucket\"\n"
     )));
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
     emu.primary.kill();
-    mon.wait_for_log(
+    mon.wait_verdict(
         "blocked (secondary_unhealthy): active -> failover",
         Duration::from_secs(10),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(item(&act, Role::Secondary).await.version, 0);
+    assert_eq!(tables.item(Role::Secondary).await.version, 0);
 }

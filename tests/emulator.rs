@@ -1,16 +1,18 @@
 //! The daemon end to end against the two-region emulator: real moto servers on
 //! loopback, real monitor processes, real conditional writes.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
 use failover_monitor::model::{AppState, Role, Trigger};
+use support::admin::{TRANSITIONS, all_probes_up};
+use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
+use support::emulator::{Emulator, use_emulator_credentials};
+use support::monitor::{Monitor, cli};
+use support::{TempDir, free_port, wait_for};
 
 fn monitor_section(extra: &str) -> String {
     format!(
@@ -28,25 +30,24 @@ const SLACK: Duration = Duration::from_millis(2500);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_killed_fails_over_and_the_primary_follows_when_back() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mon = Monitor::start(&emu.config(&monitor_section("instance_id = \"mon-a\"")));
-    mon.wait_for_log("config item read", Duration::from_secs(20))
-        .await;
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
 
     emu.primary.kill();
-    let (item, took) = wait_item(&act, Role::Secondary, DETECTION_BUDGET + SLACK, |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    let (item, took) = tables
+        .wait_item(Role::Secondary, DETECTION_BUDGET + SLACK, |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     println!(
         "outage -> failover committed in the secondary: {took:?} (fall x interval = 900ms, budget {:?})",
         DETECTION_BUDGET + SLACK
     );
     assert_eq!(item.version, 1);
     assert_eq!(item.updated_by.as_deref(), Some("mon-a"));
-    let records = audits(&act, Role::Secondary, 1..=2).await;
+    let records = tables.audits(Role::Secondary, 1..=2).await;
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
     assert_eq!(
@@ -62,37 +63,40 @@ async fn primary_killed_fails_over_and_the_primary_follows_when_back() {
     // The primary comes back as the original stack seeds it: active, no version.
     emu.primary.restart();
     emu.seed(Role::Primary);
-    let (p, _) = wait_item(&act, Role::Primary, Duration::from_secs(15), |i| {
-        i.version == 1
-    })
-    .await;
+    let (p, _) = tables
+        .wait_item(Role::Primary, Duration::from_secs(15), |i| i.version == 1)
+        .await;
     assert_eq!(p.state, AppState::Failover);
-    assert_eq!(audits(&act, Role::Primary, 1..=1).await, records);
+    assert_eq!(tables.audits(Role::Primary, 1..=1).await, records);
 }
 
 /// (b) Primary suspended (requests hang until the timeout) -> failover too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_hanging_fails_over() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mon = Monitor::start(&emu.config(&monitor_section("")));
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
 
     emu.primary.stop();
-    let (item, took) = wait_item(&act, Role::Secondary, DETECTION_BUDGET + SLACK, |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    let (item, took) = tables
+        .wait_item(Role::Secondary, DETECTION_BUDGET + SLACK, |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     println!("hang -> failover committed: {took:?}");
     assert_eq!(item.version, 1);
-    mon.wait_for_log("primary copy not updated yet", Duration::from_secs(5))
-        .await;
-    emu.primary.resume();
-    let (p, _) = wait_item(&act, Role::Primary, Duration::from_secs(10), |i| {
-        i.version == 1
+    // The daemon's own reading of both copies: the secondary's at version 1, the
+    // primary's not (it hangs: not updated, not even readable).
+    mon.wait_status(Duration::from_secs(10), "primary copy lagging", |s| {
+        s["regions"]["secondary"]["version"] == 1 && s["regions"]["primary"]["version"] != 1
     })
     .await;
+    emu.primary.resume();
+    let (p, _) = tables
+        .wait_item(Role::Primary, Duration::from_secs(10), |i| i.version == 1)
+        .await;
     assert_eq!(p.state, AppState::Failover);
 }
 
@@ -123,11 +127,15 @@ fn flaky_server(every: usize) -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
+/// An upper bound on the age of a status snapshot: the daemon publishes one at most
+/// every 200 ms, at an evaluation (at least one per probe result), on a busy 2-core box.
+const STATUS_AGE: Duration = Duration::from_secs(1);
+
 /// (c) A probe failing one time in three with fall = 3 never flips the region.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failure_in_three_with_fall_three_does_not_flip() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let (port, hits) = flaky_server(3);
     let body = format!(
         "[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n[policy]\nfailover_when = \"any\"\n\
@@ -136,56 +144,70 @@ async fn one_failure_in_three_with_fall_three_does_not_flip() {
          [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\n"
     );
     let mon = Monitor::start(&emu.config(&body));
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
+    mon.wait_status(Duration::from_secs(20), "every probe up", all_probes_up)
+        .await;
+    let up = tokio::time::Instant::now();
+    // What the status says may be up to STATUS_AGE old: counting starts after that.
+    tokio::time::sleep(STATUS_AGE).await;
     let start = hits.load(Ordering::SeqCst);
     while hits.load(Ordering::SeqCst) < start + 60 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // 60 more probes, 20 of them failed; none three in a row.
-    assert_eq!(mon.count("probe down"), 0, "{}", mon.log_text());
-    let item = item(&act, Role::Secondary).await;
+    // 60 more probes, 20 of them failed; none three in a row: no probe went down, so
+    // each has been up since before the counting began.
+    let window = up.elapsed().saturating_sub(STATUS_AGE);
+    let status = mon.status().await;
+    for p in status["probes"].as_array().expect("probes in the status") {
+        assert_eq!(p["health"], "up", "{status}");
+        let held = Duration::from_millis(p["for_ms"].as_u64().expect("for_ms"));
+        assert!(
+            held >= window,
+            "{} up for only {held:?}: {status}",
+            p["name"]
+        );
+    }
+    let item = tables.item(Role::Secondary).await;
     assert_eq!((item.state, item.version), (AppState::Active, 0));
-    assert!(audits(&act, Role::Secondary, 1..=1).await.is_empty());
+    assert!(tables.audits(Role::Secondary, 1..=1).await.is_empty());
 }
 
 /// (d) `manual` and `dry-run` see the outage, say what they would do, never write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_and_dry_run_never_write() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let manual =
         Monitor::start(&emu.config(&monitor_section("mode = \"manual\"\ninstance_id = \"m\"")));
     let dry =
         Monitor::start(&emu.config(&monitor_section("mode = \"dry-run\"\ninstance_id = \"d\"")));
     manual
-        .wait_for_log("hold: primary healthy", Duration::from_secs(20))
+        .wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
-    dry.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    dry.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
 
     emu.primary.kill();
     manual
-        .wait_for_log("would move, but does not act", Duration::from_secs(10))
+        .wait_verdict(
+            "blocked (manual_mode): active -> failover",
+            Duration::from_secs(10),
+        )
         .await;
-    dry.wait_for_log("would move, but does not act", Duration::from_secs(10))
-        .await;
-    assert!(
-        manual
-            .log_text()
-            .contains("blocked (manual_mode): active -> failover")
-    );
-    assert!(
-        dry.log_text()
-            .contains("blocked (dry_run): active -> failover")
-    );
+    dry.wait_verdict(
+        "blocked (dry_run): active -> failover",
+        Duration::from_secs(10),
+    )
+    .await;
     // Several more evaluations.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let item = item(&act, Role::Secondary).await;
+    let item = tables.item(Role::Secondary).await;
     assert_eq!((item.state, item.version), (AppState::Active, 0));
-    assert!(audits(&act, Role::Secondary, 1..=1).await.is_empty());
-    assert_eq!(manual.count("transition committed"), 0);
-    assert_eq!(dry.count("transition committed"), 0);
+    assert!(tables.audits(Role::Secondary, 1..=1).await.is_empty());
+    for m in [&manual, &dry] {
+        assert_eq!(m.metrics().await.sum(TRANSITIONS, &[]), 0.0);
+    }
 }
 
 /// (e) Two monitors racing on one item: exactly one transition, the other reports the
@@ -193,7 +215,7 @@ async fn manual_and_dry_run_never_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_monitors_racing_commit_exactly_one_transition() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     // A long state_refresh: neither learns of the other's write before trying its own.
     let body = |id: &str| {
         format!(
@@ -202,80 +224,83 @@ async fn two_monitors_racing_commit_exactly_one_transition() {
     };
     let a = Monitor::start(&emu.config(&body("mon-a")));
     let b = Monitor::start(&emu.config(&body("mon-b")));
-    a.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    a.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
-    b.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    b.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
 
     emu.primary.kill();
-    let (item, _) = wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
-    let settled = |m: &Monitor| m.count("transition committed") + m.count("lost the race");
-    let until = tokio::time::Instant::now() + Duration::from_secs(10);
-    while settled(&a) == 0 || settled(&b) == 0 {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "a:\n{}\nb:\n{}",
-            a.log_text(),
-            b.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let (item, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(10), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
+    // Both settle on version 1: the winner by its commit, the loser by learning of it
+    // from its own refused write (its next refresh is a minute away).
+    for m in [&a, &b] {
+        m.wait_status(Duration::from_secs(10), "the item at version 1", |s| {
+            s["item"]["version"] == 1
+        })
+        .await;
     }
-    let committed = a.count("transition committed") + b.count("transition committed");
-    let lost = a.count("lost the race") + b.count("lost the race");
-    assert_eq!(
-        (committed, lost),
-        (1, 1),
-        "a:\n{}\nb:\n{}",
-        a.log_text(),
-        b.log_text()
+    let mut committed = Vec::new();
+    for m in [&a, &b] {
+        committed.push(m.metrics().await.sum(TRANSITIONS, &[]));
+    }
+    assert!(
+        committed == [1.0, 0.0] || committed == [0.0, 1.0],
+        "transitions committed by mon-a and mon-b: {committed:?}"
     );
-    let winner = if a.count("transition committed") == 1 {
-        "mon-a"
+    let (winner, loser) = if committed[0] == 1.0 {
+        ("mon-a", &b)
     } else {
-        "mon-b"
+        ("mon-b", &a)
     };
+    // The loser did not overwrite: what it holds is the winner's item.
+    let seen = loser.status().await;
+    assert_eq!(seen["item"]["updated_by"], winner, "{seen}");
     assert_eq!(item.version, 1);
     assert_eq!(item.updated_by.as_deref(), Some(winner));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let records = audits(&act, Role::Secondary, 1..=3).await;
+    let records = tables.audits(Role::Secondary, 1..=3).await;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].by, winner);
-    assert_eq!(common::item(&act, Role::Secondary).await.version, 1);
+    assert_eq!(tables.item(Role::Secondary).await.version, 1);
 }
 
 /// (f) Hold-down: with automatic failback due at once, the move back waits for
 /// hold_down after the failover.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_down_delays_automatic_failback() {
-    let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let emu = Emulator::start();
+    let tables = emu.tables().await;
     let body = format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"6s\"\nfailback = \"auto\"\nfailback_after = \"0s\"\n{PROBES_ALL_KINDS}"
     );
     let mon = Monitor::start(&emu.config(&body));
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
 
-    emu.primary.kill();
-    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    // A hang, not a kill: a killed region takes longer to restart and seed than the
+    // hold-down lasts on a busy machine, and then nothing is left to block.
+    emu.primary.stop();
+    tables
+        .wait_item(Role::Secondary, Duration::from_secs(10), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     let failed_over = tokio::time::Instant::now();
-    emu.primary.restart();
-    emu.seed(Role::Primary);
-    mon.wait_for_log(
+    emu.primary.resume();
+    mon.wait_verdict(
         "blocked (hold_down): failover -> active",
         Duration::from_secs(10),
     )
     .await;
-    let (back, _) = wait_item(&act, Role::Secondary, Duration::from_secs(20), |i| {
-        i.state == AppState::Active
-    })
-    .await;
+    let (back, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(20), |i| {
+            i.state == AppState::Active
+        })
+        .await;
     let waited = failed_over.elapsed();
     assert_eq!(back.version, 2);
     // The failover committed at or before `failed_over`: the failback cannot be earlier
@@ -284,7 +309,7 @@ async fn hold_down_delays_automatic_failback() {
         waited >= Duration::from_millis(5900),
         "failback after only {waited:?}"
     );
-    let records = audits(&act, Role::Secondary, 1..=2).await;
+    let records = tables.audits(Role::Secondary, 1..=2).await;
     assert_eq!(
         records.iter().map(|r| (r.from, r.to)).collect::<Vec<_>>(),
         [
@@ -299,32 +324,32 @@ async fn hold_down_delays_automatic_failback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_failback_waits_for_a_human() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let config_text = emu.config(&monitor_section(
         "failback = \"manual\"\nfailback_after = \"0s\"",
     ));
     let mon = Monitor::start(&config_text);
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
 
     emu.primary.kill();
-    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    tables
+        .wait_item(Role::Secondary, Duration::from_secs(10), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     emu.primary.restart();
     emu.seed(Role::Primary);
-    wait_item(&act, Role::Primary, Duration::from_secs(10), |i| {
-        i.version == 1
-    })
-    .await;
-    mon.wait_for_log(
+    tables
+        .wait_item(Role::Primary, Duration::from_secs(10), |i| i.version == 1)
+        .await;
+    mon.wait_verdict(
         "hold: in failover; failback not due",
         Duration::from_secs(10),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(item(&act, Role::Secondary).await.state, AppState::Failover);
+    assert_eq!(tables.item(Role::Secondary).await.state, AppState::Failover);
 
     let dir = TempDir::new("cli");
     let path = dir.0.join("monitor.toml");
@@ -344,18 +369,22 @@ async fn manual_failback_waits_for_a_human() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s = item(&act, Role::Secondary).await;
+    let s = tables.item(Role::Secondary).await;
     assert_eq!((s.state, s.version), (AppState::Active, 2));
     assert!(s.updated_by.as_deref().unwrap().starts_with("cli:"));
-    let r = &audits(&act, Role::Secondary, 2..=2).await[0];
+    let r = &tables.audits(Role::Secondary, 2..=2).await[0];
     assert_eq!(
         (r.trigger, r.reason.as_str()),
         (Trigger::Manual, "primary verified by ops")
     );
     // The daemon sees the human's move and leaves it.
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(10))
-        .await;
-    assert_eq!(item(&act, Role::Primary).await.version, 2);
+    mon.wait_status(
+        Duration::from_secs(10),
+        "the human's item seen, and left",
+        |s| s["item"]["version"] == 2 && s["policy"] == "hold: primary healthy",
+    )
+    .await;
+    assert_eq!(tables.item(Role::Primary).await.version, 2);
 }
 
 /// (g) A bad config: exit 2 with the key named, from `run` and `check-config`.
@@ -404,7 +433,7 @@ fn bad_config_exits_2_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_commands_move_the_item_with_versions_and_audit() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let dir = TempDir::new("cli");
     let path = dir.0.join("monitor.toml");
     std::fs::write(&path, emu.config(&monitor_section(""))).unwrap();
@@ -435,7 +464,7 @@ async fn state_commands_move_the_item_with_versions_and_audit() {
     assert!(run(&["state", "set", "failover"]).status.success());
 
     for role in Role::BOTH {
-        let i = item(&act, role).await;
+        let i = tables.item(role).await;
         assert_eq!((i.state, i.version), (AppState::Failover, 3), "{role}");
     }
     let out = run(&["state", "history", "--json"]);
@@ -465,7 +494,7 @@ async fn state_commands_move_the_item_with_versions_and_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_without_the_secondary_changes_nothing() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let dir = TempDir::new("cli");
     let path = dir.0.join("monitor.toml");
     std::fs::write(&path, emu.config(&monitor_section(""))).unwrap();
@@ -476,7 +505,7 @@ async fn a_write_without_the_secondary_changes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("secondary region unavailable"));
-    let p = item(&act, Role::Primary).await;
+    let p = tables.item(Role::Primary).await;
     assert_eq!((p.state, p.version), (AppState::Active, 0));
 }
 
@@ -486,37 +515,50 @@ async fn a_write_without_the_secondary_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fence_measures_replication_and_fails_over_at_max_fence() {
     let emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     // The primary's API and bucket fail (2 of 3 probes: down by majority) while its
     // DynamoDB still answers, so the canary can be written there.
     let closed = free_port();
     let cfg = emu.config(&format!(
-        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\nfence_for = \"500ms\"\nmax_fence = \"4s\"\n\
+        "{FAST_MONITOR}\n[monitor]\ninstance_id = \"mon-fence\"\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\nfence_for = \"500ms\"\nmax_fence = \"4s\"\n\
          [[probes]]\nname = \"p-api\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"http://127.0.0.1:{closed}/\"\n\
          [[probes]]\nname = \"p-photos\"\nkind = \"s3\"\nregion = \"primary\"\nbucket = \"no-such-bucket\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
          [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n"
     ));
-    let mon = Monitor::start(&cfg);
-    let (fenced, _) = wait_item(&act, Role::Secondary, Duration::from_secs(20), |i| {
-        i.state == AppState::Fenced
-    })
-    .await;
+    let _mon = Monitor::start(&cfg);
+    let (fenced, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(20), |i| {
+            i.state == AppState::Fenced
+        })
+        .await;
     assert_eq!(fenced.version, 1);
     let t_fenced = tokio::time::Instant::now();
-    mon.wait_for_log("replication measured while fenced", Duration::from_secs(10))
-        .await;
-    let (done, _) = wait_item(&act, Role::Secondary, Duration::from_secs(15), |i| {
-        i.state == AppState::Failover
-    })
+    // A measurement writes its canary in the primary's table.
+    wait_for(
+        Duration::from_secs(10),
+        "replication measured while fenced",
+        async || {
+            tables
+                .canary(Role::Primary, "mon-fence")
+                .await
+                .then_some(())
+                .ok_or_else(|| "no canary".to_owned())
+        },
+    )
     .await;
+    let (done, _) = tables
+        .wait_item(Role::Secondary, Duration::from_secs(15), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     let waited = t_fenced.elapsed();
     assert_eq!(done.version, 2);
     assert!(
         waited >= Duration::from_millis(3500),
         "failover {waited:?} after the fence, before max_fence"
     );
-    let r = &audits(&act, Role::Secondary, 2..=2).await[0];
+    let r = &tables.audits(Role::Secondary, 2..=2).await[0];
     assert_eq!((r.from, r.to), (AppState::Fenced, AppState::Failover));
     let repl = &r.evidence["replication"];
     assert_eq!(repl["drained"], false, "{}", r.evidence);
@@ -533,13 +575,7 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
         r.reason
     );
     // the canary really is in the primary's table
-    assert!(
-        act.table(Role::Primary)
-            .read_canary()
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(tables.canary(Role::Primary, "mon-fence").await);
 }
 
 /// Route 53: the record follows the state (set to the primary's value at start, to
@@ -547,8 +583,8 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route53_record_follows_the_state() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
-    set_test_credentials();
+    let tables = emu.tables().await;
+    use_emulator_credentials();
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(emu.secondary.url())
@@ -574,40 +610,37 @@ async fn route53_record_follows_the_state() {
          primary_value = \"primary.api.example.net\"\nsecondary_value = \"secondary.api.example.net\"\nendpoint_url = \"{}\"\n",
         emu.secondary.url()
     ));
-    let mon = Monitor::start(&cfg);
-    let value = |r53: aws_sdk_route53::Client, zone_id: String| async move {
-        let out = r53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .send()
-            .await
-            .unwrap();
-        out.resource_record_sets()
-            .iter()
-            .find(|r| r.name().trim_end_matches('.') == "api.photos.example.com")
-            .and_then(|r| r.resource_records().first())
-            .map(|v| v.value().to_owned())
+    let _mon = Monitor::start(&cfg);
+    // Waits until the record in the emulator's zone has the value `want`.
+    let record_is = async |want: &str, limit: Duration| {
+        wait_for(limit, format!("the record at {want}"), async || {
+            let out = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone_id)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let value = out
+                .resource_record_sets()
+                .iter()
+                .find(|r| r.name().trim_end_matches('.') == "api.photos.example.com")
+                .and_then(|r| r.resource_records().first())
+                .map(|v| v.value().to_owned());
+            match value {
+                Some(v) if v == want => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
     };
-    mon.wait_for_log(
-        "DNS record brought in line with the state",
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(
-        value(r53.clone(), zone_id.clone()).await.as_deref(),
-        Some("primary.api.example.net")
-    );
+    record_is("primary.api.example.net", Duration::from_secs(20)).await;
     emu.primary.kill();
-    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
-    mon.wait_for_log("DNS record updated", Duration::from_secs(10))
+    tables
+        .wait_item(Role::Secondary, Duration::from_secs(10), |i| {
+            i.state == AppState::Failover
+        })
         .await;
-    assert_eq!(
-        value(r53.clone(), zone_id.clone()).await.as_deref(),
-        Some("secondary.api.example.net")
-    );
+    record_is("secondary.api.example.net", Duration::from_secs(10)).await;
 }
 
 /// A trace recorded by the daemon on the emulator, replayed by `backtest` with the
@@ -615,7 +648,7 @@ async fn route53_record_follows_the_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_trace_replays_through_backtest() {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let dir = TempDir::new("trace");
     let trace = dir.0.join("observations.jsonl");
     let body = |fall: u32| {
@@ -626,16 +659,17 @@ async fn recorded_trace_replays_through_backtest() {
         )
     };
     let mut mon = Monitor::start(&emu.config(&body(3)));
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     emu.primary.kill();
-    wait_item(&act, Role::Secondary, Duration::from_secs(10), |i| {
-        i.state == AppState::Failover
-    })
-    .await;
+    tables
+        .wait_item(Role::Secondary, Duration::from_secs(10), |i| {
+            i.state == AppState::Failover
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(mon.terminate(), Some(0));
+    assert_eq!(mon.terminate().await, Some(0));
 
     let lines = std::fs::read_to_string(&trace).unwrap().lines().count();
     assert!(lines > 20, "only {lines} records");

@@ -3,14 +3,16 @@
 //! alert rules through `promtool check rules` and `promtool test rules`, and every
 //! series the dashboard and the rules use actually exported.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
+use support::admin::all_probes_up;
+use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
+use support::emulator::Emulator;
+use support::monitor::Monitor;
+use support::{TempDir, free_port};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -137,49 +139,18 @@ async fn real_prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
     let mon = Monitor::start(&emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\n{PROBES_ALL_KINDS}"
     )));
-    mon.wait_for_log("hold: primary healthy", Duration::from_secs(20))
+    mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;
-    let http = reqwest::Client::new();
     // wait until every probe has a known health, then make one manual transition so
     // that every series exists
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = http
-            .get(mon.url("/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let status: Value = serde_json::from_str(&text).unwrap();
-        if status["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["health"] == "up")
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < until, "{status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let r = http
-        .post(mon.url("/v1/failover"))
-        .bearer_auth(TOKEN)
-        .body(r#"{"reason": "prometheus test"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let metrics = http
-        .get(mon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    mon.wait_status(Duration::from_secs(20), "every probe up", all_probes_up)
+        .await;
+    let (code, body, _) = mon
+        .post("/v1/failover", r#"{"reason": "prometheus test"}"#)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let metrics = mon.metrics().await;
+    let metrics = metrics.text();
 
     // promtool's linter
     let mut check = Command::new(tool("promtool"))

@@ -6,8 +6,6 @@
 //! refused before any call, and the operations (photo upload, comments) on the
 //! provisioned stack.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,9 +14,12 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{APP_ID, Emulator, Monitor, PROJECT, TempDir, cli, free_port, get_json};
 use failover_monitor::model::Role;
 use serde_json::Value;
+use support::admin::get_json;
+use support::emulator::{Emulator, Region};
+use support::monitor::{Monitor, cli};
+use support::{APP_ID, PROJECT, TempDir, free_port};
 
 const STACK: &str = r#"
 [admin]
@@ -802,7 +803,7 @@ async fn missing_permissions_stop_apply_before_anything_is_created() {
     // an administrator (for the test's own listing) and one that may only use DynamoDB.
     let dir = TempDir::new("provision");
     let port = free_port();
-    let _region = common::Region::start_with(
+    let _region = Region::start_with(
         Role::Primary,
         "us-east-1",
         port,

@@ -6,12 +6,15 @@
 //! `TRIALS=100 cargo test --test trials -- --nocapture` runs the full set (CI runs a
 //! few); `TRIAL_SEED` picks the schedule.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use failover_monitor::model::{AppState, Role};
+use support::admin::all_probes_up;
+use support::config::cooperating_config;
+use support::emulator::Emulator;
+use support::monitor::Monitor;
+use support::proxy::Proxy;
+use support::runner::Suite;
 
 const NAMES: [&str; 3] = ["mon-a", "mon-b", "mon-c"];
 
@@ -54,7 +57,7 @@ fn plan(rng: &mut fastrand::Rng) -> Vec<Event> {
 /// Runs one trial; Err says what went wrong.
 async fn trial(rng: &mut fastrand::Rng) -> Result<String, String> {
     let mut emu = Emulator::start();
-    let act = emu.actuator().await;
+    let tables = emu.tables().await;
     let mut proxies = Vec::new();
     let mut monitors = Vec::new();
     for name in NAMES {
@@ -74,11 +77,9 @@ async fn trial(rng: &mut fastrand::Rng) -> Result<String, String> {
         let mut leaders = 0;
         let mut up = true;
         for m in &monitors {
-            let s = get_json(m.url("/v1/status")).await;
+            let s = m.status().await;
             leaders += usize::from(s["is_leader"] == true);
-            up &= s["probes"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().all(|p| p["health"] == "up"));
+            up &= all_probes_up(&s);
             up &= s["instances"]
                 .as_array()
                 .is_some_and(|v| v.iter().filter(|p| p["live"] == true).count() == 3);
@@ -126,38 +127,23 @@ async fn trial(rng: &mut fastrand::Rng) -> Result<String, String> {
 
     // The failover must happen; then nothing else may.
     let deadline = primary_dies + Duration::from_secs(20);
-    let committed = loop {
-        if let Ok(Some(i)) = act.table(Role::Secondary).read().await
-            && i.state != AppState::Active
-        {
-            break i;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "missed failover: still active 20 s after the outage ({desc})"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let (committed, _) = tables
+        .try_wait_item(Role::Secondary, remaining, |i| i.state != AppState::Active)
+        .await
+        .map_err(|last| {
+            format!("missed failover: still active 20 s after the outage ({desc}); last: {last}")
+        })?;
     let took = tokio::time::Instant::now() - primary_dies;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let item = act
-        .table(Role::Secondary)
-        .read()
-        .await
-        .map_err(|e| format!("item unreadable: {e}"))?
-        .ok_or("item gone")?;
+    let item = tables.try_item(Role::Secondary).await?;
     if item.version != 1 || item.state != AppState::Failover || committed.version != 1 {
         return Err(format!(
             "double or wrong transition: now {} v{} ({desc})",
             item.state, item.version
         ));
     }
-    let records = act
-        .table(Role::Secondary)
-        .audits(&[1, 2, 3, 4, 5])
-        .await
-        .map_err(|e| e.to_string())?;
+    let records = tables.try_audits(Role::Secondary, 1..=5).await?;
     match records.as_slice() {
         [r] if r.version == 1 && r.from == AppState::Active && r.to == AppState::Failover => {}
         other => return Err(format!("audit records {other:?} ({desc})")),
@@ -170,21 +156,11 @@ async fn trial(rng: &mut fastrand::Rng) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trial_runner_no_double_and_no_missed_failover() {
-    let n: usize = env_number("TRIALS", 3);
-    let seed: u64 = env_number("TRIAL_SEED", 0x7a1a);
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let (mut passed, mut failed) = (0, 0);
-    for i in 1..=n {
-        match trial(&mut rng).await {
-            Ok(what) => {
-                passed += 1;
-                println!("trial {i}: ok: {what}");
-            }
-            Err(why) => {
-                failed += 1;
-                println!("trial {i}: FAILED: {why}");
-            }
-        }
-    }
-    finish_trials("trials", seed, passed, failed);
+    let suite = Suite {
+        label: "trials",
+        item: "trial",
+        count: ("TRIALS", 3),
+        seed: ("TRIAL_SEED", 0x7a1a),
+    };
+    suite.run(async |rng, _| trial(rng).await).await;
 }
