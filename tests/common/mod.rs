@@ -37,6 +37,14 @@ fn venv_bin(name: &str) -> PathBuf {
     path
 }
 
+/// The program that starts one emulated region: moto server with the execution layer
+/// of the REST APIs provisioned into it, in one process (the path
+/// `deploy/local/venv.sh` prints). It runs the venv's Python.
+fn region_program() -> PathBuf {
+    let _ = venv_bin("python");
+    repo().join("deploy/local/region")
+}
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -115,13 +123,13 @@ impl Region {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(venv_bin("moto_server"))
+        let child = Command::new(region_program())
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("starting moto_server");
+            .expect("starting deploy/local/region");
         self.child = Some(child);
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         for _ in 0..300 {
