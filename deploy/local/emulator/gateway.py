@@ -41,8 +41,6 @@ import threading
 import urllib.parse
 import uuid
 
-from moto.apigateway import models as apigw_models
-
 from . import vtl
 
 USER_REQUEST = re.compile(r"^/restapis/([^/]+)/([^/]+)/_user_request_(/.*)?$")
@@ -69,13 +67,23 @@ class Definition:
 
 
 _snapshots_lock = threading.Lock()
+_install_lock = threading.Lock()
 
 
 def install():
-    """Makes every deployment created in this process keep a snapshot. Idempotent."""
+    """Makes every deployment created in this process keep a snapshot. Idempotent.
+    Importing moto's API Gateway takes a while: the launcher does it beside the
+    server starting, and the first API Gateway request waits for it if needed."""
+    from moto.apigateway import models as apigw_models
+
     cls = apigw_models.RestAPI
-    if getattr(cls, "_emulator_snapshots_installed", False):
-        return
+    with _install_lock:
+        if getattr(cls, "_emulator_snapshots_installed", False):
+            return
+        _wrap(cls)
+
+
+def _wrap(cls):
     original = cls.create_deployment
 
     def create_deployment(self, name, description, stage_variables=None):
@@ -90,6 +98,8 @@ def install():
 
 def find_api(api_id):
     """The RestAPI with that id, in whichever account and region of this process."""
+    from moto.apigateway import models as apigw_models
+
     for _account, regions in list(dict.items(apigw_models.apigateway_backends)):
         for _region, backend in list(dict.items(regions)):
             api = backend.apis.get(api_id)
@@ -241,9 +251,14 @@ def log(message):
 class ExecutionLayer:
     def __init__(self, app):
         self.app = app
+        self.installed = False
 
     def __call__(self, environ, start_response):
-        m = USER_REQUEST.match(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        if not self.installed and path.startswith("/restapis"):
+            install()
+            self.installed = True
+        m = USER_REQUEST.match(path)
         if not m:
             return self.app(environ, start_response)
         resp = self.invoke(environ, m.group(1), m.group(2))
