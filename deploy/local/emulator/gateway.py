@@ -72,8 +72,9 @@ _install_lock = threading.Lock()
 
 def install():
     """Makes every deployment created in this process keep a snapshot. Idempotent.
-    Importing moto's API Gateway takes a while: the launcher does it beside the
-    server starting, and the first API Gateway request waits for it if needed."""
+    Done at the first API Gateway request (`/restapis...`), before moto handles it:
+    importing moto's API Gateway takes a while, which a region that never serves an
+    API (most of the monitor's tests) should not pay."""
     from moto.apigateway import models as apigw_models
 
     cls = apigw_models.RestAPI

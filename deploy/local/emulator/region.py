@@ -8,7 +8,6 @@ import argparse
 import os
 import signal
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,7 +30,6 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 
-    threading.Thread(target=gateway.install, name="gateway-install", daemon=True).start()
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = gateway.ExecutionLayer(moto_app)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
