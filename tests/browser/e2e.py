@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 import zlib
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -330,6 +331,9 @@ class Story:
             self.page.on("pageerror", lambda e: self.console.append(("pageerror", str(e), "")))
             primary = self.regions["primary"].url
             self.step("the page loads and reads the state", self.opens)
+            # What AWS enforces and moto does not, checked on the provisioned resources.
+            self.step("the app client allows exactly the page's auth flows", self.auth_flows)
+            self.step("the web role may list public/ in both photo buckets", self.web_role_lists)
             if self.step("sign in with the temporary password and set a new one", self.first_sign_in):
                 self.step("a wrong password is refused", self.wrong_password,
                           allowed=[(r"status of 400", primary)])
@@ -509,11 +513,35 @@ class Story:
         self.add_comment("after the primary died: é")
         expect(self.page.locator("#comment-list .comment .text")).to_have_text(["after the primary died: é"])
 
+    def auth_flows(self):
+        idp = self.regions["primary"].client("cognito-idp")
+        client = idp.describe_user_pool_client(UserPoolId=self.ui["userPoolId"],
+                                               ClientId=self.ui["userPoolClientId"])["UserPoolClient"]
+        flows = set(client.get("ExplicitAuthFlows") or [])
+        assert flows == PAGE_AUTH_FLOWS, f"the app client allows {sorted(flows) or 'the default flows'}"
+
+    def web_role_lists(self):
+        iam = self.regions["primary"].client("iam")
+        doc = iam.get_role_policy(RoleName=f"{PROJECT}-web", PolicyName="failover-monitor")["PolicyDocument"]
+        if isinstance(doc, str):
+            doc = json.loads(urllib.parse.unquote(doc))
+        listed = set()
+        for st in doc["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            if st["Effect"] == "Allow" and "s3:ListBucket" in actions:
+                listed.update(resources)
+        want = {f"arn:aws:s3:::{self.ui[r]['objectStoreBucketName']}" for r in ROLES}
+        assert want <= listed, f"s3:ListBucket is allowed on {sorted(listed) or 'nothing'}"
+
     def ui_config_endpoints(self):
         missing = [k for k in ("primary.endpoint", "secondary.endpoint", "cognitoEndpoint")
                    if not (self.raw_ui.get(k.split(".")[0], {}).get(k.split(".")[1])
                            if "." in k else self.raw_ui.get(k))]
         assert not missing, f"provision ui-config has no {', '.join(missing)}"
+
+
+PAGE_AUTH_FLOWS = {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
 
 
 def main():
