@@ -924,8 +924,8 @@ async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
     assert_eq!(bytes.len() as u64, up["bytes"].as_u64().unwrap());
 
     // No photo id given: one is picked from the bucket (the only one here). The
-    // emulator cannot run the store API, so the comment goes to the table, and the
-    // command says so.
+    // emulator runs the store API (deploy/local/emulator), so the comment goes
+    // through it, and the command says so.
     let added: Value = serde_json::from_str(&ok(
         &config,
         &[
@@ -941,8 +941,13 @@ async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
     .unwrap();
     let photo = up["photo_id"].as_str().unwrap();
     assert_eq!(added["via"]["photo_id"], photo);
-    assert_eq!(added["via"]["path"], "table photos-store");
-    assert!(added["via"]["api_error"].is_string());
+    let path = added["via"]["path"].as_str().unwrap();
+    assert!(
+        path.starts_with("store API http://127.0.0.1:")
+            && path.ends_with(&format!("/prod/_user_request_/comments/{photo}")),
+        "{path}"
+    );
+    assert!(added["via"]["api_error"].is_null());
     let listed: Value =
         serde_json::from_str(&ok(&config, &["comments", "--json", "list", photo])).unwrap();
     assert_eq!(listed["comments"][0]["message"], "nice light");

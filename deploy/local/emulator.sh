@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local two-region AWS emulator: one moto server per region on loopback, so that
-# killing one process is a region outage.
+# The local two-region AWS emulator: one process per region on loopback (moto server
+# with the execution layer of the REST APIs provisioned into it, deploy/local/region),
+# so that killing one process is a region outage, its APIs included.
 #
 #   deploy/local/emulator.sh start        # primary us-east-1 on :5001, secondary ap-northeast-1 on :5002, seeded
 #   deploy/local/emulator.sh start-empty  # the same, with nothing in them (for `failover-monitor provision apply`)
@@ -31,7 +32,7 @@ start_one() {
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is taken by another process; set ${role^^}_PORT" >&2; exit 1
   fi
-  "$moto" -H 127.0.0.1 -p "$port" >"$state/$role.log" 2>&1 &
+  "$region_program" -H 127.0.0.1 -p "$port" >"$state/$role.log" 2>&1 &
   echo $! >"$state/$role.pid"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -60,12 +61,12 @@ stop_one() {
 }
 
 case "${1:-}" in
-  start) moto=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; start_one primary; start_one secondary ;;
-  start-empty) moto=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; EMPTY=1 start_one primary; EMPTY=1 start_one secondary ;;
+  start) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; start_one primary; start_one secondary ;;
+  start-empty) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; EMPTY=1 start_one primary; EMPTY=1 start_one secondary ;;
   stop) stop_one primary; stop_one secondary; rm -f "$state/provisioned" ;;
   kill-primary) stop_one primary; echo "primary region emulator killed" ;;
   stop-primary) kill -STOP "$(cat "$state/primary.pid")"; echo "primary region emulator suspended (requests hang)" ;;
   cont-primary) kill -CONT "$(cat "$state/primary.pid")"; echo "primary region emulator resumed" ;;
-  restart-primary) moto=$("$root/deploy/local/venv.sh"); stop_one primary; start_one primary ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  restart-primary) region_program=$("$root/deploy/local/venv.sh"); stop_one primary; start_one primary ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
-//! The two-region AWS emulator: one moto server process per region on its own loopback
-//! port, so that killing one is a region outage and suspending one a region that
-//! hangs. Seeded by `deploy/local/seed.py`, like the local demo.
+//! The two-region AWS emulator: one process per region on its own loopback port
+//! (moto server with the execution layer of the REST APIs provisioned into it,
+//! `deploy/local/region`), so that killing one is a region outage and suspending one
+//! a region that hangs. Seeded by `deploy/local/seed.py`, like the local demo.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,14 @@ fn venv_bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The program that starts one emulated region: moto server with the execution layer
+/// of the REST APIs provisioned into it, in one process (the path
+/// `deploy/local/venv.sh` prints). It runs the venv's Python.
+fn region_program() -> PathBuf {
+    let _ = venv_bin("python");
+    repo().join("deploy/local/region")
 }
 
 /// Sends `sig` (`STOP`, `CONT`, `TERM`, `KILL`, ...) to a process.
@@ -71,13 +80,13 @@ impl Region {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).expect("creating the moto log");
-        let child = Command::new(venv_bin("moto_server"))
+        let child = Command::new(region_program())
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)
             .spawn()
-            .expect("starting moto_server");
+            .expect("starting deploy/local/region");
         self.child = Some(child);
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         for _ in 0..300 {
@@ -87,7 +96,7 @@ impl Region {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "moto_server for {} did not listen on {}",
+            "the emulated {} region did not listen on {}",
             self.role, self.port
         );
     }

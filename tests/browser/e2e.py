@@ -1,0 +1,578 @@
+"""The page in a real headless Chromium (Debian's), driven by Playwright, against the
+two-region emulator with the stack provisioned by `failover-monitor provision apply`.
+
+    tests/browser/run.sh            # installs what is missing, then runs this
+
+Steps run in order, as a person would go through them; each writes a screenshot
+under target/browser/ and fails on any console error it does not expect (the only
+expected ones are the browser's own reports of Cognito's 400 for a wrong password
+and of connections refused by a killed region). A failed step is reported and the
+story goes on where it can; the exit code is non-zero when any step failed.
+"""
+
+import argparse
+import copy
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import zlib
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+from botocore.config import Config
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OUT = ROOT / "target/browser"
+BIN = ROOT / "target/debug/failover-monitor"
+ROLES = ("primary", "secondary")
+REGIONS = {"primary": "us-east-1", "secondary": "ap-northeast-1"}
+APP_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+PROJECT = "photos"
+USER = "ops"
+TEMP_PASSWORD = "Temp-Passw0rd!"
+NEW_PASSWORD = "Chosen-Passw0rd!"
+SPECIAL = "it's \"quoted\", a back\\slash,\na newline and non-ASCII: é 日本語 😀"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # root in a container
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png(width=48, height=48, rgb=(200, 80, 40)):
+    """A small PNG made here (zlib only): a colour gradient."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes(((rgb[0] * x) // width, (rgb[1] * y) // height, rgb[2])) for x in range(width))
+        for y in range(height)
+    )
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------------
+# The emulator, the stack and the static server
+
+
+class Region:
+    def __init__(self, role, work):
+        self.role = role
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(work / f"region-{role}.log", "wb")
+        self.proc = subprocess.Popen([str(ROOT / "deploy/local/region"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"the {role} region did not start")
+                time.sleep(0.05)
+
+    def client(self, service):
+        return boto3.client(service, region_name=REGIONS[self.role], endpoint_url=self.url,
+                            aws_access_key_id="test", aws_secret_access_key="test",
+                            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def cli(config, *args, check=True):
+    out = subprocess.run([str(BIN), "--config", str(config), *args], env=ENV, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"failover-monitor {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def monitor_toml(regions):
+    return f"""[app]
+id = "{APP_ID}"
+project = "{PROJECT}"
+
+[regions.primary]
+name = "{REGIONS['primary']}"
+endpoint_url = "{regions['primary'].url}"
+
+[regions.secondary]
+name = "{REGIONS['secondary']}"
+endpoint_url = "{regions['secondary'].url}"
+
+[admin]
+listen = "127.0.0.1:9"
+
+[stack]
+cognito_username = "{USER}"
+cognito_email = "ops@example.com"
+"""
+
+
+FIXED = ROOT / "deploy/apigateway"
+
+
+def preview_part_b(regions):
+    """What part B's provisioning will install, done here with boto3 for
+    `--preview-part-b`: the fixed templates (deploy/apigateway) and `AWS_IAM` on
+    `POST /comments/{photoId}`, then a new deployment of each API."""
+    vtl = {f.stem: f.read_text() for f in FIXED.glob("*.vtl")}
+    want = {
+        ("config", "/state/{appId}", "GET"): ("state-get", f"{PROJECT}-config"),
+        ("store", "/comments/{photoId}", "GET"): ("comments-get", f"{PROJECT}-store"),
+        ("store", "/comments/{photoId}", "POST"): ("comments-post", f"{PROJECT}-store"),
+    }
+    for role, region in regions.items():
+        gw = region.client("apigateway")
+        apis = {a["name"]: a["id"] for a in gw.get_rest_apis()["items"]}
+        for kind in ("config", "store"):
+            api = apis[f"{PROJECT}-{kind}-{role}"]
+            resources = {r["path"]: r for r in gw.get_resources(restApiId=api)["items"]}
+            for (k, path, verb), (name, table) in want.items():
+                if k != kind:
+                    continue
+                rid = resources[path]["id"]
+                integ = gw.get_integration(restApiId=api, resourceId=rid, httpMethod=verb)
+                ir = gw.get_integration_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200")
+                mr = gw.get_method_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200")
+                method = gw.get_method(restApiId=api, resourceId=rid, httpMethod=verb)
+                auth = "AWS_IAM" if verb == "POST" else method["authorizationType"]
+                if auth != method["authorizationType"]:
+                    # moto has no UpdateMethod: the method is put again.
+                    gw.delete_method(restApiId=api, resourceId=rid, httpMethod=verb)
+                    gw.put_method(restApiId=api, resourceId=rid, httpMethod=verb, authorizationType=auth,
+                                  requestParameters=method.get("requestParameters") or {})
+                    gw.put_method_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200",
+                                           responseModels=mr.get("responseModels") or {},
+                                           responseParameters=mr.get("responseParameters") or {})
+                gw.put_integration(restApiId=api, resourceId=rid, httpMethod=verb, type=integ["type"],
+                                   integrationHttpMethod=integ["httpMethod"], uri=integ["uri"],
+                                   credentials=integ["credentials"], passthroughBehavior="NEVER",
+                                   requestTemplates={"application/json": vtl[f"{name}.request"].replace("@TABLE@", table)})
+                gw.put_integration_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200",
+                                            responseTemplates={"application/json": vtl[f"{name}.response"]},
+                                            responseParameters=ir.get("responseParameters") or {})
+            gw.create_deployment(restApiId=api, stageName="prod", description="part B preview")
+
+
+def emulator_ui_config(ui, regions):
+    """uiConfig.json for the emulator. Part B's `provision ui-config` writes the
+    endpoint keys itself (see deploy/website/README.md); until then this fills them in
+    the documented form, and says so."""
+    if all(ui.get(role, {}).get("endpoint") for role in ROLES) and ui.get("cognitoEndpoint"):
+        return ui, False
+    out = copy.deepcopy(ui)
+    out["cognitoEndpoint"] = regions["primary"].url
+    for role in ROLES:
+        r, base = out[role], regions[role].url
+        r["endpoint"] = base
+        for key in ("stateUrl", "photosApi"):
+            m = re.fullmatch(r"https://([^.]+)\.execute-api\.[^/]+/prod(.*)", r[key] or "")
+            if m:
+                r[key] = f"{base}/restapis/{m.group(1)}/prod/_user_request_{m.group(2)}"
+    return out, True
+
+
+class Site:
+    """deploy/website/ plus uiConfig.json on a loopback port (stands in for
+    `provision website-local`, which part B adds)."""
+
+    def __init__(self, ui, work):
+        self.root = work / "site"
+        shutil.copytree(ROOT / "deploy/website", self.root, ignore=shutil.ignore_patterns("*.md"))
+        (self.root / "uiConfig.json").write_text(json.dumps(ui, indent=2))
+        handler = partial(QuietHandler, directory=str(self.root))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript"}
+
+    def log_message(self, *args):
+        pass
+
+
+# --------------------------------------------------------------------------------
+# The story
+
+
+class StepFailed(AssertionError):
+    pass
+
+
+class Story:
+    def __init__(self, work, chromium, preview=False):
+        self.preview = preview
+        self.work = work
+        self.chromium = chromium
+        self.results = []  # (name, ok, seconds, detail)
+        self.console = []  # (type, text, url) of the step running
+        self.notes = []
+
+    # -- set-up ---------------------------------------------------------------
+
+    def setup(self):
+        self.regions = {role: Region(role, self.work) for role in ROLES}
+        self.config = self.work / "monitor.toml"
+        self.config.write_text(monitor_toml(self.regions))
+        cli(self.config, "provision", "apply")
+        if self.preview:
+            preview_part_b(self.regions)
+            self.notes.append("--preview-part-b: the fixed templates and AWS_IAM on POST were installed by the harness")
+        ui_path = self.work / "uiConfig.provisioned.json"
+        cli(self.config, "provision", "ui-config", "--out", str(ui_path))
+        raw = json.loads(ui_path.read_text())
+        self.ui, shimmed = emulator_ui_config(raw, self.regions)
+        if shimmed:
+            self.notes.append("uiConfig.json from `provision ui-config` has no emulator endpoints: "
+                              "the harness filled them in (part B)")
+        self.raw_ui = raw
+        idp = self.regions["primary"].client("cognito-idp")
+        # AdminCreateUser mailed a temporary password nobody can read here: set a known
+        # one, still temporary (the user must choose a new one at first sign-in).
+        idp.admin_set_user_password(UserPoolId=self.ui["userPoolId"], Username=USER,
+                                    Password=TEMP_PASSWORD, Permanent=False)
+        self.site = Site(self.ui, self.work)
+
+    def teardown(self):
+        for r in getattr(self, "regions", {}).values():
+            r.kill()
+        if hasattr(self, "site"):
+            self.site.stop()
+
+    # -- running steps -----------------------------------------------------------
+
+    def step(self, name, fn, allowed=()):
+        """Runs one step; `allowed` are (regex on the text, URL prefix) of console
+        errors this step expects."""
+        self.console = []
+        start = time.monotonic()
+        ok, detail = True, ""
+        try:
+            if self.page.url.startswith("http"):
+                self.page.evaluate("document.getElementById('notice').textContent = ''")
+            fn()
+            bad = [c for c in self.console
+                   if c[0] == "pageerror" or (c[0] == "error" and not any(
+                       re.search(text, c[1]) and c[2].startswith(prefix) for text, prefix in allowed))]
+            if bad:
+                raise StepFailed("console errors: " + "; ".join(f"{t}: {x} ({u})" for t, x, u in bad))
+            expected = [c for c in self.console if c[0] == "error"]
+            if expected:
+                detail = f"{len(expected)} expected console error(s), e.g. {expected[0][1]!r}"
+        except Exception as e:  # noqa: BLE001 (a step's failure is reported, the story goes on)
+            ok = False
+            detail = f"{type(e).__name__}: {e}".strip()
+            if not isinstance(e, (AssertionError, StepFailed)) and "Timeout" not in type(e).__name__:
+                detail += "\n" + traceback.format_exc()
+        if not ok:
+            try:
+                shown = (self.page.text_content("#notice") or "").strip()
+                if shown:
+                    detail += f"\n(the page says: {shown})"
+            except Exception:  # noqa: BLE001
+                pass
+        shot = OUT / f"{len(self.results) + 1:02d}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.png"
+        try:
+            self.page.screenshot(path=str(shot), full_page=True)
+        except Exception as e:  # noqa: BLE001
+            detail += f" (no screenshot: {e})"
+        seconds = time.monotonic() - start
+        self.results.append((name, ok, seconds, detail))
+        mark = "ok  " if ok else "FAIL"
+        extra = ("  [" + detail + "]" if detail else "") if ok else "\n     " + detail.replace("\n", "\n     ")
+        print(f"{mark} {name} ({seconds:.1f} s){extra}", flush=True)
+        return ok
+
+    def run(self):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=self.chromium, headless=True, args=CHROMIUM_FLAGS)
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            self.page = context.new_page()
+            self.page.set_default_timeout(10_000)
+            self.page.on("console", lambda m: m.type == "error" and self.console.append(
+                ("error", m.text, (m.location or {}).get("url", ""))))
+            self.page.on("pageerror", lambda e: self.console.append(("pageerror", str(e), "")))
+            primary = self.regions["primary"].url
+            self.step("the page loads and reads the state", self.opens)
+            # What AWS enforces and moto does not, checked on the provisioned resources.
+            self.step("the app client allows exactly the page's auth flows", self.auth_flows)
+            self.step("the web role may list public/ in both photo buckets", self.web_role_lists)
+            if self.step("sign in with the temporary password and set a new one", self.first_sign_in):
+                self.step("a wrong password is refused", self.wrong_password,
+                          allowed=[(r"status of 400", primary)])
+                self.step("upload a PNG and see it in the gallery", self.upload)
+                self.step("a comment with ' \" \\ a newline and non-ASCII reads back", self.comment)
+                self.step("the page signs its comment POST; the store API refuses an unsigned one", self.signed_post)
+                self.step("fenced: upload and comment are blocked with a message", self.fenced)
+                self.step("the page follows the higher version when the regions disagree", self.follows_version)
+                self.step("failover: the page uses the secondary's bucket and API", self.failover)
+                self.step("the primary region is killed: the page keeps working from the secondary",
+                          self.primary_killed, allowed=[(r"ERR_CONNECTION_REFUSED", primary)])
+            self.step("uiConfig.json from provision ui-config carries the emulator endpoints", self.ui_config_endpoints)
+            browser.close()
+
+    # -- helpers ------------------------------------------------------------------
+
+    def banner(self, state, serving):
+        b = self.page.locator("#state-banner")
+        expect(b).to_have_attribute("data-state", state, timeout=15_000)
+        expect(b).to_have_attribute("data-serving", serving, timeout=15_000)
+
+    def objects(self, role):
+        s3 = self.regions[role].client("s3")
+        out = s3.list_objects_v2(Bucket=self.ui[role]["objectStoreBucketName"], Prefix="public/")
+        return {o["Key"] for o in out.get("Contents", [])}
+
+    def comments_in(self, role):
+        ddb = self.regions[role].client("dynamodb")
+        return {i["commentId"]["S"]: i for i in ddb.scan(TableName=f"{PROJECT}-store")["Items"]}
+
+    def upload_file(self, name):
+        self.page.evaluate("document.getElementById('notice').textContent = ''")
+        path = self.work / name
+        path.write_bytes(png(rgb=(len(name) * 37 % 256, 120, 200)))
+        self.page.set_input_files("#file", str(path))
+        self.page.click("#upload-button")
+
+    def gallery_ids(self):
+        return self.page.eval_on_selector_all("#gallery .photo", "els => els.map(e => e.dataset.photoId)")
+
+    def selected_photo(self):
+        return self.page.get_attribute('#gallery .photo[aria-selected="true"]', "data-photo-id")
+
+    def add_comment(self, text):
+        self.page.evaluate("document.getElementById('notice').textContent = ''")
+        self.page.fill("#comment-text", text)
+        self.page.click("#comment-button")
+
+    # -- steps --------------------------------------------------------------------
+
+    def opens(self):
+        self.page.goto(self.site.url)
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
+        self.banner("active", "primary")
+        expect(self.page.locator("#signin-form")).to_be_visible()
+
+    def first_sign_in(self):
+        self.page.fill("#username", USER)
+        self.page.fill("#password", TEMP_PASSWORD)
+        self.page.click("#signin-button")
+        expect(self.page.locator("#newpass-form")).to_be_visible()
+        self.page.fill("#new-password", NEW_PASSWORD)
+        self.page.click("#newpass-button")
+        expect(self.page.locator("#app")).to_be_visible()
+        expect(self.page.locator("#gallery-empty")).to_be_visible()
+        status = self.regions["primary"].client("cognito-idp").admin_get_user(
+            UserPoolId=self.ui["userPoolId"], Username=USER)["UserStatus"]
+        assert status == "CONFIRMED", status
+
+    def wrong_password(self):
+        self.page.click("#signout")
+        self.page.fill("#username", USER)
+        self.page.fill("#password", "not-the-password")
+        self.page.click("#signin-button")
+        expect(self.page.locator("#auth-error")).to_contain_text("Incorrect username or password")
+        expect(self.page.locator("#app")).to_be_hidden()
+        self.page.fill("#password", NEW_PASSWORD)
+        self.page.click("#signin-button")
+        expect(self.page.locator("#app")).to_be_visible()
+
+    def upload(self):
+        before = self.objects("primary")
+        self.upload_file("first.png")
+        expect(self.page.locator("#notice")).to_contain_text("Uploaded to photos-primary")
+        expect(self.page.locator('#gallery .photo[aria-selected="true"]')).to_have_count(1)
+        photo = self.selected_photo()
+        assert self.objects("primary") - before == {f"public/{photo}"}, "the object is not in the primary bucket"
+        img = self.page.locator(f'#gallery .photo[data-photo-id="{photo}"] img')
+        self.page.wait_for_function("img => img.complete && img.naturalWidth === 48", arg=img.element_handle())
+        self.photo = photo
+
+    def comment(self):
+        self.add_comment(SPECIAL)
+        expect(self.page.locator("#notice")).to_contain_text("Comment added in the primary region")
+        last = self.page.locator("#comment-list .comment .text")
+        expect(last).to_have_count(1)
+        got = last.first.text_content()
+        assert got == SPECIAL, f"read back {got!r}"
+        stored = [i for i in self.comments_in("primary").values() if i["photoId"]["S"] == self.photo]
+        assert [i["message"]["S"] for i in stored] == [SPECIAL], stored
+
+    def signed_post(self):
+        with self.page.expect_request(lambda r: r.method == "POST" and "/comments/" in r.url) as posted:
+            self.add_comment("signed?")
+        seen = [posted.value.all_headers()]
+        answer = posted.value.response()
+        assert answer is not None and answer.status == 200, f"the signed POST got {answer and answer.status}"
+        expect(self.page.locator("#notice")).to_contain_text("Comment added in the primary region")
+        assert seen and seen[-1].get("authorization", "").startswith("AWS4-HMAC-SHA256 Credential="), seen
+        assert "/execute-api/aws4_request" in seen[-1]["authorization"], seen[-1]
+        url = f"{self.ui['primary']['photosApi']}/comments/{self.photo}"
+        body = json.dumps({"commentId": "unsigned", "message": "m", "photoId": self.photo, "user": "anyone"})
+        answer = self.page.request.post(url, data=body, headers={"Content-Type": "application/json"})
+        assert answer.status == 403, f"an unsigned POST got HTTP {answer.status}: {answer.text()}"
+        assert answer.json() == {"message": "Missing Authentication Token"}, answer.text()
+
+    def fenced(self):
+        cli(self.config, "state", "set", "fenced", "--reason", "browser test")
+        self.banner("fenced", "primary")
+        objects, comments = self.objects("primary"), self.comments_in("primary")
+        self.upload_file("blocked.png")
+        expect(self.page.locator("#notice")).to_contain_text("Writes are blocked while the application is fenced")
+        self.add_comment("should not be written")
+        expect(self.page.locator("#notice")).to_contain_text("Writes are blocked while the application is fenced")
+        assert self.objects("primary") == objects and self.comments_in("primary") == comments, "a write got through"
+        self.page.fill("#comment-text", "")
+        self.page.locator("#upload-form").evaluate("f => f.reset()")
+
+    def follows_version(self):
+        # The primary's copy lags (replication): the secondary's newer version wins.
+        cli(self.config, "state", "set", "active", "--reason", "browser test")
+        self.banner("active", "primary")
+        ddb = self.regions["secondary"].client("dynamodb")
+        table = f"{PROJECT}-config"
+        item = ddb.get_item(TableName=table, Key={"appId": {"S": APP_ID}})["Item"]
+        newer = int(item.get("version", {"N": "0"})["N"]) + 5
+        ddb.update_item(TableName=table, Key={"appId": {"S": APP_ID}},
+                        UpdateExpression="SET #s = :s, #v = :v",
+                        ExpressionAttributeNames={"#s": "state", "#v": "version"},
+                        ExpressionAttributeValues={":s": {"S": "failover"}, ":v": {"N": str(newer)}})
+        try:
+            self.banner("failover", "secondary")
+            expect(self.page.locator("#state-banner")).to_have_attribute("data-version", str(newer))
+        finally:
+            ddb.put_item(TableName=table, Item=item)
+
+    def failover(self):
+        cli(self.config, "state", "set", "failover", "--reason", "browser test")
+        self.banner("failover", "secondary")
+        expect(self.page.locator("#region-notice")).to_contain_text("Moved to the secondary region (ap-northeast-1)")
+        expect(self.page.locator("#gallery-source")).to_contain_text("photos-secondary")
+        before = self.objects("secondary")
+        primary_before = self.objects("primary")
+        self.upload_file("second.png")
+        expect(self.page.locator("#notice")).to_contain_text("Uploaded to photos-secondary")
+        photo = self.selected_photo()
+        assert self.objects("secondary") - before == {f"public/{photo}"}, "not in the secondary bucket"
+        assert self.objects("primary") == primary_before, "the primary bucket changed"
+        self.add_comment("written in the secondary")
+        expect(self.page.locator("#notice")).to_contain_text("Comment added in the secondary region")
+        expect(self.page.locator("#comment-list .comment .text")).to_have_text(["written in the secondary"])
+        stored = [i for i in self.comments_in("secondary").values() if i["photoId"]["S"] == photo]
+        assert [i["message"]["S"] for i in stored] == ["written in the secondary"], stored
+        self.photo = photo
+
+    def primary_killed(self):
+        self.regions["primary"].kill()
+        expect(self.page.locator("#state-text")).to_contain_text("primary region's state API is unreachable",
+                                                                 timeout=20_000)
+        self.banner("failover", "secondary")
+        before = self.objects("secondary")
+        self.upload_file("third.png")
+        expect(self.page.locator("#notice")).to_contain_text("Uploaded to photos-secondary")
+        photo = self.selected_photo()
+        added = self.objects("secondary") - before
+        assert added == {f"public/{photo}"}, f"added to the secondary bucket: {added}, selected: {photo}"
+        self.add_comment("after the primary died: é")
+        expect(self.page.locator("#comment-list .comment .text")).to_have_text(["after the primary died: é"])
+
+    def auth_flows(self):
+        idp = self.regions["primary"].client("cognito-idp")
+        client = idp.describe_user_pool_client(UserPoolId=self.ui["userPoolId"],
+                                               ClientId=self.ui["userPoolClientId"])["UserPoolClient"]
+        flows = set(client.get("ExplicitAuthFlows") or [])
+        assert flows == PAGE_AUTH_FLOWS, f"the app client allows {sorted(flows) or 'the default flows'}"
+
+    def web_role_lists(self):
+        iam = self.regions["primary"].client("iam")
+        doc = iam.get_role_policy(RoleName=f"{PROJECT}-web", PolicyName="failover-monitor")["PolicyDocument"]
+        if isinstance(doc, str):
+            doc = json.loads(urllib.parse.unquote(doc))
+        listed = set()
+        for st in doc["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            if st["Effect"] == "Allow" and "s3:ListBucket" in actions:
+                listed.update(resources)
+        want = {f"arn:aws:s3:::{self.ui[r]['objectStoreBucketName']}" for r in ROLES}
+        assert want <= listed, f"s3:ListBucket is allowed on {sorted(listed) or 'nothing'}"
+
+    def ui_config_endpoints(self):
+        missing = [k for k in ("primary.endpoint", "secondary.endpoint", "cognitoEndpoint")
+                   if not (self.raw_ui.get(k.split(".")[0], {}).get(k.split(".")[1])
+                           if "." in k else self.raw_ui.get(k))]
+        assert not missing, f"provision ui-config has no {', '.join(missing)}"
+
+
+PAGE_AUTH_FLOWS = {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chromium", required=True, help="Debian's chromium or chromium-headless-shell")
+    parser.add_argument("--preview-part-b", action="store_true",
+                        help="install the fixed templates and AWS_IAM on POST with boto3 after provisioning "
+                             "(what part B's provisioning will do), to check the page against them today")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.png"):
+        old.unlink()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="browser-", dir=OUT))
+    story = Story(work, args.chromium, preview=args.preview_part_b)
+    started = time.monotonic()
+    try:
+        story.setup()
+        print(f"stack provisioned in {time.monotonic() - started:.1f} s; page at {story.site.url}", flush=True)
+        story.run()
+    finally:
+        story.teardown()
+    for note in story.notes:
+        print(f"note: {note}")
+    passed = sum(1 for r in story.results if r[1])
+    failed = len(story.results) - passed
+    print(f"screenshots and logs: {OUT.relative_to(ROOT)}/ ({time.monotonic() - started:.0f} s in all)")
+    print(f"browser: {passed} passed, {failed} failed")
+    if failed == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The page's tests: its SigV4 signer against AWS's example and botocore (Node), then
+# the page in headless Chromium (Debian's chromium-headless-shell, installed here with
+# apt-get when missing; Playwright drives it, no browser download) against the
+# two-region emulator with the stack provisioned by `failover-monitor provision apply`.
+# Screenshots of each step: target/browser/.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+./deploy/local/venv.sh >/dev/null
+py=.venv/bin/python
+if ! $py -c "
+import importlib.metadata as m, sys
+pins = [l.split('#')[0].strip() for l in open('tests/browser/requirements.txt')]
+sys.exit(any(m.version(n) != v for n, v in (p.split('==') for p in pins if p)))
+" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/browser/requirements.txt
+fi
+chromium=$(command -v chromium-headless-shell || command -v chromium || true)
+if [ -z "$chromium" ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null
+  chromium=$(command -v chromium-headless-shell)
+fi
+(cd tests/browser && "$root/$py" -m unittest test_sigv4)
+cargo build --quiet
+exec $py tests/browser/e2e.py --chromium "$chromium"
