@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use failover_monitor::action::{Outcome, Transition};
-use failover_monitor::model::Fence;
 use failover_monitor::coord::lease::LeaseRecord;
+use failover_monitor::model::Fence;
 use failover_monitor::model::{AppState, Role, Trigger};
 use serde_json::Value;
 use support::admin::{TRANSITIONS, all_probes_up};
@@ -180,10 +180,7 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
     let tables = emu.tables().await;
     let act = tables.actuator();
     let table = tables.coordination();
-    let old = table
-        .acquire("mon-a", None)
-        .await
-        .expect("first lease");
+    let old = table.acquire("mon-a", None).await.expect("first lease");
     assert_eq!(old, 1);
     assert!(
         table.acquire("mon-b", None).await.is_err(),
@@ -194,10 +191,7 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
         token: 1,
         renewals: 0,
     };
-    let new = table
-        .acquire("mon-b", Some(&prev))
-        .await
-        .expect("takeover");
+    let new = table.acquire("mon-b", Some(&prev)).await.expect("takeover");
     assert_eq!(new, 2);
     assert!(
         table.renew("mon-a", 1).await.is_err(),

@@ -3,173 +3,14 @@
 //! with tokio's clock paused: no emulator, no sleeps, no log reading. Assertions are
 //! on `Status`, the stores and the metrics.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use failover_monitor::config::{self, Settings};
-use failover_monitor::control::{Command, Handle, MoveError, Status};
-use failover_monitor::daemon::Daemon;
-use failover_monitor::memory::{Answer, MemoryBackend, Record};
-use failover_monitor::metrics::Metrics;
-use failover_monitor::model::{AppState, AuditRecord, ConfigItem, Role, keys};
+use failover_monitor::config::Settings;
+use failover_monitor::control::{Command, MoveError};
+use failover_monitor::memory::Record;
+use failover_monitor::model::{AppState, Role, keys};
 use failover_monitor::policy::Refusal;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-const APP: &str = "app-1";
-
-/// One monitor instance running in this process.
-struct Node {
-    handle: Handle,
-    metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Node {
-    fn start(settings: Settings, backend: &MemoryBackend, seed: u64) -> Self {
-        let metrics = Arc::new(Metrics::new());
-        let backend = Arc::new(backend.instance(seed));
-        let (daemon, handle) = Daemon::new(settings, backend, metrics.clone()).expect("daemon");
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(daemon.run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
-        Self {
-            handle,
-            metrics,
-            stop,
-            task,
-        }
-    }
-
-    fn status(&self) -> Status {
-        self.handle.status.borrow().clone()
-    }
-
-    /// Waits (in paused time) until the status satisfies `f`, at most `limit`.
-    async fn wait_for(&self, limit: Duration, what: &str, f: impl Fn(&Status) -> bool) -> Status {
-        let mut rx = self.handle.status.clone();
-        match tokio::time::timeout(limit, rx.wait_for(|s| f(s))).await {
-            Ok(Ok(s)) => s.clone(),
-            _ => panic!("{what}: not within {limit:?}; status: {:#?}", self.status()),
-        }
-    }
-
-    fn transitions(&self) -> u64 {
-        let text = self.metrics.render();
-        text.lines()
-            .filter(|l| l.starts_with("failover_monitor_transitions_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        self.task.await.expect("daemon task");
-    }
-}
-
-/// Quick probing: a probe is down after 3 failures 100 ms apart. `extra` goes into
-/// `[monitor]`, `tail` after the probes (more tables).
-fn settings_with(instance: &str, extra: &str, tail: &str) -> Settings {
-    let text = format!(
-        r#"
-[app]
-id = "{APP}"
-[regions.primary]
-name = "us-east-1"
-[regions.secondary]
-name = "ap-northeast-1"
-[monitor]
-instance_id = "{instance}"
-hold_down = "0s"
-state_refresh = "500ms"
-{extra}
-[probe_defaults]
-interval = "100ms"
-timeout = "80ms"
-jitter = "10ms"
-fall = 3
-rise = 2
-[[probes]]
-name = "p-api"
-kind = "http"
-region = "primary"
-url = "https://primary.invalid/state"
-[[probes]]
-name = "p-table"
-kind = "dynamodb"
-region = "primary"
-[[probes]]
-name = "s-api"
-kind = "http"
-region = "secondary"
-url = "https://secondary.invalid/state"
-{tail}
-"#
-    );
-    config::parse(&text, Vec::new()).expect("test config")
-}
-
-fn settings(instance: &str, extra: &str) -> Settings {
-    settings_with(instance, extra, "")
-}
-
-fn coordinated(instance: &str, instances: &[&str], lease: &str) -> Settings {
-    let list = instances
-        .iter()
-        .map(|i| format!("\"{i}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    settings_with(
-        instance,
-        "",
-        &format!(
-            "[coordination]\ninstances = [{list}]\nlease = \"{lease}\"\nrenew_every = \"300ms\"\nview_ttl = \"1500ms\""
-        ),
-    )
-}
-
-fn world() -> MemoryBackend {
-    let b = MemoryBackend::new(
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        7,
-    );
-    b.seed_item(
-        APP,
-        &ConfigItem {
-            state: AppState::Active,
-            version: 0,
-            updated_at: None,
-            updated_by: None,
-            reason: None,
-        },
-    );
-    b
-}
-
-fn primary_down(b: &MemoryBackend) {
-    b.script
-        .set("p-api", Answer::Fail("connection refused".into()));
-    b.script.set("p-table", Answer::Hang);
-}
-
-fn primary_up(b: &MemoryBackend) {
-    b.script.set("p-api", Answer::Ok);
-    b.script.set("p-table", Answer::Ok);
-}
-
-fn audits(b: &MemoryBackend, role: Role) -> Vec<AuditRecord> {
-    b.table(role)
-        .dump()
-        .into_iter()
-        .filter_map(|(_, r)| match r {
-            Record::Audit(a) => Some(a),
-            _ => None,
-        })
-        .collect()
-}
+use support::inproc::{APP, Node, audits, coordinated, primary_down, primary_up, settings, world};
 
 #[tokio::test(start_paused = true)]
 async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
@@ -187,7 +28,7 @@ async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
         .await;
     assert_eq!(s.item.as_ref().map(|i| i.version), Some(1));
     for role in Role::BOTH {
-        let item = b.item(APP, role).expect("item");
+        let item = support::inproc::item(&b, role).expect("item");
         assert_eq!(
             (item.state, item.version),
             (AppState::Failover, 1),

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 pub use stores::{MemCanary, MemCoordStore, MemItemStore};
-pub use table::{Change, Entry, MemTable, Record};
+pub use table::{Change, Entry, Faults, MemTable, Record};
 
 use crate::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, Rr};
 use crate::backend::Backend;
@@ -118,6 +118,10 @@ impl Probe for ScriptedProbe {
 #[derive(Debug, Clone, Default)]
 pub struct MemDns {
     pub record: Arc<Mutex<Option<Rr>>>,
+    /// Every change made: (the writing process, the new value).
+    pub changes: Arc<Mutex<Vec<(String, String)>>>,
+    /// The process writing through this handle.
+    pub writer: String,
 }
 
 impl MemDns {
@@ -127,6 +131,14 @@ impl MemDns {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Rr>> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The changes made so far: (the writing process, the new value).
+    pub fn changes(&self) -> Vec<(String, String)> {
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sets the record by hand.
@@ -163,6 +175,10 @@ impl DnsRecord for MemDns {
             value: new.to_owned(),
             ttl: 60,
         });
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.writer.clone(), new.to_owned()));
         Ok(())
     }
 }
@@ -239,10 +255,12 @@ impl Backend for MemoryBackend {
     }
 
     fn dns(&self, settings: &Settings) -> Option<Arc<dyn DnsRecord>> {
-        settings
-            .route53
-            .as_ref()
-            .map(|_| Arc::new(self.dns.clone()) as Arc<dyn DnsRecord>)
+        settings.route53.as_ref().map(|_| {
+            Arc::new(MemDns {
+                writer: self.process_id(),
+                ..self.dns.clone()
+            }) as Arc<dyn DnsRecord>
+        })
     }
 
     fn probe(&self, spec: &ProbeSpec, _settings: &Settings) -> Arc<dyn Probe> {

@@ -45,6 +45,13 @@ pub(super) enum TxError {
 }
 
 impl MemTable {
+    /// Waits the injected delay, if any (a slow region).
+    pub(super) async fn wait(&self) {
+        if let Some(d) = self.delay() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
     /// Evaluates every condition, then applies every write, or none.
     pub(super) fn transact(
         &self,
@@ -99,6 +106,12 @@ impl MemTable {
         }
         if let Some(t) = token {
             inner.tokens.insert(t.to_owned(), (fingerprint, stamp));
+        }
+        if inner.faults.fail_after_apply > 0 {
+            inner.faults.fail_after_apply -= 1;
+            return Err(TxError::Unavailable(
+                "timed out (the write was applied)".into(),
+            ));
         }
         Ok(())
     }
@@ -189,6 +202,7 @@ impl ItemStore for MemItemStore {
     }
 
     async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError> {
+        self.table.wait().await;
         let (from, expected) = (c.from, c.expected);
         let mut actions = vec![
             Action {

@@ -58,6 +58,19 @@ pub(super) struct Inner {
     /// Stamps of this table's writes: a counter unless a clock is set.
     pub counter: u128,
     pub down: bool,
+    /// Faults a test injects into the next calls.
+    pub faults: Faults,
+}
+
+/// Faults a test injects, as DynamoDB or the network produce them.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Every call takes this long before it is applied (a slow region).
+    pub delay: Option<std::time::Duration>,
+    /// The next this many writes are applied, then fail as timed out.
+    pub fail_after_apply: u32,
+    /// The next this many writes are refused as throttled, without applying.
+    pub throttle: u32,
 }
 
 /// One region's config table. Clones share the same contents.
@@ -93,6 +106,15 @@ impl MemTable {
 
     pub fn is_down(&self) -> bool {
         self.lock().down
+    }
+
+    /// Sets the faults of the next calls.
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    pub(super) fn delay(&self) -> Option<std::time::Duration> {
+        self.lock().faults.delay
     }
 
     /// The record at `key`, if any.

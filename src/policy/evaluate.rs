@@ -27,9 +27,9 @@ impl Policy {
             };
         };
         let wanted = match item.state {
-            AppState::Active => self.from_active(now),
-            AppState::Fenced => self.from_fence(item, now),
-            AppState::Failover => self.from_failover(item, now),
+            AppState::Active => self.wanted_in_active(now),
+            AppState::Fenced => self.wanted_in_fence(item, now),
+            AppState::Failover => self.wanted_in_failover(item, now),
         };
         match wanted {
             Ok(w) => self.gate(item, w, now),
@@ -37,7 +37,7 @@ impl Policy {
         }
     }
 
-    fn from_active(&self, now: Instant) -> Result<Wanted, String> {
+    fn wanted_in_active(&self, now: Instant) -> Result<Wanted, String> {
         if self.effective_primary_down(now) {
             let to = if self.cfg.fence_for.is_zero() {
                 AppState::Failover
@@ -72,7 +72,7 @@ impl Policy {
         }
     }
 
-    fn from_fence(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
+    fn wanted_in_fence(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
         if item.set_by_human() {
             return Err("fenced by a human; only a human moves it on".into());
         }
@@ -117,7 +117,7 @@ impl Policy {
         }
     }
 
-    fn from_failover(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
+    fn wanted_in_failover(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
         if item.set_by_human() {
             return Err("failed over by a human; only a human fails back".into());
         }

@@ -9,6 +9,8 @@
 //!   signals, exit codes and JSON log, and the CLI.
 //! - [`admin`]: what a running daemon exposes, as the tests observe it: `/v1/status`,
 //!   `/metrics`, `/readyz`, every request with the admin token.
+//! - [`inproc`]: real daemons in the test's own process, on in-memory stores with
+//!   DynamoDB's semantics, scripted probes and paused time.
 //! - [`tables`]: the config item and audit records in the emulator's tables, the one
 //!   place the tests read them through the daemon's actuator.
 //! - [`proxy`]: a TCP proxy per monitor instance, to cut one instance's way to a region.
@@ -35,6 +37,7 @@ use tokio::time::Instant;
 pub mod admin;
 pub mod config;
 pub mod emulator;
+pub mod inproc;
 pub mod monitor;
 pub mod proxy;
 pub mod runner;

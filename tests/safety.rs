@@ -1,0 +1,529 @@
+//! Regression cases of the defects a review against DynamoDB's, Route 53's and
+//! ECS's real behaviour found, each on real daemons in this process (in-memory
+//! stores with DynamoDB's documented semantics, scripted probes, paused time): a
+//! restarted leader and dead peers' views, a lone survivor, two processes with one
+//! instance id, a write that timed out after it applied, an item reset under old
+//! audit records, the stored pause, global tables, a slow commit, DNS, a reload of
+//! `[coordination]`, a long catch-up.
+
+use std::time::Duration;
+
+use failover_monitor::control::{Command, MoveError};
+use failover_monitor::coord::PeerView;
+use failover_monitor::coord::lease::LeaseRecord;
+use failover_monitor::memory::{Answer, Faults, Record};
+use failover_monitor::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
+use failover_monitor::policy::Vote;
+use support::inproc::{
+    APP, Node, audits, coordinated, coordination, item, primary_down, primary_up, settings,
+    settings_in, settings_with, world,
+};
+
+const S: Duration = Duration::from_secs(1);
+
+fn record(version: u64, from: AppState, to: AppState) -> AuditRecord {
+    AuditRecord {
+        version,
+        from,
+        to,
+        at: "2027-01-01T00:00:00Z".into(),
+        by: "old".into(),
+        trigger: Trigger::Auto,
+        reason: "an earlier life".into(),
+        evidence: serde_json::Value::Null,
+        forced: false,
+    }
+}
+
+fn at(state: AppState, version: u64) -> ConfigItem {
+    ConfigItem {
+        state,
+        version,
+        updated_at: None,
+        updated_by: None,
+        reason: None,
+    }
+}
+
+/// Defect 1: a restarted instance saw dead peers' last views for the first time,
+/// counted them as live, and their old "primary down" votes failed a healthy
+/// primary over. A view counts only once it has been seen to change.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_leader_does_not_count_dead_peers_old_down_votes() {
+    let b = world();
+    for peer in ["b", "c"] {
+        let view = PeerView {
+            seq: 41,
+            process: "gone".into(),
+            vote: Vote::Down,
+            evidence_age_ms: Some(0),
+            secondary_up: true,
+            detail: "p-api Down".into(),
+        };
+        b.table(Role::Secondary)
+            .put(&keys::view(APP, peer), Record::View(view));
+    }
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    let s = a
+        .wait_for(10 * S, "leader", |s| s.is_leader && s.ready)
+        .await;
+    assert!(
+        s.instances
+            .iter()
+            .filter(|p| p.instance != "a")
+            .all(|p| !p.live)
+    );
+    tokio::time::sleep(10 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    let s = a.status();
+    assert_eq!(
+        s.quorum.as_ref().map(|q| q["down_votes"].clone()),
+        Some(0.into())
+    );
+    assert_eq!(
+        s.quorum.as_ref().map(|q| q["reachable"].clone()),
+        Some(false.into())
+    );
+    a.stop().await;
+}
+
+/// Defect 1 (the lease): a restarted process took its own old lease back at once.
+/// It is another owner now (another process value) and waits the lease out.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_process_waits_out_its_previous_incarnations_lease() {
+    let b = world();
+    let old = LeaseRecord {
+        owner: "a/previous".into(),
+        token: 3,
+        renewals: 9,
+    };
+    b.table(Role::Secondary)
+        .put(&keys::lease(APP), Record::Lease(old));
+    let started = tokio::time::Instant::now();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    a.wait_for(10 * S, "leader", |s| s.is_leader).await;
+    assert!(
+        started.elapsed() >= 3 * S,
+        "took the lease after {:?}, before a whole lease",
+        started.elapsed()
+    );
+    let Some(Record::Lease(l)) = b.table(Role::Secondary).get(&keys::lease(APP)) else {
+        panic!("no lease");
+    };
+    assert_eq!(l.token, 4);
+    assert!(
+        l.owner.starts_with("a/") && l.owner != "a/previous",
+        "{l:?}"
+    );
+    a.stop().await;
+}
+
+/// Defect 2: the quorum counted live instances, so a lone survivor whose own path to
+/// the primary broke failed a healthy region over. It counts the configured
+/// instances: alone, it reports the quorum unreachable; a human can still move.
+#[tokio::test(start_paused = true)]
+async fn a_lone_survivor_never_fails_over_alone_and_a_human_can() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    a.wait_for(10 * S, "leader", |s| s.is_leader && s.ready)
+        .await;
+    primary_down(&b);
+    let s = a
+        .wait_for(5 * S, "quorum unreachable", |s| {
+            s.verdict.starts_with("hold: quorum unreachable")
+        })
+        .await;
+    assert_eq!(
+        s.quorum.as_ref().map(|q| q["needed"].clone()),
+        Some(2.into())
+    );
+    assert_eq!(a.metric("failover_monitor_quorum_reachable "), 0.0);
+    tokio::time::sleep(10 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    let done = a
+        .handle
+        .ask(|reply| Command::Move {
+            to: AppState::Failover,
+            reason: "the on-call confirmed the outage".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+        })
+        .await
+        .expect("answer")
+        .expect("a human's failover");
+    assert_eq!(
+        (done.item.state, done.item.version),
+        (AppState::Failover, 1)
+    );
+    assert!(done.record.forced);
+    a.stop().await;
+}
+
+/// Defect 3: two processes with one instance id (a rolling deploy) took the lease
+/// from each other. The owner is the id plus a per-process value: one leads, the
+/// other reports the duplicate and never leads.
+#[tokio::test(start_paused = true)]
+async fn two_processes_with_one_instance_id_one_leads_the_other_reports() {
+    let b = world();
+    let first = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    first.wait_for(10 * S, "leader", |s| s.is_leader).await;
+    let second = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 2);
+    second
+        .wait_for(10 * S, "duplicate reported", |s| s.duplicate.is_some())
+        .await;
+    assert_eq!(second.metric("failover_monitor_duplicate_instance "), 1.0);
+    for _ in 0..100 {
+        tokio::time::sleep(S / 10).await;
+        assert!(first.status().is_leader, "the holder keeps leading");
+        assert!(!second.status().is_leader, "the duplicate never leads");
+    }
+    // The first stops cleanly: it gives the lease up, and the second leads once
+    // it has seen no other writer for view_ttl.
+    first.stop().await;
+    second
+        .wait_for(10 * S, "the second leads", |s| {
+            s.is_leader && s.duplicate.is_none()
+        })
+        .await;
+    second.stop().await;
+}
+
+/// Defect 11: a commit that timed out after it was applied was reported as "nothing
+/// changed", and its retry as a lost race. The retry carries the same idempotency
+/// token and recognises its own write: one transition, one audit record.
+#[tokio::test(start_paused = true)]
+async fn a_write_that_timed_out_after_applying_is_recognised() {
+    let b = world();
+    b.table(Role::Secondary).set_faults(Faults {
+        fail_after_apply: 1,
+        ..Faults::default()
+    });
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    primary_down(&b);
+    a.wait_for(10 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
+    assert_eq!(a.transitions(), 1);
+    assert_eq!(
+        a.metric("failover_monitor_commit_attempts_total{outcome=\"unknown\"}"),
+        1.0
+    );
+    assert_eq!(
+        a.metric("failover_monitor_commit_attempts_total{outcome=\"lost_race\"}"),
+        0.0
+    );
+    a.stop().await;
+}
+
+/// Defect 7: an item re-seeded at version 0 beside old audit records made every
+/// commit fail on the existing record, retried at once forever as a "lost race".
+/// The reason is told apart: a human is needed, automatic moves stop until the item
+/// changes, then resume.
+#[tokio::test(start_paused = true)]
+async fn an_item_reset_under_old_audit_records_needs_a_human() {
+    let b = world();
+    let sec = b.table(Role::Secondary);
+    for v in 1..=3 {
+        sec.put(
+            &keys::audit(APP, v),
+            Record::Audit(record(v, AppState::Active, AppState::Failover)),
+        );
+    }
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    primary_down(&b);
+    let s = a
+        .wait_for(10 * S, "needs a human", |s| s.needs_human.is_some())
+        .await;
+    assert!(
+        s.needs_human
+            .as_deref()
+            .is_some_and(|w| w.contains("up to version 3")),
+        "{s:?}"
+    );
+    tokio::time::sleep(20 * S).await;
+    assert_eq!(
+        a.metric("failover_monitor_commit_attempts_total{outcome=\"needs_human\"}"),
+        1.0,
+        "no retry loop"
+    );
+    assert_eq!(a.metric("failover_monitor_needs_human "), 1.0);
+    // The human sets the item's version to the newest record's: moves resume.
+    sec.put(APP, Record::Item(at(AppState::Active, 3)));
+    b.table(Role::Primary)
+        .put(APP, Record::Item(at(AppState::Active, 3)));
+    a.wait_for(10 * S, "failover after the repair", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.version == 4 && i.state == AppState::Failover)
+    })
+    .await;
+    assert_eq!(a.metric("failover_monitor_needs_human "), 0.0);
+    a.stop().await;
+}
+
+/// Defect 12: pause lived in one process's memory. It is stored beside the item:
+/// every instance honours it, and a restart does not lift it.
+#[tokio::test(start_paused = true)]
+async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    let c = Node::start(settings("c", ""), &b, 2);
+    for n in [&a, &c] {
+        n.wait_for(5 * S, "ready", |s| s.ready).await;
+    }
+    let was = a
+        .handle
+        .ask(|reply| Command::SetPaused {
+            paused: true,
+            caller: "ana".into(),
+            reason: "maintenance".into(),
+            reply,
+        })
+        .await
+        .expect("answer")
+        .expect("stored");
+    assert!(!was);
+    let s = c
+        .wait_for(5 * S, "the other instance honours it", |s| s.paused)
+        .await;
+    let pause = s.pause.expect("the stored pause");
+    assert_eq!(
+        (pause.by.as_str(), pause.reason.as_str()),
+        ("admin:ana", "maintenance")
+    );
+    a.stop().await;
+    let a = Node::start(settings("a", ""), &b, 3);
+    a.wait_for(5 * S, "still paused after a restart", |s| {
+        s.paused && s.ready
+    })
+    .await;
+    primary_down(&b);
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    c.handle
+        .ask(|reply| Command::SetPaused {
+            paused: false,
+            caller: "ben".into(),
+            reason: "done".into(),
+            reply,
+        })
+        .await
+        .expect("answer")
+        .expect("stored");
+    a.wait_for(10 * S, "failover once resumed", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    a.stop().await;
+    c.stop().await;
+}
+
+/// Defect 4: with global tables, the actuator and the sync also wrote the primary
+/// replica, which races replication (last writer wins). Only the commit region is
+/// written; the primary replica is read, to see replication.
+#[tokio::test(start_paused = true)]
+async fn with_global_tables_only_the_commit_region_is_written() {
+    let b = world();
+    let a = Node::start(settings_in("a", "", "", "global"), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    primary_down(&b);
+    a.wait_for(10 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(
+        item(&b, Role::Primary).map(|i| i.version),
+        Some(0),
+        "not written by the monitor"
+    );
+    assert!(audits(&b, Role::Primary).is_empty());
+    assert!(
+        a.status().divergence.is_none(),
+        "lagging replication is not a divergence"
+    );
+    // Replication delivers: the primary replica shows the commit.
+    let committed = item(&b, Role::Secondary).expect("committed item");
+    b.table(Role::Primary).put(APP, Record::Item(committed));
+    a.wait_for(5 * S, "the primary replica caught up", |s| {
+        s.primary_item.as_ref().is_some_and(|i| i.version == 1)
+    })
+    .await;
+    a.stop().await;
+}
+
+/// Defect 14: the loop blocked on a commit's writes. The commit runs in its own
+/// task: probe results keep coming in while the secondary is slow.
+#[tokio::test(start_paused = true)]
+async fn a_slow_commit_does_not_stop_the_loop() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    b.table(Role::Secondary).set_faults(Faults {
+        delay: Some(3 * S),
+        ..Faults::default()
+    });
+    primary_down(&b);
+    let s = a.wait_for(5 * S, "committing", |s| s.committing).await;
+    let seen = |s: &failover_monitor::control::Status| {
+        s.probes
+            .iter()
+            .map(|p| p.successes + p.failures)
+            .sum::<u64>()
+    };
+    let before = seen(&s);
+    let s = a
+        .wait_for(2 * S, "probe results taken in meanwhile", |s| {
+            s.committing && seen(s) >= before + 20
+        })
+        .await;
+    assert!(s.committing);
+    a.wait_for(10 * S, "committed", |s| {
+        !s.committing
+            && s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    a.stop().await;
+}
+
+/// Defect 8: every instance changed DNS on every sync, from whichever copy it could
+/// read. Only the acting instance does, from the commit region's state.
+#[tokio::test(start_paused = true)]
+async fn only_the_acting_instance_changes_dns() {
+    let b = world();
+    b.dns.set("somewhere-else");
+    let route53 = "[route53]\nzone_id = \"Z123\"\nrecord_name = \"app.example.com\"\n\
+                   primary_value = \"primary\"\nsecondary_value = \"secondary\"";
+    let cfg = |me: &str| {
+        settings_with(
+            me,
+            "",
+            &format!("{}\n{route53}", coordination(&["a", "c", "d"], "3s")),
+        )
+    };
+    let a = Node::start(cfg("a"), &b, 1);
+    a.wait_for(10 * S, "leader", |s| s.is_leader).await;
+    let c = Node::start(cfg("c"), &b, 2);
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    let writers: Vec<String> = b.dns.changes().into_iter().map(|(w, _)| w).collect();
+    assert!(!writers.is_empty());
+    assert!(
+        writers.iter().all(|w| *w == "p1"),
+        "only the leader wrote: {writers:?}"
+    );
+    let _ = c;
+    a.stop().await;
+}
+
+/// Defect 5: SIGHUP ignored `[coordination]`: removing it made an instance act alone
+/// beside the leader. A change of it is refused with the reason.
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_changes_coordination_is_refused() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    a.wait_for(10 * S, "leader", |s| s.is_leader).await;
+    let refused = a
+        .handle
+        .ask(|reply| Command::Reload {
+            settings: Box::new(settings("a", "")),
+            reply,
+        })
+        .await
+        .expect("answer");
+    assert!(refused.is_err_and(|e| e.contains("[coordination]")));
+    assert!(a.status().quorum.is_some(), "still cooperating");
+    a.stop().await;
+}
+
+/// Defect 10: a failed audit read during catch-up became "no records", and a copy
+/// could reach version N with gaps never filled. Every missing record is copied
+/// (in pages), or the copy is not moved.
+#[tokio::test(start_paused = true)]
+async fn a_catch_up_copies_every_missing_record_or_does_not_move_the_copy() {
+    let b = world();
+    let sec = b.table(Role::Secondary);
+    for v in 1..=150 {
+        let (from, to) = if v % 2 == 1 {
+            (AppState::Active, AppState::Failover)
+        } else {
+            (AppState::Failover, AppState::Active)
+        };
+        if v != 77 {
+            sec.put(&keys::audit(APP, v), Record::Audit(record(v, from, to)));
+        }
+    }
+    sec.put(APP, Record::Item(at(AppState::Active, 150)));
+    let a = Node::start(settings("a", ""), &b, 1);
+    let s = a
+        .wait_for(5 * S, "a divergence with the reason", |s| {
+            s.divergence.is_some()
+        })
+        .await;
+    assert!(
+        s.divergence
+            .as_deref()
+            .is_some_and(|d| d.contains("version 77")),
+        "{s:?}"
+    );
+    assert_eq!(
+        item(&b, Role::Primary).map(|i| i.version),
+        Some(0),
+        "not moved"
+    );
+    sec.put(
+        &keys::audit(APP, 77),
+        Record::Audit(record(77, AppState::Active, AppState::Failover)),
+    );
+    a.wait_for(5 * S, "caught up", |s| {
+        s.primary_item.as_ref().is_some_and(|i| i.version == 150)
+    })
+    .await;
+    assert_eq!(audits(&b, Role::Primary).len(), 150);
+    primary_up(&b);
+    a.stop().await;
+}
+
+/// A manual move that waits behind a slow commit for longer than it may is dropped
+/// unstarted, and says so.
+#[tokio::test(start_paused = true)]
+async fn a_move_stuck_behind_a_commit_is_not_started_late() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    b.table(Role::Secondary).set_faults(Faults {
+        delay: Some(20 * S),
+        ..Faults::default()
+    });
+    primary_down(&b);
+    a.wait_for(5 * S, "committing", |s| s.committing).await;
+    b.script.set("s-api", Answer::Ok);
+    let answer = a
+        .handle
+        .ask(|reply| Command::Move {
+            to: AppState::Fenced,
+            reason: "hold writes".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+        })
+        .await
+        .expect("answer");
+    assert!(matches!(answer, Err(MoveError::Expired)), "{answer:?}");
+    a.stop().await;
+}
