@@ -17,6 +17,7 @@ use crate::aws::dynamo::Table;
 use crate::clock::{SystemClock, WallClock};
 use crate::config::{ProbeSpec, Settings};
 use crate::coord::{CoordStore, DynamoCoordStore};
+use crate::gate::Gate;
 use crate::model::{Role, keys};
 use crate::probe::{self, Probe, Prober};
 
@@ -46,6 +47,12 @@ pub trait Backend: Send + Sync {
     /// A value of this process alone: with the instance id it makes the lease owner,
     /// so that a restarted or duplicated process is another owner.
     fn process_id(&self) -> String;
+
+    /// Where the daemon's tasks wait while the process is stopped (the simulation's
+    /// SIGSTOP); open by default.
+    fn gate(&self) -> Gate {
+        Gate::open()
+    }
 }
 
 /// The actuator of `settings` on `backend`.

@@ -32,6 +32,7 @@ pub mod config;
 pub mod control;
 pub mod coord;
 pub mod daemon;
+pub mod gate;
 pub mod memory;
 pub mod metrics;
 pub mod model;

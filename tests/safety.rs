@@ -527,3 +527,52 @@ async fn a_move_stuck_behind_a_commit_is_not_started_late() {
     assert!(matches!(answer, Err(MoveError::Expired)), "{answer:?}");
     a.stop().await;
 }
+
+/// Found by the simulation (seed 21): a commit's follow-up wrote its own version and
+/// record into a primary copy that lagged by more than one version, leaving a gap.
+/// The follow-up only advances a copy from the version before; a lagging copy is
+/// brought up by the sync, with every record.
+#[tokio::test(start_paused = true)]
+async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
+    use failover_monitor::action::{PrimaryCopy, Transition};
+    let b = world();
+    b.table(Role::Secondary)
+        .put(APP, Record::Item(at(AppState::Fenced, 1)));
+    b.table(Role::Secondary).put(
+        &keys::audit(APP, 1),
+        Record::Audit(record(1, AppState::Active, AppState::Fenced)),
+    );
+    let s = settings("a", "");
+    let act = failover_monitor::backend::actuator(&b, &s, 1);
+    let t = Transition {
+        from: AppState::Fenced,
+        to: AppState::Failover,
+        expected_version: 1,
+        reason: "still down".into(),
+        evidence: serde_json::Value::Null,
+        trigger: Trigger::Auto,
+        by: "a".into(),
+        forced: false,
+        fence: None,
+    };
+    let outcome = act.transition(&t).await.expect("committed");
+    let failover_monitor::action::Outcome::Committed { primary, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        matches!(primary, PrimaryCopy::Pending { .. }),
+        "{primary:?}"
+    );
+    assert_eq!(
+        item(&b, Role::Primary).map(|i| i.version),
+        Some(0),
+        "no jump over v1"
+    );
+    act.sync(false).await;
+    assert_eq!(item(&b, Role::Primary).map(|i| i.version), Some(2));
+    let versions: Vec<u64> = audits(&b, Role::Primary)
+        .iter()
+        .map(|a| a.version)
+        .collect();
+    assert_eq!(versions, [1, 2]);
+}

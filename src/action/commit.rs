@@ -144,11 +144,23 @@ impl Actuator {
             TablesMode::Global => PrimaryCopy::Replicates,
             TablesMode::PerRegion => match self
                 .primary
-                .catch_up(&p.item, std::slice::from_ref(&p.record))
+                .catch_up(
+                    &p.item,
+                    std::slice::from_ref(&p.record),
+                    Some(p.transition.expected_version),
+                )
                 .await
             {
-                // A conflict means the primary already has this version or a newer one.
-                Ok(()) | Err(WriteError::Conflict) => PrimaryCopy::Written,
+                Ok(()) => PrimaryCopy::Written,
+                // The primary is not at the version before this one: it lags further
+                // (the sync copies every record it lacks) or already moved on.
+                Err(WriteError::Conflict) => PrimaryCopy::Pending {
+                    error: ActionError::Busy {
+                        region: Role::Primary,
+                        reason: "its copy is not at the previous version; the sync brings it up"
+                            .into(),
+                    },
+                },
                 Err(WriteError::Busy(e) | WriteError::Failed(e)) => {
                     PrimaryCopy::Pending { error: e }
                 }

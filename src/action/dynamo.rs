@@ -245,13 +245,28 @@ impl ItemStore for DynamoItemStore {
             .await
     }
 
-    async fn catch_up(&self, item: &ConfigItem, audits: &[AuditRecord]) -> Result<(), WriteError> {
+    async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+        from: Option<u64>,
+    ) -> Result<(), WriteError> {
         let build = |e: aws_sdk_dynamodb::error::BuildError| self.failed(e.to_string());
-        let update = self
-            .set_item(item)
-            .condition_expression("attribute_not_exists(#v) OR #v < :new")
-            .build()
-            .map_err(build)?;
+        let update = match from {
+            None => self
+                .set_item(item)
+                .condition_expression("attribute_not_exists(#v) OR #v < :new"),
+            Some(0) => self
+                .set_item(item)
+                .condition_expression("attribute_not_exists(#v) OR #v = :from")
+                .expression_attribute_values(":from", n(0)),
+            Some(v) => self
+                .set_item(item)
+                .condition_expression("#v = :from")
+                .expression_attribute_values(":from", n(v)),
+        }
+        .build()
+        .map_err(build)?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?);
         self.transact(items, None, None).await

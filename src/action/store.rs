@@ -61,9 +61,16 @@ pub trait ItemStore: Send + Sync {
     async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError>;
 
     /// Brings this copy up to `item` (a newer version committed in the other region)
-    /// with up to [`AUDITS_PER_WRITE`] audit records in the same transaction, only
-    /// while this copy's version is lower (or absent): a copy never moves backwards.
-    async fn catch_up(&self, item: &ConfigItem, audits: &[AuditRecord]) -> Result<(), WriteError>;
+    /// with up to [`AUDITS_PER_WRITE`] audit records in the same transaction: only
+    /// while this copy is at version `from` exactly (absent counting as 0), so that
+    /// the records written are all it lacks; with `from` None, while it is lower (the
+    /// caller then writes every record in between). A copy never moves backwards.
+    async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+        from: Option<u64>,
+    ) -> Result<(), WriteError>;
 
     /// Writes audit records as they are (they never change once written), up to
     /// [`AUDITS_PER_WRITE`] at once: the older part of a long catch-up.

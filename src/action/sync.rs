@@ -14,6 +14,7 @@ use super::dns::{DnsAction, follow};
 use super::store::{AUDITS_PER_WRITE, ItemStore, WriteError};
 use super::{ActionError, Actuator};
 use crate::config::TablesMode;
+use crate::gate::Gate;
 use crate::model::{AppState, ConfigItem, PauseRecord, Role};
 
 /// What one sync pass found and did.
@@ -85,10 +86,13 @@ pub async fn sync_loop(
     now: Arc<Notify>,
     acting: watch::Receiver<bool>,
     tx: mpsc::Sender<SyncReport>,
+    gate: Gate,
 ) {
     loop {
+        gate.pass().await;
         let acting_now = *acting.borrow();
         let report = actuator.sync(acting_now).await;
+        gate.pass().await;
         debug!(action = ?report.action, "sync");
         if tx.send(report).await.is_err() {
             return;
@@ -193,7 +197,7 @@ impl Actuator {
                 return failed(format!("{e:?}"));
             }
         }
-        match target.catch_up(item, &audits[split..]).await {
+        match target.catch_up(item, &audits[split..], None).await {
             Ok(()) => SyncAction::CaughtUp {
                 region: target.role(),
                 from_version,

@@ -156,6 +156,35 @@ impl RawCoordination {
     }
 }
 
+/// A peer's down vote counts while its evidence is younger than `view_ttl`: the
+/// evidence is up to one probe round old (interval, jitter, timeout) and the view up
+/// to one round of publishing and one of reading late (2 x renew_every). A shorter
+/// `view_ttl` would let no vote ever count, and no failover ever happen.
+pub(super) fn check_votes_can_be_fresh(
+    c: &CoordinationSettings,
+    probes: &[super::ProbeSpec],
+) -> Result<(), ConfigError> {
+    let round = probes
+        .iter()
+        .filter(|p| p.region == crate::model::Role::Primary)
+        .map(|p| p.interval + p.jitter + p.timeout)
+        .max()
+        .unwrap_or_default();
+    let needed = c.renew_every * 2 + round;
+    if c.view_ttl < needed {
+        return Err(invalid(
+            "coordination.view_ttl",
+            HumanDuration(c.view_ttl),
+            format!(
+                "must be at least 2 x renew_every + the slowest primary probe's \
+                 interval + jitter + timeout ({}): a vote on older evidence never counts",
+                HumanDuration(needed)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_instances(instances: &[String], me: &str) -> Result<(), ConfigError> {
     if !instances.iter().any(|i| i == me) {
         return Err(invalid(

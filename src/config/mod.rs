@@ -161,6 +161,9 @@ impl RawConfig {
         let admin = self.admin.validate()?;
         let stack = self.stack.validate()?;
         let coordination = self.coordination.validate(&monitor.instance_id)?;
+        if let Some(c) = &coordination {
+            coordination::check_votes_can_be_fresh(c, &probes)?;
+        }
         let route53 = self
             .route53
             .map(route53::RawRoute53::validate)

@@ -14,6 +14,7 @@ use super::lease::{LeaseAction, LeaseTracker};
 use super::store::{CoordError, CoordStore, PeerView};
 use super::{CoordReport, Identity, OwnView, Peer};
 use crate::config::CoordinationSettings;
+use crate::gate::Gate;
 use crate::policy::Vote;
 
 /// Runs the lease and view protocol every `renew_every` until `tx` closes or `stop`
@@ -25,6 +26,7 @@ pub async fn run(
     own: watch::Receiver<OwnView>,
     tx: mpsc::Sender<CoordReport>,
     mut stop: watch::Receiver<bool>,
+    gate: Gate,
 ) {
     let mut round = Round {
         store,
@@ -38,8 +40,10 @@ pub async fn run(
         was_leader: false,
     };
     loop {
+        gate.pass().await;
         let started = Instant::now();
         let report = round.once(&own, started).await;
+        gate.pass().await;
         if tx.send(report).await.is_err() {
             return;
         }

@@ -36,11 +36,11 @@ impl Daemon {
     }
 
     /// Starts `p` in a task; its outcome comes back as [`Done::Commit`].
-    fn spawn_commit(&self, p: Prepared, origin: Origin, state: &mut LoopState, tasks: &Tasks) {
+    fn spawn_commit(&self, p: Prepared, origin: Origin, state: &mut LoopState, tasks: &mut Tasks) {
         state.in_flight = Some(origin);
         state.publish_now = true;
         let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
-        tokio::spawn(async move {
+        tasks.jobs.spawn(async move {
             let result = actuator.commit(&p).await;
             let _ = tx.send(Done::Commit(Box::new(p), result)).await;
         });
@@ -53,7 +53,7 @@ impl Daemon {
         decision: Decision,
         fence: Option<Fence>,
         state: &mut LoopState,
-        tasks: &Tasks,
+        tasks: &mut Tasks,
     ) {
         let same = |p: &Prepared| {
             let t = &p.transition;
@@ -80,7 +80,7 @@ impl Daemon {
     }
 
     /// A human's move: checked against the safety rules now, committed in a task.
-    fn start_manual(&mut self, cmd: Command, state: &mut LoopState, tasks: &Tasks) {
+    fn start_manual(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
         let Command::Move {
             to,
             reason,
@@ -106,7 +106,7 @@ impl Daemon {
     }
 
     /// A human's move now, or after the commit in flight.
-    pub(super) fn on_move(&mut self, cmd: Command, state: &mut LoopState, tasks: &Tasks) {
+    pub(super) fn on_move(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
         if state.in_flight.is_some() {
             state.queued.push_back(QueuedMove {
                 cmd,
@@ -118,7 +118,7 @@ impl Daemon {
     }
 
     /// Starts the next queued move, dropping those that waited too long.
-    fn next_queued(&mut self, state: &mut LoopState, tasks: &Tasks) {
+    fn next_queued(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
         while state.in_flight.is_none() {
             let Some(q) = state.queued.pop_front() else {
                 return;
@@ -133,7 +133,7 @@ impl Daemon {
         }
     }
 
-    pub(super) fn on_done(&mut self, done: Done, state: &mut LoopState, tasks: &Tasks) {
+    pub(super) fn on_done(&mut self, done: Done, state: &mut LoopState, tasks: &mut Tasks) {
         match done {
             Done::Pause { result, reply } => {
                 if let Ok((_, record)) = &result {

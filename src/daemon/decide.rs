@@ -79,7 +79,7 @@ impl Daemon {
         false
     }
 
-    pub(super) fn evaluate(&mut self, state: &mut LoopState, tasks: &Tasks) {
+    pub(super) fn evaluate(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
         let now = Instant::now();
         let (coordination, fence) = self.coordination(state, now);
         if let Some(c) = &coordination {

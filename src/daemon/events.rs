@@ -38,7 +38,7 @@ impl Daemon {
             } => {
                 info!(paused, caller = %caller, reason = %reason, "storing the operator's pause");
                 let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
-                tokio::spawn(async move {
+                tasks.jobs.spawn(async move {
                     let result = actuator
                         .set_pause(paused, &format!("admin:{caller}"), &reason)
                         .await;
@@ -185,14 +185,14 @@ impl Daemon {
 
     /// Once a second: flush the trace, and, on the acting instance, start a
     /// replication measurement while the policy wants one.
-    pub(super) fn on_replication_tick(&mut self, state: &mut LoopState, tasks: &Tasks) {
+    pub(super) fn on_replication_tick(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
         if let Some(rec) = &mut self.recorder {
             let _ = rec.flush();
         }
         if self.policy.measuring_replication() && *self.acting.borrow() && !state.measuring {
             state.measuring = true;
             let (act, tx) = (self.actuator.clone(), tasks.repl_tx.clone());
-            tokio::spawn(async move {
+            tasks.jobs.spawn(async move {
                 let at = Instant::now();
                 let (drained, lag, detail) = act.measure_replication(Duration::from_secs(2)).await;
                 let lag_ms = lag.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));

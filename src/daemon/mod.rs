@@ -10,11 +10,13 @@
 //! - `events.rs`: what each message does to the loop's state;
 //! - `decide.rs`: one evaluation of the policy;
 //! - `commit.rs`: starting a commit (automatic or manual) and taking in its outcome;
-//! - `status.rs`: the [`Status`] snapshot, a pure function of the loop's state.
+//! - `status.rs`: the [`Status`] snapshot, a pure function of the loop's state;
+//! - `bound.rs`: how long a real outage may take to be failed over.
 //!
 //! The listener of the admin API and the shutdown signal come from the caller
 //! (`crate::app`), so tests run several daemons in one process on paused time.
 
+mod bound;
 mod commit;
 mod decide;
 mod events;
@@ -25,6 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bound::failover_bound;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -36,6 +39,7 @@ use crate::backtest::Recorder;
 use crate::config::Settings;
 use crate::control::{Command, Handle, Status};
 use crate::coord::{self, CoordReport, Identity, OwnView};
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::model::{ConfigItem, PauseRecord, Role};
 use crate::notify;
@@ -64,6 +68,7 @@ pub struct Daemon {
     acting: watch::Sender<bool>,
     recorder: Option<Recorder>,
     rng: fastrand::Rng,
+    gate: Gate,
 }
 
 /// Per-probe metric handles, resolved once instead of per observation.
@@ -134,6 +139,8 @@ struct Tasks {
     sync: JoinHandle<()>,
     repl_tx: mpsc::Sender<Replication>,
     done_tx: mpsc::Sender<Done>,
+    /// One-off jobs: commits, pause writes, replication measurements.
+    jobs: JoinSet<()>,
     coord: Option<JoinHandle<()>>,
     coord_stop: watch::Sender<bool>,
 }
@@ -143,6 +150,7 @@ impl Drop for Tasks {
     /// its tasks too: none outlives it.
     fn drop(&mut self) {
         self.probes.abort_all();
+        self.jobs.abort_all();
         self.sync.abort();
         if let Some(t) = &self.coord {
             t.abort();
@@ -209,7 +217,9 @@ impl Daemon {
             acting: watch::channel(false).0,
             recorder,
             rng,
+            gate: Gate::open(),
         };
+        daemon.gate = daemon.backend.gate();
         daemon.probe_metrics = daemon.resolve_probe_metrics();
         daemon.warn_about_settings();
         let handle = Handle {
@@ -272,6 +282,7 @@ impl Daemon {
             tx.clone(),
             Some(self.metrics.schedule_lag.clone()),
             &mut self.rng,
+            &self.gate,
         )
     }
 
@@ -282,6 +293,7 @@ impl Daemon {
             now.clone(),
             self.acting.subscribe(),
             tx.clone(),
+            self.gate.clone(),
         ))
     }
 
@@ -303,6 +315,7 @@ impl Daemon {
                 self.own_view.subscribe(),
                 coord_tx,
                 stop_rx,
+                self.gate.clone(),
             ))
         });
         let tasks = Tasks {
@@ -313,6 +326,7 @@ impl Daemon {
             sync_now,
             repl_tx,
             done_tx,
+            jobs: JoinSet::new(),
             coord: coord_task,
             coord_stop,
         };
@@ -352,6 +366,7 @@ impl Daemon {
         };
         tokio::pin!(shutdown);
         loop {
+            self.gate.pass().await;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -361,11 +376,11 @@ impl Daemon {
                     }
                     continue;
                 }
-                Some(done) = inbox.done.recv() => self.on_done(done, &mut state, &tasks),
+                Some(done) = inbox.done.recv() => self.on_done(done, &mut state, &mut tasks),
                 Some(cmd) = self.commands.recv() => self.on_command(cmd, &mut state, &mut tasks),
                 Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state),
                 _ = repl_tick.tick() => {
-                    self.on_replication_tick(&mut state, &tasks);
+                    self.on_replication_tick(&mut state, &mut tasks);
                     continue;
                 }
                 Some(r) = inbox.repl.recv() => {
@@ -387,19 +402,19 @@ impl Daemon {
                 }
                 else => break,
             }
-            self.evaluate(&mut state, &tasks);
+            self.evaluate(&mut state, &mut tasks);
         }
         self.stop(tasks, inbox, state).await;
     }
 
     /// Lets a commit in flight finish (its outcome taken in), gives the lease up and
     /// stops the tasks.
-    async fn stop(&mut self, tasks: Tasks, mut inbox: Inbox, mut state: LoopState) {
+    async fn stop(&mut self, mut tasks: Tasks, mut inbox: Inbox, mut state: LoopState) {
         let bound = self.settings.monitor.write_timeout * 4 + Duration::from_secs(1);
         if state.in_flight.is_some() {
             info!("waiting for the commit in flight before stopping");
             if let Ok(Some(done)) = tokio::time::timeout(bound, inbox.done.recv()).await {
-                self.on_done(done, &mut state, &tasks);
+                self.on_done(done, &mut state, &mut tasks);
             }
         }
         let _ = tasks.coord_stop.send(true);

@@ -235,11 +235,19 @@ impl ItemStore for MemItemStore {
             .map_err(|e| self.write_error(e, c.fence.map(|_| 2)))
     }
 
-    async fn catch_up(&self, item: &ConfigItem, audits: &[AuditRecord]) -> Result<(), WriteError> {
+    async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+        from: Option<u64>,
+    ) -> Result<(), WriteError> {
         let new = item.version;
         let mut actions = vec![Action {
             key: self.app_id.clone(),
-            check: Box::new(move |r| item_version(r).is_none_or(|v| v < new)),
+            check: Box::new(move |r| match from {
+                None => item_version(r).is_none_or(|v| v < new),
+                Some(from) => item_version(r).unwrap_or(0) == from,
+            }),
             write: Write::Put(Record::Item(item.clone())),
         }];
         actions.extend(self.audit_puts(audits));

@@ -26,6 +26,7 @@ pub use s3::S3Probe;
 
 use crate::aws::RegionClients;
 use crate::config::{CheckSpec, ProbeSpec, Settings};
+use crate::gate::Gate;
 use crate::model::Role;
 use crate::policy::Observation;
 
@@ -162,11 +163,13 @@ pub fn spawn_all(
     tx: mpsc::Sender<Observation>,
     lag: Option<prometheus::Histogram>,
     rng: &mut fastrand::Rng,
+    gate: &Gate,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for p in probes {
         let tx = tx.clone();
         let lag = lag.clone();
+        let gate = gate.clone();
         let mut rng = rng.fork();
         set.spawn(async move {
             let mut slot = Instant::now() + p.interval.mul_f64(rng.f64());
@@ -174,10 +177,12 @@ pub fn spawn_all(
                 let late = p.jitter.mul_f64(rng.f64());
                 let due = slot + late;
                 sleep_until(due).await;
+                gate.pass().await;
                 if let Some(h) = &lag {
                     h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
                 }
                 let obs = run_once(p.index, p.prober.as_ref(), p.timeout).await;
+                gate.pass().await;
                 if let Some(e) = &obs.error {
                     tracing::debug!(probe = %p.name, region = %p.region, error = %e, "probe failed");
                 }
