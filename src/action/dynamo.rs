@@ -125,6 +125,28 @@ impl DynamoItemStore {
             .expression_attribute_values(":reason", s(new.reason.clone().unwrap_or_default()))
     }
 
+    /// The audit records of `versions` (at most 100) that exist, newest first.
+    async fn read_audits(
+        &self,
+        versions: &[u64],
+        consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError> {
+        let keys = versions
+            .iter()
+            .take(100)
+            .map(|v| keys::audit(&self.app_id, *v));
+        let mut records = self
+            .table
+            .batch_get(keys, consistent)
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .iter()
+            .map(|i| self.parse_audit(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(records)
+    }
+
     /// Runs a transaction; a failed condition on the action at `fence_index` (the
     /// lease check) is [`WriteError::Fenced`], on any other a conflict.
     async fn transact(
@@ -227,20 +249,11 @@ impl ItemStore for DynamoItemStore {
     }
 
     async fn audits(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError> {
-        let keys = versions
-            .iter()
-            .take(100)
-            .map(|v| keys::audit(&self.app_id, *v));
-        let mut records = self
-            .table
-            .batch_get(keys, true)
-            .await
-            .map_err(|e| self.unavailable(e))?
-            .iter()
-            .map(|i| self.parse_audit(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by_key(|r| std::cmp::Reverse(r.version));
-        Ok(records)
+        self.read_audits(versions, true).await
+    }
+
+    async fn audits_eventually(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError> {
+        self.read_audits(versions, false).await
     }
 
     async fn put_canary(&self, nonce: &str) -> Result<(), ActionError> {

@@ -51,8 +51,20 @@ pub trait ItemStore: Send + Sync {
     /// absent): a copy never moves backwards.
     async fn catch_up(&self, item: &ConfigItem, audits: &[AuditRecord]) -> Result<(), WriteError>;
 
-    /// The audit records of `versions` that exist, newest first (at most 100).
+    /// The audit records of `versions` that exist, newest first (at most 100), read
+    /// strongly consistent.
     async fn audits(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError>;
+
+    /// The same, read eventually consistent: half the read capacity of [`audits`],
+    /// and safe for records because one is written once and never changed, so a read
+    /// returns the record or, for one committed a moment ago, nothing yet; never a
+    /// different record. The history pages read this way. Stores whose reads are
+    /// always consistent keep this default.
+    ///
+    /// [`audits`]: ItemStore::audits
+    async fn audits_eventually(&self, versions: &[u64]) -> Result<Vec<AuditRecord>, ActionError> {
+        self.audits(versions).await
+    }
 
     /// Writes the replication canary (a fresh nonce) in this region.
     async fn put_canary(&self, nonce: &str) -> Result<(), ActionError>;
