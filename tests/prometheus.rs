@@ -146,6 +146,7 @@ async fn real_prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
     loop {
         let text = http
             .get(mon.url("/v1/status"))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap()

@@ -602,7 +602,13 @@ pub fn cooperating_config(
 
 /// GET a JSON document from a monitor's admin API (Null while it does not answer).
 pub async fn get_json(url: String) -> serde_json::Value {
-    let Ok(resp) = reqwest::Client::new().get(url).send().await else {
+    // Every test monitor has TOKEN; /v1/status and /v1/history need one.
+    let Ok(resp) = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+    else {
         return serde_json::Value::Null;
     };
     let text = resp.text().await.unwrap_or_default();
