@@ -248,12 +248,16 @@ async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResu
     )
 }
 
+/// The largest `before`: the largest integer every JSON client reads exactly (2^53 - 1).
+pub const BEFORE_MAX: u64 = (1 << 53) - 1;
+
 /// A validated `GET /v1/history` query.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// 1 to [`HISTORY_MAX_LIMIT`]; default [`HISTORY_DEFAULT_LIMIT`].
     pub limit: usize,
-    /// Only records with a version below this one (at least 1); `None`: from the newest.
+    /// Only records with a version below this one (1 to [`BEFORE_MAX`]); `None`: from
+    /// the newest.
     pub before: Option<u64>,
 }
 
@@ -281,11 +285,11 @@ pub fn parse_history_query(q: &HashMap<String, String>) -> Result<HistoryQuery, 
     let before = match q.get("before") {
         None => None,
         Some(v) => match v.parse::<u64>() {
-            Ok(n) if n >= 1 => Some(n),
+            Ok(n) if (1..=BEFORE_MAX).contains(&n) => Some(n),
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "before = {v:?}: expected a version, a whole number of at least 1 \
-                     (the next_before of the previous page)"
+                    "before = {v:?}: expected a version, a whole number from 1 to \
+                     {BEFORE_MAX} (the next_before of the previous page)"
                 )));
             }
         },
@@ -649,6 +653,7 @@ mod tests {
             &[("before", "0")],
             &[("before", "-3")],
             &[("before", "18446744073709551616")],
+            &[("before", "9007199254740992")],
             &[("before", "")],
             &[("foo", "1")],
         ] {
@@ -967,5 +972,6 @@ mod tests {
         assert_eq!(params[0]["schema"]["default"], HISTORY_DEFAULT_LIMIT);
         assert_eq!(params[1]["name"], "before");
         assert_eq!(params[1]["schema"]["minimum"], 1);
+        assert_eq!(params[1]["schema"]["maximum"], BEFORE_MAX);
     }
 }
