@@ -98,10 +98,13 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The message goes out with URL secrets redacted: an AWS SDK's error text can
+    /// name the URL it called.
     fn into_response(self) -> Response {
+        let message = crate::probe::redact_urls(&self.message);
         let mut resp = (
             self.status,
-            axum::Json(json!({"error": self.code, "message": self.message})),
+            axum::Json(json!({"error": self.code, "message": message})),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -620,6 +623,25 @@ mod tests {
         assert_eq!(parse_pause_request(b"").unwrap(), (None, "operator".into()));
         assert!(parse_pause_request(br#"{"caller": ""}"#).is_err());
         assert!(parse_pause_request(b"[null, null]").is_err());
+    }
+
+    #[tokio::test]
+    async fn error_messages_go_out_without_url_secrets() {
+        let e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "secondary region unavailable: dispatch failure for url \
+             (https://key:secret@dynamodb.example/?X-Amz-Signature=secret)",
+        );
+        let body = axum::body::to_bytes(e.into_response().into_body(), 4096)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["message"],
+            "secondary region unavailable: dispatch failure for url \
+             (https://dynamodb.example/?<redacted>)"
+        );
     }
 
     #[test]
