@@ -82,8 +82,13 @@ def rss_kb(pid):
     return 0
 
 
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+# /v1/status needs a token: the benchmarked monitors get this read-only one.
+READ_TOKEN = "bench-read-token-0123456789"
+
+
+def get(url, timeout=5, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
         return r.read()
 
 
@@ -159,6 +164,7 @@ def read_item(url, region, app_id):
 def monitor_env():
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", RUST_LOG="warn")
     env.pop("FAILOVER_MONITOR_ADMIN_TOKEN", None)
+    env["FAILOVER_MONITOR_ADMIN_READ_TOKEN"] = READ_TOKEN
     return env
 
 
@@ -217,7 +223,7 @@ region = "secondary"
         wait_port(ap)
         end = time.time() + 30
         while time.time() < end:
-            s = json.loads(get(f"http://127.0.0.1:{ap}/v1/status"))
+            s = json.loads(get(f"http://127.0.0.1:{ap}/v1/status", token=READ_TOKEN))
             if s.get("ready") and all(p["health"] == "up" for p in s["probes"]):
                 break
             time.sleep(0.1)

@@ -23,7 +23,7 @@ use crate::notify;
 ///
 /// Errors that are the configuration's fault come back as [`ConfigError`](config::ConfigError).
 pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
-    let (settings, token) = config::for_run_with_env(settings, std::env::vars())?;
+    let (settings, tokens) = config::for_run_with_env(settings, std::env::vars())?;
     let listen = settings.admin.listen;
     let metrics = Arc::new(Metrics::new());
     metrics.config_reload_ok.set(1);
@@ -33,12 +33,17 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the admin server to {listen}"))?;
-    info!(listen = %listener.local_addr()?, token = token.is_some(), "admin server listening");
+    info!(
+        listen = %listener.local_addr()?,
+        token = tokens.admin.is_some(),
+        read_token = tokens.read.is_some(),
+        "admin server listening"
+    );
     let admin_state = Arc::new(AdminState {
         handle: handle.clone(),
         metrics: metrics.clone(),
         actuator: daemon.actuator(),
-        token,
+        tokens,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(admin::serve(

@@ -18,7 +18,9 @@ mod stack_cli {
 }
 use serde_json::json;
 
-use failover_monitor::action::{Outcome, PrimaryCopy, Transition};
+use failover_monitor::action::{
+    HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, Outcome, PrimaryCopy, Transition,
+};
 use failover_monitor::app;
 use failover_monitor::backend::AwsBackend;
 use failover_monitor::config::{self, Settings};
@@ -99,9 +101,15 @@ enum Command {
         /// Base URL of the admin API (default: http://<admin.listen>).
         #[arg(long)]
         url: Option<String>,
-        /// File holding the bearer token (default: FAILOVER_MONITOR_ADMIN_TOKEN, then admin.token_file).
+        /// File holding the admin token, sent by every command but `health`
+        /// (FAILOVER_MONITOR_ADMIN_TOKEN wins over it; default: admin.token_file).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// File holding the read-only token, sent by `status` and `history` in place of
+        /// the admin token (FAILOVER_MONITOR_ADMIN_READ_TOKEN wins over it; default:
+        /// admin.read_token_file).
+        #[arg(long)]
+        read_token_file: Option<PathBuf>,
         /// Print the daemon's JSON answer as is.
         #[arg(long)]
         json: bool,
@@ -116,10 +124,14 @@ enum AdminCommand {
     Health,
     /// State, mode, probes, and what the policy would do.
     Status,
-    /// Audit records, newest first.
+    /// Audit records, newest first, one page at a time.
     History {
-        #[arg(long, default_value_t = 20)]
+        /// Records per page (1 to 50).
+        #[arg(long, default_value_t = HISTORY_DEFAULT_LIMIT, value_parser = parse_limit)]
         limit: usize,
+        /// Only records with a version below this one (the previous page's next_before).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        before: Option<u64>,
     },
     /// Move to failover (refused if the secondary fails its probes, unless --force).
     Failover(MoveArgs),
@@ -167,10 +179,15 @@ enum StateCommand {
         #[arg(long, default_value = "switched by hand")]
         reason: String,
     },
-    /// Print the audit records, newest first.
+    /// Print the audit records, newest first, one page at a time.
     History {
-        #[arg(long, default_value_t = 20)]
+        /// Records per page (1 to 50).
+        #[arg(long, default_value_t = HISTORY_DEFAULT_LIMIT, value_parser = parse_limit)]
         limit: usize,
+        /// Only records with a version below this one (the previous page's last version).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        before: Option<u64>,
+        /// The records as a JSON array (the next page's `--before` goes to stderr).
         #[arg(long)]
         json: bool,
     },
@@ -181,6 +198,16 @@ enum StateArg {
     Active,
     Fenced,
     Failover,
+}
+
+/// `--limit` of the history commands: 1 to 50 records per page.
+fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=HISTORY_MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {HISTORY_MAX_LIMIT}"
+        )),
+    }
 }
 
 impl From<StateArg> for AppState {
@@ -294,9 +321,10 @@ async fn execute(command: Command, config_path: PathBuf, settings: Settings) -> 
         Command::Admin {
             url,
             token_file,
+            read_token_file,
             json,
             command,
-        } => admin(command, url, token_file, json, settings).await,
+        } => admin(command, url, (token_file, read_token_file), json, settings).await,
     }
 }
 
@@ -338,15 +366,32 @@ fn backtest(
 async fn admin(
     command: AdminCommand,
     url: Option<String>,
-    token_file: Option<PathBuf>,
+    (token_file, read_token_file): (Option<PathBuf>, Option<PathBuf>),
     json_out: bool,
     mut settings: Settings,
 ) -> anyhow::Result<()> {
+    use failover_monitor::admin::auth::TokenKind;
     use failover_monitor::admin::{auth, client};
     if token_file.is_some() {
         settings.admin.token_file = token_file;
     }
-    let token = auth::load(&settings, std::env::var(auth::TOKEN_ENV).ok())?;
+    if read_token_file.is_some() {
+        settings.admin.read_token_file = read_token_file;
+    }
+    let load = |kind: TokenKind| auth::load_kind(kind, &settings, std::env::var(kind.env()).ok());
+    // Reads send the read-only token when there is one (the least the call needs),
+    // else the admin token; the moves need the admin token; health needs none.
+    let (token, hint) = match command {
+        AdminCommand::Health => (None, None),
+        AdminCommand::Status | AdminCommand::History { .. } => {
+            let token = match load(TokenKind::Read)? {
+                Some(t) => Some(t),
+                None => load(TokenKind::Admin)?,
+            };
+            (token, Some(client::READ_HINT))
+        }
+        _ => (load(TokenKind::Admin)?, Some(client::ADMIN_HINT)),
+    };
     let base = url.unwrap_or_else(|| client::base_url(settings.admin.listen));
     let c = client::Client::new(base, token);
     let caller = operator().trim_start_matches("cli:").to_owned();
@@ -355,8 +400,8 @@ async fn admin(
             b["status"].as_str().unwrap_or("?").to_string()
         }),
         AdminCommand::Status => (c.get("/v1/status").await?, client::render_status),
-        AdminCommand::History { limit } => (
-            c.get(&format!("/v1/history?limit={limit}")).await?,
+        AdminCommand::History { limit, before } => (
+            c.get(&client::history_path(limit, before)).await?,
             client::render_history,
         ),
         AdminCommand::Failover(m) => (
@@ -398,9 +443,9 @@ async fn admin(
     };
     if json_out {
         println!("{}", serde_json::to_string_pretty(&answer.body)?);
-        return client::check(&answer);
+        return client::check(&answer, hint);
     }
-    client::check(&answer)?;
+    client::check(&answer, hint)?;
     let out = render(&answer.body);
     println!("{}", out.trim_end());
     Ok(())
@@ -446,15 +491,22 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
             }
             return Ok(());
         }
-        StateCommand::History { limit, json } => {
-            let records = actuator
-                .history(limit)
+        StateCommand::History {
+            limit,
+            before,
+            json,
+        } => {
+            let page = actuator
+                .history(limit, before)
                 .await
                 .context("reading the audit records")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&records)?);
+                println!("{}", serde_json::to_string_pretty(&page.records)?);
+                if let Some(next) = page.next_before {
+                    eprintln!("older records: --before {next}");
+                }
             } else {
-                for r in records {
+                for r in page.records {
                     println!(
                         "v{:<4} {}  {:>8} -> {:<8} {:<6} by {}: {}{}",
                         r.version,
@@ -466,6 +518,9 @@ async fn state(command: StateCommand, settings: Settings) -> anyhow::Result<()> 
                         r.reason,
                         if r.forced { " (forced)" } else { "" }
                     );
+                }
+                if let Some(next) = page.next_before {
+                    println!("older records: --before {next}");
                 }
             }
             return Ok(());

@@ -3,13 +3,17 @@
 
 use std::time::Duration;
 
-use failover_monitor::model::{AppState, Role};
+use failover_monitor::action::{Outcome, Transition};
+use failover_monitor::model::{AppState, Role, Trigger};
 use serde_json::{Value, json};
 use support::admin::all_probes_up;
 use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
 use support::emulator::Emulator;
 use support::monitor::{Monitor, TOKEN, cli};
 use support::{TempDir, free_port, wait_for};
+
+/// The read-only token of the monitors that have one.
+const READ_TOKEN: &str = "test-read-token-0123456789";
 
 fn config(emu: &Emulator, extra_monitor: &str) -> String {
     emu.config(&format!(
@@ -69,7 +73,7 @@ async fn endpoints_succeed_and_fail_as_documented() {
     }
     assert_eq!(
         mon.get("/v1/history?limit=5").await,
-        (200, json!({"records": []}))
+        (200, json!({"records": [], "next_before": null}))
     );
 
     // 401: no token, a wrong one, a non-bearer scheme
@@ -151,6 +155,295 @@ async fn endpoints_succeed_and_fail_as_documented() {
     assert!(metrics.contains(r#"failover_monitor_app_state{state="failover"} 1"#));
     // and the same move again is a conflict
     assert_eq!(mon.post("/v1/failover", good).await.0, 409);
+}
+
+/// A monitor with both tokens.
+fn start_with_read_token(config_text: &str) -> Monitor {
+    Monitor::start_with(
+        config_text,
+        &[
+            ("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN),
+            ("FAILOVER_MONITOR_ADMIN_READ_TOKEN", READ_TOKEN),
+        ],
+    )
+}
+
+/// The reads need a token: the read-only one opens them and nothing else (403 on a
+/// move, which writes nothing); the open routes stay open; with no token at all the
+/// reads are refused with what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_need_a_token_and_the_read_token_only_reads() {
+    let emu = Emulator::start();
+    let tables = emu.tables().await;
+    let mon = start_with_read_token(&config(&emu, ""));
+    mon.wait_ready(READY).await;
+    wait_all_up(&mon).await;
+
+    for path in ["/v1/status", "/v1/history"] {
+        for token in [None, Some("wrong-token-0123456789")] {
+            let (code, body) = mon.get_with_token(path, token).await;
+            assert_eq!(code, 401, "{path} {token:?}: {body}");
+            assert_eq!(body["error"], "unauthorized");
+        }
+        let (code, body) = mon.get_with_token(path, Some(READ_TOKEN)).await;
+        assert_eq!(code, 200, "{path}: {body}");
+        assert_eq!(
+            mon.get_with_token(path, Some(TOKEN)).await.0,
+            200,
+            "{path}"
+        );
+    }
+    let (_, status) = mon.get_with_token("/v1/status", Some(READ_TOKEN)).await;
+    assert_eq!(status["state"], "active");
+    for path in ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"] {
+        assert_eq!(mon.get_with_token(path, None).await.0, 200, "{path}");
+    }
+
+    // the read token on a mutating call: 403, and nothing is written
+    let good = r#"{"reason": "drill", "caller": "alice"}"#;
+    for path in ["/v1/failover", "/v1/fence", "/v1/pause"] {
+        let (code, body, _) = mon.post_with_token(path, Some(READ_TOKEN), good).await;
+        assert_eq!(code, 403, "{path}: {body}");
+        assert_eq!(body["error"], "forbidden");
+    }
+    assert_eq!(tables.item(Role::Secondary).await.version, 0);
+    let (_, status) = mon.get_with_token("/v1/status", Some(READ_TOKEN)).await;
+    assert_eq!(status["paused"], false);
+
+    // `admin status` with only the read token in the environment works; `admin
+    // pause` with it is refused and says what to set
+    let admin = |args: &[&str]| {
+        cli(&mon.config)
+            .arg("admin")
+            .args(["--url", &mon.url("")])
+            .args(args)
+            .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+            .env("FAILOVER_MONITOR_ADMIN_READ_TOKEN", READ_TOKEN)
+            .output()
+            .unwrap()
+    };
+    let out = admin(&["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state     active (version 0)"));
+    let out = admin(&["pause"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("set FAILOVER_MONITOR_ADMIN_TOKEN"), "{err}");
+
+    // no token configured at all: the reads say which key and variable to set
+    let bare = Monitor::start_without_tokens(&config(&emu, ""));
+    bare.wait_ready(READY).await;
+    for path in ["/v1/status", "/v1/history"] {
+        let (code, body) = bare.get_with_token(path, Some(TOKEN)).await;
+        assert_eq!(code, 401, "{path}: {body}");
+        let msg = body["message"].as_str().unwrap();
+        for name in [
+            "admin.read_token_file",
+            "FAILOVER_MONITOR_ADMIN_READ_TOKEN",
+            "admin.token_file",
+            "FAILOVER_MONITOR_ADMIN_TOKEN",
+        ] {
+            assert!(msg.contains(name), "{path}: {msg}");
+        }
+    }
+    let out = cli(&bare.config)
+        .args(["admin", "--url", &bare.url(""), "status"])
+        .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+        .env_remove("FAILOVER_MONITOR_ADMIN_READ_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains("FAILOVER_MONITOR_ADMIN_READ_TOKEN"),
+        "{err}"
+    );
+}
+
+/// Thirty committed moves, read back in pages: `limit` and `before` through the API,
+/// `admin history --before` and `state history --before`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_paged_with_before() {
+    let emu = Emulator::start();
+    let tables = emu.tables().await;
+    let act = tables.actuator();
+    for v in 0..30u64 {
+        let (from, to) = if v % 2 == 0 {
+            (AppState::Active, AppState::Failover)
+        } else {
+            (AppState::Failover, AppState::Active)
+        };
+        let t = Transition {
+            from,
+            to,
+            expected_version: v,
+            reason: format!("move {}", v + 1),
+            evidence: json!({"source": "test"}),
+            trigger: Trigger::Manual,
+            by: "test".into(),
+            forced: false,
+            fence: None,
+        };
+        let out = act.transition(&t).await.unwrap();
+        assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    }
+    let mon = start_with_read_token(&config(&emu, "mode = \"manual\""));
+    mon.wait_ready(READY).await;
+    let versions = |body: &Value| -> Vec<u64> {
+        body["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["version"].as_u64().unwrap())
+            .collect()
+    };
+
+    let (code, first) = mon.get_with_token("/v1/history?limit=20", Some(READ_TOKEN)).await;
+    assert_eq!(code, 200, "{first}");
+    assert_eq!(versions(&first), (11..=30).rev().collect::<Vec<_>>());
+    assert_eq!(first["next_before"], 11);
+    assert_eq!(first["records"][0]["reason"], "move 30");
+    let (_, second) = mon.get_with_token("/v1/history?limit=20&before=11", Some(READ_TOKEN)).await;
+    assert_eq!(versions(&second), (1..=10).rev().collect::<Vec<_>>());
+    assert!(second["next_before"].is_null(), "{second}");
+    // the default page is 20; 50 is the most; `before` in the middle
+    let (_, default) = mon.get_with_token("/v1/history", Some(READ_TOKEN)).await;
+    assert_eq!(versions(&default).len(), 20);
+    let (_, all) = mon.get_with_token("/v1/history?limit=50", Some(READ_TOKEN)).await;
+    assert_eq!(versions(&all), (1..=30).rev().collect::<Vec<_>>());
+    assert!(all["next_before"].is_null());
+    let (_, mid) = mon.get_with_token("/v1/history?limit=3&before=17", Some(READ_TOKEN)).await;
+    assert_eq!(
+        (versions(&mid), &mid["next_before"]),
+        (vec![16, 15, 14], &json!(14))
+    );
+    for bad in ["?limit=51", "?before=0", "?before=x", "?after=3"] {
+        let (code, body) = mon
+            .get_with_token(&format!("/v1/history{bad}"), Some(READ_TOKEN))
+            .await;
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+
+    // the CLI pages the same way
+    let out = cli(&mon.config)
+        .args(["admin", "--url", &mon.url(""), "history", "--limit", "20"])
+        .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+        .env("FAILOVER_MONITOR_ADMIN_READ_TOKEN", READ_TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("v30 "), "{text}");
+    assert!(
+        text.trim_end().ends_with("older records: --before 11"),
+        "{text}"
+    );
+    let out = cli(&mon.config)
+        .args([
+            "admin",
+            "--url",
+            &mon.url(""),
+            "--json",
+            "history",
+            "--before",
+            "11",
+        ])
+        .env("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(versions(&body), (1..=10).rev().collect::<Vec<_>>());
+    let out = cli(&mon.config)
+        .args([
+            "state", "history", "--limit", "5", "--before", "11", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<u64> = records
+        .iter()
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, vec![10, 9, 8, 7, 6]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("older records: --before 6"));
+    let out = cli(&mon.config)
+        .args(["state", "history", "--limit", "51"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+}
+
+/// A probe whose URL carries credentials and a signature fails: `/v1/status`, the
+/// audit evidence and the log show the host and path, never the secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_errors_are_redacted() {
+    let emu = Emulator::start();
+    let tables = emu.tables().await;
+    let closed = free_port();
+    let cfg = emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\nmode = \"manual\"\nstate_refresh = \"500ms\"\n\
+         [[probes]]\nname = \"p-leaky\"\nkind = \"http\"\nregion = \"primary\"\n\
+         url = \"http://user:hunter2@127.0.0.1:{closed}/health?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2\"\n\
+         [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\ncheck = \"describe_table\"\n"
+    ));
+    let mon = start_with_read_token(&cfg);
+    mon.wait_ready(READY).await;
+    mon.wait_status(Duration::from_secs(15), "the leaky probe down", |s| {
+        s["probes"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "p-leaky" && p["health"] == "down"))
+    })
+    .await;
+
+    let (code, status) = mon.get_with_token("/v1/status", Some(READ_TOKEN)).await;
+    assert_eq!(code, 200);
+    let leaky = status["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "p-leaky")
+        .unwrap();
+    let err = leaky["last_error"].as_str().expect("the probe failed");
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{closed}/health?<redacted>")),
+        "{err}"
+    );
+    assert!(!status.to_string().contains("hunter2"), "{status}");
+
+    // a move now records the probes in its evidence: redacted too
+    let (code, body, _) = mon
+        .post("/v1/failover", r#"{"reason": "drill", "force": true}"#)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.to_string().contains("hunter2"), "{body}");
+    let record = &tables.audits(Role::Secondary, 1..=1).await[0];
+    assert!(
+        !record.evidence.to_string().contains("hunter2"),
+        "{record:?}"
+    );
+    let (_, history) = mon.get_with_token("/v1/history", Some(READ_TOKEN)).await;
+    assert!(!history.to_string().contains("hunter2"), "{history}");
+    // The log itself is the contract here: nothing secret reaches it.
+    let log = mon.log_tail(usize::MAX);
+    assert!(
+        log.contains("<redacted>"),
+        "the probe failure is logged:\n{log}"
+    );
+    assert!(!log.contains("hunter2"), "{log}");
 }
 
 /// Pause stops automatic moves (probing goes on); resume lets the pending one through.

@@ -15,6 +15,7 @@
 //! - `commit.rs`: a transition prepared once and committed (retried with its token);
 //! - `sync.rs`: the sync pass (read both copies, catch up, DNS) and its task;
 //! - `replication.rs`: the canary measurement while fenced;
+//! - `history.rs`: the audit records, one bounded page at a time;
 //! - `dns.rs`: the DNS record that follows the state.
 //!
 //! Architecture Invariant: a copy of the item only ever moves to a higher version,
@@ -24,6 +25,7 @@
 mod commit;
 mod dns;
 mod dynamo;
+mod history;
 mod replication;
 mod store;
 mod sync;
@@ -36,13 +38,14 @@ use serde::Serialize;
 pub use commit::{Outcome, Prepared, PrimaryCopy};
 pub use dns::{DnsAction, DnsRecord, Route53, Rr, follow};
 pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
+pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair};
 pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
 pub use sync::{SyncAction, SyncReport, sync_loop};
 
 use crate::clock::WallClock;
 use crate::config::TablesMode;
-use crate::model::{AppState, AuditRecord, ConfigItem, Fence, PauseRecord, Role, Trigger};
+use crate::model::{AppState, ConfigItem, Fence, PauseRecord, Role, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
@@ -98,6 +101,9 @@ pub struct Actuator {
     tables: TablesMode,
     /// Canary nonces and commit tokens.
     rng: Mutex<fastrand::Rng>,
+    /// Audit records recently read for history pages. A std mutex: held only to
+    /// copy records in or out, never across an await.
+    history_cache: Mutex<history::HistoryCache>,
 }
 
 impl Actuator {
@@ -117,6 +123,7 @@ impl Actuator {
             clock: extras.clock,
             tables: extras.tables,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            history_cache: Mutex::new(Default::default()),
         }
     }
 
@@ -161,27 +168,6 @@ impl Actuator {
         self.secondary.read().await?.ok_or(ActionError::Missing {
             region: Role::Secondary,
         })
-    }
-
-    /// Audit records, newest first, from the secondary (the commit point), falling
-    /// back to the primary when the secondary cannot be read.
-    pub async fn history(&self, limit: usize) -> Result<Vec<AuditRecord>, ActionError> {
-        let limit = limit.clamp(1, 100) as u64;
-        let mut last_err = None;
-        for table in [&self.secondary, &self.primary] {
-            match table.read().await {
-                Ok(Some(item)) => {
-                    let low = item.version.saturating_sub(limit);
-                    let versions: Vec<u64> = (low + 1..=item.version).rev().collect();
-                    return table.audits(&versions, false).await;
-                }
-                Ok(None) => return Ok(Vec::new()),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or(ActionError::Missing {
-            region: Role::Secondary,
-        }))
     }
 }
 

@@ -1,13 +1,19 @@
-//! The admin bearer token: loaded from `admin.token_file` or
-//! `FAILOVER_MONITOR_ADMIN_TOKEN`, never printed, compared in constant time.
+//! The bearer tokens: the admin token (`admin.token_file` or
+//! `FAILOVER_MONITOR_ADMIN_TOKEN`), which opens every route, and the read-only token
+//! (`admin.read_token_file` or `FAILOVER_MONITOR_ADMIN_READ_TOKEN`), which opens the
+//! GET routes that show state (`/v1/status`, `/v1/history`). Never printed, compared
+//! in constant time.
 
 use std::fmt;
 use std::path::Path;
 
 use crate::config::{ConfigError, Settings};
 
-/// Environment variable holding the token; it takes precedence over `token_file`.
+/// Environment variable holding the admin token; it takes precedence over `token_file`.
 pub const TOKEN_ENV: &str = "FAILOVER_MONITOR_ADMIN_TOKEN";
+/// Environment variable holding the read-only token; it takes precedence over
+/// `read_token_file`.
+pub const READ_TOKEN_ENV: &str = "FAILOVER_MONITOR_ADMIN_READ_TOKEN";
 const MIN_LEN: usize = 16;
 
 /// A secret that prints as `[redacted]`.
@@ -58,24 +64,145 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The token the settings and the environment give, if any.
+/// One of the two tokens: where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Opens every route.
+    Admin,
+    /// Opens the GET routes only.
+    Read,
+}
+
+impl TokenKind {
+    /// The environment variable that gives it (and wins over the file).
+    pub fn env(self) -> &'static str {
+        match self {
+            TokenKind::Admin => TOKEN_ENV,
+            TokenKind::Read => READ_TOKEN_ENV,
+        }
+    }
+
+    /// The config key naming its file.
+    pub fn key(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin.token_file",
+            TokenKind::Read => "admin.read_token_file",
+        }
+    }
+
+    fn file(self, settings: &Settings) -> Option<&Path> {
+        match self {
+            TokenKind::Admin => settings.admin.token_file.as_deref(),
+            TokenKind::Read => settings.admin.read_token_file.as_deref(),
+        }
+    }
+}
+
+/// The tokens a daemon accepts; either may be absent.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    pub admin: Option<Token>,
+    pub read: Option<Token>,
+}
+
+/// What an `Authorization` header opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No configured token matches.
+    Denied,
+    /// The read-only token: GET routes only.
+    Read,
+    /// The admin token: every route.
+    Admin,
+}
+
+impl Tokens {
+    /// Whether any token is configured.
+    pub fn any(&self) -> bool {
+        self.admin.is_some() || self.read.is_some()
+    }
+
+    /// Checks `header` against both tokens (both comparisons always run, each in
+    /// constant time).
+    pub fn access(&self, header: &str) -> Access {
+        let admin = self
+            .admin
+            .as_ref()
+            .is_some_and(|t| t.matches_header(header));
+        let read = self.read.as_ref().is_some_and(|t| t.matches_header(header));
+        match (admin, read) {
+            (true, _) => Access::Admin,
+            (false, true) => Access::Read,
+            (false, false) => Access::Denied,
+        }
+    }
+}
+
+/// The admin token the settings and the environment give, if any.
 pub fn load(settings: &Settings, env: Option<String>) -> Result<Option<Token>, ConfigError> {
+    load_kind(TokenKind::Admin, settings, env)
+}
+
+/// The token of `kind` the settings and `env` (the value of [`TokenKind::env`], if
+/// set) give, if any.
+pub fn load_kind(
+    kind: TokenKind,
+    settings: &Settings,
+    env: Option<String>,
+) -> Result<Option<Token>, ConfigError> {
     if let Some(v) = env {
         return Token::new(v).map(Some).map_err(|why| ConfigError::Invalid {
-            key: TOKEN_ENV.into(),
+            key: kind.env().into(),
             value: "[redacted]".into(),
             allowed: why,
         });
     }
-    let Some(path) = &settings.admin.token_file else {
+    let Some(path) = kind.file(settings) else {
         return Ok(None);
     };
-    read_file(path).map(Some)
+    read_file(kind, path).map(Some)
 }
 
-fn read_file(path: &Path) -> Result<Token, ConfigError> {
+/// Both tokens; the read-only token must differ from the admin token (the same value
+/// in both would make the read-only one an admin token).
+pub fn load_tokens(
+    settings: &Settings,
+    env_admin: Option<String>,
+    env_read: Option<String>,
+) -> Result<Tokens, ConfigError> {
+    let read_from_env = env_read.is_some();
+    let tokens = Tokens {
+        admin: load_kind(TokenKind::Admin, settings, env_admin)?,
+        read: load_kind(TokenKind::Read, settings, env_read)?,
+    };
+    if let (Some(a), Some(r)) = (&tokens.admin, &tokens.read)
+        && constant_time_eq(a.expose().as_bytes(), r.expose().as_bytes())
+    {
+        let (key, value) = if read_from_env {
+            (READ_TOKEN_ENV.to_owned(), "[redacted]".to_owned())
+        } else {
+            let path = settings
+                .admin
+                .read_token_file
+                .as_deref()
+                .unwrap_or(Path::new(""));
+            (
+                TokenKind::Read.key().to_owned(),
+                format!("{:?}", path.display().to_string()),
+            )
+        };
+        return Err(ConfigError::Invalid {
+            key,
+            value,
+            allowed: "the read-only token must differ from the admin token".into(),
+        });
+    }
+    Ok(tokens)
+}
+
+fn read_file(kind: TokenKind, path: &Path) -> Result<Token, ConfigError> {
     let invalid = |allowed: String| ConfigError::Invalid {
-        key: "admin.token_file".into(),
+        key: kind.key().into(),
         value: format!("{:?}", path.display().to_string()),
         allowed,
     };
@@ -87,7 +214,7 @@ fn read_file(path: &Path) -> Result<Token, ConfigError> {
         if let Ok(meta) = std::fs::metadata(path)
             && meta.permissions().mode() & 0o004 != 0
         {
-            tracing::warn!(path = %path.display(), "the admin token file is readable by every user");
+            tracing::warn!(path = %path.display(), key = kind.key(), "a token file is readable by every user");
         }
     }
     Token::new(text).map_err(|why| invalid(format!("the token in it {why}")))
@@ -128,5 +255,39 @@ mod tests {
             "must be at least 16 characters"
         );
         assert!(Token::new("has a space in it, long enough".into()).is_err());
+    }
+
+    #[test]
+    fn the_read_token_opens_reads_and_the_admin_token_everything() {
+        let admin = Token::new("admin-token-0123456789".into()).unwrap();
+        let read = Token::new("read-token-0123456789".into()).unwrap();
+        let both = Tokens {
+            admin: Some(admin.clone()),
+            read: Some(read.clone()),
+        };
+        assert!(both.any());
+        assert_eq!(both.access("Bearer admin-token-0123456789"), Access::Admin);
+        assert_eq!(both.access("Bearer read-token-0123456789"), Access::Read);
+        assert_eq!(both.access("Bearer read-token-012345678"), Access::Denied);
+        assert_eq!(both.access("read-token-0123456789"), Access::Denied);
+        assert_eq!(both.access(""), Access::Denied);
+        let read_only = Tokens {
+            admin: None,
+            read: Some(read),
+        };
+        assert_eq!(
+            read_only.access("Bearer read-token-0123456789"),
+            Access::Read
+        );
+        assert_eq!(
+            read_only.access("Bearer admin-token-0123456789"),
+            Access::Denied
+        );
+        let none = Tokens::default();
+        assert!(!none.any());
+        // No configured token: even an empty bearer value opens nothing.
+        assert_eq!(none.access("Bearer "), Access::Denied);
+        assert_eq!(format!("{both:?}").matches("[redacted]").count(), 2);
+        assert!(!format!("{both:?}").contains("0123456789"));
     }
 }

@@ -40,10 +40,13 @@ impl Client {
         }
     }
 
+    /// A GET, with the token when the client has one.
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req
             .send()
             .await
             .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
@@ -79,8 +82,19 @@ pub fn move_body(reason: &str, force: bool, caller: &str) -> Value {
     json!({"reason": reason, "force": force, "caller": caller})
 }
 
-/// Fails with the daemon's error message when the status is not 2xx.
-pub fn check(answer: &Answer) -> anyhow::Result<()> {
+/// What to set when `status` or `history` is refused (401).
+pub const READ_HINT: &str = "status and history send the read-only token \
+    (FAILOVER_MONITOR_ADMIN_READ_TOKEN, --read-token-file or admin.read_token_file), \
+    else the admin token (FAILOVER_MONITOR_ADMIN_TOKEN, --token-file or admin.token_file): \
+    set one that the daemon has";
+/// What to set when a move, pause or resume is refused (401 or 403).
+pub const ADMIN_HINT: &str = "this command sends the admin token: set \
+    FAILOVER_MONITOR_ADMIN_TOKEN, --token-file or admin.token_file to the daemon's \
+    (a read-only token cannot change anything)";
+
+/// Fails with the daemon's error message when the status is not 2xx, followed by
+/// `hint` when the daemon refused the token (401 or 403).
+pub fn check(answer: &Answer, hint: Option<&str>) -> anyhow::Result<()> {
     if (200..300).contains(&answer.status) {
         return Ok(());
     }
@@ -88,7 +102,20 @@ pub fn check(answer: &Answer) -> anyhow::Result<()> {
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| answer.body.to_string());
-    bail!("the daemon answered {}: {msg}", answer.status)
+    match hint {
+        Some(h) if matches!(answer.status, 401 | 403) => {
+            bail!("the daemon answered {}: {msg}\n{h}", answer.status)
+        }
+        _ => bail!("the daemon answered {}: {msg}", answer.status),
+    }
+}
+
+/// The path of one history page.
+pub fn history_path(limit: usize, before: Option<u64>) -> String {
+    match before {
+        Some(b) => format!("/v1/history?limit={limit}&before={b}"),
+        None => format!("/v1/history?limit={limit}"),
+    }
 }
 
 fn text(v: &Value) -> String {
@@ -169,6 +196,9 @@ pub fn render_history(body: &Value) -> String {
             if r["forced"] == true { " (forced)" } else { "" },
         );
     }
+    if let Some(next) = body["next_before"].as_u64() {
+        let _ = writeln!(out, "older records: --before {next}");
+    }
     out
 }
 
@@ -191,6 +221,39 @@ pub fn render_move(body: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_the_token_say_what_to_set() {
+        let refused = |status: u16| Answer {
+            status,
+            body: json!({"error": "unauthorized", "message": "no"}),
+        };
+        let err = check(&refused(401), Some(READ_HINT))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("the daemon answered 401: no\n"), "{err}");
+        assert!(err.contains("FAILOVER_MONITOR_ADMIN_READ_TOKEN"), "{err}");
+        let err = check(&refused(403), Some(ADMIN_HINT))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("set FAILOVER_MONITOR_ADMIN_TOKEN"), "{err}");
+        // other refusals carry no hint
+        let err = check(&refused(409), Some(ADMIN_HINT))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "the daemon answered 409: no");
+        assert!(check(&refused(200), Some(ADMIN_HINT)).is_ok());
+        assert_eq!(history_path(5, None), "/v1/history?limit=5");
+        assert_eq!(history_path(5, Some(9)), "/v1/history?limit=5&before=9");
+        assert!(
+            render_history(&json!({"records": [], "next_before": 21}))
+                .contains("older records: --before 21")
+        );
+        assert_eq!(
+            render_history(&json!({"records": [], "next_before": null})),
+            ""
+        );
+    }
 
     #[test]
     fn wildcard_listen_addresses_become_loopback() {

@@ -5,8 +5,15 @@
 //! [`Command`]s, so they take the same path as automatic ones (safety rules, the
 //! actuator's versioned commit, the audit record).
 //!
-//! Architecture Invariant: every mutating route checks the bearer token first; bad
-//! input always gets a 4xx JSON error, never a 5xx.
+//! Who may call what: `/healthz`, `/readyz`, `/metrics` (Prometheus scrapes it) and
+//! `/v1/openapi.json` are open; `GET /v1/status` and `GET /v1/history` need the
+//! read-only token or the admin token; every `POST` needs the admin token (the
+//! read-only token gets 403). With no token configured, everything but the open
+//! routes answers 401.
+//!
+//! Architecture Invariant: every route that shows or changes state checks the bearer
+//! token before it looks at anything else of the request; bad input always gets a 4xx
+//! JSON error, never a 5xx.
 
 pub mod auth;
 pub mod client;
@@ -18,7 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -28,12 +35,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-pub use auth::Token;
+pub use auth::{Token, Tokens};
 
-use crate::action::Actuator;
+use crate::action::{Actuator, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
 use crate::control::{Command, Handle, MoveError};
 use crate::metrics::Metrics;
 use crate::model::AppState;
+use auth::{Access, READ_TOKEN_ENV, TOKEN_ENV};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -62,8 +70,9 @@ pub struct AdminState {
     pub handle: Handle,
     pub metrics: Arc<Metrics>,
     pub actuator: Arc<Actuator>,
-    /// None: every mutating call is refused.
-    pub token: Option<Token>,
+    /// The admin token (None: every mutating call is refused) and the read-only token
+    /// (None: reads need the admin token; with neither, reads are refused too).
+    pub tokens: Tokens,
 }
 
 /// A JSON error response: `{"error": code, "message": text}`.
@@ -89,10 +98,13 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The message goes out with URL secrets redacted: an AWS SDK's error text can
+    /// name the URL it called.
     fn into_response(self) -> Response {
+        let message = crate::probe::redact_urls(&self.message);
         let mut resp = (
             self.status,
-            axum::Json(json!({"error": self.code, "message": self.message})),
+            axum::Json(json!({"error": self.code, "message": message})),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -116,7 +128,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/v1/status", get(status))
+        .route(
+            "/v1/status",
+            get(|s: State<Arc<AdminState>>, h: HeaderMap| status(s, h)),
+        )
         .route("/v1/history", get(history))
         .route("/v1/openapi.json", get(openapi))
         .route(
@@ -211,7 +226,8 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn status(State(s): State<Arc<AdminState>>) -> ApiResult {
+async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResult {
+    authorize_read(&s, &headers)?;
     let st = s.handle.status.borrow().clone();
     json_ok(
         StatusCode::OK,
@@ -235,28 +251,68 @@ async fn status(State(s): State<Arc<AdminState>>) -> ApiResult {
     )
 }
 
-async fn history(
-    State(s): State<Arc<AdminState>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    if let Some(k) = q.keys().find(|k| k.as_str() != "limit") {
+/// The largest `before`: the largest integer every JSON client reads exactly (2^53 - 1).
+pub const BEFORE_MAX: u64 = (1 << 53) - 1;
+
+/// A validated `GET /v1/history` query.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// 1 to [`HISTORY_MAX_LIMIT`]; default [`HISTORY_DEFAULT_LIMIT`].
+    pub limit: usize,
+    /// Only records with a version below this one (1 to [`BEFORE_MAX`]); `None`: from
+    /// the newest.
+    pub before: Option<u64>,
+}
+
+/// Parses and checks the `/v1/history` query parameters; every error is a 400.
+pub fn parse_history_query(q: &HashMap<String, String>) -> Result<HistoryQuery, ApiError> {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["limit", "before"].contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(format!(
-            "unknown query parameter {k:?}; only limit is accepted"
+            "unknown query parameter {k:?}; only limit and before are accepted"
         )));
     }
     let limit = match q.get("limit") {
-        None => 20,
+        None => HISTORY_DEFAULT_LIMIT,
         Some(v) => match v.parse::<usize>() {
-            Ok(n @ 1..=100) => n,
+            Ok(n) if (1..=HISTORY_MAX_LIMIT).contains(&n) => n,
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "limit = {v:?}: expected a whole number from 1 to 100"
+                    "limit = {v:?}: expected a whole number from 1 to {HISTORY_MAX_LIMIT}"
                 )));
             }
         },
     };
-    match s.actuator.history(limit).await {
-        Ok(records) => json_ok(StatusCode::OK, json!({ "records": records })),
+    let before = match q.get("before") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=BEFORE_MAX).contains(&n) => Some(n),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "before = {v:?}: expected a version, a whole number from 1 to \
+                     {BEFORE_MAX} (the next_before of the previous page)"
+                )));
+            }
+        },
+    };
+    Ok(HistoryQuery { limit, before })
+}
+
+async fn history(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    authorize_read(&s, &headers)?;
+    let Query(q) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let q = parse_history_query(&q)?;
+    match s.actuator.history(q.limit, q.before).await {
+        Ok(page) => json_ok(
+            StatusCode::OK,
+            json!({"records": page.records, "next_before": page.next_before}),
+        ),
         Err(e) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -265,19 +321,58 @@ async fn history(
     }
 }
 
+fn presented(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The reads (`GET /v1/status`, `GET /v1/history`): the read-only or the admin token.
+fn authorize_read(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !s.tokens.any() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "no token is configured: reads are disabled; set a read-only token \
+                 (admin.read_token_file or {READ_TOKEN_ENV}) or the admin token \
+                 (admin.token_file or {TOKEN_ENV})"
+            ),
+        ));
+    }
+    match s.tokens.access(presented(headers)) {
+        Access::Admin | Access::Read => Ok(()),
+        Access::Denied => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` header is required \
+             (the read-only token or the admin token)",
+        )),
+    }
+}
+
+/// The mutating calls: the admin token only; the read-only token gets 403.
 fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.token else {
+    let access = s.tokens.access(presented(headers));
+    if access == Access::Read {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the read-only token opens GET /v1/status and /v1/history only; this call \
+                 needs the admin token (admin.token_file or {TOKEN_ENV})"
+            ),
+        ));
+    }
+    if s.tokens.admin.is_none() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "no admin token is configured (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN): mutating calls are disabled",
         ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if token.matches_header(presented) {
+    }
+    if access == Access::Admin {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -553,6 +648,298 @@ mod tests {
         assert!(parse_pause_request(b"[null, null]").is_err());
     }
 
+    #[tokio::test]
+    async fn error_messages_go_out_without_url_secrets() {
+        let e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "secondary region unavailable: dispatch failure for url \
+             (https://key:secret@dynamodb.example/?X-Amz-Signature=secret)",
+        );
+        let body = axum::body::to_bytes(e.into_response().into_body(), 4096)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["message"],
+            "secondary region unavailable: dispatch failure for url \
+             (https://dynamodb.example/?<redacted>)"
+        );
+    }
+
+    #[test]
+    fn history_queries_are_checked_without_a_server() {
+        let q = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            parse_history_query(&map)
+        };
+        assert_eq!(
+            q(&[]).unwrap(),
+            HistoryQuery {
+                limit: 20,
+                before: None
+            }
+        );
+        assert_eq!(
+            q(&[("limit", "50"), ("before", "7")]).unwrap(),
+            HistoryQuery {
+                limit: 50,
+                before: Some(7)
+            }
+        );
+        for bad in [
+            &[("limit", "0")][..],
+            &[("limit", "51")],
+            &[("limit", "-1")],
+            &[("limit", "abc")],
+            &[("before", "0")],
+            &[("before", "-3")],
+            &[("before", "18446744073709551616")],
+            &[("before", "9007199254740992")],
+            &[("before", "")],
+            &[("foo", "1")],
+        ] {
+            let e = q(bad).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        assert!(
+            q(&[("foo", "1")])
+                .unwrap_err()
+                .message
+                .contains("only limit and before")
+        );
+    }
+
+    /// A served router over in-memory regions (the secondary with the config item at
+    /// version 30 and its 30 audit records) with `tokens`; pause and resume are
+    /// answered as a daemon would. Loopback only.
+    async fn serve_with(tokens: Tokens) -> String {
+        use crate::memory::{MemItemStore, MemTable, Record, TokioWallClock};
+        use crate::model::{AuditRecord, ConfigItem, Role, Trigger, keys};
+        let tables = [MemTable::new(), MemTable::new()];
+        for t in &tables {
+            t.put(
+                "app",
+                Record::Item(ConfigItem {
+                    state: AppState::Active,
+                    version: 30,
+                    updated_at: None,
+                    updated_by: None,
+                    reason: None,
+                }),
+            );
+            for v in 1..=30 {
+                t.put(
+                    &keys::audit("app", v),
+                    Record::Audit(AuditRecord {
+                        version: v,
+                        from: AppState::Active,
+                        to: AppState::Fenced,
+                        at: "2026-01-01T00:00:00Z".into(),
+                        by: "test".into(),
+                        trigger: Trigger::Manual,
+                        reason: format!("move {v}"),
+                        evidence: json!({}),
+                        forced: false,
+                    }),
+                );
+            }
+        }
+        let actuator = Arc::new(Actuator::new(
+            Arc::new(MemItemStore::new(tables[0].clone(), "app", Role::Primary)),
+            Arc::new(MemItemStore::new(tables[1].clone(), "app", Role::Secondary)),
+            crate::action::Extras {
+                dns: None,
+                canaries: crate::action::Canaries::default(),
+                clock: Arc::new(TokioWallClock::new(std::time::SystemTime::UNIX_EPOCH)),
+                tables: crate::config::TablesMode::PerRegion,
+            },
+            1,
+        ));
+        let (_status_tx, status) = tokio::sync::watch::channel(crate::control::Status::default());
+        let (commands, mut rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let _keep = _status_tx;
+            while let Some(cmd) = rx.recv().await {
+                if let Command::SetPaused { reply, .. } = cmd {
+                    let _ = reply.send(Ok(false));
+                }
+            }
+        });
+        let state = Arc::new(AdminState {
+            handle: Handle { status, commands },
+            metrics: Arc::new(Metrics::new()),
+            actuator,
+            tokens,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(serve(listener, router(state), std::future::pending()));
+        base
+    }
+
+    const ADMIN: &str = "admin-token-0123456789";
+    const READ: &str = "read-token-0123456789";
+
+    fn both() -> Tokens {
+        Tokens {
+            admin: Some(Token::new(ADMIN.into()).unwrap()),
+            read: Some(Token::new(READ.into()).unwrap()),
+        }
+    }
+
+    async fn call(method: &str, url: String, token: Option<&str>) -> (u16, Value) {
+        let http = reqwest::Client::new();
+        let mut req = if method == "GET" {
+            http.get(url)
+        } else {
+            http.post(url).body("{}")
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    #[tokio::test]
+    async fn reads_need_a_token_and_the_read_token_opens_only_reads() {
+        let base = serve_with(both()).await;
+        for path in ["/v1/status", "/v1/history"] {
+            let url = format!("{base}{path}");
+            for token in [None, Some("wrong-token-0123456789"), Some("")] {
+                let (code, body) = call("GET", url.clone(), token).await;
+                assert_eq!(
+                    (code, body["error"].as_str()),
+                    (401, Some("unauthorized")),
+                    "{path} {token:?}"
+                );
+            }
+            assert_eq!(call("GET", url.clone(), Some(READ)).await.0, 200, "{path}");
+            assert_eq!(call("GET", url.clone(), Some(ADMIN)).await.0, 200, "{path}");
+        }
+        // the open routes stay open
+        for path in ["/healthz", "/metrics", "/v1/openapi.json"] {
+            assert_eq!(
+                call("GET", format!("{base}{path}"), None).await.0,
+                200,
+                "{path}"
+            );
+        }
+        // the read token on a mutating call: 403, whatever the body
+        for path in [
+            "/v1/pause",
+            "/v1/resume",
+            "/v1/failover",
+            "/v1/failback",
+            "/v1/fence",
+        ] {
+            let (code, body) = call("POST", format!("{base}{path}"), Some(READ)).await;
+            assert_eq!(
+                (code, body["error"].as_str()),
+                (403, Some("forbidden")),
+                "{path}"
+            );
+            assert_eq!(
+                call("POST", format!("{base}{path}"), None).await.0,
+                401,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            call("POST", format!("{base}/v1/pause"), Some(ADMIN))
+                .await
+                .0,
+            200
+        );
+        // the token is checked before the query
+        assert_eq!(
+            call("GET", format!("{base}/v1/history?limit=0"), None)
+                .await
+                .0,
+            401
+        );
+        let (code, body) = call("GET", format!("{base}/v1/history?limit=%zz"), Some(READ)).await;
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (400, Some("bad_request")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_tokens_reads_are_refused_with_what_to_set() {
+        let base = serve_with(Tokens::default()).await;
+        let (code, body) = call("GET", format!("{base}/v1/status"), None).await;
+        assert_eq!(code, 401);
+        let msg = body["message"].as_str().unwrap();
+        for name in [
+            "admin.read_token_file",
+            "FAILOVER_MONITOR_ADMIN_READ_TOKEN",
+            "admin.token_file",
+            "FAILOVER_MONITOR_ADMIN_TOKEN",
+        ] {
+            assert!(msg.contains(name), "{msg}");
+        }
+        // a read token alone: reads open, mutating calls still refused
+        let base = serve_with(Tokens {
+            admin: None,
+            read: Some(Token::new(READ.into()).unwrap()),
+        })
+        .await;
+        assert_eq!(
+            call("GET", format!("{base}/v1/status"), Some(READ)).await.0,
+            200
+        );
+        assert_eq!(
+            call("POST", format!("{base}/v1/pause"), Some(READ)).await.0,
+            403
+        );
+        let (code, body) = call("POST", format!("{base}/v1/pause"), None).await;
+        assert_eq!(code, 401);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("no admin token is configured")
+        );
+    }
+
+    #[tokio::test]
+    async fn history_pages_follow_next_before_to_the_end() {
+        let base = serve_with(both()).await;
+        let mut seen = Vec::new();
+        let mut path = "/v1/history?limit=12".to_owned();
+        loop {
+            let (code, body) = call("GET", format!("{base}{path}"), Some(READ)).await;
+            assert_eq!(code, 200, "{body}");
+            let page: Vec<u64> = body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["version"].as_u64().unwrap())
+                .collect();
+            assert!(page.len() <= 12);
+            seen.extend(page);
+            match body["next_before"].as_u64() {
+                Some(b) => path = format!("/v1/history?limit=12&before={b}"),
+                None => {
+                    assert!(body["next_before"].is_null(), "{body}");
+                    break;
+                }
+            }
+        }
+        assert_eq!(seen, (1..=30).rev().collect::<Vec<u64>>());
+    }
+
     /// The served OpenAPI document lists exactly the routes the router has.
     #[test]
     fn openapi_document_matches_the_routes() {
@@ -589,6 +976,15 @@ mod tests {
                     "{m} {p} does not document {code}"
                 );
             }
+            assert!(
+                responses.get("403").is_some(),
+                "{m} {p} does not document 403 (the read-only token)"
+            );
+            assert_eq!(
+                doc["paths"][p][m]["security"],
+                json!([{"bearer": []}]),
+                "{m} {p}: the admin token only"
+            );
             if !p.ends_with("pause") && !p.ends_with("resume") {
                 assert!(
                     responses.get("409").is_some(),
@@ -596,5 +992,35 @@ mod tests {
                 );
             }
         }
+        // The reads take either token and document 401; the open routes take none.
+        for p in ["/v1/status", "/v1/history"] {
+            let op = &doc["paths"][p]["get"];
+            assert_eq!(
+                op["security"],
+                json!([{"bearer": []}, {"readToken": []}]),
+                "{p}"
+            );
+            assert!(
+                op["responses"].get("401").is_some(),
+                "{p} does not document 401"
+            );
+        }
+        for p in ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"] {
+            assert!(doc["paths"][p]["get"].get("security").is_none(), "{p}");
+        }
+        let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+        assert_eq!(
+            schemes.keys().collect::<Vec<_>>(),
+            ["bearer", "readToken"],
+            "the two tokens"
+        );
+        // The history parameters agree with the server's bounds.
+        let params = &doc["paths"]["/v1/history"]["get"]["parameters"];
+        assert_eq!(params[0]["name"], "limit");
+        assert_eq!(params[0]["schema"]["maximum"], HISTORY_MAX_LIMIT);
+        assert_eq!(params[0]["schema"]["default"], HISTORY_DEFAULT_LIMIT);
+        assert_eq!(params[1]["name"], "before");
+        assert_eq!(params[1]["schema"]["minimum"], 1);
+        assert_eq!(params[1]["schema"]["maximum"], BEFORE_MAX);
     }
 }

@@ -1,4 +1,4 @@
-//! `[admin]`: where the admin API (and `/metrics`) listens, and where its token is.
+//! `[admin]`: where the admin API (and `/metrics`) listens, and where its tokens are.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,10 +17,15 @@ pub(super) struct RawAdmin {
     /// or the environment variable `FAILOVER_MONITOR_ADMIN_TOKEN`).
     /// Default: `"127.0.0.1:9464"`.
     pub(super) listen: Option<String>,
-    /// File holding the bearer token that mutating calls must present (at least 16
-    /// printable characters). `FAILOVER_MONITOR_ADMIN_TOKEN` takes precedence.
-    /// Default: none (no token: mutating calls are refused).
+    /// File holding the admin bearer token (at least 16 printable characters), which
+    /// opens every route. `FAILOVER_MONITOR_ADMIN_TOKEN` takes precedence.
+    /// Default: none (no admin token: mutating calls are refused).
     pub(super) token_file: Option<PathBuf>,
+    /// File holding a read-only bearer token (the same rules; not the admin token's
+    /// value), which opens `GET /v1/status` and `GET /v1/history` only.
+    /// `FAILOVER_MONITOR_ADMIN_READ_TOKEN` takes precedence.
+    /// Default: none (reads need the admin token; with neither, they are refused).
+    pub(super) read_token_file: Option<PathBuf>,
 }
 
 /// `[admin]`, validated, with the defaults filled in.
@@ -28,8 +33,11 @@ pub(super) struct RawAdmin {
 pub struct AdminSettings {
     /// Address and port of the admin API and `/metrics`.
     pub listen: SocketAddr,
-    /// File holding the bearer token (`FAILOVER_MONITOR_ADMIN_TOKEN` takes precedence).
+    /// File holding the admin token (`FAILOVER_MONITOR_ADMIN_TOKEN` takes precedence).
     pub token_file: Option<PathBuf>,
+    /// File holding the read-only token (`FAILOVER_MONITOR_ADMIN_READ_TOKEN` takes
+    /// precedence).
+    pub read_token_file: Option<PathBuf>,
 }
 
 impl RawAdmin {
@@ -45,13 +53,15 @@ impl RawAdmin {
         Ok(AdminSettings {
             listen,
             token_file: self.token_file,
+            read_token_file: self.read_token_file,
         })
     }
 }
 
 impl AdminSettings {
     /// An admin API reachable from other hosts must not be open: `run` refuses a
-    /// non-loopback `listen` without a token.
+    /// non-loopback `listen` without the admin token (a read-only token alone is not
+    /// enough: this rule predates it and stays as strict).
     pub(super) fn check_exposure(&self, has_token: bool) -> Result<(), ConfigError> {
         if self.listen.ip().is_loopback() || has_token {
             return Ok(());
@@ -73,7 +83,7 @@ mod tests {
     fn admin(listen: &str) -> AdminSettings {
         RawAdmin {
             listen: Some(listen.into()),
-            token_file: None,
+            ..RawAdmin::default()
         }
         .validate()
         .unwrap()
@@ -106,7 +116,7 @@ mod tests {
         );
         let err = RawAdmin {
             listen: Some("localhost:9464".into()),
-            token_file: None,
+            ..RawAdmin::default()
         }
         .validate()
         .unwrap_err();

@@ -51,7 +51,7 @@ pub use route53::Route53Settings;
 pub use stack::{StackSettings, TablesMode};
 pub use values::HumanDuration;
 
-use crate::admin::auth::{self, Token};
+use crate::admin::auth::{self, Tokens};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -248,24 +248,24 @@ pub fn for_run(settings: Settings) -> Result<Settings, ConfigError> {
 }
 
 /// Everything `run` checks before it starts, beyond the file itself: [`for_run`], the
-/// admin token (`FAILOVER_MONITOR_ADMIN_TOKEN` in `env`, else `admin.token_file`), and
-/// that an admin API reachable from other hosts has one. `check-config` calls it too,
-/// so it refuses exactly what `run` would. `env` is the process environment (the one
-/// the settings were loaded with), passed in so that tests can give their own.
+/// admin token (`FAILOVER_MONITOR_ADMIN_TOKEN` in `env`, else `admin.token_file`), the
+/// read-only token (`FAILOVER_MONITOR_ADMIN_READ_TOKEN`, else `admin.read_token_file`),
+/// and that an admin API reachable from other hosts has an admin token. `check-config`
+/// calls it too, so it refuses exactly what `run` would. `env` is the process
+/// environment (the one the settings were loaded with), passed in so that tests can
+/// give their own.
 pub fn for_run_with_env(
     settings: Settings,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(Settings, Option<Token>), ConfigError> {
+) -> Result<(Settings, Tokens), ConfigError> {
     let env: Vec<(String, String)> = env.into_iter().collect();
-    let env_token = env
-        .iter()
-        .find(|(k, _)| k == auth::TOKEN_ENV)
-        .map(|(_, v)| v.clone());
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (env_admin, env_read) = (var(auth::TOKEN_ENV), var(auth::READ_TOKEN_ENV));
     let ready = || {
         let settings = for_run(settings)?;
-        let token = auth::load(&settings, env_token)?;
-        settings.admin.check_exposure(token.is_some())?;
-        Ok((settings, token))
+        let tokens = auth::load_tokens(&settings, env_admin, env_read)?;
+        settings.admin.check_exposure(tokens.admin.is_some())?;
+        Ok((settings, tokens))
     };
     ready().map_err(|e| load::EnvOrigins::new(env.iter().map(|(k, _)| k)).attribute(e))
 }

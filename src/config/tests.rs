@@ -237,8 +237,8 @@ fn an_exposed_admin_api_runs_only_with_a_token() {
          (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN)"
     );
     let token = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "0123456789abcdef")]);
-    let (_, token) = for_run_with_env(s.clone(), token).unwrap();
-    assert!(token.is_some());
+    let (_, tokens) = for_run_with_env(s.clone(), token).unwrap();
+    assert!(tokens.admin.is_some());
     // A token that would not load is refused the same way by both commands.
     let short = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "short")]);
     let err = for_run_with_env(s, short).unwrap_err().to_string();
@@ -246,6 +246,78 @@ fn an_exposed_admin_api_runs_only_with_a_token() {
         err.starts_with("FAILOVER_MONITOR_ADMIN_TOKEN = [redacted]"),
         "{err}"
     );
+}
+
+/// The read-only token loads like the admin token (environment first, then the
+/// file), must differ from it, and does not open a non-loopback address alone.
+#[test]
+fn a_read_token_loads_beside_the_admin_token() {
+    let dir = std::env::temp_dir().join(format!("fm-read-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("read-token");
+    std::fs::write(&file, "read-token-from-file-0123\n").unwrap();
+    let text = format!(
+        "{MINIMAL}\n[admin]\nread_token_file = {:?}\n",
+        file.display().to_string()
+    );
+    let s = parse(&text, no_env()).unwrap();
+    assert_eq!(s.admin.read_token_file.as_deref(), Some(file.as_path()));
+    let (_, tokens) = for_run_with_env(s.clone(), no_env()).unwrap();
+    assert!(tokens.admin.is_none());
+    assert_eq!(
+        tokens.read.as_ref().map(|t| t.expose()),
+        Some("read-token-from-file-0123")
+    );
+    // the variable wins over the file
+    let from_env = env(&[(
+        "FAILOVER_MONITOR_ADMIN_READ_TOKEN",
+        "read-token-from-env-0123",
+    )]);
+    let (_, tokens) = for_run_with_env(s.clone(), from_env).unwrap();
+    assert_eq!(
+        tokens.read.as_ref().map(|t| t.expose()),
+        Some("read-token-from-env-0123")
+    );
+    // same rules as the admin token, and never printed
+    let short = env(&[("FAILOVER_MONITOR_ADMIN_READ_TOKEN", "short")]);
+    assert_eq!(
+        for_run_with_env(s.clone(), short).unwrap_err().to_string(),
+        "FAILOVER_MONITOR_ADMIN_READ_TOKEN = [redacted]: must be at least 16 characters"
+    );
+    // the same value as the admin token is refused
+    let same = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "read-token-from-file-0123")]);
+    let err = for_run_with_env(s.clone(), same).unwrap_err().to_string();
+    assert!(
+        err.starts_with("admin.read_token_file = \"")
+            && err.ends_with(": the read-only token must differ from the admin token"),
+        "{err}"
+    );
+    assert!(!err.contains("read-token-from-file-0123"), "{err}");
+    // a missing file names the key
+    let text = format!("{MINIMAL}\n[admin]\nread_token_file = \"/nonexistent/read-token\"\n");
+    let err = for_run_with_env(parse(&text, no_env()).unwrap(), no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("admin.read_token_file = \"/nonexistent/read-token\": cannot be read"),
+        "{err}"
+    );
+    // a read-only token alone does not open a non-loopback address
+    let exposed = env(&[
+        ("FAILOVER_MONITOR__ADMIN__LISTEN", "0.0.0.0:9464"),
+        (
+            "FAILOVER_MONITOR_ADMIN_READ_TOKEN",
+            "read-token-from-env-0123",
+        ),
+    ]);
+    let s = parse(MINIMAL, exposed.clone()).unwrap();
+    assert!(
+        for_run_with_env(s, exposed)
+            .unwrap_err()
+            .to_string()
+            .contains("a non-loopback address needs an admin token")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::ProbeError;
+use super::redact::{redact_url, redact_urls};
 
 /// Bodies are read up to this size to look for `expect_body`.
 const MAX_BODY: usize = 64 * 1024;
@@ -27,7 +28,8 @@ impl HttpProbe {
     ) -> Self {
         Self {
             client,
-            url: reqwest::Url::parse(&url).map_err(|e| format!("invalid url {url:?}: {e}")),
+            url: reqwest::Url::parse(&url)
+                .map_err(|e| format!("invalid url {:?}: {e}", redact_url(&url))),
             expect_status,
             expect_body,
             timeout,
@@ -74,7 +76,46 @@ impl HttpProbe {
         if e.is_timeout() {
             ProbeError::Timeout(self.timeout)
         } else {
-            ProbeError::Transport(crate::aws::source_chain(e))
+            ProbeError::Transport(redact_urls(&crate::aws::source_chain(e)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real reqwest failure (a refused connection on loopback) names its URL; the
+    /// probe's error keeps the host and path and drops the credentials and the query.
+    #[tokio::test]
+    async fn transport_errors_do_not_carry_credentials_or_queries() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let probe = HttpProbe::new(
+            reqwest::Client::new(),
+            format!("http://user:hunter2@127.0.0.1:{port}/health?X-Amz-Signature=hunter2"),
+            vec![200],
+            None,
+            Duration::from_secs(5),
+        );
+        let err = probe.check().await.unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains(&format!("http://127.0.0.1:{port}/health?<redacted>")),
+            "{err}"
+        );
+
+        let bad = HttpProbe::new(
+            reqwest::Client::new(),
+            "http://user:hunter2@exa mple.com/?k=hunter2".into(),
+            vec![200],
+            None,
+            Duration::from_secs(5),
+        );
+        let err = bad.check().await.unwrap_err().to_string();
+        assert!(err.starts_with("invalid url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 }

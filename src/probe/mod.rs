@@ -5,10 +5,15 @@
 //! A failed check is data, not an error of the program: it becomes an
 //! [`Observation`] with `ok = false` and the reason, and the policy's hysteresis
 //! decides what it means.
+//!
+//! Architecture Invariant: an observation's error text has been through
+//! [`redact_urls`]: no URL credentials, query string or fragment leaves this module
+//! (not into the status, the audit evidence, the logs or a recorded trace).
 
 mod cloudwatch;
 mod dynamodb;
 mod http;
+mod redact;
 mod s3;
 
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 pub use cloudwatch::AlarmProbe;
 pub use dynamodb::DynamoProbe;
 pub use http::HttpProbe;
+pub use redact::{REDACTED, redact_urls};
 pub use s3::S3Probe;
 
 use crate::aws::RegionClients;
@@ -136,7 +142,8 @@ pub struct Scheduled {
     pub prober: Arc<dyn Probe>,
 }
 
-/// Runs one check with its timeout and turns the outcome into an observation.
+/// Runs one check with its timeout and turns the outcome into an observation, its
+/// error text redacted (whatever the probe put in it).
 pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Observation {
     let started = Instant::now();
     let result = match timeout(limit, prober.check()).await {
@@ -149,7 +156,7 @@ pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Obse
         at,
         ok: result.is_ok(),
         latency: at - started,
-        error: result.err().map(|e| e.to_string()),
+        error: result.err().map(|e| redact_urls(&e.to_string())),
     }
 }
 

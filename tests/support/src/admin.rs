@@ -50,9 +50,17 @@ impl Monitor {
     /// GET `path` with the token; the status code and the body (JSON, or a string).
     /// Panics when the monitor does not answer.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = client()
-            .get(self.url(path))
-            .bearer_auth(TOKEN)
+        self.get_with_token(path, Some(TOKEN)).await
+    }
+
+    /// GET with `token` as the bearer token, or without one: for the tests of the
+    /// authentication itself.
+    pub async fn get_with_token(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = client().get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: the admin server does not answer: {e}"));

@@ -57,21 +57,35 @@ impl Monitor {
         Self::start_with(config_text, &[])
     }
 
+    /// Same, without any admin token: for the tests of what is refused then.
+    pub fn start_without_tokens(config_text: &str) -> Self {
+        Self::spawn(config_text, &[], false)
+    }
+
     /// Same, with extra environment variables (applied after the admin token's, so
     /// they may replace it).
     pub fn start_with(config_text: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(config_text, env, true)
+    }
+
+    fn spawn(config_text: &str, env: &[(&str, &str)], token: bool) -> Self {
         let dir = TempDir::new("monitor");
         let config = dir.0.join("monitor.toml");
         std::fs::write(&config, config_text).expect("writing monitor.toml");
         let log = dir.0.join("monitor.log");
         let admin_port = free_port();
-        let child = cli(&config)
-            .args(["--log-format", "json", "run"])
-            .env(
-                "FAILOVER_MONITOR__ADMIN__LISTEN",
-                format!("127.0.0.1:{admin_port}"),
-            )
-            .env("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN)
+        let mut cmd = cli(&config);
+        cmd.args(["--log-format", "json", "run"]).env(
+            "FAILOVER_MONITOR__ADMIN__LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        );
+        if token {
+            cmd.env("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN);
+        } else {
+            cmd.env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+                .env_remove("FAILOVER_MONITOR_ADMIN_READ_TOKEN");
+        }
+        let child = cmd
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("creating the monitor log"))
