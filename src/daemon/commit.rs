@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use super::{Daemon, Done, LoopState, Origin, QueuedMove, RETRY_MAX, RETRY_MIN, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
 use crate::control::{Command, MOVE_WAIT, MoveDone, MoveError};
-use crate::model::{Fence, Trigger};
+use crate::model::{AuditRecord, ConfigItem, Fence, Trigger};
 use crate::policy::Decision;
 
 impl Daemon {
@@ -164,7 +164,6 @@ impl Daemon {
         result: Result<Outcome, ActionError>,
         state: &mut LoopState,
     ) -> Result<MoveDone, MoveError> {
-        let t = &p.transition;
         let label = match &result {
             Ok(Outcome::Committed { .. }) => "committed",
             Ok(Outcome::LostRace { .. }) => "lost_race",
@@ -183,28 +182,66 @@ impl Daemon {
                 record,
                 primary,
                 dns,
-            }) => {
-                log_committed(t, &item, &primary, &dns);
-                self.metrics.transition(t.from, t.to, t.trigger);
-                self.policy.committed(item.clone(), Instant::now());
+            }) => return Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
+            Ok(other) => self.take_refusal(&p.transition, other, state),
+            Err(e @ ActionError::Busy { .. }) => {
+                let t = &p.transition;
+                warn!(from = %t.from, to = %t.to, error = %e, "transition refused for now (nothing written); will retry");
                 state.pending = None;
-                state.needs_human = None;
-                state.retry_at = None;
-                state.backoff = RETRY_MIN;
-                return Ok(MoveDone {
-                    item,
-                    record,
-                    primary_updated: !matches!(primary, PrimaryCopy::Pending { .. }),
-                    primary,
-                });
+                Err(MoveError::Failed(e))
             }
-            Ok(Outcome::Deposed) => {
+            Err(e) => {
+                let t = &p.transition;
+                error!(from = %t.from, to = %t.to, error = %e, token = %p.token,
+                    "transition outcome unknown: it may have been applied; the next read of the item tells");
+                state.pending = Some(p);
+                Err(MoveError::Unknown(e))
+            }
+        };
+        self.back_off(state);
+        answer
+    }
+
+    /// A commit that applied: the policy, the metrics, the timers.
+    fn take_commit(
+        &mut self,
+        t: &Transition,
+        item: ConfigItem,
+        record: AuditRecord,
+        primary: PrimaryCopy,
+        dns: &Option<Result<DnsAction, ActionError>>,
+        state: &mut LoopState,
+    ) -> MoveDone {
+        log_committed(t, &item, &primary, dns);
+        self.metrics.transition(t.from, t.to, t.trigger);
+        self.policy.committed(item.clone(), Instant::now());
+        state.pending = None;
+        state.needs_human = None;
+        state.retry_at = None;
+        state.backoff = RETRY_MIN;
+        MoveDone {
+            item,
+            record,
+            primary_updated: !matches!(primary, PrimaryCopy::Pending { .. }),
+            primary,
+        }
+    }
+
+    /// A commit the table refused: lost race, deposed, or an item for a human.
+    fn take_refusal(
+        &mut self,
+        t: &Transition,
+        outcome: Outcome,
+        state: &mut LoopState,
+    ) -> Result<MoveDone, MoveError> {
+        state.pending = None;
+        match outcome {
+            Outcome::Deposed => {
                 warn!(from = %t.from, to = %t.to, token = ?t.fence.as_ref().map(|f| f.token),
                     "deposed: another instance holds the leader lease now; the write was refused");
-                state.pending = None;
                 Err(MoveError::LostRace(None))
             }
-            Ok(Outcome::LostRace { current }) => {
+            Outcome::LostRace { current } => {
                 warn!(from = %t.from, to = %t.to, expected_version = t.expected_version,
                     now_state = ?current.as_ref().map(|i| i.state),
                     now_version = ?current.as_ref().map(|i| i.version),
@@ -215,30 +252,16 @@ impl Daemon {
                     let at = self.actuator.changed_at(&item, now);
                     self.policy.observe_item(item, at, now);
                 }
-                state.pending = None;
                 Err(MoveError::LostRace(current))
             }
-            Ok(Outcome::NeedsHuman { reason }) => {
+            Outcome::NeedsHuman { reason } => {
                 error!(reason = %reason, "automatic moves stop: the config item needs a human");
                 state.needs_human = Some((reason.clone(), (t.from, t.expected_version)));
                 self.metrics.needs_human.set(1);
-                state.pending = None;
                 Err(MoveError::NeedsHuman(reason))
             }
-            Err(e @ ActionError::Busy { .. }) => {
-                warn!(from = %t.from, to = %t.to, error = %e, "transition refused for now (nothing written); will retry");
-                state.pending = None;
-                Err(MoveError::Failed(e))
-            }
-            Err(e) => {
-                error!(from = %t.from, to = %t.to, error = %e, token = %p.token,
-                    "transition outcome unknown: it may have been applied; the next read of the item tells");
-                state.pending = Some(p);
-                Err(MoveError::Unknown(e))
-            }
-        };
-        self.back_off(state);
-        answer
+            Outcome::Committed { .. } => Err(MoveError::LostRace(None)),
+        }
     }
 
     /// Every attempt that did not commit backs off, whatever the reason: a refused
@@ -282,7 +305,7 @@ impl Daemon {
 
 fn log_committed(
     t: &Transition,
-    item: &crate::model::ConfigItem,
+    item: &ConfigItem,
     primary: &PrimaryCopy,
     dns: &Option<Result<DnsAction, ActionError>>,
 ) {

@@ -1,0 +1,203 @@
+//! The region rule, fall/rise, modes and safety rules, and the 1,000-hour random-loss simulation.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn healthy_regions_hold() {
+    let mut p = policy(cfg(), 2, 1, 3, 2);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, 0..3, true, 5, now);
+    assert_eq!(
+        p.evaluate(now),
+        Verdict::Hold {
+            why: "primary healthy".into()
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_happens_before_the_item_is_known() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    feed(&mut p, [0], false, 3, now);
+    feed(&mut p, [1], true, 3, now);
+    assert!(matches!(p.evaluate(now), Verdict::Hold { .. }));
+}
+
+/// The region rule, table-driven: (rule, primary probes, how many are down, fails over?)
+#[tokio::test(start_paused = true)]
+async fn region_rules_count_down_probes() {
+    let cases = [
+        (RegionRule::Any, 3, 0, false),
+        (RegionRule::Any, 3, 1, true),
+        (RegionRule::All, 3, 2, false),
+        (RegionRule::All, 3, 3, true),
+        (RegionRule::Majority, 3, 1, false),
+        (RegionRule::Majority, 3, 2, true),
+        (RegionRule::Majority, 4, 2, false),
+        (RegionRule::Majority, 4, 3, true),
+        (RegionRule::AtLeast { n: 2, m: 4 }, 4, 1, false),
+        (RegionRule::AtLeast { n: 2, m: 4 }, 4, 2, true),
+    ];
+    for (rule, total, down, fails_over) in cases {
+        let mut p = policy(PolicyConfig { rule, ..cfg() }, total, 1, 2, 1);
+        let now = Instant::now();
+        p.observe_item(item(AppState::Active, 4), None, now);
+        feed(&mut p, [total], true, 2, now); // the secondary probe
+        feed(&mut p, 0..down, false, 2, now);
+        feed(&mut p, down..total, true, 2, now);
+        let v = p.evaluate(now);
+        assert_eq!(
+            target(&v) == Some(AppState::Failover),
+            fails_over,
+            "{rule} with {down} of {total} down: {v:?}"
+        );
+        if let Verdict::Act(d) = v {
+            assert_eq!((d.from, d.expected_version), (AppState::Active, 4));
+            assert_eq!(d.evidence["primary_down"], down);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fewer_than_fall_failures_do_not_fail_over() {
+    let mut p = policy(cfg(), 1, 1, 3, 2);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [1], true, 2, now);
+    feed(&mut p, [0], true, 2, now);
+    feed(&mut p, [0], false, 2, now);
+    assert_eq!(target(&p.evaluate(now)), None);
+    feed(&mut p, [0], false, 1, now);
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
+}
+
+/// (mode, paused, secondary healthy) -> expected block
+#[tokio::test(start_paused = true)]
+async fn modes_pause_and_safety_rules_block_a_wanted_failover() {
+    let cases = [
+        (Mode::Auto, false, true, None),
+        (Mode::Manual, false, true, Some(Blocked::ManualMode)),
+        (Mode::DryRun, false, true, Some(Blocked::DryRun)),
+        (Mode::Auto, true, true, Some(Blocked::Paused)),
+        (
+            Mode::Auto,
+            false,
+            false,
+            Some(Blocked::SecondaryUnhealthy {
+                down: vec!["s0".into()],
+            }),
+        ),
+    ];
+    for (mode, paused, secondary_ok, expected) in cases {
+        let mut p = policy(PolicyConfig { mode, ..cfg() }, 1, 1, 1, 1);
+        let now = Instant::now();
+        p.observe_item(item(AppState::Active, 0), None, now);
+        p.set_paused(paused);
+        p.observe(&obs(0, false, now));
+        p.observe(&obs(1, secondary_ok, now));
+        match (p.evaluate(now), expected) {
+            (Verdict::Act(d), None) => assert_eq!(d.to, AppState::Failover),
+            (Verdict::Blocked { wanted, because }, Some(exp)) => {
+                assert_eq!(wanted.to, AppState::Failover);
+                assert_eq!(because, exp);
+            }
+            (v, exp) => panic!("{mode:?} paused={paused}: got {v:?}, expected {exp:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn secondary_rule_can_be_switched_off() {
+    let mut p = policy(
+        PolicyConfig {
+            require_healthy_secondary: false,
+            ..cfg()
+        },
+        1,
+        1,
+        1,
+        1,
+    );
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    p.observe(&obs(0, false, now));
+    p.observe(&obs(1, false, now));
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_item_versions_are_ignored() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Failover, 5), None, now);
+    p.observe_item(item(AppState::Active, 4), None, now);
+    assert_eq!(
+        p.item().map(|i| (i.state, i.version)),
+        Some((AppState::Failover, 5))
+    );
+}
+
+/// Independent random probe loss of 10% with the default probe settings and rule
+/// must not flip the region in 1,000 simulated hours, while a real outage still does.
+#[test]
+fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
+    let c = PolicyConfig {
+        mode: Mode::Auto,
+        failback: Failback::Manual,
+        failback_after: defaults::FAILBACK_AFTER,
+        hold_down: defaults::HOLD_DOWN,
+        fence_for: Duration::ZERO,
+        max_fence: Duration::ZERO,
+        rule: RegionRule::Majority,
+        require_healthy_secondary: true,
+    };
+    // The shipped demo watches the primary with 3 probes (API, S3, DynamoDB) and
+    // the secondary with 2; every probe runs at the default interval.
+    let (primary, secondary) = (3, 2);
+    let mut p = policy(c, primary, secondary, defaults::FALL, defaults::RISE);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_f00d);
+    let rounds = 1000 * 3600 / defaults::INTERVAL.as_secs();
+    let mut probe_down_events = 0u64;
+    for round in 0..rounds {
+        let at = t0 + defaults::INTERVAL * round as u32;
+        for i in 0..primary + secondary {
+            let ok = rng.f64() >= 0.10;
+            if p.observe(&obs(i, ok, at)) == Some(Health::Down) {
+                probe_down_events += 1;
+            }
+        }
+        assert!(
+            !matches!(p.evaluate(at), Verdict::Act(_)),
+            "flipped after {round} rounds ({:.1} h)",
+            round as f64 * defaults::INTERVAL.as_secs_f64() / 3600.0
+        );
+    }
+    // Single probes did go down now and then: the region rule is what held.
+    assert!(
+        probe_down_events > 0,
+        "the simulation never took a probe down"
+    );
+    println!("{rounds} rounds, {probe_down_events} single-probe down events, no flip");
+
+    // Same policy, now the primary really dies: it must fail over within `fall` rounds.
+    let at0 = t0 + defaults::INTERVAL * rounds as u32;
+    let mut flipped_after = None;
+    for round in 0..defaults::FALL {
+        let at = at0 + defaults::INTERVAL * round;
+        for i in 0..primary + secondary {
+            p.observe(&obs(i, i >= primary, at));
+        }
+        if matches!(p.evaluate(at), Verdict::Act(_)) {
+            flipped_after = Some(round + 1);
+            break;
+        }
+    }
+    assert!(
+        flipped_after.is_some_and(|n| n <= defaults::FALL),
+        "{flipped_after:?}"
+    );
+}

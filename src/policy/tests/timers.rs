@@ -1,0 +1,265 @@
+//! Hold-down, failback, and the fence with its replication measurement.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn hold_down_delays_the_next_automatic_move() {
+    let mut p = policy(
+        PolicyConfig {
+            failback: Failback::Auto,
+            failback_after: Duration::from_secs(10),
+            ..cfg()
+        },
+        1,
+        1,
+        1,
+        1,
+    );
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    let Verdict::Act(d) = p.evaluate(t0) else {
+        panic!()
+    };
+    p.committed(item(d.to, 1), t0);
+
+    // the primary comes straight back: failback is due after 10 s, but hold_down is 300 s
+    advance(Duration::from_secs(1)).await;
+    feed(&mut p, [0], true, 1, Instant::now());
+    advance(Duration::from_secs(60)).await;
+    let now = Instant::now();
+    feed(&mut p, [0], true, 1, now);
+    match p.evaluate(now) {
+        Verdict::Blocked {
+            wanted,
+            because: Blocked::HoldDown { remaining_ms },
+        } => {
+            assert_eq!(wanted.to, AppState::Active);
+            assert_eq!(remaining_ms, 239_000);
+        }
+        v => panic!("{v:?}"),
+    }
+    advance(Duration::from_secs(240)).await;
+    let now = Instant::now();
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Active));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_down_counts_from_a_transition_seen_in_the_item() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Failover, 1), None, t0);
+    // someone (a human, another monitor) moved it back to active
+    advance(Duration::from_secs(5)).await;
+    let t1 = Instant::now();
+    p.observe_item(item(AppState::Active, 2), None, t1);
+    p.observe(&obs(1, true, t1));
+    p.observe(&obs(0, false, t1));
+    assert!(matches!(
+        p.evaluate(t1),
+        Verdict::Blocked {
+            because: Blocked::HoldDown {
+                remaining_ms: 300_000
+            },
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freshly_seeded_item_is_not_a_transition_and_holds_nothing_down() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    // `provision apply` seeds version 0 with updatedAt = now.
+    p.observe_item(item(AppState::Active, 0), Some(t0), t0);
+    p.observe(&obs(1, true, t0));
+    p.observe(&obs(0, false, t0));
+    assert_eq!(target(&p.evaluate(t0)), Some(AppState::Failover));
+    // The same item at version 1 written just now is a transition: held down.
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    p.observe_item(item(AppState::Active, 1), Some(t0), t0);
+    p.observe(&obs(1, true, t0));
+    p.observe(&obs(0, false, t0));
+    assert!(matches!(
+        p.evaluate(t0),
+        Verdict::Blocked {
+            because: Blocked::HoldDown { .. },
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failback_manual_never_moves_back_on_its_own() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Failover, 1), None, t0);
+    for _ in 0..100 {
+        advance(Duration::from_secs(60)).await;
+        let now = Instant::now();
+        feed(&mut p, 0..2, true, 1, now);
+        assert_eq!(target(&p.evaluate(now)), None);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failback_auto_waits_for_failback_after_of_continuous_health() {
+    let c = PolicyConfig {
+        failback: Failback::Auto,
+        failback_after: Duration::from_secs(600),
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    p.observe_item(item(AppState::Failover, 1), None, Instant::now());
+    feed(&mut p, 0..2, true, 1, Instant::now());
+    advance(Duration::from_secs(500)).await;
+    // a blip resets the clock
+    feed(&mut p, [0], false, 1, Instant::now());
+    feed(&mut p, [0], true, 1, Instant::now());
+    advance(Duration::from_secs(599)).await;
+    assert_eq!(target(&p.evaluate(Instant::now())), None);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(target(&p.evaluate(Instant::now())), Some(AppState::Active));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_human_failover_is_not_undone_by_auto_failback() {
+    let c = PolicyConfig {
+        failback: Failback::Auto,
+        failback_after: Duration::ZERO,
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let mut it = item(AppState::Failover, 3);
+    it.updated_by = Some("admin:alice".into());
+    p.observe_item(it, None, Instant::now());
+    feed(&mut p, 0..2, true, 3, Instant::now());
+    advance(Duration::from_secs(3600)).await;
+    assert!(matches!(p.evaluate(Instant::now()), Verdict::Hold { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fence_for_goes_through_fenced_and_waits_before_failover() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(30),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    let Verdict::Act(d) = p.evaluate(t0) else {
+        panic!()
+    };
+    assert_eq!(d.to, AppState::Fenced);
+    p.committed(item(AppState::Fenced, 1), t0);
+
+    advance(Duration::from_secs(29)).await;
+    assert!(matches!(p.evaluate(Instant::now()), Verdict::Hold { .. }));
+    advance(Duration::from_secs(1)).await;
+    // completing the fence is not subject to hold_down (300 s)
+    let Verdict::Act(d) = p.evaluate(Instant::now()) else {
+        panic!()
+    };
+    assert_eq!(
+        (d.from, d.to, d.expected_version),
+        (AppState::Fenced, AppState::Failover, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fence_is_lifted_when_the_primary_recovers() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(30),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Fenced, 1), Some(t0), t0);
+    advance(Duration::from_secs(5)).await;
+    feed(&mut p, 0..2, true, 1, Instant::now());
+    let Verdict::Act(d) = p.evaluate(Instant::now()) else {
+        panic!()
+    };
+    assert_eq!(d.to, AppState::Active);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_human_fence_is_left_alone() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(1),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let mut it = item(AppState::Fenced, 1);
+    it.updated_by = Some("cli:root".into());
+    p.observe_item(it, None, Instant::now());
+    for ok in [true, false] {
+        feed(&mut p, [0], ok, 1, Instant::now());
+        advance(Duration::from_secs(60)).await;
+        assert!(matches!(p.evaluate(Instant::now()), Verdict::Hold { .. }));
+    }
+}
+
+/// While fenced: at least fence_for; then as soon as a measurement taken during the
+/// fence shows replication drained, at the latest at max_fence. The measurement is
+/// in the evidence (the RPO actually achieved).
+#[tokio::test(start_paused = true)]
+async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
+    let c = PolicyConfig {
+        fence_for: Duration::from_secs(5),
+        max_fence: Duration::from_secs(60),
+        ..cfg()
+    };
+    for drains_at in [Some(20u64), None] {
+        let mut p = policy(c.clone(), 1, 1, 1, 1);
+        let t0 = Instant::now();
+        feed(&mut p, [0], false, 1, t0);
+        feed(&mut p, [1], true, 1, t0);
+        // a measurement from before the fence does not count
+        p.observe_replication(Replication {
+            at: t0,
+            drained: true,
+            lag_ms: Some(1),
+            detail: String::new(),
+        });
+        advance(Duration::from_millis(1)).await;
+        p.observe_item(
+            item(AppState::Fenced, 1),
+            Some(Instant::now()),
+            Instant::now(),
+        );
+        assert!(p.measuring_replication());
+        let fenced = Instant::now();
+        let mut moved_at = None;
+        for s in 1..=70u64 {
+            advance(Duration::from_secs(1)).await;
+            let now = Instant::now();
+            let drained = drains_at.is_some_and(|d| s >= d);
+            p.observe_replication(Replication {
+                at: now,
+                drained,
+                lag_ms: drained.then_some(850),
+                detail: if drained {
+                    "canary seen".into()
+                } else {
+                    "canary not seen yet".into()
+                },
+            });
+            if let Verdict::Act(d) = p.evaluate(now) {
+                assert_eq!(d.to, AppState::Failover);
+                assert_eq!(d.evidence["replication"]["drained"], drained);
+                moved_at = Some((now - fenced).as_secs());
+                break;
+            }
+        }
+        match drains_at {
+            Some(d) => assert_eq!(moved_at, Some(d)),
+            None => assert_eq!(moved_at, Some(60)),
+        }
+    }
+}
