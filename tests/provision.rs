@@ -360,13 +360,24 @@ async fn apply_converges_a_second_apply_changes_nothing_and_destroy_leaves_nothi
     assert_eq!(ui["uiRegion"], "us-east-1");
     assert_eq!(ui["secondary"]["region"], "ap-northeast-1");
     assert_eq!(ui["primary"]["objectStoreBucketName"], "photos-primary");
-    let state_url = ui["primary"]["stateUrl"].as_str().unwrap();
-    assert!(
-        state_url.starts_with(&format!(
-            "https://{}.execute-api.us-east-1",
+    // Against an emulator the API URLs are in the form its execution layer answers,
+    // and the page is told each region's endpoint.
+    assert_eq!(
+        ui["primary"]["stateUrl"],
+        format!(
+            "{}/restapis/{}/prod/_user_request_/state/{APP_ID}",
+            emu.primary.url(),
             api.id().unwrap()
-        )) && state_url.ends_with(&format!("/prod/state/{APP_ID}")),
-        "{state_url}"
+        )
+    );
+    assert_eq!(ui["cognitoEndpoint"], emu.primary.url());
+    assert_eq!(ui["primary"]["endpoint"], emu.primary.url());
+    assert_eq!(ui["secondary"]["endpoint"], emu.secondary.url());
+    let photos_api = ui["secondary"]["photosApi"].as_str().unwrap();
+    assert!(
+        photos_api.starts_with(&format!("{}/restapis/", emu.secondary.url()))
+            && photos_api.ends_with("/prod/_user_request_"),
+        "{photos_api}"
     );
     assert!(out["tables"].as_str().unwrap().starts_with("per-region"));
     assert_eq!(out["missing"], serde_json::json!([]));
@@ -985,42 +996,532 @@ async fn comment_commands_say_in_one_line_which_path_they_took_and_why() {
         (stdout, String::from_utf8_lossy(&out.stderr).into_owned())
     };
 
-    // The emulator cannot run the store API: it answers the POST with an HTML error
-    // page and the GET with an S3 error document. Each is one short reason; the
-    // raw answer is in the debug log.
+    // The store API works: each command says it went through it.
+    let (stdout, _) = with_debug(&["comments", "add", "--message", "through the API"]);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("via store API http://127.0.0.1:") && !stdout.contains("unavailable"),
+        "{stdout}"
+    );
+
+    // The store API's stage is deleted by hand: API Gateway answers 403 for what is
+    // not deployed. Each command says so in one short reason and goes to the table;
+    // the raw answer is in the debug log.
+    let gw = aws_sdk_apigateway::Client::new(&sdk(&emu, Role::Primary).await);
+    let id = api_id(&gw, "photos-store-primary").await;
+    gw.delete_stage()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
     let (stdout, stderr) = with_debug(&["comments", "add", "--message", "hi"]);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
         stdout.contains(
-            "via table photos-store (store API unavailable: HTTP 500 Internal Server Error)"
+            "via table photos-store (store API unavailable: HTTP 403 Missing Authentication Token)"
         ),
         "{stdout}"
     );
-    assert!(!stdout.contains('<'), "no markup: {stdout}");
     assert!(
-        stderr.contains("<title>500 Internal Server Error</title>"),
-        "the page is in the debug log: {stderr}"
+        stderr.contains("Missing Authentication Token") && stderr.contains("the store API refused"),
+        "the answer is in the debug log: {stderr}"
     );
 
-    let (stdout, stderr) = with_debug(&["comments", "list"]);
+    let (stdout, _) = with_debug(&["comments", "list"]);
     let first = stdout.lines().next().unwrap();
     assert!(
-        first.ends_with("via table photos-store (store API unavailable: HTTP 404 NoSuchBucket)"),
+        first.ends_with(
+            "via table photos-store (store API unavailable: HTTP 403 Missing Authentication Token)"
+        ),
         "{stdout}"
     );
-    assert!(!stdout.contains('<'), "no markup: {stdout}");
     assert!(stdout.contains(": hi"), "{stdout}");
-    assert!(
-        stderr.contains("<Code>NoSuchBucket</Code>"),
-        "the error document is in the debug log: {stderr}"
-    );
+    assert!(stdout.contains(": through the API"), "{stdout}");
 
     // Without debug logging, nothing of the raw answers shows; JSON says the same.
     let out = run(&config, &["comments", "--json", "list"]);
     assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stderr).contains('<'));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("the store API refused"));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed["via"]["api_error"], "HTTP 404 NoSuchBucket");
+    assert_eq!(
+        listed["via"]["api_error"],
+        "HTTP 403 Missing Authentication Token"
+    );
+}
+
+/// The id of the REST API called `name`.
+async fn api_id(gw: &aws_sdk_apigateway::Client, name: &str) -> String {
+    let apis = gw.get_rest_apis().send().await.unwrap();
+    let api = apis.items().iter().find(|a| a.name() == Some(name));
+    api.and_then(|a| a.id()).expect(name).to_string()
+}
+
+/// The id of the resource at `path` in the REST API `api`.
+async fn resource_id(gw: &aws_sdk_apigateway::Client, api: &str, path: &str) -> String {
+    let res = gw.get_resources().rest_api_id(api).send().await.unwrap();
+    let r = res.items().iter().find(|r| r.path() == Some(path));
+    r.and_then(|r| r.id()).expect(path).to_string()
+}
+
+/// The `uiConfig.json` that `provision ui-config` writes.
+fn ui_config(config: &Path) -> Value {
+    let path = config.with_file_name("uiConfig.json");
+    ok(
+        config,
+        &["provision", "ui-config", "--out", path.to_str().unwrap()],
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// An HTTP answer: status, headers, body.
+async fn http(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+const SPECIAL: &str = "it's \"quoted\", a back\\slash,\na newline and non-ASCII: é 日本語 😀";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_api_takes_only_signed_comments_and_every_character_reads_back() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    let up: Value = serde_json::from_str(&ok(&config, &["photo", "upload", "--json"])).unwrap();
+    let photo = up["photo_id"].as_str().unwrap();
+    let ui = ui_config(&config);
+    let url = format!(
+        "{}/comments/{photo}",
+        ui["primary"]["photosApi"].as_str().unwrap()
+    );
+    let client = reqwest::Client::new();
+
+    // Unsigned, the POST is refused as API Gateway refuses it, and nothing is stored.
+    let body = serde_json::json!({"commentId": "c-unsigned", "message": "m",
+        "photoId": photo, "user": "anyone"});
+    let (status, _, text) = http(
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        serde_json::json!({"message": "Missing Authentication Token"})
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk(&emu, Role::Primary).await);
+    let stored = ddb
+        .get_item()
+        .table_name("photos-store")
+        .key("commentId", AttributeValue::S("c-unsigned".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(stored.item.is_none(), "an unsigned comment was stored");
+
+    // The CLI signs its POST (SigV4, the caller's credentials): it goes through the
+    // API, and every character reads back through the API's GET.
+    let added: Value = serde_json::from_str(&ok(
+        &config,
+        &[
+            "comments",
+            "--json",
+            "add",
+            photo,
+            "--user",
+            "o'neil",
+            "--message",
+            SPECIAL,
+        ],
+    ))
+    .unwrap();
+    assert_eq!(added["via"]["path"], format!("store API {url}"));
+    assert!(added["via"]["api_error"].is_null(), "{added}");
+    let listed: Value =
+        serde_json::from_str(&ok(&config, &["comments", "--json", "list", photo])).unwrap();
+    assert_eq!(listed["via"]["path"], format!("store API {url}"));
+    assert_eq!(
+        listed["comments"],
+        serde_json::json!([{"commentId": added["comment"]["commentId"],
+            "user": "o'neil", "message": SPECIAL}])
+    );
+    // Read without the CLI: the GET is open, and its answer is JSON.
+    let (status, headers, text) = http(client.get(&url)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let answer: Value = serde_json::from_str(&text).expect("the comments are valid JSON");
+    assert_eq!(answer["comments"][0]["message"], SPECIAL);
+
+    // The state API answers the state and its version, in each region.
+    ok(&config, &["state", "set", "failover", "--reason", "test"]);
+    for (role, key) in [(Role::Primary, "primary"), (Role::Secondary, "secondary")] {
+        let item = config_item(&emu, role).await.unwrap();
+        let version: u64 = item["version"].as_n().unwrap().parse().unwrap();
+        assert!(version >= 1);
+        let (status, _, text) = http(client.get(ui[key]["stateUrl"].as_str().unwrap())).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            serde_json::json!({"state": "failover", "version": version}),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pages_auth_flows_and_signed_comments_are_repaired_when_changed_by_hand() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    let pri = sdk(&emu, Role::Primary).await;
+    let idp = aws_sdk_cognitoidentityprovider::Client::new(&pri);
+    let pools = idp.list_user_pools().max_results(10).send().await.unwrap();
+    let pool = pools.user_pools()[0].id().unwrap().to_string();
+    let clients = idp
+        .list_user_pool_clients()
+        .user_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    let client = clients.user_pool_clients()[0]
+        .client_id()
+        .unwrap()
+        .to_string();
+    let flows = || async {
+        let d = idp
+            .describe_user_pool_client()
+            .user_pool_id(&pool)
+            .client_id(&client)
+            .send()
+            .await
+            .unwrap();
+        let mut f: Vec<String> = d
+            .user_pool_client()
+            .unwrap()
+            .explicit_auth_flows()
+            .iter()
+            .map(|f| f.as_str().to_string())
+            .collect();
+        f.sort();
+        f
+    };
+    let page_flows = ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"];
+    assert_eq!(flows().await, page_flows);
+
+    let gw = aws_sdk_apigateway::Client::new(&pri);
+    let api = api_id(&gw, "photos-store-primary").await;
+    let rid = resource_id(&gw, &api, "/comments/{photoId}").await;
+    let method = |verb: &'static str| {
+        gw.get_method()
+            .rest_api_id(&api)
+            .resource_id(&rid)
+            .http_method(verb)
+            .send()
+    };
+    for (verb, auth) in [("GET", "NONE"), ("POST", "AWS_IAM"), ("OPTIONS", "NONE")] {
+        let m = method(verb).await.unwrap();
+        assert_eq!(m.authorization_type(), Some(auth), "{verb}");
+    }
+    let served = |gw: aws_sdk_apigateway::Client, api: String| async move {
+        let stage = gw
+            .get_stage()
+            .rest_api_id(api)
+            .stage_name("prod")
+            .send()
+            .await
+            .unwrap();
+        stage.deployment_id().unwrap().to_string()
+    };
+    let before = served(gw.clone(), api.clone()).await;
+
+    // By hand: the client allows SRP too, and POST is made open again (moto has no
+    // UpdateMethod: deleted and put again, without its integration).
+    use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType as F;
+    idp.update_user_pool_client()
+        .user_pool_id(&pool)
+        .client_id(&client)
+        .client_name("photos-web")
+        .explicit_auth_flows(F::AllowUserPasswordAuth)
+        .explicit_auth_flows(F::AllowRefreshTokenAuth)
+        .explicit_auth_flows(F::AllowUserSrpAuth)
+        .send()
+        .await
+        .unwrap();
+    gw.delete_method()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("POST")
+        .send()
+        .await
+        .unwrap();
+    gw.put_method()
+        .rest_api_id(&api)
+        .resource_id(&rid)
+        .http_method("POST")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+
+    let (steps, changes) = plan(&config);
+    assert_eq!(changes, 2, "{steps:#?}");
+    let step = |kind: &str, name: &str| {
+        let found = steps
+            .iter()
+            .find(|s| s["kind"] == kind && s["name"] == name);
+        found.unwrap().clone()
+    };
+    let c = step("user-pool-client", "photos-web");
+    assert_eq!(c["action"], "update", "{c}");
+    assert_eq!(
+        c["detail"][0],
+        "auth flows are ALLOW_REFRESH_TOKEN_AUTH, ALLOW_USER_PASSWORD_AUTH, ALLOW_USER_SRP_AUTH, \
+         not ALLOW_REFRESH_TOKEN_AUTH, ALLOW_USER_PASSWORD_AUTH"
+    );
+    let a = step("rest-api", "photos-store-primary");
+    assert_eq!(a["action"], "update", "{a}");
+    assert!(
+        a["detail"]
+            .as_array()
+            .unwrap()
+            .contains(&"POST /comments/{photoId} authorization is NONE, not AWS_IAM".into()),
+        "{a}"
+    );
+
+    let text = ok(&config, &["provision", "apply"]);
+    assert!(
+        text.contains("update   user-pool-client photos-web (primary) ... updated"),
+        "{text}"
+    );
+    let (_, changes) = plan(&config);
+    assert_eq!(changes, 0, "apply repaired both");
+    assert_eq!(flows().await, page_flows);
+    let m = method("POST").await.unwrap();
+    assert_eq!(m.authorization_type(), Some("AWS_IAM"));
+    let integ = m.method_integration().expect("the integration is back");
+    assert!(integ.uri().unwrap().ends_with(":dynamodb:action/PutItem"));
+    // Redeployed: the stage serves the repaired method, which refuses an unsigned call.
+    assert_ne!(served(gw.clone(), api.clone()).await, before);
+    let url = format!(
+        "{}/restapis/{api}/prod/_user_request_/comments/p-1",
+        emu.primary.url()
+    );
+    let (status, _, text) = http(
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+}
+
+/// A child process killed when dropped (a failed assertion leaves nothing running).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn website_deploy_uploads_the_page_and_website_local_serves_what_was_uploaded() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    // Before apply there is no stack to give the page.
+    let out = run(&config, &["provision", "website-deploy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `provision apply` first"));
+    ok(&config, &["provision", "apply"]);
+
+    let text = ok(&config, &["provision", "website-deploy"]);
+    assert!(
+        text.contains("deployed the page (version ")
+            && text.contains("to s3://photos-website/console/; serve it with `failover-monitor provision website-local`"),
+        "{text}"
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk(&emu, Role::Primary).await)
+            .force_path_style(true)
+            .build(),
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("photos-website")
+        .send()
+        .await
+        .unwrap();
+    let keys: BTreeSet<String> = listed
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect();
+    let version = keys
+        .iter()
+        .find_map(|k| k.strip_prefix("console/assets/"))
+        .and_then(|k| k.split('/').next())
+        .unwrap()
+        .to_string();
+    let asset = |name: &str| format!("console/assets/{version}/{name}");
+    let want: BTreeSet<String> = ["console/index.html".into(), "console/uiConfig.json".into()]
+        .into_iter()
+        .chain(["style.css", "app.js", "cognito.js", "sigv4.js"].map(asset))
+        .collect();
+    assert_eq!(keys, want);
+    let repo_file = |name: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/website");
+        std::fs::read_to_string(dir.join(name)).unwrap()
+    };
+    // Each object: its type, its cache policy, the repository's file.
+    let mut uploaded = std::collections::HashMap::new();
+    for key in &keys {
+        let o = s3
+            .get_object()
+            .bucket("photos-website")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let (ct, cc) = (
+            o.content_type().unwrap().to_string(),
+            o.cache_control().unwrap().to_string(),
+        );
+        let body =
+            String::from_utf8(o.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+        let name = key.rsplit('/').next().unwrap();
+        let (want_ct, want_cc) = match name.rsplit('.').next().unwrap() {
+            "html" => ("text/html; charset=utf-8", "no-cache"),
+            "json" => ("application/json", "no-cache"),
+            "js" => (
+                "text/javascript; charset=utf-8",
+                "public, max-age=31536000, immutable",
+            ),
+            "css" => (
+                "text/css; charset=utf-8",
+                "public, max-age=31536000, immutable",
+            ),
+            other => panic!("unexpected file type {other}"),
+        };
+        assert_eq!((ct.as_str(), cc.as_str()), (want_ct, want_cc), "{key}");
+        match name {
+            // The page points at its assets' folder; otherwise it is the repository's.
+            "index.html" => {
+                assert!(
+                    body.contains(&format!("src=\"assets/{version}/app.js\"")),
+                    "{body}"
+                );
+                assert_eq!(
+                    body.replace(&format!("assets/{version}/"), ""),
+                    repo_file(name)
+                );
+            }
+            "uiConfig.json" => {
+                let got: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(got, ui_config(&config));
+            }
+            _ => assert_eq!(body, repo_file(name), "{key}"),
+        }
+        uploaded.insert(key.clone(), body);
+    }
+
+    // website-local serves the bucket's console/ on a free loopback port.
+    let mut child = cli(&config)
+        .args(["provision", "website-local", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Running(child);
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("serving s3://photos-website/console/ at http://127.0.0.1:"),
+        "{first}"
+    );
+    assert!(first.contains("Ctrl-C stops"), "{first}");
+    let base = first
+        .split(" at ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_string();
+    let client = reqwest::Client::new();
+    for (path, key) in [
+        ("".to_string(), "console/index.html".to_string()),
+        ("uiConfig.json".into(), "console/uiConfig.json".into()),
+        (format!("assets/{version}/app.js"), asset("app.js")),
+        (format!("assets/{version}/style.css"), asset("style.css")),
+    ] {
+        let (status, headers, body) = http(client.get(format!("{base}{path}"))).await;
+        assert_eq!(status, 200, "/{path}");
+        assert_eq!(body, uploaded[&key], "/{path} is what was uploaded");
+        let o = s3
+            .head_object()
+            .bucket("photos-website")
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            headers["content-type"],
+            o.content_type().unwrap(),
+            "/{path}"
+        );
+        assert_eq!(
+            headers["cache-control"],
+            o.cache_control().unwrap(),
+            "/{path}"
+        );
+    }
+    let (status, _, body) = http(client.get(format!("{base}missing.js"))).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("console/missing.js"), "{body}");
+    let (status, _, _) = http(client.post(&base)).await;
+    assert_eq!(status, 405);
+
+    // Read from the bucket on each request: a change shows at once.
+    s3.put_object()
+        .bucket("photos-website")
+        .key("console/uiConfig.json")
+        .content_type("application/json")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"{\"changed\": true}",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (_, _, body) = http(client.get(format!("{base}uiConfig.json"))).await;
+    assert_eq!(body, "{\"changed\": true}");
+
+    // A deploy again puts the page back and removes the assets of older pages.
+    s3.put_object()
+        .bucket("photos-website")
+        .key("console/assets/0000000000000000/app.js")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"old"))
+        .send()
+        .await
+        .unwrap();
+    let text = ok(&config, &["provision", "website-deploy"]);
+    assert!(
+        text.contains(
+            "removed s3://photos-website/console/assets/0000000000000000/ (an older page)"
+        ),
+        "{text}"
+    );
+    let (_, _, body) = http(client.get(format!("{base}uiConfig.json"))).await;
+    assert_eq!(body, uploaded["console/uiConfig.json"]);
+    let (status, _, _) = http(client.get(format!("{base}assets/0000000000000000/app.js"))).await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

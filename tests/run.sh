@@ -15,6 +15,8 @@ cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets -- --skip trial_runner --skip chaos_no_false_flip
 # The emulator's API Gateway execution layer (Python unittest, real region processes).
 ./tests/emulator_layer/run.sh
+# The web page in Debian's headless Chromium against the provisioned emulator.
+./tests/browser/run.sh
 # Randomized suites print a summary line; a few trials run here
 # (TRIALS=100, CHAOS_TRIALS=60 for the full sets).
 TRIALS=${TRIALS:-3} cargo test --test trials -- --nocapture

@@ -1,31 +1,63 @@
 #!/usr/bin/env bash
 # The demo: starts the two-region emulator (empty), builds failover-monitor, provisions
 # the whole stack into it with `failover-monitor provision apply` (tables, buckets,
-# APIs, alarms, Cognito, CloudFront, IAM roles, in both regions), writes a monitor.toml
-# whose probes target what was provisioned, and runs the monitor with it.
-# In another terminal, `deploy/local/emulator.sh kill-primary` is a primary region
-# outage: watch the log fail over. Ctrl-C stops everything.
+# APIs, alarms, Cognito, CloudFront, IAM roles, in both regions), deploys the web page
+# to the website bucket and serves it on loopback (`provision website-deploy`,
+# `provision website-local`, standing in for CloudFront), gives the Cognito user a
+# temporary password, writes a monitor.toml whose probes target what was provisioned,
+# and runs the monitor with it.
+# It prints the page's URL, the user name and the temporary password: sign in, upload,
+# comment; in another terminal, `deploy/local/emulator.sh kill-primary` is a primary
+# region outage: watch the log fail over and the page follow. Ctrl-C stops everything.
+# Port of the page: WEBSITE_PORT (8080).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 state="$root/target/emulator"
+website_port=${WEBSITE_PORT:-8080}
 "$root/deploy/local/emulator.sh" start-empty
-trap '"$root/deploy/local/emulator.sh" stop' EXIT
+site_pid=""
+cleanup() {
+  [ -n "$site_pid" ] && kill "$site_pid" 2>/dev/null || true
+  "$root/deploy/local/emulator.sh" stop
+}
+trap cleanup EXIT
 cargo build --quiet
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test   # the emulator accepts any
 bin="$root/target/debug/failover-monitor"
-"$bin" --config "$root/monitor.toml" provision apply
-echo "$root/monitor.toml" >"$state/provisioned"
-"$bin" --config "$root/monitor.toml" provision monitor-config --out "$state/monitor.toml"
+config="$root/monitor.toml"
+"$bin" --config "$config" provision apply
+echo "$config" >"$state/provisioned"
+"$bin" --config "$config" provision monitor-config --out "$state/monitor.toml"
+"$bin" --config "$config" provision website-deploy | tail -1
+"$bin" --config "$config" provision ui-config --out "$state/uiConfig.json" >/dev/null
+user=$(sed -n 's/^cognito_username *= *"\([^"]*\)".*/\1/p' "$config" | head -1)
+# The emulator mails no temporary password: the demo sets one (still temporary: the
+# page asks for a new one at the first sign-in). emulator.sh restart-primary sets it again.
+password=$("$root/.venv/bin/python" "$root/deploy/local/demo_user.py" \
+  --ui-config "$state/uiConfig.json" --user "$user")
+echo "$user $password" >"$state/demo-user"
+"$bin" --config "$config" provision website-local --port "$website_port" >"$state/website-local.log" 2>&1 &
+site_pid=$!
+for _ in $(seq 50); do
+  grep -q '^serving' "$state/website-local.log" 2>/dev/null && break
+  kill -0 "$site_pid" 2>/dev/null || { cat "$state/website-local.log" >&2; exit 1; }
+  sleep 0.1
+done
+url=$(sed -n 's/^serving .* at \(http:[^ ]*\) .*/\1/p' "$state/website-local.log")
 cat <<MSG
+
+The web page: $url
+  user name:           $user
+  temporary password:  $password   (the page asks for a new one at the first sign-in)
 
 failover-monitor is starting with $state/monitor.toml (probes on the provisioned stack).
 Try, in another terminal:
-  deploy/local/emulator.sh kill-primary      # region outage -> failover within ~3 s
+  deploy/local/emulator.sh kill-primary      # region outage -> failover within ~3 s; the page moves to the secondary
   target/debug/failover-monitor state get     # both regions' copies of the config item
   target/debug/failover-monitor state history # the audit records
   target/debug/failover-monitor photo upload  # a tinted test photo, to the region the state points at
-  target/debug/failover-monitor comments add --message "hello"   # on a random photo
+  target/debug/failover-monitor comments add --message "hello"   # on a random photo, signed, through the store API
   deploy/local/emulator.sh restart-primary   # the primary returns empty; provision apply rebuilds it
   target/debug/failover-monitor state set active --reason "primary verified"
   target/debug/failover-monitor provision destroy --yes   # back to nothing

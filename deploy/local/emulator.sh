@@ -10,7 +10,8 @@
 #
 # restart-primary brings back an empty region: with the demo's provisioned stack it
 # then runs `failover-monitor provision apply` (idempotent: it rebuilds only the
-# primary's half); otherwise it seeds the region again.
+# primary's half) and `provision website-deploy`, and sets the demo user's temporary
+# password again; otherwise it seeds the region again.
 # Ports: PRIMARY_PORT (5001), SECONDARY_PORT (5002). State: target/emulator/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -41,14 +42,31 @@ start_one() {
   if [ "${EMPTY:-0}" = 1 ]; then
     :
   elif [ -f "$state/provisioned" ]; then
-    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-      "$root/target/debug/failover-monitor" --config "$(cat "$state/provisioned")" provision apply >"$state/apply.log" \
-      && tail -1 "$state/apply.log"
+    reprovision
   else
     "$root/.venv/bin/python" "$root/deploy/local/seed.py" --project "$PROJECT" --app-id "$APP_ID" \
       "--$role" "http://127.0.0.1:$port" "--$role-region" "$(region_of "$role")"
   fi
   echo "$role region ($(region_of "$role")) emulated at http://127.0.0.1:$port (pid $(cat "$state/$role.pid"))"
+}
+
+# The demo's stack in a region that came back empty: apply again (it rebuilds only
+# what is missing), deploy the page again, and give the new Cognito user the demo's
+# temporary password again.
+reprovision() {
+  local config; config=$(cat "$state/provisioned")
+  local bin="$root/target/debug/failover-monitor"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  "$bin" --config "$config" provision apply >"$state/apply.log" && tail -1 "$state/apply.log"
+  "$bin" --config "$config" provision website-deploy | tail -1
+  if [ -f "$state/demo-user" ]; then
+    local user password
+    read -r user password <"$state/demo-user"
+    "$bin" --config "$config" provision ui-config --out "$state/uiConfig.json" >/dev/null
+    "$root/.venv/bin/python" "$root/deploy/local/demo_user.py" --ui-config "$state/uiConfig.json" \
+      --user "$user" --password "$password" >/dev/null
+    echo "the page's user $user has the temporary password $password again (reload the page)"
+  fi
 }
 
 stop_one() {
@@ -61,12 +79,12 @@ stop_one() {
 }
 
 case "${1:-}" in
-  start) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; start_one primary; start_one secondary ;;
-  start-empty) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned"; EMPTY=1 start_one primary; EMPTY=1 start_one secondary ;;
-  stop) stop_one primary; stop_one secondary; rm -f "$state/provisioned" ;;
+  start) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned" "$state/demo-user"; start_one primary; start_one secondary ;;
+  start-empty) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned" "$state/demo-user"; EMPTY=1 start_one primary; EMPTY=1 start_one secondary ;;
+  stop) stop_one primary; stop_one secondary; rm -f "$state/provisioned" "$state/demo-user" ;;
   kill-primary) stop_one primary; echo "primary region emulator killed" ;;
   stop-primary) kill -STOP "$(cat "$state/primary.pid")"; echo "primary region emulator suspended (requests hang)" ;;
   cont-primary) kill -CONT "$(cat "$state/primary.pid")"; echo "primary region emulator resumed" ;;
   restart-primary) region_program=$("$root/deploy/local/venv.sh"); stop_one primary; start_one primary ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::context::{Cx, Facts};
 use super::engine::{self, Action};
-use super::ops::{self, comments};
+use super::ops::{self, comments, website};
 use super::outputs;
 use super::report::Reporter;
 use super::stack::Stack;
@@ -57,6 +57,16 @@ pub enum ProvisionCommand {
     },
     /// Print the CloudFront URL of the website.
     CdnUrl,
+    /// Upload the web page (built into this binary) and uiConfig.json to the website
+    /// bucket under console/.
+    WebsiteDeploy,
+    /// Serve the website bucket's console/ on a loopback port, standing in for
+    /// CloudFront (read from the bucket on each request). Ctrl-C stops it.
+    WebsiteLocal {
+        /// The port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,13 +145,48 @@ pub async fn provision(
             let sum = engine::destroy(&cx, &rep).await?;
             rep.finish("destroy", &sum, t);
         }
-        other => write_outputs(&cx, other, source).await?,
+        ProvisionCommand::WebsiteLocal { port } => website_local(&cx, port).await?,
+        other => write_outputs(&cx, other, source, json).await?,
     }
     Ok(())
 }
 
+/// `provision website-local`: serves until Ctrl-C.
+async fn website_local(cx: &Cx, port: u16) -> Result<()> {
+    let bucket = cx.stack.website_bucket();
+    let s3 = cx.region(Role::Primary).s3.clone();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    if !website::deployed(&s3, &bucket).await? {
+        eprintln!(
+            "note: s3://{bucket}/{} holds no page yet: run `failover-monitor provision website-deploy`",
+            website::PREFIX
+        );
+    }
+    println!(
+        "serving s3://{bucket}/{} at http://{addr}/ (standing in for CloudFront: each request \
+         reads the bucket, so a new website-deploy shows at once); Ctrl-C stops",
+        website::PREFIX
+    );
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    website::serve(listener, s3, bucket, stop)
+        .await
+        .context("serving the website")?;
+    println!("stopped");
+    Ok(())
+}
+
 /// The subcommands that read the stack and write what it gives its users.
-async fn write_outputs(cx: &Cx, command: ProvisionCommand, source: &Path) -> Result<()> {
+async fn write_outputs(
+    cx: &Cx,
+    command: ProvisionCommand,
+    source: &Path,
+    json: bool,
+) -> Result<()> {
     let (facts, missing) = read_outputs(cx).await?;
     match command {
         ProvisionCommand::Output { ui_config } => {
@@ -158,13 +203,37 @@ async fn write_outputs(cx: &Cx, command: ProvisionCommand, source: &Path) -> Res
             Some(url) => println!("{url}"),
             None => bail!("no CloudFront distribution: run `provision apply` first"),
         },
-        ProvisionCommand::MonitorConfig { out } => {
-            if let Some(first) = missing.first() {
-                bail!(
-                    "the stack is not complete ({} missing, e.g. {first}): run `provision apply` first",
-                    missing.len(),
+        ProvisionCommand::WebsiteDeploy => {
+            complete(&missing)?;
+            let ui = ui_config_text(cx, &facts)?;
+            let bucket = cx.stack.website_bucket();
+            let done = website::deploy(&cx.region(Role::Primary).s3, &bucket, &ui).await?;
+            if json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                for o in &done.objects {
+                    println!(
+                        "put s3://{bucket}/{} ({} bytes, {}, Cache-Control: {})",
+                        o.key, o.bytes, o.content_type, o.cache_control
+                    );
+                }
+                for folder in &done.removed {
+                    println!("removed s3://{bucket}/{folder} (an older page)");
+                }
+                println!(
+                    "deployed the page (version {}) to s3://{bucket}/{}; {}",
+                    done.version,
+                    website::PREFIX,
+                    match outputs::cdn_url(&facts) {
+                        Some(url) if cx.region(Role::Primary).endpoint.is_none() =>
+                            format!("served at {url}"),
+                        _ => "serve it with `failover-monitor provision website-local`".into(),
+                    }
                 );
             }
+        }
+        ProvisionCommand::MonitorConfig { out } => {
+            complete(&missing)?;
             let text = outputs::monitor_toml(cx, &facts, &source.display().to_string())?;
             match out {
                 Some(path) => {
@@ -175,9 +244,23 @@ async fn write_outputs(cx: &Cx, command: ProvisionCommand, source: &Path) -> Res
                 None => print!("{text}"),
             }
         }
-        ProvisionCommand::Plan | ProvisionCommand::Apply | ProvisionCommand::Destroy { .. } => {}
+        ProvisionCommand::Plan
+        | ProvisionCommand::Apply
+        | ProvisionCommand::Destroy { .. }
+        | ProvisionCommand::WebsiteLocal { .. } => {}
     }
     Ok(())
+}
+
+/// Refuses to write outputs for a stack that `apply` has not completed.
+fn complete(missing: &[String]) -> Result<()> {
+    match missing.first() {
+        Some(first) => bail!(
+            "the stack is not complete ({} missing, e.g. {first}): run `provision apply` first",
+            missing.len(),
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Observes the stack without changing it: its facts and what is missing.
@@ -192,9 +275,13 @@ async fn read_outputs(cx: &Cx) -> Result<(Facts, Vec<String>)> {
     Ok((cx.facts(), missing))
 }
 
+fn ui_config_text(cx: &Cx, facts: &Facts) -> Result<String> {
+    Ok(serde_json::to_string_pretty(&outputs::ui_config(cx, facts))? + "\n")
+}
+
 fn write_ui_config(cx: &Cx, facts: &Facts, path: &Path) -> Result<()> {
-    let text = serde_json::to_string_pretty(&outputs::ui_config(cx, facts))?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    let text = ui_config_text(cx, facts)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 fn confirm_destroy(stack: &Stack) -> Result<()> {

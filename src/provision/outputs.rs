@@ -6,37 +6,50 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::context::{Cx, Facts, api_key};
-use super::resources::api::{ApiKind, invoke_url};
+use super::resources::api::{ApiKind, stage_url};
 use super::resources::monitoring;
 use crate::config::{RegionRule, Settings, TablesMode};
 use crate::model::Role;
 
+/// The stage URL of one of the stack's APIs (see [`stage_url`]), once it exists.
 fn api_url(cx: &Cx, facts: &Facts, kind: ApiKind, role: Role) -> Option<String> {
+    let region = cx.region(role);
     facts
         .apis
         .get(&api_key(kind, role))
-        .map(|id| invoke_url(id, cx.stack.region_name(role)))
+        .map(|id| stage_url(id, &region.name, region.endpoint.as_deref()))
 }
 
-/// `uiConfig.json` as the original web page reads it.
+/// `uiConfig.json` as the web page (deploy/website) reads it: the original's keys,
+/// plus, where a region is an emulator, its `endpoint` (S3 then path-style) and the
+/// primary's as `cognitoEndpoint` (the pools live there); the API URLs are then in
+/// the emulator's form.
 pub fn ui_config(cx: &Cx, facts: &Facts) -> Value {
     let region = |role: Role| {
-        json!({
+        let mut r = json!({
             "stateUrl": api_url(cx, facts, ApiKind::Config, role)
                 .map(|u| format!("{u}/state/{}", cx.stack.app_id)),
             "objectStoreBucketName": cx.stack.bucket(role),
             "photosApi": api_url(cx, facts, ApiKind::Store, role),
             "region": cx.stack.region_name(role),
-        })
+        });
+        if let Some(e) = &cx.region(role).endpoint {
+            r["endpoint"] = json!(e.trim_end_matches('/'));
+        }
+        r
     };
-    json!({
+    let mut ui = json!({
         "identityPoolId": facts.identity_pool_id,
         "userPoolClientId": facts.client_id,
         "userPoolId": facts.user_pool_id,
         "uiRegion": cx.stack.region_name(Role::Primary),
         "primary": region(Role::Primary),
         "secondary": region(Role::Secondary),
-    })
+    });
+    if let Some(e) = &cx.region(Role::Primary).endpoint {
+        ui["cognitoEndpoint"] = json!(e.trim_end_matches('/'));
+    }
+    ui
 }
 
 pub fn cdn_url(facts: &Facts) -> Option<String> {
@@ -203,23 +216,16 @@ fn probes(cx: &Cx, facts: &Facts) -> Result<Vec<String>> {
     let st = &cx.stack;
     let mut out = Vec::new();
     for role in Role::BOTH {
-        let region = cx.region(role);
-        let http = match (&region.endpoint, api_url(cx, facts, ApiKind::Config, role)) {
-            // An emulator cannot run API Gateway integrations: probe the endpoint.
-            (Some(endpoint), _) => format!(
-                "# The emulator cannot invoke API Gateway: this probes the region's endpoint.\n\
-                 url = {}\nexpect_status = [200]\nexpect_body = \"ListAllMyBucketsResult\"",
-                toml_str(&format!("{}/", endpoint.trim_end_matches('/')))
-            ),
-            (None, Some(url)) => format!(
-                "url = {}\nexpect_status = [200]\nexpect_body = {}",
-                toml_str(&format!("{url}/state/{{app_id}}")),
-                toml_str("\"state\"")
-            ),
-            (None, None) => {
-                bail!("the {role} config API is not there: run `provision apply` first")
-            }
+        // The state API as the page reads it (on an emulator, through its execution
+        // layer): up when it answers the item's state.
+        let Some(url) = api_url(cx, facts, ApiKind::Config, role) else {
+            bail!("the {role} config API is not there: run `provision apply` first")
         };
+        let http = format!(
+            "url = {}\nexpect_status = [200]\nexpect_body = {}",
+            toml_str(&format!("{url}/state/{{app_id}}")),
+            toml_str("\"state\"")
+        );
         out.push(format!(
             "[[probes]]\nname = \"{role}-state-api\"\nkind = \"http\"\nregion = \"{role}\"\n{http}"
         ));

@@ -28,6 +28,9 @@ pub struct Region {
     pub cw: aws_sdk_cloudwatch::Client,
     pub idp: aws_sdk_cognitoidentityprovider::Client,
     pub identity: aws_sdk_cognitoidentity::Client,
+    /// The caller's credentials (the SDK's chain), for requests signed here: the
+    /// store API's `AWS_IAM` method.
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 /// Global services (IAM, CloudFront, Route 53, STS), reached through the primary
@@ -67,6 +70,7 @@ impl Region {
             cw: aws_sdk_cloudwatch::Client::new(&sdk),
             idp: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
             identity: aws_sdk_cognitoidentity::Client::new(&sdk),
+            credentials: sdk.credentials_provider(),
         };
         (region, sdk)
     }

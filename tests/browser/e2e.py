@@ -1,5 +1,6 @@
 """The page in a real headless Chromium (Debian's), driven by Playwright, against the
-two-region emulator with the stack provisioned by `failover-monitor provision apply`.
+two-region emulator with the stack provisioned by `failover-monitor provision apply`,
+the page deployed by `provision website-deploy` and served by `provision website-local`.
 
     tests/browser/run.sh            # installs what is missing, then runs this
 
@@ -11,7 +12,6 @@ story goes on where it can; the exit code is non-zero when any step failed.
 """
 
 import argparse
-import copy
 import json
 import os
 import pathlib
@@ -22,13 +22,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import urllib.parse
 import zlib
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 from botocore.config import Config
@@ -140,92 +137,26 @@ cognito_email = "ops@example.com"
 """
 
 
-FIXED = ROOT / "deploy/apigateway"
-
-
-def preview_part_b(regions):
-    """What part B's provisioning will install, done here with boto3 for
-    `--preview-part-b`: the fixed templates (deploy/apigateway) and `AWS_IAM` on
-    `POST /comments/{photoId}`, then a new deployment of each API."""
-    vtl = {f.stem: f.read_text() for f in FIXED.glob("*.vtl")}
-    want = {
-        ("config", "/state/{appId}", "GET"): ("state-get", f"{PROJECT}-config"),
-        ("store", "/comments/{photoId}", "GET"): ("comments-get", f"{PROJECT}-store"),
-        ("store", "/comments/{photoId}", "POST"): ("comments-post", f"{PROJECT}-store"),
-    }
-    for role, region in regions.items():
-        gw = region.client("apigateway")
-        apis = {a["name"]: a["id"] for a in gw.get_rest_apis()["items"]}
-        for kind in ("config", "store"):
-            api = apis[f"{PROJECT}-{kind}-{role}"]
-            resources = {r["path"]: r for r in gw.get_resources(restApiId=api)["items"]}
-            for (k, path, verb), (name, table) in want.items():
-                if k != kind:
-                    continue
-                rid = resources[path]["id"]
-                integ = gw.get_integration(restApiId=api, resourceId=rid, httpMethod=verb)
-                ir = gw.get_integration_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200")
-                mr = gw.get_method_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200")
-                method = gw.get_method(restApiId=api, resourceId=rid, httpMethod=verb)
-                auth = "AWS_IAM" if verb == "POST" else method["authorizationType"]
-                if auth != method["authorizationType"]:
-                    # moto has no UpdateMethod: the method is put again.
-                    gw.delete_method(restApiId=api, resourceId=rid, httpMethod=verb)
-                    gw.put_method(restApiId=api, resourceId=rid, httpMethod=verb, authorizationType=auth,
-                                  requestParameters=method.get("requestParameters") or {})
-                    gw.put_method_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200",
-                                           responseModels=mr.get("responseModels") or {},
-                                           responseParameters=mr.get("responseParameters") or {})
-                gw.put_integration(restApiId=api, resourceId=rid, httpMethod=verb, type=integ["type"],
-                                   integrationHttpMethod=integ["httpMethod"], uri=integ["uri"],
-                                   credentials=integ["credentials"], passthroughBehavior="NEVER",
-                                   requestTemplates={"application/json": vtl[f"{name}.request"].replace("@TABLE@", table)})
-                gw.put_integration_response(restApiId=api, resourceId=rid, httpMethod=verb, statusCode="200",
-                                            responseTemplates={"application/json": vtl[f"{name}.response"]},
-                                            responseParameters=ir.get("responseParameters") or {})
-            gw.create_deployment(restApiId=api, stageName="prod", description="part B preview")
-
-
-def emulator_ui_config(ui, regions):
-    """uiConfig.json for the emulator. Part B's `provision ui-config` writes the
-    endpoint keys itself (see deploy/website/README.md); until then this fills them in
-    the documented form, and says so."""
-    if all(ui.get(role, {}).get("endpoint") for role in ROLES) and ui.get("cognitoEndpoint"):
-        return ui, False
-    out = copy.deepcopy(ui)
-    out["cognitoEndpoint"] = regions["primary"].url
-    for role in ROLES:
-        r, base = out[role], regions[role].url
-        r["endpoint"] = base
-        for key in ("stateUrl", "photosApi"):
-            m = re.fullmatch(r"https://([^.]+)\.execute-api\.[^/]+/prod(.*)", r[key] or "")
-            if m:
-                r[key] = f"{base}/restapis/{m.group(1)}/prod/_user_request_{m.group(2)}"
-    return out, True
-
-
 class Site:
-    """deploy/website/ plus uiConfig.json on a loopback port (stands in for
-    `provision website-local`, which part B adds)."""
+    """`failover-monitor provision website-local`: the website bucket's console/ on a
+    free loopback port (standing in for CloudFront)."""
 
-    def __init__(self, ui, work):
-        self.root = work / "site"
-        shutil.copytree(ROOT / "deploy/website", self.root, ignore=shutil.ignore_patterns("*.md"))
-        (self.root / "uiConfig.json").write_text(json.dumps(ui, indent=2))
-        handler = partial(QuietHandler, directory=str(self.root))
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def __init__(self, config, work):
+        self.log = open(work / "website-local.log", "wb")
+        self.proc = subprocess.Popen([str(BIN), "--config", str(config), "provision", "website-local", "--port", "0"],
+                                     env=ENV, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        first = self.proc.stdout.readline()
+        m = re.search(r" at (http://127\.0\.0\.1:\d+/) ", first)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"provision website-local said {first!r}")
+        self.url = m.group(1)
 
     def stop(self):
-        self.server.shutdown()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript"}
-
-    def log_message(self, *args):
-        pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
 
 # --------------------------------------------------------------------------------
@@ -237,13 +168,11 @@ class StepFailed(AssertionError):
 
 
 class Story:
-    def __init__(self, work, chromium, preview=False):
-        self.preview = preview
+    def __init__(self, work, chromium):
         self.work = work
         self.chromium = chromium
         self.results = []  # (name, ok, seconds, detail)
         self.console = []  # (type, text, url) of the step running
-        self.notes = []
 
     # -- set-up ---------------------------------------------------------------
 
@@ -252,23 +181,16 @@ class Story:
         self.config = self.work / "monitor.toml"
         self.config.write_text(monitor_toml(self.regions))
         cli(self.config, "provision", "apply")
-        if self.preview:
-            preview_part_b(self.regions)
-            self.notes.append("--preview-part-b: the fixed templates and AWS_IAM on POST were installed by the harness")
+        cli(self.config, "provision", "website-deploy")
         ui_path = self.work / "uiConfig.provisioned.json"
         cli(self.config, "provision", "ui-config", "--out", str(ui_path))
-        raw = json.loads(ui_path.read_text())
-        self.ui, shimmed = emulator_ui_config(raw, self.regions)
-        if shimmed:
-            self.notes.append("uiConfig.json from `provision ui-config` has no emulator endpoints: "
-                              "the harness filled them in (part B)")
-        self.raw_ui = raw
+        self.ui = self.raw_ui = json.loads(ui_path.read_text())
         idp = self.regions["primary"].client("cognito-idp")
         # AdminCreateUser mailed a temporary password nobody can read here: set a known
         # one, still temporary (the user must choose a new one at first sign-in).
         idp.admin_set_user_password(UserPoolId=self.ui["userPoolId"], Username=USER,
                                     Password=TEMP_PASSWORD, Permanent=False)
-        self.site = Site(self.ui, self.work)
+        self.site = Site(self.config, self.work)
 
     def teardown(self):
         for r in getattr(self, "regions", {}).values():
@@ -385,7 +307,11 @@ class Story:
     # -- steps --------------------------------------------------------------------
 
     def opens(self):
-        self.page.goto(self.site.url)
+        answer = self.page.goto(self.site.url)
+        assert answer.headers.get("cache-control") == "no-cache", answer.headers
+        # The deployed page: its scripts under the assets folder of its version.
+        script = self.page.get_attribute("script[type=module]", "src")
+        assert re.fullmatch(r"assets/[0-9a-f]{16}/app\.js", script), script
         expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
         self.banner("active", "primary")
         expect(self.page.locator("#signin-form")).to_be_visible()
@@ -547,15 +473,12 @@ PAGE_AUTH_FLOWS = {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", required=True, help="Debian's chromium or chromium-headless-shell")
-    parser.add_argument("--preview-part-b", action="store_true",
-                        help="install the fixed templates and AWS_IAM on POST with boto3 after provisioning "
-                             "(what part B's provisioning will do), to check the page against them today")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.png"):
         old.unlink()
     work = pathlib.Path(tempfile.mkdtemp(prefix="browser-", dir=OUT))
-    story = Story(work, args.chromium, preview=args.preview_part_b)
+    story = Story(work, args.chromium)
     started = time.monotonic()
     try:
         story.setup()
@@ -563,8 +486,6 @@ def main():
         story.run()
     finally:
         story.teardown()
-    for note in story.notes:
-        print(f"note: {note}")
     passed = sum(1 for r in story.results if r[1])
     failed = len(story.results) - passed
     print(f"screenshots and logs: {OUT.relative_to(ROOT)}/ ({time.monotonic() - started:.0f} s in all)")

@@ -1,15 +1,20 @@
-//! The comments of a photo, the way the original's page reads and writes them:
-//! through the region's store API (`GET|POST /comments/{photoId}`) when it answers,
-//! else on the store table directly. Either way the answer says which path was
-//! taken, and in a few words why the API was not (its status and error code; the
-//! whole answer goes to the debug log).
+//! The comments of a photo, the way the web page reads and writes them: through the
+//! region's store API (`GET /comments/{photoId}` open, `POST` signed with SigV4 for
+//! `execute-api` with the caller's credentials: the method is `AWS_IAM`) when it
+//! answers, else on the store table directly. Either way the answer says which path
+//! was taken, and in a few words why the API was not (its status and error code;
+//! the whole answer goes to the debug log).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
 use serde::Serialize;
 use tracing::debug;
 
@@ -18,7 +23,7 @@ use super::{Access, target, uuid};
 use crate::config::Settings;
 use crate::model::Role;
 use crate::provision::ours::Ours;
-use crate::provision::resources::api::{self, ApiKind, STAGE};
+use crate::provision::resources::api::{self, ApiKind, stage_url};
 use crate::provision::sdk::{Region, SdkResult};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -100,7 +105,7 @@ impl Route {
 }
 
 /// The store API's comments URL in that region: the API Gateway invoke URL on AWS,
-/// the emulator's user-request path against an emulator (which cannot run it).
+/// the emulator's user-request path against an emulator.
 async fn comments_url(settings: &Settings, route: &Route) -> Result<String> {
     let (role, r) = (route.role, &route.region);
     let name = format!(
@@ -114,17 +119,8 @@ async fn comments_url(settings: &Settings, route: &Route) -> Result<String> {
         Ours::Foreign { same, .. } => same.into_iter().next().unwrap_or_default(),
         Ours::Absent => bail!("no REST API named {name}"),
     };
-    let photo = &route.photo;
-    Ok(match &r.endpoint {
-        Some(e) => format!(
-            "{}/restapis/{id}/{STAGE}/_user_request_/comments/{photo}",
-            e.trim_end_matches('/')
-        ),
-        None => format!(
-            "https://{id}.execute-api.{}.amazonaws.com/{STAGE}/comments/{photo}",
-            r.name
-        ),
-    })
+    let base = stage_url(&id, &r.name, r.endpoint.as_deref());
+    Ok(format!("{base}/comments/{}", route.photo))
 }
 
 fn http() -> Result<reqwest::Client, String> {
@@ -216,11 +212,69 @@ async fn api_list(url: &str) -> Result<Vec<Comment>, String> {
         })
 }
 
-async fn api_add(url: &str, body: String) -> Result<(), String> {
-    let request = http()?
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body);
+/// The headers that sign `POST url` with `body` for API Gateway (`execute-api`) in
+/// `region`: `authorization`, `x-amz-date`, and `x-amz-security-token` with
+/// temporary credentials. `content-type` is signed too.
+pub fn sign_post(
+    url: &str,
+    body: &str,
+    region: &str,
+    credentials: Credentials,
+    time: SystemTime,
+) -> Result<Vec<(String, String)>> {
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("execute-api")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .context("SigV4 parameters")?
+        .into();
+    let headers = [("content-type", "application/json")];
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        headers.into_iter(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .context("signing the request")?;
+    let (instructions, _) = sign(request, &params)
+        .context("signing the request")?
+        .into_parts();
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.extend(
+        instructions
+            .headers()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    Ok(out)
+}
+
+/// The caller's credentials, by the SDK's chain (any key works on an emulator).
+async fn credentials(region: &Region) -> Result<Credentials, String> {
+    let provider = region
+        .credentials
+        .as_ref()
+        .ok_or("no AWS credentials to sign with")?;
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| format!("no AWS credentials to sign with ({e})"))
+}
+
+async fn api_add(url: &str, body: String, region: &Region) -> Result<(), String> {
+    let creds = credentials(region).await?;
+    let headers = sign_post(url, &body, &region.name, creds, SystemTime::now())
+        .map_err(|e| format!("{e:#}"))?;
+    let mut request = http()?.post(url).body(body);
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
     call(url, request).await.map(drop)
 }
 
@@ -307,7 +361,9 @@ pub async fn add(
     let body = serde_json::json!({"commentId": comment.comment_id, "message": message,
         "photoId": route.photo, "user": user});
     let api = match comments_url(settings, &route).await {
-        Ok(url) => api_add(&url, body.to_string()).await.map(|()| url),
+        Ok(url) => api_add(&url, body.to_string(), &route.region)
+            .await
+            .map(|()| url),
         Err(e) => Err(format!("{e:#}")),
     };
     if api.is_err() {
@@ -347,6 +403,59 @@ mod tests {
         assert_eq!(
             refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded, try later"),
             "HTTP 503 Service Unavailable"
+        );
+    }
+
+    #[test]
+    fn a_comment_post_is_signed_for_execute_api_in_its_region() {
+        // 2015-08-30T12:36:00Z, the date of AWS's SigV4 examples.
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160);
+        let url = "https://a1b2.execute-api.ap-northeast-1.amazonaws.com/prod/comments/p-1";
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let body = r#"{"message":"it's"}"#;
+        let headers = sign_post(url, body, "ap-northeast-1", creds.clone(), time).unwrap();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("content-type").as_deref(), Some("application/json"));
+        assert_eq!(get("x-amz-date").as_deref(), Some("20150830T123600Z"));
+        assert_eq!(get("x-amz-security-token"), None);
+        let auth = get("authorization").unwrap();
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/ap-northeast-1/execute-api/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date, Signature="
+            ),
+            "{auth}"
+        );
+        let signature = auth.rsplit("Signature=").next().unwrap();
+        assert_eq!(signature.len(), 64);
+        assert!(signature.chars().all(|c| c.is_ascii_hexdigit()));
+        // The same request signs the same; another body does not.
+        let again = sign_post(url, body, "ap-northeast-1", creds.clone(), time).unwrap();
+        assert_eq!(again, headers);
+        let other = sign_post(url, "{}", "ap-northeast-1", creds, time).unwrap();
+        assert_ne!(other, headers);
+
+        // Temporary credentials send their session token, signed.
+        let temporary = Credentials::new("ASIAEXAMPLE", "secret", Some("token".into()), None, "t");
+        let headers = sign_post(url, body, "ap-northeast-1", temporary, time).unwrap();
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "x-amz-security-token" && v == "token")
+        );
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
+        assert!(
+            auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"),
+            "{auth}"
         );
     }
 

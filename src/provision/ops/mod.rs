@@ -1,10 +1,12 @@
 //! The original stack's day-to-day operations, on the provisioned stack: upload a
 //! tinted test photo ([`photo`]), list and add the comments of a photo
-//! ([`comments`]). Each goes where the application's clients would go (the region
-//! the config item points at), and says which region and which path it used.
+//! ([`comments`]), each going where the application's clients would go (the region
+//! the config item points at) and saying which region and which path it used; and
+//! deploy the web page to the website bucket or serve it locally ([`website`]).
 
 pub mod comments;
 pub mod photo;
+pub mod website;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::api::ApiKind;
+use super::api::{ApiKind, STAGE};
 use crate::model::Role;
 use crate::provision::context::Cx;
 use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
@@ -145,27 +145,42 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
         ]}),
         Purpose::Monitor => monitor_policy(s, &account)?,
         Purpose::Web => {
-            let objects: Vec<String> = Role::BOTH
-                .iter()
-                .map(|&r| format!("arn:aws:s3:::{}/public/*", s.bucket(r)))
-                .collect();
-            let mut apis = Vec::new();
+            let mut store_apis = Vec::new();
             for r in Role::BOTH {
-                for k in [ApiKind::Config, ApiKind::Store] {
-                    let id = cx.api_id(k, r)?;
-                    let region = s.region_name(r);
-                    apis.push(format!(
-                        "arn:aws:execute-api:{region}:{account}:{id}/prod/*"
-                    ));
-                }
+                store_apis.push((r, cx.api_id(ApiKind::Store, r)?));
             }
-            json!({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
-                {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": apis}
-            ]})
+            web_policy(s, &account, &store_apis)
         }
     };
     Ok(doc)
+}
+
+/// What a signed-in web user may do (deploy/website): list, read and write the
+/// photos under `public/` in both buckets, and add a comment through either region's
+/// store API (`POST /comments/*`, the one `AWS_IAM` method; the state and the
+/// comments are read without a signature). `store_apis` are the store APIs' ids.
+pub fn web_policy(s: &Stack, account: &str, store_apis: &[(Role, String)]) -> Value {
+    let buckets: Vec<String> = Role::BOTH
+        .iter()
+        .map(|&r| format!("arn:aws:s3:::{}", s.bucket(r)))
+        .collect();
+    let objects: Vec<String> = buckets.iter().map(|b| format!("{b}/public/*")).collect();
+    let post: Vec<String> = store_apis
+        .iter()
+        .map(|(r, id)| {
+            format!(
+                "arn:aws:execute-api:{}:{account}:{id}/{STAGE}/POST/comments/*",
+                s.region_name(*r)
+            )
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+        // The gallery is a ListObjectsV2 of `public/`, and nothing else may be listed.
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": buckets,
+         "Condition": {"StringLike": {"s3:prefix": ["public/*"]}}},
+        {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": post}
+    ]})
 }
 
 /// `deploy/iam/monitor-policy.json` filled in; without `[route53]` the DNS statement
@@ -352,6 +367,51 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("arn:aws:route53:::hostedzone/Z123"), "{text}");
+    }
+
+    #[test]
+    fn web_users_list_public_in_both_buckets_and_may_only_post_comments() {
+        let s = stack("");
+        let doc = web_policy(
+            &s,
+            "111122223333",
+            &[(Role::Primary, "p1".into()), (Role::Secondary, "s1".into())],
+        );
+        let st = doc["Statement"].as_array().unwrap();
+        let list = st
+            .iter()
+            .find(|x| x["Action"][0] == "s3:ListBucket")
+            .unwrap();
+        assert_eq!(
+            list["Resource"],
+            json!(["arn:aws:s3:::shop-primary", "arn:aws:s3:::shop-secondary"])
+        );
+        assert_eq!(
+            list["Condition"],
+            json!({"StringLike": {"s3:prefix": ["public/*"]}})
+        );
+        let invoke = st
+            .iter()
+            .find(|x| x["Action"][0] == "execute-api:Invoke")
+            .unwrap();
+        assert_eq!(
+            invoke["Resource"],
+            json!([
+                "arn:aws:execute-api:us-east-1:111122223333:p1/prod/POST/comments/*",
+                "arn:aws:execute-api:eu-west-1:111122223333:s1/prod/POST/comments/*"
+            ])
+        );
+        let objects = st
+            .iter()
+            .find(|x| x["Action"][0] == "s3:GetObject")
+            .unwrap();
+        assert_eq!(
+            objects["Resource"],
+            json!([
+                "arn:aws:s3:::shop-primary/public/*",
+                "arn:aws:s3:::shop-secondary/public/*"
+            ])
+        );
     }
 
     #[test]

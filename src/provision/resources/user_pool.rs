@@ -1,16 +1,17 @@
 //! Cognito user pools (`cognito-idp`): the pool (admin-created users only, e-mail
-//! verified), the web page's client, and the one operator user. In the primary
-//! region (the page's `uiRegion`).
+//! verified), the web page's client (allowing exactly the sign-in flows the page
+//! uses), and the one operator user. In the primary region (the page's `uiRegion`).
 
 use anyhow::{Context, Result};
 use aws_sdk_cognitoidentityprovider::types::{
-    AdminCreateUserConfigType, AttributeType, DeliveryMediumType, VerifiedAttributeType,
+    AdminCreateUserConfigType, AttributeType, DeliveryMediumType, ExplicitAuthFlowsType,
+    VerifiedAttributeType,
 };
 use serde::Serialize;
 
 use crate::model::Role;
 use crate::provision::context::Cx;
-use crate::provision::engine::{At, Kind, Observed, Pending};
+use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::ours::{Ours, every_page};
 use crate::provision::sdk::{STACK_TAG, SdkResult};
 
@@ -50,8 +51,8 @@ impl Kind for UserPoolClient {
     fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
         Box::pin(observe_client(cx, at.name))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(converge_client(cx, at.name))
+    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
+        Box::pin(converge_client(cx, at.name, exists))
     }
     fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
         Box::pin(delete_client(cx))
@@ -211,23 +212,82 @@ async fn find_client(cx: &Cx, name: &str) -> Result<Option<String>> {
     Ok(every_page(page).await?.into_iter().next())
 }
 
-/// The client lives inside the pool: ours when the pool is.
-async fn observe_client(cx: &Cx, name: &str) -> Result<Observed> {
-    match find_client(cx, name).await? {
-        Some(id) => {
-            cx.learn(|f| f.client_id = Some(id));
-            Ok(Observed::ours())
-        }
-        None => Ok(Observed::Absent),
-    }
+/// The sign-in flows the web page uses (deploy/website/cognito.js): the user name
+/// and password (`USER_PASSWORD_AUTH`, answered with `NEW_PASSWORD_REQUIRED` for a
+/// temporary password), and the refresh token. Nothing else: an app client allowing
+/// flows nobody uses only widens what a stolen client id can try.
+pub const AUTH_FLOWS: [ExplicitAuthFlowsType; 2] = [
+    ExplicitAuthFlowsType::AllowUserPasswordAuth,
+    ExplicitAuthFlowsType::AllowRefreshTokenAuth,
+];
+
+/// How the client's allowed flows differ from [`AUTH_FLOWS`], if they do.
+fn flows_drift(have: &[ExplicitAuthFlowsType]) -> Option<String> {
+    let mut have: Vec<&str> = have.iter().map(ExplicitAuthFlowsType::as_str).collect();
+    let mut want: Vec<&str> = AUTH_FLOWS
+        .iter()
+        .map(ExplicitAuthFlowsType::as_str)
+        .collect();
+    have.sort_unstable();
+    have.dedup();
+    want.sort_unstable();
+    (have != want).then(|| {
+        let have = if have.is_empty() {
+            "Cognito's default".to_string()
+        } else {
+            have.join(", ")
+        };
+        format!("auth flows are {have}, not {}", want.join(", "))
+    })
 }
 
-async fn converge_client(cx: &Cx, name: &str) -> Result<()> {
+/// The client lives inside the pool: ours when the pool is.
+async fn observe_client(cx: &Cx, name: &str) -> Result<Observed> {
+    let Some(id) = find_client(cx, name).await? else {
+        return Ok(Observed::Absent);
+    };
+    cx.learn(|f| f.client_id = Some(id.clone()));
+    let d = idp(cx)
+        .describe_user_pool_client()
+        .user_pool_id(cx.user_pool_id()?)
+        .client_id(id)
+        .send()
+        .await
+        .sdk("cognito-idp:DescribeUserPoolClient")?;
+    let mut drift = Drift::default();
+    let flows = d
+        .user_pool_client()
+        .map(|c| c.explicit_auth_flows())
+        .unwrap_or_default();
+    if let Some(why) = flows_drift(flows) {
+        drift.add(why);
+    }
+    Ok(drift.finish())
+}
+
+async fn converge_client(cx: &Cx, name: &str, exists: bool) -> Result<()> {
+    let pool = cx.user_pool_id()?;
+    if exists {
+        let id = cx.client_id()?;
+        // UpdateUserPoolClient sets every setting it is not given back to its
+        // default; the client has no setting of its own besides its name and flows.
+        idp(cx)
+            .update_user_pool_client()
+            .user_pool_id(pool)
+            .client_id(id)
+            .client_name(name)
+            .set_explicit_auth_flows(Some(AUTH_FLOWS.to_vec()))
+            .send()
+            .await
+            .sdk("cognito-idp:UpdateUserPoolClient")?;
+        return Ok(());
+    }
     let out = idp(cx)
         .create_user_pool_client()
-        .user_pool_id(cx.user_pool_id()?)
+        .user_pool_id(pool)
         .client_name(name)
         .generate_secret(false)
+        .set_explicit_auth_flows(Some(AUTH_FLOWS.to_vec()))
         .send()
         .await
         .sdk("cognito-idp:CreateUserPoolClient")?;
@@ -333,4 +393,27 @@ async fn delete_user(cx: &Cx, name: &str) -> Result<()> {
             &["UserNotFoundException", "ResourceNotFoundException"],
         )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_allows_exactly_the_pages_flows() {
+        assert_eq!(flows_drift(&AUTH_FLOWS), None);
+        let reversed: Vec<_> = AUTH_FLOWS.iter().rev().cloned().collect();
+        assert_eq!(flows_drift(&reversed), None, "order does not matter");
+        let mut more = AUTH_FLOWS.to_vec();
+        more.push(ExplicitAuthFlowsType::AllowUserSrpAuth);
+        assert_eq!(
+            flows_drift(&more).unwrap(),
+            "auth flows are ALLOW_REFRESH_TOKEN_AUTH, ALLOW_USER_PASSWORD_AUTH, ALLOW_USER_SRP_AUTH, \
+             not ALLOW_REFRESH_TOKEN_AUTH, ALLOW_USER_PASSWORD_AUTH"
+        );
+        assert_eq!(
+            flows_drift(&[]).unwrap(),
+            "auth flows are Cognito's default, not ALLOW_REFRESH_TOKEN_AUTH, ALLOW_USER_PASSWORD_AUTH"
+        );
+    }
 }

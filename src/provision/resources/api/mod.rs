@@ -1,7 +1,8 @@
 //! The two API Gateway REST APIs of each region, with the original stack's mapping
-//! templates: the config API (`GET /state/{appId}`: a DynamoDB Query answered as
-//! `{"state": ...}` or `{}`) and the store API (`GET|POST /comments/{photoId}`), both
-//! with an `OPTIONS` CORS mock. Stage `prod`.
+//! templates (fixed): the config API (`GET /state/{appId}`: a DynamoDB Query answered
+//! as `{"state": ..., "version": N}` or `{}`) and the store API (`GET|POST
+//! /comments/{photoId}`, the POST signed: `AWS_IAM`), both with an `OPTIONS` CORS
+//! mock. Stage `prod`.
 //!
 //! The stage keeps serving the deployment it was given, so the whole definition is
 //! hashed into the deployment's description: a changed template, method or role is
@@ -21,7 +22,7 @@ use crate::provision::engine::{At, Drift, Kind, Observed, Pending};
 use crate::provision::ours::{Lookup, Ours};
 use crate::provision::sdk::{STACK_TAG, SdkResult};
 
-pub use methods::{Method, definition_tag, methods};
+pub use methods::{Authorization, Method, definition_tag, methods};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -191,7 +192,7 @@ async fn deployed(
     Ok(d.description() == Some(tag))
 }
 
-/// The methods that are missing or whose integration differs.
+/// The methods that are missing, or whose authorization or integration differs.
 async fn integration_drift(
     gw: &aws_sdk_apigateway::Client,
     id: &str,
@@ -205,6 +206,26 @@ async fn integration_drift(
             drift.push(format!("{} {} missing", m.verb, m.path));
             continue;
         };
+        let method = gw
+            .get_method()
+            .rest_api_id(id)
+            .resource_id(rid)
+            .http_method(m.verb)
+            .send()
+            .await
+            .absent("apigateway:GetMethod", &["NotFoundException"])?;
+        let Some(method) = method else {
+            drift.push(format!("{} {} missing", m.verb, m.path));
+            continue;
+        };
+        let want = m.authorization.as_str();
+        let have = method.authorization_type().unwrap_or("NONE");
+        if have != want {
+            drift.push(format!(
+                "{} {} authorization is {have}, not {want}",
+                m.verb, m.path
+            ));
+        }
         let integ = gw
             .get_integration()
             .rest_api_id(id)
@@ -337,7 +358,8 @@ struct Integration<'a> {
 }
 
 impl Integration<'_> {
-    /// The method (when missing) and its integration (always, overwriting).
+    /// The method (when missing or authorized otherwise) and its integration
+    /// (always, overwriting).
     async fn put(&self, resource: &str, m: &Method) -> Result<()> {
         let gw = self.gw;
         let have = gw
@@ -348,8 +370,23 @@ impl Integration<'_> {
             .send()
             .await
             .absent("apigateway:GetMethod", &["NotFoundException"])?;
-        if have.is_none() {
-            self.put_method(resource, m).await?;
+        match have {
+            None => self.put_method(resource, m).await?,
+            Some(h) if h.authorization_type().unwrap_or("NONE") != m.authorization.as_str() => {
+                // UpdateMethod could patch `/authorizationType` on AWS; the emulator
+                // has no UpdateMethod. Deleting the method (its integration and
+                // responses go with it) and putting it again works on both. The stage
+                // keeps serving the last deployment meanwhile; the caller redeploys.
+                gw.delete_method()
+                    .rest_api_id(self.api)
+                    .resource_id(resource)
+                    .http_method(m.verb)
+                    .send()
+                    .await
+                    .sdk("apigateway:DeleteMethod")?;
+                self.put_method(resource, m).await?;
+            }
+            Some(_) => {}
         }
         let mut integ = gw
             .put_integration()
@@ -389,7 +426,7 @@ impl Integration<'_> {
             .rest_api_id(self.api)
             .resource_id(resource)
             .http_method(m.verb)
-            .authorization_type("NONE")
+            .authorization_type(m.authorization.as_str())
             .request_parameters(format!("method.request.path.{}", m.path_param), true)
             .send()
             .await
@@ -423,7 +460,33 @@ async fn delete(cx: &Cx, role: Role, kind: ApiKind) -> Result<()> {
     Ok(())
 }
 
-/// The invoke URL of the API's stage (the AWS form; an emulator cannot invoke it).
-pub fn invoke_url(id: &str, region: &str) -> String {
-    format!("https://{id}.execute-api.{region}.amazonaws.com/{STAGE}")
+/// The base URL of the API's stage: the execute-api URL on AWS; against an emulator
+/// (`endpoint`), the form its execution layer answers
+/// (`<endpoint>/restapis/<id>/prod/_user_request_`, as moto documents for invoking
+/// an API in server mode). A method's path follows it.
+pub fn stage_url(id: &str, region: &str, endpoint: Option<&str>) -> String {
+    match endpoint {
+        Some(e) => format!(
+            "{}/restapis/{id}/{STAGE}/_user_request_",
+            e.trim_end_matches('/')
+        ),
+        None => format!("https://{id}.execute-api.{region}.amazonaws.com/{STAGE}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stage_url_is_execute_api_on_aws_and_the_user_request_path_on_an_emulator() {
+        assert_eq!(
+            stage_url("a1b2", "ap-northeast-1", None),
+            "https://a1b2.execute-api.ap-northeast-1.amazonaws.com/prod"
+        );
+        assert_eq!(
+            stage_url("a1b2", "us-east-1", Some("http://127.0.0.1:5001/")),
+            "http://127.0.0.1:5001/restapis/a1b2/prod/_user_request_"
+        );
+    }
 }
