@@ -12,13 +12,16 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets -- --skip trial_runner --skip chaos_no_false_flip
+cargo test --all-targets -- --skip trial_runner --skip chaos_no_false_flip --skip simulation
 # The emulator's API Gateway execution layer (Python unittest, real region processes).
 ./tests/emulator_layer/run.sh
 # The web page in Debian's headless Chromium against the provisioned emulator.
 ./tests/browser/run.sh
 # Randomized suites print a summary line; a few trials run here
-# (TRIALS=100, CHAOS_TRIALS=60 for the full sets).
+# (TRIALS=100, CHAOS_TRIALS=60, SIM_SEEDS=100000 with --release for the full sets).
+# The simulation: real daemons in one process on paused time, faults at random, every
+# property checked (docs/SIMULATION.md); a failing seed replays with SIM_SEED=<s> SIM_SEEDS=1.
+SIM_SEEDS=${SIM_SEEDS:-300} cargo test --test simulation -- --nocapture
 TRIALS=${TRIALS:-3} cargo test --test trials -- --nocapture
 CHAOS_TRIALS=${CHAOS_TRIALS:-6} cargo test --test chaos -- --nocapture
 # Fuzzing, short: cargo-fuzz on config parsing and admin bodies, schemathesis on the
