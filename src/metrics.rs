@@ -154,6 +154,33 @@ impl Default for Metrics {
 mod tests {
     use super::*;
 
+    /// `docs/REFERENCE.md` lists every series, so the user's reference cannot drift.
+    #[test]
+    fn every_series_is_in_the_reference() {
+        let doc = include_str!("../docs/REFERENCE.md");
+        let section = &doc[doc.find("## Metrics").expect("a Metrics section")..];
+        let m = Metrics::new();
+        m.probe_success
+            .with_label_values(&["p", "primary", "http"])
+            .set(1);
+        m.probe_up.with_label_values(&["p", "primary"]).set(1);
+        m.probe_duration
+            .with_label_values(&["p", "primary", "http"])
+            .observe(0.1);
+        m.set_state(AppState::Active);
+        m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
+        m.commit_attempts.with_label_values(&["committed"]).inc();
+        let families = m.registry.gather();
+        assert_eq!(families.len(), 18, "every series is checked");
+        for family in families {
+            let name = family.name().trim_start_matches("failover_monitor_");
+            assert!(
+                section.contains(&format!("| `{name}` |")),
+                "{name} is not in docs/REFERENCE.md's Metrics section"
+            );
+        }
+    }
+
     #[test]
     fn every_design_series_is_exported_with_its_prefix() {
         let m = Metrics::new();
