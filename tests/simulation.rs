@@ -3,7 +3,8 @@
 //! checked as it runs. `SIM_SEEDS` (how many, default 20) and `SIM_SEED` (the first,
 //! default random) choose the seeds; a failure prints its seed, the property and the
 //! trace, and `SIM_SEED=<s> SIM_SEEDS=1` replays it. `SIM_REPORT=<file>` writes the
-//! figures (fault mix, failover times) as JSON. Ends with `N passed, M failed`.
+//! figures (fault mix, failover times) as JSON; `SIM_TRACE=1` prints every seed's
+//! trace. Ends with `N passed, M failed`.
 //!
 //! `cargo test --release --test simulation -- --nocapture`
 
@@ -51,6 +52,14 @@ fn simulation() {
         .iter()
         .filter(|o| !o.violations.is_empty())
         .collect();
+    if std::env::var_os("SIM_TRACE").is_some() {
+        for o in &outcomes {
+            println!("\n=== seed {}", o.seed);
+            for line in &o.trace {
+                println!("  {line}");
+            }
+        }
+    }
     for o in &failed {
         println!("\n=== seed {} FAILED: {}", o.seed, o.violations.join("; "));
         for line in &o.trace {

@@ -15,6 +15,8 @@ pub enum Fault {
     SecondaryUp,
     /// An instance's process is killed, and later a new one starts with the same id.
     Kill(String),
+    /// An instance's process stops cleanly (SIGTERM: it gives its lease up).
+    Term(String),
     Restart(String),
     /// An instance's process is stopped (SIGSTOP), and later continued.
     Stop(String),
@@ -28,6 +30,8 @@ pub enum Fault {
     TimeoutAfterApply,
     /// A person deletes the lease item.
     DeleteLease,
+    /// A person pauses (true) or resumes (false) automatic moves (the stored pause).
+    Pause(bool),
     /// A person re-seeds the config item `active` at version 0 (old audit records stay).
     Reseed,
     /// A second process with an instance's id starts (a rolling deploy), and stops.
@@ -67,6 +71,7 @@ impl Fault {
             Fault::PrimaryDown(Outage::Slow) => "slow primary",
             Fault::SecondaryDown => "secondary outage",
             Fault::Kill(_) => "instance killed and restarted",
+            Fault::Term(_) => "instance stopped cleanly and restarted",
             Fault::Stop(_) => "instance stopped and continued",
             Fault::Cut(_, Path::Primary) => "instance cut from the primary",
             Fault::Cut(_, Path::Secondary) => "instance cut from the secondary",
@@ -74,6 +79,7 @@ impl Fault {
             Fault::Throttle(_) => "throttling",
             Fault::TimeoutAfterApply => "write timed out after applying",
             Fault::DeleteLease => "lease deleted by hand",
+            Fault::Pause(true) => "paused by hand",
             Fault::Reseed => "item re-seeded at version 0 by hand",
             Fault::Duplicate(_) => "two processes with one id",
             Fault::SplitRegions => "replication partition",
@@ -108,6 +114,13 @@ pub fn plan(rng: &mut fastrand::Rng, instances: &[String], global: bool) -> Plan
         events.push((at, Fault::PrimaryDown(outage)));
         if rng.bool() {
             events.push((at + ms(rng, 500, 6_000), Fault::PrimaryUp));
+        }
+    }
+    if instances.len() >= 3 {
+        match rng.u8(..8) {
+            0 => lone_survivor(rng, instances, &mut events),
+            1 => dead_peers_old_votes(rng, instances, &mut events),
+            _ => {}
         }
     }
     let pick = |rng: &mut fastrand::Rng| instances[rng.usize(..instances.len())].clone();
@@ -146,10 +159,65 @@ pub fn plan(rng: &mut fastrand::Rng, instances: &[String], global: bool) -> Plan
         }
     }
     events.push((heal_at, Fault::HealAll));
+    // Stable: events of one instant keep the order they were drawn in.
     events.sort_by_key(|(at, _)| *at);
     Plan {
         events,
         heal_at,
         end,
     }
+}
+
+/// All but one instance die or stop, and the survivor's own path to the (healthy)
+/// primary breaks: it must not fail the region over alone.
+fn lone_survivor(rng: &mut fastrand::Rng, instances: &[String], events: &mut Vec<(Duration, Fault)>) {
+    let at = Duration::from_millis(rng.u64(5_000..20_000));
+    let back = at + Duration::from_millis(rng.u64(15_000..30_000));
+    let survivor = rng.usize(..instances.len());
+    for (n, i) in instances.iter().enumerate() {
+        if n == survivor {
+            events.push((at + Duration::from_secs(2), Fault::Cut(i.clone(), Path::Primary)));
+            events.push((back, Fault::Heal(i.clone(), Path::Primary)));
+        } else if rng.bool() {
+            events.push((at, Fault::Kill(i.clone())));
+            events.push((back, Fault::Restart(i.clone())));
+        } else {
+            events.push((at, Fault::Stop(i.clone())));
+            events.push((back, Fault::Cont(i.clone())));
+        }
+    }
+}
+
+/// Automatic moves are paused; every instance but one sees the primary down through
+/// its own broken path; then they all die, the pause is lifted, and the one left
+/// restarts while the primary is healthy. The others' last views say "down": they
+/// must not count.
+fn dead_peers_old_votes(
+    rng: &mut fastrand::Rng,
+    instances: &[String],
+    events: &mut Vec<(Duration, Fault)>,
+) {
+    let at = Duration::from_millis(rng.u64(5_000..20_000));
+    events.push((at - Duration::from_secs(2), Fault::Pause(true)));
+    events.push((at + Duration::from_millis(5_500), Fault::Pause(false)));
+    let (first, rest) = instances.split_at(1);
+    // Killed or stopped cleanly (which gives a lease up, so the one left may lead at
+    // once): either way their last views stay behind.
+    let end = |rng: &mut fastrand::Rng, i: &String| {
+        if rng.bool() {
+            Fault::Term(i.clone())
+        } else {
+            Fault::Kill(i.clone())
+        }
+    };
+    for i in rest {
+        events.push((at, Fault::Cut(i.clone(), Path::Primary)));
+        events.push((at + Duration::from_secs(5), end(rng, i)));
+        events.push((at + Duration::from_secs(40), Fault::Restart(i.clone())));
+    }
+    events.push((at + Duration::from_secs(5), Fault::Term(first[0].clone())));
+    events.push((
+        at + Duration::from_millis(rng.u64(6_000..12_000)),
+        Fault::Restart(first[0].clone()),
+    ));
 }

@@ -60,6 +60,8 @@ pub struct Sim {
     procs: BTreeMap<String, Proc>,
     /// Duplicates started by the scenario, by instance.
     extra: BTreeMap<String, Proc>,
+    /// Processes stopping cleanly.
+    stopping: Vec<Proc>,
     incarnations: BTreeMap<String, u32>,
     pub bound: Duration,
     pub needed: usize,
@@ -181,6 +183,18 @@ impl Sim {
         }
     }
 
+    /// A clean stop (SIGTERM): the daemon finishes on its own, giving its lease up.
+    fn term(&mut self, instance: &str) {
+        if let Some(p) = self.procs.remove(instance) {
+            let _ = p.stop.send(true);
+            self.world.trace(format!("SIGTERM {}", p.process));
+            self.stopping.push(p);
+        }
+        if let Some(slot) = self.world.lock().slots.get_mut(instance) {
+            slot.running = false;
+        }
+    }
+
     fn stopped(&self, instance: &str, stopped: bool) {
         if let Some(slot) = self.world.lock().slots.get(instance) {
             let _ = slot.stopped.send(stopped);
@@ -247,6 +261,7 @@ impl Sim {
             }
             Fault::SecondaryUp => self.world.lock().regions[1] = Region::UP,
             Fault::Kill(i) => self.kill(i),
+            Fault::Term(i) => self.term(i),
             Fault::Restart(i) => {
                 if !self.procs.contains_key(i) {
                     self.start(i, false);
@@ -271,6 +286,7 @@ impl Sim {
                 })
             }
             Fault::DeleteLease => self.world.tables[1].delete(&keys::lease(APP)),
+            Fault::Pause(paused) => self.pause(*paused),
             Fault::Reseed => self.reseed(),
             Fault::Duplicate(i) => {
                 if !self.extra.contains_key(i) {
@@ -287,6 +303,24 @@ impl Sim {
             Fault::JoinRegions => self.world.lock().replicating = true,
             Fault::HealAll => self.heal_all(),
         }
+    }
+
+    /// A person writes the stored pause (as the admin API would, by hand).
+    fn pause(&mut self, paused: bool) {
+        let key = keys::pause(APP);
+        let seq = match self.world.tables[1].get(&key) {
+            Some(Record::Pause(p)) => p.seq + 1,
+            _ => 1,
+        };
+        let record = failover_monitor::model::PauseRecord {
+            paused,
+            by: "admin:sim".into(),
+            reason: "the scenario".into(),
+            at: "2030-01-01T00:00:00Z".into(),
+            seq,
+        };
+        self.world.tables[1].put(&key, Record::Pause(record));
+        self.world.lock().paused = paused;
     }
 
     fn reseed(&mut self) {
@@ -335,9 +369,13 @@ impl Sim {
     }
 
     async fn stop_all(&mut self) {
+        let stopping = std::mem::take(&mut self.stopping)
+            .into_iter()
+            .map(|p| (String::new(), p));
         for (_, p) in std::mem::take(&mut self.procs)
             .into_iter()
             .chain(std::mem::take(&mut self.extra))
+            .chain(stopping)
         {
             let _ = p.stop.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), p.task).await;
@@ -398,6 +436,7 @@ async fn simulate(seed: u64) -> Outcome {
         settings,
         procs: BTreeMap::new(),
         extra: BTreeMap::new(),
+        stopping: Vec::new(),
         incarnations: BTreeMap::new(),
         bound,
         needed,

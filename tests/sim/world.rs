@@ -117,12 +117,14 @@ pub struct State {
     pub rng: fastrand::Rng,
     /// The item was reset by hand below used versions (automatic moves stop).
     pub reseeded: bool,
+    /// Automatic moves are paused by hand.
+    pub paused: bool,
     /// When the last write fault (throttling, a timeout after applying) was placed
     /// in the commit region.
     pub write_fault_at: Option<Instant>,
     /// History of the world, for the properties: (from, primary healthy, instances
-    /// alive with a path to the primary).
-    pub history: Vec<(Instant, bool, Vec<String>)>,
+    /// running with a path to the primary, instances running without one).
+    pub history: Vec<(Instant, bool, Vec<String>, Vec<String>)>,
 }
 
 /// The world, shared by the daemons' backends and the scenario.
@@ -154,6 +156,7 @@ impl World {
                 rng: fastrand::Rng::with_seed(seed),
                 reseeded: false,
                 write_fault_at: None,
+                paused: false,
                 history: Vec::new(),
             })),
             tables: [table(), table()],
@@ -298,18 +301,24 @@ impl World {
         let now = Instant::now();
         let mut s = self.lock();
         let primary_ok = s.regions[0].healthy();
+        let running = |slot: &Slot| slot.running && !*slot.stopped.borrow();
         let seeing: Vec<String> = s
             .slots
             .iter()
-            .filter(|(_, slot)| slot.running && slot.paths.primary && !*slot.stopped.borrow())
+            .filter(|(_, slot)| running(slot) && slot.paths.primary)
             .map(|(i, _)| i.clone())
             .collect();
-        let changed = s
-            .history
-            .last()
-            .is_none_or(|(_, ok, who)| *ok != primary_ok || *who != seeing);
+        let blind: Vec<String> = s
+            .slots
+            .iter()
+            .filter(|(_, slot)| running(slot) && !slot.paths.primary)
+            .map(|(i, _)| i.clone())
+            .collect();
+        let changed = s.history.last().is_none_or(|(_, ok, who, b)| {
+            *ok != primary_ok || *who != seeing || *b != blind
+        });
         if changed {
-            s.history.push((now, primary_ok, seeing));
+            s.history.push((now, primary_ok, seeing, blind));
         }
     }
 }
