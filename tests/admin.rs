@@ -187,11 +187,7 @@ async fn reads_need_a_token_and_the_read_token_only_reads() {
         }
         let (code, body) = mon.get_with_token(path, Some(READ_TOKEN)).await;
         assert_eq!(code, 200, "{path}: {body}");
-        assert_eq!(
-            mon.get_with_token(path, Some(TOKEN)).await.0,
-            200,
-            "{path}"
-        );
+        assert_eq!(mon.get_with_token(path, Some(TOKEN)).await.0, 200, "{path}");
     }
     let (_, status) = mon.get_with_token("/v1/status", Some(READ_TOKEN)).await;
     assert_eq!(status["state"], "active");
@@ -303,21 +299,29 @@ async fn history_is_paged_with_before() {
             .collect()
     };
 
-    let (code, first) = mon.get_with_token("/v1/history?limit=20", Some(READ_TOKEN)).await;
+    let (code, first) = mon
+        .get_with_token("/v1/history?limit=20", Some(READ_TOKEN))
+        .await;
     assert_eq!(code, 200, "{first}");
     assert_eq!(versions(&first), (11..=30).rev().collect::<Vec<_>>());
     assert_eq!(first["next_before"], 11);
     assert_eq!(first["records"][0]["reason"], "move 30");
-    let (_, second) = mon.get_with_token("/v1/history?limit=20&before=11", Some(READ_TOKEN)).await;
+    let (_, second) = mon
+        .get_with_token("/v1/history?limit=20&before=11", Some(READ_TOKEN))
+        .await;
     assert_eq!(versions(&second), (1..=10).rev().collect::<Vec<_>>());
     assert!(second["next_before"].is_null(), "{second}");
     // the default page is 20; 50 is the most; `before` in the middle
     let (_, default) = mon.get_with_token("/v1/history", Some(READ_TOKEN)).await;
     assert_eq!(versions(&default).len(), 20);
-    let (_, all) = mon.get_with_token("/v1/history?limit=50", Some(READ_TOKEN)).await;
+    let (_, all) = mon
+        .get_with_token("/v1/history?limit=50", Some(READ_TOKEN))
+        .await;
     assert_eq!(versions(&all), (1..=30).rev().collect::<Vec<_>>());
     assert!(all["next_before"].is_null());
-    let (_, mid) = mon.get_with_token("/v1/history?limit=3&before=17", Some(READ_TOKEN)).await;
+    let (_, mid) = mon
+        .get_with_token("/v1/history?limit=3&before=17", Some(READ_TOKEN))
+        .await;
     assert_eq!(
         (versions(&mid), &mid["next_before"]),
         (vec![16, 15, 14], &json!(14))
@@ -403,9 +407,10 @@ async fn probe_errors_are_redacted() {
     let mon = start_with_read_token(&cfg);
     mon.wait_ready(READY).await;
     mon.wait_status(Duration::from_secs(15), "the leaky probe down", |s| {
-        s["probes"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "p-leaky" && p["health"] == "down"))
+        s["probes"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["name"] == "p-leaky" && p["health"] == "down")
+        })
     })
     .await;
 
