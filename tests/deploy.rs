@@ -394,6 +394,68 @@ fn ecs_task_definition_has_health_check_logs_and_secret_token() {
     }
 }
 
+/// Every task of a service has the service's instance id; what tells two tasks apart
+/// (the lease owner's process value) is the task's own id, which the daemon reads
+/// from the task metadata endpoint ECS names in `ECS_CONTAINER_METADATA_URI_V4`. The
+/// service's rolling deployment starts the new task beside the old one (a duplicate
+/// that waits) and gives the old one time to stop cleanly.
+#[test]
+fn ecs_tasks_of_a_service_share_its_instance_id_and_tell_apart_by_task() {
+    let td: Value = serde_json::from_str(&read("deploy/ecs/task-definition.json")).unwrap();
+    let c = &td["containerDefinitions"][0];
+    let env = c["environment"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+    };
+    let id = value("FAILOVER_MONITOR__MONITOR__INSTANCE_ID").expect("the instance id is set");
+    let placeholders: Vec<&str> = id
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect();
+    assert_eq!(
+        placeholders,
+        ["Region"],
+        "{id}: one id per service (region), the same for all its tasks"
+    );
+    // ECS sets the metadata variable per task; the daemon reads it.
+    const METADATA: &str = "ECS_CONTAINER_METADATA_URI_V4";
+    assert!(value(METADATA).is_none(), "{METADATA} must be left to ECS");
+    assert!(
+        read("src/backend.rs").contains(METADATA),
+        "the daemon reads its task id through {METADATA}"
+    );
+    let stop = c["stopTimeout"].as_u64().expect("a stopTimeout");
+    assert!(
+        stop >= 10,
+        "{stop} s: a write in flight and the lease's release need the time"
+    );
+
+    let svc: Value = serde_json::from_str(&read("deploy/ecs/service.json")).unwrap();
+    assert_eq!(svc["taskDefinition"], td["family"]);
+    assert_eq!(
+        svc["desiredCount"], 1,
+        "one task (one instance) per service"
+    );
+    assert_eq!(svc["launchType"], td["requiresCompatibilities"][0]);
+    assert_eq!(svc["deploymentController"]["type"], "ECS");
+    let d = &svc["deploymentConfiguration"];
+    assert_eq!(
+        (&d["minimumHealthyPercent"], &d["maximumPercent"]),
+        (&Value::from(100), &Value::from(200)),
+        "the new task starts beside the old one, which runs until it is healthy"
+    );
+    let readme = read("deploy/ecs/README.md");
+    for word in ["duplicate", "minimumHealthyPercent", METADATA, "view_ttl"] {
+        assert!(
+            readme.contains(word),
+            "deploy/ecs/README.md explains {word}"
+        );
+    }
+}
+
 #[test]
 fn dockerfile_is_multi_stage_and_non_root() {
     let d = read("Dockerfile");
