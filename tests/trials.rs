@@ -62,7 +62,7 @@ fn plan(rng: &mut fastrand::Rng) -> Vec<Event> {
             instance,
             fault: if rng.bool() {
                 Fault::Kill {
-                    restart_after_ms: (rng.u8(0..3) > 0).then(|| rng.u64(500..=6000)),
+                    restart_after_ms: rng.bool().then(|| rng.u64(500..=6000)),
                 }
             } else {
                 Fault::Suspend {
