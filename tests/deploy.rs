@@ -16,8 +16,10 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// The modules that run inside the daemon (and so under its IAM role).
-const DAEMON_SOURCES: &[&str] = &["src/probe", "src/action", "src/coord"];
+/// The modules that run inside the daemon (and so under its IAM role). `src/aws`
+/// holds the DynamoDB table wrapper (`aws::dynamo::Table`: transactions, batch reads)
+/// the actuator and the coordination store call through.
+const DAEMON_SOURCES: &[&str] = &["src/probe", "src/action", "src/coord", "src/aws"];
 
 /// SDK operation (snake case, as called) -> the IAM actions it needs.
 fn iam_actions(op: &str) -> Option<&'static [&'static str]> {
@@ -54,20 +56,24 @@ fn sdk_calls() -> BTreeSet<String> {
             if path.extension().is_none_or(|e| e != "rs") {
                 continue;
             }
-            let text: String = std::fs::read_to_string(&path)
-                .unwrap()
-                .split_whitespace()
-                .collect();
-            for (i, _) in text.match_indices("client.") {
-                let rest = &text[i + "client.".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                if rest[name.len()..].starts_with("()") && !name.is_empty() {
-                    ops.insert(name);
-                }
-            }
+            ops.extend(calls_in(&std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    ops
+}
+
+/// `client.<op>()` calls in a piece of source.
+fn calls_in(source: &str) -> BTreeSet<String> {
+    let text: String = source.split_whitespace().collect();
+    let mut ops = BTreeSet::new();
+    for (i, _) in text.match_indices("client.") {
+        let rest = &text[i + "client.".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        if rest[name.len()..].starts_with("()") && !name.is_empty() {
+            ops.insert(name);
         }
     }
     ops
@@ -115,6 +121,149 @@ fn iam_policy_allows_exactly_what_the_daemon_calls() {
         granted, needed,
         "policy grants (left) vs the daemon calls (right)"
     );
+}
+
+/// Whether `value` matches an IAM `StringLike` pattern (`*`: any run, `?`: one
+/// character).
+fn string_like(pattern: &str, value: &str) -> bool {
+    match pattern.chars().next() {
+        None => value.is_empty(),
+        Some('*') => {
+            let rest = &pattern[1..];
+            value
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([value.len()])
+                .any(|i| string_like(rest, &value[i..]))
+        }
+        Some(p) => value.chars().next().is_some_and(|v| {
+            (p == '?' || p == v) && string_like(&pattern[p.len_utf8()..], &value[v.len_utf8()..])
+        }),
+    }
+}
+
+/// Per table (ARN): the actions granted on it and the `dynamodb:LeadingKeys` patterns
+/// of the statements that grant item actions (`None`: a statement without the
+/// condition, so every key).
+fn table_grants(path: &str) -> Vec<(String, BTreeSet<String>, Option<Vec<String>>)> {
+    let policy: Value = serde_json::from_str(&read(path)).unwrap();
+    let mut out: Vec<(String, BTreeSet<String>, Option<Vec<String>>)> = Vec::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        let actions: BTreeSet<String> = st["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let keys: Option<Vec<String>> =
+            st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                .as_array()
+                .map(|ks| ks.iter().map(|k| k.as_str().unwrap().to_owned()).collect());
+        let item_actions = actions.iter().any(|a| a != "dynamodb:DescribeTable");
+        for r in st["Resource"].as_array().unwrap() {
+            let r = r.as_str().unwrap();
+            if !r.starts_with("arn:aws:dynamodb:") {
+                continue;
+            }
+            let entry = match out.iter_mut().position(|(t, _, _)| t == r) {
+                Some(i) => &mut out[i],
+                None => {
+                    out.push((r.to_owned(), BTreeSet::new(), Some(Vec::new())));
+                    out.last_mut().unwrap()
+                }
+            };
+            entry.1.extend(actions.iter().cloned());
+            if item_actions {
+                entry.2 = match (entry.2.take(), &keys) {
+                    (Some(mut have), Some(k)) => {
+                        have.extend(k.iter().cloned());
+                        Some(have)
+                    }
+                    _ => None,
+                };
+            }
+        }
+    }
+    out
+}
+
+/// The data table (`<project>-store`, the application's comments) is touched only by
+/// the replication canary: the policy grants there exactly what `DynamoCanary` calls
+/// (and `DescribeTable` for the table probes), on the canary's own keys only, and the
+/// config table's keys cover every item the daemon keeps beside the config item.
+#[test]
+fn iam_policy_scopes_each_table_to_the_daemons_own_keys() {
+    use failover_monitor::model::keys;
+
+    let source = read("src/action/dynamo.rs");
+    let start = source
+        .find("impl CanaryStore for DynamoCanary")
+        .expect("the DynamoDB canary in src/action/dynamo.rs (update this test if it moved)");
+    let block = &source[start..];
+    let block = &block[..block.find("\n}\n").unwrap_or(block.len())];
+    let canary_calls = calls_in(block);
+    assert!(!canary_calls.is_empty(), "no SDK call found in the canary");
+    let mut canary_needs: BTreeSet<String> = canary_calls
+        .iter()
+        .flat_map(|op| iam_actions(op).unwrap().iter().map(|a| a.to_string()))
+        .collect();
+    canary_needs.insert("dynamodb:DescribeTable".into());
+
+    let app = "${AppId}";
+    let instance = "monitor-a";
+    let grants = table_grants("deploy/iam/monitor-policy.json");
+    for region in ["${PrimaryRegion}", "${SecondaryRegion}"] {
+        let arn = |table: &str| format!("arn:aws:dynamodb:{region}:${{AccountId}}:table/{table}");
+        let find = |table: &str| {
+            grants
+                .iter()
+                .find(|(t, _, _)| *t == arn(table))
+                .unwrap_or_else(|| panic!("no grant on {}", arn(table)))
+        };
+
+        let (_, actions, patterns) = find("${Project}-store");
+        assert_eq!(
+            *actions, canary_needs,
+            "{region} data table: granted (left) vs the canary and the probes need (right)"
+        );
+        let patterns = patterns
+            .as_ref()
+            .expect("the data table's item actions are limited by dynamodb:LeadingKeys");
+        let covered = |key: &str| patterns.iter().any(|p| string_like(p, key));
+        assert!(
+            covered(&keys::data_canary(app, instance)),
+            "{patterns:?} miss the data canary"
+        );
+        for foreign in ["3f0c1b2a-9d4e-4c55-8a61-0d2f5b7e9c10", app, "photo-1"] {
+            assert!(
+                !covered(foreign),
+                "{patterns:?} let the daemon touch the application's item {foreign:?}"
+            );
+        }
+
+        let (_, _, patterns) = find("${Project}-config");
+        let patterns = patterns
+            .as_ref()
+            .expect("the config table's item actions are limited by dynamodb:LeadingKeys");
+        for key in [
+            app.to_owned(),
+            keys::audit(app, 7),
+            keys::lease(app),
+            keys::view(app, instance),
+            keys::canary(app, instance),
+            keys::pause(app),
+        ] {
+            assert!(
+                patterns.iter().any(|p| string_like(p, &key)),
+                "{patterns:?} miss {key}"
+            );
+        }
+        assert!(
+            !patterns.iter().any(|p| string_like(p, "other-app")),
+            "{patterns:?} reach other apps' items"
+        );
+    }
+    assert!(string_like("a#*", "a#b#c") && !string_like("a#*", "a") && string_like("a?c", "abc"));
 }
 
 fn binary() -> &'static str {
@@ -241,6 +390,68 @@ fn ecs_task_definition_has_health_check_logs_and_secret_token() {
             out.status.success(),
             "{name} {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Every task of a service has the service's instance id; what tells two tasks apart
+/// (the lease owner's process value) is the task's own id, which the daemon reads
+/// from the task metadata endpoint ECS names in `ECS_CONTAINER_METADATA_URI_V4`. The
+/// service's rolling deployment starts the new task beside the old one (a duplicate
+/// that waits) and gives the old one time to stop cleanly.
+#[test]
+fn ecs_tasks_of_a_service_share_its_instance_id_and_tell_apart_by_task() {
+    let td: Value = serde_json::from_str(&read("deploy/ecs/task-definition.json")).unwrap();
+    let c = &td["containerDefinitions"][0];
+    let env = c["environment"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+    };
+    let id = value("FAILOVER_MONITOR__MONITOR__INSTANCE_ID").expect("the instance id is set");
+    let placeholders: Vec<&str> = id
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect();
+    assert_eq!(
+        placeholders,
+        ["Region"],
+        "{id}: one id per service (region), the same for all its tasks"
+    );
+    // ECS sets the metadata variable per task; the daemon reads it.
+    const METADATA: &str = "ECS_CONTAINER_METADATA_URI_V4";
+    assert!(value(METADATA).is_none(), "{METADATA} must be left to ECS");
+    assert!(
+        read("src/backend.rs").contains(METADATA),
+        "the daemon reads its task id through {METADATA}"
+    );
+    let stop = c["stopTimeout"].as_u64().expect("a stopTimeout");
+    assert!(
+        stop >= 10,
+        "{stop} s: a write in flight and the lease's release need the time"
+    );
+
+    let svc: Value = serde_json::from_str(&read("deploy/ecs/service.json")).unwrap();
+    assert_eq!(svc["taskDefinition"], td["family"]);
+    assert_eq!(
+        svc["desiredCount"], 1,
+        "one task (one instance) per service"
+    );
+    assert_eq!(svc["launchType"], td["requiresCompatibilities"][0]);
+    assert_eq!(svc["deploymentController"]["type"], "ECS");
+    let d = &svc["deploymentConfiguration"];
+    assert_eq!(
+        (&d["minimumHealthyPercent"], &d["maximumPercent"]),
+        (&Value::from(100), &Value::from(200)),
+        "the new task starts beside the old one, which runs until it is healthy"
+    );
+    let readme = read("deploy/ecs/README.md");
+    for word in ["duplicate", "minimumHealthyPercent", METADATA, "view_ttl"] {
+        assert!(
+            readme.contains(word),
+            "deploy/ecs/README.md explains {word}"
         );
     }
 }

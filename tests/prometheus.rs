@@ -225,6 +225,23 @@ async fn real_prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
         limit,
     )
     .await;
+    // A monitor alone is its own quorum and the one that acts: the alerts of
+    // cooperating instances stay silent.
+    prom.query_until("failover_monitor_quorum_reachable", "1", limit)
+        .await;
+    for alert in [
+        "FailoverMonitorQuorumUnreachable",
+        "FailoverMonitorNoLeader",
+        "FailoverMonitorNeedsHuman",
+        "FailoverMonitorDuplicateInstance",
+    ] {
+        prom.query_until(
+            &format!("count(ALERTS{{alertname=\"{alert}\"}}) or vector(0)"),
+            "0",
+            limit,
+        )
+        .await;
+    }
 }
 
 #[test]
@@ -272,6 +289,10 @@ fn dashboard_is_importable_json_with_a_query_per_panel() {
         "Transitions",
         "Paused",
         "Leader",
+        "Quorum reachable",
+        "Needs a human",
+        "Duplicate instance id",
+        "Commit attempts by outcome",
     ] {
         assert!(titles.contains(&want), "no panel {want:?} in {titles:?}");
     }

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::values::{HumanDuration, check_at_least, or_default};
 use super::{ConfigError, defaults, invalid};
 
-/// How many live instances must see the primary down.
+/// How many of the configured instances must see the primary down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum QuorumRule {
-    /// More than half of the live instances.
+    /// More than half of the configured instances.
     Majority,
     /// At least this many.
     AtLeast(usize),
@@ -53,10 +53,10 @@ impl<'de> Deserialize<'de> for QuorumRule {
 }
 
 impl QuorumRule {
-    /// Down votes needed among `live` instances.
-    pub fn threshold(self, live: usize) -> usize {
+    /// Down votes needed among `configured` instances.
+    pub fn threshold(self, configured: usize) -> usize {
         match self {
-            QuorumRule::Majority => live / 2 + 1,
+            QuorumRule::Majority => configured / 2 + 1,
             QuorumRule::AtLeast(n) => n,
         }
     }
@@ -89,9 +89,10 @@ pub(super) struct RawCoordination {
     /// A peer whose view has not changed for this long is not live (and its vote does
     /// not count); at least 2 x `renew_every`. Duration. Default: `lease`.
     pub(super) view_ttl: Option<HumanDuration>,
-    /// How many live instances must see the primary down before the leader fails
-    /// over: `"majority"` (more than half of the live ones) or a whole number from 1
-    /// to the number of `instances`. Default: `"majority"`.
+    /// How many of the configured `instances` must see the primary down before the
+    /// leader fails over, however many are live: `"majority"` (more than half of
+    /// them) or a whole number from 1 to the number of `instances`. Default:
+    /// `"majority"`.
     pub(super) quorum: Option<QuorumRule>,
 }
 
@@ -106,7 +107,7 @@ pub struct CoordinationSettings {
     pub renew_every: Duration,
     /// A peer whose view has not changed for this long is not live.
     pub view_ttl: Duration,
-    /// How many live instances must see the primary down.
+    /// How many of the configured instances must see the primary down.
     pub quorum: QuorumRule,
 }
 

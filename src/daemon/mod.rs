@@ -183,9 +183,11 @@ impl Daemon {
             ..Status::default()
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
-        metrics
-            .leader
-            .set(i64::from(settings.coordination.is_none()));
+        // Alone, this instance is its own quorum (and may act): the gauges say so
+        // from the start, so that alerts on them never fire for a lone deployment.
+        let alone = i64::from(settings.coordination.is_none());
+        metrics.leader.set(alone);
+        metrics.quorum_reachable.set(alone);
         let recorder = match &settings.monitor.record_observations {
             None => None,
             Some(path) => {

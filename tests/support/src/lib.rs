@@ -14,6 +14,8 @@
 //! - [`tables`]: the config item and audit records in the emulator's tables, the one
 //!   place the tests read them through the daemon's actuator.
 //! - [`proxy`]: a TCP proxy per monitor instance, to cut one instance's way to a region.
+//! - [`ecs`]: ECS's task metadata endpoint, so that monitor processes run as tasks
+//!   (their process value is the task id, as on ECS).
 //! - [`runner`]: the randomized suites' runner: trial count and seed from the
 //!   environment, one line per trial, the closing `N passed, M failed` line.
 //!
@@ -36,6 +38,7 @@ use tokio::time::Instant;
 
 pub mod admin;
 pub mod config;
+pub mod ecs;
 pub mod emulator;
 pub mod inproc;
 pub mod monitor;
