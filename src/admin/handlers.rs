@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::auth::{Access, READ_TOKEN_ENV, TOKEN_ENV};
+use super::auth::{
+    Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
+};
 use super::error::{ApiError, ApiResult, json_ok, rejection};
 use super::requests::{parse_history_query, parse_move_request, parse_pause_request};
 use super::{AdminState, OPENAPI};
@@ -109,7 +111,7 @@ fn authorize_read(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             format!(
-                "no token is configured: reads are disabled; set a read-only token \
+                "{NO_TOKEN_CONFIGURED}: reads are disabled; set a read-only token \
                  (admin.read_token_file or {READ_TOKEN_ENV}) or the admin token \
                  (admin.token_file or {TOKEN_ENV})"
             ),
@@ -143,7 +145,10 @@ fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "no admin token is configured (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN): mutating calls are disabled",
+            format!(
+                "{NO_ADMIN_TOKEN_CONFIGURED} (admin.token_file or {TOKEN_ENV}): mutating \
+                 calls are disabled"
+            ),
         ));
     }
     if access == Access::Admin {
