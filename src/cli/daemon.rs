@@ -202,18 +202,13 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     fn unread() -> Loaded {
-        Loaded::from_result(
-            Path::new("monitor.toml"),
-            Err(ConfigError::Read {
-                path: "monitor.toml".into(),
-                reason: "gone".into(),
-            }),
-        )
+        Loaded::from_result(Err(ConfigError::Read {
+            path: "monitor.toml".into(),
+            reason: "gone".into(),
+        }))
     }
 
     fn loaded(admin: &str) -> Loaded {
@@ -221,10 +216,7 @@ mod tests {
             "[app]\nid = \"x\"\n[regions.primary]\nname = \"us-east-1\"\n\
              [regions.secondary]\nname = \"ap-northeast-1\"\n{admin}"
         );
-        Loaded::from_result(
-            Path::new("monitor.toml"),
-            crate::config::parse(&text, Vec::<(String, String)>::new()),
-        )
+        Loaded::from_result(crate::config::parse(&text, Vec::<(String, String)>::new()))
     }
 
     fn args(url: Option<&str>, token_file: Option<&str>) -> DaemonArgs {

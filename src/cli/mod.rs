@@ -25,7 +25,7 @@ pub mod daemon;
 mod reference;
 pub mod state;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use args::{Cli, Command, LogFormat};
 
@@ -48,44 +48,31 @@ pub fn is_usage_error(e: &anyhow::Error) -> bool {
 
 /// The config as a command that can do without it sees it: the settings, or why
 /// they could not be read.
-pub struct Loaded {
-    path: PathBuf,
-    result: Result<Settings, ConfigError>,
-}
+pub struct Loaded(Result<Settings, ConfigError>);
 
 impl Loaded {
     /// Reads and validates `path` (`config::load`), keeping the error.
     pub fn load(path: &Path) -> Self {
-        Self {
-            path: path.to_owned(),
-            result: config::load(path),
-        }
+        Self(config::load(path))
     }
 
-    /// For tests and callers that already hold the outcome.
-    pub fn from_result(path: &Path, result: Result<Settings, ConfigError>) -> Self {
-        Self {
-            path: path.to_owned(),
-            result,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// An outcome already at hand (tests, or a caller that parsed the text itself).
+    pub fn from_result(result: Result<Settings, ConfigError>) -> Self {
+        Self(result)
     }
 
     /// The settings, when the file loaded.
     pub fn settings(&self) -> Option<&Settings> {
-        self.result.as_ref().ok()
+        self.0.as_ref().ok()
     }
 
     /// Why the file did not load, if it did not.
     pub fn unread(&self) -> Option<&ConfigError> {
-        self.result.as_ref().err()
+        self.0.as_ref().err()
     }
 
     /// The settings, or the error that stops a command needing them (exit 2).
     pub fn require(self) -> Result<Settings, ConfigError> {
-        self.result
+        self.0
     }
 }

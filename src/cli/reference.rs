@@ -128,12 +128,17 @@ fn section(reference: &str) -> &str {
     body.split("\n## ").next().unwrap_or(body)
 }
 
-/// The inline code spans of the section.
+/// The inline code spans of the section (a span may go on over a line break).
 fn spans(section: &str) -> Vec<String> {
-    section
+    let text: Vec<&str> = section
         .lines()
         .filter(|l| !l.trim_start().starts_with("```"))
-        .flat_map(|l| l.split('`').skip(1).step_by(2).map(str::to_owned))
+        .collect();
+    text.join(" ")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
         .collect()
 }
 
@@ -251,5 +256,9 @@ fn usage_lines_are_read_with_the_cli_tree() {
         ["--config", "--log-format"]
     );
     assert!(parse_usage("state set", &tree).is_none());
+    assert_eq!(
+        spans("a `failover-monitor state get\n[--json]` b `c`"),
+        ["failover-monitor state get [--json]", "c"]
+    );
     assert!(tree["admin"].contains("--url") && tree["state set"].contains("STATE"));
 }
