@@ -160,12 +160,15 @@ fn the_reference_documents_every_command_and_flag_and_no_other() {
         let Some(usage) = parse_usage(&span, &tree) else {
             continue;
         };
-        if let Some(word) = &usage.stray
-            && !usage
+        if let Some(word) = &usage.stray {
+            // A command this build leaves out (`provision` without its feature).
+            if usage
                 .paths
                 .iter()
                 .any(|p| built_without(&format!("{p} {word}")))
-        {
+            {
+                continue;
+            }
             unknown.push(format!("{span}: subcommand {word}"));
         }
         for p in &usage.paths {
@@ -187,7 +190,7 @@ fn the_reference_documents_every_command_and_flag_and_no_other() {
                     }
                 }
             });
-            if !known && !usage.paths.iter().any(|p| built_without(p)) {
+            if !known {
                 unknown.push(format!("{span}: {arg}"));
             }
         }
