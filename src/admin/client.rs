@@ -1,5 +1,6 @@
-//! The operator's side of the admin API: `failover-monitor admin ...` talks to a
-//! running daemon over HTTP and prints the answer for a human, or as JSON.
+//! The operator's side of the admin API: `failover-monitor admin ...` and the CLI's
+//! state moves talk to a running daemon over HTTP and print the answer for a human,
+//! or as JSON; a refused token is answered with exactly what to set.
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
@@ -364,6 +365,54 @@ mod tests {
             render_history(&json!({"records": [], "next_before": null})),
             ""
         );
+    }
+
+    #[test]
+    fn token_hints_name_the_token_sent_and_what_to_set() {
+        let env = Sent {
+            kind: TokenKind::Admin,
+            from: TokenSource::Env(TOKEN_ENV),
+        };
+        let file = Sent {
+            kind: TokenKind::Read,
+            from: TokenSource::Config("admin.read_token_file", "/etc/r".into()),
+        };
+        let denied = "a valid `Authorization: Bearer <token>` header is required";
+        let h = token_hint(TokenKind::Admin, None, 401, denied);
+        assert!(h.starts_with("no token was sent; this command sends the admin token"));
+        let h = token_hint(TokenKind::Admin, Some(&env), 401, denied);
+        assert!(
+            h.starts_with(
+                "the daemon does not have the admin token sent (from FAILOVER_MONITOR_ADMIN_TOKEN); "
+            ),
+            "{h}"
+        );
+        let h = token_hint(TokenKind::Admin, Some(&env), 403, "forbidden");
+        assert!(h.contains("is the daemon's read-only token; this command sends the admin token"));
+        let h = token_hint(TokenKind::Read, Some(&file), 401, denied);
+        assert!(
+            h.starts_with(
+                "the daemon does not have the read-only token sent \
+                 (from admin.read_token_file = /etc/r); status and history send"
+            ),
+            "{h}"
+        );
+        // the daemon without tokens: it is the daemon that needs one
+        let h = token_hint(
+            TokenKind::Admin,
+            Some(&env),
+            401,
+            "no admin token is configured (x)",
+        );
+        assert!(h.starts_with("the daemon itself has no admin token"), "{h}");
+        let h = token_hint(
+            TokenKind::Read,
+            None,
+            401,
+            "no token is configured: reads are disabled",
+        );
+        assert!(h.starts_with("the daemon itself has no token"), "{h}");
+        assert!(h.contains("set FAILOVER_MONITOR_ADMIN_READ_TOKEN"), "{h}");
     }
 
     #[test]
