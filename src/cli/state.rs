@@ -86,22 +86,9 @@ async fn history(
         }
         return Ok(());
     }
-    for r in page.records {
-        println!(
-            "v{:<4} {}  {:>8} -> {:<8} {:<6} by {}: {}{}",
-            r.version,
-            r.at,
-            r.from,
-            r.to,
-            r.trigger.as_str(),
-            r.by,
-            r.reason,
-            if r.forced { " (forced)" } else { "" }
-        );
-    }
-    if let Some(next) = page.next_before {
-        println!("older records: --before {next}");
-    }
+    // The same lines as `admin history`, from the same JSON the daemon would send.
+    let body = json!({"records": page.records, "next_before": page.next_before});
+    print!("{}", client::render_history(&body));
     Ok(())
 }
 
