@@ -15,6 +15,8 @@
 //!   primary.
 //! - [`app`]: wiring and the decision loop that owns the policy.
 //! - [`admin`]: the authenticated HTTP admin API (axum), serving [`metrics`] too.
+//! - [`cli`]: the command line's commands (`check-config`, `state`, `admin`,
+//!   `backtest`), which the thin binary (`src/main.rs`) dispatches to.
 //! - [`provision`]: the batch tool that creates, inspects and destroys the stack the
 //!   daemon guards (never called by the daemon), with the original stack's
 //!   operations (upload a photo, comments) and their command line.
@@ -27,6 +29,7 @@ pub mod app;
 pub mod aws;
 pub mod backend;
 pub mod backtest;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;

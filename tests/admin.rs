@@ -534,12 +534,140 @@ async fn unhealthy_secondary_refuses_failover_unless_forced() {
     );
     assert_eq!(tables.item(Role::Secondary).await.version, 0);
 
+    // `state set` goes through the daemon's safety rules too
+    let state_set = |args: &[&str]| {
+        cli(&mon.config)
+            .args(["state", "set"])
+            .args(args)
+            .args(["--url", &mon.url(""), "--caller", "ops-fay"])
+            .env("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let out = state_set(&["failover"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the daemon answered 409: safety rule: the secondary"),
+        "{err}"
+    );
+    assert_eq!(tables.item(Role::Secondary).await.version, 0);
+
     let (code, body, _) = mon
         .post("/v1/failover", r#"{"reason": "drill", "force": true}"#)
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["record"]["forced"], true);
     assert!(tables.audits(Role::Secondary, 1..=1).await[0].forced);
+
+    // `--force` reaches the daemon as `force`, audited as forced
+    let out = state_set(&["fenced", "--force", "--reason", "forced by hand"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("failover -> fenced committed (version 2)")
+    );
+    let r = &tables.audits(Role::Secondary, 2..=2).await[0];
+    assert_eq!(
+        (r.forced, r.by.as_str(), r.reason.as_str()),
+        (true, "admin:ops-fay", "forced by hand")
+    );
+}
+
+/// `admin` needs no config: from a directory without monitor.toml, `--url` and the
+/// tokens of the environment or a flag reach the daemon; the caller reaches the audit
+/// record; a refused token says exactly what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_need_no_config_and_name_the_caller() {
+    let emu = Emulator::start();
+    let tables = emu.tables().await;
+    let mon = Monitor::start(&config(&emu, ""));
+    mon.wait_ready(READY).await;
+    wait_all_up(&mon).await;
+    let dir = TempDir::new("no-config");
+    let url = mon.url("");
+    // `--config monitor.toml` is the default, relative to the empty directory.
+    let admin = |args: &[&str], token: Option<&str>| {
+        let mut cmd = cli(std::path::Path::new("monitor.toml"));
+        cmd.current_dir(&dir.0)
+            .args(["admin", "--url", &url])
+            .args(args)
+            .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+            .env_remove("FAILOVER_MONITOR_ADMIN_READ_TOKEN")
+            .env_remove("FAILOVER_MONITOR_CALLER");
+        if let Some(t) = token {
+            cmd.env("FAILOVER_MONITOR_ADMIN_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let out = admin(&["health"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "ok");
+    assert!(
+        !text(&out.stderr).contains("config was not read"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = admin(&["status"], Some(TOKEN));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("state     active (version 0)"));
+    assert!(!text(&out.stderr).contains("config was not read"));
+
+    // no token anywhere: the note says once why the config did not give one, and the
+    // refusal says what to set
+    let out = admin(&["status"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("the config was not read").count(), 1, "{err}");
+    assert!(err.contains("monitor.toml does not exist"), "{err}");
+    assert!(
+        err.contains("the daemon answered 401")
+            && err.contains("no token was sent")
+            && err.contains("set FAILOVER_MONITOR_ADMIN_READ_TOKEN"),
+        "{err}"
+    );
+    let out = admin(&["pause"], Some("wrong-token-0123456789"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "the daemon does not have the admin token sent (from FAILOVER_MONITOR_ADMIN_TOKEN)"
+        ) && err.contains("set FAILOVER_MONITOR_ADMIN_TOKEN"),
+        "{err}"
+    );
+
+    // the caller: --caller, else FAILOVER_MONITOR_CALLER; into `by` and `updatedBy`
+    let out = admin(
+        &["--caller", "ops-dan", "fence", "--reason", "caller test"],
+        Some(TOKEN),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = &tables.audits(Role::Secondary, 1..=1).await[0];
+    assert_eq!((r.by.as_str(), r.to), ("admin:ops-dan", AppState::Fenced));
+    let i = tables.item(Role::Secondary).await;
+    assert_eq!(i.updated_by.as_deref(), Some("admin:ops-dan"));
+    let token_file = dir.0.join("admin-token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let out = cli(std::path::Path::new("monitor.toml"))
+        .current_dir(&dir.0)
+        .args(["admin", "failback", "--reason", "back", "--url", &url])
+        .arg("--token-file")
+        .arg(&token_file)
+        .env_remove("FAILOVER_MONITOR_ADMIN_TOKEN")
+        .env("FAILOVER_MONITOR_CALLER", "ops-eve")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("config was not read"));
+    let r = &tables.audits(Role::Secondary, 2..=2).await[0];
+    assert_eq!((r.by.as_str(), r.to), ("admin:ops-eve", AppState::Active));
+    let out = admin(&["--caller", "not valid", "pause"], Some(TOKEN));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 /// The operator CLI against a running daemon.

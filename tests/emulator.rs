@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use failover_monitor::model::{AppState, Role, Trigger};
+use serde_json::json;
 use support::admin::{TRANSITIONS, all_probes_up};
 use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
 use support::emulator::{Emulator, use_emulator_credentials};
-use support::monitor::{Monitor, cli};
+use support::monitor::{Monitor, TOKEN, cli};
 use support::{TempDir, free_port, wait_for};
 
 fn monitor_section(extra: &str) -> String {
@@ -338,6 +339,35 @@ async fn manual_failback_waits_for_a_human() {
             i.state == AppState::Failover
         })
         .await;
+
+    // `state set` goes through the running monitor, so its safety rules apply: no
+    // failback while the primary fails its probes.
+    let dir = TempDir::new("cli");
+    let path = dir.0.join("monitor.toml");
+    std::fs::write(&path, &config_text).unwrap();
+    let set_active = || {
+        cli(&path)
+            .args([
+                "state",
+                "set",
+                "active",
+                "--reason",
+                "primary verified by ops",
+            ])
+            .args(["--url", &mon.url(""), "--caller", "ops-bob"])
+            .env("FAILOVER_MONITOR_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let out = set_active();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("409") && err.contains("safety rule: the primary does not pass its probes"),
+        "{err}"
+    );
+    assert_eq!(tables.item(Role::Secondary).await.version, 1);
+
     emu.primary.restart();
     emu.seed(Role::Primary);
     tables
@@ -351,31 +381,31 @@ async fn manual_failback_waits_for_a_human() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(tables.item(Role::Secondary).await.state, AppState::Failover);
 
-    let dir = TempDir::new("cli");
-    let path = dir.0.join("monitor.toml");
-    std::fs::write(&path, &config_text).unwrap();
-    let out = cli(&path)
-        .args([
-            "state",
-            "set",
-            "active",
-            "--reason",
-            "primary verified by ops",
-        ])
-        .output()
-        .unwrap();
+    let out = set_active();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("its safety rules apply")
+            && text.contains("failover -> active committed (version 2)"),
+        "{text}"
+    );
     let s = tables.item(Role::Secondary).await;
     assert_eq!((s.state, s.version), (AppState::Active, 2));
-    assert!(s.updated_by.as_deref().unwrap().starts_with("cli:"));
+    // a human's move, recorded under the caller's name (`admin:` through the daemon)
+    assert_eq!(s.updated_by.as_deref(), Some("admin:ops-bob"));
     let r = &tables.audits(Role::Secondary, 2..=2).await[0];
     assert_eq!(
-        (r.trigger, r.reason.as_str()),
-        (Trigger::Manual, "primary verified by ops")
+        (r.trigger, r.reason.as_str(), r.by.as_str(), r.forced),
+        (
+            Trigger::Manual,
+            "primary verified by ops",
+            "admin:ops-bob",
+            false
+        )
     );
     // The daemon sees the human's move and leaves it.
     mon.wait_status(
@@ -429,7 +459,8 @@ fn bad_config_exits_2_naming_the_key() {
     );
 }
 
-/// `state get|set|switch|history` against the emulator.
+/// `state get|set|switch|history` against the emulator, without a monitor: a move
+/// is refused unless forced, and a forced one is written directly, audited as such.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_commands_move_the_item_with_versions_and_audit() {
     let emu = Emulator::start();
@@ -437,7 +468,16 @@ async fn state_commands_move_the_item_with_versions_and_audit() {
     let dir = TempDir::new("cli");
     let path = dir.0.join("monitor.toml");
     std::fs::write(&path, emu.config(&monitor_section(""))).unwrap();
+    // No monitor listens there.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
     let run = |args: &[&str]| cli(&path).args(args).output().unwrap();
+    let forced = |args: &[&str]| {
+        cli(&path)
+            .args(args)
+            .args(["--force", "--url", &nobody, "--caller", "ops-ana"])
+            .output()
+            .unwrap()
+    };
 
     let out = run(&["state", "get"]);
     assert!(out.status.success());
@@ -445,27 +485,40 @@ async fn state_commands_move_the_item_with_versions_and_audit() {
     assert!(text.contains("primary   active   version 0"), "{text}");
     assert!(text.contains("secondary active   version 0"), "{text}");
 
-    let out = run(&["state", "set", "active"]);
+    // without a monitor and without --force: refused, nothing written
+    let out = run(&["state", "switch", "--url", &nobody]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("no monitor answered at {nobody}"))
+            && err.contains("the move was not made")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(tables.item(Role::Secondary).await.version, 0);
+
+    let out = forced(&["state", "set", "active"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already active"));
 
     assert!(
-        run(&["state", "switch", "--reason", "drill"])
+        forced(&["state", "switch", "--reason", "drill"])
             .status
             .success()
     );
-    assert!(run(&["state", "set", "fenced"]).status.success());
-    let out = run(&["state", "switch"]);
+    assert!(forced(&["state", "set", "fenced"]).status.success());
+    let out = forced(&["state", "switch"]);
     assert_eq!(
         out.status.code(),
         Some(1),
         "switch from fenced is ambiguous"
     );
-    assert!(run(&["state", "set", "failover"]).status.success());
+    assert!(forced(&["state", "set", "failover"]).status.success());
 
     for role in Role::BOTH {
         let i = tables.item(role).await;
         assert_eq!((i.state, i.version), (AppState::Failover, 3), "{role}");
+        assert_eq!(i.updated_by.as_deref(), Some("cli:ops-ana"), "{role}");
     }
     let out = run(&["state", "history", "--json"]);
     assert!(out.status.success());
@@ -488,6 +541,39 @@ async fn state_commands_move_the_item_with_versions_and_audit() {
         ]
     );
     assert_eq!(records[2]["reason"], "drill");
+    for r in &records {
+        assert_eq!(
+            (&r["by"], &r["forced"]),
+            (&json!("cli:ops-ana"), &json!(true))
+        );
+        assert_eq!(r["evidence"]["source"], "cli");
+        assert!(
+            r["evidence"]["checked"]
+                .as_str()
+                .unwrap()
+                .contains("no monitor checked the regions"),
+            "{r}"
+        );
+    }
+
+    // Without USER, SUDO_USER or FAILOVER_MONITOR_CALLER, the OS user: never "unknown".
+    let out = cli(&path)
+        .args(["state", "set", "active", "--force", "--url", &nobody])
+        .env_remove("USER")
+        .env_remove("SUDO_USER")
+        .env_remove("FAILOVER_MONITOR_CALLER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by = tables.item(Role::Secondary).await.updated_by.unwrap();
+    assert!(
+        by.starts_with("cli:") && by.len() > 4 && by != "cli:unknown",
+        "{by}"
+    );
 }
 
 /// The secondary is the commit point: with it down, nothing changes anywhere.
@@ -499,8 +585,9 @@ async fn a_write_without_the_secondary_changes_nothing() {
     let path = dir.0.join("monitor.toml");
     std::fs::write(&path, emu.config(&monitor_section(""))).unwrap();
     emu.secondary.kill();
+    let nobody = format!("http://127.0.0.1:{}", free_port());
     let out = cli(&path)
-        .args(["state", "set", "failover"])
+        .args(["state", "set", "failover", "--force", "--url", &nobody])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

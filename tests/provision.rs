@@ -969,10 +969,16 @@ async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
     );
 
     // After a switch, uploads go to the secondary; while fenced they are refused.
-    ok(&config, &["state", "set", "failover", "--reason", "test"]);
+    ok(
+        &config,
+        &["state", "set", "failover", "--reason", "test", "--force"],
+    );
     let up: Value = serde_json::from_str(&ok(&config, &["photo", "upload", "--json"])).unwrap();
     assert_eq!(up["bucket"], "photos-secondary");
-    ok(&config, &["state", "set", "fenced", "--reason", "test"]);
+    ok(
+        &config,
+        &["state", "set", "fenced", "--reason", "test", "--force"],
+    );
     let out = run(&config, &["photo", "upload"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fenced"));

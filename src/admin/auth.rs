@@ -16,6 +16,13 @@ pub const TOKEN_ENV: &str = "FAILOVER_MONITOR_ADMIN_TOKEN";
 pub const READ_TOKEN_ENV: &str = "FAILOVER_MONITOR_ADMIN_READ_TOKEN";
 const MIN_LEN: usize = 16;
 
+/// How the daemon's 401 begins when it has no token at all, so reads are refused
+/// whatever the caller sends (the CLI then says that the daemon needs a token).
+pub const NO_TOKEN_CONFIGURED: &str = "no token is configured";
+/// How the daemon's 401 begins when it has no admin token, so every mutating call is
+/// refused whatever the caller sends.
+pub const NO_ADMIN_TOKEN_CONFIGURED: &str = "no admin token is configured";
+
 /// A secret that prints as `[redacted]`.
 #[derive(Clone)]
 pub struct Token(String);
@@ -150,6 +157,16 @@ pub fn load_kind(
     settings: &Settings,
     env: Option<String>,
 ) -> Result<Option<Token>, ConfigError> {
+    load_from(kind, env, kind.file(settings))
+}
+
+/// The token of `kind` from `env` (the value of [`TokenKind::env`], if set), else
+/// from `file`: what the CLI sends when a flag names the file or no config was read.
+pub fn load_from(
+    kind: TokenKind,
+    env: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<Token>, ConfigError> {
     if let Some(v) = env {
         return Token::new(v).map(Some).map_err(|why| ConfigError::Invalid {
             key: kind.env().into(),
@@ -157,7 +174,7 @@ pub fn load_kind(
             allowed: why,
         });
     }
-    let Some(path) = kind.file(settings) else {
+    let Some(path) = file else {
         return Ok(None);
     };
     read_file(kind, path).map(Some)

@@ -1,13 +1,18 @@
-//! The operator's side of the admin API: `failover-monitor admin ...` talks to a
-//! running daemon over HTTP and prints the answer for a human, or as JSON.
+//! The operator's side of the admin API: `failover-monitor admin ...` and the CLI's
+//! state moves talk to a running daemon over HTTP and print the answer for a human,
+//! or as JSON; a refused token is answered with exactly what to set.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::auth::Token;
+use super::auth::{
+    NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV, Token, TokenKind,
+};
 
 pub struct Client {
     http: reqwest::Client,
@@ -69,6 +74,28 @@ impl Client {
         Self::answer(resp).await
     }
 
+    /// Whether a failover-monitor daemon answers `GET /healthz` within `limit`; the
+    /// error says what answered instead, or why nothing did.
+    pub async fn probe_health(&self, limit: Duration) -> Result<(), String> {
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .timeout(limit)
+            .send()
+            .await
+            .map_err(describe)?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status == 200 && body["status"] == "ok" {
+            Ok(())
+        } else {
+            Err(format!(
+                "GET /healthz answered {status}, not as a failover-monitor daemon does"
+            ))
+        }
+    }
+
     async fn answer(resp: reqwest::Response) -> anyhow::Result<Answer> {
         let status = resp.status().as_u16();
         let text = resp.text().await.context("reading the daemon's answer")?;
@@ -77,20 +104,105 @@ impl Client {
     }
 }
 
+/// A reqwest error in a few words, without the URL (the caller names it).
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer in time".into();
+    }
+    // The innermost cause says it best ("Connection refused (os error 111)").
+    let e = e.without_url();
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
 /// A request body for a move.
 pub fn move_body(reason: &str, force: bool, caller: &str) -> Value {
     json!({"reason": reason, "force": force, "caller": caller})
 }
 
 /// What to set when `status` or `history` is refused (401).
-pub const READ_HINT: &str = "status and history send the read-only token \
-    (FAILOVER_MONITOR_ADMIN_READ_TOKEN, --read-token-file or admin.read_token_file), \
-    else the admin token (FAILOVER_MONITOR_ADMIN_TOKEN, --token-file or admin.token_file): \
-    set one that the daemon has";
+pub const READ_HINT: &str = "status and history send the read-only token, else the admin \
+    token: set FAILOVER_MONITOR_ADMIN_READ_TOKEN to the daemon's read-only token (or name \
+    a file holding it with --read-token-file PATH or admin.read_token_file in the config), \
+    or FAILOVER_MONITOR_ADMIN_TOKEN to its admin token (--token-file PATH, admin.token_file)";
 /// What to set when a move, pause or resume is refused (401 or 403).
 pub const ADMIN_HINT: &str = "this command sends the admin token: set \
-    FAILOVER_MONITOR_ADMIN_TOKEN, --token-file or admin.token_file to the daemon's \
-    (a read-only token cannot change anything)";
+    FAILOVER_MONITOR_ADMIN_TOKEN to the daemon's admin token (or name a file holding it \
+    with --token-file PATH or admin.token_file in the config); a read-only token cannot \
+    change anything";
+
+/// Where the token a command sent came from, so that a refusal names what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The environment variable ([`TokenKind::env`]).
+    Env(&'static str),
+    /// The file a flag named: the flag and the path.
+    Flag(&'static str, PathBuf),
+    /// The file the config named: the key and the path.
+    Config(&'static str, PathBuf),
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Env(var) => write!(f, "from {var}"),
+            TokenSource::Flag(flag, path) => write!(f, "from {flag} {}", path.display()),
+            TokenSource::Config(key, path) => write!(f, "from {key} = {}", path.display()),
+        }
+    }
+}
+
+/// The token a command sent: which one, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub kind: TokenKind,
+    pub from: TokenSource,
+}
+
+/// What to tell the operator when the daemon refused the token (401 or 403): the
+/// command needs `needs` (the read-only token, which the admin token stands in for, or
+/// the admin token), sent `sent`, and the daemon said `message`.
+pub fn token_hint(needs: TokenKind, sent: Option<&Sent>, status: u16, message: &str) -> String {
+    let hint = match needs {
+        TokenKind::Admin => ADMIN_HINT,
+        TokenKind::Read => READ_HINT,
+    };
+    if message.starts_with(NO_ADMIN_TOKEN_CONFIGURED) && needs == TokenKind::Admin {
+        return format!(
+            "the daemon itself has no admin token, so it refuses every change whatever is \
+             sent: start it with {TOKEN_ENV} or admin.token_file set; then {hint}"
+        );
+    }
+    if message.starts_with(NO_TOKEN_CONFIGURED) {
+        return format!(
+            "the daemon itself has no token, so it refuses status and history whatever is \
+             sent: start it with {READ_TOKEN_ENV} or admin.read_token_file (or the admin \
+             token) set; then {hint}"
+        );
+    }
+    match sent {
+        None => format!("no token was sent; {hint}"),
+        Some(s) if status == 403 => {
+            format!(
+                "the token sent ({}) is the daemon's read-only token; {hint}",
+                s.from
+            )
+        }
+        Some(s) => {
+            let which = match s.kind {
+                TokenKind::Admin => "admin",
+                TokenKind::Read => "read-only",
+            };
+            format!(
+                "the daemon does not have the {which} token sent ({}); {hint}",
+                s.from
+            )
+        }
+    }
+}
 
 /// Fails with the daemon's error message when the status is not 2xx, followed by
 /// `hint` when the daemon refused the token (401 or 403).
@@ -253,6 +365,54 @@ mod tests {
             render_history(&json!({"records": [], "next_before": null})),
             ""
         );
+    }
+
+    #[test]
+    fn token_hints_name_the_token_sent_and_what_to_set() {
+        let env = Sent {
+            kind: TokenKind::Admin,
+            from: TokenSource::Env(TOKEN_ENV),
+        };
+        let file = Sent {
+            kind: TokenKind::Read,
+            from: TokenSource::Config("admin.read_token_file", "/etc/r".into()),
+        };
+        let denied = "a valid `Authorization: Bearer <token>` header is required";
+        let h = token_hint(TokenKind::Admin, None, 401, denied);
+        assert!(h.starts_with("no token was sent; this command sends the admin token"));
+        let h = token_hint(TokenKind::Admin, Some(&env), 401, denied);
+        assert!(
+            h.starts_with(
+                "the daemon does not have the admin token sent (from FAILOVER_MONITOR_ADMIN_TOKEN); "
+            ),
+            "{h}"
+        );
+        let h = token_hint(TokenKind::Admin, Some(&env), 403, "forbidden");
+        assert!(h.contains("is the daemon's read-only token; this command sends the admin token"));
+        let h = token_hint(TokenKind::Read, Some(&file), 401, denied);
+        assert!(
+            h.starts_with(
+                "the daemon does not have the read-only token sent \
+                 (from admin.read_token_file = /etc/r); status and history send"
+            ),
+            "{h}"
+        );
+        // the daemon without tokens: it is the daemon that needs one
+        let h = token_hint(
+            TokenKind::Admin,
+            Some(&env),
+            401,
+            "no admin token is configured (x)",
+        );
+        assert!(h.starts_with("the daemon itself has no admin token"), "{h}");
+        let h = token_hint(
+            TokenKind::Read,
+            None,
+            401,
+            "no token is configured: reads are disabled",
+        );
+        assert!(h.starts_with("the daemon itself has no token"), "{h}");
+        assert!(h.contains("set FAILOVER_MONITOR_ADMIN_READ_TOKEN"), "{h}");
     }
 
     #[test]

@@ -377,7 +377,7 @@ class Story:
         assert answer.json() == {"message": "Missing Authentication Token"}, answer.text()
 
     def fenced(self):
-        cli(self.config, "state", "set", "fenced", "--reason", "browser test")
+        cli(self.config, "state", "set", "fenced", "--reason", "browser test", "--force")
         self.banner("fenced", "primary")
         objects, comments = self.objects("primary"), self.comments_in("primary")
         self.upload_file("blocked.png")
@@ -390,7 +390,7 @@ class Story:
 
     def follows_version(self):
         # The primary's copy lags (replication): the secondary's newer version wins.
-        cli(self.config, "state", "set", "active", "--reason", "browser test")
+        cli(self.config, "state", "set", "active", "--reason", "browser test", "--force")
         self.banner("active", "primary")
         ddb = self.regions["secondary"].client("dynamodb")
         table = f"{PROJECT}-config"
@@ -407,7 +407,7 @@ class Story:
             ddb.put_item(TableName=table, Item=item)
 
     def failover(self):
-        cli(self.config, "state", "set", "failover", "--reason", "browser test")
+        cli(self.config, "state", "set", "failover", "--reason", "browser test", "--force")
         self.banner("failover", "secondary")
         expect(self.page.locator("#region-notice")).to_contain_text("Moved to the secondary region (ap-northeast-1)")
         expect(self.page.locator("#gallery-source")).to_contain_text("photos-secondary")

@@ -1,0 +1,270 @@
+//! The route handlers: the open routes, the reads (status, history) and the
+//! operator's moves and pause, each checking its token first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::auth::{
+    Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
+};
+use super::error::{ApiError, ApiResult, json_ok, rejection};
+use super::requests::{parse_history_query, parse_move_request, parse_pause_request};
+use super::{AdminState, OPENAPI};
+use crate::control::{Command, MoveError};
+use crate::model::AppState;
+
+pub(super) async fn healthz() -> ApiResult {
+    json_ok(StatusCode::OK, json!({"status": "ok"}))
+}
+
+pub(super) async fn readyz(State(s): State<Arc<AdminState>>) -> ApiResult {
+    if s.handle.status.borrow().ready {
+        json_ok(StatusCode::OK, json!({"status": "ready"}))
+    } else {
+        json_ok(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not ready", "reason": "the config item has not been read yet"}),
+        )
+    }
+}
+
+pub(super) async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(super) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResult {
+    authorize_read(&s, &headers)?;
+    let st = s.handle.status.borrow().clone();
+    json_ok(
+        StatusCode::OK,
+        json!({
+            "instance_id": st.instance_id,
+            "state": st.item.as_ref().map(|i| i.state),
+            "version": st.item.as_ref().map(|i| i.version),
+            "mode": st.mode,
+            "paused": st.paused,
+            "pause": st.pause,
+            "leader": st.leader,
+            "is_leader": st.is_leader,
+            "instances": st.instances,
+            "quorum": st.quorum,
+            "duplicate": st.duplicate,
+            "needs_human": st.needs_human,
+            "committing": st.committing,
+            "ready": st.ready,
+            "item": st.item,
+            "regions": {"primary": st.primary_item, "secondary": st.secondary_item},
+            "divergence": st.divergence,
+            "policy": st.verdict,
+            "probes": st.probes,
+        }),
+    )
+}
+
+pub(super) async fn history(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    authorize_read(&s, &headers)?;
+    let Query(q) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let q = parse_history_query(&q)?;
+    match s.actuator.history(q.limit, q.before).await {
+        Ok(page) => json_ok(
+            StatusCode::OK,
+            json!({"records": page.records, "next_before": page.next_before}),
+        ),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+fn presented(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The reads (`GET /v1/status`, `GET /v1/history`): the read-only or the admin token.
+fn authorize_read(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !s.tokens.any() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "{NO_TOKEN_CONFIGURED}: reads are disabled; set a read-only token \
+                 (admin.read_token_file or {READ_TOKEN_ENV}) or the admin token \
+                 (admin.token_file or {TOKEN_ENV})"
+            ),
+        ));
+    }
+    match s.tokens.access(presented(headers)) {
+        Access::Admin | Access::Read => Ok(()),
+        Access::Denied => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` header is required \
+             (the read-only token or the admin token)",
+        )),
+    }
+}
+
+/// The mutating calls: the admin token only; the read-only token gets 403.
+fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let access = s.tokens.access(presented(headers));
+    if access == Access::Read {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the read-only token opens GET /v1/status and /v1/history only; this call \
+                 needs the admin token (admin.token_file or {TOKEN_ENV})"
+            ),
+        ));
+    }
+    if s.tokens.admin.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "{NO_ADMIN_TOKEN_CONFIGURED} (admin.token_file or {TOKEN_ENV}): mutating \
+                 calls are disabled"
+            ),
+        ));
+    }
+    if access == Access::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` header is required",
+        ))
+    }
+}
+
+async fn send<T>(
+    s: &AdminState,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiError> {
+    s.handle.ask(make).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the daemon is shutting down",
+        )
+    })
+}
+
+pub(super) async fn mov(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    to: AppState,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let body = body.map_err(rejection)?;
+    let req = parse_move_request(&body)?;
+    let result = send(&s, |reply| Command::Move {
+        to,
+        reason: req.reason,
+        force: req.force,
+        caller: req.caller,
+        reply,
+    })
+    .await?;
+    match result {
+        Ok(done) => json_ok(
+            StatusCode::OK,
+            serde_json::to_value(done).unwrap_or_default(),
+        ),
+        Err(MoveError::Refused(r)) => {
+            let (status, code) = match r {
+                crate::policy::Refusal::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+                _ => (StatusCode::CONFLICT, "not_allowed"),
+            };
+            Err(ApiError::new(status, code, r.to_string()))
+        }
+        Err(MoveError::LostRace(current)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "lost_race",
+            format!(
+                "the item changed meanwhile (now {}); nothing was written",
+                current.map_or("unknown".into(), |i| format!(
+                    "{} version {}",
+                    i.state, i.version
+                ))
+            ),
+        )),
+        Err(MoveError::NeedsHuman(why)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "needs_human", why))
+        }
+        Err(MoveError::Failed(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{e}; nothing was written"),
+        )),
+        Err(MoveError::Unknown(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            format!(
+                "{e}; the write may have been applied: GET /v1/status shows the item once \
+                 the monitor has read it again, GET /v1/history its audit record"
+            ),
+        )),
+        Err(MoveError::Expired) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "another commit was in flight for too long; the move was not started",
+        )),
+    }
+}
+
+pub(super) async fn pause(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    paused: bool,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let body = body.map_err(rejection)?;
+    let (reason, caller) = parse_pause_request(&body)?;
+    let was = send(&s, |reply| Command::SetPaused {
+        paused,
+        caller,
+        reason: reason.unwrap_or_default(),
+        reply,
+    })
+    .await?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the pause cannot be stored in the commit region: {e}"),
+        )
+    })?;
+    json_ok(StatusCode::OK, json!({"paused": paused, "was_paused": was}))
+}

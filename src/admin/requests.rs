@@ -1,0 +1,172 @@
+//! The request bodies and queries the admin API accepts, and their checks. Pure, so
+//! they are tested (and fuzzed: `fuzz/fuzz_targets/admin_body.rs`) without a server;
+//! every error is a 400.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
+
+/// The largest `before`: the largest integer every JSON client reads exactly (2^53 - 1).
+pub const BEFORE_MAX: u64 = (1 << 53) - 1;
+
+/// A validated `GET /v1/history` query.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// 1 to [`HISTORY_MAX_LIMIT`]; default [`HISTORY_DEFAULT_LIMIT`].
+    pub limit: usize,
+    /// Only records with a version below this one (1 to [`BEFORE_MAX`]); `None`: from
+    /// the newest.
+    pub before: Option<u64>,
+}
+
+/// Parses and checks the `/v1/history` query parameters; every error is a 400.
+pub fn parse_history_query(q: &HashMap<String, String>) -> Result<HistoryQuery, ApiError> {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["limit", "before"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter {k:?}; only limit and before are accepted"
+        )));
+    }
+    let limit = match q.get("limit") {
+        None => HISTORY_DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=HISTORY_MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit = {v:?}: expected a whole number from 1 to {HISTORY_MAX_LIMIT}"
+                )));
+            }
+        },
+    };
+    let before = match q.get("before") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=BEFORE_MAX).contains(&n) => Some(n),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "before = {v:?}: expected a version, a whole number from 1 to \
+                     {BEFORE_MAX} (the next_before of the previous page)"
+                )));
+            }
+        },
+    };
+    Ok(HistoryQuery { limit, before })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    reason: String,
+    #[serde(default)]
+    force: bool,
+    caller: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    reason: Option<String>,
+    caller: Option<String>,
+}
+
+fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: &[u8],
+    empty_ok: bool,
+) -> Result<Option<T>, ApiError> {
+    if body.is_empty() || (!empty_ok && body.iter().all(u8::is_ascii_whitespace)) {
+        return if empty_ok {
+            Ok(None)
+        } else {
+            Err(ApiError::bad_request(
+                "a JSON body is required: {\"reason\": \"...\", \"force\": false}",
+            ))
+        };
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    // serde would also take a struct from an array of its fields: only objects count.
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn check_caller(caller: Option<String>) -> Result<String, ApiError> {
+    let caller = caller.unwrap_or_else(|| "operator".into());
+    let ok = !caller.is_empty()
+        && caller.len() <= 64
+        && caller
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if ok {
+        Ok(caller)
+    } else {
+        Err(ApiError::bad_request(
+            "caller: 1 to 64 characters of a-z, A-Z, 0-9, '-', '_', '.', '@'",
+        ))
+    }
+}
+
+/// The whitespace of the OpenAPI document's `\S` pattern (ECMAScript's `\s`), so the
+/// server and the document agree on what an empty reason is.
+fn is_pattern_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+fn check_reason(reason: &str) -> Result<(), ApiError> {
+    if reason.chars().all(is_pattern_space) {
+        return Err(ApiError::bad_request(
+            "reason: required and must not be empty",
+        ));
+    }
+    if reason.len() > 1024 {
+        return Err(ApiError::bad_request("reason: at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// A validated manual-move request body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MoveRequest {
+    pub reason: String,
+    pub force: bool,
+    pub caller: String,
+}
+
+/// Parses and checks a `/v1/failover|failback|fence` body. Pure, so it is fuzzed on
+/// its own (fuzz/fuzz_targets/admin_body.rs); every error is a 4xx.
+pub fn parse_move_request(body: &[u8]) -> Result<MoveRequest, ApiError> {
+    let body: MoveBody = parse_body(body, false)?.expect("empty bodies are refused");
+    check_reason(&body.reason)?;
+    Ok(MoveRequest {
+        reason: body.reason,
+        force: body.force,
+        caller: check_caller(body.caller)?,
+    })
+}
+
+/// Parses and checks a `/v1/pause|resume` body (which may be empty).
+pub fn parse_pause_request(body: &[u8]) -> Result<(Option<String>, String), ApiError> {
+    let body: PauseBody = parse_body(body, true)?.unwrap_or_default();
+    if let Some(r) = &body.reason {
+        check_reason(r)?;
+    }
+    Ok((body.reason, check_caller(body.caller)?))
+}
