@@ -170,13 +170,20 @@ pub fn plan(rng: &mut fastrand::Rng, instances: &[String], global: bool) -> Plan
 
 /// All but one instance die or stop, and the survivor's own path to the (healthy)
 /// primary breaks: it must not fail the region over alone.
-fn lone_survivor(rng: &mut fastrand::Rng, instances: &[String], events: &mut Vec<(Duration, Fault)>) {
+fn lone_survivor(
+    rng: &mut fastrand::Rng,
+    instances: &[String],
+    events: &mut Vec<(Duration, Fault)>,
+) {
     let at = Duration::from_millis(rng.u64(5_000..20_000));
     let back = at + Duration::from_millis(rng.u64(15_000..30_000));
     let survivor = rng.usize(..instances.len());
     for (n, i) in instances.iter().enumerate() {
         if n == survivor {
-            events.push((at + Duration::from_secs(2), Fault::Cut(i.clone(), Path::Primary)));
+            events.push((
+                at + Duration::from_secs(2),
+                Fault::Cut(i.clone(), Path::Primary),
+            ));
             events.push((back, Fault::Heal(i.clone(), Path::Primary)));
         } else if rng.bool() {
             events.push((at, Fault::Kill(i.clone())));

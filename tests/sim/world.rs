@@ -314,9 +314,10 @@ impl World {
             .filter(|(_, slot)| running(slot) && !slot.paths.primary)
             .map(|(i, _)| i.clone())
             .collect();
-        let changed = s.history.last().is_none_or(|(_, ok, who, b)| {
-            *ok != primary_ok || *who != seeing || *b != blind
-        });
+        let changed = s
+            .history
+            .last()
+            .is_none_or(|(_, ok, who, b)| *ok != primary_ok || *who != seeing || *b != blind);
         if changed {
             s.history.push((now, primary_ok, seeing, blind));
         }
