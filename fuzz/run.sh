@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes config parsing and admin request bodies with cargo-fuzz (libFuzzer).
-#   fuzz/run.sh            # 30 s per target (CI)
+#   fuzz/run.sh            # 20 s per target (what CI runs: tests/run.sh, FUZZ_SECONDS)
 #   fuzz/run.sh 600        # longer
 # Seeds: the shipped monitor.toml, the invalid configs of the tests, a few bodies.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-secs=${1:-30}
+secs=${1:-20}
 command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz@0.13.2
 # The instrumented build of the whole crate is slow; keep it across checkouts.
 target="${XDG_CACHE_HOME:-$HOME/.cache}/failover-monitor/fuzz-target"

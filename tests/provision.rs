@@ -1164,7 +1164,10 @@ async fn the_store_api_takes_only_signed_comments_and_every_character_reads_back
     assert_eq!(answer["comments"][0]["message"], SPECIAL);
 
     // The state API answers the state and its version, in each region.
-    ok(&config, &["state", "set", "failover", "--reason", "test"]);
+    ok(
+        &config,
+        &["state", "set", "failover", "--reason", "test", "--force"],
+    );
     for (role, key) in [(Role::Primary, "primary"), (Role::Secondary, "secondary")] {
         let item = config_item(&emu, role).await.unwrap();
         let version: u64 = item["version"].as_n().unwrap().parse().unwrap();

@@ -5,7 +5,7 @@
 # to the website bucket and serves it on loopback (`provision website-deploy`,
 # `provision website-local`, standing in for CloudFront), gives the Cognito user a
 # temporary password, writes a monitor.toml whose probes target what was provisioned,
-# and runs the monitor with it.
+# creates an admin token (target/emulator/admin-token) and runs the monitor with both.
 # It prints the page's URL, the user name and the temporary password: sign in, upload,
 # comment; in another terminal, `deploy/local/emulator.sh kill-primary` is a primary
 # region outage: watch the log fail over and the page follow. Ctrl-C stops everything.
@@ -22,7 +22,13 @@ cleanup() {
   "$root/deploy/local/emulator.sh" stop
 }
 trap cleanup EXIT
-cargo build --quiet
+if [ -x "$root/target/debug/failover-monitor" ]; then
+  echo "building failover-monitor (only what changed: seconds)"
+else
+  echo "building failover-monitor for the first time: cargo compiles the AWS SDK crates,"
+  echo "about 4 to 6 minutes on 2 cores (later starts take seconds); progress follows"
+fi
+cargo build
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test   # the emulator accepts any
 bin="$root/target/debug/failover-monitor"
 config="$root/monitor.toml"
@@ -37,6 +43,13 @@ user=$(sed -n 's/^cognito_username *= *"\([^"]*\)".*/\1/p' "$config" | head -1)
 password=$("$root/.venv/bin/python" "$root/deploy/local/demo_user.py" \
   --ui-config "$state/uiConfig.json" --user "$user")
 echo "$user $password" >"$state/demo-user"
+# The admin API refuses every change without a token: the demo makes one (24
+# characters, readable by this user only) and starts the monitor with it.
+token_file="$state/admin-token"
+if [ ! -s "$token_file" ]; then
+  (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(18), end="")' >"$token_file")
+fi
+chmod 600 "$token_file"
 "$bin" --config "$config" provision website-local --port "$website_port" >"$state/website-local.log" 2>&1 &
 site_pid=$!
 for _ in $(seq 50); do
@@ -51,16 +64,18 @@ The web page: $url
   user name:           $user
   temporary password:  $password   (the page asks for a new one at the first sign-in)
 
-failover-monitor is starting with $state/monitor.toml (probes on the provisioned stack).
-Try, in another terminal:
+failover-monitor is starting with $state/monitor.toml (probes on the provisioned stack)
+and the admin token in $token_file. Try, in another terminal, from $root:
+  export FAILOVER_MONITOR_ADMIN_TOKEN=\$(cat target/emulator/admin-token)   # the CLI sends it to the monitor
+  target/debug/failover-monitor admin status  # what the monitor sees: probes, verdict, state
   deploy/local/emulator.sh kill-primary      # region outage -> failover within ~3 s; the page moves to the secondary
   target/debug/failover-monitor state get     # both regions' copies of the config item
   target/debug/failover-monitor state history # the audit records
   target/debug/failover-monitor photo upload  # a tinted test photo, to the region the state points at
   target/debug/failover-monitor comments add --message "hello"   # on a random photo, signed, through the store API
   deploy/local/emulator.sh restart-primary   # the primary returns empty; provision apply rebuilds it
-  target/debug/failover-monitor state set active --reason "primary verified"
+  target/debug/failover-monitor state set active --reason "primary verified"   # failback, checked by the monitor
   target/debug/failover-monitor provision destroy --yes   # back to nothing
 
 MSG
-"$bin" --config "$state/monitor.toml" run "$@"
+FAILOVER_MONITOR__ADMIN__TOKEN_FILE="$token_file" "$bin" --config "$state/monitor.toml" run "$@"
