@@ -17,8 +17,11 @@ state="$root/target/emulator"
 website_port=${WEBSITE_PORT:-8080}
 "$root/deploy/local/emulator.sh" start-empty
 site_pid=""
+monitor_pid=""
 cleanup() {
   [ -n "$site_pid" ] && kill "$site_pid" 2>/dev/null || true
+  [ -n "$monitor_pid" ] && kill "$monitor_pid" 2>/dev/null || true
+  rm -f "$state/monitor.pid"
   "$root/deploy/local/emulator.sh" stop
 }
 trap cleanup EXIT
@@ -78,4 +81,11 @@ and the admin token in $token_file. Try, in another terminal, from $root:
   target/debug/failover-monitor provision destroy --yes   # back to nothing
 
 MSG
-FAILOVER_MONITOR__ADMIN__TOKEN_FILE="$token_file" "$bin" --config "$state/monitor.toml" run "$@"
+FAILOVER_MONITOR__ADMIN__TOKEN_FILE="$token_file" "$bin" --config "$state/monitor.toml" run "$@" &
+monitor_pid=$!
+echo "$monitor_pid" >"$state/monitor.pid"   # emulator.sh restart-primary reloads it
+# Ctrl-C: the monitor stops cleanly (it finishes a write in flight), then the cleanup.
+trap 'kill -INT "$monitor_pid" 2>/dev/null || true' INT TERM
+wait "$monitor_pid" || true
+wait "$monitor_pid" 2>/dev/null || true
+rm -f "$state/monitor.pid"

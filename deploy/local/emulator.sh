@@ -67,6 +67,13 @@ reprovision() {
       --user "$user" --password "$password" >/dev/null
     echo "the page's user $user has the temporary password $password again (reload the page)"
   fi
+  # The region's REST APIs came back with new ids: the demo's monitor probes the new
+  # state API once its monitor.toml is written again and the monitor reloads it.
+  if [ -f "$state/monitor.pid" ] && kill -0 "$(cat "$state/monitor.pid")" 2>/dev/null; then
+    "$bin" --config "$config" provision monitor-config --out "$state/monitor.toml" >/dev/null
+    kill -HUP "$(cat "$state/monitor.pid")"
+    echo "wrote $state/monitor.toml again (the new APIs' URLs) and reloaded the monitor (SIGHUP)"
+  fi
 }
 
 stop_one() {
