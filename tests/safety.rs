@@ -576,3 +576,30 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
         .collect();
     assert_eq!(versions, [1, 2]);
 }
+
+/// A commit the table throttles writes nothing and is tried again after a backoff
+/// that belongs to the move: the failover comes once the table takes writes, once.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_commit_is_retried_and_commits_once() {
+    let b = world();
+    b.table(Role::Secondary).set_faults(Faults {
+        throttle: 3,
+        ..Faults::default()
+    });
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    primary_down(&b);
+    a.wait_for(20 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    assert_eq!(
+        a.metric("failover_monitor_commit_attempts_total{outcome=\"busy\"}"),
+        3.0
+    );
+    assert_eq!(a.transitions(), 1);
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    a.stop().await;
+}

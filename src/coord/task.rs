@@ -38,6 +38,7 @@ pub async fn run(
         duplicate_until: None,
         seq: 0,
         was_leader: false,
+        last_read: None,
     };
     loop {
         gate.pass().await;
@@ -78,18 +79,25 @@ struct Round {
     duplicate_until: Option<Instant>,
     seq: u64,
     was_leader: bool,
+    /// When the last successful read of the views was issued: a change seen now
+    /// happened after it, and is dated then (the oldest it can be), so that views
+    /// read again after a gap in our reads (the table unreachable, this process
+    /// stopped) are as old as they may be, not as new as our read.
+    last_read: Option<Instant>,
 }
 
 impl Round {
     async fn once(&mut self, own: &watch::Receiver<OwnView>, started: Instant) -> CoordReport {
-        let (mut error, views) = match self.store.read(&self.cfg.instances).await {
+        let issued = Instant::now();
+        let (mut error, views, previous_read) = match self.store.read(&self.cfg.instances).await {
             Ok((lease, views)) => {
+                let previous_read = self.last_read.replace(issued);
                 let now = Instant::now();
                 self.tracker.observe(lease, now);
                 self.watch_for_duplicates(&views, now);
-                (self.lease_step(started).await, views)
+                (self.lease_step(started).await, views, previous_read)
             }
-            Err(e) => (Some(e.to_string()), Vec::new()),
+            Err(e) => (Some(e.to_string()), Vec::new(), None),
         };
         let now = Instant::now();
         self.log_leadership(now);
@@ -112,7 +120,7 @@ impl Round {
         CoordReport {
             leader: self.tracker.owner().map(str::to_owned),
             held: self.tracker.held(),
-            peers: self.peers(view, &views, now),
+            peers: self.peers(view, &views, previous_read, now),
             duplicate: self.duplicate(now),
             error,
         }
@@ -201,9 +209,16 @@ impl Round {
 
     /// Every configured instance with its view, liveness and vote as counted here.
     /// A peer is live once its view has been seen to change, for `view_ttl` after the
-    /// last change on our clock; its down vote counts while the evidence behind it
-    /// is younger than `view_ttl`.
-    fn peers(&mut self, mine: PeerView, views: &[(String, PeerView)], now: Instant) -> Vec<Peer> {
+    /// last change on our clock (dated at our previous successful read, the oldest
+    /// it can be); its down vote counts while the evidence behind it is younger than
+    /// `view_ttl`.
+    fn peers(
+        &mut self,
+        mine: PeerView,
+        views: &[(String, PeerView)],
+        previous_read: Option<Instant>,
+        now: Instant,
+    ) -> Vec<Peer> {
         let mut peers = Vec::with_capacity(self.cfg.instances.len());
         for instance in &self.cfg.instances {
             if *instance == self.id.instance {
@@ -226,7 +241,7 @@ impl Round {
             if seen.seq != view.seq || seen.process != view.process {
                 seen.seq = view.seq;
                 seen.process = view.process.clone();
-                seen.changed_at = Some(now);
+                seen.changed_at = Some(previous_read.unwrap_or(now));
             }
             let since = seen.changed_at.map(|t| now.saturating_duration_since(t));
             let live = since.is_some_and(|s| s < self.cfg.view_ttl);

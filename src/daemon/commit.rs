@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use super::{Daemon, Done, LoopState, Origin, QueuedMove, RETRY_MAX, RETRY_MIN, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
 use crate::control::{Command, MOVE_WAIT, MoveDone, MoveError};
-use crate::model::{AuditRecord, ConfigItem, Fence, Trigger};
+use crate::model::{AppState, AuditRecord, ConfigItem, Fence, Trigger};
 use crate::policy::Decision;
 
 impl Daemon {
@@ -55,6 +55,12 @@ impl Daemon {
         state: &mut LoopState,
         tasks: &mut Tasks,
     ) {
+        let key = (decision.from, decision.to, decision.expected_version);
+        if state.backoff_move != Some(key) {
+            state.backoff_move = None;
+            state.retry_at = None;
+            state.backoff = RETRY_MIN;
+        }
         let same = |p: &Prepared| {
             let t = &p.transition;
             t.trigger == Trigger::Auto
@@ -164,6 +170,11 @@ impl Daemon {
         result: Result<Outcome, ActionError>,
         state: &mut LoopState,
     ) -> Result<MoveDone, MoveError> {
+        let key = (
+            p.transition.from,
+            p.transition.to,
+            p.transition.expected_version,
+        );
         let label = match &result {
             Ok(Outcome::Committed { .. }) => "committed",
             Ok(Outcome::LostRace { .. }) => "lost_race",
@@ -198,7 +209,7 @@ impl Daemon {
                 Err(MoveError::Unknown(e))
             }
         };
-        self.back_off(state);
+        self.back_off(key, state);
         answer
     }
 
@@ -266,8 +277,10 @@ impl Daemon {
 
     /// Every attempt that did not commit backs off, whatever the reason: a refused
     /// or lost write is looked at again after the next reads, not in a tight loop
-    /// against the table.
-    fn back_off(&self, state: &mut LoopState) {
+    /// against the table. The backoff belongs to the move (`key`): a different move
+    /// (the item changed, the policy wants another state) starts afresh.
+    fn back_off(&self, key: (AppState, AppState, u64), state: &mut LoopState) {
+        state.backoff_move = Some(key);
         info!(
             retry_in_ms = state.backoff.as_millis() as u64,
             "will look at the transition again"

@@ -93,9 +93,8 @@ impl Daemon {
         self.policy.set_coordination(coordination);
         let verdict = self.policy.evaluate(now);
         self.log_verdict(&verdict, state);
-        let due = state.retry_at.is_none_or(|t| now >= t);
         if let Verdict::Act(decision) = verdict
-            && due
+            && state.due(&decision, now)
             && state.in_flight.is_none()
             && !self.held_for_a_human(state)
         {

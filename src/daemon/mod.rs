@@ -41,7 +41,7 @@ use crate::control::{Command, Handle, Status};
 use crate::coord::{self, CoordReport, Identity, OwnView};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
-use crate::model::{ConfigItem, PauseRecord, Role};
+use crate::model::{AppState, ConfigItem, PauseRecord, Role};
 use crate::notify;
 use crate::policy::{Observation, Policy, Replication};
 use crate::probe::{self, Scheduled};
@@ -101,6 +101,9 @@ struct LoopState {
     secondary_item: Option<ConfigItem>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// The move the backoff is about (from, to, expected version): another move
+    /// starts afresh, with the shortest backoff.
+    backoff_move: Option<(AppState, AppState, u64)>,
     coord: Option<CoordReport>,
     /// A replication measurement is under way.
     measuring: bool,
@@ -119,6 +122,15 @@ struct LoopState {
     needs_human: Option<(String, (crate::model::AppState, u64))>,
     /// The stored pause.
     pause: Option<PauseRecord>,
+}
+
+impl LoopState {
+    /// Whether an automatic `decision` may be attempted now: at once for a move the
+    /// backoff is not about, else once the backoff has passed.
+    fn due(&self, decision: &crate::policy::Decision, now: Instant) -> bool {
+        let key = (decision.from, decision.to, decision.expected_version);
+        self.backoff_move != Some(key) || self.retry_at.is_none_or(|t| now >= t)
+    }
 }
 
 /// What a finished background job reports to the loop.

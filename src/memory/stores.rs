@@ -37,6 +37,9 @@ pub(super) struct Action<'a> {
     pub write: Write<'a>,
 }
 
+/// How long DynamoDB remembers a client request token.
+const TOKEN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Why a transaction did not apply.
 #[derive(Debug)]
 pub(super) enum TxError {
@@ -71,6 +74,18 @@ impl MemTable {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        if inner.faults.throttle > 0 {
+            inner.faults.throttle -= 1;
+            return Err(if actions.len() > 1 || token.is_some() {
+                TxError::Cancelled(vec![Cancel::Throttled; actions.len()])
+            } else {
+                TxError::Unavailable("ThrottlingException: nothing was written".into())
+            });
+        }
+        let now = tokio::time::Instant::now();
+        inner
+            .tokens
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < TOKEN_WINDOW);
         if let Some(t) = token
             && let Some((seen, _)) = inner.tokens.get(t)
         {
@@ -105,7 +120,7 @@ impl MemTable {
             self.apply(&mut inner, &a.key, Some(record), stamp);
         }
         if let Some(t) = token {
-            inner.tokens.insert(t.to_owned(), (fingerprint, stamp));
+            inner.tokens.insert(t.to_owned(), (fingerprint, now));
         }
         if inner.faults.fail_after_apply > 0 {
             inner.faults.fail_after_apply -= 1;
@@ -500,5 +515,95 @@ impl CoordStore for MemCoordStore {
                 other => other.cloned().unwrap_or(Record::Canary(String::new())),
             })),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AppState, Trigger};
+
+    fn store() -> MemItemStore {
+        let table = MemTable::new();
+        table.put(
+            "app",
+            Record::Item(ConfigItem {
+                state: AppState::Active,
+                version: 0,
+                updated_at: None,
+                updated_by: None,
+                reason: None,
+            }),
+        );
+        MemItemStore::new(table, "app", Role::Secondary)
+    }
+
+    fn failover() -> (ConfigItem, AuditRecord) {
+        let item = ConfigItem {
+            state: AppState::Failover,
+            version: 1,
+            updated_at: None,
+            updated_by: None,
+            reason: None,
+        };
+        let record = AuditRecord {
+            version: 1,
+            from: AppState::Active,
+            to: AppState::Failover,
+            at: "2027-01-01T00:00:00Z".into(),
+            by: "a".into(),
+            trigger: Trigger::Auto,
+            reason: "test".into(),
+            evidence: serde_json::Value::Null,
+            forced: false,
+        };
+        (item, record)
+    }
+
+    fn commit<'a>(item: &'a ConfigItem, audit: &'a AuditRecord, token: &'a str) -> Commit<'a> {
+        Commit {
+            from: AppState::Active,
+            expected: 0,
+            item,
+            audit,
+            fence: None,
+            token,
+        }
+    }
+
+    /// DynamoDB answers success to a repeat of a token within ten minutes without
+    /// applying again, and forgets the token after them.
+    #[tokio::test(start_paused = true)]
+    async fn a_token_is_remembered_for_ten_minutes() {
+        let s = store();
+        let (item, audit) = failover();
+        s.compare_and_set(commit(&item, &audit, "t1"))
+            .await
+            .unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(590)).await;
+        s.compare_and_set(commit(&item, &audit, "t1"))
+            .await
+            .unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(20)).await;
+        let again = s.compare_and_set(commit(&item, &audit, "t1")).await;
+        assert!(matches!(again, Err(WriteError::Conflict)), "{again:?}");
+    }
+
+    /// A throttled transaction writes nothing and is told apart from a lost race.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_transaction_writes_nothing() {
+        let s = store();
+        s.table.set_faults(crate::memory::Faults {
+            throttle: 1,
+            ..Default::default()
+        });
+        let (item, audit) = failover();
+        let first = s.compare_and_set(commit(&item, &audit, "t1")).await;
+        assert!(matches!(first, Err(WriteError::Busy(_))), "{first:?}");
+        assert_eq!(s.read().await.unwrap().map(|i| i.version), Some(0));
+        s.compare_and_set(commit(&item, &audit, "t1"))
+            .await
+            .unwrap();
+        assert_eq!(s.read().await.unwrap().map(|i| i.version), Some(1));
     }
 }

@@ -8,7 +8,11 @@
 //! - a cancelled transaction reports one reason per action, in request order;
 //! - a transaction with a client request token applies once: the same token with the
 //!   same actions within ten minutes answers success without applying again, with
-//!   other actions `IdempotentParameterMismatch`;
+//!   other actions `IdempotentParameterMismatch`; after ten minutes (tokio's clock)
+//!   the token is forgotten and the transaction is a new one;
+//! - a throttled write applies nothing: a transaction is cancelled with
+//!   `ThrottlingError` for each action, a single write fails with
+//!   `ThrottlingException`;
 //! - reads are strongly consistent (the latest write in this region).
 //!
 //! Every write is stamped with the table's logical clock, so that a global-table
@@ -52,7 +56,7 @@ pub struct Change {
 pub(super) struct Inner {
     pub items: BTreeMap<String, Entry>,
     /// client request token -> (fingerprint of the actions, when first applied)
-    pub tokens: BTreeMap<String, (String, u128)>,
+    pub tokens: BTreeMap<String, (String, tokio::time::Instant)>,
     /// Every write applied here, in order, for a replicator to drain.
     pub outbox: Vec<Change>,
     /// Stamps of this table's writes: a counter unless a clock is set.

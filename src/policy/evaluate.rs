@@ -68,6 +68,12 @@ impl Policy {
                     ))
                 }
             }
+            None if self.primary_down() => Err(format!(
+                "primary down here, but the evidence is {} ms old (more than {} ms): \
+                 waiting for fresh probe results",
+                self.vote(now).1.unwrap_or_default().as_millis(),
+                self.cfg.evidence_ttl.as_millis()
+            )),
             _ => Err("primary healthy".into()),
         }
     }

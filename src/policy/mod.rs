@@ -163,9 +163,16 @@ impl Policy {
     /// (this instance's own vote counting only while its evidence is fresh).
     pub fn effective_primary_down(&self, now: Instant) -> bool {
         match &self.coordination {
-            None => self.primary_down(),
+            None => self.primary_down() && self.evidence_fresh(now),
             Some(c) => self.own_down_votes(c, now) + c.others_down >= c.needed(),
         }
+    }
+
+    /// Acting alone: every primary probe has reported within `evidence_ttl`.
+    fn evidence_fresh(&self, now: Instant) -> bool {
+        self.vote(now)
+            .1
+            .is_some_and(|age| age <= self.cfg.evidence_ttl)
     }
 
     /// The coordination input last set (None when acting alone).
@@ -176,7 +183,7 @@ impl Policy {
     /// Down votes counted now: this instance's (when fresh) and the live peers'.
     pub fn down_votes(&self, now: Instant) -> usize {
         match &self.coordination {
-            None => usize::from(self.primary_down()),
+            None => usize::from(self.primary_down() && self.evidence_fresh(now)),
             Some(c) => self.own_down_votes(c, now) + c.others_down,
         }
     }

@@ -33,6 +33,13 @@ pub struct PolicyConfig {
     pub max_fence: Duration,
     pub rule: RegionRule,
     pub require_healthy_secondary: bool,
+    /// Acting alone, a primary that is down counts only while the evidence is this
+    /// fresh (the age of the least recently heard primary probe's last report):
+    /// twice the slowest primary probe's `interval + jitter + timeout`. A process
+    /// resumed after a stop (SIGSTOP, a VM paused) waits for fresh results instead
+    /// of acting on what it saw before. (With cooperating instances the own vote
+    /// has `coordination.view_ttl` for this.)
+    pub evidence_ttl: Duration,
 }
 
 impl PolicyConfig {
@@ -46,6 +53,13 @@ impl PolicyConfig {
             max_fence: s.monitor.max_fence,
             rule: s.policy.failover_when,
             require_healthy_secondary: s.policy.require_healthy_secondary,
+            evidence_ttl: s
+                .probes
+                .iter()
+                .filter(|p| p.region == crate::model::Role::Primary)
+                .map(|p| (p.interval + p.jitter + p.timeout) * 2)
+                .max()
+                .unwrap_or(Duration::MAX),
         }
     }
 }

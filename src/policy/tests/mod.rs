@@ -23,6 +23,7 @@ pub(super) fn cfg() -> PolicyConfig {
         max_fence: Duration::ZERO,
         rule: RegionRule::Any,
         require_healthy_secondary: true,
+        evidence_ttl: Duration::from_secs(3600),
     }
 }
 

@@ -263,3 +263,33 @@ async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
         }
     }
 }
+
+/// Acting alone, a process resumed after a stop does not fail over on the probe
+/// results it had before the stop: it waits for fresh ones, which decide.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_process_waits_for_fresh_evidence_before_failing_over() {
+    let c = PolicyConfig {
+        hold_down: Duration::ZERO,
+        evidence_ttl: Duration::from_secs(2),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    assert!(matches!(p.evaluate(t0), Verdict::Act(_)));
+    // stopped for 10 s: the same results, now stale
+    let later = t0 + Duration::from_secs(10);
+    match p.evaluate(later) {
+        Verdict::Hold { why } => assert!(why.contains("waiting for fresh probe results"), "{why}"),
+        other => panic!("acted on stale evidence: {other:?}"),
+    }
+    // fresh results say the primary is back: nothing to do
+    feed(&mut p, [0, 1], true, 1, later);
+    assert!(!matches!(p.evaluate(later), Verdict::Act(_)));
+    // fresh results say it is still down: the failover is wanted again
+    feed(&mut p, [0], false, 1, later);
+    feed(&mut p, [1], true, 1, later);
+    assert!(matches!(p.evaluate(later), Verdict::Act(_)));
+}
