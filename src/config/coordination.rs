@@ -158,9 +158,11 @@ impl RawCoordination {
 }
 
 /// A peer's down vote counts while its evidence is younger than `view_ttl`: the
-/// evidence is up to one probe round old (interval, jitter, timeout) and the view up
-/// to one round of publishing and one of reading late (2 x renew_every). A shorter
-/// `view_ttl` would let no vote ever count, and no failover ever happen.
+/// evidence is up to one probe round old (interval, jitter, timeout) when the view
+/// is published, and a reader dates the view's change at its previous read, up to
+/// one round of reading and the round's own calls earlier (2 x renew_every leaves a
+/// whole `renew_every` for those calls). A shorter `view_ttl` would let no vote ever
+/// count, and no failover ever happen.
 pub(super) fn check_votes_can_be_fresh(
     c: &CoordinationSettings,
     probes: &[super::ProbeSpec],

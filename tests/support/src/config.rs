@@ -84,7 +84,7 @@ pub fn cooperating_config(
          [regions.primary]\nname = \"us-east-1\"\nendpoint_url = \"{primary_url}\"\n\
          [regions.secondary]\nname = \"ap-northeast-1\"\nendpoint_url = \"{s}\"\n\
          [monitor]\ninstance_id = \"{me}\"\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n{extra}\n\
-         [coordination]\ninstances = [{list}]\nlease = \"2s\"\nrenew_every = \"300ms\"\nview_ttl = \"1500ms\"\n\
+         [coordination]\ninstances = [{list}]\nlease = \"2s\"\nrenew_every = \"300ms\"\nview_ttl = \"2s\"\n\
          {FAST_MONITOR}\n\
          [[probes]]\nname = \"p-endpoint\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"{primary_url}/\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
