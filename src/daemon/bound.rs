@@ -20,7 +20,8 @@ use crate::model::Role;
 ///   `max(lease, view_ttl) + 2 x renew_every` if the one that held the lease died
 ///   with the outage (or a duplicate of an instance must be waited out);
 /// - the commit: `2 x write_timeout + 500 ms` (an attempt that timed out, the
-///   backoff, the retry with the same token);
+///   backoff, which for a move's first failure is 0.5 s, the retry with the same
+///   token);
 /// - with `fence_for > 0`: `max_fence` and a second commit.
 pub fn failover_bound(s: &Settings) -> Duration {
     let detection = s

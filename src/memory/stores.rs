@@ -1,7 +1,8 @@
 //! The config item store and the coordination store on a [`MemTable`], with the same
 //! conditions as their DynamoDB implementations (`crate::action::DynamoItemStore`,
-//! `crate::coord::DynamoCoordStore`). A contract test runs both against the same
-//! cases.
+//! `crate::coord::DynamoCoordStore`). The DynamoDB ones are exercised against the
+//! emulator (`tests/emulator.rs`, `tests/coordination.rs`), these by the in-process
+//! tests and the simulation; the conditions are written side by side to match.
 
 use async_trait::async_trait;
 
