@@ -87,7 +87,10 @@ pub(super) struct RawCoordination {
     /// at least `"100ms"`. Duration. Default: `"2s"`.
     pub(super) renew_every: Option<HumanDuration>,
     /// A peer whose view has not changed for this long is not live (and its vote does
-    /// not count); at least 2 x `renew_every`. Duration. Default: `lease`.
+    /// not count); a down vote counts while the evidence behind it plus the time since
+    /// its view changed (dated at the reader's previous read) is within it. At least
+    /// 2 x `renew_every` plus the slowest primary probe's `interval + jitter +
+    /// timeout`. Duration. Default: `lease`.
     pub(super) view_ttl: Option<HumanDuration>,
     /// How many of the configured `instances` must see the primary down before the
     /// leader fails over, however many are live: `"majority"` (more than half of
