@@ -117,6 +117,12 @@ impl MemTable {
         self.lock().faults = faults;
     }
 
+    /// Faults placed for writes still to come (throttling, a timeout after applying).
+    pub fn write_faults_armed(&self) -> bool {
+        let f = &self.lock().faults;
+        f.throttle > 0 || f.fail_after_apply > 0
+    }
+
     pub(super) fn delay(&self) -> Option<std::time::Duration> {
         self.lock().faults.delay
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Blocked, Decision, Policy, Refusal, Verdict, millis};
+use super::{Blocked, Decision, Policy, Refusal, Verdict, Vote, millis};
 use crate::config::{Failback, Mode};
 use crate::model::{AppState, ConfigItem, Role};
 
@@ -83,6 +83,13 @@ impl Policy {
             return Err("fenced by a human; only a human moves it on".into());
         }
         if !self.effective_primary_down(now) {
+            if self.vote(now).0 != Vote::Up {
+                // Neither down on fresh evidence nor up (stale or unknown results,
+                // a process just started): neither lift the fence nor go on.
+                return Err(
+                    "fenced; the primary is neither down on fresh evidence nor up: waiting".into(),
+                );
+            }
             // The fence was ours and the primary recovered: lift it.
             return Ok(Wanted {
                 to: AppState::Active,

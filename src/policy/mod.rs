@@ -168,11 +168,22 @@ impl Policy {
         }
     }
 
-    /// Acting alone: every primary probe has reported within `evidence_ttl`.
+    /// Acting alone: every primary probe has reported within `evidence_ttl`, and the
+    /// down is current.
     fn evidence_fresh(&self, now: Instant) -> bool {
-        self.vote(now)
-            .1
-            .is_some_and(|age| age <= self.cfg.evidence_ttl)
+        self.down_is_current()
+            && self
+                .vote(now)
+                .1
+                .is_some_and(|age| age <= self.cfg.evidence_ttl)
+    }
+
+    /// No primary probe that is down answered its last check: a probe rising again
+    /// (a process resumed after a stop finds the primary back) holds a new failover
+    /// until it fails again or is up. A dead region's probes only fail.
+    fn down_is_current(&self) -> bool {
+        self.in_region(Role::Primary)
+            .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
     }
 
     /// The coordination input last set (None when acting alone).
@@ -191,7 +202,11 @@ impl Policy {
     /// 1 when this instance's own vote counts as down now, else 0.
     fn own_down_votes(&self, c: &Coordination, now: Instant) -> usize {
         let (vote, age) = self.vote(now);
-        usize::from(vote == Vote::Down && age.is_some_and(|a| a <= c.max_evidence_age))
+        usize::from(
+            vote == Vote::Down
+                && self.down_is_current()
+                && age.is_some_and(|a| a <= c.max_evidence_age),
+        )
     }
 
     pub fn from_settings(s: &Settings) -> Self {

@@ -122,6 +122,12 @@ fn config_text(me: &str, instances: &[String], global: bool, fence: bool) -> Str
 }
 
 impl Sim {
+    fn set_duplicate(&self, instance: &str, running: bool) {
+        if let Some(slot) = self.world.lock().slots.get_mut(instance) {
+            slot.duplicate = running;
+        }
+    }
+
     fn start(&mut self, instance: &str, duplicate: bool) {
         let inc = self.incarnations.entry(instance.to_owned()).or_insert(0);
         *inc += 1;
@@ -165,6 +171,7 @@ impl Sim {
         };
         if duplicate {
             self.extra.insert(instance.to_owned(), p);
+            self.set_duplicate(instance, true);
         } else {
             if let Some(slot) = self.world.lock().slots.get_mut(instance) {
                 slot.running = true;
@@ -298,6 +305,7 @@ impl Sim {
                     p.task.abort();
                     self.world.trace(format!("kill {}", p.process));
                 }
+                self.set_duplicate(i, false);
             }
             Fault::SplitRegions => self.world.lock().replicating = false,
             Fault::JoinRegions => self.world.lock().replicating = true,
@@ -348,6 +356,7 @@ impl Sim {
             if let Some(p) = self.extra.remove(i) {
                 p.task.abort();
             }
+            self.set_duplicate(i, false);
         }
         self.world.tables[1].set_faults(Faults::default());
     }

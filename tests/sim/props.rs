@@ -149,6 +149,9 @@ impl Checker {
 /// answers, no write fault in the commit region, no item reset for a human, not
 /// paused.
 fn qualifies(sim: &Sim, now: Instant) -> bool {
+    if sim.world.tables[1].write_faults_armed() {
+        return false;
+    }
     let s = sim.world.lock();
     if !s.regions[1].healthy() || s.reseeded || s.paused || s.write_fault_since(now) {
         return false;

@@ -102,6 +102,8 @@ pub struct Slot {
     pub skew_ms: i64,
     /// A process of this instance runs (not killed).
     pub running: bool,
+    /// A second process with this instance id runs (a duplicate).
+    pub duplicate: bool,
 }
 
 pub struct State {
@@ -238,6 +240,7 @@ impl World {
                 stopped: tx,
                 skew_ms,
                 running: true,
+                duplicate: false,
             },
         );
         rx
@@ -301,7 +304,8 @@ impl World {
         let now = Instant::now();
         let mut s = self.lock();
         let primary_ok = s.regions[0].healthy();
-        let running = |slot: &Slot| slot.running && !*slot.stopped.borrow();
+        // A duplicate is another process: SIGSTOP of the instance does not stop it.
+        let running = |slot: &Slot| (slot.running && !*slot.stopped.borrow()) || slot.duplicate;
         let seeing: Vec<String> = s
             .slots
             .iter()

@@ -293,3 +293,23 @@ async fn a_resumed_process_waits_for_fresh_evidence_before_failing_over() {
     feed(&mut p, [1], true, 1, later);
     assert!(matches!(p.evaluate(later), Verdict::Act(_)));
 }
+
+/// A probe that is down but answered its last check (rise not reached yet) holds a
+/// new failover: a process resumed after a stop finds the primary back.
+#[tokio::test(start_paused = true)]
+async fn a_down_probe_that_just_answered_holds_a_failover() {
+    let c = PolicyConfig {
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 3);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 3, t0);
+    feed(&mut p, [0], false, 1, t0);
+    assert!(matches!(p.evaluate(t0), Verdict::Act(_)));
+    feed(&mut p, [0], true, 1, t0);
+    assert!(!matches!(p.evaluate(t0), Verdict::Act(_)));
+    feed(&mut p, [0], false, 1, t0);
+    assert!(matches!(p.evaluate(t0), Verdict::Act(_)));
+}
