@@ -313,3 +313,29 @@ async fn a_down_probe_that_just_answered_holds_a_failover() {
     feed(&mut p, [0], false, 1, t0);
     assert!(matches!(p.evaluate(t0), Verdict::Act(_)));
 }
+
+/// A fence the monitors set is lifted only when the primary is up: a process that
+/// does not know its probes yet (just started, or its results stale) leaves it.
+#[tokio::test(start_paused = true)]
+async fn a_fence_is_lifted_only_on_a_primary_that_is_up() {
+    let c = PolicyConfig {
+        hold_down: Duration::ZERO,
+        fence_for: Duration::from_secs(5),
+        max_fence: Duration::from_secs(5),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Fenced, 1), Some(t0), t0);
+    match p.evaluate(t0) {
+        Verdict::Hold { why } => assert!(why.contains("neither down"), "{why}"),
+        other => panic!("moved on unknown probes: {other:?}"),
+    }
+    let later = t0 + Duration::from_secs(10);
+    assert!(
+        !matches!(p.evaluate(later), Verdict::Act(_)),
+        "carried on to failover on unknown probes"
+    );
+    feed(&mut p, [0, 1], true, 1, later);
+    assert_eq!(target(&p.evaluate(later)), Some(AppState::Active));
+}
