@@ -11,12 +11,12 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::admin::{self, AdminState};
-use crate::backend::AwsBackend;
-use crate::config::{self, Settings};
-use crate::control::{Command, Handle};
-use crate::daemon::Daemon;
-use crate::metrics::Metrics;
-use crate::notify;
+use failover_daemon::backend::AwsBackend;
+use failover_config::{self as config, Settings};
+use failover_daemon::control::{Command, Handle};
+use failover_daemon::Daemon;
+use failover_daemon::metrics::Metrics;
+use failover_daemon::notify;
 
 /// The `run` command: admin server, signals, systemd notifications, and the
 /// decision loop, until SIGTERM or SIGINT.

@@ -10,7 +10,7 @@ use clap::Parser;
 
 use failover_monitor::app;
 use failover_monitor::cli::{self, Cli, Command, Loaded, LogFormat};
-use failover_monitor::config::{self, ConfigError};
+use failover_config::{self as config, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,16 +74,16 @@ async fn dispatch(command: Command, path: PathBuf) -> anyhow::Result<()> {
         } => cli::backtest::run(&load()?, &trace, initial.into(), json),
         #[cfg(feature = "provision")]
         Command::Provision { json, command } => {
-            use failover_monitor::provision::command::provision;
+            use failover_provision::command::provision;
             provision(command, json, &path, &load()?).await
         }
         #[cfg(feature = "provision")]
         Command::Photo { command } => {
-            failover_monitor::provision::command::photo(command, &load()?).await
+            failover_provision::command::photo(command, &load()?).await
         }
         #[cfg(feature = "provision")]
         Command::Comments { json, command } => {
-            failover_monitor::provision::command::comments(command, json, &load()?).await
+            failover_provision::command::comments(command, json, &load()?).await
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use failover_monitor::model::{AppState, Role};
+use failover_core::model::{AppState, Role};
 use support::admin::all_probes_up;
 use support::config::FAST_MONITOR;
 use support::emulator::Emulator;

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use failover_monitor::action::{Outcome, Transition};
-use failover_monitor::coord::lease::LeaseRecord;
-use failover_monitor::coord::{CoordStore, PeerView};
-use failover_monitor::model::Fence;
-use failover_monitor::model::{AppState, Role, Trigger};
-use failover_monitor::policy::Vote;
+use failover_daemon::action::{Outcome, Transition};
+use failover_core::lease::LeaseRecord;
+use failover_daemon::coord::{CoordStore, PeerView};
+use failover_core::model::Fence;
+use failover_core::model::{AppState, Role, Trigger};
+use failover_core::policy::Vote;
 use serde_json::Value;
 use support::admin::{TRANSITIONS, all_probes_up};
 use support::config::{FAST_MONITOR, cooperating_config};

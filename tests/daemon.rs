@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use failover_monitor::config::Settings;
-use failover_monitor::control::{Command, MoveError};
-use failover_monitor::memory::Record;
-use failover_monitor::model::{AppState, Role, keys};
-use failover_monitor::policy::Refusal;
-use support::inproc::{APP, Node, audits, coordinated, primary_down, primary_up, settings, world};
+use failover_config::Settings;
+use failover_daemon::control::{Command, MoveError};
+use failover_testkit::Record;
+use failover_core::model::{AppState, Role, keys};
+use failover_core::policy::Refusal;
+use failover_testkit::inproc::{APP, Node, audits, coordinated, primary_down, primary_up, settings, world};
 
 #[tokio::test(start_paused = true)]
 async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
@@ -28,7 +28,7 @@ async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
         .await;
     assert_eq!(s.item.as_ref().map(|i| i.version), Some(1));
     for role in Role::BOTH {
-        let item = support::inproc::item(&b, role).expect("item");
+        let item = failover_testkit::inproc::item(&b, role).expect("item");
         assert_eq!(
             (item.state, item.version),
             (AppState::Failover, 1),
@@ -171,7 +171,7 @@ async fn a_manual_failback_waits_for_a_healthy_primary() {
         s.probes
             .iter()
             .filter(|p| p.region == Role::Primary)
-            .all(|p| p.health == failover_monitor::policy::Health::Up)
+            .all(|p| p.health == failover_core::policy::Health::Up)
     })
     .await;
     let done = failback().await.expect("answer").expect("failback");

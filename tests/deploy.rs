@@ -193,7 +193,7 @@ fn table_grants(path: &str) -> Vec<(String, BTreeSet<String>, Option<Vec<String>
 /// config table's keys cover every item the daemon keeps beside the config item.
 #[test]
 fn iam_policy_scopes_each_table_to_the_daemons_own_keys() {
-    use failover_monitor::model::keys;
+    use failover_core::model::keys;
 
     let source = read("src/action/dynamo.rs");
     let start = source

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use failover_monitor::model::{AppState, Role, Trigger};
+use failover_core::model::{AppState, Role, Trigger};
 use serde_json::json;
 use support::admin::{TRANSITIONS, all_probes_up};
 use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};

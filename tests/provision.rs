@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
-use failover_monitor::model::Role;
+use failover_core::model::Role;
 use serde_json::Value;
 use support::admin::get_json;
 use support::emulator::{Emulator, Region};

@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use failover_monitor::control::{Command, MoveError};
-use failover_monitor::coord::PeerView;
-use failover_monitor::coord::lease::LeaseRecord;
-use failover_monitor::memory::{Answer, Faults, Record};
-use failover_monitor::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
-use failover_monitor::policy::Vote;
-use support::inproc::{
+use failover_daemon::control::{Command, MoveError};
+use failover_daemon::coord::PeerView;
+use failover_core::lease::LeaseRecord;
+use failover_testkit::{Answer, Faults, Record};
+use failover_core::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
+use failover_core::policy::Vote;
+use failover_testkit::inproc::{
     APP, Node, audits, coordinated, coordination, item, primary_down, primary_up, settings,
     settings_in, settings_with, world,
 };
@@ -378,7 +378,7 @@ async fn a_slow_commit_does_not_stop_the_loop() {
     });
     primary_down(&b);
     let s = a.wait_for(5 * S, "committing", |s| s.committing).await;
-    let seen = |s: &failover_monitor::control::Status| {
+    let seen = |s: &failover_daemon::control::Status| {
         s.probes
             .iter()
             .map(|p| p.successes + p.failures)
@@ -534,7 +534,7 @@ async fn a_move_stuck_behind_a_commit_is_not_started_late() {
 /// brought up by the sync, with every record.
 #[tokio::test(start_paused = true)]
 async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
-    use failover_monitor::action::{PrimaryCopy, Transition};
+    use failover_daemon::action::{PrimaryCopy, Transition};
     let b = world();
     b.table(Role::Secondary)
         .put(APP, Record::Item(at(AppState::Fenced, 1)));
@@ -543,7 +543,7 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
         Record::Audit(record(1, AppState::Active, AppState::Fenced)),
     );
     let s = settings("a", "");
-    let act = failover_monitor::backend::actuator(&b, &s, 1);
+    let act = failover_daemon::backend::actuator(&b, &s, 1);
     let t = Transition {
         from: AppState::Fenced,
         to: AppState::Failover,
@@ -556,7 +556,7 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
         fence: None,
     };
     let outcome = act.transition(&t).await.expect("committed");
-    let failover_monitor::action::Outcome::Committed { primary, .. } = outcome else {
+    let failover_daemon::action::Outcome::Committed { primary, .. } = outcome else {
         panic!("{outcome:?}");
     };
     assert!(

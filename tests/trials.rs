@@ -7,7 +7,7 @@
 //!   (the views they published before they went may count for a little longer:
 //!   `view_ttl` plus the rounds that read them, `Rules::grace`);
 //! - once a quorum runs with the primary dead, the failover is committed within
-//!   `failover_monitor::daemon::failover_bound` of the trial's settings, counted
+//!   `failover_daemon::failover_bound` of the trial's settings, counted
 //!   from then (the bound the simulation checks in every seed);
 //! - exactly one transition, a valid item and its audit record; or, when no quorum
 //!   ever runs again, no transition at all.
@@ -19,9 +19,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use failover_monitor::config::Settings;
-use failover_monitor::daemon::failover_bound;
-use failover_monitor::model::{AppState, Role};
+use failover_config::Settings;
+use failover_daemon::failover_bound;
+use failover_core::model::{AppState, Role};
 use support::admin::all_probes_up;
 use support::config::cooperating_config;
 use support::emulator::Emulator;
@@ -258,7 +258,7 @@ async fn trial(rng: &mut fastrand::Rng) -> Result<(String, Outcome), String> {
         .map(|(name, p)| cooperating_config(&emu, name, &NAMES, &p.url(), ""))
         .collect();
     let mut monitors: Vec<Monitor> = configs.iter().map(|c| Monitor::start(c)).collect();
-    let settings = failover_monitor::config::parse(&configs[0], Vec::new())
+    let settings = failover_config::parse(&configs[0], Vec::new())
         .map_err(|e| format!("the trial's config: {e}"))?;
     let rules = Rules::of(&settings);
     // settle: a leader, every probe up everywhere

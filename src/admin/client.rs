@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::auth::{
+use failover_config::tokens::{
     NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV, Token, TokenKind,
 };
 

@@ -41,7 +41,7 @@ impl IntoResponse for ApiError {
     /// The message goes out with URL secrets redacted: an AWS SDK's error text can
     /// name the URL it called.
     fn into_response(self) -> Response {
-        let message = crate::probe::redact_urls(&self.message);
+        let message = failover_daemon::probe::redact_urls(&self.message);
         let mut resp = (
             self.status,
             axum::Json(json!({"error": self.code, "message": message})),

@@ -2,7 +2,7 @@
 //! operator's moves (failover, failback, fence, pause, resume).
 //!
 //! Manual moves are not made here: they are sent into the decision loop as
-//! [`Command`](crate::control::Command)s, so they take the same path as automatic ones (safety rules, the
+//! [`Command`](failover_daemon::control::Command)s, so they take the same path as automatic ones (safety rules, the
 //! actuator's versioned commit, the audit record).
 //!
 //! Who may call what: `/healthz`, `/readyz`, `/metrics` (Prometheus scrapes it) and
@@ -20,7 +20,6 @@
 //! JSON error answer, `auth.rs` the tokens, `client.rs` the operator's side (what
 //! `failover-monitor admin` and the CLI's moves send).
 
-pub mod auth;
 pub mod client;
 mod error;
 mod handlers;
@@ -39,17 +38,17 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-pub use auth::{Token, Tokens};
+pub use failover_config::tokens::{Token, Tokens};
 pub use error::ApiError;
 pub use requests::{
     BEFORE_MAX, HistoryQuery, MoveRequest, parse_history_query, parse_move_request,
     parse_pause_request,
 };
 
-use crate::action::Actuator;
-use crate::control::Handle;
-use crate::metrics::Metrics;
-use crate::model::AppState;
+use failover_daemon::action::Actuator;
+use failover_daemon::control::Handle;
+use failover_daemon::metrics::Metrics;
+use failover_core::model::AppState;
 use handlers::{healthz, history, metrics, mov, openapi, pause, readyz, status};
 
 /// Largest accepted request body.

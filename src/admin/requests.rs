@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
+use failover_daemon::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
 
 /// The largest `before`: the largest integer every JSON client reads exactly (2^53 - 1).
 pub const BEFORE_MAX: u64 = (1 << 53) - 1;

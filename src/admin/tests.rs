@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
-use crate::control::Command;
+use failover_daemon::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
+use failover_daemon::control::Command;
 #[test]
 fn move_and_pause_bodies_are_checked_without_a_server() {
     let ok =
@@ -109,8 +109,8 @@ fn history_queries_are_checked_without_a_server() {
 /// version 30 and its 30 audit records) with `tokens`; pause and resume are
 /// answered as a daemon would. Loopback only.
 async fn serve_with(tokens: Tokens) -> String {
-    use crate::memory::{MemItemStore, MemTable, Record, TokioWallClock};
-    use crate::model::{AuditRecord, ConfigItem, Role, Trigger, keys};
+    use failover_testkit::{MemItemStore, MemTable, Record, TokioWallClock};
+    use failover_core::model::{AuditRecord, ConfigItem, Role, Trigger, keys};
     let tables = [MemTable::new(), MemTable::new()];
     for t in &tables {
         t.put(
@@ -143,15 +143,15 @@ async fn serve_with(tokens: Tokens) -> String {
     let actuator = Arc::new(Actuator::new(
         Arc::new(MemItemStore::new(tables[0].clone(), "app", Role::Primary)),
         Arc::new(MemItemStore::new(tables[1].clone(), "app", Role::Secondary)),
-        crate::action::Extras {
+        failover_daemon::action::Extras {
             dns: None,
-            canaries: crate::action::Canaries::default(),
+            canaries: failover_daemon::action::Canaries::default(),
             clock: Arc::new(TokioWallClock::new(std::time::SystemTime::UNIX_EPOCH)),
-            tables: crate::config::TablesMode::PerRegion,
+            tables: failover_config::TablesMode::PerRegion,
         },
         1,
     ));
-    let (_status_tx, status) = tokio::sync::watch::channel(crate::control::Status::default());
+    let (_status_tx, status) = tokio::sync::watch::channel(failover_daemon::control::Status::default());
     let (commands, mut rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         let _keep = _status_tx;

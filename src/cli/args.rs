@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
-use crate::model::AppState;
+use failover_daemon::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
+use failover_core::model::AppState;
 #[cfg(feature = "provision")]
-use crate::provision::command::{CommentsCommand, PhotoCommand, ProvisionCommand};
+use failover_provision::command::{CommentsCommand, PhotoCommand, ProvisionCommand};
 
 #[derive(Parser)]
 #[command(

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::config::{self, ConfigError, Settings};
-use crate::model::Role;
+use failover_config::{self as config, ConfigError, Settings};
+use failover_core::model::Role;
 
 /// The line `check-config` prints for `settings`, read from `path`, or the error
 /// `run` would stop at (exit 2).

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::Loaded;
 use super::args::DaemonArgs;
-use crate::admin::auth::{self, Token, TokenKind};
+use failover_config::tokens::{self, Token, TokenKind};
 use crate::admin::client::{self, Answer, Client, Sent, TokenSource};
-use crate::config::{ConfigError, defaults};
+use failover_config::{ConfigError, defaults};
 
 /// How long the CLI waits for `GET /healthz` when it asks whether a daemon runs.
 const HEALTH_WAIT: Duration = Duration::from_secs(3);
@@ -140,7 +140,7 @@ impl Endpoint {
             }
             (None, _) => return Ok(None),
         };
-        let token = auth::load_from(kind, env, path)?;
+        let token = tokens::load_from(kind, env, path)?;
         Ok(token.map(|t| (t, Sent { kind, from })))
     }
 
@@ -216,7 +216,7 @@ mod tests {
             "[app]\nid = \"x\"\n[regions.primary]\nname = \"us-east-1\"\n\
              [regions.secondary]\nname = \"ap-northeast-1\"\n{admin}"
         );
-        Loaded::from_result(crate::config::parse(&text, Vec::<(String, String)>::new()))
+        Loaded::from_result(failover_config::parse(&text, Vec::<(String, String)>::new()))
     }
 
     fn args(url: Option<&str>, token_file: Option<&str>) -> DaemonArgs {

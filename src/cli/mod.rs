@@ -13,7 +13,7 @@
 //! - `backtest`: a recorded trace replayed through a config's policy, printed.
 //!
 //! The provisioning commands (`provision`, `photo`, `comments`) live in their wing,
-//! `crate::provision::command`; `args` embeds their subcommands.
+//! `failover_provision::command`; `args` embeds their subcommands.
 
 pub mod admin;
 pub mod args;
@@ -29,7 +29,7 @@ use std::path::Path;
 
 pub use args::{Cli, Command, LogFormat};
 
-use crate::config::{self, ConfigError, Settings};
+use failover_config::{self as config, ConfigError, Settings};
 
 /// A command used the wrong way (exit 2), as opposed to a failure while running.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub struct UsageError(pub String);
 /// rather than a failure while running (exit 1).
 pub fn is_usage_error(e: &anyhow::Error) -> bool {
     #[cfg(feature = "provision")]
-    if crate::provision::command::is_usage_error(e) {
+    if failover_provision::command::is_usage_error(e) {
         return true;
     }
     e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<ConfigError>().is_some()

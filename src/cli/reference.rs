@@ -238,7 +238,7 @@ fn the_reference_documents_every_command_and_flag_and_no_other() {
         super::caller::CALLER_ENV,
         "SUDO_USER",
         "RUST_LOG",
-        crate::config::ENV_PREFIX,
+        failover_config::ENV_PREFIX,
         "Exit codes",
     ] {
         assert!(section.contains(name), "the section names {name}");

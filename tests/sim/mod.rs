@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use failover_monitor::config::{self, Settings, TablesMode};
-use failover_monitor::control::{Handle, Status};
-use failover_monitor::daemon::{Daemon, failover_bound};
-use failover_monitor::memory::{Faults, Record, TokioWallClock};
-use failover_monitor::metrics::Metrics;
-use failover_monitor::model::{AppState, ConfigItem, Role, keys};
+use failover_config::{self as config, Settings, TablesMode};
+use failover_daemon::control::{Handle, Status};
+use failover_daemon::{Daemon, failover_bound};
+use failover_testkit::{Faults, Record, TokioWallClock};
+use failover_daemon::metrics::Metrics;
+use failover_core::model::{AppState, ConfigItem, Role, keys};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -320,7 +320,7 @@ impl Sim {
             Some(Record::Pause(p)) => p.seq + 1,
             _ => 1,
         };
-        let record = failover_monitor::model::PauseRecord {
+        let record = failover_core::model::PauseRecord {
             paused,
             by: "admin:sim".into(),
             reason: "the scenario".into(),

@@ -9,20 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use failover_monitor::action::{
+use failover_daemon::action::{
     ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Rr, WriteError,
 };
-use failover_monitor::backend::Backend;
-use failover_monitor::clock::WallClock;
-use failover_monitor::config::{CheckSpec, ProbeSpec, Settings};
-use failover_monitor::coord::lease::LeaseRecord;
-use failover_monitor::coord::{CoordError, CoordStore, PeerView};
-use failover_monitor::gate::Gate;
-use failover_monitor::memory::{
+use failover_daemon::backend::Backend;
+use failover_daemon::clock::WallClock;
+use failover_config::{CheckSpec, ProbeSpec, Settings};
+use failover_core::lease::LeaseRecord;
+use failover_daemon::coord::{CoordError, CoordStore, PeerView};
+use failover_daemon::gate::Gate;
+use failover_testkit::{
     MemCanary, MemCoordStore, MemDns, MemItemStore, Record, TokioWallClock,
 };
-use failover_monitor::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
-use failover_monitor::probe::{Probe, ProbeError};
+use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
+use failover_daemon::probe::{Probe, ProbeError};
 use tokio::time::{Instant, sleep};
 
 use super::world::{Committed, Reach, Target, World};
@@ -164,7 +164,7 @@ impl Items {
             process: self.net.process.clone(),
             item: c.item.clone(),
             from: c.from,
-            auto: c.audit.trigger == failover_monitor::model::Trigger::Auto,
+            auto: c.audit.trigger == failover_core::model::Trigger::Auto,
         });
         let line = format!(
             "commit v{} {} -> {} by {} ({})",

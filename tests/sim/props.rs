@@ -17,9 +17,9 @@
 
 use std::time::Duration;
 
-use failover_monitor::config::TablesMode;
-use failover_monitor::memory::Record;
-use failover_monitor::model::{AppState, Role};
+use failover_config::TablesMode;
+use failover_testkit::Record;
+use failover_core::model::{AppState, Role};
 use tokio::time::Instant;
 
 use super::world::Health;
@@ -224,7 +224,7 @@ fn audited(sim: &Sim, settled: bool) {
         let missing: Vec<u64> = (1..=item.version)
             .filter(|v| {
                 !matches!(
-                    table.get(&failover_monitor::model::keys::audit(APP, *v)),
+                    table.get(&failover_core::model::keys::audit(APP, *v)),
                     Some(Record::Audit(_))
                 )
             })

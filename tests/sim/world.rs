@@ -1,7 +1,7 @@
 //! The simulated two-region world: each region's health (API, table, or the whole
 //! region refusing or hanging), each instance's own network paths (to the primary,
 //! to the secondary, to its peers through the coordination items), the config and
-//! data tables with DynamoDB's semantics (`failover_monitor::memory`), global-table
+//! data tables with DynamoDB's semantics (`failover_testkit`), global-table
 //! replication with a varying lag (last writer wins per item), a DNS record, and
 //! the log the properties are checked on. Everything random comes from one seeded
 //! generator, so a seed replays exactly.
@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use failover_monitor::config::TablesMode;
-use failover_monitor::memory::{Change, MemDns, MemTable};
-use failover_monitor::model::{AppState, ConfigItem, Role};
+use failover_config::TablesMode;
+use failover_testkit::{Change, MemDns, MemTable};
+use failover_core::model::{AppState, ConfigItem, Role};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

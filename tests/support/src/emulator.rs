@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use failover_monitor::model::Role;
+use failover_core::model::Role;
 
 use crate::{APP_ID, PROJECT, TempDir, free_port, repo};
 

@@ -40,7 +40,6 @@ pub mod admin;
 pub mod config;
 pub mod ecs;
 pub mod emulator;
-pub mod inproc;
 pub mod monitor;
 pub mod proxy;
 pub mod runner;

@@ -1,6 +1,6 @@
 //! The config item and the audit records in the emulator's tables, read for assertions
 //! the way the daemon reads them: through its actuator. This file is the one place the
-//! tests reach into `failover_monitor::action` to read (`Tables::table`); when the
+//! tests reach into `failover_daemon::action` to read (`Tables::table`); when the
 //! actuator's API changes, it is what to adapt.
 
 use std::ops::RangeInclusive;
@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use failover_monitor::action::{Actuator, ItemStore};
-use failover_monitor::backend::{AwsBackend, Backend};
-use failover_monitor::config::Settings;
-use failover_monitor::coord::CoordStore;
-use failover_monitor::model::{AuditRecord, ConfigItem, Role};
+use failover_daemon::action::{Actuator, ItemStore};
+use failover_daemon::backend::{AwsBackend, Backend};
+use failover_config::Settings;
+use failover_daemon::coord::CoordStore;
+use failover_core::model::{AuditRecord, ConfigItem, Role};
 use tokio::time::Instant;
 
 use crate::config::{FAST_MONITOR, PROBES_ALL_KINDS};
@@ -32,7 +32,7 @@ impl Emulator {
         use_emulator_credentials();
         let text = self.config(&format!("{FAST_MONITOR}\n{PROBES_ALL_KINDS}"));
         let settings =
-            failover_monitor::config::parse(&text, Vec::new()).expect("the test config is valid");
+            failover_config::parse(&text, Vec::new()).expect("the test config is valid");
         let backend = AwsBackend::load(&settings).await;
         Tables {
             actuator: backend.actuator(&settings),

@@ -1,0 +1,311 @@
+//! `monitor.toml`: loading (file, then `FAILOVER_MONITOR__SECTION__KEY` environment
+//! overrides), strict parsing and validation into [`Settings`].
+//!
+//! Parsing happens in two steps, the way blackbox_exporter does it: serde rejects
+//! unknown keys and malformed values (the path to the key comes from
+//! `serde_path_to_error`), then [`RawConfig::validate`] applies defaults and the rules
+//! that span several keys. Every error names the key, the value and what is allowed
+//! (and the environment variable, when the key came from one); the table tests over
+//! `tests/testdata/config/invalid-*.toml` pin the exact text.
+//!
+//! One file per section, each holding the section as written (`Raw*`, whose `///`
+//! comments are the user's documentation, repeated in `docs/REFERENCE.md`), its
+//! validated settings and its validation: `app`, `regions`, `monitor`, `probes` (with
+//! the kind-specific keys in `checks`), `policy`, `admin`, `stack`, `coordination`,
+//! `route53`. Beside them: `load` (file, environment, which variable a bad key came
+//! from), `values` (durations and shared checks) and `defaults` (every default, once).
+
+mod admin;
+mod app;
+mod checks;
+mod coordination;
+pub mod defaults;
+mod load;
+mod monitor;
+mod policy;
+mod probes;
+#[cfg(test)]
+mod reference;
+mod regions;
+mod route53;
+mod stack;
+pub mod tokens;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use admin::AdminSettings;
+pub use app::AppSettings;
+pub use checks::{CheckSpec, DynamoCheck, InsufficientData, ProbeKindName, S3Check};
+pub use coordination::CoordinationSettings;
+pub use load::{ENV_PREFIX, load, parse};
+pub use monitor::MonitorSettings;
+pub use policy::PolicySettings;
+pub use probes::{ProbeDefaults, ProbeSpec};
+pub use regions::{RegionSettings, RegionsSettings};
+pub use route53::Route53Settings;
+pub use stack::{StackSettings, TablesMode};
+pub use values::HumanDuration;
+/// The rules the pure core applies, as `monitor.toml` names them.
+pub use failover_core::rules::{Failback, Mode, QuorumRule, RegionRule};
+
+use failover_core::model::Role;
+use failover_core::policy::{Policy, PolicyConfig};
+
+use crate::tokens::Tokens;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {reason}")]
+    Read { path: PathBuf, reason: String },
+    /// The file is not there: say where it was looked for and how to name another.
+    #[error(
+        "{path}: cannot read the config file: it does not exist (looked for {looked_for}); \
+         `--config PATH` names another file, and without it the file is ./monitor.toml \
+         in the working directory",
+        path = .path.display(),
+        looked_for = .looked_for.display()
+    )]
+    NotFound { path: PathBuf, looked_for: PathBuf },
+    /// A key is unknown, or its value has the wrong type or form.
+    #[error("{key}: {message}")]
+    Parse { key: String, message: String },
+    /// A value is well-formed but not allowed (alone or together with another key).
+    #[error("{key} = {value}: {allowed}")]
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+    /// `error` is about a key an environment variable set, not the file.
+    #[error("{}", DisplayFromEnv(.var, .error))]
+    FromEnv {
+        var: String,
+        error: Box<ConfigError>,
+    },
+}
+
+/// Renders [`ConfigError::FromEnv`]: the variable right after the key, where the eye
+/// looks for what to fix.
+struct DisplayFromEnv<'a>(&'a str, &'a ConfigError);
+
+impl fmt::Display for DisplayFromEnv<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let DisplayFromEnv(var, error) = self;
+        let origin = format!("(from the environment variable {var})");
+        match error {
+            ConfigError::Parse { key, message } => write!(f, "{key} {origin}: {message}"),
+            ConfigError::Invalid {
+                key,
+                value,
+                allowed,
+            } => write!(f, "{key} = {value} {origin}: {allowed}"),
+            other => write!(f, "{other} {origin}"),
+        }
+    }
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl fmt::Display,
+    allowed: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
+}
+
+/// The file as written. Every section rejects keys it does not know.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[app]`: which application the monitor guards. Required.
+    app: app::RawApp,
+    /// `[regions.primary]` and `[regions.secondary]`. Required.
+    regions: regions::RawRegions,
+    /// `[monitor]`: this instance, its mode and timing.
+    #[serde(default)]
+    monitor: monitor::RawMonitor,
+    /// `[probe_defaults]`: what every probe gets unless it sets its own.
+    #[serde(default)]
+    probe_defaults: probes::RawProbeDefaults,
+    /// `[[probes]]`: none is a file for `provision` only.
+    #[serde(default)]
+    probes: Vec<probes::RawProbe>,
+    /// `[policy]`: when the primary counts as down.
+    #[serde(default)]
+    policy: policy::RawPolicy,
+    /// `[admin]`: the admin API.
+    #[serde(default)]
+    admin: admin::RawAdmin,
+    /// `[stack]`: what `provision` needs.
+    #[serde(default)]
+    stack: stack::RawStack,
+    /// `[coordination]`: cooperating instances.
+    #[serde(default)]
+    coordination: coordination::RawCoordination,
+    /// `[route53]`: a DNS record that follows the state.
+    route53: Option<route53::RawRoute53>,
+}
+
+impl RawConfig {
+    /// Section by section, in file order, so the first error is the first in the file.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let app = self.app.validate()?;
+        let regions = self.regions.validate()?;
+        let monitor = self.monitor.validate()?;
+        let probe_defaults = self.probe_defaults.resolve();
+        let probes = probes::validate_all(self.probes, &probe_defaults, &app)?;
+        let policy = self.policy.validate(&probes)?;
+        let admin = self.admin.validate()?;
+        let stack = self.stack.validate()?;
+        let coordination = self.coordination.validate(&monitor.instance_id)?;
+        if let Some(c) = &coordination {
+            coordination::check_votes_can_be_fresh(c, &probes)?;
+        }
+        let route53 = self
+            .route53
+            .map(route53::RawRoute53::validate)
+            .transpose()?;
+        Ok(Settings {
+            app,
+            regions,
+            monitor,
+            probe_defaults,
+            probes,
+            policy,
+            admin,
+            stack,
+            coordination,
+            route53,
+        })
+    }
+}
+
+/// The validated settings the rest of the program uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Which application the monitor guards.
+    pub app: AppSettings,
+    /// Where its two copies run.
+    pub regions: RegionsSettings,
+    /// This instance, its mode and timing.
+    pub monitor: MonitorSettings,
+    /// `[probe_defaults]` with the built-in defaults filled in (the probes already
+    /// carry them; kept for `provision monitor-config`).
+    pub probe_defaults: ProbeDefaults,
+    /// Every probe, with its defaults filled in.
+    pub probes: Vec<ProbeSpec>,
+    /// When the primary counts as down.
+    pub policy: PolicySettings,
+    /// The admin API.
+    pub admin: AdminSettings,
+    /// What `provision` needs.
+    pub stack: StackSettings,
+    /// None: a single instance acting alone.
+    pub coordination: Option<CoordinationSettings>,
+    /// None: DNS is not touched.
+    pub route53: Option<Route53Settings>,
+}
+
+impl Settings {
+    /// `<project>-config`, the table holding the config item.
+    pub fn config_table(&self) -> String {
+        defaults::table(&self.app.project)
+    }
+
+    /// `<project>-store`, the application's data table (comments).
+    pub fn store_table(&self) -> String {
+        format!("{}-store", self.app.project)
+    }
+
+    /// How the two copies of each table are made: `stack.tables`, else global
+    /// tables on AWS and one table per region against an emulator.
+    pub fn tables_mode(&self) -> TablesMode {
+        self.stack
+            .tables
+            .unwrap_or(if self.regions.primary.endpoint_url.is_some() {
+                TablesMode::PerRegion
+            } else {
+                TablesMode::Global
+            })
+    }
+}
+
+/// The settings, if `run` can use them: a file without probes is valid for
+/// `provision` only.
+pub fn for_run(settings: Settings) -> Result<Settings, ConfigError> {
+    if settings.probes.is_empty() {
+        return Err(invalid(
+            "probes",
+            "0 probe(s)",
+            "`run` needs at least one probe on the primary region \
+             (`failover-monitor provision monitor-config` writes them for a provisioned stack)",
+        ));
+    }
+    Ok(settings)
+}
+
+/// Everything `run` checks before it starts, beyond the file itself: [`for_run`], the
+/// admin token (`FAILOVER_MONITOR_ADMIN_TOKEN` in `env`, else `admin.token_file`), the
+/// read-only token (`FAILOVER_MONITOR_ADMIN_READ_TOKEN`, else `admin.read_token_file`),
+/// and that an admin API reachable from other hosts has an admin token. `check-config`
+/// calls it too, so it refuses exactly what `run` would. `env` is the process
+/// environment (the one the settings were loaded with), passed in so that tests can
+/// give their own.
+pub fn for_run_with_env(
+    settings: Settings,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Settings, Tokens), ConfigError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (env_admin, env_read) = (var(tokens::TOKEN_ENV), var(tokens::READ_TOKEN_ENV));
+    let ready = || {
+        let settings = for_run(settings)?;
+        let tokens = tokens::load_tokens(&settings, env_admin, env_read)?;
+        settings.admin.check_exposure(tokens.admin.is_some())?;
+        Ok((settings, tokens))
+    };
+    ready().map_err(|e| load::EnvOrigins::new(env.iter().map(|(k, _)| k)).attribute(e))
+}
+
+impl Settings {
+    /// The policy's knobs. `evidence_ttl`, how fresh a lone instance's evidence must
+    /// be, is twice the slowest primary probe's `interval + jitter + timeout`.
+    pub fn policy_config(&self) -> PolicyConfig {
+        PolicyConfig {
+            mode: self.monitor.mode,
+            failback: self.monitor.failback,
+            failback_after: self.monitor.failback_after,
+            hold_down: self.monitor.hold_down,
+            fence_for: self.monitor.fence_for,
+            max_fence: self.monitor.max_fence,
+            rule: self.policy.failover_when,
+            require_healthy_secondary: self.policy.require_healthy_secondary,
+            evidence_ttl: self
+                .probes
+                .iter()
+                .filter(|p| p.region == Role::Primary)
+                .map(|p| (p.interval + p.jitter + p.timeout) * 2)
+                .max()
+                .unwrap_or(std::time::Duration::MAX),
+        }
+    }
+
+    /// A fresh policy for these settings, its probes in the configured order.
+    pub fn policy(&self) -> Policy {
+        Policy::new(
+            self.policy_config(),
+            self.probes
+                .iter()
+                .map(|p| (p.name.clone(), p.region, p.fall, p.rise)),
+        )
+    }
+}

@@ -1,0 +1,18 @@
+//! The pure core of failover-monitor: what the decision is made of, with no I/O and
+//! no clock. Every input carries the `tokio::time::Instant` it happened at, so the
+//! tests beside each module drive it with paused time.
+//!
+//! - [`model`]: the shared vocabulary (regions, states, the config item, audit
+//!   records, the stored pause, the item keys);
+//! - [`rules`]: what a user picks in `monitor.toml` that the core applies;
+//! - [`policy`]: per-probe fall/rise hysteresis, the region rule, hold-down, modes,
+//!   fencing, failback, votes and quorum: observations in, a verdict out;
+//! - [`lease`]: the leader lease as a state machine.
+//!
+//! Architecture Invariant: this crate depends on no other crate of the workspace,
+//! on no AWS crate and on no network or runtime: tokio's `time` only.
+
+pub mod lease;
+pub mod model;
+pub mod policy;
+pub mod rules;

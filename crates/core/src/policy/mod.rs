@@ -1,0 +1,345 @@
+//! The decision: from probe results and the current config item to "move the state
+//! from X to Y now", or to why not.
+//!
+//! - `health.rs`: the per-probe fall/rise state machine;
+//! - `types.rs`: what goes in and comes out;
+//! - here: the [`Policy`] and what it knows (probes, item, timers);
+//! - `evaluate.rs`: what to do now, and a human's move checked against the rules;
+//! - `evidence.rs`: this instance's vote and the (bounded) evidence of a decision.
+//!
+//! Architecture Invariant: nothing here does I/O or reads a clock. Every input carries
+//! its time (`tokio::time::Instant`), so the whole policy is driven by tests with
+//! paused time or with synthetic instants.
+
+mod evaluate;
+mod evidence;
+mod health;
+mod types;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use health::{Health, ProbeHealth};
+pub use types::{
+    Blocked, Coordination, Decision, Observation, PolicyConfig, ProbeView, Refusal, Replication,
+    Verdict, Vote,
+};
+
+use crate::model::{AppState, ConfigItem, Role};
+
+#[derive(Debug, Clone)]
+struct ProbeSlot {
+    name: String,
+    role: Role,
+    health: ProbeHealth,
+    last_ok: Option<bool>,
+    last_error: Option<String>,
+    last_latency: Option<Duration>,
+    /// When the last result arrived.
+    last_at: Option<Instant>,
+    successes: u64,
+    failures: u64,
+}
+
+impl ProbeSlot {
+    fn view(&self, now: Instant) -> ProbeView {
+        ProbeView {
+            name: self.name.clone(),
+            region: self.role,
+            health: self.health.health(),
+            for_ms: self
+                .health
+                .since()
+                .map(|s| millis(now.saturating_duration_since(s))),
+            last_ok: self.last_ok,
+            last_error: self.last_error.clone(),
+            last_latency_ms: self.last_latency.map(|d| d.as_secs_f64() * 1000.0),
+            successes: self.successes,
+            failures: self.failures,
+        }
+    }
+
+    fn new(name: String, role: Role, fall: u32, rise: u32) -> Self {
+        Self {
+            name,
+            role,
+            health: ProbeHealth::new(fall, rise),
+            last_ok: None,
+            last_error: None,
+            last_latency: None,
+            last_at: None,
+            successes: 0,
+            failures: 0,
+        }
+    }
+}
+
+pub struct Policy {
+    cfg: PolicyConfig,
+    probes: Vec<ProbeSlot>,
+    item: Option<ConfigItem>,
+    last_transition_at: Option<Instant>,
+    fenced_at: Option<Instant>,
+    primary_up_since: Option<Instant>,
+    paused: bool,
+    coordination: Option<Coordination>,
+    replication: Option<Replication>,
+    /// Probes per region (index `Role as usize`) and health (`health_index`), kept up
+    /// to date on every flip so that an evaluation costs O(1), not O(probes).
+    counts: [[usize; 3]; 2],
+}
+
+fn health_index(h: Health) -> usize {
+    match h {
+        Health::Unknown => 0,
+        Health::Up => 1,
+        Health::Down => 2,
+    }
+}
+
+impl Policy {
+    /// `probes` are `(name, region, fall, rise)` in the order observations index them.
+    pub fn new(
+        cfg: PolicyConfig,
+        probes: impl IntoIterator<Item = (String, Role, u32, u32)>,
+    ) -> Self {
+        Self {
+            cfg,
+            probes: probes
+                .into_iter()
+                .map(|(name, role, fall, rise)| ProbeSlot::new(name, role, fall, rise))
+                .collect(),
+            item: None,
+            last_transition_at: None,
+            fenced_at: None,
+            primary_up_since: None,
+            paused: false,
+            coordination: None,
+            replication: None,
+            counts: [[0; 3]; 2],
+        }
+        .recounted()
+    }
+
+    fn recounted(mut self) -> Self {
+        self.recount();
+        self
+    }
+
+    fn recount(&mut self) {
+        self.counts = [[0; 3]; 2];
+        for p in &self.probes {
+            self.counts[p.role as usize][health_index(p.health.health())] += 1;
+        }
+    }
+
+    /// Takes in a replication measurement.
+    pub fn observe_replication(&mut self, r: Replication) {
+        self.replication = Some(r);
+    }
+
+    /// Whether a replication measurement is wanted now: while in a fence of ours.
+    pub fn measuring_replication(&self) -> bool {
+        self.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Fenced && !i.set_by_human())
+    }
+
+    /// The last measurement taken since the current fence began.
+    fn replication_in_fence(&self) -> Option<&Replication> {
+        let since = self.fenced_at?;
+        self.replication.as_ref().filter(|r| r.at >= since)
+    }
+
+    /// Updates what the other instances say; None to act alone.
+    pub fn set_coordination(&mut self, c: Option<Coordination>) {
+        self.coordination = c;
+    }
+
+    /// The primary is down as far as acting goes: by this instance's region rule
+    /// alone, or, with cooperating instances, by a quorum of the configured ones
+    /// (this instance's own vote counting only while its evidence is fresh).
+    pub fn effective_primary_down(&self, now: Instant) -> bool {
+        match &self.coordination {
+            None => self.primary_down() && self.evidence_fresh(now),
+            Some(c) => self.own_down_votes(c, now) + c.others_down >= c.needed(),
+        }
+    }
+
+    /// Acting alone: every primary probe has reported within `evidence_ttl`, and the
+    /// down is current.
+    fn evidence_fresh(&self, now: Instant) -> bool {
+        self.down_is_current()
+            && self
+                .vote(now)
+                .1
+                .is_some_and(|age| age <= self.cfg.evidence_ttl)
+    }
+
+    /// No primary probe that is down answered its last check: a probe rising again
+    /// (a process resumed after a stop finds the primary back) holds a new failover
+    /// until it fails again or is up. A dead region's probes only fail.
+    fn down_is_current(&self) -> bool {
+        self.in_region(Role::Primary)
+            .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
+    }
+
+    /// The coordination input last set (None when acting alone).
+    pub fn coordination(&self) -> Option<&Coordination> {
+        self.coordination.as_ref()
+    }
+
+    /// Down votes counted now: this instance's (when fresh) and the live peers'.
+    pub fn down_votes(&self, now: Instant) -> usize {
+        match &self.coordination {
+            None => usize::from(self.primary_down() && self.evidence_fresh(now)),
+            Some(c) => self.own_down_votes(c, now) + c.others_down,
+        }
+    }
+
+    /// 1 when this instance's own vote counts as down now, else 0.
+    fn own_down_votes(&self, c: &Coordination, now: Instant) -> usize {
+        let (vote, age) = self.vote(now);
+        usize::from(
+            vote == Vote::Down
+                && self.down_is_current()
+                && age.is_some_and(|a| a <= c.max_evidence_age),
+        )
+    }
+
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    pub fn item(&self) -> Option<&ConfigItem> {
+        self.item.as_ref()
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// Feeds one probe result. Returns the probe's new health when it flipped.
+    pub fn observe(&mut self, obs: &Observation) -> Option<Health> {
+        let slot = self.probes.get_mut(obs.probe)?;
+        slot.last_ok = Some(obs.ok);
+        slot.last_error = obs.error.clone();
+        slot.last_latency = Some(obs.latency);
+        slot.last_at = Some(obs.at);
+        if obs.ok {
+            slot.successes += 1;
+        } else {
+            slot.failures += 1;
+        }
+        let before = slot.health.health();
+        let flipped = slot.health.observe(obs.ok, obs.at);
+        if let Some(now) = flipped {
+            let role = slot.role as usize;
+            self.counts[role][health_index(before)] -= 1;
+            self.counts[role][health_index(now)] += 1;
+        }
+        if self.region_up(Role::Primary) {
+            self.primary_up_since.get_or_insert(obs.at);
+        } else {
+            self.primary_up_since = None;
+        }
+        flipped
+    }
+
+    /// Tells the policy what the config item is now. `changed_at` is when it took
+    /// this version, if known (the caller converts `updatedAt`). Older versions than
+    /// the one already known are ignored.
+    pub fn observe_item(&mut self, item: ConfigItem, changed_at: Option<Instant>, now: Instant) {
+        if let Some(known) = &self.item {
+            if item.version < known.version {
+                return;
+            }
+            if item.version == known.version && item.state == known.state {
+                self.item = Some(item);
+                return;
+            }
+        }
+        let first = self.item.is_none();
+        // A change we see happen is a transition now; at start-up we only know what
+        // the item says about itself. Version 0 is the item as seeded (by
+        // `provision` or by hand): no transition happened, so nothing holds down.
+        self.last_transition_at = if item.version == 0 {
+            None
+        } else if first {
+            changed_at
+        } else {
+            Some(changed_at.unwrap_or(now))
+        };
+        self.fenced_at = (item.state == AppState::Fenced).then(|| changed_at.unwrap_or(now));
+        self.item = Some(item);
+    }
+
+    /// Records a transition this instance committed.
+    pub fn committed(&mut self, item: ConfigItem, now: Instant) {
+        self.item = None;
+        self.observe_item(item, Some(now), now);
+        self.last_transition_at = Some(now);
+    }
+
+    pub fn probe_views(&self, now: Instant) -> Vec<ProbeView> {
+        self.probes.iter().map(|p| p.view(now)).collect()
+    }
+
+    /// Takes a new configuration (a reload). What the policy knows of the item, the
+    /// last transition, a fence under way and the pause survive; a probe keeps its
+    /// health when one of the same name, region, fall and rise is still configured.
+    pub fn reconfigure(
+        &mut self,
+        cfg: PolicyConfig,
+        probes: impl IntoIterator<Item = (String, Role, u32, u32)>,
+    ) {
+        let mut old = std::mem::take(&mut self.probes);
+        self.probes = probes
+            .into_iter()
+            .map(|(name, role, fall, rise)| {
+                let same = |p: &ProbeSlot| {
+                    p.name == name && p.role == role && p.health.thresholds() == (fall, rise)
+                };
+                match old.iter().position(same) {
+                    Some(i) => old.swap_remove(i),
+                    None => ProbeSlot::new(name, role, fall, rise),
+                }
+            })
+            .collect();
+        self.cfg = cfg;
+        self.recount();
+        if !self.region_up(Role::Primary) {
+            self.primary_up_since = None;
+        }
+    }
+
+    fn in_region(&self, role: Role) -> impl Iterator<Item = &ProbeSlot> {
+        self.probes.iter().filter(move |p| p.role == role)
+    }
+
+    /// The region rule applied to the primary's probes.
+    pub fn primary_down(&self) -> bool {
+        let c = &self.counts[Role::Primary as usize];
+        let total: usize = c.iter().sum();
+        total > 0 && c[health_index(Health::Down)] >= self.cfg.rule.threshold(total)
+    }
+
+    /// Every probe of the region is up (vacuously true without probes).
+    pub fn region_up(&self, role: Role) -> bool {
+        let c = &self.counts[role as usize];
+        c[health_index(Health::Up)] == c.iter().sum::<usize>()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! Cooperating instances: the configured quorum, votes and their evidence, and the evidence a decision carries.
+
+use super::*;
+
+/// With cooperating instances the leader acts on a quorum of the *configured*
+/// instances' votes, never of those that happen to be alive: a lone survivor, or a
+/// minority, does not fail the region over on its own. Followers never act.
+#[tokio::test(start_paused = true)]
+async fn quorum_counts_the_configured_instances_and_leadership_gates_failover() {
+    use crate::rules::QuorumRule;
+    let coord = |leader: bool, others_live: usize, others_down: usize| Coordination {
+        leader,
+        leader_id: Some(if leader { "me" } else { "other" }.into()),
+        configured: 3,
+        others_live,
+        others_down,
+        max_evidence_age: Duration::from_secs(5),
+        quorum: QuorumRule::Majority,
+    };
+    // (own view down, others live, others down, leader) -> acts?
+    let cases = [
+        (true, 2, 0, true, None),
+        (true, 2, 1, true, Some(AppState::Failover)),
+        (false, 2, 2, true, Some(AppState::Failover)),
+        (false, 2, 1, true, None),
+        // Alone (both others dead or paused): never on its own, whatever it sees.
+        (true, 0, 0, true, None),
+        (true, 2, 2, false, None),
+    ];
+    for (own_down, others_live, others_down, leader, expected) in cases {
+        let mut p = policy(cfg(), 1, 1, 1, 1);
+        let now = Instant::now();
+        p.observe_item(item(AppState::Active, 0), None, now);
+        p.observe(&obs(0, !own_down, now));
+        p.observe(&obs(1, true, now));
+        p.set_coordination(Some(coord(leader, others_live, others_down)));
+        let v = p.evaluate(now);
+        assert_eq!(
+            target(&v),
+            expected,
+            "own {own_down}, {others_down} of {others_live} live others, leader {leader}: {v:?}"
+        );
+        if !leader && others_down + usize::from(own_down) >= 2 {
+            assert!(
+                matches!(
+                    v,
+                    Verdict::Blocked {
+                        because: Blocked::NotLeader { .. },
+                        ..
+                    }
+                ),
+                "{v:?}"
+            );
+        }
+        if others_live == 0 && own_down {
+            assert!(
+                matches!(&v, Verdict::Hold { why } if why.starts_with("quorum unreachable")),
+                "a lone survivor says the quorum is unreachable: {v:?}"
+            );
+        }
+        if let Verdict::Act(d) = &v {
+            assert_eq!(d.evidence["quorum"]["configured"], 3);
+            assert_eq!(d.evidence["quorum"]["needed"], 2);
+        }
+    }
+}
+
+/// This instance's own down vote counts only while its evidence is fresh: after a
+/// pause (SIGSTOP) its last probe results are old, and it must not act on them.
+#[tokio::test(start_paused = true)]
+async fn an_own_vote_on_stale_evidence_does_not_count() {
+    use crate::rules::QuorumRule;
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    p.observe(&obs(0, false, now));
+    p.observe(&obs(1, true, now));
+    let c = Coordination {
+        leader: true,
+        leader_id: Some("me".into()),
+        configured: 3,
+        others_live: 2,
+        others_down: 1,
+        max_evidence_age: Duration::from_secs(5),
+        quorum: QuorumRule::Majority,
+    };
+    p.set_coordination(Some(c));
+    assert_eq!(p.vote(now), (Vote::Down, Some(Duration::ZERO)));
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
+    advance(Duration::from_secs(6)).await;
+    let later = Instant::now();
+    assert_eq!(p.vote(later).0, Vote::Down);
+    assert_eq!(p.down_votes(later), 1, "only the peer's vote is left");
+    assert_eq!(target(&p.evaluate(later)), None);
+}
+
+/// A vote says down, up or unknown: unknown while probes not yet known could still
+/// make the rule say down.
+#[tokio::test(start_paused = true)]
+async fn votes_are_down_up_or_unknown() {
+    let mut c = cfg();
+    c.rule = RegionRule::Majority;
+    let mut p = policy(c, 3, 0, 1, 1);
+    let now = Instant::now();
+    assert_eq!(p.vote(now), (Vote::Unknown, None), "nothing known yet");
+    p.observe(&obs(0, true, now));
+    assert_eq!(
+        p.vote(now).0,
+        Vote::Unknown,
+        "1 up, 2 unknown: could still be 2 down"
+    );
+    p.observe(&obs(1, true, now));
+    assert_eq!(
+        p.vote(now).0,
+        Vote::Up,
+        "2 up: a majority can no longer be down"
+    );
+    p.observe(&obs(1, false, now));
+    p.observe(&obs(2, false, now));
+    assert_eq!(p.vote(now).0, Vote::Down);
+}
+
+/// The evidence of a decision stays small whatever the number of probes: an audit
+/// record must stay far below DynamoDB's 400 KB item limit.
+#[tokio::test(start_paused = true)]
+async fn evidence_is_bounded_with_ten_thousand_probes() {
+    let mut p = policy(cfg(), 10_000, 10, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    let long_error = "connection refused by https://primary.example.com/state ".repeat(20);
+    for i in 0..10_000 {
+        p.observe(&Observation {
+            probe: i,
+            at: now,
+            ok: false,
+            latency: Duration::from_millis(900),
+            error: Some(long_error.clone()),
+        });
+    }
+    for i in 10_000..10_010 {
+        p.observe(&obs(i, true, now));
+    }
+    let Verdict::Act(d) = p.evaluate(now) else {
+        panic!("all primary probes down: a failover");
+    };
+    let size = d.evidence.to_string().len();
+    assert!(size < 16 * 1024, "evidence of {size} bytes");
+    assert_eq!(d.evidence["primary_down"], 10_000);
+    assert_eq!(d.evidence["regions"]["primary"]["down"], 10_000);
+    assert_eq!(d.evidence["probes"].as_array().map(Vec::len), Some(20));
+    assert_eq!(d.evidence["probes_omitted"], 10_000 - 20);
+    let listed = d.evidence["probes"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        listed.len() <= evidence::MAX_ERROR + '…'.len_utf8(),
+        "{listed}"
+    );
+}

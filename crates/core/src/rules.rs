@@ -1,0 +1,167 @@
+//! The rules a user picks in `monitor.toml` and the pure core applies: what the
+//! daemon may do on its own ([`Mode`]), whether it fails back by itself
+//! ([`Failback`]), when the primary counts as down ([`RegionRule`]) and how many
+//! instances must agree ([`QuorumRule`]). `failover-config` parses them; the policy
+//! reads them.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Unexpected};
+use serde::{Deserialize, Serialize};
+
+/// What the daemon may do on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Decide and write.
+    Auto,
+    /// Observe and report what it would do; only humans move the state.
+    Manual,
+    /// Decide and log the decision, never write.
+    DryRun,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Manual => "manual",
+            Mode::DryRun => "dry-run",
+        }
+    }
+}
+
+/// Whether the daemon moves `failover` back to `active` by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failback {
+    /// Only a human moves `failover` back to `active`.
+    Manual,
+    /// Back to `active` once the primary has been up for `failback_after`.
+    Auto,
+}
+
+/// How many of the primary's probes must be down for the primary to count as down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RegionRule {
+    /// One of them.
+    Any,
+    /// All of them.
+    All,
+    /// More than half of the primary's probes.
+    Majority,
+    /// At least `n` of the `m` primary probes (`m` must be their count).
+    AtLeast { n: usize, m: usize },
+}
+
+impl RegionRule {
+    /// How many down probes out of `total` make the region down.
+    pub fn threshold(self, total: usize) -> usize {
+        match self {
+            RegionRule::Any => 1,
+            RegionRule::All => total,
+            RegionRule::Majority => total / 2 + 1,
+            RegionRule::AtLeast { n, .. } => n,
+        }
+    }
+}
+
+impl fmt::Display for RegionRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegionRule::Any => f.write_str("any"),
+            RegionRule::All => f.write_str("all"),
+            RegionRule::Majority => f.write_str("majority"),
+            RegionRule::AtLeast { n, m } => write!(f, "{n} of {m}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RegionRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = RegionRule;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"any\", \"all\", \"majority\" or \"<n> of <m>\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RegionRule, E> {
+                match s {
+                    "any" => return Ok(RegionRule::Any),
+                    "all" => return Ok(RegionRule::All),
+                    "majority" => return Ok(RegionRule::Majority),
+                    _ => {}
+                }
+                let mut words = s.split_whitespace();
+                if let (Some(n), Some("of"), Some(m), None) =
+                    (words.next(), words.next(), words.next(), words.next())
+                    && let (Ok(n), Ok(m)) = (n.parse(), m.parse())
+                {
+                    return Ok(RegionRule::AtLeast { n, m });
+                }
+                Err(E::invalid_value(Unexpected::Str(s), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// How many of the configured instances must see the primary down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum QuorumRule {
+    /// More than half of the configured instances.
+    Majority,
+    /// At least this many.
+    AtLeast(usize),
+}
+
+impl<'de> Deserialize<'de> for QuorumRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = QuorumRule;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"majority\" or a whole number of instances")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<QuorumRule, E> {
+                match s {
+                    "majority" => Ok(QuorumRule::Majority),
+                    other => other
+                        .parse()
+                        .map(QuorumRule::AtLeast)
+                        .map_err(|_| E::invalid_value(Unexpected::Str(s), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<QuorumRule, E> {
+                usize::try_from(n)
+                    .map(QuorumRule::AtLeast)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<QuorumRule, E> {
+                usize::try_from(n)
+                    .map(QuorumRule::AtLeast)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(n), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl QuorumRule {
+    /// Down votes needed among `configured` instances.
+    pub fn threshold(self, configured: usize) -> usize {
+        match self {
+            QuorumRule::Majority => configured / 2 + 1,
+            QuorumRule::AtLeast(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for QuorumRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuorumRule::Majority => f.write_str("majority"),
+            QuorumRule::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
+}

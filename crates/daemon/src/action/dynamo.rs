@@ -1,0 +1,431 @@
+//! [`ItemStore`] on DynamoDB: one region's config table.
+//!
+//! Keys (`failover_core::model::keys`): the config item is `appId = <app id>`, the audit
+//! record of version N `<app id>#audit#<N>`, the operator's pause `<app id>#pause`.
+//! The commit's fence check reads the lease item `<app id>#lease`, which the
+//! coordination store (`crate::coord`) writes. [`DynamoCanary`] is one instance's
+//! replication canary in the config table or the application's data table.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, TransactWriteItem, Update, builders::UpdateBuilder,
+};
+
+use super::ActionError;
+use super::store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
+use failover_aws::dynamo::{Cancel, Conditional, Item, Table, TxError, flag, n, num, s, text};
+use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
+
+pub struct DynamoItemStore {
+    table: Table,
+    app_id: String,
+    role: Role,
+}
+
+impl DynamoItemStore {
+    pub fn new(table: Table, app_id: String, role: Role) -> Self {
+        Self {
+            table,
+            app_id,
+            role,
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> ActionError {
+        ActionError::Unavailable {
+            region: self.role,
+            reason,
+        }
+    }
+
+    fn failed(&self, reason: String) -> WriteError {
+        WriteError::Failed(self.unavailable(reason))
+    }
+
+    fn parse_item(&self, item: &Item) -> Result<ConfigItem, ActionError> {
+        let malformed = |reason: String| ActionError::Malformed {
+            region: self.role,
+            reason,
+        };
+        let state = match item.get("state") {
+            Some(AttributeValue::S(v)) => v
+                .parse::<AppState>()
+                .map_err(|e| malformed(e.to_string()))?,
+            _ => return Err(malformed("the item has no string attribute `state`".into())),
+        };
+        let version = match item.get("version") {
+            None => 0,
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| malformed(format!("version {v:?} is not a whole number")))?,
+            Some(other) => return Err(malformed(format!("version is not a number: {other:?}"))),
+        };
+        Ok(ConfigItem {
+            state,
+            version,
+            updated_at: text(item, "updatedAt"),
+            updated_by: text(item, "updatedBy"),
+            reason: text(item, "reason"),
+        })
+    }
+
+    fn audit_item(&self, r: &AuditRecord) -> Item {
+        Item::from([
+            ("appId".to_string(), s(keys::audit(&self.app_id, r.version))),
+            ("kind".to_string(), s("audit")),
+            ("version".to_string(), n(r.version)),
+            ("from".to_string(), s(r.from.as_str())),
+            ("to".to_string(), s(r.to.as_str())),
+            ("at".to_string(), s(&r.at)),
+            ("by".to_string(), s(&r.by)),
+            ("trigger".to_string(), s(r.trigger.as_str())),
+            ("reason".to_string(), s(&r.reason)),
+            ("evidence".to_string(), s(r.evidence.to_string())),
+            ("forced".to_string(), AttributeValue::Bool(r.forced)),
+        ])
+    }
+
+    fn parse_audit(&self, item: &Item) -> Result<AuditRecord, ActionError> {
+        let malformed = |k: &str| ActionError::Malformed {
+            region: self.role,
+            reason: format!("audit record without a valid `{k}`"),
+        };
+        let txt = |k: &str| text(item, k).ok_or_else(|| malformed(k));
+        let state = |k: &str| txt(k).and_then(|v| v.parse::<AppState>().map_err(|_| malformed(k)));
+        Ok(AuditRecord {
+            version: num(item, "version").ok_or_else(|| malformed("version"))?,
+            from: state("from")?,
+            to: state("to")?,
+            at: txt("at")?,
+            by: txt("by")?,
+            trigger: match txt("trigger")?.as_str() {
+                "auto" => Trigger::Auto,
+                "manual" => Trigger::Manual,
+                _ => return Err(malformed("trigger")),
+            },
+            reason: txt("reason")?,
+            evidence: serde_json::from_str(&txt("evidence")?).map_err(|_| malformed("evidence"))?,
+            forced: flag(item, "forced"),
+        })
+    }
+
+    fn set_item(&self, new: &ConfigItem) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table.name)
+            .key("appId", s(&self.app_id))
+            .update_expression("SET #s = :to, #v = :new, #at = :at, #by = :by, #r = :reason")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#at", "updatedAt")
+            .expression_attribute_names("#by", "updatedBy")
+            .expression_attribute_names("#r", "reason")
+            .expression_attribute_values(":to", s(new.state.as_str()))
+            .expression_attribute_values(":new", n(new.version))
+            .expression_attribute_values(":at", s(new.updated_at.clone().unwrap_or_default()))
+            .expression_attribute_values(":by", s(new.updated_by.clone().unwrap_or_default()))
+            .expression_attribute_values(":reason", s(new.reason.clone().unwrap_or_default()))
+    }
+
+    /// Runs a transaction and tells its cancellation reasons apart: a failed
+    /// condition on the fence check (action `fence_index`) is [`WriteError::Fenced`],
+    /// on the item (action 0) a conflict, on the audit record (action 1) only
+    /// [`WriteError::AuditExists`]; throttling or another transaction on an item is
+    /// [`WriteError::Busy`] (nothing was written).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        fence_index: Option<usize>,
+        token: Option<&str>,
+    ) -> Result<(), WriteError> {
+        match self.table.transact(items, token).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(reasons)) => Err(refusal(&reasons, fence_index, |r| {
+                self.unavailable(format!(
+                    "transact_write_items {}: TransactionCanceledException: {r}",
+                    self.table.name
+                ))
+            })),
+            Err(TxError::Failed(e)) => Err(self.failed(e)),
+        }
+    }
+
+    fn pause_item(&self, p: &PauseRecord) -> Item {
+        Item::from([
+            ("appId".to_string(), s(keys::pause(&self.app_id))),
+            ("kind".to_string(), s("pause")),
+            ("paused".to_string(), AttributeValue::Bool(p.paused)),
+            ("by".to_string(), s(&p.by)),
+            ("reason".to_string(), s(&p.reason)),
+            ("at".to_string(), s(&p.at)),
+            ("seq".to_string(), n(p.seq)),
+        ])
+    }
+}
+
+/// What a cancelled transaction's reasons mean for a commit or catch-up (shared with
+/// the in-memory store, which reports the same reasons).
+pub fn refusal(
+    reasons: &[Cancel],
+    fence_index: Option<usize>,
+    other: impl FnOnce(String) -> ActionError,
+) -> WriteError {
+    let failed = |i: usize| reasons.get(i) == Some(&Cancel::ConditionalCheckFailed);
+    if fence_index.is_some_and(failed) {
+        return WriteError::Fenced;
+    }
+    if failed(0) {
+        return WriteError::Conflict;
+    }
+    if failed(1) {
+        return WriteError::AuditExists;
+    }
+    let text = format!("{reasons:?}");
+    if reasons
+        .iter()
+        .any(|r| matches!(r, Cancel::TransactionConflict | Cancel::Throttled))
+    {
+        return WriteError::Busy(other(text));
+    }
+    WriteError::Failed(other(text))
+}
+
+#[async_trait]
+impl ItemStore for DynamoItemStore {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    async fn read(&self) -> Result<Option<ConfigItem>, ActionError> {
+        let item = self
+            .table
+            .get(&self.app_id)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        item.map(|i| self.parse_item(&i)).transpose()
+    }
+
+    async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError> {
+        let condition = if c.expected == 0 {
+            "#s = :from AND (attribute_not_exists(#v) OR #v = :expected)"
+        } else {
+            "#s = :from AND #v = :expected"
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| self.failed(e.to_string());
+        let update = self
+            .set_item(c.item)
+            .condition_expression(condition)
+            .expression_attribute_values(":from", s(c.from.as_str()))
+            .expression_attribute_values(":expected", n(c.expected))
+            .build()
+            .map_err(build)?;
+        let put = Put::builder()
+            .table_name(&self.table.name)
+            .set_item(Some(self.audit_item(c.audit)))
+            .condition_expression("attribute_not_exists(appId)")
+            .build()
+            .map_err(build)?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        if let Some(f) = c.fence {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table.name)
+                .key("appId", s(keys::lease(&self.app_id)))
+                .condition_expression("#o = :owner AND #t = :token")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#t", "token")
+                .expression_attribute_values(":owner", s(&f.owner))
+                .expression_attribute_values(":token", n(f.token))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        self.transact(items, c.fence.map(|_| 2), Some(c.token))
+            .await
+    }
+
+    async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+        from: Option<u64>,
+    ) -> Result<(), WriteError> {
+        let build = |e: aws_sdk_dynamodb::error::BuildError| self.failed(e.to_string());
+        let update = match from {
+            None => self
+                .set_item(item)
+                .condition_expression("attribute_not_exists(#v) OR #v < :new"),
+            Some(0) => self
+                .set_item(item)
+                .condition_expression("attribute_not_exists(#v) OR #v = :from")
+                .expression_attribute_values(":from", n(0)),
+            Some(v) => self
+                .set_item(item)
+                .condition_expression("#v = :from")
+                .expression_attribute_values(":from", n(v)),
+        }
+        .build()
+        .map_err(build)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?);
+        self.transact(items, None, None).await
+    }
+
+    async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
+        if audits.is_empty() {
+            return Ok(());
+        }
+        let items = self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?;
+        // No condition can fail here: any cancellation is busy or a failure.
+        match self.transact(items, None, None).await {
+            Err(WriteError::Conflict | WriteError::AuditExists) => {
+                Err(self.failed("put of audit records refused unexpectedly".into()))
+            }
+            other => other,
+        }
+    }
+
+    async fn audits(
+        &self,
+        versions: &[u64],
+        consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError> {
+        let keys = versions
+            .iter()
+            .take(100)
+            .map(|v| keys::audit(&self.app_id, *v));
+        let mut records = self
+            .table
+            .batch_get(keys, consistent)
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .iter()
+            .map(|i| self.parse_audit(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(records)
+    }
+
+    async fn read_pause(&self) -> Result<Option<PauseRecord>, ActionError> {
+        let item = self
+            .table
+            .get(&keys::pause(&self.app_id))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(item.and_then(|i| {
+            Some(PauseRecord {
+                paused: flag(&i, "paused"),
+                by: text(&i, "by")?,
+                reason: text(&i, "reason").unwrap_or_default(),
+                at: text(&i, "at").unwrap_or_default(),
+                seq: num(&i, "seq")?,
+            })
+        }))
+    }
+
+    async fn write_pause(
+        &self,
+        expected: Option<u64>,
+        new: &PauseRecord,
+    ) -> Result<(), WriteError> {
+        let mut put = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(self.pause_item(new)));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(appId)"),
+            Some(seq) => put
+                .condition_expression("#q = :seq")
+                .expression_attribute_names("#q", "seq")
+                .expression_attribute_values(":seq", n(seq)),
+        };
+        match self.table.conditional("put_item", put.send()).await {
+            Ok(_) => Ok(()),
+            Err(Conditional::Refused) => Err(WriteError::Conflict),
+            Err(Conditional::Failed(e)) => Err(self.failed(e)),
+        }
+    }
+}
+
+impl DynamoItemStore {
+    fn audit_puts(&self, audits: &[AuditRecord]) -> Result<Vec<TransactWriteItem>, WriteError> {
+        audits
+            .iter()
+            .map(|a| {
+                Put::builder()
+                    .table_name(&self.table.name)
+                    .set_item(Some(self.audit_item(a)))
+                    .build()
+                    .map(|put| TransactWriteItem::builder().put(put).build())
+                    .map_err(|e| self.failed(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// One instance's replication canary in a DynamoDB table whose hash key is
+/// `key_attr` (`appId` in the config table, `commentId` in the data table).
+pub struct DynamoCanary {
+    table: Table,
+    key_attr: &'static str,
+    key: String,
+    role: Role,
+}
+
+impl DynamoCanary {
+    pub fn new(table: Table, key_attr: &'static str, key: String, role: Role) -> Self {
+        Self {
+            table,
+            key_attr,
+            key,
+            role,
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> ActionError {
+        ActionError::Unavailable {
+            region: self.role,
+            reason,
+        }
+    }
+}
+
+#[async_trait]
+impl CanaryStore for DynamoCanary {
+    async fn put(&self, nonce: &str) -> Result<(), ActionError> {
+        let call = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .item(self.key_attr, s(&self.key))
+            .item("kind", s("canary"))
+            .item("nonce", s(nonce))
+            .send();
+        self.table
+            .call("put_item", call)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.unavailable(e))
+    }
+
+    async fn read(&self) -> Result<Option<String>, ActionError> {
+        let call = self
+            .table
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key(self.key_attr, s(&self.key))
+            .consistent_read(true)
+            .send();
+        let out = self
+            .table
+            .call("get_item", call)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(out.item().and_then(|i| text(i, "nonce")))
+    }
+}

@@ -1,0 +1,215 @@
+//! The actuator: the only code that writes the config item, its audit records, the
+//! operator's pause and the DNS record.
+//!
+//! The secondary region's copy of the config item is the commit point: every
+//! transition is a conditional, versioned, idempotent write there (with its audit
+//! record in the same transaction). One commit point means two writers, whatever
+//! they want, can never both win; the secondary is the one that must survive for a
+//! failover to mean anything. How the primary's copy follows depends on the tables:
+//! with DynamoDB global tables (`TablesMode::Global`, AWS) replication carries the
+//! commit and the primary replica is only read, to measure lag and divergence
+//! (writing it too would race replication, last writer wins); with one table per
+//! region (`PerRegion`, an emulator) the actuator copies the commit over itself.
+//!
+//! - `store.rs`: the [`ItemStore`] and [`CanaryStore`] seams; `dynamo.rs` on DynamoDB;
+//! - `commit.rs`: a transition prepared once and committed (retried with its token);
+//! - `sync.rs`: the sync pass (read both copies, catch up, DNS) and its task;
+//! - `replication.rs`: the canary measurement while fenced;
+//! - `history.rs`: the audit records, one bounded page at a time;
+//! - `dns.rs`: the DNS record that follows the state.
+//!
+//! Architecture Invariant: a copy of the item only ever moves to a higher version,
+//! and only the commit decides which transition happened; a lost race is reported,
+//! never retried over the winner.
+
+mod commit;
+mod dns;
+mod dynamo;
+mod history;
+mod replication;
+mod store;
+mod sync;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use commit::{Outcome, Prepared, PrimaryCopy};
+pub use dns::{DnsAction, DnsRecord, Route53, Rr, follow};
+pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
+pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
+pub use replication::{Canaries, CanaryPair};
+pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
+pub use sync::{SyncAction, SyncReport, sync_loop};
+
+use crate::clock::WallClock;
+use failover_config::TablesMode;
+use failover_core::model::{AppState, ConfigItem, Fence, PauseRecord, Role, Trigger};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// The call failed or timed out; a write may or may not have been applied.
+    #[error("{region} region unavailable: {reason}")]
+    Unavailable { region: Role, reason: String },
+    /// Refused without writing (throttled, another transaction on the item).
+    #[error("{region} region busy: {reason}")]
+    Busy { region: Role, reason: String },
+    #[error("{region} config item is malformed: {reason}")]
+    Malformed { region: Role, reason: String },
+    #[error("the config item does not exist in the {region} region")]
+    Missing { region: Role },
+}
+
+impl Serialize for ActionError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// A transition to commit.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub from: AppState,
+    pub to: AppState,
+    pub expected_version: u64,
+    pub reason: String,
+    pub evidence: serde_json::Value,
+    pub trigger: Trigger,
+    /// `updatedBy`: the instance id, or `admin:<caller>` / `cli:<user>`.
+    pub by: String,
+    pub forced: bool,
+    /// With cooperating instances: the lease this write is conditioned on.
+    pub fence: Option<Fence>,
+}
+
+/// What the actuator writes to, besides the config tables.
+pub struct Extras {
+    pub dns: Option<Arc<dyn DnsRecord>>,
+    /// This instance's replication canaries (config table and data table).
+    pub canaries: Canaries,
+    pub clock: Arc<dyn WallClock>,
+    pub tables: TablesMode,
+}
+
+pub struct Actuator {
+    primary: Arc<dyn ItemStore>,
+    secondary: Arc<dyn ItemStore>,
+    dns: Option<Arc<dyn DnsRecord>>,
+    canaries: Canaries,
+    clock: Arc<dyn WallClock>,
+    tables: TablesMode,
+    /// Canary nonces and commit tokens.
+    rng: Mutex<fastrand::Rng>,
+    /// Audit records recently read for history pages. A std mutex: held only to
+    /// copy records in or out, never across an await.
+    history_cache: Mutex<history::HistoryCache>,
+}
+
+impl Actuator {
+    /// The actuator over both regions' config tables; `seed` makes its random
+    /// choices (canary nonces, commit tokens) repeatable in tests.
+    pub fn new(
+        primary: Arc<dyn ItemStore>,
+        secondary: Arc<dyn ItemStore>,
+        extras: Extras,
+        seed: u64,
+    ) -> Self {
+        Self {
+            primary,
+            secondary,
+            dns: extras.dns,
+            canaries: extras.canaries,
+            clock: extras.clock,
+            tables: extras.tables,
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            history_cache: Mutex::new(Default::default()),
+        }
+    }
+
+    pub fn dns(&self) -> Option<Arc<dyn DnsRecord>> {
+        self.dns.clone()
+    }
+
+    pub fn clock(&self) -> &dyn WallClock {
+        self.clock.as_ref()
+    }
+
+    pub fn tables(&self) -> TablesMode {
+        self.tables
+    }
+
+    pub fn table(&self, role: Role) -> &dyn ItemStore {
+        match role {
+            Role::Primary => self.primary.as_ref(),
+            Role::Secondary => self.secondary.as_ref(),
+        }
+    }
+
+    fn random_hex(&self) -> String {
+        let n = self.rng.lock().map_or(0, |mut r| r.u128(..));
+        format!("{n:032x}")
+    }
+
+    /// The time a copy of the item took its version, as an instant: from its
+    /// `updatedAt`, if it is in the past and parseable.
+    pub fn changed_at(
+        &self,
+        item: &ConfigItem,
+        now: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        let at = humantime::parse_rfc3339_weak(item.updated_at.as_deref()?).ok()?;
+        let age: Duration = self.clock.now().duration_since(at).ok()?;
+        now.checked_sub(age)
+    }
+
+    /// Reads the item from the secondary (the commit point), or says why not.
+    pub async fn current(&self) -> Result<ConfigItem, ActionError> {
+        self.secondary.read().await?.ok_or(ActionError::Missing {
+            region: Role::Secondary,
+        })
+    }
+}
+
+impl Actuator {
+    /// Stores the operator's pause in the commit region (conditioned on the stored
+    /// one, retried when another instance wrote meanwhile). Returns whether it was
+    /// paused before, and the record now stored.
+    pub async fn set_pause(
+        &self,
+        paused: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<(bool, PauseRecord), ActionError> {
+        for _ in 0..3 {
+            let current = self.secondary.read_pause().await?;
+            let new = PauseRecord {
+                paused,
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+                at: self.clock.rfc3339(),
+                seq: current.as_ref().map_or(1, |p| p.seq + 1),
+            };
+            let was = current.as_ref().is_some_and(|p| p.paused);
+            match self
+                .secondary
+                .write_pause(current.map(|p| p.seq), &new)
+                .await
+            {
+                Ok(()) => return Ok((was, new)),
+                Err(WriteError::Conflict) => continue,
+                Err(WriteError::Busy(e) | WriteError::Failed(e)) => return Err(e),
+                Err(other) => {
+                    return Err(ActionError::Unavailable {
+                        region: Role::Secondary,
+                        reason: format!("{other:?}"),
+                    });
+                }
+            }
+        }
+        Err(ActionError::Busy {
+            region: Role::Secondary,
+            reason: "the pause changed three times while being stored; try again".into(),
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The config item store: what the actuator reads and writes in one region's config
+//! table, as a trait the project owns. `DynamoItemStore` (`dynamo.rs`) is the real
+//! one; `crate::memory` holds one with DynamoDB's documented semantics for tests and
+//! the simulation.
+
+use async_trait::async_trait;
+
+use super::ActionError;
+use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, PauseRecord, Role};
+
+/// Why a conditional write did not happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteError {
+    /// The item is not at the state and version the writer expected (a commit), or
+    /// the copy is already at or beyond the version (a catch-up).
+    Conflict,
+    /// The item is at the expected version, but the audit record of the next one
+    /// exists already: the item was reset below versions already used.
+    AuditExists,
+    /// The writer's fencing token is no longer the lease's: it was deposed.
+    Fenced,
+    /// Refused without writing anything (throttled, or another transaction was on
+    /// the item): try again later.
+    Busy(ActionError),
+    /// The call failed or timed out: it may or may not have been applied.
+    Failed(ActionError),
+}
+
+/// One commit: the item moves from `from` at `expected` to `item`, with `audit`
+/// written in the same transaction, conditioned on `fence` when given. `token`
+/// makes the transaction idempotent: resent with the same token (within ten
+/// minutes), it applies at most once and answers success if it did.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    pub from: AppState,
+    /// The version the item must have (a missing `version` counts as 0).
+    pub expected: u64,
+    pub item: &'a ConfigItem,
+    pub audit: &'a AuditRecord,
+    pub fence: Option<&'a Fence>,
+    pub token: &'a str,
+}
+
+/// At most this many audit records go into one catch-up transaction (DynamoDB takes
+/// 100 actions per transaction; one is the item).
+pub const AUDITS_PER_WRITE: usize = 99;
+
+/// One region's copy of the config table: the config item, its audit records and
+/// the operator's pause.
+#[async_trait]
+pub trait ItemStore: Send + Sync {
+    /// Which region this copy is in.
+    fn role(&self) -> Role;
+
+    /// The config item (strongly consistent read); `None` when there is none.
+    async fn read(&self) -> Result<Option<ConfigItem>, ActionError>;
+
+    /// The commit: sets the item only if it is still in state `from` at version
+    /// `expected`, writes the audit record (which must not exist yet) in the same
+    /// transaction, and checks the fence when given. All or nothing.
+    async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError>;
+
+    /// Brings this copy up to `item` (a newer version committed in the other region)
+    /// with up to [`AUDITS_PER_WRITE`] audit records in the same transaction: only
+    /// while this copy is at version `from` exactly (absent counting as 0), so that
+    /// the records written are all it lacks; with `from` None, while it is lower (the
+    /// caller then writes every record in between). A copy never moves backwards.
+    async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+        from: Option<u64>,
+    ) -> Result<(), WriteError>;
+
+    /// Writes audit records as they are (they never change once written), up to
+    /// [`AUDITS_PER_WRITE`] at once: the older part of a long catch-up.
+    async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError>;
+
+    /// The audit records of `versions` that exist, newest first (at most 100).
+    /// `consistent`: strongly consistent reads (a record just committed); history
+    /// reads need not be, since a record never changes once written.
+    async fn audits(
+        &self,
+        versions: &[u64],
+        consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError>;
+
+    /// The operator's pause, if one was ever stored.
+    async fn read_pause(&self) -> Result<Option<PauseRecord>, ActionError>;
+
+    /// Stores `new` if the stored pause still has sequence number `expected` (None:
+    /// none stored yet).
+    async fn write_pause(&self, expected: Option<u64>, new: &PauseRecord)
+    -> Result<(), WriteError>;
+}
+
+/// One replication canary: an item of this instance's own in one region's table,
+/// written in the primary and looked for in the secondary.
+#[async_trait]
+pub trait CanaryStore: Send + Sync {
+    /// Writes the canary with a fresh nonce.
+    async fn put(&self, nonce: &str) -> Result<(), ActionError>;
+
+    /// The canary's nonce as this region sees it (strongly consistent read).
+    async fn read(&self) -> Result<Option<String>, ActionError>;
+}

@@ -1,0 +1,238 @@
+//! The sync pass: reads both copies of the item and the operator's pause, brings a
+//! lagging copy up (one table per region), measures replication (global tables),
+//! and, on the acting instance only, points the DNS record at the commit region's
+//! state. The sync task runs a pass every `state_refresh`, or at once when asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::debug;
+
+use super::dns::{DnsAction, follow};
+use super::store::{AUDITS_PER_WRITE, ItemStore, WriteError};
+use super::{ActionError, Actuator};
+use failover_config::TablesMode;
+use crate::gate::Gate;
+use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
+
+/// What one sync pass found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub primary: Result<Option<ConfigItem>, ActionError>,
+    pub secondary: Result<Option<ConfigItem>, ActionError>,
+    pub action: SyncAction,
+    /// The DNS record brought in line with the commit region's state, when
+    /// configured and this instance acts.
+    pub dns: Option<Result<DnsAction, ActionError>>,
+    /// The operator's pause as stored in the commit region.
+    pub pause: Result<Option<PauseRecord>, ActionError>,
+    #[serde(skip)]
+    pub tables: TablesMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SyncAction {
+    /// Both copies agree (or one could not be read, so nothing can be said).
+    None,
+    /// One table per region: the lagging copy was brought up to the other's version.
+    CaughtUp {
+        region: Role,
+        from_version: Option<u64>,
+        to_version: u64,
+    },
+    /// One table per region: the lagging copy could not be brought up (and was not
+    /// moved).
+    CatchUpFailed { region: Role, reason: String },
+    /// Global tables: the primary replica has not received these versions yet.
+    Replicating { behind: u64 },
+    /// Global tables: the primary replica holds a version the commit region does not
+    /// (written there directly, outside the protocol). Needs a human.
+    AheadOfCommit { primary: u64, secondary: u64 },
+    /// Same version, different state: someone wrote without the version protocol
+    /// (for example the original stack's `switch-state`). Needs a human.
+    Diverged {
+        primary: AppState,
+        secondary: AppState,
+        version: u64,
+    },
+}
+
+impl SyncReport {
+    /// The item as far as deciding goes: the commit region's copy; with one table
+    /// per region the higher version of the two (the secondary's on a tie); the
+    /// primary's only when the secondary cannot be read.
+    pub fn newest(&self) -> Option<&ConfigItem> {
+        let p = self.primary.as_ref().ok().and_then(Option::as_ref);
+        let s = self.secondary.as_ref().ok().and_then(Option::as_ref);
+        match (p, s) {
+            (Some(p), Some(s)) if p.version > s.version && self.tables == TablesMode::PerRegion => {
+                Some(p)
+            }
+            (_, Some(s)) => Some(s),
+            (p, None) if self.secondary.is_err() => p,
+            (_, None) => None,
+        }
+    }
+}
+
+/// Runs sync passes until `tx`'s receiver is gone. `acting`: this instance may
+/// change DNS (it acts alone or holds the lease).
+pub async fn sync_loop(
+    actuator: Arc<Actuator>,
+    every: Duration,
+    now: Arc<Notify>,
+    acting: watch::Receiver<bool>,
+    tx: mpsc::Sender<SyncReport>,
+    gate: Gate,
+) {
+    loop {
+        gate.pass().await;
+        let acting_now = *acting.borrow();
+        let report = actuator.sync(acting_now).await;
+        gate.pass().await;
+        debug!(action = ?report.action, "sync");
+        if tx.send(report).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = now.notified() => {}
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+impl Actuator {
+    /// Reads both copies and the pause, and reconciles what the tables mode allows.
+    pub async fn sync(&self, acting: bool) -> SyncReport {
+        let (primary, secondary, pause) = tokio::join!(
+            self.primary.read(),
+            self.secondary.read(),
+            self.secondary.read_pause()
+        );
+        let action = match self.tables {
+            TablesMode::PerRegion => self.reconcile(&primary, &secondary).await,
+            TablesMode::Global => replication_state(&primary, &secondary),
+        };
+        let dns = match (&self.dns, &secondary) {
+            (Some(d), Ok(Some(item))) if acting => Some(follow(d.as_ref(), item.state).await),
+            _ => None,
+        };
+        SyncReport {
+            primary,
+            secondary,
+            action,
+            dns,
+            pause,
+            tables: self.tables,
+        }
+    }
+
+    /// One table per region: brings the lagging copy up to the other.
+    async fn reconcile(
+        &self,
+        primary: &Result<Option<ConfigItem>, ActionError>,
+        secondary: &Result<Option<ConfigItem>, ActionError>,
+    ) -> SyncAction {
+        match (primary, secondary) {
+            (Ok(p), Ok(Some(s))) if p.as_ref().is_none_or(|p| p.version < s.version) => {
+                let from = p.as_ref().map(|p| p.version);
+                self.catch_up(&self.secondary, &self.primary, s, from).await
+            }
+            (Ok(Some(p)), Ok(s)) if s.as_ref().is_none_or(|s| s.version < p.version) => {
+                let from = s.as_ref().map(|s| s.version);
+                self.catch_up(&self.primary, &self.secondary, p, from).await
+            }
+            (Ok(Some(p)), Ok(Some(s))) if p.state != s.state => SyncAction::Diverged {
+                primary: p.state,
+                secondary: s.state,
+                version: s.version,
+            },
+            _ => SyncAction::None,
+        }
+    }
+
+    /// Copies `item` and every audit record the target lacks (read from the source
+    /// in pages), or leaves the target as it is when any of them cannot be read.
+    async fn catch_up(
+        &self,
+        source: &Arc<dyn ItemStore>,
+        target: &Arc<dyn ItemStore>,
+        item: &ConfigItem,
+        from_version: Option<u64>,
+    ) -> SyncAction {
+        let failed = |reason: String| SyncAction::CatchUpFailed {
+            region: target.role(),
+            reason,
+        };
+        let wanted: Vec<u64> = (from_version.unwrap_or(0) + 1..=item.version).collect();
+        let mut audits = Vec::with_capacity(wanted.len());
+        for page in wanted.chunks(100) {
+            match source.audits(page, true).await {
+                Ok(records) => audits.extend(records),
+                Err(e) => {
+                    return failed(format!(
+                        "the audit records cannot be read from the {}: {e}; the copy is not moved",
+                        source.role()
+                    ));
+                }
+            }
+        }
+        audits.sort_by_key(|a| a.version);
+        let have: Vec<u64> = audits.iter().map(|a| a.version).collect();
+        if let Some(missing) = wanted.iter().find(|v| !have.contains(v)) {
+            return failed(format!(
+                "the {} has no audit record of version {missing}; the copy is not moved",
+                source.role()
+            ));
+        }
+        // Oldest first, so that a copy never shows a version whose records are not
+        // all there: the item moves with the last part.
+        let split = audits.len().saturating_sub(AUDITS_PER_WRITE);
+        for chunk in audits[..split].chunks(AUDITS_PER_WRITE) {
+            if let Err(e) = target.put_audits(chunk).await {
+                return failed(format!("{e:?}"));
+            }
+        }
+        match target.catch_up(item, &audits[split..], None).await {
+            Ok(()) => SyncAction::CaughtUp {
+                region: target.role(),
+                from_version,
+                to_version: item.version,
+            },
+            // It moved on meanwhile: the next pass will see it.
+            Err(WriteError::Conflict) => SyncAction::None,
+            Err(WriteError::Busy(e) | WriteError::Failed(e)) => failed(e.to_string()),
+            Err(other) => failed(format!("{other:?}")),
+        }
+    }
+}
+
+/// Global tables: how far the primary replica is from the commit region.
+fn replication_state(
+    primary: &Result<Option<ConfigItem>, ActionError>,
+    secondary: &Result<Option<ConfigItem>, ActionError>,
+) -> SyncAction {
+    match (primary, secondary) {
+        (Ok(p), Ok(Some(s))) if p.as_ref().is_none_or(|p| p.version < s.version) => {
+            SyncAction::Replicating {
+                behind: s.version - p.as_ref().map_or(0, |p| p.version),
+            }
+        }
+        (Ok(Some(p)), Ok(s)) if s.as_ref().is_none_or(|s| s.version < p.version) => {
+            SyncAction::AheadOfCommit {
+                primary: p.version,
+                secondary: s.as_ref().map_or(0, |s| s.version),
+            }
+        }
+        (Ok(Some(p)), Ok(Some(s))) if p.state != s.state => SyncAction::Diverged {
+            primary: p.state,
+            secondary: s.state,
+            version: s.version,
+        },
+        _ => SyncAction::None,
+    }
+}

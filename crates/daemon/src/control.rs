@@ -1,0 +1,131 @@
+//! How the world outside the decision loop observes and steers it: the [`Status`]
+//! snapshot the loop publishes, the [`Command`]s it takes, and the [`Handle`] that
+//! holds both ends. The admin API and the in-process tests depend on this module,
+//! never on the loop itself.
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::action::{ActionError, PrimaryCopy};
+use failover_config::Settings;
+use crate::coord::Peer;
+use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord};
+use failover_core::policy::{ProbeView, Refusal};
+
+/// Everything an observer (status endpoint, tests) may want to know. Published through
+/// a `watch` channel at most every 200 ms, and at once when an operator-visible thing
+/// changes (a command, a sync or coordination report, a commit).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Status {
+    pub instance_id: String,
+    pub mode: String,
+    pub paused: bool,
+    /// The stored pause (who, why, when), honoured by every instance.
+    pub pause: Option<PauseRecord>,
+    /// The instance allowed to act: this one when it acts alone, else the lease owner.
+    pub leader: Option<String>,
+    /// This instance holds the right to act now.
+    pub is_leader: bool,
+    /// With cooperating instances: each one's published view and liveness.
+    pub instances: Vec<Peer>,
+    /// With cooperating instances: configured and live instances, down votes, votes
+    /// needed, and whether the quorum can be reached at all.
+    pub quorum: Option<serde_json::Value>,
+    /// Another live process with this instance id (it never takes the lease).
+    pub duplicate: Option<String>,
+    /// Set while the item is in a state only a human can settle; automatic moves
+    /// are stopped until it changes.
+    pub needs_human: Option<String>,
+    /// A transition is being committed now.
+    pub committing: bool,
+    pub item: Option<ConfigItem>,
+    pub primary_item: Option<ConfigItem>,
+    pub secondary_item: Option<ConfigItem>,
+    /// Set while the two regions' copies disagree in a way the sync cannot fix.
+    pub divergence: Option<String>,
+    pub probes: Vec<ProbeView>,
+    /// What the policy would do now ("hold: ...", "blocked (...): ...").
+    pub verdict: String,
+    /// The first evaluation with a known item has happened.
+    pub ready: bool,
+}
+
+/// Operator requests into the decision loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop (true) or restart (false) automatic transitions; probing goes on. The
+    /// pause is stored in the commit region so that every instance honours it.
+    /// Replies with whether it was paused before, or why it could not be stored.
+    SetPaused {
+        paused: bool,
+        caller: String,
+        reason: String,
+        reply: oneshot::Sender<Result<bool, ActionError>>,
+    },
+    /// A human's move, through the safety rules (unless `force`) and the actuator.
+    /// Waits while another commit is in flight; dropped (answered
+    /// [`MoveError::Expired`]) if it could not start within [`MOVE_WAIT`].
+    Move {
+        to: AppState,
+        reason: String,
+        force: bool,
+        caller: String,
+        reply: oneshot::Sender<Result<MoveDone, MoveError>>,
+    },
+    /// A new, already validated configuration (SIGHUP).
+    Reload {
+        settings: Box<Settings>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A manual move that was committed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveDone {
+    pub item: ConfigItem,
+    pub record: AuditRecord,
+    /// Whether the primary's copy was updated at once (else the sync or replication
+    /// will).
+    pub primary_updated: bool,
+    pub primary: PrimaryCopy,
+}
+
+/// Why a manual move was not committed.
+#[derive(Debug)]
+pub enum MoveError {
+    /// A safety rule or the state refused it.
+    Refused(Refusal),
+    /// The item changed first; this is what it is now, if known.
+    LostRace(Option<ConfigItem>),
+    /// The item is in a state only a human can settle (why).
+    NeedsHuman(String),
+    /// Nothing was written.
+    Failed(ActionError),
+    /// The write failed in a way that leaves it unknown whether it applied; the
+    /// monitor recognises it on its next read of the item.
+    Unknown(ActionError),
+    /// It waited behind another commit for longer than [`MOVE_WAIT`]: not started.
+    Expired,
+}
+
+/// Longest a manual move waits behind a commit in flight before it is dropped
+/// unstarted (shorter than the admin API's request timeout, so that an answer that
+/// timed out always means "not started").
+pub const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What the caller keeps to observe and steer a running daemon.
+#[derive(Clone)]
+pub struct Handle {
+    pub status: watch::Receiver<Status>,
+    pub commands: mpsc::Sender<Command>,
+}
+
+impl Handle {
+    /// Sends `make(reply)` into the loop and waits for the answer; `None` when the
+    /// daemon is gone.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}

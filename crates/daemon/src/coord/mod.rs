@@ -1,0 +1,143 @@
+//! Cooperation of several monitor instances through the config table in the
+//! secondary region (the failover target, which must survive a primary outage):
+//! a leader lease with a fencing token, and each instance's published view of the
+//! primary, from which the leader counts a quorum.
+//!
+//! - `lease.rs`: the lease as a pure state machine (`LeaseTracker`).
+//! - `store.rs`: the [`CoordStore`] seam; `dynamo.rs` its DynamoDB implementation.
+//! - `task.rs`: the coordination task, one round every `renew_every`.
+//! - here: what a round reports, and its translation into the policy's input
+//!   ([`policy_input`], pure).
+//!
+//! Architecture Invariant: only the lease holder acts on its own decisions, and only
+//! while its lease is valid on its own monotonic clock; every automatic transition
+//! write is conditioned on its fencing token, so a deposed leader's late write fails.
+
+mod dynamo;
+pub use failover_core::lease;
+mod store;
+mod task;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub use dynamo::DynamoCoordStore;
+pub use store::{CoordError, CoordStore, PeerView};
+pub use task::run;
+
+use failover_config::CoordinationSettings;
+use failover_core::model::Fence;
+use failover_core::policy::{Coordination, Vote};
+
+/// Who this process is: the configured instance id, and a value of this process
+/// alone (the ECS task id, or a random one), so that a restarted or duplicated
+/// process is another lease owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub instance: String,
+    pub process: String,
+}
+
+impl Identity {
+    /// The lease owner: `<instance>/<process>`.
+    pub fn owner(&self) -> String {
+        format!("{}/{}", self.instance, self.process)
+    }
+}
+
+/// The instance part of a lease owner.
+pub fn instance_of(owner: &str) -> &str {
+    owner.rsplit_once('/').map_or(owner, |(i, _)| i)
+}
+
+/// This instance's own view, as the decision loop publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnView {
+    pub vote: Vote,
+    /// When the oldest evidence behind the vote was gathered (None before every
+    /// probe reported): its age is taken when the view is published.
+    pub evidence_since: Option<Instant>,
+    pub secondary_up: bool,
+    pub detail: String,
+}
+
+impl Default for OwnView {
+    fn default() -> Self {
+        Self {
+            vote: Vote::Unknown,
+            evidence_since: None,
+            secondary_up: false,
+            detail: String::new(),
+        }
+    }
+}
+
+/// One instance as the coordinator last saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    pub instance: String,
+    /// Its view has been seen to change within `view_ttl`.
+    pub live: bool,
+    /// Its vote as this instance counts it (unknown when not live or stale).
+    pub vote: Vote,
+    pub view: Option<PeerView>,
+}
+
+impl Peer {
+    fn counted(instance: &str, view: Option<PeerView>, live: bool, vote: Vote) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            live,
+            vote,
+            view,
+        }
+    }
+}
+
+/// What one coordination round found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordReport {
+    /// The lease owner as last read (`<instance>/<process>`).
+    pub leader: Option<String>,
+    /// Our fencing token and until when we may act (monotonic), if we hold the lease.
+    #[serde(skip)]
+    pub held: Option<(u64, Instant)>,
+    pub peers: Vec<Peer>,
+    /// Another live process with this instance id (its process value).
+    pub duplicate: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The policy's coordination input as of `now`, and our fence if we lead. Before the
+/// first round this instance knows nothing: not leader, no live peer.
+pub fn policy_input(
+    cfg: &CoordinationSettings,
+    id: &Identity,
+    report: Option<&CoordReport>,
+    now: Instant,
+) -> (Coordination, Option<Fence>) {
+    let others = report
+        .map(|r| r.peers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.live && p.instance != id.instance);
+    let held = report
+        .and_then(|r| r.held)
+        .filter(|(_, until)| now < *until);
+    let c = Coordination {
+        leader: held.is_some(),
+        leader_id: report
+            .and_then(|r| r.leader.as_deref())
+            .map(|o| instance_of(o).to_owned()),
+        configured: cfg.instances.len(),
+        others_live: others.clone().count(),
+        others_down: others.filter(|p| p.vote == Vote::Down).count(),
+        max_evidence_age: cfg.view_ttl,
+        quorum: cfg.quorum,
+    };
+    let fence = held.map(|(token, _)| Fence {
+        owner: id.owner(),
+        token,
+    });
+    (c, fence)
+}

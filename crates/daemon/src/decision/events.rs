@@ -1,0 +1,307 @@
+//! What each message does to the decision loop's state: operator commands, a
+//! reload, probe results, coordination and sync reports, the replication tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::{Daemon, Done, LoopState, Tasks};
+use crate::action::{DnsAction, SyncAction, SyncReport};
+use crate::backend;
+use failover_config::Settings;
+use crate::control::Command;
+use crate::coord::CoordReport;
+use failover_core::model::{PauseRecord, Role};
+use failover_core::policy::{Health, Observation, Replication};
+
+impl Daemon {
+    pub(super) fn on_command(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
+        match cmd {
+            Command::Reload { settings, reply } => {
+                let result = self.reload(*settings);
+                if result.is_ok() {
+                    // New probes, new sync cadence: restart both.
+                    tasks.probes.abort_all();
+                    tasks.probes = self.spawn_probes(&tasks.obs_tx);
+                    tasks.sync.abort();
+                    tasks.sync = self.spawn_sync(&tasks.sync_tx, &tasks.sync_now);
+                }
+                let _ = reply.send(result);
+            }
+            Command::SetPaused {
+                paused,
+                caller,
+                reason,
+                reply,
+            } => {
+                info!(paused, caller = %caller, reason = %reason, "storing the operator's pause");
+                let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
+                tasks.jobs.spawn(async move {
+                    let result = actuator
+                        .set_pause(paused, &format!("admin:{caller}"), &reason)
+                        .await;
+                    let _ = tx.send(Done::Pause { result, reply }).await;
+                });
+            }
+            cmd @ Command::Move { .. } => self.on_move(cmd, state, tasks),
+        }
+        state.publish_now = true;
+    }
+
+    /// Takes in the stored pause (from a sync pass or this instance's own write).
+    pub(super) fn apply_pause(&mut self, record: PauseRecord, state: &mut LoopState) {
+        if state.pause.as_ref().is_some_and(|p| p.seq > record.seq) {
+            return;
+        }
+        if self.policy.paused() != record.paused {
+            info!(
+                paused = record.paused,
+                by = %record.by,
+                reason = %record.reason,
+                at = %record.at,
+                "automatic transitions {}",
+                if record.paused { "paused" } else { "resumed" }
+            );
+        }
+        self.policy.set_paused(record.paused);
+        self.metrics.paused.set(i64::from(record.paused));
+        state.pause = Some(record);
+    }
+
+    /// Applies a new configuration. The identity of what is watched (app, project,
+    /// regions, instance) and the cooperation of instances cannot change without a
+    /// restart; admin changes wait for one.
+    pub(super) fn reload(&mut self, new: Settings) -> Result<(), String> {
+        let old = &self.settings;
+        let same_identity = old.app.id == new.app.id
+            && old.app.project == new.app.project
+            && old.regions.primary.name == new.regions.primary.name
+            && old.regions.primary.endpoint_url == new.regions.primary.endpoint_url
+            && old.regions.secondary.name == new.regions.secondary.name
+            && old.regions.secondary.endpoint_url == new.regions.secondary.endpoint_url
+            && old.monitor.instance_id == new.monitor.instance_id;
+        if !same_identity {
+            return Err(
+                "app, regions and monitor.instance_id cannot change on reload: restart the daemon"
+                    .into(),
+            );
+        }
+        if old.coordination != new.coordination {
+            return Err(
+                "[coordination] cannot change on reload: an instance joining or \
+                 leaving the lease, or changing its terms, must restart (a clean stop gives \
+                 the lease up first)"
+                    .into(),
+            );
+        }
+        if old.route53 != new.route53 {
+            return Err("route53 cannot change on reload: restart the daemon".into());
+        }
+        if old.tables_mode() != new.tables_mode() {
+            return Err("stack.tables cannot change on reload: restart the daemon".into());
+        }
+        if old.admin.listen != new.admin.listen || old.admin.token_file != new.admin.token_file {
+            warn!("admin.* changes take effect at the next restart");
+        }
+        let seed = self.rng.u64(..);
+        self.actuator = Arc::new(backend::actuator(self.backend.as_ref(), &new, seed));
+        self.policy.reconfigure(
+            new.policy_config(),
+            new.probes
+                .iter()
+                .map(|p| (p.name.clone(), p.region, p.fall, p.rise)),
+        );
+        self.settings = Arc::new(new);
+        self.metrics.reset_probes();
+        self.probe_metrics = self.resolve_probe_metrics();
+        for view in self.policy.probe_views(Instant::now()) {
+            if view.health != Health::Unknown {
+                self.set_probe_up(&view.name, view.region, view.health == Health::Up);
+            }
+        }
+        self.warn_about_settings();
+        Ok(())
+    }
+
+    /// `probe_up` exists only once a probe's health is known (never 0 for "unknown").
+    fn set_probe_up(&self, name: &str, region: Role, up: bool) {
+        self.metrics
+            .probe_up
+            .with_label_values(&[name, region.as_str()])
+            .set(i64::from(up));
+    }
+
+    pub(super) fn on_observation(&mut self, obs: &Observation) {
+        if let Some(rec) = &mut self.recorder
+            && let Some(spec) = self.settings.probes.get(obs.probe)
+            && let Err(e) = rec.record(obs, &spec.name, spec.region)
+        {
+            error!(error = %e, "cannot record probe results; recording stops");
+            self.recorder = None;
+        }
+        if let Some(m) = self.probe_metrics.get(obs.probe) {
+            m.success.set(i64::from(obs.ok));
+            m.duration.observe(obs.latency.as_secs_f64());
+        }
+        let Some(flip) = self.policy.observe(obs) else {
+            return;
+        };
+        let spec = &self.settings.probes[obs.probe];
+        if flip != Health::Unknown {
+            self.set_probe_up(&spec.name, spec.region, flip == Health::Up);
+        }
+        match flip {
+            Health::Down => warn!(
+                probe = %spec.name,
+                region = %spec.region,
+                kind = spec.kind(),
+                error = obs.error.as_deref().unwrap_or(""),
+                "probe down after {} consecutive failures",
+                spec.fall
+            ),
+            Health::Up => info!(
+                probe = %spec.name,
+                region = %spec.region,
+                kind = spec.kind(),
+                latency_ms = obs.latency.as_millis() as u64,
+                "probe up"
+            ),
+            Health::Unknown => {}
+        }
+    }
+
+    pub(super) fn on_coordination(&mut self, report: CoordReport, state: &mut LoopState) {
+        if let Some(e) = &report.error {
+            warn!(error = %e, "coordination round failed");
+        }
+        self.metrics
+            .duplicate_instance
+            .set(i64::from(report.duplicate.is_some()));
+        state.coord = Some(report);
+        state.publish_now = true;
+    }
+
+    /// Once a second: flush the trace, and, on the acting instance, start a
+    /// replication measurement while the policy wants one.
+    pub(super) fn on_replication_tick(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
+        if let Some(rec) = &mut self.recorder {
+            let _ = rec.flush();
+        }
+        if self.policy.measuring_replication() && *self.acting.borrow() && !state.measuring {
+            state.measuring = true;
+            let (act, tx) = (self.actuator.clone(), tasks.repl_tx.clone());
+            tasks.jobs.spawn(async move {
+                let at = Instant::now();
+                let (drained, lag, detail) = act.measure_replication(Duration::from_secs(2)).await;
+                let lag_ms = lag.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
+                let _ = tx
+                    .send(Replication {
+                        at,
+                        drained,
+                        lag_ms,
+                        detail,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    pub(super) fn on_sync(&mut self, report: SyncReport, state: &mut LoopState) {
+        let now = Instant::now();
+        Self::log_reads(&report, state);
+        let divergence = Self::divergence(&report.action);
+        if divergence != state.divergence {
+            match &divergence {
+                Some(d) => warn!(divergence = %d, "the regions disagree on the state"),
+                None if state.divergence.is_some() => info!("the regions agree on the state again"),
+                None => {}
+            }
+            self.metrics.divergence.set(i64::from(divergence.is_some()));
+            state.divergence = divergence;
+        }
+        Self::log_dns(&report.dns, state);
+        if let Ok(Some(p)) = &report.pause {
+            self.apply_pause(p.clone(), state);
+        }
+        if let Some(item) = report.newest() {
+            let changed_at = self.actuator.changed_at(item, now);
+            self.policy.observe_item(item.clone(), changed_at, now);
+        }
+        state.primary_item = report.primary.ok().flatten();
+        state.secondary_item = report.secondary.ok().flatten();
+        self.recognise_pending(state);
+        state.publish_now = true;
+    }
+
+    fn log_dns(dns: &Option<Result<DnsAction, crate::action::ActionError>>, state: &mut LoopState) {
+        match dns {
+            Some(Ok(DnsAction::Upserted { from, to })) => {
+                info!(from = ?from, to = %to, "DNS record brought in line with the state")
+            }
+            Some(Err(e)) => {
+                let e = e.to_string();
+                if state.dns_error.as_deref() != Some(e.as_str()) {
+                    warn!(error = %e, "cannot bring the DNS record in line with the state");
+                }
+                state.dns_error = Some(e);
+            }
+            _ => state.dns_error = None,
+        }
+    }
+
+    /// Logs each region's read when it differs from the last one.
+    fn log_reads(report: &SyncReport, state: &mut LoopState) {
+        for (role, read) in [
+            (Role::Primary, &report.primary),
+            (Role::Secondary, &report.secondary),
+        ] {
+            let summary = match read {
+                Ok(Some(i)) => format!("{} v{}", i.state, i.version),
+                Ok(None) => "no item".into(),
+                Err(e) => e.to_string(),
+            };
+            let last = &mut state.last_read[role as usize];
+            if *last != summary {
+                match read {
+                    Ok(_) => info!(region = %role, item = %summary, "config item read"),
+                    Err(_) => {
+                        warn!(region = %role, error = %summary, "cannot read the config item")
+                    }
+                }
+                *last = summary;
+            }
+        }
+    }
+
+    /// What a sync action means for the operator: a disagreement it could not fix.
+    fn divergence(action: &SyncAction) -> Option<String> {
+        match action {
+            SyncAction::None | SyncAction::Replicating { .. } => None,
+            SyncAction::CaughtUp {
+                region,
+                from_version,
+                to_version,
+            } => {
+                info!(region = %region, from_version = ?from_version, to_version, "brought the lagging copy of the config item up to date");
+                None
+            }
+            SyncAction::CatchUpFailed { region, reason } => Some(format!(
+                "{region} copy lags and cannot be brought up: {reason}"
+            )),
+            SyncAction::AheadOfCommit { primary, secondary } => Some(format!(
+                "the primary replica is at version {primary}, the commit region at {secondary}: \
+                 the primary was written outside the protocol; set the state again to settle it"
+            )),
+            SyncAction::Diverged {
+                primary,
+                secondary,
+                version,
+            } => Some(format!(
+                "primary says {primary}, secondary says {secondary}, both at version {version}: \
+                 written outside the version protocol; set the state again to settle it"
+            )),
+        }
+    }
+}

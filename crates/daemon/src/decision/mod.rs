@@ -1,0 +1,450 @@
+//! The decision loop: the one owner of the [`Policy`].
+//!
+//! Probe results, sync reports, coordination reports, operator commands and the
+//! results of commits all arrive as messages, so decisions are made one at a time.
+//! A commit runs in a task of its own (one at a time), so the loop keeps taking
+//! probe results, answering status and pinging the watchdog while a write waits on
+//! a slow region; a shutdown waits for the commit in flight to finish.
+//!
+//! - here: [`Daemon`] (built from `Settings` and a [`Backend`]) and its `select!` loop;
+//! - `events.rs`: what each message does to the loop's state;
+//! - `decide.rs`: one evaluation of the policy;
+//! - `commit.rs`: starting a commit (automatic or manual) and taking in its outcome;
+//! - `status.rs`: the [`Status`] snapshot, a pure function of the loop's state;
+//! - `bound.rs`: how long a real outage may take to be failed over.
+//!
+//! The listener of the admin API and the shutdown signal come from the caller
+//! (`crate::app`), so tests run several daemons in one process on paused time.
+
+mod bound;
+mod commit;
+mod decide;
+mod events;
+mod status;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use bound::failover_bound;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::action::{self, ActionError, Actuator, Outcome, Prepared, SyncReport};
+use crate::backend::{self, Backend};
+use crate::backtest::Recorder;
+use failover_config::Settings;
+use crate::control::{Command, Handle, Status};
+use crate::coord::{self, CoordReport, Identity, OwnView};
+use crate::gate::Gate;
+use crate::metrics::Metrics;
+use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
+use crate::notify;
+use failover_core::policy::{Observation, Policy, Replication};
+use crate::probe::{self, Scheduled};
+
+/// Backoff between attempts of a transition that did not commit.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(15);
+/// Longest a status snapshot may lag behind the decision loop.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+pub struct Daemon {
+    settings: Arc<Settings>,
+    backend: Arc<dyn Backend>,
+    identity: Identity,
+    policy: Policy,
+    actuator: Arc<Actuator>,
+    status_tx: watch::Sender<Status>,
+    commands: mpsc::Receiver<Command>,
+    metrics: Arc<Metrics>,
+    probe_metrics: Vec<ProbeMetrics>,
+    own_view: watch::Sender<OwnView>,
+    /// This instance may act now (alone, or holding the lease): it alone measures
+    /// replication and changes DNS.
+    acting: watch::Sender<bool>,
+    recorder: Option<Recorder>,
+    rng: fastrand::Rng,
+    gate: Gate,
+}
+
+/// Per-probe metric handles, resolved once instead of per observation.
+struct ProbeMetrics {
+    success: prometheus::IntGauge,
+    duration: prometheus::Histogram,
+}
+
+/// A human's move waiting for the commit in flight.
+struct QueuedMove {
+    cmd: Command,
+    since: Instant,
+}
+
+/// Who started the commit in flight.
+enum Origin {
+    Auto,
+    Manual(
+        tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
+    ),
+}
+
+/// What the loop knows besides the policy.
+#[derive(Default)]
+struct LoopState {
+    last_verdict: String,
+    last_read: [String; 2],
+    divergence: Option<String>,
+    primary_item: Option<ConfigItem>,
+    secondary_item: Option<ConfigItem>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// The move the backoff is about (from, to, expected version): another move
+    /// starts afresh, with the shortest backoff.
+    backoff_move: Option<(AppState, AppState, u64)>,
+    coord: Option<CoordReport>,
+    /// A replication measurement is under way.
+    measuring: bool,
+    dns_error: Option<String>,
+    last_publish: Option<Instant>,
+    /// Publish the status after this evaluation, whatever the time.
+    publish_now: bool,
+    /// The commit running now, and who asked for it.
+    in_flight: Option<Origin>,
+    /// A transition whose last attempt ended with an unknown outcome: retried with
+    /// the same token, or recognised when the item shows it.
+    pending: Option<Prepared>,
+    /// Humans' moves waiting for the commit in flight.
+    queued: VecDeque<QueuedMove>,
+    /// Why automatic moves stopped, and the item (state, version) it is about.
+    needs_human: Option<(String, (failover_core::model::AppState, u64))>,
+    /// The stored pause.
+    pause: Option<PauseRecord>,
+}
+
+impl LoopState {
+    /// Whether an automatic `decision` may be attempted now: at once for a move the
+    /// backoff is not about, else once the backoff has passed.
+    fn due(&self, decision: &failover_core::policy::Decision, now: Instant) -> bool {
+        let key = (decision.from, decision.to, decision.expected_version);
+        self.backoff_move != Some(key) || self.retry_at.is_none_or(|t| now >= t)
+    }
+}
+
+/// What a finished background job reports to the loop.
+enum Done {
+    Commit(Box<Prepared>, Result<Outcome, ActionError>),
+    Pause {
+        result: Result<(bool, PauseRecord), ActionError>,
+        reply: tokio::sync::oneshot::Sender<Result<bool, ActionError>>,
+    },
+}
+
+/// The channels and tasks of one run of the loop.
+struct Tasks {
+    obs_tx: mpsc::Sender<Observation>,
+    probes: JoinSet<()>,
+    sync_tx: mpsc::Sender<SyncReport>,
+    sync_now: Arc<Notify>,
+    sync: JoinHandle<()>,
+    repl_tx: mpsc::Sender<Replication>,
+    done_tx: mpsc::Sender<Done>,
+    /// One-off jobs: commits, pause writes, replication measurements.
+    jobs: JoinSet<()>,
+    coord: Option<JoinHandle<()>>,
+    coord_stop: watch::Sender<bool>,
+}
+
+impl Drop for Tasks {
+    /// Dropping the loop (a test aborting a daemon, the runtime shutting down) stops
+    /// its tasks too: none outlives it.
+    fn drop(&mut self) {
+        self.probes.abort_all();
+        self.jobs.abort_all();
+        self.sync.abort();
+        if let Some(t) = &self.coord {
+            t.abort();
+        }
+    }
+}
+
+/// The receiving ends of [`Tasks`].
+struct Inbox {
+    obs: mpsc::Receiver<Observation>,
+    sync: mpsc::Receiver<SyncReport>,
+    repl: mpsc::Receiver<Replication>,
+    coord: mpsc::Receiver<CoordReport>,
+    done: mpsc::Receiver<Done>,
+}
+
+impl Daemon {
+    /// The daemon for `settings` on `backend`, and the handle to observe and steer
+    /// it. Nothing runs until [`Daemon::run`].
+    pub fn new(
+        settings: Settings,
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Self, Handle)> {
+        let mut rng = fastrand::Rng::with_seed(backend.seed());
+        let actuator = Arc::new(backend::actuator(backend.as_ref(), &settings, rng.u64(..)));
+        let (status_tx, status_rx) = watch::channel(Status {
+            instance_id: settings.monitor.instance_id.clone(),
+            mode: settings.monitor.mode.as_str().into(),
+            ..Status::default()
+        });
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        // Alone, this instance is its own quorum (and may act): the gauges say so
+        // from the start, so that alerts on them never fire for a lone deployment.
+        let alone = i64::from(settings.coordination.is_none());
+        metrics.leader.set(alone);
+        metrics.quorum_reachable.set(alone);
+        let recorder = match &settings.monitor.record_observations {
+            None => None,
+            Some(path) => {
+                let r = Recorder::open(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "opening monitor.record_observations {}: {e}",
+                        path.display()
+                    )
+                })?;
+                info!(path = %path.display(), "recording probe results for backtests");
+                Some(r)
+            }
+        };
+        let identity = Identity {
+            instance: settings.monitor.instance_id.clone(),
+            process: backend.process_id(),
+        };
+        let mut daemon = Self {
+            policy: settings.policy(),
+            settings: Arc::new(settings),
+            backend,
+            identity,
+            actuator,
+            status_tx,
+            commands: cmd_rx,
+            metrics,
+            probe_metrics: Vec::new(),
+            own_view: watch::channel(OwnView::default()).0,
+            acting: watch::channel(false).0,
+            recorder,
+            rng,
+            gate: Gate::open(),
+        };
+        daemon.gate = daemon.backend.gate();
+        daemon.probe_metrics = daemon.resolve_probe_metrics();
+        daemon.warn_about_settings();
+        let handle = Handle {
+            status: status_rx,
+            commands: cmd_tx,
+        };
+        Ok((daemon, handle))
+    }
+
+    /// The actuator the daemon commits with (the admin API reads history through it).
+    pub fn actuator(&self) -> Arc<Actuator> {
+        self.actuator.clone()
+    }
+
+    fn warn_about_settings(&self) {
+        let s = &self.settings;
+        if s.policy.require_healthy_secondary
+            && !s.probes.iter().any(|p| p.region == Role::Secondary)
+        {
+            warn!(
+                "no probe watches the secondary: require_healthy_secondary cannot check anything"
+            );
+        }
+    }
+
+    fn resolve_probe_metrics(&self) -> Vec<ProbeMetrics> {
+        self.settings
+            .probes
+            .iter()
+            .map(|p| {
+                let labels = [p.name.as_str(), p.region.as_str(), p.kind()];
+                ProbeMetrics {
+                    success: self.metrics.probe_success.with_label_values(&labels),
+                    duration: self.metrics.probe_duration.with_label_values(&labels),
+                }
+            })
+            .collect()
+    }
+
+    fn scheduled_probes(&self) -> Vec<Scheduled> {
+        let s = &self.settings;
+        s.probes
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| Scheduled {
+                index,
+                name: spec.name.clone(),
+                region: spec.region,
+                interval: spec.interval,
+                timeout: spec.timeout,
+                jitter: spec.jitter,
+                prober: self.backend.probe(spec, s),
+            })
+            .collect()
+    }
+
+    fn spawn_probes(&mut self, tx: &mpsc::Sender<Observation>) -> JoinSet<()> {
+        probe::spawn_all(
+            self.scheduled_probes(),
+            tx.clone(),
+            Some(self.metrics.schedule_lag.clone()),
+            &mut self.rng,
+            &self.gate,
+        )
+    }
+
+    fn spawn_sync(&self, tx: &mpsc::Sender<SyncReport>, now: &Arc<Notify>) -> JoinHandle<()> {
+        tokio::spawn(action::sync_loop(
+            self.actuator.clone(),
+            self.settings.monitor.state_refresh,
+            now.clone(),
+            self.acting.subscribe(),
+            tx.clone(),
+            self.gate.clone(),
+        ))
+    }
+
+    /// Starts the probe, sync and coordination tasks; their messages come back in
+    /// the inbox.
+    fn start_tasks(&mut self) -> (Tasks, Inbox) {
+        let (obs_tx, obs) = mpsc::channel::<Observation>(1024);
+        let (sync_tx, sync) = mpsc::channel::<SyncReport>(4);
+        let (repl_tx, repl) = mpsc::channel::<Replication>(4);
+        let (coord_tx, coord) = mpsc::channel::<CoordReport>(4);
+        let (done_tx, done) = mpsc::channel::<Done>(4);
+        let (coord_stop, stop_rx) = watch::channel(false);
+        let sync_now = Arc::new(Notify::new());
+        let coord_task = self.settings.coordination.clone().map(|c| {
+            tokio::spawn(coord::run(
+                self.backend.coordination(&self.settings),
+                c,
+                self.identity.clone(),
+                self.own_view.subscribe(),
+                coord_tx,
+                stop_rx,
+                self.gate.clone(),
+            ))
+        });
+        let tasks = Tasks {
+            probes: self.spawn_probes(&obs_tx),
+            sync: self.spawn_sync(&sync_tx, &sync_now),
+            obs_tx,
+            sync_tx,
+            sync_now,
+            repl_tx,
+            done_tx,
+            jobs: JoinSet::new(),
+            coord: coord_task,
+            coord_stop,
+        };
+        let inbox = Inbox {
+            obs,
+            sync,
+            repl,
+            coord,
+            done,
+        };
+        (tasks, inbox)
+    }
+
+    /// Runs until `shutdown` completes. A commit in flight finishes first, and a
+    /// held lease is given up.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let s = &self.settings;
+        info!(
+            instance = %s.monitor.instance_id,
+            process = %self.identity.process,
+            mode = s.monitor.mode.as_str(),
+            app_id = %s.app.id,
+            primary = %s.regions.primary.name,
+            secondary = %s.regions.secondary.name,
+            tables = ?s.tables_mode(),
+            probes = s.probes.len(),
+            "failover-monitor starting"
+        );
+        let (mut tasks, mut inbox) = self.start_tasks();
+        let watchdog_every = notify::watchdog_interval();
+        let mut watchdog =
+            tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+        let mut repl_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut state = LoopState {
+            backoff: RETRY_MIN,
+            ..LoopState::default()
+        };
+        tokio::pin!(shutdown);
+        loop {
+            self.gate.pass().await;
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = watchdog.tick() => {
+                    if watchdog_every.is_some() {
+                        notify::notify("WATCHDOG=1");
+                    }
+                    continue;
+                }
+                Some(done) = inbox.done.recv() => self.on_done(done, &mut state, &mut tasks),
+                Some(cmd) = self.commands.recv() => self.on_command(cmd, &mut state, &mut tasks),
+                Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state),
+                _ = repl_tick.tick() => {
+                    self.on_replication_tick(&mut state, &mut tasks);
+                    continue;
+                }
+                Some(r) = inbox.repl.recv() => {
+                    state.measuring = false;
+                    info!(drained = r.drained, lag_ms = ?r.lag_ms, detail = %r.detail, "replication measured while fenced");
+                    self.policy.observe_replication(r);
+                }
+                Some(report) = inbox.coord.recv() => self.on_coordination(report, &mut state),
+                Some(obs) = inbox.obs.recv() => {
+                    self.on_observation(&obs);
+                    // Take what else is already queued before evaluating once: fewer
+                    // wake-ups and evaluations when thousands of probes run.
+                    for _ in 0..256 {
+                        match inbox.obs.try_recv() {
+                            Ok(obs) => self.on_observation(&obs),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                else => break,
+            }
+            self.evaluate(&mut state, &mut tasks);
+        }
+        self.stop(tasks, inbox, state).await;
+    }
+
+    /// Lets a commit in flight finish (its outcome taken in), gives the lease up and
+    /// stops the tasks.
+    async fn stop(&mut self, mut tasks: Tasks, mut inbox: Inbox, mut state: LoopState) {
+        let bound = self.settings.monitor.write_timeout * 4 + Duration::from_secs(1);
+        if state.in_flight.is_some() {
+            info!("waiting for the commit in flight before stopping");
+            if let Ok(Some(done)) = tokio::time::timeout(bound, inbox.done.recv()).await {
+                self.on_done(done, &mut state, &mut tasks);
+            }
+        }
+        let _ = tasks.coord_stop.send(true);
+        if let Some(coord) = &tasks.coord {
+            let wait = self.settings.monitor.write_timeout + Duration::from_secs(1);
+            let _ = tokio::time::timeout(wait, async {
+                while !coord.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+        }
+        if let Some(rec) = &mut self.recorder {
+            let _ = rec.flush();
+        }
+        drop(tasks);
+        info!("failover-monitor stopped");
+    }
+}

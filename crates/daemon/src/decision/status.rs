@@ -1,0 +1,96 @@
+//! The [`Status`] snapshot: a pure function of the settings, the policy and the
+//! loop's state, published on a `watch` channel (and the gauges that follow the item).
+
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use super::{Daemon, LoopState};
+use failover_config::Settings;
+use crate::control::Status;
+use crate::coord::instance_of;
+use failover_core::policy::Policy;
+
+/// What an observer sees of the loop at `now`. `holds_lease`: this instance may act.
+pub(super) fn snapshot(
+    settings: &Settings,
+    policy: &Policy,
+    state: &LoopState,
+    holds_lease: bool,
+    now: Instant,
+) -> Status {
+    let me = &settings.monitor.instance_id;
+    let coordination = settings.coordination.as_ref();
+    let report = state.coord.as_ref();
+    Status {
+        instance_id: me.clone(),
+        mode: settings.monitor.mode.as_str().into(),
+        paused: policy.paused(),
+        pause: state.pause.clone(),
+        leader: match coordination {
+            None => Some(me.clone()),
+            Some(_) => report
+                .and_then(|r| r.leader.as_deref())
+                .map(|o| instance_of(o).to_owned()),
+        },
+        is_leader: coordination.is_none() || holds_lease,
+        instances: report.map(|r| r.peers.clone()).unwrap_or_default(),
+        quorum: coordination.map(|_| quorum(policy, now)),
+        duplicate: report.and_then(|r| r.duplicate.clone()),
+        needs_human: state.needs_human.as_ref().map(|(why, _)| why.clone()),
+        committing: state.in_flight.is_some(),
+        item: policy.item().cloned(),
+        primary_item: state.primary_item.clone(),
+        secondary_item: state.secondary_item.clone(),
+        divergence: state.divergence.clone(),
+        probes: policy.probe_views(now),
+        verdict: state.last_verdict.clone(),
+        ready: policy.item().is_some(),
+    }
+}
+
+/// The quorum as the policy counts it now.
+fn quorum(policy: &Policy, now: Instant) -> serde_json::Value {
+    let Some(c) = policy.coordination() else {
+        return serde_json::Value::Null;
+    };
+    let (vote, _) = policy.vote(now);
+    serde_json::json!({
+        "rule": c.quorum.to_string(),
+        "configured": c.configured,
+        "live": 1 + c.others_live,
+        "needed": c.needed(),
+        "down_votes": policy.down_votes(now),
+        "own_vote": vote,
+        "reachable": c.reachable(),
+        "primary_down": policy.effective_primary_down(now),
+    })
+}
+
+impl Daemon {
+    /// Updates the item's gauges and publishes a fresh snapshot.
+    pub(super) fn publish(&self, state: &LoopState, holds_lease: bool) {
+        if let Some(item) = self.policy.item() {
+            self.metrics.set_state(item.state);
+            self.metrics
+                .item_version
+                .set(i64::try_from(item.version).unwrap_or(i64::MAX));
+            if let Some(t) = item
+                .updated_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            {
+                self.metrics.last_transition.set(t.as_secs_f64());
+            }
+        }
+        let status = snapshot(
+            &self.settings,
+            &self.policy,
+            state,
+            holds_lease,
+            Instant::now(),
+        );
+        self.status_tx.send_replace(status);
+    }
+}

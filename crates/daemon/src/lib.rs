@@ -1,0 +1,32 @@
+//! The runtime of failover-monitor: everything the daemon does with the outside
+//! world, behind one [`backend::Backend`] seam, around the pure core
+//! (`failover-core`).
+//!
+//! - [`probe`]: the probes and their scheduler, producing observations;
+//! - [`action`]: the actuator, the only writer of the config item, its audit
+//!   records, the stored pause and the DNS record; the sync of the two copies;
+//! - [`coord`]: the coordination task (lease, views) of several instances;
+//! - [`decision`]: the decision loop that owns the policy ([`Daemon`]);
+//! - [`control`]: the loop's vocabulary, shared with the admin API;
+//! - [`backend`]: the seam, and [`backend::AwsBackend`];
+//! - [`metrics`], [`notify`] (systemd), [`clock`] (the wall clock), [`gate`] (where a
+//!   stopped process's tasks wait), [`backtest`] (the observation trace and its
+//!   replay).
+//!
+//! docs/ARCHITECTURE.md is the map. Architecture Invariant: this crate never
+//! provisions (it does not depend on `failover-provision`) and knows nothing of the
+//! command line or the admin API's HTTP (the binary does).
+
+pub mod action;
+pub mod backend;
+pub mod backtest;
+pub mod clock;
+pub mod control;
+pub mod coord;
+pub mod decision;
+pub mod gate;
+pub mod metrics;
+pub mod notify;
+pub mod probe;
+
+pub use decision::{Daemon, failover_bound};

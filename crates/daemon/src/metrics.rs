@@ -1,0 +1,216 @@
+//! The Prometheus registry: every series failover-monitor exports (prefix
+//! `failover_monitor_`; `docs/REFERENCE.md` lists them). The decision loop updates
+//! it; the admin server renders it on `/metrics`.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use failover_core::model::{AppState, Trigger};
+
+/// Probe durations run from a few ms (a refused connection) to the timeout (a hang).
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub probe_success: IntGaugeVec,
+    pub probe_up: IntGaugeVec,
+    pub probe_duration: HistogramVec,
+    pub app_state: IntGaugeVec,
+    pub transitions: IntCounterVec,
+    pub paused: IntGauge,
+    pub leader: IntGauge,
+    pub last_transition: Gauge,
+    pub build_info: IntGaugeVec,
+    pub config_reload_ok: IntGauge,
+    pub config_reload_time: Gauge,
+    pub divergence: IntGauge,
+    pub item_version: IntGauge,
+    pub schedule_lag: prometheus::Histogram,
+    pub quorum_reachable: IntGauge,
+    pub needs_human: IntGauge,
+    pub duplicate_instance: IntGauge,
+    pub commit_attempts: IntCounterVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("failover_monitor")
+}
+
+/// Registers `c` and hands it back.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    reg(
+        r,
+        IntGauge::with_opts(opts(name, help)).expect("valid metric"),
+    )
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    reg(
+        r,
+        IntGaugeVec::new(opts(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn float(r: &Registry, name: &str, help: &str) -> Gauge {
+    reg(r, Gauge::with_opts(opts(name, help)).expect("valid metric"))
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    reg(
+        r,
+        IntCounterVec::new(opts(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn histogram_opts(name: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
+    HistogramOpts::new(name, help)
+        .namespace("failover_monitor")
+        .buckets(buckets.to_vec())
+}
+
+/// How late probe runs start (seconds).
+const LAG_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let m = Self {
+            probe_success: gauge_vec(&r, "probe_success", "Whether the last run of the probe succeeded (1) or failed (0).", &["probe", "region", "kind"]),
+            probe_up: gauge_vec(&r, "probe_up", "The probe's health after fall/rise hysteresis: 1 up, 0 down.", &["probe", "region"]),
+            probe_duration: reg(&r, HistogramVec::new(histogram_opts("probe_duration_seconds", "How long each probe run took.", DURATION_BUCKETS), &["probe", "region", "kind"]).expect("valid metric")),
+            app_state: gauge_vec(&r, "app_state", "The committed state of the config item: 1 for the current state.", &["state"]),
+            transitions: counter_vec(&r, "transitions_total", "Transitions this instance committed.", &["from", "to", "trigger"]),
+            paused: gauge(&r, "paused", "1 while automatic transitions are paused."),
+            leader: gauge(&r, "leader", "1 while this instance may act on its own decisions."),
+            last_transition: float(&r, "last_transition_timestamp_seconds", "Unix time of the last committed transition (the item's updatedAt)."),
+            build_info: gauge_vec(&r, "build_info", "Always 1; the version as a label.", &["version"]),
+            config_reload_ok: gauge(&r, "config_last_reload_successful", "Whether the last configuration load or reload succeeded."),
+            config_reload_time: float(&r, "config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load or reload."),
+            divergence: gauge(&r, "region_divergence", "1 while the regions' copies of the config item disagree in a way the sync cannot fix."),
+            item_version: gauge(&r, "item_version", "The version of the committed config item."),
+            schedule_lag: reg(&r, prometheus::Histogram::with_opts(histogram_opts("probe_schedule_lag_seconds", "How late probe runs start after their slot (jitter excluded): the scheduler's health.", LAG_BUCKETS)).expect("valid metric")),
+            quorum_reachable: gauge(&r, "quorum_reachable", "With cooperating instances: 1 while enough configured instances are live to reach the failover quorum, 0 while not (a lone survivor never fails over on its own); 1 for an instance that acts alone."),
+            needs_human: gauge(&r, "needs_human", "1 while the config item is in a state only a human can settle (reset below versions already used); automatic moves are stopped."),
+            duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
+            commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
+            registry: r,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    pub fn set_state(&self, state: AppState) {
+        for s in AppState::ALL {
+            self.app_state
+                .with_label_values(&[s.as_str()])
+                .set(i64::from(s == state));
+        }
+    }
+
+    pub fn transition(&self, from: AppState, to: AppState, trigger: Trigger) {
+        self.transitions
+            .with_label_values(&[from.as_str(), to.as_str(), trigger.as_str()])
+            .inc();
+    }
+
+    /// Forgets the per-probe series (after a reload removed or renamed probes).
+    pub fn reset_probes(&self) {
+        self.probe_success.reset();
+        self.probe_up.reset();
+        self.probe_duration.reset();
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/REFERENCE.md` lists every series, so the user's reference cannot drift.
+    #[test]
+    fn every_series_is_in_the_reference() {
+        let doc = include_str!("../../../docs/REFERENCE.md");
+        let section = &doc[doc.find("## Metrics").expect("a Metrics section")..];
+        let m = Metrics::new();
+        m.probe_success
+            .with_label_values(&["p", "primary", "http"])
+            .set(1);
+        m.probe_up.with_label_values(&["p", "primary"]).set(1);
+        m.probe_duration
+            .with_label_values(&["p", "primary", "http"])
+            .observe(0.1);
+        m.set_state(AppState::Active);
+        m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
+        m.commit_attempts.with_label_values(&["committed"]).inc();
+        let families = m.registry.gather();
+        assert_eq!(families.len(), 18, "every series is checked");
+        for family in families {
+            let name = family.name().trim_start_matches("failover_monitor_");
+            assert!(
+                section.contains(&format!("| `{name}` |")),
+                "{name} is not in docs/REFERENCE.md's Metrics section"
+            );
+        }
+    }
+
+    #[test]
+    fn every_design_series_is_exported_with_its_prefix() {
+        let m = Metrics::new();
+        m.probe_success
+            .with_label_values(&["api", "primary", "http"])
+            .set(1);
+        m.probe_up.with_label_values(&["api", "primary"]).set(1);
+        m.probe_duration
+            .with_label_values(&["api", "primary", "http"])
+            .observe(0.012);
+        m.set_state(AppState::Failover);
+        m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
+        let text = m.render();
+        for name in [
+            "failover_monitor_probe_success{",
+            "failover_monitor_probe_up{",
+            "failover_monitor_probe_duration_seconds_bucket{",
+            "failover_monitor_app_state{state=\"failover\"} 1",
+            "failover_monitor_app_state{state=\"active\"} 0",
+            "failover_monitor_transitions_total{from=\"active\",to=\"failover\",trigger=\"auto\"} 1",
+            "failover_monitor_paused ",
+            "failover_monitor_leader ",
+            "failover_monitor_last_transition_timestamp_seconds ",
+            "failover_monitor_build_info{version=",
+            "failover_monitor_config_last_reload_successful ",
+            "failover_monitor_quorum_reachable ",
+            "failover_monitor_needs_human ",
+            "failover_monitor_duplicate_instance ",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+}

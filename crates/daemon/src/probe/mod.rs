@@ -1,0 +1,211 @@
+//! Probes: one file per kind, all behind the [`Probe`] trait (the seam tests and the
+//! simulation script), and the scheduler that runs each probe on its own interval
+//! with jitter and a timeout.
+//!
+//! A failed check is data, not an error of the program: it becomes an
+//! [`Observation`] with `ok = false` and the reason, and the policy's hysteresis
+//! decides what it means.
+//!
+//! Architecture Invariant: an observation's error text has been through
+//! [`redact_urls`]: no URL credentials, query string or fragment leaves this module
+//! (not into the status, the audit evidence, the logs or a recorded trace).
+
+mod cloudwatch;
+mod dynamodb;
+mod http;
+mod redact;
+mod s3;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout};
+
+pub use cloudwatch::AlarmProbe;
+pub use dynamodb::DynamoProbe;
+pub use http::HttpProbe;
+pub use redact::{REDACTED, redact_urls};
+pub use s3::S3Probe;
+
+use failover_aws::RegionClients;
+use failover_config::{CheckSpec, ProbeSpec, Settings};
+use crate::gate::Gate;
+use failover_core::model::Role;
+use failover_core::policy::Observation;
+
+/// Why one check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Transport(String),
+    #[error("status {got}, expected one of {expected:?}")]
+    Status { got: u16, expected: Vec<u16> },
+    #[error("body does not contain {0:?}")]
+    Body(String),
+    /// The service answered, but not what a healthy region answers.
+    #[error("{0}")]
+    Unhealthy(String),
+}
+
+/// One check of one region, run once per call.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    async fn check(&self) -> Result<(), ProbeError>;
+}
+
+/// One configured check against AWS, ready to run.
+pub enum Prober {
+    Http(HttpProbe),
+    S3(S3Probe),
+    Dynamodb(DynamoProbe),
+    CloudwatchAlarm(AlarmProbe),
+}
+
+impl Prober {
+    /// Builds the check for `spec`, with clients of its region.
+    pub fn new(
+        spec: &ProbeSpec,
+        settings: &Settings,
+        clients: &RegionClients,
+        http: &reqwest::Client,
+    ) -> Self {
+        match &spec.check {
+            CheckSpec::Http {
+                url,
+                expect_status,
+                expect_body,
+            } => Prober::Http(HttpProbe::new(
+                http.clone(),
+                url.clone(),
+                expect_status.clone(),
+                expect_body.clone(),
+                spec.timeout,
+            )),
+            CheckSpec::S3 { bucket, check } => Prober::S3(S3Probe::new(
+                clients.s3(spec.timeout),
+                bucket.clone(),
+                *check,
+                format!("{}-{}", settings.monitor.instance_id, spec.name),
+            )),
+            CheckSpec::Dynamodb { table, check } => Prober::Dynamodb(DynamoProbe::new(
+                clients.dynamodb(spec.timeout),
+                table.clone(),
+                settings.app.id.clone(),
+                *check,
+            )),
+            CheckSpec::CloudwatchAlarm {
+                alarms,
+                insufficient_data,
+            } => Prober::CloudwatchAlarm(AlarmProbe::new(
+                clients.cloudwatch(spec.timeout),
+                alarms.clone(),
+                *insufficient_data,
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Probe for Prober {
+    async fn check(&self) -> Result<(), ProbeError> {
+        match self {
+            Prober::Http(p) => p.check().await,
+            Prober::S3(p) => p.check().await,
+            Prober::Dynamodb(p) => p.check().await,
+            Prober::CloudwatchAlarm(p) => p.check().await,
+        }
+    }
+}
+
+/// The HTTP client all `http` probes share (one connection pool).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("failover-monitor/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client without custom TLS settings always builds")
+}
+
+/// A probe ready to be scheduled.
+pub struct Scheduled {
+    pub index: usize,
+    pub name: String,
+    pub region: Role,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub jitter: Duration,
+    pub prober: Arc<dyn Probe>,
+}
+
+/// Runs one check with its timeout and turns the outcome into an observation, its
+/// error text redacted (whatever the probe put in it).
+pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Observation {
+    let started = Instant::now();
+    let result = match timeout(limit, prober.check()).await {
+        Ok(r) => r,
+        Err(_) => Err(ProbeError::Timeout(limit)),
+    };
+    let at = Instant::now();
+    Observation {
+        probe: index,
+        at,
+        ok: result.is_ok(),
+        latency: at - started,
+        error: result.err().map(|e| redact_urls(&e.to_string())),
+    }
+}
+
+/// Starts one task per probe. Each runs at `interval` (the first run at a random
+/// phase within the first interval, so probes spread out), each run up to `jitter`
+/// late, and sends every result to `tx`. The tasks end when `tx`'s receiver is
+/// dropped or the returned set is dropped. Phases and jitter come from `rng`, so a
+/// seeded one makes the schedule repeatable.
+pub fn spawn_all(
+    probes: Vec<Scheduled>,
+    tx: mpsc::Sender<Observation>,
+    lag: Option<prometheus::Histogram>,
+    rng: &mut fastrand::Rng,
+    gate: &Gate,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for p in probes {
+        let tx = tx.clone();
+        let lag = lag.clone();
+        let gate = gate.clone();
+        let mut rng = rng.fork();
+        set.spawn(async move {
+            let mut slot = Instant::now() + p.interval.mul_f64(rng.f64());
+            loop {
+                let late = p.jitter.mul_f64(rng.f64());
+                let due = slot + late;
+                sleep_until(due).await;
+                gate.pass().await;
+                if let Some(h) = &lag {
+                    h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
+                }
+                let obs = run_once(p.index, p.prober.as_ref(), p.timeout).await;
+                gate.pass().await;
+                if let Some(e) = &obs.error {
+                    tracing::debug!(probe = %p.name, region = %p.region, error = %e, "probe failed");
+                }
+                if tx.send(obs).await.is_err() {
+                    return;
+                }
+                slot += p.interval;
+                // After a stall (a suspended process, an overloaded host), skip the
+                // missed slots instead of firing them in a burst.
+                let now = Instant::now();
+                if slot < now {
+                    let behind = (now - slot).as_nanos() / p.interval.as_nanos().max(1) + 1;
+                    slot += p.interval * u32::try_from(behind).unwrap_or(u32::MAX);
+                }
+            }
+        });
+    }
+    set
+}

@@ -1,0 +1,426 @@
+//! IAM roles: S3 replication, the two APIs' DynamoDB integrations, the web page's
+//! authenticated Cognito identities, and the monitor itself. Each has one inline
+//! policy naming exactly its resources; trust and policy are compared as JSON.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::api::{ApiKind, STAGE};
+use failover_core::model::Role;
+use crate::context::Cx;
+use crate::engine::{At, Drift, Kind, Observed, Pending};
+use crate::sdk::{STACK_TAG, SdkResult, decode_policy};
+use crate::stack::Stack;
+
+/// The monitor's own policy; `${...}` placeholders are filled at apply time.
+const MONITOR_POLICY: &str = include_str!("../../../../deploy/iam/monitor-policy.json");
+const POLICY_NAME: &str = "failover-monitor";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    Replication,
+    ConfigApi,
+    StoreApi,
+    Monitor,
+    Web,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleSpec {
+    pub name: String,
+    pub purpose: Purpose,
+}
+
+impl Kind for RoleSpec {
+    fn name(&self) -> &'static str {
+        "iam-role"
+    }
+    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(cx, self))
+    }
+    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
+        Box::pin(converge(cx, self, exists))
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(cx, &self.name))
+    }
+}
+
+/// The roles the rest of the stack needs before it can be created.
+pub fn service_roles(stack: &Stack) -> Vec<RoleSpec> {
+    [
+        ("replica", Purpose::Replication),
+        ("config-api", Purpose::ConfigApi),
+        ("store-api", Purpose::StoreApi),
+        ("monitor", Purpose::Monitor),
+    ]
+    .into_iter()
+    .map(|(n, purpose)| RoleSpec {
+        name: stack.role_name(n),
+        purpose,
+    })
+    .collect()
+}
+
+/// The role of signed-in web users (created after the identity pool it trusts).
+pub fn web_role(stack: &Stack) -> RoleSpec {
+    RoleSpec {
+        name: stack.role_name("web"),
+        purpose: Purpose::Web,
+    }
+}
+
+fn service_trust(services: &[&str]) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Service": services},
+        "Action": "sts:AssumeRole"
+    }]})
+}
+
+/// Who may assume the role. The web role trusts the identity pool, so its trust
+/// is unknown until the pool exists.
+fn trust(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
+    Ok(match spec.purpose {
+        Purpose::Replication => service_trust(&["s3.amazonaws.com"]),
+        Purpose::ConfigApi | Purpose::StoreApi => service_trust(&["apigateway.amazonaws.com"]),
+        Purpose::Monitor => service_trust(&["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]),
+        Purpose::Web => {
+            let pool = cx.identity_pool_id()?;
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {"cognito-identity.amazonaws.com:aud": pool},
+                    "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "authenticated"}
+                }
+            }]})
+        }
+    })
+}
+
+/// The inline policy of a role, with this account's ARNs.
+pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
+    let s = &cx.stack;
+    let account = cx.account().await?;
+    let table_arns = |table: String, suffix: &str| -> Vec<String> {
+        Role::BOTH
+            .iter()
+            .map(|&r| {
+                format!(
+                    "arn:aws:dynamodb:{}:{account}:table/{table}{suffix}",
+                    s.region_name(r)
+                )
+            })
+            .collect()
+    };
+    let doc = match spec.purpose {
+        Purpose::Replication => {
+            let (src, dst) = (s.bucket(Role::Primary), s.bucket(Role::Secondary));
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow",
+                 "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                 "Resource": [format!("arn:aws:s3:::{src}")]},
+                {"Effect": "Allow",
+                 "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                            "s3:GetObjectVersionTagging"],
+                 "Resource": [format!("arn:aws:s3:::{src}/public*")]},
+                {"Effect": "Allow",
+                 "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                 "Resource": [format!("arn:aws:s3:::{dst}/public*")]}
+            ]})
+        }
+        Purpose::ConfigApi => json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["dynamodb:Query"],
+             "Resource": table_arns(s.config_table(), "")}
+        ]}),
+        Purpose::StoreApi => json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["dynamodb:PutItem"],
+             "Resource": table_arns(s.store_table(), "")},
+            {"Effect": "Allow", "Action": ["dynamodb:Query"],
+             "Resource": table_arns(s.store_table(), "/index/photoId")}
+        ]}),
+        Purpose::Monitor => monitor_policy(s, &account)?,
+        Purpose::Web => {
+            let mut store_apis = Vec::new();
+            for r in Role::BOTH {
+                store_apis.push((r, cx.api_id(ApiKind::Store, r)?));
+            }
+            web_policy(s, &account, &store_apis)
+        }
+    };
+    Ok(doc)
+}
+
+/// What a signed-in web user may do (deploy/website): list, read and write the
+/// photos under `public/` in both buckets, and add a comment through either region's
+/// store API (`POST /comments/*`, the one `AWS_IAM` method; the state and the
+/// comments are read without a signature). `store_apis` are the store APIs' ids.
+pub fn web_policy(s: &Stack, account: &str, store_apis: &[(Role, String)]) -> Value {
+    let buckets: Vec<String> = Role::BOTH
+        .iter()
+        .map(|&r| format!("arn:aws:s3:::{}", s.bucket(r)))
+        .collect();
+    let objects: Vec<String> = buckets.iter().map(|b| format!("{b}/public/*")).collect();
+    let post: Vec<String> = store_apis
+        .iter()
+        .map(|(r, id)| {
+            format!(
+                "arn:aws:execute-api:{}:{account}:{id}/{STAGE}/POST/comments/*",
+                s.region_name(*r)
+            )
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+        // The gallery is a ListObjectsV2 of `public/`, and nothing else may be listed.
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": buckets,
+         "Condition": {"StringLike": {"s3:prefix": ["public/*"]}}},
+        {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": post}
+    ]})
+}
+
+/// `deploy/iam/monitor-policy.json` filled in; without `[route53]` the DNS statement
+/// is dropped (the monitor then never calls Route 53).
+pub fn monitor_policy(s: &Stack, account: &str) -> Result<Value> {
+    let zone = s.settings.route53.as_ref().map(|r| r.zone_id.as_str());
+    let text = MONITOR_POLICY
+        .replace("${PrimaryRegion}", s.region_name(Role::Primary))
+        .replace("${SecondaryRegion}", s.region_name(Role::Secondary))
+        .replace("${AccountId}", account)
+        .replace("${Project}", &s.project)
+        .replace("${AppId}", &s.app_id)
+        .replace("${ZoneId}", zone.unwrap_or("-"));
+    let mut doc: Value = serde_json::from_str(&text).context("deploy/iam/monitor-policy.json")?;
+    if zone.is_none()
+        && let Some(st) = doc["Statement"].as_array_mut()
+    {
+        st.retain(|x| x["Sid"] != "DnsFollowsTheState");
+    }
+    Ok(doc)
+}
+
+fn parse(doc: Option<&str>) -> Value {
+    doc.map(decode_policy)
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or(Value::Null)
+}
+
+async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
+    let iam = &cx.global.iam;
+    let name = spec.name.as_str();
+    let same = iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .absent("iam:GetRole", &["NoSuchEntity"])?
+        .and_then(|o| o.role().cloned());
+    let tag = move |_: &aws_sdk_iam::types::Role| async move {
+        let tags = iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .sdk("iam:ListRoleTags")?;
+        let tag = tags.tags().iter().find(|t| t.key() == STACK_TAG);
+        anyhow::Ok(tag.map(|t| t.value().to_string()))
+    };
+    let lookup = cx.lookup("role", name);
+    let role = match lookup
+        .among(same.into_iter().collect(), tag)
+        .await?
+        .or_observed()
+    {
+        Ok(role) => role,
+        Err(seen) => return Ok(seen),
+    };
+    cx.learn(|f| {
+        f.role_arns
+            .insert(spec.name.clone(), role.arn().to_string());
+    });
+    let mut drift = Drift::default();
+    if let Some(trust) = drift.want(trust(cx, spec))?
+        && parse(role.assume_role_policy_document()) != trust
+    {
+        drift.add("trust policy differs");
+    }
+    let inline = iam
+        .get_role_policy()
+        .role_name(&spec.name)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await
+        .absent("iam:GetRolePolicy", &["NoSuchEntity"])?;
+    match inline {
+        None => drift.add(format!("inline policy {POLICY_NAME} missing")),
+        Some(p) => {
+            if let Some(want) = drift.want(policy(cx, spec).await)?
+                && parse(Some(p.policy_document())) != want
+            {
+                drift.add(format!("inline policy {POLICY_NAME} differs"));
+            }
+        }
+    }
+    Ok(drift.finish())
+}
+
+async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
+    let iam = &cx.global.iam;
+    let trust = trust(cx, spec)?.to_string();
+    if exists {
+        iam.update_assume_role_policy()
+            .role_name(&spec.name)
+            .policy_document(&trust)
+            .send()
+            .await
+            .sdk("iam:UpdateAssumeRolePolicy")?;
+    } else {
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key(STACK_TAG)
+            .value(&cx.stack.project)
+            .build()?;
+        let out = iam
+            .create_role()
+            .role_name(&spec.name)
+            .assume_role_policy_document(&trust)
+            .description(format!(
+                "{} ({:?}), managed by failover-monitor provision",
+                cx.stack.project, spec.purpose
+            ))
+            .tags(tag)
+            .send()
+            .await
+            .sdk("iam:CreateRole")?;
+        if let Some(role) = out.role() {
+            cx.learn(|f| {
+                f.role_arns
+                    .insert(spec.name.clone(), role.arn().to_string());
+            });
+        }
+    }
+    iam.put_role_policy()
+        .role_name(&spec.name)
+        .policy_name(POLICY_NAME)
+        .policy_document(policy(cx, spec).await?.to_string())
+        .send()
+        .await
+        .sdk("iam:PutRolePolicy")?;
+    Ok(())
+}
+
+async fn delete(cx: &Cx, name: &str) -> Result<()> {
+    let iam = &cx.global.iam;
+    let policies = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .sdk("iam:ListRolePolicies")?;
+    for p in policies.policy_names() {
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(p)
+            .send()
+            .await
+            .sdk("iam:DeleteRolePolicy")?;
+    }
+    iam.delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .absent("iam:DeleteRole", &["NoSuchEntity"])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(extra: &str) -> Stack {
+        let text = format!(
+            "[app]\nid = \"app-1\"\nproject = \"shop\"\n\
+             [regions.primary]\nname = \"us-east-1\"\n[regions.secondary]\nname = \"eu-west-1\"\n\
+             [stack]\ncognito_username = \"ops\"\ncognito_email = \"ops@example.com\"\n{extra}"
+        );
+        let settings = failover_config::parse(&text, Vec::new()).unwrap();
+        Stack::from_settings(&settings).unwrap()
+    }
+
+    #[test]
+    fn the_monitor_policy_is_filled_in_and_drops_dns_without_route53() {
+        let doc = monitor_policy(&stack(""), "111122223333").unwrap();
+        let text = doc.to_string();
+        assert!(!text.contains("${"), "a placeholder is left: {text}");
+        assert!(text.contains("arn:aws:dynamodb:eu-west-1:111122223333:table/shop-config"));
+        assert!(text.contains("\"app-1#*\""));
+        assert!(!text.contains("route53"), "{text}");
+
+        let with_dns = stack(
+            "[route53]\nzone_id = \"Z123\"\nrecord_name = \"api.example.com\"\nrecord_type = \"CNAME\"\n\
+             primary_value = \"a.example.com\"\nsecondary_value = \"b.example.com\"\n",
+        );
+        let text = monitor_policy(&with_dns, "111122223333")
+            .unwrap()
+            .to_string();
+        assert!(text.contains("arn:aws:route53:::hostedzone/Z123"), "{text}");
+    }
+
+    #[test]
+    fn web_users_list_public_in_both_buckets_and_may_only_post_comments() {
+        let s = stack("");
+        let doc = web_policy(
+            &s,
+            "111122223333",
+            &[(Role::Primary, "p1".into()), (Role::Secondary, "s1".into())],
+        );
+        let st = doc["Statement"].as_array().unwrap();
+        let list = st
+            .iter()
+            .find(|x| x["Action"][0] == "s3:ListBucket")
+            .unwrap();
+        assert_eq!(
+            list["Resource"],
+            json!(["arn:aws:s3:::shop-primary", "arn:aws:s3:::shop-secondary"])
+        );
+        assert_eq!(
+            list["Condition"],
+            json!({"StringLike": {"s3:prefix": ["public/*"]}})
+        );
+        let invoke = st
+            .iter()
+            .find(|x| x["Action"][0] == "execute-api:Invoke")
+            .unwrap();
+        assert_eq!(
+            invoke["Resource"],
+            json!([
+                "arn:aws:execute-api:us-east-1:111122223333:p1/prod/POST/comments/*",
+                "arn:aws:execute-api:eu-west-1:111122223333:s1/prod/POST/comments/*"
+            ])
+        );
+        let objects = st
+            .iter()
+            .find(|x| x["Action"][0] == "s3:GetObject")
+            .unwrap();
+        assert_eq!(
+            objects["Resource"],
+            json!([
+                "arn:aws:s3:::shop-primary/public/*",
+                "arn:aws:s3:::shop-secondary/public/*"
+            ])
+        );
+    }
+
+    #[test]
+    fn every_role_name_fits_iam_limits_for_the_longest_project() {
+        let long = "p".repeat(53);
+        let s = stack("").clone();
+        let s = Stack { project: long, ..s };
+        for r in service_roles(&s).into_iter().chain([web_role(&s)]) {
+            assert!(r.name.len() <= 64, "{} is {} long", r.name, r.name.len());
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The daemon's outside world in memory, for tests that run real daemons in one
+//! process on paused tokio time: config tables with DynamoDB's documented semantics
+//! (`table.rs`, `stores.rs`), a DNS record, probes whose outcome a test sets, and a
+//! wall clock that follows tokio's (paused) time.
+//!
+//! [`MemoryBackend`] hands these to [`failover_daemon::decision::Daemon`] through the same
+//! [`Backend`] seam as AWS; several daemons built on clones of one backend share its
+//! tables, as instances share DynamoDB.
+
+pub mod inproc;
+mod stores;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+pub use stores::{MemCanary, MemCoordStore, MemItemStore};
+pub use table::{Change, Entry, Faults, MemTable, Record};
+
+use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, Rr};
+use failover_daemon::backend::Backend;
+use failover_daemon::clock::WallClock;
+use failover_config::{ProbeSpec, Settings};
+use failover_daemon::coord::CoordStore;
+use failover_core::model::{AppState, ConfigItem, Role, keys};
+use failover_daemon::probe::{Probe, ProbeError};
+
+/// A wall clock that follows tokio's clock (paused in tests) from a fixed start,
+/// shifted by `skew`.
+#[derive(Debug, Clone)]
+pub struct TokioWallClock {
+    start: SystemTime,
+    origin: tokio::time::Instant,
+    /// Added to (positive) or taken from (negative) the time of day.
+    pub skew_ms: i64,
+}
+
+impl TokioWallClock {
+    pub fn new(start: SystemTime) -> Self {
+        Self {
+            start,
+            origin: tokio::time::Instant::now(),
+            skew_ms: 0,
+        }
+    }
+
+    pub fn skewed(&self, skew_ms: i64) -> Self {
+        Self {
+            skew_ms,
+            ..self.clone()
+        }
+    }
+}
+
+impl WallClock for TokioWallClock {
+    fn now(&self) -> SystemTime {
+        let t = self.start + self.origin.elapsed();
+        let skew = Duration::from_millis(self.skew_ms.unsigned_abs());
+        if self.skew_ms >= 0 {
+            t + skew
+        } else {
+            t - skew
+        }
+    }
+}
+
+/// How a scripted probe answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Ok,
+    Fail(String),
+    /// Never answers (the scheduler's timeout ends it).
+    Hang,
+}
+
+/// Probe outcomes a test sets, by probe name; unset probes succeed.
+#[derive(Debug, Clone, Default)]
+pub struct Script(Arc<Mutex<HashMap<String, Answer>>>);
+
+impl Script {
+    pub fn set(&self, probe: &str, answer: Answer) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(probe.to_owned(), answer);
+    }
+
+    fn get(&self, probe: &str) -> Answer {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(probe)
+            .cloned()
+            .unwrap_or(Answer::Ok)
+    }
+}
+
+struct ScriptedProbe {
+    name: String,
+    script: Script,
+}
+
+#[async_trait]
+impl Probe for ScriptedProbe {
+    async fn check(&self) -> Result<(), ProbeError> {
+        match self.script.get(&self.name) {
+            Answer::Ok => Ok(()),
+            Answer::Fail(why) => Err(ProbeError::Transport(why)),
+            Answer::Hang => std::future::pending().await,
+        }
+    }
+}
+
+/// A DNS record in memory, changed only over the exact record read (as Route 53's
+/// DELETE + CREATE batch).
+#[derive(Debug, Clone, Default)]
+pub struct MemDns {
+    pub record: Arc<Mutex<Option<Rr>>>,
+    /// Every change made: (the writing process, the new value).
+    pub changes: Arc<Mutex<Vec<(String, String)>>>,
+    /// The process writing through this handle.
+    pub writer: String,
+}
+
+impl MemDns {
+    pub fn get(&self) -> Option<String> {
+        self.lock().as_ref().map(|r| r.value.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Rr>> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The changes made so far: (the writing process, the new value).
+    pub fn changes(&self) -> Vec<(String, String)> {
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the record by hand.
+    pub fn set(&self, value: &str) {
+        *self.lock() = Some(Rr {
+            value: value.to_owned(),
+            ttl: 60,
+        });
+    }
+}
+
+#[async_trait]
+impl DnsRecord for MemDns {
+    fn value_for(&self, state: AppState) -> String {
+        match state {
+            AppState::Failover => "secondary".into(),
+            AppState::Active | AppState::Fenced => "primary".into(),
+        }
+    }
+
+    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+        Ok(self.lock().clone())
+    }
+
+    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError> {
+        let mut record = self.lock();
+        if record.as_ref() != old {
+            return Err(ActionError::Busy {
+                region: Role::Secondary,
+                reason: "InvalidChangeBatch: the record is not as read".into(),
+            });
+        }
+        *record = Some(Rr {
+            value: new.to_owned(),
+            ttl: 60,
+        });
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.writer.clone(), new.to_owned()));
+        Ok(())
+    }
+}
+
+/// The outside world of one or more in-process daemons: both regions' config tables,
+/// a DNS record (used when the settings have `[route53]`), probes by script.
+#[derive(Clone)]
+pub struct MemoryBackend {
+    /// The config tables.
+    pub tables: [MemTable; 2],
+    /// The application's data tables.
+    pub data: [MemTable; 2],
+    pub dns: MemDns,
+    pub script: Script,
+    pub clock: TokioWallClock,
+    pub seed: u64,
+}
+
+impl MemoryBackend {
+    /// Two empty regions; the wall clock starts at `start` and follows tokio's.
+    pub fn new(start: SystemTime, seed: u64) -> Self {
+        Self {
+            tables: [MemTable::new(), MemTable::new()],
+            data: [MemTable::new(), MemTable::new()],
+            dns: MemDns::default(),
+            script: Script::default(),
+            clock: TokioWallClock::new(start),
+            seed,
+        }
+    }
+
+    /// The same world for another instance (its own seed).
+    pub fn instance(&self, seed: u64) -> Self {
+        Self {
+            seed,
+            ..self.clone()
+        }
+    }
+
+    pub fn table(&self, role: Role) -> &MemTable {
+        &self.tables[role as usize]
+    }
+
+    /// Writes the config item in both regions, as provisioning seeds it.
+    pub fn seed_item(&self, app_id: &str, item: &ConfigItem) {
+        for t in &self.tables {
+            t.put(app_id, Record::Item(item.clone()));
+        }
+    }
+
+    /// The config item of a region, if any.
+    pub fn item(&self, app_id: &str, role: Role) -> Option<ConfigItem> {
+        match self.table(role).get(app_id) {
+            Some(Record::Item(i)) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn config_table(&self, settings: &Settings, role: Role) -> Arc<dyn ItemStore> {
+        Arc::new(MemItemStore::new(
+            self.table(role).clone(),
+            &settings.app.id,
+            role,
+        ))
+    }
+
+    fn coordination(&self, settings: &Settings) -> Arc<dyn CoordStore> {
+        Arc::new(MemCoordStore::new(
+            self.table(Role::Secondary).clone(),
+            &settings.app.id,
+        ))
+    }
+
+    fn dns(&self, settings: &Settings) -> Option<Arc<dyn DnsRecord>> {
+        settings.route53.as_ref().map(|_| {
+            Arc::new(MemDns {
+                writer: self.process_id(),
+                ..self.dns.clone()
+            }) as Arc<dyn DnsRecord>
+        })
+    }
+
+    fn probe(&self, spec: &ProbeSpec, _settings: &Settings) -> Arc<dyn Probe> {
+        Arc::new(ScriptedProbe {
+            name: spec.name.clone(),
+            script: self.script.clone(),
+        })
+    }
+
+    fn canaries(&self, settings: &Settings) -> Canaries {
+        let me = &settings.monitor.instance_id;
+        let pair = |table: &'static str, tables: &[MemTable; 2], key: String| CanaryPair {
+            table,
+            primary: Arc::new(MemCanary {
+                table: tables[0].clone(),
+                key: key.clone(),
+                role: Role::Primary,
+            }),
+            secondary: Arc::new(MemCanary {
+                table: tables[1].clone(),
+                key,
+                role: Role::Secondary,
+            }),
+        };
+        Canaries(vec![
+            pair("config", &self.tables, keys::canary(&settings.app.id, me)),
+            pair("data", &self.data, keys::data_canary(&settings.app.id, me)),
+        ])
+    }
+
+    fn clock(&self) -> Arc<dyn WallClock> {
+        Arc::new(self.clock.clone())
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn process_id(&self) -> String {
+        format!("p{:x}", self.seed)
+    }
+}

@@ -1,0 +1,520 @@
+//! The config item store and the coordination store on a [`MemTable`], with the same
+//! conditions as their DynamoDB implementations (`failover_daemon::action::DynamoItemStore`,
+//! `failover_daemon::coord::DynamoCoordStore`). The DynamoDB ones are exercised against the
+//! emulator (`tests/emulator.rs`, `tests/coordination.rs`), these by the in-process
+//! tests and the simulation; the conditions are written side by side to match.
+
+use async_trait::async_trait;
+
+use super::table::{Inner, MemTable, Record, next_stamp};
+use failover_daemon::action::{
+    AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
+};
+use failover_aws::dynamo::Cancel;
+use failover_core::lease::LeaseRecord;
+use failover_daemon::coord::{CoordError, CoordStore, PeerView};
+use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
+
+/// A check on the item at `key` before a write: the condition expression.
+type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;
+
+/// An UpdateItem's expression: the item after, from the item before.
+type Updater<'a> = Box<dyn Fn(Option<&Record>) -> Record + Send + 'a>;
+
+/// What an action writes.
+pub(super) enum Write<'a> {
+    /// Nothing: a condition check.
+    Nothing,
+    /// This item (PutItem, or an UpdateItem that sets every attribute).
+    Put(Record),
+    /// The item made from the one there (an UpdateItem like `SET n = n + 1`).
+    Update(Updater<'a>),
+}
+
+/// One action of a transaction (or a single conditional write).
+pub(super) struct Action<'a> {
+    pub key: String,
+    pub check: Check<'a>,
+    pub write: Write<'a>,
+}
+
+/// How long DynamoDB remembers a client request token.
+const TOKEN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Why a transaction did not apply.
+#[derive(Debug)]
+pub(super) enum TxError {
+    Cancelled(Vec<Cancel>),
+    Unavailable(String),
+}
+
+impl MemTable {
+    /// Waits the injected delay, if any (a slow region).
+    pub(super) async fn wait(&self) {
+        if let Some(d) = self.delay() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Evaluates every condition, then applies every write, or none.
+    pub(super) fn transact(
+        &self,
+        actions: Vec<Action<'_>>,
+        token: Option<&str>,
+    ) -> Result<(), TxError> {
+        let mut inner = self.lock();
+        if inner.down {
+            return Err(TxError::Unavailable("the region does not answer".into()));
+        }
+        let fingerprint = actions
+            .iter()
+            .map(|a| match &a.write {
+                Write::Nothing => format!("check {}", a.key),
+                Write::Put(r) => format!("put {} {r:?}", a.key),
+                Write::Update(_) => format!("update {}", a.key),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if inner.faults.throttle > 0 {
+            inner.faults.throttle -= 1;
+            return Err(if actions.len() > 1 || token.is_some() {
+                TxError::Cancelled(vec![Cancel::Throttled; actions.len()])
+            } else {
+                TxError::Unavailable("ThrottlingException: nothing was written".into())
+            });
+        }
+        let now = tokio::time::Instant::now();
+        inner
+            .tokens
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < TOKEN_WINDOW);
+        if let Some(t) = token
+            && let Some((seen, _)) = inner.tokens.get(t)
+        {
+            return if *seen == fingerprint {
+                Ok(())
+            } else {
+                Err(TxError::Cancelled(vec![Cancel::Other(
+                    "IdempotentParameterMismatch".into(),
+                )]))
+            };
+        }
+        let reasons: Vec<Cancel> = actions
+            .iter()
+            .map(|a| {
+                if (a.check)(inner.items.get(&a.key).map(|e| &e.record)) {
+                    Cancel::None
+                } else {
+                    Cancel::ConditionalCheckFailed
+                }
+            })
+            .collect();
+        if reasons.iter().any(|r| *r != Cancel::None) {
+            return Err(TxError::Cancelled(reasons));
+        }
+        let stamp = next_stamp(&mut inner);
+        for a in actions {
+            let record = match a.write {
+                Write::Nothing => continue,
+                Write::Put(r) => r,
+                Write::Update(f) => f(inner.items.get(&a.key).map(|e| &e.record)),
+            };
+            self.apply(&mut inner, &a.key, Some(record), stamp);
+        }
+        if let Some(t) = token {
+            inner.tokens.insert(t.to_owned(), (fingerprint, now));
+        }
+        if inner.faults.fail_after_apply > 0 {
+            inner.faults.fail_after_apply -= 1;
+            return Err(TxError::Unavailable(
+                "timed out (the write was applied)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn read_key(&self, key: &str) -> Result<Option<Record>, String> {
+        let inner = self.lock();
+        if inner.down {
+            return Err("the region does not answer".into());
+        }
+        Ok(inner.items.get(key).map(|e| e.record.clone()))
+    }
+
+    fn read_many(&self, keys: &[String]) -> Result<Vec<(String, Record)>, String> {
+        let inner: std::sync::MutexGuard<'_, Inner> = self.lock();
+        if inner.down {
+            return Err("the region does not answer".into());
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|k| inner.items.get(k).map(|e| (k.clone(), e.record.clone())))
+            .collect())
+    }
+}
+
+/// [`ItemStore`] on a [`MemTable`].
+#[derive(Debug, Clone)]
+pub struct MemItemStore {
+    pub table: MemTable,
+    app_id: String,
+    role: Role,
+}
+
+impl MemItemStore {
+    pub fn new(table: MemTable, app_id: &str, role: Role) -> Self {
+        Self {
+            table,
+            app_id: app_id.to_owned(),
+            role,
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> ActionError {
+        ActionError::Unavailable {
+            region: self.role,
+            reason,
+        }
+    }
+
+    fn write_error(&self, e: TxError, fence_index: Option<usize>) -> WriteError {
+        match e {
+            TxError::Unavailable(r) => WriteError::Failed(self.unavailable(r)),
+            TxError::Cancelled(reasons) => {
+                refusal(&reasons, fence_index, |text| ActionError::Busy {
+                    region: self.role,
+                    reason: format!("transaction cancelled: {text}"),
+                })
+            }
+        }
+    }
+}
+
+fn item_version(r: Option<&Record>) -> Option<u64> {
+    match r {
+        Some(Record::Item(i)) => Some(i.version),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl ItemStore for MemItemStore {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    async fn read(&self) -> Result<Option<ConfigItem>, ActionError> {
+        match self
+            .table
+            .read_key(&self.app_id)
+            .map_err(|e| self.unavailable(e))?
+        {
+            Some(Record::Item(i)) => Ok(Some(i)),
+            Some(other) => Err(ActionError::Malformed {
+                region: self.role,
+                reason: format!("not a config item: {other:?}"),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError> {
+        self.table.wait().await;
+        let (from, expected) = (c.from, c.expected);
+        let mut actions = vec![
+            Action {
+                key: self.app_id.clone(),
+                // `#s = :from AND #v = :expected`; version 0 also matches an item
+                // without a version (which this store never holds: it reads as 0).
+                check: Box::new(
+                    move |r| matches!(r, Some(Record::Item(i)) if i.state == from && i.version == expected),
+                ),
+                write: Write::Put(Record::Item(c.item.clone())),
+            },
+            Action {
+                key: keys::audit(&self.app_id, c.audit.version),
+                check: Box::new(|r| r.is_none()),
+                write: Write::Put(Record::Audit(c.audit.clone())),
+            },
+        ];
+        if let Some(f) = c.fence {
+            let (owner, token) = (f.owner.clone(), f.token);
+            actions.push(Action {
+                key: keys::lease(&self.app_id),
+                check: Box::new(move |r| {
+                    matches!(r, Some(Record::Lease(l)) if l.owner == owner && l.token == token)
+                }),
+                write: Write::Nothing,
+            });
+        }
+        self.table
+            .transact(actions, Some(c.token))
+            .map_err(|e| self.write_error(e, c.fence.map(|_| 2)))
+    }
+
+    async fn catch_up(
+        &self,
+        item: &ConfigItem,
+        audits: &[AuditRecord],
+        from: Option<u64>,
+    ) -> Result<(), WriteError> {
+        let new = item.version;
+        let mut actions = vec![Action {
+            key: self.app_id.clone(),
+            check: Box::new(move |r| match from {
+                None => item_version(r).is_none_or(|v| v < new),
+                Some(from) => item_version(r).unwrap_or(0) == from,
+            }),
+            write: Write::Put(Record::Item(item.clone())),
+        }];
+        actions.extend(self.audit_puts(audits));
+        self.table
+            .transact(actions, None)
+            .map_err(|e| self.write_error(e, None))
+    }
+
+    async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
+        if audits.is_empty() {
+            return Ok(());
+        }
+        self.table
+            .transact(self.audit_puts(audits), None)
+            .map_err(|e| self.write_error(e, None))
+    }
+
+    async fn audits(
+        &self,
+        versions: &[u64],
+        _consistent: bool,
+    ) -> Result<Vec<AuditRecord>, ActionError> {
+        let wanted: Vec<String> = versions
+            .iter()
+            .take(100)
+            .map(|v| keys::audit(&self.app_id, *v))
+            .collect();
+        let mut records: Vec<AuditRecord> = self
+            .table
+            .read_many(&wanted)
+            .map_err(|e| self.unavailable(e))?
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Record::Audit(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        records.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(records)
+    }
+
+    async fn read_pause(&self) -> Result<Option<PauseRecord>, ActionError> {
+        match self
+            .table
+            .read_key(&keys::pause(&self.app_id))
+            .map_err(|e| self.unavailable(e))?
+        {
+            Some(Record::Pause(p)) => Ok(Some(p)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn write_pause(
+        &self,
+        expected: Option<u64>,
+        new: &PauseRecord,
+    ) -> Result<(), WriteError> {
+        let action = Action {
+            key: keys::pause(&self.app_id),
+            check: Box::new(move |r| match (expected, r) {
+                (None, r) => r.is_none(),
+                (Some(seq), Some(Record::Pause(p))) => p.seq == seq,
+                (Some(_), _) => false,
+            }),
+            write: Write::Put(Record::Pause(new.clone())),
+        };
+        self.table
+            .transact(vec![action], None)
+            .map_err(|e| self.write_error(e, None))
+    }
+}
+
+impl MemItemStore {
+    fn audit_puts(&self, audits: &[AuditRecord]) -> Vec<Action<'static>> {
+        audits
+            .iter()
+            .take(AUDITS_PER_WRITE)
+            .map(|a| Action {
+                key: keys::audit(&self.app_id, a.version),
+                check: Box::new(|_| true),
+                write: Write::Put(Record::Audit(a.clone())),
+            })
+            .collect()
+    }
+}
+
+/// One instance's canary in a [`MemTable`], at `key`.
+#[derive(Debug, Clone)]
+pub struct MemCanary {
+    pub table: MemTable,
+    pub key: String,
+    pub role: Role,
+}
+
+#[async_trait]
+impl CanaryStore for MemCanary {
+    async fn put(&self, nonce: &str) -> Result<(), ActionError> {
+        let action = Action {
+            key: self.key.clone(),
+            check: Box::new(|_| true),
+            write: Write::Put(Record::Canary(nonce.to_owned())),
+        };
+        self.table
+            .transact(vec![action], None)
+            .map_err(|e| ActionError::Unavailable {
+                region: self.role,
+                reason: format!("{e:?}"),
+            })
+    }
+
+    async fn read(&self) -> Result<Option<String>, ActionError> {
+        match self.table.read_key(&self.key) {
+            Ok(Some(Record::Canary(n))) => Ok(Some(n)),
+            Ok(_) => Ok(None),
+            Err(reason) => Err(ActionError::Unavailable {
+                region: self.role,
+                reason,
+            }),
+        }
+    }
+}
+
+/// [`CoordStore`] on a [`MemTable`] (the secondary's).
+#[derive(Debug, Clone)]
+pub struct MemCoordStore {
+    pub table: MemTable,
+    app_id: String,
+}
+
+impl MemCoordStore {
+    pub fn new(table: MemTable, app_id: &str) -> Self {
+        Self {
+            table,
+            app_id: app_id.to_owned(),
+        }
+    }
+
+    fn conditional(&self, action: Action<'_>) -> Result<(), CoordError> {
+        match self.table.transact(vec![action], None) {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(_)) => Err(CoordError::Refused),
+            Err(TxError::Unavailable(e)) => Err(CoordError::Unavailable(e)),
+        }
+    }
+
+    fn lease(&self) -> Result<Option<LeaseRecord>, CoordError> {
+        match self
+            .table
+            .read_key(&keys::lease(&self.app_id))
+            .map_err(CoordError::Unavailable)?
+        {
+            Some(Record::Lease(l)) => Ok(Some(l)),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl CoordStore for MemCoordStore {
+    async fn read(
+        &self,
+        instances: &[String],
+    ) -> Result<(Option<LeaseRecord>, Vec<(String, PeerView)>), CoordError> {
+        let wanted: Vec<String> = std::iter::once(keys::lease(&self.app_id))
+            .chain(instances.iter().map(|i| keys::view(&self.app_id, i)))
+            .collect();
+        let found = self
+            .table
+            .read_many(&wanted)
+            .map_err(CoordError::Unavailable)?;
+        let prefix = keys::view_prefix(&self.app_id);
+        let mut lease = None;
+        let mut views = Vec::new();
+        for (key, record) in found {
+            match record {
+                Record::Lease(l) => lease = Some(l),
+                Record::View(v) => {
+                    if let Some(instance) = key.strip_prefix(&prefix) {
+                        views.push((instance.to_owned(), v));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((lease, views))
+    }
+
+    async fn acquire(&self, me: &str, expected: Option<&LeaseRecord>) -> Result<u64, CoordError> {
+        let token = expected.map_or(1, |r| r.token + 1);
+        let expected = expected.cloned();
+        self.conditional(Action {
+            key: keys::lease(&self.app_id),
+            check: Box::new(move |r| match (&expected, r) {
+                (None, r) => r.is_none(),
+                (Some(e), Some(Record::Lease(l))) => l == e,
+                (Some(_), _) => false,
+            }),
+            write: Write::Put(Record::Lease(LeaseRecord {
+                owner: me.to_owned(),
+                token,
+                renewals: 0,
+            })),
+        })?;
+        Ok(token)
+    }
+
+    async fn renew(&self, me: &str, token: u64) -> Result<u64, CoordError> {
+        // `SET renewals = renewals + 1` conditioned on owner and token, in one step.
+        let owner = me.to_owned();
+        self.conditional(Action {
+            key: keys::lease(&self.app_id),
+            check: Box::new(move |r| {
+                matches!(r, Some(Record::Lease(l)) if l.owner == owner && l.token == token)
+            }),
+            write: Write::Update(Box::new(|r| match r {
+                Some(Record::Lease(l)) => Record::Lease(LeaseRecord {
+                    renewals: l.renewals + 1,
+                    ..l.clone()
+                }),
+                other => other.cloned().unwrap_or(Record::Canary(String::new())),
+            })),
+        })?;
+        match self.lease()? {
+            Some(l) if l.owner == me && l.token == token => Ok(l.renewals),
+            _ => Err(CoordError::Refused),
+        }
+    }
+
+    async fn publish(&self, me: &str, view: &PeerView) -> Result<(), CoordError> {
+        self.conditional(Action {
+            key: keys::view(&self.app_id, me),
+            check: Box::new(|_| true),
+            write: Write::Put(Record::View(view.clone())),
+        })
+    }
+
+    async fn release(&self, me: &str, token: u64) -> Result<(), CoordError> {
+        let owner = me.to_owned();
+        self.conditional(Action {
+            key: keys::lease(&self.app_id),
+            check: Box::new(move |r| {
+                matches!(r, Some(Record::Lease(l)) if l.owner == owner && l.token == token)
+            }),
+            write: Write::Update(Box::new(|r| match r {
+                Some(Record::Lease(l)) => Record::Lease(LeaseRecord {
+                    owner: String::new(),
+                    token: l.token,
+                    renewals: l.renewals + 1,
+                }),
+                other => other.cloned().unwrap_or(Record::Canary(String::new())),
+            })),
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! One region's config table in memory, with DynamoDB's documented semantics where
+//! the monitor depends on them:
+//!
+//! - every item is addressed by its `appId` key (`failover_core::model::keys`);
+//! - a conditional write is atomic per item; a transaction evaluates every condition
+//!   first and then applies all of its actions or none, under one lock, so it is
+//!   isolated from every other write (serializable, as DynamoDB's are);
+//! - a cancelled transaction reports one reason per action, in request order;
+//! - a transaction with a client request token applies once: the same token with the
+//!   same actions within ten minutes answers success without applying again, with
+//!   other actions `IdempotentParameterMismatch`; after ten minutes (tokio's clock)
+//!   the token is forgotten and the transaction is a new one;
+//! - a throttled write applies nothing: a transaction is cancelled with
+//!   `ThrottlingError` for each action, a single write fails with
+//!   `ThrottlingException`;
+//! - reads are strongly consistent (the latest write in this region).
+//!
+//! Every write is stamped with the table's logical clock, so that a global-table
+//! simulation can replicate items one by one, last writer wins.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use failover_daemon::coord::PeerView;
+use failover_core::lease::LeaseRecord;
+use failover_core::model::{AuditRecord, ConfigItem, PauseRecord};
+
+/// What an item of the config table holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Item(ConfigItem),
+    Audit(AuditRecord),
+    Lease(LeaseRecord),
+    View(PeerView),
+    Canary(String),
+    Pause(PauseRecord),
+}
+
+/// One stored item and the stamp of the write that made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub record: Record,
+    /// When it was written (the writer's stamp; replication keeps the origin's).
+    pub stamp: u128,
+}
+
+/// A change to one item, as replication carries it: `None` deletes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub key: String,
+    pub record: Option<Record>,
+    pub stamp: u128,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Inner {
+    pub items: BTreeMap<String, Entry>,
+    /// client request token -> (fingerprint of the actions, when first applied)
+    pub tokens: BTreeMap<String, (String, tokio::time::Instant)>,
+    /// Every write applied here, in order, for a replicator to drain.
+    pub outbox: Vec<Change>,
+    /// Stamps of this table's writes: a counter unless a clock is set.
+    pub counter: u128,
+    pub down: bool,
+    /// Faults a test injects into the next calls.
+    pub faults: Faults,
+}
+
+/// Faults a test injects, as DynamoDB or the network produce them.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Every call takes this long before it is applied (a slow region).
+    pub delay: Option<std::time::Duration>,
+    /// The next this many writes are applied, then fail as timed out.
+    pub fail_after_apply: u32,
+    /// The next this many writes are refused as throttled, without applying.
+    pub throttle: u32,
+}
+
+/// One region's config table. Clones share the same contents.
+#[derive(Debug, Clone, Default)]
+pub struct MemTable {
+    inner: Arc<Mutex<Inner>>,
+    /// Record every write in the outbox (for a replicator).
+    replicated: bool,
+}
+
+impl MemTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A table whose writes are kept for a replicator ([`MemTable::drain`]).
+    pub fn replicated() -> Self {
+        Self {
+            inner: Arc::default(),
+            replicated: true,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a test failure already; keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes every call fail (true) or work again (false): the region is down.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.lock().down
+    }
+
+    /// Sets the faults of the next calls.
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// Faults placed for writes still to come (throttling, a timeout after applying).
+    pub fn write_faults_armed(&self) -> bool {
+        let f = &self.lock().faults;
+        f.throttle > 0 || f.fail_after_apply > 0
+    }
+
+    pub(super) fn delay(&self) -> Option<std::time::Duration> {
+        self.lock().faults.delay
+    }
+
+    /// The record at `key`, if any.
+    pub fn get(&self, key: &str) -> Option<Record> {
+        self.lock().items.get(key).map(|e| e.record.clone())
+    }
+
+    /// Every key and record, in key order.
+    pub fn dump(&self) -> Vec<(String, Record)> {
+        self.lock()
+            .items
+            .iter()
+            .map(|(k, e)| (k.clone(), e.record.clone()))
+            .collect()
+    }
+
+    /// Writes `record` at `key` unconditionally, as a person with the console would.
+    pub fn put(&self, key: &str, record: Record) {
+        let mut inner = self.lock();
+        let stamp = next_stamp(&mut inner);
+        self.apply(&mut inner, key, Some(record), stamp);
+    }
+
+    /// Deletes `key` unconditionally, as a person with the console would.
+    pub fn delete(&self, key: &str) {
+        let mut inner = self.lock();
+        let stamp = next_stamp(&mut inner);
+        self.apply(&mut inner, key, None, stamp);
+    }
+
+    /// The writes made here since the last drain (only for a replicated table).
+    pub fn drain(&self) -> Vec<Change> {
+        std::mem::take(&mut self.lock().outbox)
+    }
+
+    /// Applies a replicated change: last writer wins by stamp, and the change is not
+    /// sent on again.
+    pub fn receive(&self, change: &Change) {
+        let mut inner = self.lock();
+        let newer = inner
+            .items
+            .get(&change.key)
+            .is_none_or(|e| e.stamp < change.stamp);
+        if newer {
+            match &change.record {
+                Some(r) => {
+                    inner.items.insert(
+                        change.key.clone(),
+                        Entry {
+                            record: r.clone(),
+                            stamp: change.stamp,
+                        },
+                    );
+                }
+                None => {
+                    inner.items.remove(&change.key);
+                }
+            }
+        }
+    }
+
+    /// Sets the stamp the next write gets (at least): a simulation passes its clock
+    /// so that last-writer-wins compares the times writes were made.
+    pub fn set_clock(&self, now: u128) {
+        let mut inner = self.lock();
+        inner.counter = inner.counter.max(now);
+    }
+
+    pub(super) fn apply(&self, inner: &mut Inner, key: &str, record: Option<Record>, stamp: u128) {
+        match &record {
+            Some(r) => {
+                inner.items.insert(
+                    key.to_owned(),
+                    Entry {
+                        record: r.clone(),
+                        stamp,
+                    },
+                );
+            }
+            None => {
+                inner.items.remove(key);
+            }
+        }
+        if self.replicated {
+            inner.outbox.push(Change {
+                key: key.to_owned(),
+                record,
+                stamp,
+            });
+        }
+    }
+}
+
+pub(super) fn next_stamp(inner: &mut Inner) -> u128 {
+    inner.counter += 1;
+    inner.counter
+}
