@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::admin::{self, AdminState};
-use failover_daemon::backend::AwsBackend;
 use failover_config::{self as config, Settings};
-use failover_daemon::control::{Command, Handle};
 use failover_daemon::Daemon;
+use failover_daemon::backend::AwsBackend;
+use failover_daemon::control::{Command, Handle};
 use failover_daemon::metrics::Metrics;
 use failover_daemon::notify;
 

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use failover_config::{self as config, ConfigError};
 use failover_monitor::app;
 use failover_monitor::cli::{self, Cli, Command, Loaded, LogFormat};
-use failover_config::{self as config, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -78,9 +78,7 @@ async fn dispatch(command: Command, path: PathBuf) -> anyhow::Result<()> {
             provision(command, json, &path, &load()?).await
         }
         #[cfg(feature = "provision")]
-        Command::Photo { command } => {
-            failover_provision::command::photo(command, &load()?).await
-        }
+        Command::Photo { command } => failover_provision::command::photo(command, &load()?).await,
         #[cfg(feature = "provision")]
         Command::Comments { json, command } => {
             failover_provision::command::comments(command, json, &load()?).await

@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use failover_config::tokens::{
-    Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
-};
 use super::error::{ApiError, ApiResult, json_ok, rejection};
 use super::requests::{parse_history_query, parse_move_request, parse_pause_request};
 use super::{AdminState, OPENAPI};
-use failover_daemon::control::{Command, MoveError};
+use failover_config::tokens::{
+    Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
+};
 use failover_core::model::AppState;
+use failover_daemon::control::{Command, MoveError};
 
 pub(super) async fn healthz() -> ApiResult {
     json_ok(StatusCode::OK, json!({"status": "ok"}))
@@ -203,7 +203,9 @@ pub(super) async fn mov(
         ),
         Err(MoveError::Refused(r)) => {
             let (status, code) = match r {
-                failover_core::policy::Refusal::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+                failover_core::policy::Refusal::NotReady => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+                }
                 _ => (StatusCode::CONFLICT, "not_allowed"),
             };
             Err(ApiError::new(status, code, r.to_string()))

@@ -38,17 +38,17 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-pub use failover_config::tokens::{Token, Tokens};
 pub use error::ApiError;
+pub use failover_config::tokens::{Token, Tokens};
 pub use requests::{
     BEFORE_MAX, HistoryQuery, MoveRequest, parse_history_query, parse_move_request,
     parse_pause_request,
 };
 
+use failover_core::model::AppState;
 use failover_daemon::action::Actuator;
 use failover_daemon::control::Handle;
 use failover_daemon::metrics::Metrics;
-use failover_core::model::AppState;
 use handlers::{healthz, history, metrics, mov, openapi, pause, readyz, status};
 
 /// Largest accepted request body.

@@ -109,8 +109,8 @@ fn history_queries_are_checked_without_a_server() {
 /// version 30 and its 30 audit records) with `tokens`; pause and resume are
 /// answered as a daemon would. Loopback only.
 async fn serve_with(tokens: Tokens) -> String {
-    use failover_testkit::{MemItemStore, MemTable, Record, TokioWallClock};
     use failover_core::model::{AuditRecord, ConfigItem, Role, Trigger, keys};
+    use failover_testkit::{MemItemStore, MemTable, Record, TokioWallClock};
     let tables = [MemTable::new(), MemTable::new()];
     for t in &tables {
         t.put(
@@ -151,7 +151,8 @@ async fn serve_with(tokens: Tokens) -> String {
         },
         1,
     ));
-    let (_status_tx, status) = tokio::sync::watch::channel(failover_daemon::control::Status::default());
+    let (_status_tx, status) =
+        tokio::sync::watch::channel(failover_daemon::control::Status::default());
     let (commands, mut rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         let _keep = _status_tx;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use failover_daemon::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
 use failover_core::model::AppState;
+use failover_daemon::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
 #[cfg(feature = "provision")]
 use failover_provision::command::{CommentsCommand, PhotoCommand, ProvisionCommand};
 

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use failover_daemon::backtest::{self as replay, Report};
 use failover_config::Settings;
 use failover_core::model::AppState;
+use failover_daemon::backtest::{self as replay, Report};
 
 /// Replays `trace` through `settings` from `initial` and prints the report.
 pub fn run(settings: &Settings, trace: &Path, initial: AppState, json: bool) -> anyhow::Result<()> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::Loaded;
 use super::args::DaemonArgs;
-use failover_config::tokens::{self, Token, TokenKind};
 use crate::admin::client::{self, Answer, Client, Sent, TokenSource};
+use failover_config::tokens::{self, Token, TokenKind};
 use failover_config::{ConfigError, defaults};
 
 /// How long the CLI waits for `GET /healthz` when it asks whether a daemon runs.
@@ -216,7 +216,10 @@ mod tests {
             "[app]\nid = \"x\"\n[regions.primary]\nname = \"us-east-1\"\n\
              [regions.secondary]\nname = \"ap-northeast-1\"\n{admin}"
         );
-        Loaded::from_result(failover_config::parse(&text, Vec::<(String, String)>::new()))
+        Loaded::from_result(failover_config::parse(
+            &text,
+            Vec::<(String, String)>::new(),
+        ))
     }
 
     fn args(url: Option<&str>, token_file: Option<&str>) -> DaemonArgs {

@@ -11,11 +11,11 @@ use serde_json::json;
 use super::args::{StateCommand, StateMoveArgs};
 use super::daemon::{Endpoint, Needs, Session};
 use super::{Loaded, caller};
-use failover_daemon::action::{Actuator, Outcome, PrimaryCopy, SyncAction, Transition};
 use crate::admin::client;
-use failover_daemon::backend::AwsBackend;
 use failover_config::Settings;
 use failover_core::model::{AppState, Role, Trigger};
+use failover_daemon::action::{Actuator, Outcome, PrimaryCopy, SyncAction, Transition};
+use failover_daemon::backend::AwsBackend;
 
 /// Runs one `state` subcommand.
 pub async fn run(command: StateCommand, config: Loaded) -> anyhow::Result<()> {

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use failover_config::{self as config, Settings, TablesMode};
+use failover_core::model::{AppState, ConfigItem, Role, keys};
 use failover_daemon::control::{Handle, Status};
+use failover_daemon::metrics::Metrics;
 use failover_daemon::{Daemon, failover_bound};
 use failover_testkit::{Faults, Record, TokioWallClock};
-use failover_daemon::metrics::Metrics;
-use failover_core::model::{AppState, ConfigItem, Role, keys};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

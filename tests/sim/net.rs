@@ -9,20 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use failover_config::{CheckSpec, ProbeSpec, Settings};
+use failover_core::lease::LeaseRecord;
+use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
     ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Rr, WriteError,
 };
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
-use failover_config::{CheckSpec, ProbeSpec, Settings};
-use failover_core::lease::LeaseRecord;
 use failover_daemon::coord::{CoordError, CoordStore, PeerView};
 use failover_daemon::gate::Gate;
-use failover_testkit::{
-    MemCanary, MemCoordStore, MemDns, MemItemStore, Record, TokioWallClock,
-};
-use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::probe::{Probe, ProbeError};
+use failover_testkit::{MemCanary, MemCoordStore, MemDns, MemItemStore, Record, TokioWallClock};
 use tokio::time::{Instant, sleep};
 
 use super::world::{Committed, Reach, Target, World};
@@ -407,7 +405,7 @@ impl SimBackend {
                 world: world.clone(),
                 instance: instance.to_owned(),
                 process: process.to_owned(),
-                gate: Gate::closed_while(stopped),
+                gate: failover_testkit::stoppable_gate(stopped),
                 limit,
             },
             seed,

@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use failover_config::TablesMode;
-use failover_testkit::Record;
 use failover_core::model::{AppState, Role};
+use failover_testkit::Record;
 use tokio::time::Instant;
 
 use super::world::Health;

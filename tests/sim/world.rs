@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use failover_config::TablesMode;
-use failover_testkit::{Change, MemDns, MemTable};
 use failover_core::model::{AppState, ConfigItem, Role};
+use failover_testkit::{Change, MemDns, MemTable};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

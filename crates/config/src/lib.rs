@@ -29,9 +29,9 @@ mod reference;
 mod regions;
 mod route53;
 mod stack;
-pub mod tokens;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 mod values;
 
 use std::fmt;
@@ -43,6 +43,8 @@ pub use admin::AdminSettings;
 pub use app::AppSettings;
 pub use checks::{CheckSpec, DynamoCheck, InsufficientData, ProbeKindName, S3Check};
 pub use coordination::CoordinationSettings;
+/// The rules the pure core applies, as `monitor.toml` names them.
+pub use failover_core::rules::{Failback, Mode, QuorumRule, RegionRule};
 pub use load::{ENV_PREFIX, load, parse};
 pub use monitor::MonitorSettings;
 pub use policy::PolicySettings;
@@ -51,8 +53,6 @@ pub use regions::{RegionSettings, RegionsSettings};
 pub use route53::Route53Settings;
 pub use stack::{StackSettings, TablesMode};
 pub use values::HumanDuration;
-/// The rules the pure core applies, as `monitor.toml` names them.
-pub use failover_core::rules::{Failback, Mode, QuorumRule, RegionRule};
 
 use failover_core::model::Role;
 use failover_core::policy::{Policy, PolicyConfig};

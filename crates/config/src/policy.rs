@@ -1,7 +1,6 @@
 //! `[policy]`: when the primary region counts as down, and whether the secondary must
 //! be healthy to fail over into it.
 
-
 use serde::{Deserialize, Serialize};
 
 use super::probes::ProbeSpec;

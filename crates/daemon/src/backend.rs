@@ -12,14 +12,14 @@ use crate::action::{
     Actuator, Canaries, CanaryPair, DnsRecord, DynamoCanary, DynamoItemStore, Extras, ItemStore,
     Route53,
 };
-use failover_aws::RegionClients;
-use failover_aws::dynamo::Table;
 use crate::clock::{SystemClock, WallClock};
-use failover_config::{ProbeSpec, Settings};
 use crate::coord::{CoordStore, DynamoCoordStore};
 use crate::gate::Gate;
-use failover_core::model::{Role, keys};
 use crate::probe::{self, Probe, Prober};
+use failover_aws::RegionClients;
+use failover_aws::dynamo::Table;
+use failover_config::{ProbeSpec, Settings};
+use failover_core::model::{Role, keys};
 
 /// What the daemon is built from, besides its settings.
 pub trait Backend: Send + Sync {

@@ -7,8 +7,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::action::{ActionError, PrimaryCopy};
-use failover_config::Settings;
 use crate::coord::Peer;
+use failover_config::Settings;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord};
 use failover_core::policy::{ProbeView, Refusal};
 

@@ -1,13 +1,35 @@
-//! The simulation's SIGSTOP, as a seam: a [`Gate`] each task of the daemon passes
-//! before it acts and before it reports. A real process's gate is always open.
+//! Where a process's tasks wait while the process is stopped, as a seam: each task
+//! of the daemon passes its [`Gate`] before it acts and before it reports. A real
+//! process's gate is always open (a real SIGSTOP stops the threads themselves); the
+//! simulation (`failover-testkit`) puts a [`Pause`] behind it to stop one instance
+//! among several in one test process.
 
-/// Where the tasks of a process stop while the process is stopped (SIGSTOP) in the
-/// simulation; always open for a real process. Each task passes it before it acts
-/// and before it reports, so a stopped instance neither sends nor takes in anything
-/// until it is resumed, and then carries on with what it had, as a stopped process
-/// does.
-#[derive(Debug, Clone, Default)]
-pub struct Gate(Option<tokio::sync::watch::Receiver<bool>>);
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// What a stopped process's tasks wait on.
+#[async_trait]
+pub trait Pause: Send + Sync {
+    /// Returns once the process is running (at once when it is).
+    async fn wait_while_stopped(&self);
+}
+
+/// A task's gate: always open in production, a [`Pause`] in the simulation. Passing
+/// an open gate costs a branch, no allocation.
+#[derive(Clone, Default)]
+pub struct Gate(Option<Arc<dyn Pause>>);
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Gate(pausable)"
+        } else {
+            "Gate(open)"
+        })
+    }
+}
 
 impl Gate {
     /// A gate that is always open.
@@ -15,16 +37,15 @@ impl Gate {
         Self(None)
     }
 
-    /// A gate closed while `stopped` holds true.
-    pub fn closed_while(stopped: tokio::sync::watch::Receiver<bool>) -> Self {
-        Self(Some(stopped))
+    /// A gate that waits on `pause`.
+    pub fn pausable(pause: Arc<dyn Pause>) -> Self {
+        Self(Some(pause))
     }
 
     /// Waits while the process is stopped.
     pub async fn pass(&self) {
-        if let Some(rx) = &self.0 {
-            let mut rx = rx.clone();
-            let _ = rx.wait_for(|stopped| !*stopped).await;
+        if let Some(p) = &self.0 {
+            p.wait_while_stopped().await;
         }
     }
 }

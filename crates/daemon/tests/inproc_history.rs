@@ -6,13 +6,13 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use failover_config::TablesMode;
+use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
 use failover_daemon::action::{
     ActionError, Actuator, Canaries, Commit, Extras, HISTORY_CACHE_TTL, HISTORY_MAX_LIMIT,
     HistoryPage, ItemStore, WriteError,
 };
-use failover_config::TablesMode;
 use failover_testkit::{MemItemStore, MemTable, Record, TokioWallClock};
-use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
 use std::sync::{Arc, Mutex};
 
 const APP: &str = "app";

@@ -22,12 +22,13 @@ use async_trait::async_trait;
 pub use stores::{MemCanary, MemCoordStore, MemItemStore};
 pub use table::{Change, Entry, Faults, MemTable, Record};
 
+use failover_config::{ProbeSpec, Settings};
+use failover_core::model::{AppState, ConfigItem, Role, keys};
 use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, Rr};
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
-use failover_config::{ProbeSpec, Settings};
 use failover_daemon::coord::CoordStore;
-use failover_core::model::{AppState, ConfigItem, Role, keys};
+use failover_daemon::gate::Gate;
 use failover_daemon::probe::{Probe, ProbeError};
 
 /// A wall clock that follows tokio's clock (paused in tests) from a fixed start,
@@ -304,5 +305,23 @@ impl Backend for MemoryBackend {
 
     fn process_id(&self) -> String {
         format!("p{:x}", self.seed)
+    }
+}
+
+/// The simulation's SIGSTOP: a gate closed while `stopped` holds true. Each task of a
+/// daemon passes its gate before it acts and before it reports, so a stopped
+/// instance neither sends nor takes in anything until it is resumed, and then
+/// carries on with what it had, as a stopped process does.
+pub fn stoppable_gate(stopped: tokio::sync::watch::Receiver<bool>) -> Gate {
+    Gate::pausable(Arc::new(StopSwitch(stopped)))
+}
+
+struct StopSwitch(tokio::sync::watch::Receiver<bool>);
+
+#[async_trait]
+impl failover_daemon::gate::Pause for StopSwitch {
+    async fn wait_while_stopped(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stopped| !*stopped).await;
     }
 }

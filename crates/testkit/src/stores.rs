@@ -1,19 +1,19 @@
 //! The config item store and the coordination store on a [`MemTable`], with the same
 //! conditions as their DynamoDB implementations (`failover_daemon::action::DynamoItemStore`,
 //! `failover_daemon::coord::DynamoCoordStore`). The DynamoDB ones are exercised against the
-//! emulator (`tests/emulator.rs`, `tests/coordination.rs`), these by the in-process
+//! emulator (`tests/e2e_failover.rs`, `tests/e2e_coordination.rs`), these by the in-process
 //! tests and the simulation; the conditions are written side by side to match.
 
 use async_trait::async_trait;
 
 use super::table::{Inner, MemTable, Record, next_stamp};
+use failover_aws::dynamo::Cancel;
+use failover_core::lease::LeaseRecord;
+use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
     AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
 };
-use failover_aws::dynamo::Cancel;
-use failover_core::lease::LeaseRecord;
 use failover_daemon::coord::{CoordError, CoordStore, PeerView};
-use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 
 /// A check on the item at `key` before a write: the condition expression.
 type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;

@@ -21,9 +21,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use failover_daemon::coord::PeerView;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord};
+use failover_daemon::coord::PeerView;
 
 /// What an item of the config table holds.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,8 @@
 //! The in-memory table's DynamoDB semantics that the daemon depends on.
 
 use super::{Faults, MemItemStore, MemTable, Record};
-use failover_daemon::action::{Commit, ItemStore, WriteError};
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Role, Trigger};
+use failover_daemon::action::{Commit, ItemStore, WriteError};
 
 fn store() -> MemItemStore {
     let table = MemTable::new();

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use failover_config::Settings;
+use failover_core::model::{AuditRecord, ConfigItem, Role};
 use failover_daemon::action::{Actuator, ItemStore};
 use failover_daemon::backend::{AwsBackend, Backend};
-use failover_config::Settings;
 use failover_daemon::coord::CoordStore;
-use failover_core::model::{AuditRecord, ConfigItem, Role};
 use tokio::time::Instant;
 
 use crate::config::{FAST_MONITOR, PROBES_ALL_KINDS};
@@ -31,8 +31,7 @@ impl Emulator {
     pub async fn tables(&self) -> Tables {
         use_emulator_credentials();
         let text = self.config(&format!("{FAST_MONITOR}\n{PROBES_ALL_KINDS}"));
-        let settings =
-            failover_config::parse(&text, Vec::new()).expect("the test config is valid");
+        let settings = failover_config::parse(&text, Vec::new()).expect("the test config is valid");
         let backend = AwsBackend::load(&settings).await;
         Tables {
             actuator: backend.actuator(&settings),

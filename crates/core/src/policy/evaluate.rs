@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Blocked, Decision, Policy, Refusal, Verdict, Vote, millis};
-use crate::rules::{Failback, Mode};
 use crate::model::{AppState, ConfigItem, Role};
+use crate::rules::{Failback, Mode};
 
 /// A move the rules want, before the gates.
 struct Wanted {

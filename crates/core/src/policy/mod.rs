@@ -208,7 +208,6 @@ impl Policy {
         )
     }
 
-
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
     }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::health::Health;
-use crate::rules::{Failback, Mode, QuorumRule, RegionRule};
 use crate::model::{AppState, Role};
+use crate::rules::{Failback, Mode, QuorumRule, RegionRule};
 
 /// One probe result, as the probe tasks report it.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use tracing::debug;
 use super::dns::{DnsAction, follow};
 use super::store::{AUDITS_PER_WRITE, ItemStore, WriteError};
 use super::{ActionError, Actuator};
-use failover_config::TablesMode;
 use crate::gate::Gate;
+use failover_config::TablesMode;
 use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
 
 /// What one sync pass found and did.

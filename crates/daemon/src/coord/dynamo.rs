@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use failover_core::lease::LeaseRecord;
 use super::store::{CoordError, CoordStore, PeerView};
 use failover_aws::dynamo::{Conditional, Table, flag, n, num, s, text};
+use failover_core::lease::LeaseRecord;
 use failover_core::model::keys;
 use failover_core::policy::Vote;
 

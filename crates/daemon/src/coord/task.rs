@@ -10,11 +10,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use failover_core::lease::{LeaseAction, LeaseTracker};
 use super::store::{CoordError, CoordStore, PeerView};
 use super::{CoordReport, Identity, OwnView, Peer};
-use failover_config::CoordinationSettings;
 use crate::gate::Gate;
+use failover_config::CoordinationSettings;
+use failover_core::lease::{LeaseAction, LeaseTracker};
 use failover_core::policy::Vote;
 
 /// Runs the lease and view protocol every `renew_every` until `tx` closes or `stop`

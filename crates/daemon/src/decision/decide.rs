@@ -5,8 +5,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Daemon, LoopState, PUBLISH_EVERY, Tasks};
-use failover_config::Mode;
 use crate::coord::{self, OwnView};
+use failover_config::Mode;
 use failover_core::model::{Fence, Role};
 use failover_core::policy::{Coordination, Health, Verdict};
 

@@ -10,9 +10,9 @@ use tracing::{error, info, warn};
 use super::{Daemon, Done, LoopState, Tasks};
 use crate::action::{DnsAction, SyncAction, SyncReport};
 use crate::backend;
-use failover_config::Settings;
 use crate::control::Command;
 use crate::coord::CoordReport;
+use failover_config::Settings;
 use failover_core::model::{PauseRecord, Role};
 use failover_core::policy::{Health, Observation, Replication};
 

@@ -36,15 +36,15 @@ use tracing::{info, warn};
 use crate::action::{self, ActionError, Actuator, Outcome, Prepared, SyncReport};
 use crate::backend::{self, Backend};
 use crate::backtest::Recorder;
-use failover_config::Settings;
 use crate::control::{Command, Handle, Status};
 use crate::coord::{self, CoordReport, Identity, OwnView};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
-use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
 use crate::notify;
-use failover_core::policy::{Observation, Policy, Replication};
 use crate::probe::{self, Scheduled};
+use failover_config::Settings;
+use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
+use failover_core::policy::{Observation, Policy, Replication};
 
 /// Backoff between attempts of a transition that did not commit.
 const RETRY_MIN: Duration = Duration::from_millis(500);

@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::{Daemon, LoopState};
-use failover_config::Settings;
 use crate::control::Status;
 use crate::coord::instance_of;
+use failover_config::Settings;
 use failover_core::policy::Policy;
 
 /// What an observer sees of the loop at `now`. `holds_lease`: this instance may act.

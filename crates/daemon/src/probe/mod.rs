@@ -30,9 +30,9 @@ pub use http::HttpProbe;
 pub use redact::{REDACTED, redact_urls};
 pub use s3::S3Probe;
 
+use crate::gate::Gate;
 use failover_aws::RegionClients;
 use failover_config::{CheckSpec, ProbeSpec, Settings};
-use crate::gate::Gate;
 use failover_core::model::Role;
 use failover_core::policy::Observation;
 

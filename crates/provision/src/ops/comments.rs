@@ -20,11 +20,11 @@ use tracing::debug;
 
 use super::photo::random_photo;
 use super::{Access, target, uuid};
-use failover_config::Settings;
-use failover_core::model::Role;
 use crate::ours::Ours;
 use crate::resources::api::{self, ApiKind, stage_url};
 use crate::sdk::{Region, SdkResult};
+use failover_config::Settings;
+use failover_core::model::Role;
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -11,9 +11,9 @@ pub mod website;
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::sdk::{Region, SdkResult};
 use failover_config::Settings;
 use failover_core::model::{AppState, Role};
-use crate::sdk::{Region, SdkResult};
 
 /// A random RFC 4122 version 4 UUID.
 pub fn uuid() -> String {

@@ -9,9 +9,9 @@ use image::{ImageFormat, Rgb, RgbImage};
 use serde::Serialize;
 
 use super::{Access, bucket, target, uuid};
+use crate::sdk::{Region, SdkResult};
 use failover_config::Settings;
 use failover_core::model::Role;
-use crate::sdk::{Region, SdkResult};
 
 /// The test picture: a colour gradient with a grid, tinted with `tint` at `amount`
 /// (0..=1).

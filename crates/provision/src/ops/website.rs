@@ -48,7 +48,10 @@ pub const FILES: &[(&str, &str)] = &[
         "cognito.js",
         include_str!("../../../../deploy/website/cognito.js"),
     ),
-    ("sigv4.js", include_str!("../../../../deploy/website/sigv4.js")),
+    (
+        "sigv4.js",
+        include_str!("../../../../deploy/website/sigv4.js"),
+    ),
 ];
 
 const INDEX: &str = "index.html";

@@ -11,11 +11,11 @@ use aws_sdk_s3::types::{
 };
 use serde::Serialize;
 
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Kind, Observed, Pending};
 use crate::sdk::{self, STACK_TAG, SdkResult};
 use crate::stack::Stack;
+use failover_core::model::Role;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BucketSpec {

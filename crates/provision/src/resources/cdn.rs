@@ -13,11 +13,11 @@ use aws_sdk_cloudfront::types::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Drift, Kind, Observed, Pending};
 use crate::ours::Ours;
 use crate::sdk::{STACK_TAG, SdkResult};
+use failover_core::model::Role;
 
 const ORIGIN_ID: &str = "website";
 /// AWS's managed cache policy `CachingOptimized`: default TTL one day, as the

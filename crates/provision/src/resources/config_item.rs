@@ -6,10 +6,10 @@ use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Kind, Observed, Pending};
 use crate::sdk::{self, SdkResult};
+use failover_core::model::Role;
 
 /// The config item (its name is the app id).
 #[derive(Debug, Clone, Serialize)]

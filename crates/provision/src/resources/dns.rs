@@ -12,11 +12,11 @@ use aws_sdk_route53::types::{
 use serde::Serialize;
 
 use super::api::{ApiKind, STAGE};
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Drift, Kind, Observed, Pending};
 use crate::ours::Ours;
 use crate::sdk::{STACK_TAG, SdkResult};
+use failover_core::model::Role;
 
 /// The health check of one region's state API (tagged `Name=<name>`).
 #[derive(Debug, Clone, Serialize)]

@@ -7,11 +7,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::api::{ApiKind, STAGE};
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Drift, Kind, Observed, Pending};
 use crate::sdk::{STACK_TAG, SdkResult, decode_policy};
 use crate::stack::Stack;
+use failover_core::model::Role;
 
 /// The monitor's own policy; `${...}` placeholders are filled at apply time.
 const MONITOR_POLICY: &str = include_str!("../../../../deploy/iam/monitor-policy.json");

@@ -6,11 +6,11 @@ use anyhow::Result;
 use aws_sdk_cognitoidentity::types::CognitoIdentityProvider;
 use serde::Serialize;
 
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Drift, Kind, Observed, Pending};
 use crate::ours::Ours;
 use crate::sdk::{self, STACK_TAG, SdkResult};
+use failover_core::model::Role;
 
 /// The identity pool whose signed-in identities assume the web role.
 #[derive(Debug, Clone, Serialize)]

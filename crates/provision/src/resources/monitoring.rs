@@ -7,11 +7,11 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Stat
 use serde::Serialize;
 
 use super::api::ApiKind;
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Kind, Observed, Pending};
 use crate::sdk::{STACK_TAG, SdkResult};
 use crate::stack::Stack;
+use failover_core::model::Role;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmSpec {

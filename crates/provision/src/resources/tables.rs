@@ -14,12 +14,12 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::Serialize;
 
-use failover_config::TablesMode;
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Kind, Observed, Pending};
 use crate::sdk::{STACK_TAG, SdkResult};
 use crate::stack::Stack;
+use failover_config::TablesMode;
+use failover_core::model::Role;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableSpec {

@@ -9,11 +9,11 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 use serde::Serialize;
 
-use failover_core::model::Role;
 use crate::context::Cx;
 use crate::engine::{At, Drift, Kind, Observed, Pending};
 use crate::ours::{Ours, every_page};
 use crate::sdk::{STACK_TAG, SdkResult};
+use failover_core::model::Role;
 
 /// The user pool (named like the project).
 #[derive(Debug, Clone, Serialize)]

@@ -10,9 +10,9 @@ pub(super) use std::time::Duration;
 pub(super) use tokio::time::{Instant, advance};
 
 pub(super) use super::*;
+pub(super) use crate::model::AppState;
 pub(super) use crate::rules::{Failback, Mode, RegionRule};
 pub(super) use failover_config::defaults;
-pub(super) use crate::model::AppState;
 
 pub(super) fn cfg() -> PolicyConfig {
     PolicyConfig {

@@ -16,11 +16,11 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
 use serde::Serialize;
 
-use failover_core::model::Role;
 use crate::context::{Cx, api_key};
 use crate::engine::{At, Drift, Kind, Observed, Pending};
 use crate::ours::{Lookup, Ours};
 use crate::sdk::{STACK_TAG, SdkResult};
+use failover_core::model::Role;
 
 pub use methods::{Authorization, Method, definition_tag, methods};
 

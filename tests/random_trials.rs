@@ -12,7 +12,7 @@
 //! - exactly one transition, a valid item and its audit record; or, when no quorum
 //!   ever runs again, no transition at all.
 //!
-//! `TRIALS=100 cargo test --test trials -- --nocapture` runs the full set (CI runs a
+//! `TRIALS=100 cargo test --test random_trials -- --nocapture` runs the full set (CI runs a
 //! few); `TRIAL_SEED` picks the schedule. The run ends with the measured failover
 //! times against the bound.
 
@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use failover_config::Settings;
-use failover_daemon::failover_bound;
 use failover_core::model::{AppState, Role};
+use failover_daemon::failover_bound;
 use support::admin::all_probes_up;
 use support::config::cooperating_config;
 use support::emulator::Emulator;

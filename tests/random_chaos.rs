@@ -3,7 +3,7 @@
 //! fall x interval) must not flip the region; real outages must flip it exactly once;
 //! after every trial the item is valid, versioned, and its audit record is there.
 //!
-//! `CHAOS_TRIALS=60 cargo test --test chaos -- --nocapture` for a long run (CI runs a
+//! `CHAOS_TRIALS=60 cargo test --test random_chaos -- --nocapture` for a long run (CI runs a
 //! few); `CHAOS_SEED` picks the schedule.
 
 use std::sync::Arc;

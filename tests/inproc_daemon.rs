@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use failover_config::Settings;
-use failover_daemon::control::{Command, MoveError};
-use failover_testkit::Record;
 use failover_core::model::{AppState, Role, keys};
 use failover_core::policy::Refusal;
-use failover_testkit::inproc::{APP, Node, audits, coordinated, primary_down, primary_up, settings, world};
+use failover_daemon::control::{Command, MoveError};
+use failover_testkit::Record;
+use failover_testkit::inproc::{
+    APP, Node, audits, coordinated, primary_down, primary_up, settings, world,
+};
 
 #[tokio::test(start_paused = true)]
 async fn a_primary_outage_is_failed_over_and_both_copies_follow() {

@@ -19,7 +19,12 @@ fn read(rel: &str) -> String {
 /// The modules that run inside the daemon (and so under its IAM role). `src/aws`
 /// holds the DynamoDB table wrapper (`aws::dynamo::Table`: transactions, batch reads)
 /// the actuator and the coordination store call through.
-const DAEMON_SOURCES: &[&str] = &["src/probe", "src/action", "src/coord", "src/aws"];
+const DAEMON_SOURCES: &[&str] = &[
+    "crates/daemon/src/probe",
+    "crates/daemon/src/action",
+    "crates/daemon/src/coord",
+    "crates/aws/src",
+];
 
 /// SDK operation (snake case, as called) -> the IAM actions it needs.
 fn iam_actions(op: &str) -> Option<&'static [&'static str]> {
@@ -195,7 +200,7 @@ fn table_grants(path: &str) -> Vec<(String, BTreeSet<String>, Option<Vec<String>
 fn iam_policy_scopes_each_table_to_the_daemons_own_keys() {
     use failover_core::model::keys;
 
-    let source = read("src/action/dynamo.rs");
+    let source = read("crates/daemon/src/action/dynamo.rs");
     let start = source
         .find("impl CanaryStore for DynamoCanary")
         .expect("the DynamoDB canary in src/action/dynamo.rs (update this test if it moved)");
@@ -424,7 +429,7 @@ fn ecs_tasks_of_a_service_share_its_instance_id_and_tell_apart_by_task() {
     const METADATA: &str = "ECS_CONTAINER_METADATA_URI_V4";
     assert!(value(METADATA).is_none(), "{METADATA} must be left to ECS");
     assert!(
-        read("src/backend.rs").contains(METADATA),
+        read("crates/daemon/src/backend.rs").contains(METADATA),
         "the daemon reads its task id through {METADATA}"
     );
     let stop = c["stopTimeout"].as_u64().expect("a stopTimeout");
@@ -525,7 +530,7 @@ fn provision_calls() -> BTreeSet<String> {
     let mut ops = BTreeSet::new();
     // The whole wing: its folders too.
     let mut files = Vec::new();
-    let mut dirs = vec![repo().join("src/provision")];
+    let mut dirs = vec![repo().join("crates/provision/src")];
     while let Some(dir) = dirs.pop() {
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();

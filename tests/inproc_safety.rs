@@ -8,16 +8,16 @@
 
 use std::time::Duration;
 
-use failover_daemon::control::{Command, MoveError};
-use failover_daemon::coord::PeerView;
 use failover_core::lease::LeaseRecord;
-use failover_testkit::{Answer, Faults, Record};
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
 use failover_core::policy::Vote;
+use failover_daemon::control::{Command, MoveError};
+use failover_daemon::coord::PeerView;
 use failover_testkit::inproc::{
     APP, Node, audits, coordinated, coordination, item, primary_down, primary_up, settings,
     settings_in, settings_with, world,
 };
+use failover_testkit::{Answer, Faults, Record};
 
 const S: Duration = Duration::from_secs(1);
 

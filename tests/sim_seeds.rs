@@ -6,7 +6,7 @@
 //! figures (fault mix, failover times) as JSON; `SIM_TRACE=1` prints every seed's
 //! trace. Ends with `N passed, M failed`.
 //!
-//! `cargo test --release --test simulation -- --nocapture`
+//! `cargo test --release --test sim_seeds -- --nocapture`
 
 mod sim;
 
@@ -66,7 +66,7 @@ fn simulation() {
             println!("  {line}");
         }
         println!(
-            "  replay: SIM_SEED={} SIM_SEEDS=1 cargo test --release --test simulation -- --nocapture",
+            "  replay: SIM_SEED={} SIM_SEEDS=1 cargo test --release --test sim_seeds -- --nocapture",
             o.seed
         );
     }

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use failover_daemon::action::{Outcome, Transition};
 use failover_core::lease::LeaseRecord;
-use failover_daemon::coord::{CoordStore, PeerView};
 use failover_core::model::Fence;
 use failover_core::model::{AppState, Role, Trigger};
 use failover_core::policy::Vote;
+use failover_daemon::action::{Outcome, Transition};
+use failover_daemon::coord::{CoordStore, PeerView};
 use serde_json::Value;
 use support::admin::{TRANSITIONS, all_probes_up};
 use support::config::{FAST_MONITOR, cooperating_config};

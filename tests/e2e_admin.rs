@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use failover_daemon::action::{Outcome, Transition};
 use failover_core::model::{AppState, Role, Trigger};
+use failover_daemon::action::{Outcome, Transition};
 use serde_json::{Value, json};
 use support::admin::all_probes_up;
 use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
