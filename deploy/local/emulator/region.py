@@ -27,7 +27,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from werkzeug.serving import run_simple  # noqa: E402
 
-from emulator import gateway, replication  # noqa: E402
+from emulator import gateway, global_tables, replication  # noqa: E402
 
 
 def main(argv=None):
@@ -52,13 +52,14 @@ def main(argv=None):
         link = replication.configure(args.region, args.peer, args.peer_region, args.replication_lag)
     except ValueError as e:
         parser.error(str(e))
+    global_tables.install(link)
     link.start()
     if link.active:
         replication.log(f"{link.region} replicates with {link.peer_region} at {link.peer_url}, "
                         f"lag {link.lag:g} s")
 
     moto_app = DomainDispatcherApplication(create_backend_app)
-    app = replication.ControlLayer(gateway.ExecutionLayer(moto_app))
+    app = replication.ControlLayer(gateway.ExecutionLayer(moto_app), on_reset=[global_tables.reset])
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
