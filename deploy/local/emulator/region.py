@@ -27,7 +27,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from werkzeug.serving import run_simple  # noqa: E402
 
-from emulator import gateway, global_tables, replication  # noqa: E402
+from emulator import bucket_replication, gateway, global_tables, replication  # noqa: E402
 
 
 def main(argv=None):
@@ -53,6 +53,7 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
     global_tables.install(link)
+    bucket_replication.install(link)
     link.start()
     if link.active:
         replication.log(f"{link.region} replicates with {link.peer_region} at {link.peer_url}, "
