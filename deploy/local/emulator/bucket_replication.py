@@ -91,25 +91,28 @@ def _destination(rule):
 
 def rules_for(config, key_name, tags, delete_marker=False):
     """The rules that replicate `key_name` (with `tags`), one per destination bucket:
-    the enabled matching rule of highest priority. For a delete marker, only rules that
-    replicate delete markers."""
+    of the enabled rules that match, the one with the highest priority. A delete marker
+    (it has no tags, so no tag filter matches it) travels only if that rule replicates
+    delete markers: a lower-priority rule that would does not count."""
     chosen = {}
     for rule in _as_list((config or {}).get("Rule")):
         if (rule.get("Status") or "") != "Enabled":
             continue
-        prefix, want_tags, v1 = _filter(rule)
-        if not key_name.startswith(prefix):
-            continue
-        if delete_marker:
-            dmr = ((rule.get("DeleteMarkerReplication") or {}).get("Status")) or "Disabled"
-            if want_tags or not (v1 or dmr == "Enabled"):
-                continue
-        elif any(tags.get(k) != v for k, v in want_tags.items()):
+        prefix, want_tags, _ = _filter(rule)
+        if not key_name.startswith(prefix) or any(tags.get(k) != v for k, v in want_tags.items()):
             continue
         dest = _destination(rule)
         if dest and (dest not in chosen or _priority(rule) > _priority(chosen[dest])):
             chosen[dest] = rule
+    if delete_marker:
+        chosen = {dest: rule for dest, rule in chosen.items() if _replicates_delete_markers(rule)}
     return chosen
+
+
+def _replicates_delete_markers(rule):
+    """V1 rules (no Filter) always do; V2 rules when DeleteMarkerReplication says so."""
+    _, _, v1 = _filter(rule)
+    return v1 or ((rule.get("DeleteMarkerReplication") or {}).get("Status")) == "Enabled"
 
 
 # --------------------------------------------------------------------------------
