@@ -145,14 +145,15 @@ class BucketReplication(unittest.TestCase):
         keys = [o["Key"] for o in self.dst.list_objects_v2(Bucket=dest).get("Contents", [])]
         self.assertEqual(keys, ["docs/shared"])
         # Overlapping rules to one destination: the higher priority decides, here
-        # whether a delete marker travels.
-        source, dest = self.buckets(rule("broad", prefix="p/", priority=1, delete_markers="Disabled"),
-                                    rule("narrow", prefix="p/x/", priority=2, delete_markers="Enabled"))
-        for key in ("p/x/1", "p/y/1"):
-            self.src.put_object(Bucket=source, Key=key, Body=b".")
+        # whether a delete marker travels (a lower rule that would send it does not count).
+        source, dest = self.buckets(rule("broad", prefix="p/", priority=2, delete_markers="Disabled"),
+                                    rule("x", prefix="p/x/", priority=3, delete_markers="Enabled"),
+                                    rule("y", prefix="p/y/", priority=1, delete_markers="Enabled"))
+        for k in ("p/x/1", "p/y/1"):
+            self.src.put_object(Bucket=source, Key=k, Body=b".")
         self.converge()
-        for key in ("p/x/1", "p/y/1"):
-            self.src.delete_object(Bucket=source, Key=key)
+        for k in ("p/x/1", "p/y/1"):
+            self.src.delete_object(Bucket=source, Key=k)
         self.converge()
         with self.assertRaises(ClientError):
             self.dst.head_object(Bucket=dest, Key="p/x/1")
@@ -330,12 +331,14 @@ class GlobalTables(unittest.TestCase):
             {"Update": {"TableName": name, "Key": key("put"), "UpdateExpression": "SET w = :w",
                         "ExpressionAttributeValues": {":w": {"S": "tx"}}}}])
         self.a.execute_statement(Statement=f"INSERT INTO \"{name}\" VALUE {{'appId': 'partiql', 'v': 'q'}}")
-        # A cancelled transaction writes nothing, so sends nothing.
+        recorded = self.primary.status()["outbound"]["recorded"]
+        # A cancelled transaction writes nothing, so records nothing.
         with self.assertRaises(ClientError):
             self.a.transact_write_items(TransactItems=[
                 {"Put": {"TableName": name, "Item": item("never")}},
                 {"ConditionCheck": {"TableName": name, "Key": key("absent"),
                                     "ConditionExpression": "attribute_exists(appId)"}}])
+        self.assertEqual(self.primary.status()["outbound"]["recorded"], recorded)
         self.converge()
         # And the other way (after: concurrent updates of one item would leave only the later).
         self.b.put_item(TableName=name, Item=item("from-b", v="b"))
@@ -439,6 +442,22 @@ class GlobalTables(unittest.TestCase):
         for ddb in (self.a, self.b):
             self.assertIsNotNone(self.get(ddb, name, "during-a"))
             self.assertIsNotNone(self.get(ddb, name, "during-b"))
+
+    def test_a_partition_set_on_one_side_cuts_both_directions(self):
+        name = self.global_config()
+        self.primary.control("partition")
+        self.a.put_item(TableName=name, Item=item("out"))  # not sent
+        self.b.put_item(TableName=name, Item=item("in"))  # sent, refused
+        self.assertTrue(h.eventually(lambda: self.primary.status()["inbound"]["refused_partitioned"], timeout=5))
+        time.sleep(0.6)
+        self.assertIsNone(self.get(self.b, name, "out"))
+        self.assertIsNone(self.get(self.a, name, "in"))
+        self.assertEqual(self.primary.status()["outbound"]["pending"], 1)
+        self.assertEqual(self.secondary.status()["outbound"]["pending"], 1)
+        self.primary.control("heal")
+        self.converge()
+        self.assertIsNotNone(self.get(self.b, name, "out"))
+        self.assertIsNotNone(self.get(self.a, name, "in"))
 
     def test_a_suspended_region_gets_its_changes_once_resumed(self):
         name = self.global_config()
