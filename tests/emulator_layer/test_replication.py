@@ -371,23 +371,24 @@ class GlobalTables(unittest.TestCase):
         self.assertEqual(self.primary.status()["inbound"]["skipped"] - skipped[0], 1)
         self.assertEqual(self.secondary.status()["inbound"]["skipped"] - skipped[1], 1)
 
+    def send_item(self, table, key_value, origin, stamp, by="sent"):
+        """Sends the secondary a change as if from the primary; the outcome."""
+        change = {"kind": "item", "account": "123456789012", "table": table, "key": [{"S": key_value}, None],
+                  "item": item(key_value, by=by), "stamp": stamp, "origin": origin}
+        batch = {"from": PRIMARY, "to": SECONDARY, "changes": [{"seq": 1, "service": "dynamodb", "body": change}]}
+        answer = h.call(f"{self.secondary.url}/_emulator/replication/apply", "POST", json.dumps(batch),
+                        {"Content-Type": "application/json"})
+        return answer.json()["results"][0]["outcome"]
+
     def test_equal_write_times_are_broken_by_region_name(self):
         name = self.global_config()
         stamp = int(time.time() * 1e6) + 10_000_000  # later than anything written here
-
-        def send(key_value, origin, by):
-            change = {"kind": "item", "account": "123456789012", "table": name, "key": [{"S": key_value}, None],
-                      "item": item(key_value, by=by), "stamp": stamp, "origin": origin}
-            return h.call(f"{self.secondary.url}/_emulator/replication/apply", "POST", json.dumps(
-                {"from": PRIMARY, "to": SECONDARY, "changes": [{"seq": 1, "service": "dynamodb", "body": change}]}),
-                {"Content-Type": "application/json"}).json()["results"][0]["outcome"]
-
         # Same time: us-east-1 sorts after ap-northeast-1 and wins, in either order.
-        self.assertEqual(send("t1", SECONDARY, "ap"), "applied")
-        self.assertEqual(send("t1", PRIMARY, "us"), "applied")
-        self.assertEqual(send("t2", PRIMARY, "us"), "applied")
-        self.assertEqual(send("t2", SECONDARY, "ap"), "skipped")
-        self.assertEqual(send("t2", PRIMARY, "us again"), "skipped")  # not newer: a repeated send
+        self.assertEqual(self.send_item(name, "t1", SECONDARY, stamp, "ap"), "applied")
+        self.assertEqual(self.send_item(name, "t1", PRIMARY, stamp, "us"), "applied")
+        self.assertEqual(self.send_item(name, "t2", PRIMARY, stamp, "us"), "applied")
+        self.assertEqual(self.send_item(name, "t2", SECONDARY, stamp, "ap"), "skipped")
+        self.assertEqual(self.send_item(name, "t2", PRIMARY, stamp, "us again"), "skipped")  # a repeated send
         for k in ("t1", "t2"):
             self.assertEqual(self.get(self.b, name, k)["by"], {"S": "us"})
 
@@ -477,6 +478,7 @@ class GlobalTables(unittest.TestCase):
         both = unique("per-region")  # one table of that name in each region, as without global tables
         create_config(self.a, both)
         create_config(self.b, both)
+        recorded = [r.status()["outbound"]["recorded"] for r in (self.primary, self.secondary)]
         self.a.put_item(TableName=alone, Item=item("k"))
         self.a.put_item(TableName=both, Item=item("k", v="primary"))
         self.b.put_item(TableName=both, Item=item("j", v="secondary"))
@@ -486,6 +488,10 @@ class GlobalTables(unittest.TestCase):
         self.assertEqual([i["appId"]["S"] for i in self.b.scan(TableName=both)["Items"]], ["j"])
         self.assertEqual([i["appId"]["S"] for i in self.a.scan(TableName=both)["Items"]], ["k"])
         self.assertNotIn("Replicas", self.a.describe_table(TableName=both)["Table"])
+        self.assertEqual([r.status()["outbound"]["recorded"] for r in (self.primary, self.secondary)], recorded)
+        # Nor would such a table take a change sent for it.
+        self.assertEqual(self.send_item(both, "forced", PRIMARY, int(time.time() * 1e6)), "dropped")
+        self.assertIsNone(self.get(self.b, both, "forced"))
 
     def test_a_replica_over_an_existing_table_fails_and_touches_nothing(self):
         name = unique("taken")
