@@ -110,14 +110,15 @@ class Region:
         return self.control("status")
 
 
-def replicating_pair(lag="200ms", primary="us-east-1", secondary="ap-northeast-1"):
-    """Two regions peered with each other, as deploy/local/emulator.sh starts them."""
+def replicating_pair(lag="200ms", primary="us-east-1", secondary="ap-northeast-1", extra=()):
+    """Two regions peered with each other, as deploy/local/emulator.sh starts them
+    (`extra`: more flags for both)."""
     ports = free_port(), free_port()
     regions = []
     for (name, port), (peer, peer_port) in zip(((primary, ports[0]), (secondary, ports[1])),
                                                ((secondary, ports[1]), (primary, ports[0]))):
         regions.append(Region(name, ["--region", name, "--peer", f"http://127.0.0.1:{peer_port}",
-                                     "--peer-region", peer, "--replication-lag", lag], port=port))
+                                     "--peer-region", peer, "--replication-lag", lag, *extra], port=port))
     return tuple(regions)
 
 

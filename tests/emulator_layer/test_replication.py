@@ -581,6 +581,30 @@ class Outage(unittest.TestCase):
         self.assertEqual(status["outbound"]["pending"], 1)  # kept, tried again, for a region that is gone
         self.assertIsNotNone(status["outbound"]["last_error"])
 
+    def test_a_send_that_timed_out_but_applied_is_applied_once(self):
+        # A short send timeout: the sends to the suspended region time out and are
+        # made again; once it resumes it reads the first and each retry.
+        self.primary.stop()
+        self.secondary.stop()
+        self.primary, self.secondary = h.replicating_pair(lag="100ms", extra=["--replication-send-timeout", "300ms"])
+        self.a, self.b = self.primary.client("dynamodb"), self.secondary.client("dynamodb")
+        name = unique("config")
+        create_config(self.a, name)
+        add_replica(self.a, name)
+        h.wait_converged(self.primary, self.secondary)
+        self.a.put_item(TableName=name, Item=item("k", v="1"))
+        self.secondary.suspend()
+        try:
+            self.a.update_item(TableName=name, Key=key("k"), UpdateExpression="SET v = :v",
+                               ExpressionAttributeValues={":v": {"S": "2"}})
+            self.assertTrue(h.eventually(lambda: self.primary.status()["outbound"]["sends_failed"] >= 2, timeout=10))
+        finally:
+            self.secondary.resume()
+        h.wait_converged(self.primary, self.secondary)
+        self.assertTrue(h.eventually(lambda: self.secondary.status()["inbound"]["skipped"] >= 1, timeout=5),
+                        self.secondary.status())
+        self.assertEqual(self.b.get_item(TableName=name, Key=key("k"))["Item"]["v"], {"S": "2"})
+
     def test_a_region_back_empty_is_filled_by_its_replica(self):
         name = unique("config")
         create_config(self.a, name)

@@ -10,7 +10,8 @@ global tables; see `emulator/replication.py`):
         --peer http://127.0.0.1:5002 --peer-region ap-northeast-1 [--replication-lag 1s]
 
 Each flag can come from the environment instead: EMULATOR_REGION, EMULATOR_PEER_URL,
-EMULATOR_PEER_REGION, EMULATOR_REPLICATION_LAG (a flag wins over its variable).
+EMULATOR_PEER_REGION, EMULATOR_REPLICATION_LAG, EMULATOR_REPLICATION_SEND_TIMEOUT (a
+flag wins over its variable).
 """
 
 import argparse
@@ -44,12 +45,17 @@ def main(argv=None):
     parser.add_argument("--replication-lag", default=env("EMULATOR_REPLICATION_LAG", "1s"),
                         type=replication.parse_duration,
                         help="how long a change waits before it is sent to the peer (default 1s)")
+    parser.add_argument("--replication-send-timeout", default=env("EMULATOR_REPLICATION_SEND_TIMEOUT", "5s"),
+                        type=replication.parse_duration,
+                        help="how long a send to a peer that does not answer (suspended) waits before "
+                             "it is given up and tried again (default 5s)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     try:
-        link = replication.configure(args.region, args.peer, args.peer_region, args.replication_lag)
+        link = replication.configure(args.region, args.peer, args.peer_region, args.replication_lag,
+                                     args.replication_send_timeout)
     except ValueError as e:
         parser.error(str(e))
     global_tables.install(link)

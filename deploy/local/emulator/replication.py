@@ -91,8 +91,9 @@ class Change:
 class Link:
     """The one-way road from this region to its peer, and the counters of the road in."""
 
-    def __init__(self, region, peer_url=None, peer_region=None, lag=DEFAULT_LAG):
+    def __init__(self, region, peer_url=None, peer_region=None, lag=DEFAULT_LAG, send_timeout=SEND_TIMEOUT):
         self.region = region
+        self.send_timeout = send_timeout
         self.peer_url = peer_url.rstrip("/") if peer_url else None
         self.peer_region = peer_region
         self.lag = lag
@@ -232,7 +233,7 @@ class Link:
     def _post(self, path, payload):
         url = urllib.parse.urlsplit(self.peer_url)
         # http.client, not urllib.request: no proxy from the environment on loopback.
-        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=SEND_TIMEOUT)
+        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=self.send_timeout)
         try:
             data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
             conn.request("POST", path, data, {"Content-Type": "application/json"})
@@ -287,7 +288,7 @@ class Link:
                     self.inbound["max_latency_ms"] = max(latency, self.inbound["max_latency_ms"] or 0)
 
 
-def configure(region=None, peer_url=None, peer_region=None, lag=DEFAULT_LAG):
+def configure(region=None, peer_url=None, peer_region=None, lag=DEFAULT_LAG, send_timeout=SEND_TIMEOUT):
     """Makes this process's link (once, at start-up). A peer needs both regions, and
     must be on loopback: the emulator's traffic never leaves the machine."""
     global _LINK
@@ -299,7 +300,9 @@ def configure(region=None, peer_url=None, peer_region=None, lag=DEFAULT_LAG):
             raise ValueError(f"the peer must be on loopback (127.0.0.1), not {host!r}")
         if peer_region == region:
             raise ValueError("the peer region must differ from this region")
-    _LINK = Link(region, peer_url, peer_region, lag)
+    if send_timeout <= 0:
+        raise ValueError("the send timeout must be positive")
+    _LINK = Link(region, peer_url, peer_region, lag, send_timeout)
     return _LINK
 
 
