@@ -526,6 +526,9 @@ class GlobalTables(unittest.TestCase):
                 add_replica(self.a, name, region)
             self.assertEqual(e.exception.response["Error"]["Code"], "ValidationException")
             self.assertIn(why, e.exception.response["Error"]["Message"])
+        with self.assertRaises(ClientError) as e:
+            add_replica(self.a, self.global_config())
+        self.assertIn("already exists", e.exception.response["Error"]["Message"])
         alone = h.Region()
         try:
             ddb = alone.client("dynamodb")

@@ -335,9 +335,7 @@ def _replica_updates(original):
                         f"ReplicaUpdates: the emulator has no region {target}; this region's peer is "
                         f"{current.peer_region}")
                 if state is not None and target in state.replicas and state.replicas[target] != "CREATION_FAILED":
-                    raise MockValidationException(
-                        f"Failed to create a the new replica of table with name: '{name}' because one or "
-                        f"more replicas already existed as tables.")
+                    raise MockValidationException(f"Replica in region {target} for table {name} already exists")
             elif verb == "Delete":
                 if state is None or target not in state.replicas:
                     raise MockValidationException(f"Replica in region {target} for table {name} does not exist")
