@@ -7,11 +7,20 @@
 #   deploy/local/emulator.sh start-empty  # the same, with nothing in them (for `failover-monitor provision apply`)
 #   deploy/local/emulator.sh stop
 #   deploy/local/emulator.sh kill-primary | stop-primary | cont-primary | restart-primary
+#   deploy/local/emulator.sh replication-lag 2s     # or 500ms: how long a change waits before it is sent
+#   deploy/local/emulator.sh partition-replication  # the regions stop replicating (both ways); changes queue
+#   deploy/local/emulator.sh heal-replication       # and send what queued
+#   deploy/local/emulator.sh replication-status     # per direction: pending changes, lag, partitioned
 #
 # restart-primary brings back an empty region: with the demo's provisioned stack it
 # then runs `failover-monitor provision apply` (idempotent: it rebuilds only the
 # primary's half) and `provision website-deploy`, and sets the demo user's temporary
 # password again; otherwise it seeds the region again.
+# The two regions replicate to each other (deploy/local/REPLICATION.md): S3 Replication
+# rules and DynamoDB global tables, after a lag (REPLICATION_LAG when a region starts,
+# 1s by default). Killing or suspending a region stops what flows out of it, and what
+# it had not sent yet is lost with it. The replication commands go to each region whose
+# process runs (a killed one is skipped).
 # Ports: PRIMARY_PORT (5001), SECONDARY_PORT (5002). State: target/emulator/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,6 +33,7 @@ mkdir -p "$state"
 
 port_of() { [ "$1" = primary ] && echo "$PRIMARY_PORT" || echo "$SECONDARY_PORT"; }
 region_of() { [ "$1" = primary ] && echo us-east-1 || echo ap-northeast-1; }
+peer_of() { [ "$1" = primary ] && echo secondary || echo primary; }
 
 start_one() {
   local role=$1 port; port=$(port_of "$role")
@@ -33,7 +43,10 @@ start_one() {
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is taken by another process; set ${role^^}_PORT" >&2; exit 1
   fi
-  "$region_program" -H 127.0.0.1 -p "$port" >"$state/$role.log" 2>&1 &
+  local peer; peer=$(peer_of "$role")
+  "$region_program" -H 127.0.0.1 -p "$port" --region "$(region_of "$role")" \
+    --peer "http://127.0.0.1:$(port_of "$peer")" --peer-region "$(region_of "$peer")" \
+    --replication-lag "${REPLICATION_LAG:-1s}" >"$state/$role.log" 2>&1 &
   echo $! >"$state/$role.pid"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -85,6 +98,23 @@ stop_one() {
   fi
 }
 
+# The endpoints of the regions whose process runs.
+live_urls() {
+  local role
+  for role in primary secondary; do
+    if [ -f "$state/$role.pid" ] && kill -0 "$(cat "$state/$role.pid")" 2>/dev/null; then
+      echo "http://127.0.0.1:$(port_of "$role")"
+    fi
+  done
+}
+
+replication() {
+  local urls; urls=$(live_urls)
+  if [ -z "$urls" ]; then echo "no emulated region is running" >&2; exit 1; fi
+  # shellcheck disable=SC2086
+  "$root/.venv/bin/python" "$root/deploy/local/emulator/control.py" $urls "$@"
+}
+
 case "${1:-}" in
   start) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned" "$state/demo-user"; start_one primary; start_one secondary ;;
   start-empty) region_program=$("$root/deploy/local/venv.sh"); rm -f "$state/provisioned" "$state/demo-user"; EMPTY=1 start_one primary; EMPTY=1 start_one secondary ;;
@@ -93,5 +123,11 @@ case "${1:-}" in
   stop-primary) kill -STOP "$(cat "$state/primary.pid")"; echo "primary region emulator suspended (requests hang)" ;;
   cont-primary) kill -CONT "$(cat "$state/primary.pid")"; echo "primary region emulator resumed" ;;
   restart-primary) region_program=$("$root/deploy/local/venv.sh"); stop_one primary; start_one primary ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  replication-lag)
+    [ -n "${2:-}" ] || { echo "usage: $0 replication-lag DURATION (2s, 500ms)" >&2; exit 2; }
+    replication lag "$2" ;;
+  partition-replication) replication partition ;;
+  heal-replication) replication heal ;;
+  replication-status) replication status ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac

@@ -1,12 +1,15 @@
-"""What the execution layer's tests share: one emulated region in its own process
-(`deploy/local/region`, the launcher the demo and the Rust tests use), boto3 clients
-on it, the project's stack pieces (tables, the two REST APIs built the way
-`failover-monitor provision` builds them) and plain HTTP calls."""
+"""What the emulator layer's tests share: one emulated region in its own process
+(`deploy/local/region`, the launcher the demo and the Rust tests use), or two that
+replicate to each other (`replicating_pair`), boto3 clients on them, the project's
+stack pieces (tables, the two REST APIs built the way `failover-monitor provision`
+builds them) and plain HTTP calls."""
 
 import json
 import os
 import pathlib
+import signal
 import socket
+import sys
 import subprocess
 import tempfile
 import time
@@ -21,6 +24,8 @@ from botocore.credentials import Credentials
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "deploy/local"))
+from emulator import control  # noqa: E402
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CORS_HEADERS = "'Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key'"
@@ -33,44 +38,110 @@ def free_port():
 
 
 class Region:
-    """One region process on a free loopback port; `stop()` kills it."""
+    """One region process on a free loopback port (or `port`), started with extra
+    `args` (the replication flags); `stop()` kills it and removes its log."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, name=REGION, args=(), port=None):
+        self.name = name
+        self.args = list(args)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="emulator-layer-", suffix=".log", delete=False)
+        self.proc = None
+        self.start()
+
+    def start(self):
         self.proc = subprocess.Popen(
-            [str(ROOT / "deploy/local/region"), "-H", "127.0.0.1", "-p", str(self.port)],
+            [str(ROOT / "deploy/local/region"), "-H", "127.0.0.1", "-p", str(self.port), *self.args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
+                return
             except OSError:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"the region exited: {self.log_text()}")
                 time.sleep(0.05)
-        else:
-            raise RuntimeError(f"the region did not listen on {self.port}")
+        raise RuntimeError(f"the region did not listen on {self.port}")
 
     def log_text(self):
         return pathlib.Path(self.log.name).read_text(errors="replace")
 
     def client(self, service):
         return boto3.client(
-            service, region_name=REGION, endpoint_url=self.url,
+            service, region_name=self.name, endpoint_url=self.url,
             aws_access_key_id="test", aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}),
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
         )
 
-    def stop(self):
-        if self.proc.poll() is None:
+    def kill(self):
+        """Region outage: SIGKILL (a suspended process is resumed first)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait()
+
+    def suspend(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def restart(self):
+        """A fresh, empty process on the same port with the same flags."""
+        self.kill()
+        self.start()
+
+    def stop(self):
+        self.kill()
         self.log.close()
         os.unlink(self.log.name)
+
+    # -- replication (deploy/local/emulator/replication.py) -----------------------
+
+    def control(self, action, body=None):
+        """A replication control call: status, lag, partition, heal."""
+        verb = "GET" if action == "status" else "POST"
+        return control.call(self.url, verb, action, {} if body is None and verb == "POST" else body)
+
+    def status(self):
+        return self.control("status")
+
+
+def replicating_pair(lag="200ms", primary="us-east-1", secondary="ap-northeast-1", extra=()):
+    """Two regions peered with each other, as deploy/local/emulator.sh starts them
+    (`extra`: more flags for both)."""
+    ports = free_port(), free_port()
+    regions = []
+    for (name, port), (peer, peer_port) in zip(((primary, ports[0]), (secondary, ports[1])),
+                                               ((secondary, ports[1]), (primary, ports[0]))):
+        regions.append(Region(name, ["--region", name, "--peer", f"http://127.0.0.1:{peer_port}",
+                                     "--peer-region", peer, "--replication-lag", lag, *extra], port=port))
+    return tuple(regions)
+
+
+def wait_converged(*regions, timeout=15.0):
+    """Waits until no region has a change still to send; fails with their status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [r.status() for r in regions]
+        if all(s["outbound"]["pending"] == 0 for s in states):
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"replication did not converge in {timeout} s: {json.dumps(states)}")
+        time.sleep(0.05)
+
+
+def eventually(check, timeout=10.0, interval=0.05):
+    """check()'s first truthy value within `timeout`, else None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------

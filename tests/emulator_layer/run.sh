@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The API Gateway execution layer of the local emulator (deploy/local/emulator), with
-# Python's unittest: the template shim alone, then REST APIs created with boto3 in
-# real region processes (deploy/local/region) and called over loopback HTTP.
-#   tests/emulator_layer/run.sh            # everything (~15 s)
-#   tests/emulator_layer/run.sh test_vtl   # one module
+# The emulator layer (deploy/local/emulator), with Python's unittest: the API Gateway
+# template shim alone, then REST APIs created with boto3 in real region processes
+# (deploy/local/region) and called over loopback HTTP, then replication between two
+# region processes peered with each other (S3 Replication rules, global tables).
+#   tests/emulator_layer/run.sh            # everything (~30 s)
+#   tests/emulator_layer/run.sh test_vtl   # one module (test_replication: two peered regions)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 "$root/deploy/local/venv.sh" >/dev/null
