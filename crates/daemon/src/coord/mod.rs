@@ -3,7 +3,8 @@
 //! a leader lease with a fencing token, and each instance's published view of the
 //! primary, from which the leader counts a quorum.
 //!
-//! - `lease.rs`: the lease as a pure state machine (`LeaseTracker`).
+//! - `failover_core::lease` and `failover_core::liveness`: the lease and the peers'
+//!   liveness as pure state machines.
 //! - `store.rs`: the [`CoordStore`] seam; `dynamo.rs` its DynamoDB implementation.
 //! - `task.rs`: the coordination task, one round every `renew_every`.
 //! - here: what a round reports, and its translation into the policy's input
@@ -18,10 +19,13 @@ pub use failover_core::lease;
 mod store;
 mod task;
 
+use std::time::Duration;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
 pub use dynamo::DynamoCoordStore;
+pub use failover_core::liveness::PeerState;
 pub use store::{CoordError, CoordStore, PeerView};
 pub use task::run;
 
@@ -72,7 +76,8 @@ impl Default for OwnView {
     }
 }
 
-/// One instance as the coordinator last saw it.
+/// One instance as status shows it: its view, whether it is live and its vote as
+/// counted at the moment the status was made.
 #[derive(Debug, Clone, Serialize)]
 pub struct Peer {
     pub instance: String,
@@ -83,33 +88,45 @@ pub struct Peer {
     pub view: Option<PeerView>,
 }
 
-impl Peer {
-    fn counted(instance: &str, view: Option<PeerView>, live: bool, vote: Vote) -> Self {
-        Self {
-            instance: instance.to_owned(),
-            live,
-            vote,
-            view,
-        }
-    }
-}
-
 /// What one coordination round found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CoordReport {
     /// The lease owner as last read (`<instance>/<process>`).
     pub leader: Option<String>,
     /// Our fencing token and until when we may act (monotonic), if we hold the lease.
-    #[serde(skip)]
     pub held: Option<(u64, Instant)>,
-    pub peers: Vec<Peer>,
+    /// This instance's view as it published it this round.
+    pub own: PeerView,
+    /// The other configured instances as this one knows them.
+    pub peers: Vec<PeerState>,
     /// Another live process with this instance id (its process value).
     pub duplicate: Option<String>,
     pub error: Option<String>,
 }
 
+impl CoordReport {
+    /// Every configured instance, this one first, as counted at `now`.
+    pub fn instances(&self, instance: &str, view_ttl: Duration, now: Instant) -> Vec<Peer> {
+        let me = Peer {
+            instance: instance.to_owned(),
+            live: true,
+            vote: self.own.vote,
+            view: Some(self.own.clone()),
+        };
+        std::iter::once(me)
+            .chain(self.peers.iter().map(|p| Peer {
+                instance: p.instance.clone(),
+                live: p.live(now, view_ttl),
+                vote: p.vote(now, view_ttl),
+                view: p.view.clone(),
+            }))
+            .collect()
+    }
+}
+
 /// The policy's coordination input as of `now`, and our fence if we lead. Before the
-/// first round this instance knows nothing: not leader, no live peer.
+/// first round this instance knows nothing: not leader, no live peer. Liveness and
+/// the peers' votes are judged at `now`, the moment of the decision.
 pub fn policy_input(
     cfg: &CoordinationSettings,
     id: &Identity,
@@ -120,7 +137,7 @@ pub fn policy_input(
         .map(|r| r.peers.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|p| p.live && p.instance != id.instance);
+        .filter(|p| p.live(now, cfg.view_ttl));
     let held = report
         .and_then(|r| r.held)
         .filter(|(_, until)| now < *until);
@@ -131,7 +148,9 @@ pub fn policy_input(
             .map(|o| instance_of(o).to_owned()),
         configured: cfg.instances.len(),
         others_live: others.clone().count(),
-        others_down: others.filter(|p| p.vote == Vote::Down).count(),
+        others_down: others
+            .filter(|p| p.vote(now, cfg.view_ttl) == Vote::Down)
+            .count(),
         max_evidence_age: cfg.view_ttl,
         quorum: cfg.quorum,
     };

@@ -34,7 +34,10 @@ pub(super) fn snapshot(
                 .map(|o| instance_of(o).to_owned()),
         },
         is_leader: coordination.is_none() || holds_lease,
-        instances: report.map(|r| r.peers.clone()).unwrap_or_default(),
+        instances: report
+            .zip(coordination)
+            .map(|(r, c)| r.instances(me, c.view_ttl, now))
+            .unwrap_or_default(),
         quorum: coordination.map(|_| quorum(policy, now)),
         duplicate: report.and_then(|r| r.duplicate.clone()),
         needs_human: state.needs_human.as_ref().map(|(why, _)| why.clone()),
