@@ -13,7 +13,8 @@ use failover_config::{CheckSpec, ProbeSpec, Settings};
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
-    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Rr, WriteError,
+    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, RecordSet,
+    WriteError,
 };
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
@@ -343,7 +344,7 @@ impl DnsRecord for Dns {
         self.inner.value_for(state)
     }
 
-    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
         self.net
             .call(Target::Api(Role::Secondary), async || {
                 self.inner.current().await
@@ -352,7 +353,7 @@ impl DnsRecord for Dns {
             .unwrap_or_else(|c| Err(unavailable(Role::Secondary, c)))
     }
 
-    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError> {
+    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
         self.net
             .call(Target::Api(Role::Secondary), async || {
                 self.inner.replace(old, new).await

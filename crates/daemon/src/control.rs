@@ -1,5 +1,5 @@
 //! How the world outside the decision loop observes and steers it: the [`Status`]
-//! snapshot the loop publishes, the [`Command`]s it takes, and the [`Handle`] that
+//! snapshot the loop publishes, the [`Request`]s it takes, and the [`Handle`] that
 //! holds both ends. The admin API and the in-process tests depend on this module,
 //! never on the loop itself.
 
@@ -52,7 +52,7 @@ pub struct Status {
 
 /// Operator requests into the decision loop.
 #[derive(Debug)]
-pub enum Command {
+pub enum Request {
     /// Stop (true) or restart (false) automatic transitions; probing goes on. The
     /// pause is stored in the commit region so that every instance honours it.
     /// Replies with whether it was paused before, or why it could not be stored.
@@ -117,15 +117,15 @@ pub const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 #[derive(Clone)]
 pub struct Handle {
     pub status: watch::Receiver<Status>,
-    pub commands: mpsc::Sender<Command>,
+    pub requests: mpsc::Sender<Request>,
 }
 
 impl Handle {
     /// Sends `make(reply)` into the loop and waits for the answer; `None` when the
     /// daemon is gone.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.ok()?;
+        self.requests.send(make(tx)).await.ok()?;
         rx.await.ok()
     }
 }

@@ -24,7 +24,7 @@ pub use table::{Change, Entry, Faults, MemTable, Record};
 
 use failover_config::{ProbeSpec, Settings};
 use failover_core::model::{AppState, ConfigItem, Role, keys};
-use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, Rr};
+use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, RecordSet};
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
 use failover_daemon::coord::CoordStore;
@@ -121,7 +121,7 @@ impl Probe for ScriptedProbe {
 /// DELETE + CREATE batch).
 #[derive(Debug, Clone, Default)]
 pub struct MemDns {
-    pub record: Arc<Mutex<Option<Rr>>>,
+    pub record: Arc<Mutex<Option<RecordSet>>>,
     /// Every change made: (the writing process, the new value).
     pub changes: Arc<Mutex<Vec<(String, String)>>>,
     /// The process writing through this handle.
@@ -133,7 +133,7 @@ impl MemDns {
         self.lock().as_ref().map(|r| r.value.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Rr>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<RecordSet>> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -147,7 +147,7 @@ impl MemDns {
 
     /// Sets the record by hand.
     pub fn set(&self, value: &str) {
-        *self.lock() = Some(Rr {
+        *self.lock() = Some(RecordSet {
             value: value.to_owned(),
             ttl: 60,
         });
@@ -163,11 +163,11 @@ impl DnsRecord for MemDns {
         }
     }
 
-    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
         Ok(self.lock().clone())
     }
 
-    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError> {
+    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
         let mut record = self.lock();
         if record.as_ref() != old {
             return Err(ActionError::Busy {
@@ -175,7 +175,7 @@ impl DnsRecord for MemDns {
                 reason: "InvalidChangeBatch: the record is not as read".into(),
             });
         }
-        *record = Some(Rr {
+        *record = Some(RecordSet {
             value: new.to_owned(),
             ttl: 60,
         });

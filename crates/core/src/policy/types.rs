@@ -66,6 +66,17 @@ pub struct Decision {
     pub evidence: serde_json::Value,
 }
 
+impl Decision {
+    /// What the move is about: from, to, and the version it starts from.
+    pub fn key(&self) -> crate::commit::MoveKey {
+        crate::commit::MoveKey {
+            from: self.from,
+            to: self.to,
+            version: self.expected_version,
+        }
+    }
+}
+
 /// Why a wanted move is not made now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

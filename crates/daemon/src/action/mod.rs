@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use commit::{Outcome, Prepared, PrimaryCopy};
-pub use dns::{DnsAction, DnsRecord, Route53, Rr, follow};
+pub use dns::{DnsAction, DnsRecord, RecordSet, Route53, follow};
 pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair};
@@ -45,6 +45,7 @@ pub use sync::{SyncAction, SyncReport, sync_loop};
 
 use crate::clock::WallClock;
 use failover_config::TablesMode;
+use failover_core::commit::MoveKey;
 use failover_core::model::{AppState, ConfigItem, Fence, PauseRecord, Role, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +82,17 @@ pub struct Transition {
     pub forced: bool,
     /// With cooperating instances: the lease this write is conditioned on.
     pub fence: Option<Fence>,
+}
+
+impl Transition {
+    /// What the move is about: from, to, and the version it starts from.
+    pub fn key(&self) -> MoveKey {
+        MoveKey {
+            from: self.from,
+            to: self.to,
+            version: self.expected_version,
+        }
+    }
 }
 
 /// What the actuator writes to, besides the config tables.

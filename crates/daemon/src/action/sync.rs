@@ -78,20 +78,20 @@ impl SyncReport {
     }
 }
 
-/// Runs sync passes until `tx`'s receiver is gone. `acting`: this instance may
-/// change DNS (it acts alone or holds the lease).
+/// Runs sync passes until `tx`'s receiver is gone. `acts`: this instance acts
+/// (alone, or holding the lease), so it alone changes DNS.
 pub async fn sync_loop(
     actuator: Arc<Actuator>,
     every: Duration,
     now: Arc<Notify>,
-    acting: watch::Receiver<bool>,
+    acts: watch::Receiver<bool>,
     tx: mpsc::Sender<SyncReport>,
     gate: Gate,
 ) {
     loop {
         gate.pass().await;
-        let acting_now = *acting.borrow();
-        let report = actuator.sync(acting_now).await;
+        let acts_now = *acts.borrow();
+        let report = actuator.sync(acts_now).await;
         gate.pass().await;
         debug!(action = ?report.action, "sync");
         if tx.send(report).await.is_err() {
@@ -107,7 +107,7 @@ pub async fn sync_loop(
 
 impl Actuator {
     /// Reads both copies and the pause, and reconciles what the tables mode allows.
-    pub async fn sync(&self, acting: bool) -> SyncReport {
+    pub async fn sync(&self, acts: bool) -> SyncReport {
         let (primary, secondary, pause) = tokio::join!(
             self.primary.read(),
             self.secondary.read(),
@@ -118,7 +118,7 @@ impl Actuator {
             TablesMode::Global => replication_state(&primary, &secondary),
         };
         let dns = match (&self.dns, &secondary) {
-            (Some(d), Ok(Some(item))) if acting => Some(follow(d.as_ref(), item.state).await),
+            (Some(d), Ok(Some(item))) if acts => Some(follow(d.as_ref(), item.state).await),
             _ => None,
         };
         SyncReport {

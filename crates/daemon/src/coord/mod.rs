@@ -124,7 +124,35 @@ impl CoordReport {
     }
 }
 
-/// The policy's coordination input as of `now`, and our fence if we lead. Before the
+/// Whether this instance acts on its own decisions: computed once per evaluation
+/// and handed on as this one value (the sync task's DNS writes, the replication
+/// measurement, the fence on every automatic write, status and the `leader` gauge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    /// No coordination: this instance acts alone.
+    Alone,
+    /// It holds a valid lease: it acts, every automatic write fenced by the lease.
+    Leader(Fence),
+    /// Another instance holds the lease, or nobody does.
+    Follower,
+}
+
+impl Leadership {
+    /// This instance acts on its own decisions now.
+    pub fn acts(&self) -> bool {
+        !matches!(self, Leadership::Follower)
+    }
+
+    /// The lease every automatic write is conditioned on (None when alone).
+    pub fn fence(&self) -> Option<Fence> {
+        match self {
+            Leadership::Leader(f) => Some(f.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The policy's coordination input as of `now`, and whether we lead. Before the
 /// first round this instance knows nothing: not leader, no live peer. Liveness and
 /// the peers' votes are judged at `now`, the moment of the decision.
 pub fn policy_input(
@@ -132,7 +160,7 @@ pub fn policy_input(
     id: &Identity,
     report: Option<&CoordReport>,
     now: Instant,
-) -> (Coordination, Option<Fence>) {
+) -> (Coordination, Leadership) {
     let others = report
         .map(|r| r.peers.as_slice())
         .unwrap_or_default()
@@ -154,9 +182,12 @@ pub fn policy_input(
         max_evidence_age: cfg.view_ttl,
         quorum: cfg.quorum,
     };
-    let fence = held.map(|(token, _)| Fence {
-        owner: id.owner(),
-        token,
-    });
-    (c, fence)
+    let leadership = match held {
+        Some((token, _)) => Leadership::Leader(Fence {
+            owner: id.owner(),
+            token,
+        }),
+        None => Leadership::Follower,
+    };
+    (c, leadership)
 }

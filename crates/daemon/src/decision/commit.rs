@@ -7,10 +7,11 @@
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{Daemon, Done, LoopState, Origin, QueuedMove, RETRY_MAX, RETRY_MIN, Tasks};
+use super::{Daemon, Done, LoopState, Reply, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
-use crate::control::{Command, MOVE_WAIT, MoveDone, MoveError};
-use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, Trigger};
+use crate::control::{MOVE_WAIT, MoveDone, MoveError, Request};
+use failover_core::commit::Origin;
+use failover_core::model::{AuditRecord, ConfigItem, Fence, Trigger};
 use failover_core::policy::Decision;
 
 impl Daemon {
@@ -36,8 +37,18 @@ impl Daemon {
     }
 
     /// Starts `p` in a task; its outcome comes back as [`Done::Commit`].
-    fn spawn_commit(&self, p: Prepared, origin: Origin, state: &mut LoopState, tasks: &mut Tasks) {
-        state.in_flight = Some(origin);
+    fn spawn_commit(
+        &self,
+        p: Prepared,
+        origin: Origin<Reply>,
+        state: &mut LoopState,
+        tasks: &mut Tasks,
+    ) {
+        if let Err(e) = state.commits.start(p.transition.key(), origin) {
+            // Callers check first; a bug here must not start a second writer.
+            error!(error = %e, "not starting a commit while another is in flight");
+            return;
+        }
         state.publish_now = true;
         let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
         tasks.jobs.spawn(async move {
@@ -55,27 +66,19 @@ impl Daemon {
         state: &mut LoopState,
         tasks: &mut Tasks,
     ) {
-        let key = (decision.from, decision.to, decision.expected_version);
-        if state.backoff_move != Some(key) {
-            state.backoff_move = None;
-            state.retry_at = None;
-            state.backoff = RETRY_MIN;
-        }
+        let now = Instant::now();
         let same = |p: &Prepared| {
-            let t = &p.transition;
-            t.trigger == Trigger::Auto
-                && t.from == decision.from
-                && t.to == decision.to
-                && t.expected_version == decision.expected_version
-                && t.fence == fence
-                && p.reusable(Instant::now())
+            p.transition.trigger == Trigger::Auto
+                && p.transition.key() == decision.key()
+                && p.transition.fence == fence
+                && p.reusable(now)
         };
-        let prepared = match state.pending.take() {
-            Some(p) if same(&p) => {
+        let prepared = match state.commits.take_retry(same) {
+            Some(p) => {
                 info!(token = %p.token, "retrying the transition whose outcome was unknown, with its token");
                 p
             }
-            _ => {
+            None => {
                 let reason = decision.reason.clone();
                 let by = self.identity.instance.clone();
                 let t = Self::transition_for(decision, reason, Trigger::Auto, by, false, fence);
@@ -86,14 +89,14 @@ impl Daemon {
     }
 
     /// A human's move: checked against the safety rules now, committed in a task.
-    fn start_manual(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
-        let Command::Move {
+    fn start_manual(&mut self, request: Request, state: &mut LoopState, tasks: &mut Tasks) {
+        let Request::Move {
             to,
             reason,
             force,
             caller,
             reply,
-        } = cmd
+        } = request
         else {
             return;
         };
@@ -112,30 +115,30 @@ impl Daemon {
     }
 
     /// A human's move now, or after the commit in flight.
-    pub(super) fn on_move(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
-        if state.in_flight.is_some() {
-            state.queued.push_back(QueuedMove {
-                cmd,
-                since: Instant::now(),
-            });
+    pub(super) fn on_move(&mut self, request: Request, state: &mut LoopState, tasks: &mut Tasks) {
+        if state.commits.in_flight() {
+            state.commits.enqueue(request, Instant::now());
         } else {
-            self.start_manual(cmd, state, tasks);
+            self.start_manual(request, state, tasks);
         }
     }
 
-    /// Starts the next queued move, dropping those that waited too long.
+    /// Starts the next queued move, answering those that waited too long.
     fn next_queued(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
-        while state.in_flight.is_none() {
-            let Some(q) = state.queued.pop_front() else {
-                return;
-            };
-            if q.since.elapsed() > MOVE_WAIT {
-                if let Command::Move { reply, .. } = q.cmd {
+        loop {
+            let (next, expired) = state.commits.next_request(Instant::now(), MOVE_WAIT);
+            for request in expired {
+                if let Request::Move { reply, .. } = request {
                     let _ = reply.send(Err(MoveError::Expired));
                 }
-                continue;
             }
-            self.start_manual(q.cmd, state, tasks);
+            match next {
+                Some(request) => self.start_manual(request, state, tasks),
+                None => return,
+            }
+            if state.commits.in_flight() {
+                return;
+            }
         }
     }
 
@@ -148,13 +151,16 @@ impl Daemon {
                 let _ = reply.send(result.map(|(was, _)| was));
             }
             Done::Commit(p, result) => {
-                let origin = state.in_flight.take().unwrap_or(Origin::Auto);
-                let answer = self.take_outcome(*p, result, state);
-                match origin {
-                    Origin::Manual(reply) => {
-                        let _ = reply.send(answer);
+                match state.commits.finish(p.transition.key()) {
+                    Ok(origin) => {
+                        let answer = self.take_outcome(*p, result, state);
+                        if let Origin::Manual(reply) = origin {
+                            let _ = reply.send(answer);
+                        }
                     }
-                    Origin::Auto => {}
+                    Err(e) => {
+                        error!(error = %e, "a commit's outcome that nobody waits for; not taken in")
+                    }
                 }
                 tasks.sync_now.notify_one();
                 self.next_queued(state, tasks);
@@ -170,11 +176,6 @@ impl Daemon {
         result: Result<Outcome, ActionError>,
         state: &mut LoopState,
     ) -> Result<MoveDone, MoveError> {
-        let key = (
-            p.transition.from,
-            p.transition.to,
-            p.transition.expected_version,
-        );
         let label = match &result {
             Ok(Outcome::Committed { .. }) => "committed",
             Ok(Outcome::LostRace { .. }) => "lost_race",
@@ -187,33 +188,50 @@ impl Daemon {
             .commit_attempts
             .with_label_values(&[label])
             .inc();
-        let answer = match result {
+        let now = Instant::now();
+        let key = p.transition.key();
+        match result {
             Ok(Outcome::Committed {
                 item,
                 record,
                 primary,
                 dns,
-            }) => return Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
-            Ok(other) => self.take_refusal(&p.transition, other, state),
+            }) => Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
+            Ok(Outcome::LostRace { current }) => {
+                let answer = self.take_lost_race(&p.transition, current);
+                log_backoff(state.commits.refused(key, now));
+                answer
+            }
+            Ok(Outcome::Deposed) => {
+                let t = &p.transition;
+                warn!(from = %t.from, to = %t.to, token = ?t.fence.as_ref().map(|f| f.token),
+                    "deposed: another instance holds the leader lease now; the write was refused");
+                log_backoff(state.commits.refused(key, now));
+                Err(MoveError::LostRace(None))
+            }
+            Ok(Outcome::NeedsHuman { reason }) => {
+                error!(reason = %reason, "automatic moves stop: the config item needs a human");
+                log_backoff(state.commits.stop_for_a_human(reason.clone(), key, now));
+                self.metrics.needs_human.set(1);
+                Err(MoveError::NeedsHuman(reason))
+            }
             Err(e @ ActionError::Busy { .. }) => {
                 let t = &p.transition;
                 warn!(from = %t.from, to = %t.to, error = %e, "transition refused for now (nothing written); will retry");
-                state.pending = None;
+                log_backoff(state.commits.refused(key, now));
                 Err(MoveError::Failed(e))
             }
             Err(e) => {
                 let t = &p.transition;
                 error!(from = %t.from, to = %t.to, error = %e, token = %p.token,
                     "transition outcome unknown: it may have been applied; the next read of the item tells");
-                state.pending = Some(p);
+                log_backoff(state.commits.unknown(p, now));
                 Err(MoveError::Unknown(e))
             }
-        };
-        self.back_off(key, state);
-        answer
+        }
     }
 
-    /// A commit that applied: the policy, the metrics, the timers.
+    /// A commit that applied: the policy, the metrics, the lifecycle.
     fn take_commit(
         &mut self,
         t: &Transition,
@@ -226,10 +244,8 @@ impl Daemon {
         log_committed(t, &item, &primary, dns);
         self.metrics.transition(t.from, t.to, t.trigger);
         self.policy.committed(item.clone(), Instant::now());
-        state.pending = None;
-        state.needs_human = None;
-        state.retry_at = None;
-        state.backoff = RETRY_MIN;
+        state.commits.committed();
+        self.metrics.needs_human.set(0);
         MoveDone {
             item,
             record,
@@ -238,68 +254,32 @@ impl Daemon {
         }
     }
 
-    /// A commit the table refused: lost race, deposed, or an item for a human.
-    fn take_refusal(
+    /// Someone else moved the item first: the policy learns what it is now.
+    fn take_lost_race(
         &mut self,
         t: &Transition,
-        outcome: Outcome,
-        state: &mut LoopState,
+        current: Option<ConfigItem>,
     ) -> Result<MoveDone, MoveError> {
-        state.pending = None;
-        match outcome {
-            Outcome::Deposed => {
-                warn!(from = %t.from, to = %t.to, token = ?t.fence.as_ref().map(|f| f.token),
-                    "deposed: another instance holds the leader lease now; the write was refused");
-                Err(MoveError::LostRace(None))
-            }
-            Outcome::LostRace { current } => {
-                warn!(from = %t.from, to = %t.to, expected_version = t.expected_version,
-                    now_state = ?current.as_ref().map(|i| i.state),
-                    now_version = ?current.as_ref().map(|i| i.version),
-                    now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
-                    "lost the race: the config item changed before this write; not overwriting");
-                if let Some(item) = current.clone() {
-                    let now = Instant::now();
-                    let at = self.actuator.changed_at(&item, now);
-                    self.policy.observe_item(item, at, now);
-                }
-                Err(MoveError::LostRace(current))
-            }
-            Outcome::NeedsHuman { reason } => {
-                error!(reason = %reason, "automatic moves stop: the config item needs a human");
-                state.needs_human = Some((reason.clone(), (t.from, t.expected_version)));
-                self.metrics.needs_human.set(1);
-                Err(MoveError::NeedsHuman(reason))
-            }
-            Outcome::Committed { .. } => Err(MoveError::LostRace(None)),
+        warn!(from = %t.from, to = %t.to, expected_version = t.expected_version,
+            now_state = ?current.as_ref().map(|i| i.state),
+            now_version = ?current.as_ref().map(|i| i.version),
+            now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
+            "lost the race: the config item changed before this write; not overwriting");
+        if let Some(item) = current.clone() {
+            let now = Instant::now();
+            let at = self.actuator.changed_at(&item, now);
+            self.policy.observe_item(item, at, now);
         }
-    }
-
-    /// Every attempt that did not commit backs off, whatever the reason: a refused
-    /// or lost write is looked at again after the next reads, not in a tight loop
-    /// against the table. The backoff belongs to the move (`key`): a different move
-    /// (the item changed, the policy wants another state) starts afresh.
-    fn back_off(&self, key: (AppState, AppState, u64), state: &mut LoopState) {
-        state.backoff_move = Some(key);
-        info!(
-            retry_in_ms = state.backoff.as_millis() as u64,
-            "will look at the transition again"
-        );
-        state.retry_at = Some(Instant::now() + state.backoff);
-        state.backoff = (state.backoff * 2).min(RETRY_MAX);
+        Err(MoveError::LostRace(current))
     }
 
     /// The pending transition (outcome unknown) shows in the commit region's item:
     /// it was applied. Takes it in as a commit (the sync brings the rest along).
     pub(super) fn recognise_pending(&mut self, state: &mut LoopState) {
-        let applied = state
-            .pending
-            .as_ref()
-            .is_some_and(|p| state.secondary_item.as_ref().is_some_and(|i| p.wrote(i)));
-        if !applied {
+        let Some(item) = state.secondary_item.clone() else {
             return;
-        }
-        let Some(p) = state.pending.take() else {
+        };
+        let Some(p) = state.commits.recognise(&item) else {
             return;
         };
         let t = &p.transition;
@@ -310,10 +290,19 @@ impl Daemon {
             .commit_attempts
             .with_label_values(&["recognised"])
             .inc();
+        self.metrics.needs_human.set(0);
         self.policy.committed(p.item.clone(), Instant::now());
-        state.retry_at = None;
-        state.backoff = RETRY_MIN;
     }
+}
+
+/// Every attempt that did not commit backs off, whatever the reason: a refused or
+/// lost write is looked at again after the next reads, not in a tight loop against
+/// the table.
+fn log_backoff(delay: std::time::Duration) {
+    info!(
+        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "will look at the transition again"
+    );
 }
 
 fn log_committed(

@@ -1,4 +1,4 @@
-//! What each message does to the decision loop's state: operator commands, a
+//! What each message does to the decision loop's state: operator requests, a
 //! reload, probe results, coordination and sync reports, the replication tick.
 
 use std::sync::Arc;
@@ -10,16 +10,16 @@ use tracing::{error, info, warn};
 use super::{Daemon, Done, LoopState, Tasks};
 use crate::action::{DnsAction, SyncAction, SyncReport};
 use crate::backend;
-use crate::control::Command;
+use crate::control::Request;
 use crate::coord::CoordReport;
 use failover_config::Settings;
 use failover_core::model::{PauseRecord, Role};
 use failover_core::policy::{Health, Observation, Replication};
 
 impl Daemon {
-    pub(super) fn on_command(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
+    pub(super) fn on_command(&mut self, cmd: Request, state: &mut LoopState, tasks: &mut Tasks) {
         match cmd {
-            Command::Reload { settings, reply } => {
+            Request::Reload { settings, reply } => {
                 let result = self.reload(*settings);
                 if result.is_ok() {
                     // New probes, new sync cadence: restart both.
@@ -30,7 +30,7 @@ impl Daemon {
                 }
                 let _ = reply.send(result);
             }
-            Command::SetPaused {
+            Request::SetPaused {
                 paused,
                 caller,
                 reason,
@@ -45,7 +45,7 @@ impl Daemon {
                     let _ = tx.send(Done::Pause { result, reply }).await;
                 });
             }
-            cmd @ Command::Move { .. } => self.on_move(cmd, state, tasks),
+            cmd @ Request::Move { .. } => self.on_move(cmd, state, tasks),
         }
         state.publish_now = true;
     }
@@ -189,7 +189,7 @@ impl Daemon {
         if let Some(rec) = &mut self.recorder {
             let _ = rec.flush();
         }
-        if self.policy.measuring_replication() && *self.acting.borrow() && !state.measuring {
+        if self.policy.measuring_replication() && *self.acts.borrow() && !state.measuring {
             state.measuring = true;
             let (act, tx) = (self.actuator.clone(), tasks.repl_tx.clone());
             tasks.jobs.spawn(async move {
