@@ -215,6 +215,15 @@ impl ItemStore for Items {
             .await
     }
 
+    async fn follow_reset(
+        &self,
+        expected: &ConfigItem,
+        item: &ConfigItem,
+    ) -> Result<(), WriteError> {
+        self.write_call(async || self.inner.follow_reset(expected, item).await)
+            .await
+    }
+
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
         self.write_call(async || self.inner.put_audits(audits).await)
             .await

@@ -220,6 +220,17 @@ impl<P: PreparedMove, R, Q> Commits<P, R, Q> {
         }
     }
 
+    /// The item a human had to settle was settled without changing it (the audit
+    /// records above it were removed): automatic moves resume. True when a stop for
+    /// that item ended.
+    pub fn settled(&mut self, item: (AppState, u64)) -> bool {
+        if self.needs_human.as_ref().is_some_and(|n| n.item == item) {
+            self.needs_human = None;
+            return true;
+        }
+        false
+    }
+
     /// The item was found lower than what we knew (re-seeded, restored, set back by
     /// hand): what we remember of moves from the old item means nothing now. The
     /// pending write, the backoff and the stop for a human are dropped; a commit in
@@ -432,6 +443,12 @@ mod tests {
         assert!(c.item_changed(Some((AppState::Active, 3))));
         assert!(c.needs_human().is_none());
         assert!(c.may_start_auto(key(3), Instant::now()));
+        // settled without changing the item (its stale records removed)
+        c.stop_for_a_human("records above v3".into(), key(3), Instant::now());
+        assert!(!c.settled((AppState::Active, 2)), "another item");
+        assert!(c.needs_human().is_some());
+        assert!(c.settled((AppState::Active, 3)));
+        assert!(c.needs_human().is_none());
     }
 
     #[tokio::test(start_paused = true)]

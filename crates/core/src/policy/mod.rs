@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 pub use health::{Health, ProbeHealth};
 pub use types::{
-    Blocked, Coordination, Decision, Observation, PolicyConfig, ProbeView, Refusal, Replication,
-    Verdict, Vote,
+    Blocked, Coordination, Decision, ItemChange, Observation, PolicyConfig, ProbeView, Refusal,
+    Replication, Verdict, Vote,
 };
 
 use crate::model::{AppState, ConfigItem, Role};
@@ -85,6 +85,9 @@ pub struct Policy {
     paused: bool,
     coordination: Option<Coordination>,
     replication: Option<Replication>,
+    /// When what the policy knows of the item was learned: our commit returned, or
+    /// the commit-region read that brought it was issued.
+    learned_at: Option<Instant>,
     /// Probes per region (index `Role as usize`) and health (`health_index`), kept up
     /// to date on every flip so that an evaluation costs O(1), not O(probes).
     counts: [[usize; 3]; 2],
@@ -117,6 +120,7 @@ impl Policy {
             paused: false,
             coordination: None,
             replication: None,
+            learned_at: None,
             counts: [[0; 3]; 2],
         }
         .recounted()
@@ -251,23 +255,68 @@ impl Policy {
         flipped
     }
 
-    /// Tells the policy what the config item is now. `changed_at` is when it took
-    /// this version, if known (the caller converts `updatedAt`). Older versions than
-    /// the one already known are ignored.
+    /// Takes in the item as some read found it, when that read cannot say more than
+    /// what it found (a copy that may lag, a fallback, a trace): `changed_at` is when
+    /// it reached this version, if known (the caller converts `updatedAt`). A version
+    /// older than the one already known is ignored.
     pub fn observe_item(&mut self, item: ConfigItem, changed_at: Option<Instant>, now: Instant) {
-        if let Some(known) = &self.item {
-            if item.version < known.version {
-                return;
-            }
-            if item.version == known.version && item.state == known.state {
+        let _ = self.observe_read(item, changed_at, None, now);
+    }
+
+    /// Takes in the item as a strongly consistent read of the commit region found
+    /// it, the read issued at `issued`. Such a read is the truth once it was issued
+    /// after what the policy knows was learned (our commit returned, or the read that
+    /// brought it was issued): a lower version then means the item was re-seeded,
+    /// restored or set back by hand, and it replaces what we remember, timers
+    /// included. A read issued earlier may be older than our own commit and never
+    /// lowers anything. `issued` None: a read that never lowers anything.
+    pub fn observe_read(
+        &mut self,
+        item: ConfigItem,
+        changed_at: Option<Instant>,
+        issued: Option<Instant>,
+        now: Instant,
+    ) -> ItemChange {
+        let authoritative = issued.filter(|i| self.learned_at.is_none_or(|l| *i >= l));
+        // What a read brings is learned no earlier than it was issued (now, when the
+        // read cannot say): a later read issued before that is not newer than it.
+        let learned = issued.unwrap_or(now);
+        let change = match &self.item {
+            None => ItemChange::First,
+            Some(known) if item.version < known.version => match authoritative {
+                None => return ItemChange::None,
+                Some(_) => ItemChange::Reset,
+            },
+            Some(known) if item.version == known.version && item.state == known.state => {
                 self.item = Some(item);
-                return;
+                if authoritative.is_some() {
+                    self.learned_at = Some(learned);
+                }
+                return ItemChange::None;
             }
+            Some(_) => ItemChange::Newer,
+        };
+        if change == ItemChange::Reset {
+            self.replication = None;
+            self.learned_at = Some(learned);
+        } else {
+            self.learned_at = Some(self.learned_at.map_or(learned, |l| l.max(learned)));
         }
-        let first = self.item.is_none();
-        // A change we see happen is a transition now; at start-up we only know what
-        // the item says about itself. Version 0 is the item as seeded (by
-        // `provision` or by hand): no transition happened, so nothing holds down.
+        self.take_item(item, changed_at, now, change != ItemChange::Newer);
+        change
+    }
+
+    /// Makes `item` the current one. A change we see happen is a transition now; a
+    /// first sight (at start-up, or after a reset) knows only what the item says
+    /// about itself. Version 0 is the item as seeded (by `provision` or by hand): no
+    /// transition happened, so nothing holds down.
+    fn take_item(
+        &mut self,
+        item: ConfigItem,
+        changed_at: Option<Instant>,
+        now: Instant,
+        first: bool,
+    ) {
         self.last_transition_at = if item.version == 0 {
             None
         } else if first {
@@ -279,11 +328,12 @@ impl Policy {
         self.item = Some(item);
     }
 
-    /// Records a transition this instance committed.
+    /// Records a transition this instance committed: learned now.
     pub fn committed(&mut self, item: ConfigItem, now: Instant) {
         self.item = None;
-        self.observe_item(item, Some(now), now);
+        self.take_item(item, Some(now), now, true);
         self.last_transition_at = Some(now);
+        self.learned_at = Some(now);
     }
 
     pub fn probe_views(&self, now: Instant) -> Vec<ProbeView> {

@@ -55,6 +55,21 @@ pub struct Replication {
     pub detail: String,
 }
 
+/// What a read of the item changed in what the policy knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemChange {
+    /// Nothing: the same item, or an older one from a read that cannot lower.
+    None,
+    /// The first item known.
+    First,
+    /// A newer version, or the same version in another state.
+    Newer,
+    /// A lower version from the commit region, read after what we knew was learned:
+    /// the item was re-seeded, restored or set back by hand. What was remembered of
+    /// the old item (timers, replication, moves under way) no longer applies.
+    Reset,
+}
+
 /// A transition the policy wants the actuator to make.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {

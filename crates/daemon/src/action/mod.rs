@@ -116,6 +116,9 @@ pub struct Actuator {
     /// Audit records recently read for history pages. A std mutex: held only to
     /// copy records in or out, never across an await.
     history_cache: Mutex<history::HistoryCache>,
+    /// One table per region: the (primary, commit region) items of the last pass
+    /// that found the primary ahead.
+    primary_ahead: Mutex<Option<(ConfigItem, ConfigItem)>>,
 }
 
 impl Actuator {
@@ -136,6 +139,7 @@ impl Actuator {
             tables: extras.tables,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             history_cache: Mutex::new(Default::default()),
+            primary_ahead: Mutex::new(None),
         }
     }
 
@@ -173,6 +177,13 @@ impl Actuator {
         let at = humantime::parse_rfc3339_weak(item.updated_at.as_deref()?).ok()?;
         let age: Duration = self.clock.now().duration_since(at).ok()?;
         now.checked_sub(age)
+    }
+
+    /// Whether the commit region holds the audit record of `version` (strongly
+    /// consistent): a record above the item means the item was reset below versions
+    /// already used.
+    pub async fn audit_exists(&self, version: u64) -> Result<bool, ActionError> {
+        Ok(!self.secondary.audits(&[version], true).await?.is_empty())
     }
 
     /// Reads the item from the secondary (the commit point), or says why not.

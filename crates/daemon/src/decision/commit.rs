@@ -7,12 +7,12 @@
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{Daemon, Done, LoopState, Reply, Tasks};
+use super::{Daemon, Done, HumanMove, LoopState, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
 use crate::control::{MOVE_WAIT, MoveDone, MoveError, Request};
 use failover_core::commit::Origin;
 use failover_core::model::{AuditRecord, ConfigItem, Fence, Trigger};
-use failover_core::policy::Decision;
+use failover_core::policy::{Decision, ItemChange};
 
 impl Daemon {
     fn transition_for(
@@ -40,7 +40,7 @@ impl Daemon {
     fn spawn_commit(
         &self,
         p: Prepared,
-        origin: Origin<Reply>,
+        origin: Origin<HumanMove>,
         state: &mut LoopState,
         tasks: &mut Tasks,
     ) {
@@ -51,9 +51,10 @@ impl Daemon {
         }
         state.publish_now = true;
         let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
+        let started = Instant::now();
         tasks.jobs.spawn(async move {
             let result = actuator.commit(&p).await;
-            let _ = tx.send(Done::Commit(Box::new(p), result)).await;
+            let _ = tx.send(Done::Commit(Box::new((p, result, started)))).await;
         });
     }
 
@@ -100,16 +101,30 @@ impl Daemon {
         else {
             return;
         };
-        match self.policy.manual(to, force, Instant::now()) {
+        let human = HumanMove {
+            to,
+            reason,
+            force,
+            caller,
+            reply,
+            again: false,
+        };
+        self.start_human(human, state, tasks);
+    }
+
+    fn start_human(&mut self, human: HumanMove, state: &mut LoopState, tasks: &mut Tasks) {
+        match self.policy.manual(human.to, human.force, Instant::now()) {
             Err(r) => {
-                warn!(to = %to, caller = %caller, refusal = %r, "manual move refused");
-                let _ = reply.send(Err(MoveError::Refused(r)));
+                warn!(to = %human.to, caller = %human.caller, refusal = %r, "manual move refused");
+                let _ = human.reply.send(Err(MoveError::Refused(r)));
             }
             Ok(decision) => {
-                let by = format!("admin:{caller}");
-                let t = Self::transition_for(decision, reason, Trigger::Manual, by, force, None);
+                let by = format!("admin:{}", human.caller);
+                let reason = human.reason.clone();
+                let t =
+                    Self::transition_for(decision, reason, Trigger::Manual, by, human.force, None);
                 let p = self.actuator.prepare(t);
-                self.spawn_commit(p, Origin::Manual(reply), state, tasks);
+                self.spawn_commit(p, Origin::Manual(human), state, tasks);
             }
         }
     }
@@ -146,16 +161,44 @@ impl Daemon {
         match done {
             Done::Pause { result, reply } => {
                 if let Ok((_, record)) = &result {
-                    self.apply_pause(record.clone(), state);
+                    self.apply_pause(Some(record.clone()), Some(Instant::now()), state);
                 }
                 let _ = reply.send(result.map(|(was, _)| was));
             }
-            Done::Commit(p, result) => {
+            Done::Settled {
+                item,
+                record_exists,
+            } => {
+                state.checking_settled = false;
+                if let Ok(false) = record_exists
+                    && state.commits.settled(item)
+                {
+                    info!(state = %item.0, version = item.1,
+                        "the audit records above the config item are gone: automatic moves resume");
+                    self.metrics.needs_human.set(0);
+                }
+            }
+            Done::Commit(done) => {
+                let (p, result, started) = *done;
                 match state.commits.finish(p.transition.key()) {
                     Ok(origin) => {
-                        let answer = self.take_outcome(*p, result, state);
-                        if let Origin::Manual(reply) = origin {
-                            let _ = reply.send(answer);
+                        let (answer, reset) = self.take_outcome(p, result, started, state);
+                        match origin {
+                            // The item was found reset under us: what the human asked
+                            // is decided again, once, from the item as it is.
+                            Origin::Manual(human) if reset && !human.again => {
+                                info!(to = %human.to, caller = %human.caller,
+                                    "the config item was reset under this move: deciding it again from the item as it is");
+                                let human = HumanMove {
+                                    again: true,
+                                    ..human
+                                };
+                                self.start_human(human, state, tasks);
+                            }
+                            Origin::Manual(human) => {
+                                let _ = human.reply.send(answer);
+                            }
+                            Origin::Auto => {}
                         }
                     }
                     Err(e) => {
@@ -169,13 +212,15 @@ impl Daemon {
         state.publish_now = true;
     }
 
-    /// Takes in a commit's outcome; the human's answer if it was a human's move.
+    /// Takes in a commit's outcome: the human's answer if it was a human's move, and
+    /// whether the item was found reset under it.
     fn take_outcome(
         &mut self,
         p: Prepared,
         result: Result<Outcome, ActionError>,
+        started: Instant,
         state: &mut LoopState,
-    ) -> Result<MoveDone, MoveError> {
+    ) -> (Result<MoveDone, MoveError>, bool) {
         let label = match &result {
             Ok(Outcome::Committed { .. }) => "committed",
             Ok(Outcome::LostRace { .. }) => "lost_race",
@@ -190,7 +235,8 @@ impl Daemon {
             .inc();
         let now = Instant::now();
         let key = p.transition.key();
-        match result {
+        let mut reset = false;
+        let answer = match result {
             Ok(Outcome::Committed {
                 item,
                 record,
@@ -198,9 +244,9 @@ impl Daemon {
                 dns,
             }) => Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
             Ok(Outcome::LostRace { current }) => {
-                let answer = self.take_lost_race(&p.transition, current);
                 log_backoff(state.commits.refused(key, now));
-                answer
+                reset = self.take_lost_race(&p.transition, current.as_ref(), started, state);
+                Err(MoveError::LostRace(current))
             }
             Ok(Outcome::Deposed) => {
                 let t = &p.transition;
@@ -228,7 +274,8 @@ impl Daemon {
                 log_backoff(state.commits.unknown(p, now));
                 Err(MoveError::Unknown(e))
             }
-        }
+        };
+        (answer, reset)
     }
 
     /// A commit that applied: the policy, the metrics, the lifecycle.
@@ -254,23 +301,34 @@ impl Daemon {
         }
     }
 
-    /// Someone else moved the item first: the policy learns what it is now.
+    /// Someone else moved the item first: the policy learns what it is now. `current`
+    /// was read in the commit region after the write was refused, which is after the
+    /// commit `started`: a lower version than ours is the truth (a reset). True when
+    /// it was one.
     fn take_lost_race(
         &mut self,
         t: &Transition,
-        current: Option<ConfigItem>,
-    ) -> Result<MoveDone, MoveError> {
+        current: Option<&ConfigItem>,
+        started: Instant,
+        state: &mut LoopState,
+    ) -> bool {
         warn!(from = %t.from, to = %t.to, expected_version = t.expected_version,
-            now_state = ?current.as_ref().map(|i| i.state),
-            now_version = ?current.as_ref().map(|i| i.version),
-            now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
+            now_state = ?current.map(|i| i.state),
+            now_version = ?current.map(|i| i.version),
+            now_by = ?current.and_then(|i| i.updated_by.clone()),
             "lost the race: the config item changed before this write; not overwriting");
-        if let Some(item) = current.clone() {
-            let now = Instant::now();
-            let at = self.actuator.changed_at(&item, now);
-            self.policy.observe_item(item, at, now);
+        let Some(item) = current else {
+            return false;
+        };
+        let now = Instant::now();
+        let at = self.actuator.changed_at(item, now);
+        let change = self
+            .policy
+            .observe_read(item.clone(), at, Some(started), now);
+        if change == ItemChange::Reset {
+            self.take_reset(item, state);
         }
-        Err(MoveError::LostRace(current))
+        change == ItemChange::Reset
     }
 
     /// The pending transition (outcome unknown) shows in the commit region's item:

@@ -77,13 +77,22 @@ struct ProbeMetrics {
     duration: prometheus::Histogram,
 }
 
-/// Where a human's answer goes.
-type Reply =
-    tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>;
+/// A human's move in flight: what was asked (to ask it again once after finding the
+/// item reset under us) and where the answer goes.
+struct HumanMove {
+    to: failover_core::model::AppState,
+    reason: String,
+    force: bool,
+    caller: String,
+    reply:
+        tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
+    /// Already asked again once.
+    again: bool,
+}
 
 /// The commit lifecycle of this loop: prepared writes, humans' answers, and their
 /// requests waiting for the commit in flight.
-type Lifecycle = Commits<Prepared, Reply, Request>;
+type Lifecycle = Commits<Prepared, HumanMove, Request>;
 
 /// What the loop knows besides the policy.
 struct LoopState {
@@ -103,6 +112,11 @@ struct LoopState {
     commits: Lifecycle,
     /// The stored pause.
     pause: Option<PauseRecord>,
+    /// When what we know of the pause was learned (our write returned, or the read
+    /// that brought it was issued).
+    pause_learned_at: Option<Instant>,
+    /// A read of the audit record above an item a human must settle is under way.
+    checking_settled: bool,
 }
 
 impl LoopState {
@@ -120,13 +134,21 @@ impl LoopState {
             publish_now: false,
             commits: Commits::new(RETRY_MIN, RETRY_MAX),
             pause: None,
+            pause_learned_at: None,
+            checking_settled: false,
         }
     }
 }
 
 /// What a finished background job reports to the loop.
 enum Done {
-    Commit(Box<Prepared>, Result<Outcome, ActionError>),
+    /// A commit's outcome, and when it started.
+    Commit(Box<(Prepared, Result<Outcome, ActionError>, Instant)>),
+    /// Whether the audit record above the item a human must settle still exists.
+    Settled {
+        item: (failover_core::model::AppState, u64),
+        record_exists: Result<bool, ActionError>,
+    },
     Pause {
         result: Result<(bool, PauseRecord), ActionError>,
         reply: tokio::sync::oneshot::Sender<Result<bool, ActionError>>,
@@ -380,7 +402,7 @@ impl Daemon {
                 }
                 Some(done) = inbox.done.recv() => self.on_done(done, &mut state, &mut tasks),
                 Some(cmd) = self.requests.recv() => self.on_command(cmd, &mut state, &mut tasks),
-                Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state),
+                Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state, &mut tasks),
                 _ = repl_tick.tick() => {
                     self.on_replication_tick(&mut state, &mut tasks);
                     continue;

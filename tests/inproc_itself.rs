@@ -1,0 +1,186 @@
+//! What the monitor got wrong about itself (issue 17), each case on real daemons in
+//! this process (in-memory tables with DynamoDB's semantics, scripted probes, paused
+//! time): a reset of the config item it never saw, a pause item deleted under it,
+//! one copy reset before the other.
+
+use std::time::Duration;
+
+use failover_core::model::{AppState, ConfigItem, Role, keys};
+use failover_daemon::control::{MoveError, Request};
+use failover_testkit::inproc::{APP, Node, audits, item, primary_down, settings, world};
+use failover_testkit::{Faults, Record};
+
+const S: Duration = Duration::from_secs(1);
+
+fn seed(state: AppState) -> ConfigItem {
+    ConfigItem {
+        state,
+        version: 0,
+        updated_at: None,
+        updated_by: None,
+        reason: None,
+    }
+}
+
+/// A human's move through the loop, forced past the safety rules.
+async fn force(node: &Node, to: AppState) -> Result<ConfigItem, MoveError> {
+    node.handle
+        .ask(|reply| Request::Move {
+            to,
+            reason: "test".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+        })
+        .await
+        .expect("the loop answers")
+        .map(|done| done.item)
+}
+
+async fn pause(node: &Node, paused: bool) {
+    node.handle
+        .ask(|reply| Request::SetPaused {
+            paused,
+            caller: "ana".into(),
+            reason: "test".into(),
+            reply,
+        })
+        .await
+        .expect("the loop answers")
+        .expect("stored");
+}
+
+/// Brings the item to `active` v2 with audit records 1 and 2 (a failover and a
+/// failback by hand).
+async fn two_moves(a: &Node) {
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    assert_eq!(force(a, AppState::Failover).await.unwrap().version, 1);
+    assert_eq!(force(a, AppState::Active).await.unwrap().version, 2);
+}
+
+/// Item 1: both copies re-seeded `active` without a version under a running
+/// monitor. It takes the commit region's lower version as the truth, reports
+/// `needs_human` on its next commit (the records 1 and 2 are still there), and once
+/// the stale records are removed (a documented repair that leaves the item as it is)
+/// fails over without a restart. Before: `lost the race ... now_version=Some(0)` for
+/// ever, and `needs_human` never.
+#[tokio::test(start_paused = true)]
+async fn a_reset_under_a_running_monitor_is_taken_in_and_the_repair_resumes_moves() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    two_moves(&a).await;
+    b.seed_item(APP, &seed(AppState::Active));
+    a.wait_for(2 * S, "the reset taken in", |s| {
+        s.item.as_ref().is_some_and(|i| i.version == 0)
+    })
+    .await;
+    primary_down(&b);
+    let s = a
+        .wait_for(5 * S, "needs a human", |s| s.needs_human.is_some())
+        .await;
+    assert!(s.needs_human.unwrap().contains("version"));
+    assert_eq!(
+        a.metric("failover_monitor_commit_attempts_total{outcome=\"lost_race\"}"),
+        0.0,
+        "no lost race against its own stale memory"
+    );
+    assert_eq!(a.metric("failover_monitor_needs_human "), 1.0);
+    // The repair: the stale audit records go, the item stays as it is.
+    for role in [Role::Primary, Role::Secondary] {
+        for v in [1, 2] {
+            b.table(role).delete(&keys::audit(APP, v));
+        }
+    }
+    let s = a
+        .wait_for(5 * S, "the failover after the repair", |s| {
+            s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover && i.version == 1)
+        })
+        .await;
+    assert!(s.needs_human.is_none());
+    assert_eq!(a.metric("failover_monitor_needs_human "), 0.0);
+    a.stop().await;
+}
+
+/// Item 1: a forced move is never refused because of the daemon's own memory. The
+/// primary hangs (so the sync pass, which reads it first, has not seen the commit
+/// region reset); the forced failover finds the item lower than remembered, takes
+/// it in and decides again from it. Before: 409 `lost_race (now active version 0)`.
+#[tokio::test(start_paused = true)]
+async fn a_forced_move_is_not_refused_because_of_stale_memory() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    two_moves(&a).await;
+    b.table(Role::Primary).set_faults(Faults {
+        delay: Some(60 * S),
+        ..Faults::default()
+    });
+    tokio::time::sleep(S).await;
+    let sec = b.table(Role::Secondary);
+    sec.put(APP, Record::Item(seed(AppState::Active)));
+    for v in [1, 2] {
+        sec.delete(&keys::audit(APP, v));
+    }
+    assert_eq!(
+        a.status().item.map(|i| i.version),
+        Some(2),
+        "still remembered"
+    );
+    let moved = force(&a, AppState::Failover).await.expect("committed");
+    assert_eq!((moved.state, moved.version), (AppState::Failover, 1));
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
+    a.kill();
+}
+
+/// Item 1, one copy: the commit region is reset first and the primary a moment
+/// later, as a person does it. The sync never copies the primary's higher version
+/// back over the reset (the commit region is the truth and the sync never writes
+/// it); a primary that stays ahead follows the commit region after two passes.
+#[tokio::test(start_paused = true)]
+async fn a_reset_of_the_commit_region_is_not_undone_by_the_sync() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    two_moves(&a).await;
+    b.table(Role::Secondary)
+        .put(APP, Record::Item(seed(AppState::Active)));
+    // Three passes (state_refresh 500 ms): the reset stands; the primary is shown
+    // ahead meanwhile.
+    let s = a
+        .wait_for(2 * S, "the primary shown ahead", |s| s.divergence.is_some())
+        .await;
+    let d = s.divergence.unwrap();
+    assert!(d.contains("version 2, the commit region at 0"), "{d}");
+    tokio::time::sleep(S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    assert_eq!(a.status().item.map(|i| i.version), Some(0));
+    // The primary stayed ahead: it follows the commit region, its records kept.
+    let p = item(&b, Role::Primary).unwrap();
+    assert_eq!((p.state, p.version), (AppState::Active, 0));
+    assert_eq!(audits(&b, Role::Primary).len(), 2);
+    a.wait_for(2 * S, "the copies agree", |s| s.divergence.is_none())
+        .await;
+    a.stop().await;
+}
+
+/// Item 1, the pause: once the stored pause is deleted by hand, a later pause
+/// (stored with a lower sequence number than the one remembered) is honoured.
+/// Before: ignored until a restart.
+#[tokio::test(start_paused = true)]
+async fn a_deleted_pause_item_is_not_remembered() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    pause(&a, true).await;
+    pause(&a, false).await;
+    b.table(Role::Secondary).delete(&keys::pause(APP));
+    tokio::time::sleep(2 * S).await;
+    pause(&a, true).await;
+    a.wait_for(2 * S, "paused", |s| s.paused).await;
+    tokio::time::sleep(2 * S).await;
+    assert!(a.status().paused, "still paused after more sync passes");
+    // A pause item deleted while paused: a fresh process would run, so does this one.
+    b.table(Role::Secondary).delete(&keys::pause(APP));
+    a.wait_for(2 * S, "resumed", |s| !s.paused).await;
+    a.stop().await;
+}
