@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use failover_core::model::{AppState, ConfigItem, Role, keys};
 use failover_daemon::control::{MoveError, Request};
-use failover_testkit::inproc::{APP, Node, audits, item, primary_down, settings, world};
-use failover_testkit::{Faults, Record};
+use failover_daemon::failover_bound;
+use failover_testkit::inproc::{
+    APP, Node, audits, coordinated, item, primary_down, settings, world,
+};
+use failover_testkit::{Answer, Faults, Record};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -183,4 +186,65 @@ async fn a_deleted_pause_item_is_not_remembered() {
     b.table(Role::Secondary).delete(&keys::pause(APP));
     a.wait_for(2 * S, "resumed", |s| !s.paused).await;
     a.stop().await;
+}
+
+/// Item 2: every instance shares one IAM role, so a permission change is a fault of
+/// every vantage point at once. Three instances whose DynamoDB probe of a healthy
+/// primary is answered `AccessDeniedException` fail nothing over: the probe is
+/// inconclusive (status, metric). A real outage is still failed over on the probes
+/// that need no credentials. Before: all three voted down and the item moved.
+#[tokio::test(start_paused = true)]
+async fn a_permission_change_fails_nothing_over_and_a_real_outage_still_is() {
+    let b = world();
+    let names = ["a", "b", "c"];
+    let nodes: Vec<Node> = names
+        .iter()
+        .zip(1..)
+        .map(|(n, seed)| Node::start(coordinated(n, &names, "3s"), &b, seed))
+        .collect();
+    for n in &nodes {
+        n.wait_for(10 * S, "ready", |s| s.ready).await;
+    }
+    b.script.set(
+        "p-table",
+        Answer::Denied("get_item photos-config: AccessDeniedException: not authorized".into()),
+    );
+    tokio::time::sleep(30 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    for n in &nodes {
+        let s = n.status();
+        let probe = s.probes.iter().find(|p| p.name == "p-table").unwrap();
+        assert_eq!(
+            serde_json::to_value(probe.health).unwrap(),
+            "inconclusive",
+            "{probe:?}"
+        );
+        assert!(
+            probe
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("AccessDenied")
+        );
+        assert_eq!(
+            n.metric("failover_monitor_probe_inconclusive{probe=\"p-table\",region=\"primary\"}"),
+            1.0
+        );
+        assert_eq!(n.transitions(), 0);
+    }
+    // The primary dies meanwhile: the http probe (no credentials) still judges it.
+    let settings = coordinated("a", &names, "3s");
+    b.script
+        .set("p-api", Answer::Fail("connection refused".into()));
+    let bound = failover_bound(&settings);
+    nodes[0]
+        .wait_for(bound, "the failover", |s| {
+            s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover)
+        })
+        .await;
+    for n in nodes {
+        n.stop().await;
+    }
 }

@@ -69,12 +69,24 @@ impl PeerState {
             return Vote::Unknown;
         }
         let since = now.saturating_duration_since(changed);
-        match (view.vote, view.evidence_age_ms) {
-            (Vote::Down, Some(age)) if since + Duration::from_millis(age) <= ttl => Vote::Down,
-            (Vote::Down, _) => Vote::Unknown,
-            (v, _) => v,
+        let age = view.evidence_age_ms.map(Duration::from_millis);
+        match view.vote {
+            Vote::Down if !counts_as_down(Vote::Down, age, since, ttl) => Vote::Unknown,
+            v => v,
         }
     }
+}
+
+/// Whether a vote counts as `down` now, for this instance's own vote (`since_change`
+/// zero) and for a peer's alike: it says down, and the evidence behind it, `age` old
+/// when the vote was made, aged by the time since the vote was seen, is within `ttl`.
+pub fn counts_as_down(
+    vote: Vote,
+    age: Option<Duration>,
+    since_change: Duration,
+    ttl: Duration,
+) -> bool {
+    vote == Vote::Down && age.is_some_and(|a| a + since_change <= ttl)
 }
 
 /// What was last seen of another instance's view.

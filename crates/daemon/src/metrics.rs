@@ -18,6 +18,7 @@ pub struct Metrics {
     registry: Registry,
     pub probe_success: IntGaugeVec,
     pub probe_up: IntGaugeVec,
+    pub probe_inconclusive: IntGaugeVec,
     pub probe_duration: HistogramVec,
     pub app_state: IntGaugeVec,
     pub transitions: IntCounterVec,
@@ -89,6 +90,7 @@ impl Metrics {
         let m = Self {
             probe_success: gauge_vec(&r, "probe_success", "Whether the last run of the probe succeeded (1) or failed (0).", &["probe", "region", "kind"]),
             probe_up: gauge_vec(&r, "probe_up", "The probe's health after fall/rise hysteresis: 1 up, 0 down.", &["probe", "region"]),
+            probe_inconclusive: gauge_vec(&r, "probe_inconclusive", "1 while the probe's last fall results were errors about the monitor (access denied, bad or expired credentials, throttled, a name that does not exist): it says nothing about the region, which it no longer judges.", &["probe", "region"]),
             probe_duration: reg(&r, HistogramVec::new(histogram_opts("probe_duration_seconds", "How long each probe run took.", DURATION_BUCKETS), &["probe", "region", "kind"]).expect("valid metric")),
             app_state: gauge_vec(&r, "app_state", "The committed state of the config item: 1 for the current state.", &["state"]),
             transitions: counter_vec(&r, "transitions_total", "Transitions this instance committed.", &["from", "to", "trigger"]),
@@ -131,6 +133,7 @@ impl Metrics {
     pub fn reset_probes(&self) {
         self.probe_success.reset();
         self.probe_up.reset();
+        self.probe_inconclusive.reset();
         self.probe_duration.reset();
     }
 
@@ -164,6 +167,9 @@ mod tests {
             .with_label_values(&["p", "primary", "http"])
             .set(1);
         m.probe_up.with_label_values(&["p", "primary"]).set(1);
+        m.probe_inconclusive
+            .with_label_values(&["p", "primary"])
+            .set(0);
         m.probe_duration
             .with_label_values(&["p", "primary", "http"])
             .observe(0.1);
@@ -171,7 +177,7 @@ mod tests {
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         let families = m.registry.gather();
-        assert_eq!(families.len(), 18, "every series is checked");
+        assert_eq!(families.len(), 19, "every series is checked");
         for family in families {
             let name = family.name().trim_start_matches("failover_monitor_");
             assert!(

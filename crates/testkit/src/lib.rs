@@ -75,6 +75,8 @@ impl WallClock for TokioWallClock {
 pub enum Answer {
     Ok,
     Fail(String),
+    /// An answer about the monitor, not the region (access denied, say).
+    Denied(String),
     /// Never answers (the scheduler's timeout ends it).
     Hang,
 }
@@ -112,6 +114,7 @@ impl Probe for ScriptedProbe {
         match self.script.get(&self.name) {
             Answer::Ok => Ok(()),
             Answer::Fail(why) => Err(ProbeError::Transport(why)),
+            Answer::Denied(why) => Err(ProbeError::Caller(why)),
             Answer::Hang => std::future::pending().await,
         }
     }

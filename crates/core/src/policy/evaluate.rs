@@ -52,7 +52,7 @@ impl Policy {
         }
         match &self.coordination {
             Some(c) if self.primary_down() => {
-                let votes = self.own_down_votes(c, now) + c.others_down;
+                let votes = self.down_votes(now);
                 if c.reachable() {
                     Err(format!(
                         "primary down here, but only {votes} of the {} votes needed",

@@ -20,6 +20,9 @@ pub struct Observation {
     pub latency: Duration,
     /// Why it failed (None when ok).
     pub error: Option<String>,
+    /// The failure is evidence about the monitor (its permissions, credentials or
+    /// configuration), not about the region: inconclusive.
+    pub monitor_side: bool,
 }
 
 /// The knobs of the policy (`failover-config` fills them from `monitor.toml`).

@@ -152,20 +152,33 @@ impl Daemon {
         self.metrics.reset_probes();
         self.probe_metrics = self.resolve_probe_metrics();
         for view in self.policy.probe_views(Instant::now()) {
-            if view.health != Health::Unknown {
-                self.set_probe_up(&view.name, view.region, view.health == Health::Up);
-            }
+            self.set_probe_health(&view.name, view.region, view.health);
         }
         self.warn_about_settings();
         Ok(())
     }
 
-    /// `probe_up` exists only once a probe's health is known (never 0 for "unknown").
-    fn set_probe_up(&self, name: &str, region: Role, up: bool) {
+    /// `probe_up` exists only while a probe's health is up or down (never 0 for
+    /// "unknown" or "inconclusive"); `probe_inconclusive` says which probes judge
+    /// nothing now.
+    fn set_probe_health(&self, name: &str, region: Role, health: Health) {
+        let labels = [name, region.as_str()];
+        match health {
+            Health::Up | Health::Down => {
+                self.metrics
+                    .probe_up
+                    .with_label_values(&labels)
+                    .set(i64::from(health == Health::Up));
+            }
+            Health::Inconclusive => {
+                let _ = self.metrics.probe_up.remove_label_values(&labels);
+            }
+            Health::Unknown => {}
+        }
         self.metrics
-            .probe_up
-            .with_label_values(&[name, region.as_str()])
-            .set(i64::from(up));
+            .probe_inconclusive
+            .with_label_values(&labels)
+            .set(i64::from(health == Health::Inconclusive));
     }
 
     pub(super) fn on_observation(&mut self, obs: &Observation) {
@@ -184,9 +197,7 @@ impl Daemon {
             return;
         };
         let spec = &self.settings.probes[obs.probe];
-        if flip != Health::Unknown {
-            self.set_probe_up(&spec.name, spec.region, flip == Health::Up);
-        }
+        self.set_probe_health(&spec.name, spec.region, flip);
         match flip {
             Health::Down => warn!(
                 probe = %spec.name,
@@ -202,6 +213,14 @@ impl Daemon {
                 kind = spec.kind(),
                 latency_ms = obs.latency.as_millis() as u64,
                 "probe up"
+            ),
+            Health::Inconclusive => warn!(
+                probe = %spec.name,
+                region = %spec.region,
+                kind = spec.kind(),
+                error = obs.error.as_deref().unwrap_or(""),
+                "probe inconclusive: its last {} results were about the monitor, not the region",
+                spec.fall
             ),
             Health::Unknown => {}
         }

@@ -50,6 +50,33 @@ pub enum ProbeError {
     /// The service answered, but not what a healthy region answers.
     #[error("{0}")]
     Unhealthy(String),
+    /// The answer is about the monitor, not the region: its permissions, its
+    /// credentials, its signature or clock, its quota, a request it built wrong, or a
+    /// name that does not exist (docs/REFERENCE.md, "What counts as evidence").
+    /// Inconclusive: never evidence that the region is down.
+    #[error("{0} (about the monitor, not the region)")]
+    Caller(String),
+}
+
+impl ProbeError {
+    /// A failed SDK call of `op` on `what`, as evidence about the region or the
+    /// monitor.
+    pub fn sdk<E>(op: &str, what: &str, err: &failover_aws::SdkError<E>) -> Self
+    where
+        E: std::error::Error + failover_aws::ProvideErrorMetadata + 'static,
+    {
+        let (why, blame) = failover_aws::explain(err);
+        let text = format!("{op} {what}: {why}");
+        match blame {
+            failover_aws::Blame::Region => ProbeError::Transport(text),
+            failover_aws::Blame::Monitor => ProbeError::Caller(text),
+        }
+    }
+
+    /// The error is about the monitor, not the region.
+    pub fn monitor_side(&self) -> bool {
+        matches!(self, ProbeError::Caller(_))
+    }
 }
 
 /// One check of one region, run once per call.
@@ -156,6 +183,7 @@ pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Obse
         at,
         ok: result.is_ok(),
         latency: at - started,
+        monitor_side: result.as_ref().is_err_and(ProbeError::monitor_side),
         error: result.err().map(|e| redact_urls(&e.to_string())),
     }
 }

@@ -60,6 +60,7 @@ pub(super) fn obs(probe: usize, ok: bool, at: Instant) -> Observation {
         ok,
         latency: Duration::from_millis(3),
         error: (!ok).then(|| "connection refused".into()),
+        monitor_side: false,
     }
 }
 

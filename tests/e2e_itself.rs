@@ -1,0 +1,187 @@
+//! What the monitor got wrong about itself (issue 17), with real monitor processes on
+//! the two-region emulator: a config item re-seeded under a running monitor, and a
+//! permission change that answers every instance's calls to a healthy primary with
+//! `AccessDeniedException`.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use failover_core::model::{AppState, Role, keys};
+use serde_json::Value;
+use support::config::{FAST_MONITOR, cooperating_config};
+use support::emulator::{Emulator, use_emulator_credentials};
+use support::iam::{MONITOR_KEY, deny};
+use support::monitor::Monitor;
+use support::{APP_ID, PROJECT};
+
+const S: Duration = Duration::from_secs(1);
+
+/// A DynamoDB client of one emulated region, with the test's own credentials.
+async fn dynamodb(emu: &Emulator, role: Role) -> aws_sdk_dynamodb::Client {
+    use_emulator_credentials();
+    let r = emu.region(role);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(r.name))
+        .endpoint_url(r.url())
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+/// Writes the item as the original stack seeds it: `active`, without a version.
+async fn reseed(client: &aws_sdk_dynamodb::Client) {
+    client
+        .put_item()
+        .table_name(format!("{PROJECT}-config"))
+        .item("appId", AttributeValue::S(APP_ID.into()))
+        .item("state", AttributeValue::S("active".into()))
+        .send()
+        .await
+        .expect("re-seeding the item");
+}
+
+async fn delete_audit(client: &aws_sdk_dynamodb::Client, version: u64) {
+    client
+        .delete_item()
+        .table_name(format!("{PROJECT}-config"))
+        .key("appId", AttributeValue::S(keys::audit(APP_ID, version)))
+        .send()
+        .await
+        .expect("deleting an audit record");
+}
+
+fn item_of(status: &Value) -> (String, u64) {
+    (
+        status["item"]["state"].as_str().unwrap_or("").to_owned(),
+        status["item"]["version"].as_u64().unwrap_or(u64::MAX),
+    )
+}
+
+/// Item 1 with a real process: a manual failover and failback bring the item to
+/// `active` v2 with audit records 1 and 2; both copies are then re-seeded `active`
+/// without a version, and the primary is killed. The running monitor takes the
+/// reset in, reports `needs_human` (status, metric) instead of losing a race with
+/// its own memory for ever, and once the stale records are removed fails over
+/// without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_item_reset_under_a_running_monitor_is_seen_and_repaired() {
+    let mut emu = Emulator::start();
+    let mon = Monitor::start(&emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n\
+         [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
+         [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n"
+    )));
+    mon.wait_ready(20 * S).await;
+    for (path, version) in [("/v1/failover", 1), ("/v1/failback", 2)] {
+        let (code, body, _) = mon
+            .post(path, r#"{"reason": "drill", "force": true}"#)
+            .await;
+        assert!(code < 300, "{path}: {code} {body}");
+        assert_eq!(body["item"]["version"], version, "{body}");
+    }
+    let primary = dynamodb(&emu, Role::Primary).await;
+    let secondary = dynamodb(&emu, Role::Secondary).await;
+    reseed(&secondary).await;
+    reseed(&primary).await;
+    mon.wait_status(5 * S, "the reset taken in", |s| {
+        item_of(s) == ("active".into(), 0)
+    })
+    .await;
+    emu.primary.kill();
+    let s = mon
+        .wait_status(15 * S, "needs a human", |s| s["needs_human"].is_string())
+        .await;
+    assert_eq!(item_of(&s), ("active".into(), 0), "{s}");
+    let m = mon.metrics().await;
+    assert_eq!(m.value("failover_monitor_needs_human", &[]), Some(1.0));
+    assert_eq!(
+        m.value(
+            "failover_monitor_commit_attempts_total",
+            &[("outcome", "lost_race")]
+        ),
+        None,
+        "no lost race against its own memory"
+    );
+    // The repair: the stale records go from the commit region (the primary is dead).
+    for v in [1, 2] {
+        delete_audit(&secondary, v).await;
+    }
+    let s = mon
+        .wait_status(15 * S, "the failover after the repair", |s| {
+            item_of(s) == ("failover".into(), 1)
+        })
+        .await;
+    assert!(s["needs_human"].is_null(), "{s}");
+}
+
+/// Item 2 with real processes: three cooperating instances whose every call to a
+/// healthy primary is answered `AccessDeniedException` (their role lost its
+/// permissions; the application's users are still served) fail nothing over: the
+/// probes that need credentials are inconclusive, the http one keeps judging. Then
+/// the primary really dies, and the http probe fails it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_change_on_a_healthy_primary_fails_nothing_over() {
+    let mut emu = Emulator::start();
+    let tables = emu.tables().await;
+    let names = ["mon-a", "mon-b", "mon-c"];
+    let primary = emu.primary.url();
+    let monitors: Vec<Monitor> = names
+        .iter()
+        .map(|n| {
+            Monitor::start_with(
+                &cooperating_config(&emu, n, &names, &primary, ""),
+                &[("AWS_ACCESS_KEY_ID", MONITOR_KEY)],
+            )
+        })
+        .collect();
+    for m in &monitors {
+        m.wait_status(30 * S, "every probe up", |s| {
+            s["probes"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().all(|p| p["health"] == "up"))
+        })
+        .await;
+    }
+    deny(&primary, &[MONITOR_KEY]).await;
+    for m in &monitors {
+        let s = m
+            .wait_status(15 * S, "the credentialed probes inconclusive", |s| {
+                s["probes"].as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .filter(|p| p["name"] == "p-config" || p["name"] == "p-photos")
+                        .all(|p| p["health"] == "inconclusive")
+                })
+            })
+            .await;
+        let p = s["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "p-config")
+            .unwrap();
+        assert!(
+            p["last_error"].as_str().unwrap().contains("AccessDenied"),
+            "{p}"
+        );
+        let metrics = m.metrics().await;
+        assert_eq!(
+            metrics.value(
+                "failover_monitor_probe_inconclusive",
+                &[("probe", "p-config"), ("region", "primary")]
+            ),
+            Some(1.0)
+        );
+    }
+    tokio::time::sleep(10 * S).await;
+    assert_eq!(
+        tables.item(Role::Secondary).await.version,
+        0,
+        "nothing moved"
+    );
+    // A real outage: the http probe, which needs no credentials, still judges.
+    emu.primary.kill();
+    let (done, _) = tables
+        .wait_item(Role::Secondary, 30 * S, |i| i.state == AppState::Failover)
+        .await;
+    assert_eq!(done.version, 1);
+}
