@@ -185,3 +185,54 @@ async fn a_permission_change_on_a_healthy_primary_fails_nothing_over() {
         .await;
     assert_eq!(done.version, 1);
 }
+
+/// Item 3 with real processes: the leader of three is reloaded (SIGHUP) to `mode =
+/// "manual"`, so it cannot act; it hands the lease to an instance that can, and when
+/// the primary dies that one fails it over, within the documented bound. Before: the
+/// leader said `blocked (manual_mode)`, the others `blocked (not_leader)`, and
+/// nothing moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_reloaded_to_manual_hands_the_lease_to_one_that_can_act() {
+    let mut emu = Emulator::start();
+    let tables = emu.tables().await;
+    let names = ["mon-a", "mon-b", "mon-c"];
+    let primary = emu.primary.url();
+    let monitors: Vec<Monitor> = names
+        .iter()
+        .map(|n| Monitor::start(&cooperating_config(&emu, n, &names, &primary, "")))
+        .collect();
+    let mut leader = None;
+    for _ in 0..150 {
+        for (i, m) in monitors.iter().enumerate() {
+            if m.status().await["is_leader"] == true {
+                leader = Some(i);
+            }
+        }
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leader = leader.expect("a leader");
+    let manual = cooperating_config(&emu, names[leader], &names, &primary, "mode = \"manual\"");
+    std::fs::write(&monitors[leader].config, manual).unwrap();
+    monitors[leader].signal("HUP");
+    monitors[leader]
+        .wait_status(10 * S, "manual, and no longer the leader", |s| {
+            s["mode"] == "manual" && s["is_leader"] == false
+        })
+        .await;
+    let settings = failover_config::parse(
+        &cooperating_config(&emu, names[0], &names, &primary, ""),
+        Vec::new(),
+    )
+    .unwrap();
+    // The documented bound, and a second for the kill and the reads of this test.
+    let bound = failover_daemon::failover_bound(&settings) + S;
+    emu.primary.kill();
+    let (done, _) = tables
+        .wait_item(Role::Secondary, bound, |i| i.state == AppState::Failover)
+        .await;
+    assert_eq!(done.version, 1);
+    assert_ne!(done.updated_by.as_deref(), Some(names[leader]));
+}

@@ -248,3 +248,119 @@ async fn a_permission_change_fails_nothing_over_and_a_real_outage_still_is() {
         n.stop().await;
     }
 }
+
+/// Starts three cooperating instances and returns them with the leader's index once
+/// one leads and every instance is ready.
+async fn three(b: &failover_testkit::MemoryBackend) -> (Vec<Node>, usize) {
+    let names = ["a", "b", "c"];
+    let nodes: Vec<Node> = names
+        .iter()
+        .zip(1..)
+        .map(|(n, seed)| Node::start(coordinated(n, &names, "3s"), b, seed))
+        .collect();
+    for n in &nodes {
+        n.wait_for(10 * S, "ready", |s| s.ready).await;
+    }
+    nodes[0]
+        .wait_for(10 * S, "a leader", |s| s.leader.is_some())
+        .await;
+    let leader = nodes
+        .iter()
+        .position(|n| n.status().is_leader)
+        .expect("one leads");
+    (nodes, leader)
+}
+
+/// Item 3: a leader that cannot act hands the lease to one that can. The leader's
+/// own path to the secondary breaks (its secondary probe is down; the others see
+/// the secondary up), then the primary dies: the failover is committed by another
+/// instance within the documented bound. Before: the leader logged `blocked
+/// (secondary_unhealthy)`, the others `blocked (not_leader)`, and nothing moved.
+#[tokio::test(start_paused = true)]
+async fn a_leader_whose_view_of_the_secondary_broke_hands_the_lease_over() {
+    let b = world();
+    let (nodes, leader) = three(&b).await;
+    let name = nodes[leader].status().instance_id;
+    b.script
+        .set_at(&name, "s-api", Answer::Fail("connection refused".into()));
+    tokio::time::sleep(2 * S).await;
+    primary_down(&b);
+    let bound = failover_bound(&coordinated("a", &["a", "b", "c"], "3s"));
+    let s = nodes[(leader + 1) % 3]
+        .wait_for(bound, "the failover", |s| {
+            s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover)
+        })
+        .await;
+    let by = s.item.unwrap().updated_by.unwrap();
+    assert_ne!(by, name, "committed by an instance that could act");
+    assert_eq!(
+        audits(&b, Role::Secondary).len(),
+        1,
+        "exactly one transition"
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// Item 3: the leader reloaded to `manual`, then to `dry-run`, hands the lease to an
+/// instance in `auto` mode, which fails the dead primary over.
+#[tokio::test(start_paused = true)]
+async fn a_leader_reloaded_to_manual_or_dry_run_hands_the_lease_over() {
+    for mode in ["manual", "dry-run"] {
+        let b = world();
+        let (nodes, leader) = three(&b).await;
+        let name = nodes[leader].status().instance_id;
+        let mut settings = coordinated(&name, &["a", "b", "c"], "3s");
+        settings.monitor.mode = match mode {
+            "manual" => failover_config::Mode::Manual,
+            _ => failover_config::Mode::DryRun,
+        };
+        nodes[leader]
+            .handle
+            .ask(|reply| Request::Reload {
+                settings: Box::new(settings),
+                reply,
+            })
+            .await
+            .expect("answer")
+            .expect("reloaded");
+        tokio::time::sleep(2 * S).await;
+        primary_down(&b);
+        let bound = failover_bound(&coordinated("a", &["a", "b", "c"], "3s"));
+        let s = nodes[(leader + 1) % 3]
+            .wait_for(bound, "the failover", |s| {
+                s.item
+                    .as_ref()
+                    .is_some_and(|i| i.state == AppState::Failover)
+            })
+            .await;
+        assert_ne!(s.item.unwrap().updated_by.unwrap(), name, "{mode}");
+        for n in nodes {
+            n.stop().await;
+        }
+    }
+}
+
+/// Item 3: when no instance can act (all of them see the secondary down), the lease
+/// stays where it is and nothing fails over.
+#[tokio::test(start_paused = true)]
+async fn with_no_instance_able_to_act_the_lease_stays_and_nothing_moves() {
+    let b = world();
+    let (nodes, leader) = three(&b).await;
+    let name = nodes[leader].status().instance_id;
+    b.script
+        .set("s-api", Answer::Fail("connection refused".into()));
+    primary_down(&b);
+    tokio::time::sleep(20 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    assert_eq!(
+        nodes[leader].status().leader.as_deref(),
+        Some(name.as_str())
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}

@@ -58,6 +58,7 @@ async fn a_restarted_leader_does_not_count_dead_peers_old_down_votes() {
             vote: Vote::Down,
             evidence_age_ms: Some(0),
             secondary_up: true,
+            fit: false,
             detail: "p-api Down".into(),
         };
         b.table(Role::Secondary)

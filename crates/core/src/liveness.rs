@@ -36,6 +36,11 @@ pub struct PeerView {
     /// How old the evidence behind the vote was when published (None: no evidence).
     pub evidence_age_ms: Option<u64>,
     pub secondary_up: bool,
+    /// The instance could act on a decision now: its mode is `auto`, the
+    /// secondary passes its probes where the policy requires it, and no other process
+    /// runs with its id. A lease holder that cannot act gives the lease to one that
+    /// can.
+    pub fit: bool,
     /// The instance's probe summary, for humans.
     pub detail: String,
 }
@@ -196,6 +201,15 @@ impl Liveness {
             .and(self.foreign.as_ref().map(|(p, _)| p.as_str()))
     }
 
+    /// Some other instance is live at `now` and could act (publishes `fit`).
+    pub fn fit_peer_live(&self, now: Instant) -> bool {
+        self.seen.values().any(|s| {
+            s.view.fit
+                && s.changed_at
+                    .is_some_and(|t| now.saturating_duration_since(t) < self.view_ttl)
+        })
+    }
+
     /// Every other configured instance as known now.
     pub fn peers<'a>(&self, configured: impl IntoIterator<Item = &'a String>) -> Vec<PeerState> {
         configured
@@ -228,6 +242,7 @@ mod tests {
             vote,
             evidence_age_ms: Some(age_ms),
             secondary_up: true,
+            fit: true,
             detail: String::new(),
         }
     }

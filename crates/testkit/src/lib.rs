@@ -93,17 +93,23 @@ impl Script {
             .insert(probe.to_owned(), answer);
     }
 
-    fn get(&self, probe: &str) -> Answer {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(probe)
+    /// The outcome of `probe` at instance `instance` only (its own path to the
+    /// region broke, say); it wins over [`Script::set`] there.
+    pub fn set_at(&self, instance: &str, probe: &str, answer: Answer) {
+        self.set(&format!("{instance}/{probe}"), answer);
+    }
+
+    fn get(&self, instance: &str, probe: &str) -> Answer {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&format!("{instance}/{probe}"))
+            .or_else(|| map.get(probe))
             .cloned()
             .unwrap_or(Answer::Ok)
     }
 }
 
 struct ScriptedProbe {
+    instance: String,
     name: String,
     script: Script,
 }
@@ -111,7 +117,7 @@ struct ScriptedProbe {
 #[async_trait]
 impl Probe for ScriptedProbe {
     async fn check(&self) -> Result<(), ProbeError> {
-        match self.script.get(&self.name) {
+        match self.script.get(&self.instance, &self.name) {
             Answer::Ok => Ok(()),
             Answer::Fail(why) => Err(ProbeError::Transport(why)),
             Answer::Denied(why) => Err(ProbeError::Caller(why)),
@@ -270,8 +276,9 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn probe(&self, spec: &ProbeSpec, _settings: &Settings) -> Arc<dyn Probe> {
+    fn probe(&self, spec: &ProbeSpec, settings: &Settings) -> Arc<dyn Probe> {
         Arc::new(ScriptedProbe {
+            instance: settings.monitor.instance_id.clone(),
             name: spec.name.clone(),
             script: self.script.clone(),
         })

@@ -62,6 +62,10 @@ pub struct OwnView {
     /// probe reported): its age is taken when the view is published.
     pub evidence_since: Option<Instant>,
     pub secondary_up: bool,
+    /// This instance could act on a decision now ([`PeerView::fit`]).
+    pub fit: bool,
+    /// A commit of this instance is in flight: the lease is not given up under it.
+    pub committing: bool,
     pub detail: String,
 }
 
@@ -71,6 +75,8 @@ impl Default for OwnView {
             vote: Vote::Unknown,
             evidence_since: None,
             secondary_up: false,
+            fit: false,
+            committing: false,
             detail: String::new(),
         }
     }

@@ -13,7 +13,7 @@ use super::store::{CoordError, CoordStore, PeerView};
 use super::{CoordReport, Identity, OwnView};
 use crate::gate::Gate;
 use failover_config::CoordinationSettings;
-use failover_core::lease::{LeaseAction, LeaseTracker};
+use failover_core::lease::{Handover, LeaseStep, LeaseTracker, Standing};
 use failover_core::liveness::{Liveness, Sighting};
 
 /// Runs the lease and view protocol every `renew_every` until `tx` closes or `stop`
@@ -35,6 +35,7 @@ pub async fn run(
         cfg,
         seq: 0,
         was_leader: false,
+        handover: Handover::default(),
     };
     loop {
         gate.pass().await;
@@ -63,11 +64,13 @@ struct Round {
     cfg: CoordinationSettings,
     seq: u64,
     was_leader: bool,
+    handover: Handover,
 }
 
 impl Round {
     async fn once(&mut self, own: &watch::Receiver<OwnView>, started: Instant) -> CoordReport {
         let issued = Instant::now();
+        let mine = own.borrow().clone();
         let mut error = match self.store.read(&self.cfg.instances).await {
             Ok((lease, views)) => {
                 let now = Instant::now();
@@ -79,14 +82,13 @@ impl Round {
                         "another live process runs with this instance id: it does not lead while that lasts"
                     );
                 }
-                self.lease_step(started).await
+                self.lease_step(&mine, started).await
             }
             Err(e) => Some(e.to_string()),
         };
         let now = Instant::now();
         self.log_leadership(now);
         self.seq += 1;
-        let mine = own.borrow().clone();
         let view = PeerView {
             seq: self.seq,
             process: self.id.process.clone(),
@@ -95,6 +97,7 @@ impl Round {
                 .evidence_since
                 .map(|t| millis(now.saturating_duration_since(t))),
             secondary_up: mine.secondary_up,
+            fit: mine.fit,
             detail: mine.detail,
         };
         if let Err(e) = self.store.publish(&self.id.instance, &view).await {
@@ -111,30 +114,28 @@ impl Round {
         }
     }
 
-    /// Renews or takes the lease as the tracker says; returns what failed. While a
-    /// duplicate of this instance is alive, it never takes the lease.
-    async fn lease_step(&mut self, started: Instant) -> Option<String> {
-        match self.tracker.next_action(Instant::now()) {
-            LeaseAction::Wait => None,
-            LeaseAction::Renew { token } => match self.store.renew(&self.id.owner(), token).await {
-                Ok(renewals) => {
-                    self.tracker.held_from(token, renewals, started);
-                    None
-                }
-                Err(CoordError::Refused) => {
-                    warn!(
-                        token,
-                        "lease renewal refused: another instance holds the lease"
-                    );
-                    self.tracker.lost();
-                    None
-                }
-                Err(e) => Some(e.to_string()),
-            },
-            LeaseAction::Acquire { .. } if self.liveness.duplicate(Instant::now()).is_some() => {
+    /// Renews, gives up or takes the lease as the tracker and the handover rule
+    /// (`failover_core::lease::Handover`) say; returns what failed.
+    async fn lease_step(&mut self, mine: &OwnView, started: Instant) -> Option<String> {
+        let now = Instant::now();
+        let standing = Standing {
+            fit: mine.fit,
+            committing: mine.committing,
+            duplicate: self.liveness.duplicate(now).is_some(),
+            fit_peer_live: self.liveness.fit_peer_live(now),
+        };
+        match self.handover.step(self.tracker.next_action(now), standing) {
+            LeaseStep::Wait | LeaseStep::Abstain => None,
+            LeaseStep::Renew { token } => self.renew(token, started).await,
+            LeaseStep::Release { token } => {
+                warn!(
+                    token,
+                    "this instance cannot act (mode, its view of the secondary, a duplicate): handing the leader lease to one that can"
+                );
+                self.release().await;
                 None
             }
-            LeaseAction::Acquire { expected } => {
+            LeaseStep::Acquire { expected } => {
                 match self
                     .store
                     .acquire(&self.id.owner(), expected.as_ref())
@@ -149,6 +150,24 @@ impl Round {
                     Err(e) => Some(e.to_string()),
                 }
             }
+        }
+    }
+
+    async fn renew(&mut self, token: u64, started: Instant) -> Option<String> {
+        match self.store.renew(&self.id.owner(), token).await {
+            Ok(renewals) => {
+                self.tracker.held_from(token, renewals, started);
+                None
+            }
+            Err(CoordError::Refused) => {
+                warn!(
+                    token,
+                    "lease renewal refused: another instance holds the lease"
+                );
+                self.tracker.lost();
+                None
+            }
+            Err(e) => Some(e.to_string()),
         }
     }
 

@@ -20,13 +20,25 @@ impl Daemon {
         (Some(c), leadership)
     }
 
+    /// Whether this instance could act on a decision now: mode `auto`, the
+    /// secondary up where the policy requires it, no duplicate of its id. A lease
+    /// holder that cannot act hands the lease to one that can.
+    fn fit(&self, state: &LoopState) -> bool {
+        self.settings.monitor.mode == Mode::Auto
+            && (!self.settings.policy.require_healthy_secondary
+                || self.policy.region_up(Role::Secondary))
+            && state.coord.as_ref().is_none_or(|r| r.duplicate.is_none())
+    }
+
     /// Hands this instance's view to the coordination task, which publishes it.
-    fn share_view(&self, now: Instant) {
+    fn share_view(&self, state: &LoopState, now: Instant) {
         let (vote, evidence_age) = self.policy.vote(now);
         let own = OwnView {
             vote,
             evidence_since: evidence_age.and_then(|a| now.checked_sub(a)),
             secondary_up: self.policy.region_up(Role::Secondary),
+            fit: self.fit(state),
+            committing: state.commits.in_flight(),
             detail: self
                 .policy
                 .probe_views(now)
@@ -75,7 +87,7 @@ impl Daemon {
         if let Some(c) = &coordination {
             self.metrics.leader.set(i64::from(leadership.acts()));
             self.metrics.quorum_reachable.set(i64::from(c.reachable()));
-            self.share_view(now);
+            self.share_view(state, now);
         }
         let acts = leadership.acts();
         self.acts
