@@ -364,3 +364,44 @@ async fn with_no_instance_able_to_act_the_lease_stays_and_nothing_moves() {
         n.stop().await;
     }
 }
+
+/// Item 5c: a human's move is answered within the admin API's request timeout, or
+/// not started: with the longest `write_timeout` allowed (8 s, three calls a commit),
+/// a move queued behind a slow automatic commit is answered `Expired` (nothing
+/// written) instead of being started 15 s later and answered after the caller gave
+/// up. Before: `MOVE_WAIT` was 15 s whatever `write_timeout` was.
+#[tokio::test(start_paused = true)]
+async fn a_queued_move_is_answered_in_time_or_not_started() {
+    let b = world();
+    let mut s = settings("a", "");
+    s.monitor.write_timeout = 8 * S;
+    let a = Node::start(s, &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    let slow = Faults {
+        delay: Some(Duration::from_millis(7_900)),
+        ..Faults::default()
+    };
+    for role in [Role::Primary, Role::Secondary] {
+        b.table(role).set_faults(slow.clone());
+    }
+    primary_down(&b);
+    a.wait_for(5 * S, "the automatic commit in flight", |s| s.committing)
+        .await;
+    tokio::time::sleep(2 * S).await;
+    let asked = tokio::time::Instant::now();
+    let answer = force(&a, AppState::Active).await;
+    let took = asked.elapsed();
+    assert!(
+        took <= failover_daemon::control::ANSWER_WITHIN,
+        "answered after {took:?}"
+    );
+    assert!(matches!(answer, Err(MoveError::Expired)), "{answer:?}");
+    b.table(Role::Secondary).set_faults(Faults::default());
+    tokio::time::sleep(10 * S).await;
+    let audits = audits(&b, Role::Secondary);
+    assert!(
+        audits.iter().all(|r| r.to != AppState::Active),
+        "the expired move was never written: {audits:?}"
+    );
+    a.kill();
+}

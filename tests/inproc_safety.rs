@@ -500,15 +500,17 @@ async fn a_catch_up_copies_every_missing_record_or_does_not_move_the_copy() {
     a.stop().await;
 }
 
-/// A manual move that waits behind a slow commit for longer than it may is dropped
-/// unstarted, and says so.
+/// A manual move that waits behind a slow commit for longer than it may
+/// (`control::move_wait`: 26 s with these settings' 1 s `write_timeout`) is dropped
+/// unstarted, and says so. (The in-memory table never times out: the commit here is
+/// slower than the SDK's timeouts would let it be.)
 #[tokio::test(start_paused = true)]
 async fn a_move_stuck_behind_a_commit_is_not_started_late() {
     let b = world();
     let a = Node::start(settings("a", ""), &b, 1);
     a.wait_for(5 * S, "ready", |s| s.ready).await;
     b.table(Role::Secondary).set_faults(Faults {
-        delay: Some(20 * S),
+        delay: Some(27 * S),
         ..Faults::default()
     });
     primary_down(&b);

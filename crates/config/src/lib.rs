@@ -174,7 +174,7 @@ impl RawConfig {
             .route53
             .map(route53::RawRoute53::validate)
             .transpose()?;
-        Ok(Settings {
+        let settings = Settings {
             app,
             regions,
             monitor,
@@ -185,8 +185,47 @@ impl RawConfig {
             stack,
             coordination,
             route53,
-        })
+        };
+        check_a_move_can_be_answered(&settings)?;
+        Ok(settings)
     }
+}
+
+/// How long a human's move may take to be answered (the admin API's request
+/// timeout); `failover_daemon::control::ANSWER_WITHIN` is the same.
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A human's move waits at least this long behind a commit in flight before it is
+/// answered as expired (`failover_daemon::control::move_wait`).
+const SHORTEST_MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `monitor.write_timeout` leaves a human's move time to wait behind a commit in
+/// flight, commit, and be answered within the admin API's request timeout: a move
+/// answered "timed out" is then always a move that never started.
+fn check_a_move_can_be_answered(s: &Settings) -> Result<(), ConfigError> {
+    let budget = ANSWER_WITHIN - std::time::Duration::from_secs(1) - SHORTEST_MOVE_WAIT;
+    if s.longest_commit() <= budget {
+        return Ok(());
+    }
+    let most = budget / s.commit_calls();
+    Err(invalid(
+        "monitor.write_timeout",
+        humantime::format_duration(s.monitor.write_timeout),
+        format!(
+            "at most {}{}: a human's move makes up to {} calls of up to write_timeout each, \
+             and must be answered within the admin API's {}s (with {}s to wait behind a \
+             commit in flight)",
+            humantime::format_duration(most),
+            if s.route53.is_some() {
+                " with [route53]"
+            } else {
+                ""
+            },
+            s.commit_calls(),
+            ANSWER_WITHIN.as_secs(),
+            SHORTEST_MOVE_WAIT.as_secs()
+        ),
+    ))
 }
 
 /// The validated settings the rest of the program uses.
@@ -297,6 +336,19 @@ impl Settings {
                 .max()
                 .unwrap_or(std::time::Duration::MAX),
         }
+    }
+
+    /// The calls one commit of a human's move may make, each bounded by
+    /// `monitor.write_timeout`: the transaction in the commit region, the primary's
+    /// copy (or the read after a lost race), and the DNS record's read and change
+    /// when `[route53]` is set.
+    pub fn commit_calls(&self) -> u32 {
+        3 + if self.route53.is_some() { 2 } else { 0 }
+    }
+
+    /// The longest one commit may take.
+    pub fn longest_commit(&self) -> std::time::Duration {
+        self.monitor.write_timeout * self.commit_calls()
     }
 
     /// A fresh policy for these settings, its probes in the configured order.

@@ -258,10 +258,14 @@ impl<P: PreparedMove, R, Q> Commits<P, R, Q> {
         });
     }
 
-    /// The next human request to start, once nothing is in flight, and those that
-    /// waited longer than `max_wait` (to be answered that they expired, never
-    /// started late).
-    pub fn next_request(&mut self, now: Instant, max_wait: Duration) -> (Option<Q>, Vec<Q>) {
+    /// The next human request to start (with when it was queued), once nothing is in
+    /// flight, and those that waited longer than `max_wait` (to be answered that they
+    /// expired, never started late).
+    pub fn next_request(
+        &mut self,
+        now: Instant,
+        max_wait: Duration,
+    ) -> (Option<(Q, Instant)>, Vec<Q>) {
         let mut expired = Vec::new();
         if self.in_flight.is_some() {
             return (None, expired);
@@ -270,7 +274,7 @@ impl<P: PreparedMove, R, Q> Commits<P, R, Q> {
             if now.saturating_duration_since(q.since) > max_wait {
                 expired.push(q.request);
             } else {
-                return (Some(q.request), expired);
+                return (Some((q.request, q.since)), expired);
             }
         }
         (None, expired)
@@ -472,6 +476,7 @@ mod tests {
         c.start(key(1), Origin::Auto).unwrap();
         c.enqueue("first", Instant::now());
         advance(Duration::from_secs(10)).await;
+        let queued = Instant::now();
         c.enqueue("second", Instant::now());
         c.enqueue("third", Instant::now());
         assert_eq!(c.next_request(Instant::now(), wait), (None, vec![]));
@@ -479,12 +484,12 @@ mod tests {
         c.finish(key(1)).unwrap();
         assert_eq!(
             c.next_request(Instant::now(), wait),
-            (Some("second"), vec!["first"])
+            (Some(("second", queued)), vec!["first"])
         );
         assert_eq!(c.queued(), 1);
         assert_eq!(
             c.next_request(Instant::now(), wait),
-            (Some("third"), vec![])
+            (Some(("third", queued)), vec![])
         );
         assert_eq!(c.next_request(Instant::now(), wait), (None, vec![]));
     }

@@ -64,7 +64,7 @@ pub enum Request {
     },
     /// A human's move, through the safety rules (unless `force`) and the actuator.
     /// Waits while another commit is in flight; dropped (answered
-    /// [`MoveError::Expired`]) if it could not start within [`MOVE_WAIT`].
+    /// [`MoveError::Expired`]) if it could not start within [`move_wait`].
     Move {
         to: AppState,
         reason: String,
@@ -104,14 +104,25 @@ pub enum MoveError {
     /// The write failed in a way that leaves it unknown whether it applied; the
     /// monitor recognises it on its next read of the item.
     Unknown(ActionError),
-    /// It waited behind another commit for longer than [`MOVE_WAIT`]: not started.
+    /// It waited behind another commit for longer than [`move_wait`], or could no
+    /// longer be answered in time: not started.
     Expired,
 }
 
-/// Longest a manual move waits behind a commit in flight before it is dropped
-/// unstarted (shorter than the admin API's request timeout, so that an answer that
-/// timed out always means "not started").
-pub const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a human's move may take to be answered: the admin API's request
+/// timeout. A move that could not be answered within it is not started, so that an
+/// answer that timed out always means "not started".
+pub const ANSWER_WITHIN: std::time::Duration = failover_config::ANSWER_WITHIN;
+
+/// Longest a manual move waits behind a commit in flight before it is answered
+/// [`MoveError::Expired`], unstarted: what is left of [`ANSWER_WITHIN`] once the
+/// longest commit ([`Settings::longest_commit`](failover_config::Settings::longest_commit)) and a second of
+/// slack are taken off. `monitor.write_timeout` is validated to leave at least 5 s.
+pub fn move_wait(settings: &Settings) -> std::time::Duration {
+    ANSWER_WITHIN
+        .saturating_sub(std::time::Duration::from_secs(1))
+        .saturating_sub(settings.longest_commit())
+}
 
 /// What the caller keeps to observe and steer a running daemon.
 #[derive(Clone)]

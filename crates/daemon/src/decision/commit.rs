@@ -9,7 +9,7 @@ use tracing::{error, info, warn};
 
 use super::{Daemon, Done, HumanMove, LoopState, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
-use crate::control::{MOVE_WAIT, MoveDone, MoveError, Request};
+use crate::control::{ANSWER_WITHIN, MoveDone, MoveError, Request, move_wait};
 use failover_core::commit::Origin;
 use failover_core::model::{AuditRecord, ConfigItem, Fence, Trigger};
 use failover_core::policy::{Decision, ItemChange};
@@ -89,8 +89,15 @@ impl Daemon {
         self.spawn_commit(prepared, Origin::Auto, state, tasks);
     }
 
-    /// A human's move: checked against the safety rules now, committed in a task.
-    fn start_manual(&mut self, request: Request, state: &mut LoopState, tasks: &mut Tasks) {
+    /// A human's move, received at `since`: checked against the safety rules now,
+    /// committed in a task.
+    fn start_manual(
+        &mut self,
+        request: Request,
+        since: Instant,
+        state: &mut LoopState,
+        tasks: &mut Tasks,
+    ) {
         let Request::Move {
             to,
             reason,
@@ -108,11 +115,28 @@ impl Daemon {
             caller,
             reply,
             again: false,
+            since,
         };
         self.start_human(human, state, tasks);
     }
 
+    /// Whether a commit of a human's move received at `since`, started now, is
+    /// answered within [`ANSWER_WITHIN`] of then (a second of slack for the way
+    /// from the HTTP handler to the loop).
+    fn answerable(&self, since: Instant) -> bool {
+        Instant::now() + self.settings.longest_commit() + std::time::Duration::from_secs(1)
+            <= since + ANSWER_WITHIN
+    }
+
     fn start_human(&mut self, human: HumanMove, state: &mut LoopState, tasks: &mut Tasks) {
+        if human.reply.is_closed() {
+            info!(to = %human.to, caller = %human.caller, "the caller of a move is gone: not starting it");
+            return;
+        }
+        if !self.answerable(human.since) {
+            let _ = human.reply.send(Err(MoveError::Expired));
+            return;
+        }
         match self.policy.manual(human.to, human.force, Instant::now()) {
             Err(r) => {
                 warn!(to = %human.to, caller = %human.caller, refusal = %r, "manual move refused");
@@ -134,21 +158,22 @@ impl Daemon {
         if state.commits.in_flight() {
             state.commits.enqueue(request, Instant::now());
         } else {
-            self.start_manual(request, state, tasks);
+            self.start_manual(request, Instant::now(), state, tasks);
         }
     }
 
     /// Starts the next queued move, answering those that waited too long.
     fn next_queued(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
         loop {
-            let (next, expired) = state.commits.next_request(Instant::now(), MOVE_WAIT);
+            let max_wait = move_wait(&self.settings);
+            let (next, expired) = state.commits.next_request(Instant::now(), max_wait);
             for request in expired {
                 if let Request::Move { reply, .. } = request {
                     let _ = reply.send(Err(MoveError::Expired));
                 }
             }
             match next {
-                Some(request) => self.start_manual(request, state, tasks),
+                Some((request, since)) => self.start_manual(request, since, state, tasks),
                 None => return,
             }
             if state.commits.in_flight() {
@@ -186,7 +211,9 @@ impl Daemon {
                         match origin {
                             // The item was found reset under us: what the human asked
                             // is decided again, once, from the item as it is.
-                            Origin::Manual(human) if reset && !human.again => {
+                            Origin::Manual(human)
+                                if reset && !human.again && self.answerable(human.since) =>
+                            {
                                 info!(to = %human.to, caller = %human.caller,
                                     "the config item was reset under this move: deciding it again from the item as it is");
                                 let human = HumanMove {

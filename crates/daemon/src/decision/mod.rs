@@ -88,6 +88,9 @@ struct HumanMove {
         tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
     /// Already asked again once.
     again: bool,
+    /// When the loop received it: it is answered within
+    /// [`ANSWER_WITHIN`](crate::control::ANSWER_WITHIN) of then, or not started.
+    since: Instant,
 }
 
 /// The commit lifecycle of this loop: prepared writes, humans' answers, and their
