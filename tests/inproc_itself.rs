@@ -405,3 +405,45 @@ async fn a_queued_move_is_answered_in_time_or_not_started() {
     );
     a.kill();
 }
+
+/// Item 5b: a fresh process whose clock is 5 s behind the writer's reads an item
+/// written "now" (its `updatedAt` in this process's future) and still holds down.
+/// Before: a future `updatedAt` read as "unknown", the hold-down was skipped and the
+/// primary failed over within seconds of the last transition.
+#[tokio::test(start_paused = true)]
+async fn a_clock_behind_the_writers_does_not_skip_the_hold_down() {
+    let b = world();
+    let written =
+        humantime::format_rfc3339_millis(failover_daemon::clock::WallClock::now(&b.clock));
+    b.seed_item(
+        APP,
+        &ConfigItem {
+            state: AppState::Active,
+            version: 3,
+            updated_at: Some(written.to_string()),
+            updated_by: Some("admin:ana".into()),
+            reason: Some("failback".into()),
+        },
+    );
+    let mut behind = b.instance(1);
+    behind.clock = b.clock.skewed(-5_000);
+    let mut s = settings("a", "");
+    s.monitor.hold_down = 60 * S;
+    let a = Node::start(s, &behind, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    primary_down(&b);
+    tokio::time::sleep(30 * S).await;
+    let s = a.status();
+    assert_eq!(
+        s.item.map(|i| i.version),
+        Some(3),
+        "held down: {}",
+        s.verdict
+    );
+    assert!(s.verdict.contains("hold_down"), "{}", s.verdict);
+    a.wait_for(40 * S, "the failover after the hold-down", |s| {
+        s.item.as_ref().is_some_and(|i| i.version == 4)
+    })
+    .await;
+    a.stop().await;
+}

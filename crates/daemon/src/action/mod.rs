@@ -167,15 +167,24 @@ impl Actuator {
         format!("{n:032x}")
     }
 
-    /// The time a copy of the item took its version, as an instant: from its
-    /// `updatedAt`, if it is in the past and parseable.
+    /// The time a copy of the item took its version, as an instant, from its
+    /// `updatedAt` on this process's wall clock. When that cannot say (no or an
+    /// unreadable `updatedAt`, or one in our future because our clock is behind the
+    /// writer's), `now`: a hold-down then runs from now, never skipped.
     pub fn changed_at(
         &self,
         item: &ConfigItem,
         now: tokio::time::Instant,
     ) -> Option<tokio::time::Instant> {
-        let at = humantime::parse_rfc3339_weak(item.updated_at.as_deref()?).ok()?;
-        let age: Duration = self.clock.now().duration_since(at).ok()?;
+        let Some(at) = item
+            .updated_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        else {
+            return Some(now);
+        };
+        let age: Duration = self.clock.now().duration_since(at).unwrap_or_default();
+        // Older than this process's monotonic clock can say: long past.
         now.checked_sub(age)
     }
 
