@@ -33,6 +33,7 @@ pub struct Metrics {
     pub schedule_lag: prometheus::Histogram,
     pub quorum_reachable: IntGauge,
     pub needs_human: IntGauge,
+    pub fenced_seconds: Gauge,
     pub duplicate_instance: IntGauge,
     pub commit_attempts: IntCounterVec,
 }
@@ -105,6 +106,7 @@ impl Metrics {
             schedule_lag: reg(&r, prometheus::Histogram::with_opts(histogram_opts("probe_schedule_lag_seconds", "How late probe runs start after their slot (jitter excluded): the scheduler's health.", LAG_BUCKETS)).expect("valid metric")),
             quorum_reachable: gauge(&r, "quorum_reachable", "With cooperating instances: 1 while enough configured instances are live to reach the failover quorum, 0 while not (a lone survivor never fails over on its own); 1 for an instance that acts alone."),
             needs_human: gauge(&r, "needs_human", "1 while the config item is in a state only a human can settle (reset below versions already used); automatic moves are stopped."),
+            fenced_seconds: float(&r, "fenced_seconds", "How long the config item has been fenced (writes blocked), 0 while it is not. A fence of the monitors is lifted once it is older than max_fence plus the failover bound."),
             duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
             commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
             registry: r,
@@ -177,7 +179,7 @@ mod tests {
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         let families = m.registry.gather();
-        assert_eq!(families.len(), 19, "every series is checked");
+        assert_eq!(families.len(), 20, "every series is checked");
         for family in families {
             let name = family.name().trim_start_matches("failover_monitor_");
             assert!(

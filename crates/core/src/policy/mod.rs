@@ -193,6 +193,15 @@ impl Policy {
             .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
     }
 
+    /// How long the item has been fenced (None while it is not).
+    pub fn fenced_for(&self, now: Instant) -> Option<Duration> {
+        self.item
+            .as_ref()
+            .filter(|i| i.state == AppState::Fenced)
+            .and(self.fenced_at)
+            .map(|t| now.saturating_duration_since(t))
+    }
+
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
     }

@@ -36,6 +36,11 @@ pub struct PolicyConfig {
     pub max_fence: Duration,
     pub rule: RegionRule,
     pub require_healthy_secondary: bool,
+    /// A fence the monitors set that can neither go on to `failover` (the primary
+    /// not down on fresh evidence, or no quorum) nor be lifted (the primary not up)
+    /// is lifted once it is this old: `max_fence` plus the failover bound, the
+    /// longest a real outage takes to be confirmed. It never blocks writes for ever.
+    pub fence_expiry: Duration,
     /// Acting alone, a primary that is down counts only while the evidence is this
     /// fresh (the age of the least recently heard primary probe's last report):
     /// twice the slowest primary probe's `interval + jitter + timeout`. A process

@@ -73,6 +73,8 @@ fn quorum(policy: &Policy, now: Instant) -> serde_json::Value {
 impl Daemon {
     /// Updates the item's gauges and publishes a fresh snapshot.
     pub(super) fn publish(&self, state: &LoopState, leadership: &Leadership) {
+        let fenced = self.policy.fenced_for(Instant::now()).unwrap_or_default();
+        self.metrics.fenced_seconds.set(fenced.as_secs_f64());
         if let Some(item) = self.policy.item() {
             self.metrics.set_state(item.state);
             self.metrics

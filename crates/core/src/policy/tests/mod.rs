@@ -26,6 +26,7 @@ pub(super) fn cfg() -> PolicyConfig {
         rule: RegionRule::Any,
         require_healthy_secondary: true,
         evidence_ttl: Duration::from_secs(3600),
+        fence_expiry: Duration::from_secs(600),
     }
 }
 
