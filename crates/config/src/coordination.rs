@@ -33,8 +33,14 @@ pub(super) struct RawCoordination {
     /// How many of the configured `instances` must see the primary down before the
     /// leader fails over, however many are live: `"majority"` (more than half of
     /// them) or a whole number from 1 to the number of `instances`. Default:
-    /// `"majority"`.
+    /// `"majority"`. A number at most half of `instances` needs
+    /// `allow_minority_quorum`.
     pub(super) quorum: Option<QuorumRule>,
+    /// `true` allows a `quorum` of at most half of the `instances`: a minority that
+    /// sees the primary down (its own network broken, say) may then fail a healthy
+    /// primary over, and two sides of a partition may both think they decide. Only
+    /// for a deployment that accepts that. Default: `false`.
+    pub(super) allow_minority_quorum: Option<bool>,
 }
 
 /// Several instances cooperating through the config table in the secondary region.
@@ -50,6 +56,8 @@ pub struct CoordinationSettings {
     pub view_ttl: Duration,
     /// How many of the configured instances must see the primary down.
     pub quorum: QuorumRule,
+    /// A quorum of at most half of the instances was allowed explicitly.
+    pub allow_minority_quorum: bool,
 }
 
 impl RawCoordination {
@@ -60,6 +68,7 @@ impl RawCoordination {
                 || self.renew_every.is_some()
                 || self.view_ttl.is_some()
                 || self.quorum.is_some()
+                || self.allow_minority_quorum.is_some()
             {
                 return Err(ConfigError::Parse {
                     key: "coordination.instances".into(),
@@ -88,12 +97,26 @@ impl RawCoordination {
                 ),
             ));
         }
+        let allow_minority_quorum = self.allow_minority_quorum.unwrap_or(false);
+        if quorum.threshold(instances.len()) * 2 <= instances.len() && !allow_minority_quorum {
+            return Err(invalid(
+                "coordination.quorum",
+                quorum,
+                format!(
+                    "at most half of the {} instances: a minority that sees the primary down \
+                     (its own network broken) could fail a healthy primary over; use \
+                     \"majority\", or set coordination.allow_minority_quorum = true to accept that",
+                    instances.len()
+                ),
+            ));
+        }
         Ok(Some(CoordinationSettings {
             instances,
             lease,
             renew_every,
             view_ttl,
             quorum,
+            allow_minority_quorum,
         }))
     }
 }
@@ -228,6 +251,22 @@ mod tests {
         let mut c = instances(&["a", "b"]);
         c.quorum = Some(QuorumRule::AtLeast(3));
         assert!(c.validate("a").is_err());
+    }
+
+    #[test]
+    fn a_minority_quorum_needs_an_explicit_key() {
+        for (n, of, ok) in [(1, 3, false), (2, 3, true), (2, 4, false), (3, 4, true), (1, 1, true)] {
+            let names: Vec<String> = (0..of).map(|i| format!("m{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut c = instances(&names);
+            c.quorum = Some(QuorumRule::AtLeast(n));
+            assert_eq!(c.validate("m0").is_ok(), ok, "{n} of {of}");
+            let mut c = instances(&names);
+            c.quorum = Some(QuorumRule::AtLeast(n));
+            c.allow_minority_quorum = Some(true);
+            assert!(c.validate("m0").is_ok(), "{n} of {of}, allowed");
+        }
+        assert!(instances(&["a", "b"]).validate("a").is_ok(), "majority of two is two");
     }
 
     #[test]

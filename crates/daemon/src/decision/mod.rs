@@ -266,6 +266,12 @@ impl Daemon {
 
     fn warn_about_settings(&self) {
         let s = &self.settings;
+        if let Some(c) = &s.coordination
+            && c.allow_minority_quorum
+        {
+            warn!(quorum = %c.quorum, instances = c.instances.len(),
+                "coordination.allow_minority_quorum: a minority of the instances may fail the primary over");
+        }
         if s.policy.require_healthy_secondary
             && !s.probes.iter().any(|p| p.region == Role::Secondary)
         {
