@@ -447,3 +447,44 @@ async fn a_clock_behind_the_writers_does_not_skip_the_hold_down() {
     .await;
     a.stop().await;
 }
+
+/// Item 5f: instances with different `[coordination]` sections notice. Instance c
+/// runs another `view_ttl` (a change rolled out to it only): every instance shows
+/// the mismatch (status, metric), and a primary outage is not failed over
+/// automatically until they agree. Before: nothing was noticed, and instances
+/// counting different quorums decided together.
+#[tokio::test(start_paused = true)]
+async fn instances_with_different_coordination_sections_notice_and_wait() {
+    let b = world();
+    let names = ["a", "b", "c"];
+    let mut nodes: Vec<Node> = names[..2]
+        .iter()
+        .zip(1..)
+        .map(|(n, seed)| Node::start(coordinated(n, &names, "3s"), &b, seed))
+        .collect();
+    let mut other = coordinated("c", &names, "3s");
+    if let Some(c) = other.coordination.as_mut() {
+        c.view_ttl = 2 * S;
+    }
+    nodes.push(Node::start(other, &b, 3));
+    for (i, n) in nodes.iter().enumerate() {
+        let s = n
+            .wait_for(10 * S, "the mismatch", |s| !s.coordination_mismatch.is_empty())
+            .await;
+        let expected: Vec<&str> = if i == 2 { vec!["a", "b"] } else { vec!["c"] };
+        assert_eq!(s.coordination_mismatch, expected);
+        assert_eq!(n.metric("failover_monitor_coordination_mismatch "), 1.0);
+    }
+    primary_down(&b);
+    tokio::time::sleep(20 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    let leader = nodes.iter().find(|n| n.status().is_leader).expect("a leader");
+    assert!(
+        leader.status().verdict.contains("coordination_mismatch"),
+        "{}",
+        leader.status().verdict
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}

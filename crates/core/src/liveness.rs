@@ -41,6 +41,10 @@ pub struct PeerView {
     /// runs with its id. A lease holder that cannot act gives the lease to one that
     /// can.
     pub fit: bool,
+    /// A digest of the instance's `[coordination]` section (empty: not published,
+    /// an older version): instances that disagree on the instances, the lease or the
+    /// quorum must not decide together.
+    pub digest: String,
     /// The instance's probe summary, for humans.
     pub detail: String,
 }
@@ -210,6 +214,24 @@ impl Liveness {
         })
     }
 
+    /// The live instances at `now` that publish another `[coordination]` digest than
+    /// `mine` (an empty digest, from an older version, is not compared).
+    pub fn mismatched(&self, mine: &str, now: Instant) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .seen
+            .iter()
+            .filter(|(_, s)| {
+                !s.view.digest.is_empty()
+                    && s.view.digest != mine
+                    && s.changed_at
+                        .is_some_and(|t| now.saturating_duration_since(t) < self.view_ttl)
+            })
+            .map(|(i, _)| i.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every other configured instance as known now.
     pub fn peers<'a>(&self, configured: impl IntoIterator<Item = &'a String>) -> Vec<PeerState> {
         configured
@@ -243,6 +265,7 @@ mod tests {
             evidence_age_ms: Some(age_ms),
             secondary_up: true,
             fit: true,
+            digest: "d1".into(),
             detail: String::new(),
         }
     }
@@ -368,5 +391,38 @@ mod tests {
         );
         advance(TTL).await;
         assert_eq!(l.duplicate(Instant::now()), None, "gone for a whole ttl");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_peers_with_another_coordination_section_are_named() {
+        let mut l = Liveness::new("a", "pa", TTL);
+        let mut other = view(1, "pc", Vote::Up, 0);
+        other.digest = "d2".into();
+        let mut old = view(1, "pd", Vote::Up, 0);
+        old.digest = String::new();
+        read(
+            &mut l,
+            &[
+                ("b", view(1, "pb", Vote::Up, 0)),
+                ("c", other.clone()),
+                ("d", old.clone()),
+            ],
+        );
+        assert!(
+            l.mismatched("d1", Instant::now()).is_empty(),
+            "not live yet"
+        );
+        other.seq = 2;
+        old.seq = 2;
+        read(
+            &mut l,
+            &[("b", view(2, "pb", Vote::Up, 0)), ("c", other), ("d", old)],
+        );
+        assert_eq!(l.mismatched("d1", Instant::now()), ["c"]);
+        advance(TTL).await;
+        assert!(
+            l.mismatched("d1", Instant::now()).is_empty(),
+            "no longer live"
+        );
     }
 }

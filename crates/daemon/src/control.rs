@@ -33,6 +33,9 @@ pub struct Status {
     pub quorum: Option<serde_json::Value>,
     /// Another live process with this instance id (it never takes the lease).
     pub duplicate: Option<String>,
+    /// Live instances running another `[coordination]` section: automatic moves
+    /// wait until every live instance agrees.
+    pub coordination_mismatch: Vec<String>,
     /// Set while the item is in a state only a human can settle; automatic moves
     /// are stopped until it changes.
     pub needs_human: Option<String>,

@@ -35,6 +35,7 @@ pub struct Metrics {
     pub needs_human: IntGauge,
     pub fenced_seconds: Gauge,
     pub duplicate_instance: IntGauge,
+    pub coordination_mismatch: IntGauge,
     pub commit_attempts: IntCounterVec,
 }
 
@@ -108,6 +109,7 @@ impl Metrics {
             needs_human: gauge(&r, "needs_human", "1 while the config item is in a state only a human can settle (reset below versions already used); automatic moves are stopped."),
             fenced_seconds: float(&r, "fenced_seconds", "How long the config item has been fenced (writes blocked), 0 while it is not. A fence of the monitors is lifted once it is older than max_fence plus the failover bound."),
             duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
+            coordination_mismatch: gauge(&r, "coordination_mismatch", "1 while a live instance runs another [coordination] section than this one (instances, lease, timing, quorum): automatic moves wait until they agree."),
             commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
             registry: r,
         };
@@ -179,7 +181,7 @@ mod tests {
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         let families = m.registry.gather();
-        assert_eq!(families.len(), 20, "every series is checked");
+        assert_eq!(families.len(), 21, "every series is checked");
         for family in families {
             let name = family.name().trim_start_matches("failover_monitor_");
             assert!(

@@ -190,12 +190,17 @@ impl Policy {
         if self.paused {
             return block(Blocked::Paused);
         }
-        if let Some(c) = &self.coordination
-            && !c.leader
-        {
-            return block(Blocked::NotLeader {
-                leader: c.leader_id.clone(),
-            });
+        if let Some(c) = &self.coordination {
+            if !c.leader {
+                return block(Blocked::NotLeader {
+                    leader: c.leader_id.clone(),
+                });
+            }
+            if !c.mismatch.is_empty() {
+                return block(Blocked::CoordinationMismatch {
+                    instances: c.mismatch.clone(),
+                });
+            }
         }
         if w.hold_down
             && let Some(last) = self.last_transition_at

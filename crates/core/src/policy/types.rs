@@ -116,6 +116,9 @@ pub enum Blocked {
     SecondaryUnhealthy { down: Vec<String> },
     /// Another instance holds the leader lease (or nobody does).
     NotLeader { leader: Option<String> },
+    /// Live instances run another `[coordination]` section (a change rolled out to
+    /// some of them only): automatic moves wait until all agree.
+    CoordinationMismatch { instances: Vec<String> },
 }
 
 /// What the cooperating instances say (None when this instance acts alone).
@@ -134,6 +137,9 @@ pub struct Coordination {
     /// This instance's own vote counts only while its evidence is younger than this.
     pub max_evidence_age: Duration,
     pub quorum: QuorumRule,
+    /// Live instances whose `[coordination]` section differs from this one's: they
+    /// may count another quorum, so nothing is decided together until they agree.
+    pub mismatch: Vec<String>,
 }
 
 impl Coordination {

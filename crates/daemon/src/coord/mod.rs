@@ -107,6 +107,8 @@ pub struct CoordReport {
     pub peers: Vec<PeerState>,
     /// Another live process with this instance id (its process value).
     pub duplicate: Option<String>,
+    /// Live instances that publish another `[coordination]` digest.
+    pub mismatch: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -187,6 +189,7 @@ pub fn policy_input(
             .count(),
         max_evidence_age: cfg.view_ttl,
         quorum: cfg.quorum,
+        mismatch: report.map(|r| r.mismatch.clone()).unwrap_or_default(),
     };
     let leadership = match held {
         Some((token, _)) => Leadership::Leader(Fence {

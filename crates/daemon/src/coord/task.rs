@@ -27,6 +27,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     gate: Gate,
 ) {
+    let digest = cfg.digest();
     let mut round = Round {
         store,
         tracker: LeaseTracker::new(id.owner(), cfg.lease),
@@ -36,6 +37,7 @@ pub async fn run(
         seq: 0,
         was_leader: false,
         handover: Handover::default(),
+        digest,
     };
     loop {
         gate.pass().await;
@@ -65,6 +67,8 @@ struct Round {
     seq: u64,
     was_leader: bool,
     handover: Handover,
+    /// This instance's `[coordination]` digest, published in every view.
+    digest: String,
 }
 
 impl Round {
@@ -98,6 +102,7 @@ impl Round {
                 .map(|t| millis(now.saturating_duration_since(t))),
             secondary_up: mine.secondary_up,
             fit: mine.fit,
+            digest: self.digest.clone(),
             detail: mine.detail,
         };
         if let Err(e) = self.store.publish(&self.id.instance, &view).await {
@@ -110,6 +115,7 @@ impl Round {
             own: view,
             peers: self.liveness.peers(&self.cfg.instances),
             duplicate: self.liveness.duplicate(now).map(str::to_owned),
+            mismatch: self.liveness.mismatched(&self.digest, now),
             error,
         }
     }

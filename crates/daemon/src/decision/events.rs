@@ -233,6 +233,12 @@ impl Daemon {
         self.metrics
             .duplicate_instance
             .set(i64::from(report.duplicate.is_some()));
+        let mismatch = !report.mismatch.is_empty();
+        if mismatch && self.metrics.coordination_mismatch.get() == 0 {
+            warn!(instances = ?report.mismatch,
+                "live instances run another [coordination] section: automatic moves wait until all agree");
+        }
+        self.metrics.coordination_mismatch.set(i64::from(mismatch));
         state.coord = Some(report);
         state.publish_now = true;
     }

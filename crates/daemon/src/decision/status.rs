@@ -40,6 +40,7 @@ pub(super) fn snapshot(
             .unwrap_or_default(),
         quorum: coordination.map(|_| quorum(policy, now)),
         duplicate: report.and_then(|r| r.duplicate.clone()),
+        coordination_mismatch: report.map(|r| r.mismatch.clone()).unwrap_or_default(),
         needs_human: state.commits.needs_human().map(|n| n.reason.clone()),
         committing: state.commits.in_flight(),
         item: policy.item().cloned(),

@@ -16,6 +16,7 @@ async fn quorum_counts_the_configured_instances_and_leadership_gates_failover() 
         others_down,
         max_evidence_age: Duration::from_secs(5),
         quorum: QuorumRule::Majority,
+        mismatch: Vec::new(),
     };
     // (own view down, others live, others down, leader) -> acts?
     let cases = [
@@ -83,6 +84,7 @@ async fn an_own_vote_on_stale_evidence_does_not_count() {
         others_down: 1,
         max_evidence_age: Duration::from_secs(5),
         quorum: QuorumRule::Majority,
+        mismatch: Vec::new(),
     };
     p.set_coordination(Some(c));
     assert_eq!(p.vote(now), (Vote::Down, Some(Duration::ZERO)));

@@ -365,6 +365,7 @@ async fn a_fence_without_a_quorum_expires_instead_of_blocking_writes_for_ever() 
         others_down: 1,
         max_evidence_age: Duration::from_secs(10),
         quorum: crate::rules::QuorumRule::Majority,
+        mismatch: Vec::new(),
     }));
     assert_eq!(target(&p.evaluate(t0)), Some(AppState::Fenced));
     p.committed(item(AppState::Fenced, 1), t0);
@@ -377,6 +378,7 @@ async fn a_fence_without_a_quorum_expires_instead_of_blocking_writes_for_ever() 
         others_down: 0,
         max_evidence_age: Duration::from_secs(10),
         quorum: crate::rules::QuorumRule::Majority,
+        mismatch: Vec::new(),
     }));
     for secs in [10, 30, 59] {
         let at = t0 + Duration::from_secs(secs);
