@@ -994,7 +994,7 @@ async fn comment_commands_say_in_one_line_which_path_they_took_and_why() {
     let with_debug = |args: &[&str]| {
         let out = cli(&config)
             .args(args)
-            .env("RUST_LOG", "failover_monitor=debug")
+            .env("RUST_LOG", "failover_provision=debug")
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");

@@ -11,13 +11,15 @@ use aws_sdk_s3::types::{
 };
 use serde::Serialize;
 
-use crate::context::Cx;
-use crate::engine::{At, Kind, Observed, Pending};
+use super::iam;
+use crate::context::StackContext;
+use crate::names::Names;
 use crate::sdk::{self, STACK_TAG, SdkResult};
-use crate::stack::Stack;
 use failover_core::model::Role;
+use failover_provision_engine::{At, Kind, Observed, Pending};
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename = "bucket")]
 pub struct BucketSpec {
     /// CORS for the web page's uploads.
     pub cors: bool,
@@ -26,10 +28,10 @@ pub struct BucketSpec {
 }
 
 impl BucketSpec {
-    pub fn photos(stack: &Stack, role: Role) -> Self {
+    pub fn photos(names: &Names, role: Role) -> Self {
         BucketSpec {
             cors: true,
-            replicate_to: (role == Role::Primary).then(|| stack.bucket(Role::Secondary)),
+            replicate_to: (role == Role::Primary).then(|| names.bucket(Role::Secondary)),
         }
     }
     pub fn website() -> Self {
@@ -40,23 +42,28 @@ impl BucketSpec {
     }
 }
 
-impl Kind for BucketSpec {
+impl Kind<StackContext> for BucketSpec {
     fn name(&self) -> &'static str {
         "s3-bucket"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, at, self))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, at, self))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, at, self, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge(context, at, self, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx, at))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context, at))
     }
 }
 
-async fn observe(cx: &Cx, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
-    let s3 = &cx.region(at.role).s3;
+async fn observe(context: &StackContext, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
+    let s3 = &context.region(at.role).s3;
     let name = at.name;
     let same = match s3.head_bucket().bucket(name).send().await {
         Ok(_) => vec![()],
@@ -74,7 +81,7 @@ async fn observe(cx: &Cx, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
         let tag = tags.and_then(|t| t.tag_set().iter().find(|x| x.key() == STACK_TAG).cloned());
         anyhow::Ok(tag.map(|t| t.value().to_string()))
     };
-    if let Err(seen) = cx
+    if let Err(seen) = context
         .lookup("bucket", name)
         .among(same, tag)
         .await?
@@ -140,8 +147,13 @@ async fn replicates_to(s3: &aws_sdk_s3::Client, name: &str, dest: &str) -> Resul
         }))
 }
 
-async fn converge(cx: &Cx, at: At<'_>, spec: &BucketSpec, exists: bool) -> Result<()> {
-    let region = cx.region(at.role);
+async fn converge(
+    context: &StackContext,
+    at: At<'_>,
+    spec: &BucketSpec,
+    exists: bool,
+) -> Result<()> {
+    let region = context.region(at.role);
     let (s3, name) = (&region.s3, at.name);
     if !exists {
         let mut req = s3.create_bucket().bucket(name);
@@ -158,7 +170,7 @@ async fn converge(cx: &Cx, at: At<'_>, spec: &BucketSpec, exists: bool) -> Resul
     // leaves something the next apply finishes instead of refusing.
     let tag = aws_sdk_s3::types::Tag::builder()
         .key(STACK_TAG)
-        .value(&cx.stack.project)
+        .value(context.stack.project())
         .build()?;
     s3.put_bucket_tagging()
         .bucket(name)
@@ -180,7 +192,7 @@ async fn converge(cx: &Cx, at: At<'_>, spec: &BucketSpec, exists: bool) -> Resul
         put_cors(s3, name).await?;
     }
     if let Some(dest) = &spec.replicate_to {
-        let role_arn = cx.role_arn(&cx.stack.role_name("replica"))?;
+        let role_arn = context.know(&iam::role_arn(&context.names().role("replica")))?;
         put_replication(s3, name, dest, role_arn).await?;
     }
     Ok(())
@@ -246,8 +258,8 @@ async fn put_replication(
 }
 
 /// Empties the bucket (every version and delete marker) and deletes it.
-async fn delete(cx: &Cx, at: At<'_>) -> Result<()> {
-    let s3 = &cx.region(at.role).s3;
+async fn delete(context: &StackContext, at: At<'_>) -> Result<()> {
+    let s3 = &context.region(at.role).s3;
     let name = at.name;
     s3.delete_bucket_replication()
         .bucket(name)
