@@ -236,3 +236,40 @@ async fn a_leader_reloaded_to_manual_hands_the_lease_to_one_that_can_act() {
     assert_eq!(done.version, 1);
     assert_ne!(done.updated_by.as_deref(), Some(names[leader]));
 }
+
+/// Item 5g: two processes with one instance id (a rolling deployment on ECS) each
+/// write their own S3 canary objects: neither deletes the other's between its put
+/// and its get. The test lists the keys the two probes wrote in the versioned bucket
+/// (every key ever written stays as a version) without computing them itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_with_one_instance_id_write_their_own_s3_canaries() {
+    use failover_daemon::probe::{Probe, Prober, http_client};
+    let emu = Emulator::start();
+    let text = emu.config(&format!(
+        "{FAST_MONITOR}\n[monitor]\ninstance_id = \"mon-a\"\n\
+         [[probes]]\nname = \"p-photos\"\nkind = \"s3\"\nregion = \"primary\"\ncheck = \"roundtrip\"\n"
+    ));
+    use_emulator_credentials();
+    let settings = failover_config::parse(&text, Vec::new()).unwrap();
+    let clients = failover_aws::RegionClients::load(&settings.regions.primary).await;
+    let http = http_client();
+    for process in ["task-1", "task-2"] {
+        let probe = Prober::new(&settings.probes[0], &settings, &clients, &http, process);
+        probe
+            .check()
+            .await
+            .expect("a roundtrip on a healthy region");
+    }
+    let s3 = clients.s3(10 * S);
+    let versions = s3
+        .list_object_versions()
+        .bucket(format!("{PROJECT}-primary"))
+        .prefix("health/")
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = versions.versions().iter().filter_map(|v| v.key()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 2, "one canary object per process: {keys:?}");
+}

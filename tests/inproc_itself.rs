@@ -469,7 +469,9 @@ async fn instances_with_different_coordination_sections_notice_and_wait() {
     nodes.push(Node::start(other, &b, 3));
     for (i, n) in nodes.iter().enumerate() {
         let s = n
-            .wait_for(10 * S, "the mismatch", |s| !s.coordination_mismatch.is_empty())
+            .wait_for(10 * S, "the mismatch", |s| {
+                !s.coordination_mismatch.is_empty()
+            })
             .await;
         let expected: Vec<&str> = if i == 2 { vec!["a", "b"] } else { vec!["c"] };
         assert_eq!(s.coordination_mismatch, expected);
@@ -478,7 +480,10 @@ async fn instances_with_different_coordination_sections_notice_and_wait() {
     primary_down(&b);
     tokio::time::sleep(20 * S).await;
     assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
-    let leader = nodes.iter().find(|n| n.status().is_leader).expect("a leader");
+    let leader = nodes
+        .iter()
+        .find(|n| n.status().is_leader)
+        .expect("a leader");
     assert!(
         leader.status().verdict.contains("coordination_mismatch"),
         "{}",

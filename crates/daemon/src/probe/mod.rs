@@ -94,12 +94,14 @@ pub enum Prober {
 }
 
 impl Prober {
-    /// Builds the check for `spec`, with clients of its region.
+    /// Builds the check for `spec`, with clients of its region, for the process
+    /// `process` (the value that tells it from another with the same instance id).
     pub fn new(
         spec: &ProbeSpec,
         settings: &Settings,
         clients: &RegionClients,
         http: &reqwest::Client,
+        process: &str,
     ) -> Self {
         match &spec.check {
             CheckSpec::Http {
@@ -117,7 +119,9 @@ impl Prober {
                 clients.s3(spec.timeout),
                 bucket.clone(),
                 *check,
-                format!("{}-{}", settings.monitor.instance_id, spec.name),
+                // Each process its own canary objects: two processes with one
+                // instance id (a rolling deployment) never delete each other's.
+                format!("{}-{}-{}", settings.monitor.instance_id, process, spec.name),
             )),
             CheckSpec::Dynamodb { table, check } => Prober::Dynamodb(DynamoProbe::new(
                 clients.dynamodb(spec.timeout),

@@ -12,7 +12,7 @@ pub struct S3Probe {
     client: aws_sdk_s3::Client,
     bucket: String,
     check: S3Check,
-    /// Canary keys are `health/<owner>-<n>`: unique per instance and probe.
+    /// Canary keys are `health/<owner>-<n>`: unique per instance, process and probe.
     owner: String,
     runs: AtomicU64,
 }

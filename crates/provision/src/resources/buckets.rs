@@ -25,6 +25,10 @@ pub struct BucketSpec {
     pub cors: bool,
     /// The destination bucket of the `public` prefix's replication.
     pub replicate_to: Option<String>,
+    /// A lifecycle rule that expires the monitor's canary objects (`health/`, the
+    /// `s3` probes' `roundtrip`) once they are not current: in a versioned bucket
+    /// every canary write leaves a version and every delete a marker.
+    pub expire_canaries: bool,
 }
 
 impl BucketSpec {
@@ -32,12 +36,14 @@ impl BucketSpec {
         BucketSpec {
             cors: true,
             replicate_to: (role == Role::Primary).then(|| names.bucket(Role::Secondary)),
+            expire_canaries: true,
         }
     }
     pub fn website() -> Self {
         BucketSpec {
             cors: false,
             replicate_to: None,
+            expire_canaries: false,
         }
     }
 }
@@ -108,6 +114,9 @@ async fn observe(context: &StackContext, at: At<'_>, spec: &BucketSpec) -> Resul
         && !replicates_to(s3, name, dest).await?
     {
         drift.push(format!("replication to {dest} missing"));
+    }
+    if spec.expire_canaries && !expires_canaries(s3, name).await? {
+        drift.push("canary expiry (lifecycle rule on health/) missing".into());
     }
     Ok(Observed::drifted(drift))
 }
@@ -195,6 +204,60 @@ async fn converge(
         let role_arn = context.know(&iam::role_arn(&context.names().role("replica")))?;
         put_replication(s3, name, dest, role_arn).await?;
     }
+    if spec.expire_canaries {
+        put_canary_expiry(s3, name).await?;
+    }
+    Ok(())
+}
+
+/// The id of the lifecycle rule that expires the canary objects.
+const CANARY_RULE: &str = "failover-monitor-canaries";
+
+async fn expires_canaries(s3: &aws_sdk_s3::Client, name: &str) -> Result<bool> {
+    let rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(name)
+        .send()
+        .await
+        .absent(
+            "s3:GetLifecycleConfiguration",
+            &["NoSuchLifecycleConfiguration"],
+        )?;
+    Ok(rules.is_some_and(|r| r.rules().iter().any(|r| r.id() == Some(CANARY_RULE))))
+}
+
+/// Old versions of `health/` objects go after a day, and the delete markers left
+/// alone by then too. (The bucket has no other lifecycle rule: this replaces it.)
+async fn put_canary_expiry(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter, NoncurrentVersionExpiration,
+    };
+    let rule = LifecycleRule::builder()
+        .id(CANARY_RULE)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("health/").build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(1)
+                .build(),
+        )
+        .expiration(
+            LifecycleExpiration::builder()
+                .expired_object_delete_marker(true)
+                .build(),
+        )
+        .build()?;
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(name)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()?,
+        )
+        .send()
+        .await
+        .sdk("s3:PutLifecycleConfiguration")?;
     Ok(())
 }
 
