@@ -273,3 +273,32 @@ async fn two_processes_with_one_instance_id_write_their_own_s3_canaries() {
     keys.dedup();
     assert_eq!(keys.len(), 2, "one canary object per process: {keys:?}");
 }
+
+/// Item 5i with a real process (the log is the subject here): a SIGHUP with a file
+/// whose probe URL is refused and carries secrets logs the refusal without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_does_not_log_a_urls_secrets() {
+    let emu = Emulator::start();
+    let good = emu.config(&format!(
+        "{FAST_MONITOR}\n[[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n"
+    ));
+    let mon = Monitor::start(&good);
+    mon.wait_ready(20 * S).await;
+    let bad = format!(
+        "{good}\n[[probes]]\nname = \"p-api\"\nkind = \"http\"\nregion = \"primary\"\n\
+         url = \"ftp://ops:hunter2@api.example.com/state?X-Amz-Signature=hunter2\"\n"
+    );
+    std::fs::write(&mon.config, bad).unwrap();
+    mon.signal("HUP");
+    mon.wait_metric(
+        "failover_monitor_config_last_reload_successful",
+        &[],
+        0.0,
+        10 * S,
+    )
+    .await;
+    let log = mon.log_tail(200);
+    assert!(log.contains("config reload failed"), "{log}");
+    assert!(log.contains("probes[1].url"), "the key is named: {log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}

@@ -90,6 +90,41 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The same error without the secrets a value it echoes can carry (a probe
+    /// URL's presigned signature or API key, credentials before a host): every text
+    /// it holds passes through [`failover_core::redact::redact_config_text`]. Every
+    /// error leaving this crate is redacted, so neither `check-config`, `run` nor a
+    /// reload's log echoes them.
+    pub fn redacted(self) -> Self {
+        let r = |s: String| failover_core::redact::redact_config_text(&s);
+        match self {
+            ConfigError::Read { path, reason } => ConfigError::Read {
+                path,
+                reason: r(reason),
+            },
+            e @ ConfigError::NotFound { .. } => e,
+            ConfigError::Parse { key, message } => ConfigError::Parse {
+                key,
+                message: r(message),
+            },
+            ConfigError::Invalid {
+                key,
+                value,
+                allowed,
+            } => ConfigError::Invalid {
+                key,
+                value: r(value),
+                allowed: r(allowed),
+            },
+            ConfigError::FromEnv { var, error } => ConfigError::FromEnv {
+                var,
+                error: Box::new(error.redacted()),
+            },
+        }
+    }
+}
+
 /// Renders [`ConfigError::FromEnv`]: the variable right after the key, where the eye
 /// looks for what to fix.
 struct DisplayFromEnv<'a>(&'a str, &'a ConfigError);
@@ -312,7 +347,11 @@ pub fn for_run_with_env(
         settings.admin.check_exposure(tokens.admin.is_some())?;
         Ok((settings, tokens))
     };
-    ready().map_err(|e| load::EnvOrigins::new(env.iter().map(|(k, _)| k)).attribute(e))
+    ready().map_err(|e| {
+        load::EnvOrigins::new(env.iter().map(|(k, _)| k))
+            .attribute(e)
+            .redacted()
+    })
 }
 
 impl Settings {

@@ -8,6 +8,7 @@
 //! - [`policy`]: per-probe fall/rise hysteresis, the region rule, hold-down, modes,
 //!   fencing, failback, votes and quorum: observations in, a verdict out;
 //! - [`lease`]: the leader lease as a state machine;
+//! - [`redact`]: the secrets a URL can carry, removed from error texts;
 //! - [`liveness`]: which peers are alive, what their votes count for now, and a
 //!   second process with this instance's id;
 //! - [`commit`]: the commit lifecycle (in flight, retry, backoff, a stop for a
@@ -21,4 +22,5 @@ pub mod lease;
 pub mod liveness;
 pub mod model;
 pub mod policy;
+pub mod redact;
 pub mod rules;

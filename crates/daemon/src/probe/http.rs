@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::ProbeError;
-use super::redact::{redact_url, redact_urls};
+use failover_core::redact::{redact_url, redact_urls};
 
 /// Bodies are read up to this size to look for `expect_body`.
 const MAX_BODY: usize = 64 * 1024;

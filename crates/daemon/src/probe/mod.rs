@@ -13,7 +13,6 @@
 mod cloudwatch;
 mod dynamodb;
 mod http;
-mod redact;
 mod s3;
 
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 pub use cloudwatch::AlarmProbe;
 pub use dynamodb::DynamoProbe;
+pub use failover_core::redact::{REDACTED, redact_urls};
 pub use http::HttpProbe;
-pub use redact::{REDACTED, redact_urls};
 pub use s3::S3Probe;
 
 use crate::gate::Gate;
