@@ -1,6 +1,8 @@
 //! The operator's side of the admin API: `failover-monitor admin ...` and the CLI's
-//! state moves talk to a running daemon over HTTP and print the answer for a human,
-//! or as JSON; a refused token is answered with exactly what to set.
+//! state moves talk to a running daemon over HTTP or HTTPS and print the answer for a
+//! human, or as JSON; a refused token is answered with exactly what to set. A token
+//! never goes over plain HTTP to a host other than loopback unless the operator says
+//! so ([`Transport::allow_cleartext_token`]).
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
@@ -8,7 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use reqwest::Url;
+use reqwest::tls::Certificate;
 use serde_json::{Value, json};
+
+use crate::cli::UsageError;
 
 use failover_config::tokens::{
     NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV, Token, TokenKind,
@@ -26,23 +32,98 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// `http://<listen>`, with a wildcard address replaced by loopback.
-pub fn base_url(listen: SocketAddr) -> String {
+/// `http://<listen>` (`https://` with `tls`), with a wildcard address replaced by
+/// loopback.
+pub fn base_url(listen: SocketAddr, tls: bool) -> String {
     let ip = match listen.ip() {
         std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, listen.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, listen.port()))
+}
+
+/// How the client reaches the daemon beyond its URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// For `https://`: a PEM file of the certificates to trust, in place of the
+    /// system's roots (`--ca-file`, or the config's `admin.tls_cert_file`), and where
+    /// it came from.
+    pub ca_file: Option<(PathBuf, &'static str)>,
+    /// `--allow-cleartext-token`: a token may go over `http://` to another host.
+    pub allow_cleartext_token: bool,
+}
+
+/// Whether `url`'s host is this machine's loopback (an address, or `localhost`).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .map_or(host.eq_ignore_ascii_case("localhost"), |ip| {
+            ip.is_loopback()
+        })
+}
+
+/// The base URL, checked: HTTP(S), and no token in cleartext off this machine unless
+/// `transport` allows it.
+fn check_base(base: &str, token: bool, transport: &Transport) -> Result<Url, UsageError> {
+    let url = Url::parse(base).map_err(|e| UsageError(format!("--url {base}: not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if !token || transport.allow_cleartext_token || is_loopback(&url) => Ok(url),
+        "http" => Err(UsageError(format!(
+            "refusing to send a token to {base} in cleartext: it is not a loopback \
+             address; use https:// (the daemon's admin.tls_cert_file and \
+             admin.tls_key_file), or --allow-cleartext-token where the path to it is \
+             private"
+        ))),
+        other => Err(UsageError(format!(
+            "--url {base}: the scheme must be http or https, not {other}"
+        ))),
+    }
+}
+
+/// The certificates of `transport.ca_file`, if any.
+fn trusted(transport: &Transport) -> Result<Option<Vec<Certificate>>, UsageError> {
+    let Some((path, from)) = &transport.ca_file else {
+        return Ok(None);
+    };
+    let bad = |why: String| UsageError(format!("{from} {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| bad(format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no certificate (-----BEGIN CERTIFICATE-----)".into()
+        ));
+    }
+    Ok(Some(certs))
 }
 
 impl Client {
-    pub fn new(base: String, token: Option<Token>) -> Self {
-        Self {
-            http: reqwest::Client::new(),
+    /// A client for the daemon at `base`, sending `token` with every call; refuses
+    /// (a usage error, before anything is sent) a token over plain HTTP to another
+    /// host unless `transport` allows it, and a CA file that cannot be used.
+    pub fn new(
+        base: String,
+        token: Option<Token>,
+        transport: &Transport,
+    ) -> Result<Self, UsageError> {
+        check_base(&base, token.is_some(), transport)?;
+        let mut builder = reqwest::Client::builder();
+        if let Some(certs) = trusted(transport)? {
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| UsageError(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Self {
+            http,
             base: base.trim_end_matches('/').to_owned(),
             token,
-        }
+        })
     }
 
     /// A GET, with the token when the client has one.
@@ -76,24 +157,36 @@ impl Client {
 
     /// Whether a failover-monitor daemon answers `GET /healthz` within `limit`; the
     /// error says what answered instead, or why nothing did.
-    pub async fn probe_health(&self, limit: Duration) -> Result<(), String> {
-        let resp = self
+    /// A TLS failure (an untrusted certificate, plain HTTP answering HTTPS) is an
+    /// `Err` of the outer result: something answered, and it cannot be told whether
+    /// it is a daemon, so nothing may act as if none ran.
+    pub async fn probe_health(&self, limit: Duration) -> anyhow::Result<Result<(), String>> {
+        let resp = match self
             .http
             .get(format!("{}/healthz", self.base))
             .timeout(limit)
             .send()
             .await
-            .map_err(describe)?;
+        {
+            Ok(resp) => resp,
+            Err(e) if is_tls_failure(&e) => bail!(
+                "{} answered, but TLS failed ({}): if it is the monitor, name the \
+                 certificate's CA with --ca-file",
+                self.base,
+                describe(e)
+            ),
+            Err(e) => return Ok(Err(describe(e))),
+        };
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status == 200 && body["status"] == "ok" {
+        Ok(if status == 200 && body["status"] == "ok" {
             Ok(())
         } else {
             Err(format!(
                 "GET /healthz answered {status}, not as a failover-monitor daemon does"
             ))
-        }
+        })
     }
 
     async fn answer(resp: reqwest::Response) -> anyhow::Result<Answer> {
@@ -102,6 +195,25 @@ impl Client {
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer { status, body })
     }
+}
+
+/// Whether the TLS layer failed (rustls' own error somewhere in the chain): a peer
+/// answered, with a certificate not trusted or not in TLS at all.
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        if c.is::<tokio_rustls::rustls::Error>()
+            || inner.is_some_and(|i| i.is::<tokio_rustls::rustls::Error>())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A reqwest error in a few words, without the URL (the caller names it).
@@ -416,14 +528,78 @@ mod tests {
     }
 
     #[test]
+    fn a_token_goes_in_cleartext_only_to_loopback_unless_allowed() {
+        let strict = Transport::default();
+        let allowed = Transport {
+            allow_cleartext_token: true,
+            ..Transport::default()
+        };
+        for local in [
+            "http://127.0.0.1:9464",
+            "http://[::1]:1",
+            "http://LocalHost:9",
+        ] {
+            assert!(check_base(local, true, &strict).is_ok(), "{local}");
+        }
+        for remote in ["http://10.0.0.5:9464", "http://monitor.internal:9464"] {
+            let err = check_base(remote, true, &strict).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "refusing to send a token to {remote} in cleartext"
+                )),
+                "{err}"
+            );
+            assert!(err.contains("--allow-cleartext-token"), "{err}");
+            assert!(check_base(remote, true, &allowed).is_ok());
+            assert!(
+                check_base(remote, false, &strict).is_ok(),
+                "no token, no risk"
+            );
+            let https = remote.replace("http:", "https:");
+            assert!(check_base(&https, true, &strict).is_ok());
+        }
+        assert!(check_base("ftp://h/", false, &strict).is_err());
+        assert!(check_base("not a url", false, &strict).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_be_used_is_named() {
+        let dir = std::env::temp_dir().join(format!("fm-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let with = |path: &std::path::Path| Transport {
+            ca_file: Some((path.to_path_buf(), "--ca-file")),
+            ..Transport::default()
+        };
+        let err = trusted(&with(&empty)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--ca-file {}: holds no certificate (-----BEGIN CERTIFICATE-----)",
+                empty.display()
+            )
+        );
+        let err = trusted(&with(&dir.join("missing.pem")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.pem: cannot be read"), "{err}");
+        assert!(trusted(&Transport::default()).unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn wildcard_listen_addresses_become_loopback() {
         assert_eq!(
-            base_url("0.0.0.0:9464".parse().unwrap()),
+            base_url("0.0.0.0:9464".parse().unwrap(), false),
             "http://127.0.0.1:9464"
         );
-        assert_eq!(base_url("[::]:9464".parse().unwrap()), "http://[::1]:9464");
         assert_eq!(
-            base_url("10.1.2.3:80".parse().unwrap()),
+            base_url("[::]:9464".parse().unwrap(), true),
+            "https://[::1]:9464"
+        );
+        assert_eq!(
+            base_url("10.1.2.3:80".parse().unwrap(), false),
             "http://10.1.2.3:80"
         );
     }
