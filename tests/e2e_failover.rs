@@ -774,6 +774,156 @@ async fn route53_record_follows_the_state() {
         })
         .await;
     record_is("secondary.api.example.net", Duration::from_secs(10)).await;
+    // The version guard beside it says which version set it.
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .send()
+        .await
+        .unwrap();
+    let guard = out
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name().trim_end_matches('.') == "_failover-monitor.api.photos.example.com")
+        .and_then(|r| r.resource_records().first())
+        .map(|v| v.value().to_owned());
+    assert_eq!(guard.as_deref(), Some("\"v=1\""));
+}
+
+/// Issue 17, item 5h: a record the monitor finds as a multi-value A record is
+/// replaced as read (every value in the DELETE) and converges to one value; an
+/// alias record is never changed and the status says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_value_records_converge_and_alias_records_are_left_alone() {
+    use aws_sdk_route53::types::{
+        AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let emu = Emulator::start();
+    use_emulator_credentials();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(emu.secondary.url())
+        .load()
+        .await;
+    let r53 = aws_sdk_route53::Client::new(&sdk);
+    let zone_id = r53
+        .create_hosted_zone()
+        .name("photos.example.com")
+        .caller_reference("fm-test-kinds")
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_owned();
+    let create = |set: ResourceRecordSet| {
+        ChangeBatch::builder()
+            .changes(
+                Change::builder()
+                    .action(ChangeAction::Create)
+                    .resource_record_set(set)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let two = ResourceRecordSet::builder()
+        .name("api.photos.example.com")
+        .r#type(RrType::A)
+        .ttl(60)
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.7")
+                .build()
+                .unwrap(),
+        )
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.8")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let alias = ResourceRecordSet::builder()
+        .name("cdn.photos.example.com")
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id("Z2FDTNDATAQYW2")
+                .dns_name("d111111abcdef8.cloudfront.net")
+                .evaluate_target_health(false)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    for set in [two, alias] {
+        r53.change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(create(set))
+            .send()
+            .await
+            .unwrap();
+    }
+    let monitor = |name: &str| {
+        Monitor::start(&emu.config(&format!(
+            "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\n\
+             [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
+             [route53]\nzone_id = \"{zone_id}\"\nrecord_name = \"{name}\"\nrecord_type = \"A\"\n\
+             primary_value = \"192.0.2.1\"\nsecondary_value = \"198.51.100.1\"\nendpoint_url = \"{}\"\n",
+            emu.secondary.url()
+        )))
+    };
+    let values = async |name: &str| -> Vec<String> {
+        let out = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .send()
+            .await
+            .unwrap();
+        out.resource_record_sets()
+            .iter()
+            .filter(|r| r.name().trim_end_matches('.') == name)
+            .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_owned()))
+            .collect()
+    };
+    let mon = monitor("api.photos.example.com");
+    wait_for(
+        Duration::from_secs(20),
+        "one value",
+        async || match values("api.photos.example.com").await.as_slice() {
+            [one] if one == "192.0.2.1" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        values("api.photos.example.com").await,
+        ["192.0.2.1"],
+        "it stays"
+    );
+    let s = mon.status().await;
+    assert!(s["dns_error"].is_null(), "{s}");
+    drop(mon);
+    let mon = monitor("cdn.photos.example.com");
+    let s = mon
+        .wait_status(Duration::from_secs(20), "the alias reported", |s| {
+            s["dns_error"].as_str().is_some_and(|e| e.contains("alias"))
+        })
+        .await;
+    assert!(
+        s["dns_error"].as_str().unwrap().contains("left alone"),
+        "{s}"
+    );
+    assert!(
+        values("cdn.photos.example.com").await.is_empty(),
+        "the alias is untouched"
+    );
 }
 
 /// A trace recorded by the daemon on the emulator, replayed by `backtest` with the

@@ -409,6 +409,16 @@ async fn a_slow_commit_does_not_stop_the_loop() {
 async fn only_the_acting_instance_changes_dns() {
     let b = world();
     b.dns.set("somewhere-else");
+    // A dead instance's lease: nobody may act until it runs out, so both live
+    // instances start with the record wrong and neither leads yet.
+    b.table(Role::Secondary).put(
+        &keys::lease(APP),
+        Record::Lease(LeaseRecord {
+            owner: "d/gone".into(),
+            token: 7,
+            renewals: 3,
+        }),
+    );
     let route53 = "[route53]\nzone_id = \"Z123\"\nrecord_name = \"app.example.com\"\n\
                    primary_value = \"primary\"\nsecondary_value = \"secondary\"";
     let cfg = |me: &str| {
@@ -419,18 +429,87 @@ async fn only_the_acting_instance_changes_dns() {
         )
     };
     let a = Node::start(cfg("a"), &b, 1);
-    a.wait_for(10 * S, "leader", |s| s.is_leader).await;
     let c = Node::start(cfg("c"), &b, 2);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        b.dns.changes().is_empty(),
+        "nobody acts while the dead owner's lease runs: {:?}",
+        b.dns.changes()
+    );
+    a.wait_for(10 * S, "a leader", |s| s.leader.is_some()).await;
     tokio::time::sleep(5 * S).await;
     assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    let leader = [&a, &c]
+        .into_iter()
+        .position(|n| n.status().is_leader)
+        .expect("one leads");
+    let process = ["p1", "p2"][leader];
     let writers: Vec<String> = b.dns.changes().into_iter().map(|(w, _)| w).collect();
     assert!(!writers.is_empty());
     assert!(
-        writers.iter().all(|w| *w == "p1"),
+        writers.iter().all(|w| w == process),
         "only the leader wrote: {writers:?}"
     );
-    let _ = c;
     a.stop().await;
+    c.stop().await;
+}
+
+/// Issue 17, item 5h: DNS is written under a version guard. Instance a commits
+/// v1 (failover), its DNS call slow; meanwhile a human on c commits v2 (active) and
+/// points the record at the primary. a's late write must not put its older value
+/// back. Before: the record was changed after the commit without a version check.
+#[tokio::test(start_paused = true)]
+async fn a_late_dns_write_of_an_older_version_never_lands() {
+    let b = world();
+    let route53 = "[route53]\nzone_id = \"Z123\"\nrecord_name = \"app.example.com\"\n\
+                   primary_value = \"primary\"\nsecondary_value = \"secondary\"";
+    let a = Node::start(settings_with("a", "", route53), &b, 1);
+    let c = Node::start(settings_with("c", "mode = \"manual\"", route53), &b, 2);
+    for n in [&a, &c] {
+        n.wait_for(5 * S, "ready", |s| s.ready).await;
+    }
+    tokio::time::sleep(2 * S).await;
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    b.dns.set_delay("p1", 10 * S);
+    primary_down(&b);
+    // a's commit lands; its DNS change, in the same task, waits.
+    a.wait_for(5 * S, "a committing", |s| s.committing).await;
+    for _ in 0..50 {
+        if item(&b, Role::Secondary).is_some_and(|i| i.version == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
+    c.wait_for(5 * S, "c sees v1", |s| {
+        s.item.as_ref().is_some_and(|i| i.version == 1)
+    })
+    .await;
+    let done = c
+        .handle
+        .ask(|reply| Request::Move {
+            to: AppState::Active,
+            reason: "the on-call moves it back".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+        })
+        .await
+        .expect("answer")
+        .expect("committed");
+    assert_eq!(done.item.version, 2);
+    let after = b.dns.changes().len();
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    assert_eq!(b.dns.guard(), Some(2));
+    tokio::time::sleep(15 * S).await;
+    let late: Vec<_> = b.dns.changes()[after..].to_vec();
+    assert!(
+        late.iter().all(|(_, v)| v != "secondary"),
+        "an older version's value was written back: {late:?}"
+    );
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    a.kill();
+    c.kill();
 }
 
 /// Defect 5: SIGHUP ignored `[coordination]`: removing it made an instance act alone

@@ -75,6 +75,7 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "item": st.item,
             "regions": {"primary": st.primary_item, "secondary": st.secondary_item},
             "divergence": st.divergence,
+            "dns_error": st.dns_error,
             "policy": st.verdict,
             "probes": st.probes,
         }),

@@ -13,8 +13,7 @@ use failover_config::{CheckSpec, ProbeSpec, Settings};
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
-    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, RecordSet,
-    WriteError,
+    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Seen, WriteError,
 };
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
@@ -353,7 +352,7 @@ impl DnsRecord for Dns {
         self.inner.value_for(state)
     }
 
-    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
+    async fn current(&self) -> Result<Seen, ActionError> {
         self.net
             .call(Target::Api(Role::Secondary), async || {
                 self.inner.current().await
@@ -362,10 +361,10 @@ impl DnsRecord for Dns {
             .unwrap_or_else(|c| Err(unavailable(Role::Secondary, c)))
     }
 
-    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
+    async fn replace(&self, seen: &Seen, new: &str, version: u64) -> Result<(), ActionError> {
         self.net
             .call(Target::Api(Role::Secondary), async || {
-                self.inner.replace(old, new).await
+                self.inner.replace(seen, new, version).await
             })
             .await
             .unwrap_or_else(|c| Err(unavailable(Role::Secondary, c)))

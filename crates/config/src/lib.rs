@@ -209,6 +209,9 @@ impl RawConfig {
             .route53
             .map(route53::RawRoute53::validate)
             .transpose()?;
+        if let Some(r) = &route53 {
+            route53::check_not_the_stacks(r, stack.domain.as_deref())?;
+        }
         let settings = Settings {
             app,
             regions,

@@ -46,6 +46,9 @@ pub struct Status {
     pub secondary_item: Option<ConfigItem>,
     /// Set while the two regions' copies disagree in a way the sync cannot fix.
     pub divergence: Option<String>,
+    /// Why the DNS record (`[route53]`) is not in line with the state, while it is
+    /// not (an alias or routing-policy record the monitor never changes, say).
+    pub dns_error: Option<String>,
     pub probes: Vec<ProbeView>,
     /// What the policy would do now ("hold: ...", "blocked (...): ...").
     pub verdict: String,

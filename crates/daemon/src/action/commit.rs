@@ -180,7 +180,7 @@ impl Actuator {
             },
         };
         let dns = match &self.dns {
-            Some(d) => Some(follow(d.as_ref(), p.item.state).await),
+            Some(d) => Some(follow(d.as_ref(), p.item.state, p.item.version).await),
             None => None,
         };
         Outcome::Committed {

@@ -128,7 +128,9 @@ impl Actuator {
             TablesMode::Global => replication_state(&primary, &secondary),
         };
         let dns = match (&self.dns, &secondary) {
-            (Some(d), Ok(Some(item))) if acts => Some(follow(d.as_ref(), item.state).await),
+            (Some(d), Ok(Some(item))) if acts => {
+                Some(follow(d.as_ref(), item.state, item.version).await)
+            }
             _ => None,
         };
         SyncReport {

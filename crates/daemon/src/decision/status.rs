@@ -47,6 +47,7 @@ pub(super) fn snapshot(
         primary_item: state.primary_item.clone(),
         secondary_item: state.secondary_item.clone(),
         divergence: state.divergence.clone(),
+        dns_error: state.dns_error.clone(),
         probes: policy.probe_views(now),
         verdict: state.last_verdict.clone(),
         ready: policy.item().is_some(),
