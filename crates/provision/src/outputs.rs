@@ -71,7 +71,7 @@ pub fn outputs(cx: &Cx, facts: &Facts, missing: &[String]) -> Value {
         "appId": cx.stack.app_id,
         "tables": match cx.stack.tables {
             TablesMode::Global => "global (one table, replica in the secondary)",
-            TablesMode::PerRegion => "per-region (two independent tables: the endpoint cannot replicate)",
+            TablesMode::PerRegion => "per-region (two independent tables, as stack.tables says)",
         },
         "uiConfig": ui_config(cx, facts),
         "cdnUrl": cdn_url(facts),

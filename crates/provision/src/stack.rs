@@ -116,15 +116,7 @@ impl Stack {
             .cognito_email
             .clone()
             .ok_or_else(|| missing("stack.cognito_email"))?;
-        let tables = settings.stack.tables.unwrap_or(
-            if settings.regions.primary.endpoint_url.is_some()
-                || settings.regions.secondary.endpoint_url.is_some()
-            {
-                TablesMode::PerRegion
-            } else {
-                TablesMode::Global
-            },
-        );
+        let tables = settings.tables_mode();
         Ok(Stack {
             project: settings.app.project.clone(),
             app_id: settings.app.id.clone(),
