@@ -196,9 +196,15 @@ impl Emulator {
     /// Starts two regions that do not replicate, each seeded with its own tables
     /// (`stack.tables = "per-region"`, written into every [`Emulator::config`]).
     pub fn start_per_region() -> Self {
-        let emu = Self::launch(false, TablesMode::PerRegion);
+        let emu = Self::start_empty_per_region();
         emu.seed_all();
         emu
+    }
+
+    /// Two regions that do not replicate, with nothing in them; the configs say
+    /// `stack.tables = "per-region"` (for `provision` of one table per region).
+    pub fn start_empty_per_region() -> Self {
+        Self::launch(false, TablesMode::PerRegion)
     }
 
     /// Both ports are chosen before either region starts: each is told its peer's.
@@ -248,7 +254,7 @@ impl Emulator {
     }
 
     /// How this emulator's tables are made (what its configs say `stack.tables` is).
-    pub(crate) fn tables_mode(&self) -> TablesMode {
+    pub fn tables_mode(&self) -> TablesMode {
         self.tables
     }
 
