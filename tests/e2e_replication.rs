@@ -5,7 +5,7 @@
 //!
 //! - what was written in the primary before it dies is in the secondary after the
 //!   failover, once the lag has passed (the provisioned stack, the monitor failing
-//!   over);
+//!   over), and a primary provisioned again refills from the secondary;
 //! - what was written during a replication partition is not, and the fence's canary
 //!   says so in the audit record; with replication flowing the canary measures the lag;
 //! - the monitor writes the commit region only (item, audit records, pause, lease,
@@ -166,7 +166,8 @@ const STACK: &str = "[stack]\ncognito_username = \"ops\"\ncognito_email = \"ops@
 /// (4a) On the provisioned stack: a photo and its comments written in the primary,
 /// once the lag has passed, are in the secondary; the primary dies, the monitor fails
 /// over, and the page's read path (the config item, then the secondary's bucket and
-/// store API) finds them all.
+/// store API) finds them all. The primary then comes back empty and is provisioned
+/// again: replication refills its tables and the failover stays committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_written_before_the_primary_dies_is_read_from_the_secondary_after_failover() {
     let mut emu = Emulator::start_empty();
@@ -177,7 +178,12 @@ async fn data_written_before_the_primary_dies_is_read_from_the_secondary_after_f
     ));
     std::fs::write(&config, &text).unwrap();
     let run = |args: &[&str]| {
-        let out = cli(&config).args(args).output().unwrap();
+        // In the scratch directory: `provision output` writes uiConfig.json there.
+        let out = cli(&config)
+            .args(args)
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{args:?}: {}{}",
@@ -266,6 +272,24 @@ async fn data_written_before_the_primary_dies_is_read_from_the_secondary_after_f
     ];
     want.sort();
     assert_eq!(got, want, "{listed}");
+
+    // The primary comes back empty and the stack is provisioned there again (the
+    // demo's restart-primary): its tables rejoin the replicas and are filled from the
+    // secondary; the failover stays what the commit region holds.
+    emu.primary.restart();
+    run(&["provision", "apply"]);
+    emu.wait_converged(CONVERGE).await;
+    let tables = emu.tables().await;
+    let (s, p) = (
+        tables.item(Role::Secondary).await,
+        tables.item(Role::Primary).await,
+    );
+    assert_eq!((s.state, s.version), (AppState::Failover, 1), "{s:?}");
+    assert_eq!(p, s);
+    assert_eq!(
+        comment(&emu, Role::Primary, &ids[0]).await.as_deref(),
+        Some("first light")
+    );
 }
 
 /// The monitor of the fence tests: the primary's API (through `proxy`) and alarm fail

@@ -181,6 +181,18 @@ impl Stack {
         }
     }
 
+    /// Where the config item of `table_region`'s table is seeded. With global tables,
+    /// in the commit region's replica (the secondary), as the monitor writes it: a
+    /// seed in the primary's replica of a primary rebuilt after coming back empty
+    /// would be a later write than the commit region's item and replace it there
+    /// (last writer wins), failing back whatever the monitor committed.
+    fn item_region(&self, table_region: Role) -> Role {
+        match self.tables {
+            TablesMode::Global => Role::Secondary,
+            TablesMode::PerRegion => table_region,
+        }
+    }
+
     /// Every resource, in the order they are created: a resource comes after every
     /// one whose ARN or id its description needs.
     pub fn resources(&self) -> Vec<Resource> {
@@ -195,7 +207,7 @@ impl Stack {
                 out.push(at(role, table.table_name(self), Spec::Table(table)));
             }
             let item = Spec::ConfigItem(config_item::ConfigItem);
-            out.push(at(role, self.app_id.clone(), item));
+            out.push(at(self.item_region(role), self.app_id.clone(), item));
         }
         for (role, name, bucket) in [
             (s, self.bucket(s), buckets::BucketSpec::photos(self, s)),
