@@ -141,16 +141,18 @@ function showState(s, before) {
   }
 }
 
-/** Reads the state, shows it, and reloads what the serving region holds when it
- * changed. */
+/** Reads the state, shows it, and, when the serving region changed, clears the
+ * notice about the last action (it was about the other region: "Comment added in
+ * the primary region.") and reloads what the new region holds. */
 async function refreshState() {
   const s = await readState();
   const before = lastServing;
   showState(s, before);
   current = s;
   if (s.serving) lastServing = s.serving;
-  if (s.serving && before && s.serving !== before && session && !$("app").hidden) {
-    await loadGallery();
+  if (s.serving && before && s.serving !== before) {
+    notice("", "ok");
+    if (session && !$("app").hidden) await loadGallery();
   }
   return s;
 }
