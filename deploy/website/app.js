@@ -67,13 +67,21 @@ function loadSession() {
 }
 
 /** Valid AWS credentials of the signed-in user, refreshed through Cognito when
- * they are about to expire. */
+ * they are about to expire. Cognito lives in the primary region (`uiRegion`): when
+ * the refresh fails (the primary is down), the credentials in hand serve until
+ * they expire. */
 async function credentials() {
   if (!session) throw new Error("not signed in");
-  if (session.credentials.expiration - Date.now() > 60_000) return session.credentials;
-  const refreshed = await userPool.refresh(session.tokens.RefreshToken);
-  const tokens = { ...refreshed.tokens, RefreshToken: session.tokens.RefreshToken };
-  session = { ...session, tokens, credentials: await identityPool.credentials(tokens.IdToken) };
+  const left = session.credentials.expiration - Date.now();
+  if (left > 60_000) return session.credentials;
+  try {
+    const refreshed = await userPool.refresh(session.tokens.RefreshToken);
+    const tokens = { ...refreshed.tokens, RefreshToken: session.tokens.RefreshToken };
+    session = { ...session, tokens, credentials: await identityPool.credentials(tokens.IdToken) };
+  } catch (e) {
+    if (left > 5_000) return session.credentials;
+    throw e;
+  }
   saveSession();
   return session.credentials;
 }
