@@ -118,7 +118,9 @@ class Region:
 
 
 def cli(config, *args, check=True):
-    out = subprocess.run([str(BIN), "--config", str(config), *args], env=ENV, capture_output=True, text=True)
+    # In the config's directory: `provision output` writes uiConfig.json there.
+    out = subprocess.run([str(BIN), "--config", str(config), *args], env=ENV, capture_output=True, text=True,
+                         cwd=pathlib.Path(config).parent)
     if check and out.returncode != 0:
         raise RuntimeError(f"failover-monitor {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return out.stdout
