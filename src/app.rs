@@ -14,7 +14,7 @@ use crate::admin::{self, AdminState};
 use failover_config::{self as config, Settings};
 use failover_daemon::Daemon;
 use failover_daemon::backend::AwsBackend;
-use failover_daemon::control::{Command, Handle};
+use failover_daemon::control::{Handle, Request};
 use failover_daemon::metrics::Metrics;
 use failover_daemon::notify;
 
@@ -106,7 +106,7 @@ async fn reload(path: &Path, handle: &Handle, metrics: &Metrics) {
     let result = match config::load(path).and_then(config::for_run) {
         Err(e) => Err(e.to_string()),
         Ok(settings) => handle
-            .ask(|reply| Command::Reload {
+            .ask(|reply| Request::Reload {
                 settings: Box::new(settings),
                 reply,
             })

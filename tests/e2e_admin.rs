@@ -510,11 +510,13 @@ async fn pause_blocks_automatic_moves_until_resume() {
 async fn unhealthy_secondary_refuses_failover_unless_forced() {
     let emu = Emulator::start();
     let tables = emu.tables().await;
-    // The secondary's photo bucket probe looks at a bucket that does not exist.
+    // The secondary's second probe gets its connection refused (a bucket that does
+    // not exist would be about the monitor: inconclusive, not down).
+    let refused = free_port();
     let cfg = emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
-         [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\nbucket = \"no-such-bucket\"\n"
+         [[probes]]\nname = \"s-photos\"\nkind = \"http\"\nregion = \"secondary\"\nurl = \"http://127.0.0.1:{refused}/\"\n"
     ));
     let mon = Monitor::start(&cfg);
     mon.wait_ready(READY).await;

@@ -15,6 +15,7 @@ use support::admin::{TRANSITIONS, all_probes_up};
 use support::config::{FAST_MONITOR, cooperating_config};
 use support::ecs::TaskMetadata;
 use support::emulator::Emulator;
+use support::free_port;
 use support::monitor::Monitor;
 use support::proxy::Proxy;
 
@@ -251,10 +252,11 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
 async fn unhealthy_secondary_blocks_automatic_failover() {
     let mut emu = Emulator::start();
     let tables = emu.tables().await;
+    let refused = free_port();
     let mon = Monitor::start(&emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
-         [[probes]]\nname = \"s-photos\"\nkind = \"s3\"\nregion = \"secondary\"\nbucket = \"no-such-bucket\"\n"
+         [[probes]]\nname = \"s-photos\"\nkind = \"http\"\nregion = \"secondary\"\nurl = \"http://127.0.0.1:{refused}/\"\n"
     )));
     mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
         .await;

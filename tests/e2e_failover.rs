@@ -641,13 +641,14 @@ async fn a_write_without_the_secondary_changes_nothing() {
 async fn fence_measures_replication_and_fails_over_at_max_fence() {
     let emu = Emulator::start_per_region();
     let tables = emu.tables().await;
-    // The primary's API and bucket fail (2 of 3 probes: down by majority) while its
-    // DynamoDB still answers, so the canary can be written there.
+    // The primary's API and a second http check fail (2 of 3 probes: down by
+    // majority) while its DynamoDB still answers, so the canary can be written there.
     let closed = free_port();
+    let refused = free_port();
     let cfg = emu.config(&format!(
         "{FAST_MONITOR}\n[monitor]\ninstance_id = \"mon-fence\"\nstate_refresh = \"500ms\"\nhold_down = \"0s\"\nfence_for = \"500ms\"\nmax_fence = \"4s\"\n\
          [[probes]]\nname = \"p-api\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"http://127.0.0.1:{closed}/\"\n\
-         [[probes]]\nname = \"p-photos\"\nkind = \"s3\"\nregion = \"primary\"\nbucket = \"no-such-bucket\"\n\
+         [[probes]]\nname = \"p-photos\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"http://127.0.0.1:{refused}/\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
          [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n"
     ));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use failover_config::Settings;
 use failover_core::model::{AppState, Role, keys};
 use failover_core::policy::Refusal;
-use failover_daemon::control::{Command, MoveError};
+use failover_daemon::control::{MoveError, Request};
 use failover_testkit::Record;
 use failover_testkit::inproc::{
     APP, Node, audits, coordinated, primary_down, primary_up, settings, world,
@@ -113,7 +113,7 @@ async fn a_reload_applies_a_new_mode_and_refuses_a_new_identity() {
     node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
         .await;
     let reload = |s: Settings| {
-        node.handle.ask(|reply| Command::Reload {
+        node.handle.ask(|reply| Request::Reload {
             settings: Box::new(s),
             reply,
         })
@@ -156,7 +156,7 @@ async fn a_manual_failback_waits_for_a_healthy_primary() {
     })
     .await;
     let failback = || {
-        node.handle.ask(|reply| Command::Move {
+        node.handle.ask(|reply| Request::Move {
             to: AppState::Active,
             reason: "primary verified".into(),
             force: false,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
 use failover_core::policy::Vote;
-use failover_daemon::control::{Command, MoveError};
+use failover_daemon::control::{MoveError, Request};
 use failover_daemon::coord::PeerView;
 use failover_testkit::inproc::{
     APP, Node, audits, coordinated, coordination, item, primary_down, primary_up, settings,
@@ -58,6 +58,8 @@ async fn a_restarted_leader_does_not_count_dead_peers_old_down_votes() {
             vote: Vote::Down,
             evidence_age_ms: Some(0),
             secondary_up: true,
+            fit: false,
+            digest: String::new(),
             detail: "p-api Down".into(),
         };
         b.table(Role::Secondary)
@@ -142,7 +144,7 @@ async fn a_lone_survivor_never_fails_over_alone_and_a_human_can() {
     assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
     let done = a
         .handle
-        .ask(|reply| Command::Move {
+        .ask(|reply| Request::Move {
             to: AppState::Failover,
             reason: "the on-call confirmed the outage".into(),
             force: true,
@@ -282,7 +284,7 @@ async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart(
     }
     let was = a
         .handle
-        .ask(|reply| Command::SetPaused {
+        .ask(|reply| Request::SetPaused {
             paused: true,
             caller: "ana".into(),
             reason: "maintenance".into(),
@@ -310,7 +312,7 @@ async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart(
     tokio::time::sleep(5 * S).await;
     assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
     c.handle
-        .ask(|reply| Command::SetPaused {
+        .ask(|reply| Request::SetPaused {
             paused: false,
             caller: "ben".into(),
             reason: "done".into(),
@@ -440,7 +442,7 @@ async fn a_reload_that_changes_coordination_is_refused() {
     a.wait_for(10 * S, "leader", |s| s.is_leader).await;
     let refused = a
         .handle
-        .ask(|reply| Command::Reload {
+        .ask(|reply| Request::Reload {
             settings: Box::new(settings("a", "")),
             reply,
         })
@@ -499,15 +501,17 @@ async fn a_catch_up_copies_every_missing_record_or_does_not_move_the_copy() {
     a.stop().await;
 }
 
-/// A manual move that waits behind a slow commit for longer than it may is dropped
-/// unstarted, and says so.
+/// A manual move that waits behind a slow commit for longer than it may
+/// (`control::move_wait`: 26 s with these settings' 1 s `write_timeout`) is dropped
+/// unstarted, and says so. (The in-memory table never times out: the commit here is
+/// slower than the SDK's timeouts would let it be.)
 #[tokio::test(start_paused = true)]
 async fn a_move_stuck_behind_a_commit_is_not_started_late() {
     let b = world();
     let a = Node::start(settings("a", ""), &b, 1);
     a.wait_for(5 * S, "ready", |s| s.ready).await;
     b.table(Role::Secondary).set_faults(Faults {
-        delay: Some(20 * S),
+        delay: Some(27 * S),
         ..Faults::default()
     });
     primary_down(&b);
@@ -515,7 +519,7 @@ async fn a_move_stuck_behind_a_commit_is_not_started_late() {
     b.script.set("s-api", Answer::Ok);
     let answer = a
         .handle
-        .ask(|reply| Command::Move {
+        .ask(|reply| Request::Move {
             to: AppState::Fenced,
             reason: "hold writes".into(),
             force: true,

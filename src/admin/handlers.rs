@@ -19,7 +19,7 @@ use failover_config::tokens::{
     Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
 };
 use failover_core::model::AppState;
-use failover_daemon::control::{Command, MoveError};
+use failover_daemon::control::{MoveError, Request};
 
 pub(super) async fn healthz() -> ApiResult {
     json_ok(StatusCode::OK, json!({"status": "ok"}))
@@ -68,6 +68,7 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "instances": st.instances,
             "quorum": st.quorum,
             "duplicate": st.duplicate,
+            "coordination_mismatch": st.coordination_mismatch,
             "needs_human": st.needs_human,
             "committing": st.committing,
             "ready": st.ready,
@@ -168,7 +169,7 @@ fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn send<T>(
     s: &AdminState,
-    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    make: impl FnOnce(oneshot::Sender<T>) -> Request,
 ) -> Result<T, ApiError> {
     s.handle.ask(make).await.ok_or_else(|| {
         ApiError::new(
@@ -179,7 +180,7 @@ async fn send<T>(
     })
 }
 
-pub(super) async fn mov(
+pub(super) async fn move_state(
     State(s): State<Arc<AdminState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -188,7 +189,7 @@ pub(super) async fn mov(
     authorize(&s, &headers)?;
     let body = body.map_err(rejection)?;
     let req = parse_move_request(&body)?;
-    let result = send(&s, |reply| Command::Move {
+    let result = send(&s, |reply| Request::Move {
         to,
         reason: req.reason,
         force: req.force,
@@ -254,7 +255,7 @@ pub(super) async fn pause(
     authorize(&s, &headers)?;
     let body = body.map_err(rejection)?;
     let (reason, caller) = parse_pause_request(&body)?;
-    let was = send(&s, |reply| Command::SetPaused {
+    let was = send(&s, |reply| Request::SetPaused {
         paused,
         caller,
         reason: reason.unwrap_or_default(),

@@ -2,7 +2,7 @@
 //! operator's moves (failover, failback, fence, pause, resume).
 //!
 //! Manual moves are not made here: they are sent into the decision loop as
-//! [`Command`](failover_daemon::control::Command)s, so they take the same path as automatic ones (safety rules, the
+//! [`Request`](failover_daemon::control::Request)s, so they take the same path as automatic ones (safety rules, the
 //! actuator's versioned commit, the audit record).
 //!
 //! Who may call what: `/healthz`, `/readyz`, `/metrics` (Prometheus scrapes it) and
@@ -49,7 +49,7 @@ use failover_core::model::AppState;
 use failover_daemon::action::Actuator;
 use failover_daemon::control::Handle;
 use failover_daemon::metrics::Metrics;
-use handlers::{healthz, history, metrics, mov, openapi, pause, readyz, status};
+use handlers::{healthz, history, metrics, move_state, openapi, pause, readyz, status};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -98,15 +98,21 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route(
             "/v1/failover",
-            post(|s: State<Arc<AdminState>>, h: HeaderMap, b| mov(s, h, b, AppState::Failover)),
+            post(|s: State<Arc<AdminState>>, h: HeaderMap, b| {
+                move_state(s, h, b, AppState::Failover)
+            }),
         )
         .route(
             "/v1/failback",
-            post(|s: State<Arc<AdminState>>, h: HeaderMap, b| mov(s, h, b, AppState::Active)),
+            post(|s: State<Arc<AdminState>>, h: HeaderMap, b| {
+                move_state(s, h, b, AppState::Active)
+            }),
         )
         .route(
             "/v1/fence",
-            post(|s: State<Arc<AdminState>>, h: HeaderMap, b| mov(s, h, b, AppState::Fenced)),
+            post(|s: State<Arc<AdminState>>, h: HeaderMap, b| {
+                move_state(s, h, b, AppState::Fenced)
+            }),
         )
         .route(
             "/v1/pause",

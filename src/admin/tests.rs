@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use failover_daemon::action::{HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT};
-use failover_daemon::control::Command;
+use failover_daemon::control::Request;
 #[test]
 fn move_and_pause_bodies_are_checked_without_a_server() {
     let ok =
@@ -153,17 +153,17 @@ async fn serve_with(tokens: Tokens) -> String {
     ));
     let (_status_tx, status) =
         tokio::sync::watch::channel(failover_daemon::control::Status::default());
-    let (commands, mut rx) = tokio::sync::mpsc::channel(8);
+    let (requests, mut rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         let _keep = _status_tx;
         while let Some(cmd) = rx.recv().await {
-            if let Command::SetPaused { reply, .. } = cmd {
+            if let Request::SetPaused { reply, .. } = cmd {
                 let _ = reply.send(Ok(false));
             }
         }
     });
     let state = Arc::new(AdminState {
-        handle: Handle { status, commands },
+        handle: Handle { status, requests },
         metrics: Arc::new(Metrics::new()),
         actuator,
         tokens,

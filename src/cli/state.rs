@@ -62,7 +62,7 @@ async fn get(settings: &Settings, json: bool) -> anyhow::Result<()> {
             println!("sync: {}", serde_json::to_string(&report.action)?);
         }
     }
-    if report.newest().is_none() {
+    if report.item().is_none() {
         bail!("no region returned the config item");
     }
     Ok(())

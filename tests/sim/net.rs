@@ -13,7 +13,8 @@ use failover_config::{CheckSpec, ProbeSpec, Settings};
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
-    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Rr, WriteError,
+    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, RecordSet,
+    WriteError,
 };
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
@@ -214,6 +215,15 @@ impl ItemStore for Items {
             .await
     }
 
+    async fn follow_reset(
+        &self,
+        expected: &ConfigItem,
+        item: &ConfigItem,
+    ) -> Result<(), WriteError> {
+        self.write_call(async || self.inner.follow_reset(expected, item).await)
+            .await
+    }
+
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
         self.write_call(async || self.inner.put_audits(audits).await)
             .await
@@ -343,7 +353,7 @@ impl DnsRecord for Dns {
         self.inner.value_for(state)
     }
 
-    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
         self.net
             .call(Target::Api(Role::Secondary), async || {
                 self.inner.current().await
@@ -352,7 +362,7 @@ impl DnsRecord for Dns {
             .unwrap_or_else(|c| Err(unavailable(Role::Secondary, c)))
     }
 
-    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError> {
+    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
         self.net
             .call(Target::Api(Role::Secondary), async || {
                 self.inner.replace(old, new).await

@@ -33,8 +33,14 @@ pub(super) struct RawCoordination {
     /// How many of the configured `instances` must see the primary down before the
     /// leader fails over, however many are live: `"majority"` (more than half of
     /// them) or a whole number from 1 to the number of `instances`. Default:
-    /// `"majority"`.
+    /// `"majority"`. A number at most half of `instances` needs
+    /// `allow_minority_quorum`.
     pub(super) quorum: Option<QuorumRule>,
+    /// `true` allows a `quorum` of at most half of the `instances`: a minority that
+    /// sees the primary down (its own network broken, say) may then fail a healthy
+    /// primary over, and two sides of a partition may both think they decide. Only
+    /// for a deployment that accepts that. Default: `false`.
+    pub(super) allow_minority_quorum: Option<bool>,
 }
 
 /// Several instances cooperating through the config table in the secondary region.
@@ -50,6 +56,32 @@ pub struct CoordinationSettings {
     pub view_ttl: Duration,
     /// How many of the configured instances must see the primary down.
     pub quorum: QuorumRule,
+    /// A quorum of at most half of the instances was allowed explicitly.
+    pub allow_minority_quorum: bool,
+}
+
+impl CoordinationSettings {
+    /// A digest of the section as it counts for cooperation: the instances (in any
+    /// order), the lease, the renewal, the view TTL and the quorum. Published in
+    /// every view, so that instances running different sections notice. FNV-1a, 64
+    /// bits, in hex: stable across builds and versions, unlike Rust's own hasher.
+    pub fn digest(&self) -> String {
+        let mut instances = self.instances.clone();
+        instances.sort();
+        let text = format!(
+            "instances={};lease={};renew_every={};view_ttl={};quorum={};minority={}",
+            instances.join(","),
+            self.lease.as_millis(),
+            self.renew_every.as_millis(),
+            self.view_ttl.as_millis(),
+            self.quorum,
+            self.allow_minority_quorum
+        );
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
 }
 
 impl RawCoordination {
@@ -60,6 +92,7 @@ impl RawCoordination {
                 || self.renew_every.is_some()
                 || self.view_ttl.is_some()
                 || self.quorum.is_some()
+                || self.allow_minority_quorum.is_some()
             {
                 return Err(ConfigError::Parse {
                     key: "coordination.instances".into(),
@@ -88,12 +121,26 @@ impl RawCoordination {
                 ),
             ));
         }
+        let allow_minority_quorum = self.allow_minority_quorum.unwrap_or(false);
+        if quorum.threshold(instances.len()) * 2 <= instances.len() && !allow_minority_quorum {
+            return Err(invalid(
+                "coordination.quorum",
+                quorum,
+                format!(
+                    "at most half of the {} instances: a minority that sees the primary down \
+                     (its own network broken) could fail a healthy primary over; use \
+                     \"majority\", or set coordination.allow_minority_quorum = true to accept that",
+                    instances.len()
+                ),
+            ));
+        }
         Ok(Some(CoordinationSettings {
             instances,
             lease,
             renew_every,
             view_ttl,
             quorum,
+            allow_minority_quorum,
         }))
     }
 }
@@ -231,9 +278,50 @@ mod tests {
     }
 
     #[test]
+    fn a_minority_quorum_needs_an_explicit_key() {
+        for (n, of, ok) in [
+            (1, 3, false),
+            (2, 3, true),
+            (2, 4, false),
+            (3, 4, true),
+            (1, 1, true),
+        ] {
+            let names: Vec<String> = (0..of).map(|i| format!("m{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut c = instances(&names);
+            c.quorum = Some(QuorumRule::AtLeast(n));
+            assert_eq!(c.validate("m0").is_ok(), ok, "{n} of {of}");
+            let mut c = instances(&names);
+            c.quorum = Some(QuorumRule::AtLeast(n));
+            c.allow_minority_quorum = Some(true);
+            assert!(c.validate("m0").is_ok(), "{n} of {of}, allowed");
+        }
+        assert!(
+            instances(&["a", "b"]).validate("a").is_ok(),
+            "majority of two is two"
+        );
+    }
+
+    #[test]
     fn ids_are_unique_and_include_this_instance() {
         assert!(instances(&["a", "a"]).validate("a").is_err());
         assert!(instances(&["a", "b#c"]).validate("a").is_err());
         assert!(instances(&["b"]).validate("a").is_err());
+    }
+
+    #[test]
+    fn the_digest_follows_what_counts_for_cooperation_only() {
+        let a = instances(&["a", "b", "c"]).validate("a").unwrap().unwrap();
+        let b = instances(&["c", "a", "b"]).validate("b").unwrap().unwrap();
+        assert_eq!(a.digest(), b.digest(), "order and own id do not matter");
+        assert_eq!(a.digest().len(), 16);
+        let mut c = instances(&["a", "b", "c"]);
+        c.view_ttl = Some(HumanDuration(Duration::from_secs(20)));
+        let c = c.validate("a").unwrap().unwrap();
+        assert_ne!(a.digest(), c.digest());
+        let d = instances(&["a", "b", "d"]).validate("a").unwrap().unwrap();
+        assert_ne!(a.digest(), d.digest());
+        // pinned: the same section gives the same digest in every build
+        assert_eq!(a.digest(), a.digest());
     }
 }

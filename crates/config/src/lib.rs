@@ -90,6 +90,41 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The same error without the secrets a value it echoes can carry (a probe
+    /// URL's presigned signature or API key, credentials before a host): every text
+    /// it holds passes through [`failover_core::redact::redact_config_text`]. Every
+    /// error leaving this crate is redacted, so neither `check-config`, `run` nor a
+    /// reload's log echoes them.
+    pub fn redacted(self) -> Self {
+        let r = |s: String| failover_core::redact::redact_config_text(&s);
+        match self {
+            ConfigError::Read { path, reason } => ConfigError::Read {
+                path,
+                reason: r(reason),
+            },
+            e @ ConfigError::NotFound { .. } => e,
+            ConfigError::Parse { key, message } => ConfigError::Parse {
+                key,
+                message: r(message),
+            },
+            ConfigError::Invalid {
+                key,
+                value,
+                allowed,
+            } => ConfigError::Invalid {
+                key,
+                value: r(value),
+                allowed: r(allowed),
+            },
+            ConfigError::FromEnv { var, error } => ConfigError::FromEnv {
+                var,
+                error: Box::new(error.redacted()),
+            },
+        }
+    }
+}
+
 /// Renders [`ConfigError::FromEnv`]: the variable right after the key, where the eye
 /// looks for what to fix.
 struct DisplayFromEnv<'a>(&'a str, &'a ConfigError);
@@ -174,7 +209,7 @@ impl RawConfig {
             .route53
             .map(route53::RawRoute53::validate)
             .transpose()?;
-        Ok(Settings {
+        let settings = Settings {
             app,
             regions,
             monitor,
@@ -185,8 +220,47 @@ impl RawConfig {
             stack,
             coordination,
             route53,
-        })
+        };
+        check_a_move_can_be_answered(&settings)?;
+        Ok(settings)
     }
+}
+
+/// How long a human's move may take to be answered (the admin API's request
+/// timeout); `failover_daemon::control::ANSWER_WITHIN` is the same.
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A human's move waits at least this long behind a commit in flight before it is
+/// answered as expired (`failover_daemon::control::move_wait`).
+const SHORTEST_MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `monitor.write_timeout` leaves a human's move time to wait behind a commit in
+/// flight, commit, and be answered within the admin API's request timeout: a move
+/// answered "timed out" is then always a move that never started.
+fn check_a_move_can_be_answered(s: &Settings) -> Result<(), ConfigError> {
+    let budget = ANSWER_WITHIN - std::time::Duration::from_secs(1) - SHORTEST_MOVE_WAIT;
+    if s.longest_commit() <= budget {
+        return Ok(());
+    }
+    let most = budget / s.commit_calls();
+    Err(invalid(
+        "monitor.write_timeout",
+        humantime::format_duration(s.monitor.write_timeout),
+        format!(
+            "at most {}{}: a human's move makes up to {} calls of up to write_timeout each, \
+             and must be answered within the admin API's {}s (with {}s to wait behind a \
+             commit in flight)",
+            humantime::format_duration(most),
+            if s.route53.is_some() {
+                " with [route53]"
+            } else {
+                ""
+            },
+            s.commit_calls(),
+            ANSWER_WITHIN.as_secs(),
+            SHORTEST_MOVE_WAIT.as_secs()
+        ),
+    ))
 }
 
 /// The validated settings the rest of the program uses.
@@ -268,7 +342,11 @@ pub fn for_run_with_env(
         settings.admin.check_exposure(tokens.admin.is_some())?;
         Ok((settings, tokens))
     };
-    ready().map_err(|e| load::EnvOrigins::new(env.iter().map(|(k, _)| k)).attribute(e))
+    ready().map_err(|e| {
+        load::EnvOrigins::new(env.iter().map(|(k, _)| k))
+            .attribute(e)
+            .redacted()
+    })
 }
 
 impl Settings {
@@ -284,6 +362,7 @@ impl Settings {
             max_fence: self.monitor.max_fence,
             rule: self.policy.failover_when,
             require_healthy_secondary: self.policy.require_healthy_secondary,
+            fence_expiry: self.monitor.max_fence + self.failover_bound(),
             evidence_ttl: self
                 .probes
                 .iter()
@@ -292,6 +371,58 @@ impl Settings {
                 .max()
                 .unwrap_or(std::time::Duration::MAX),
         }
+    }
+
+    /// The calls one commit of a human's move may make, each bounded by
+    /// `monitor.write_timeout`: the transaction in the commit region, the primary's
+    /// copy (or the read after a lost race), and the DNS record's read and change
+    /// when `[route53]` is set.
+    pub fn commit_calls(&self) -> u32 {
+        3 + if self.route53.is_some() { 2 } else { 0 }
+    }
+
+    /// The longest one commit may take.
+    pub fn longest_commit(&self) -> std::time::Duration {
+        self.monitor.write_timeout * self.commit_calls()
+    }
+
+    /// The longest from the moment the primary stops answering every instance to the
+    /// failover committed in the secondary, provided that from then on a quorum of the
+    /// configured instances run (not stopped, their paths to the secondary and to each
+    /// other intact), the secondary passes its probes and takes writes, and nothing else
+    /// holds the move back (mode auto, not paused, hold-down over, no item for a human
+    /// to settle):
+    ///
+    /// - detection, `fall x interval + jitter + timeout` (the slowest primary probe);
+    /// - with cooperating instances, the votes: `3 x renew_every` (a view published,
+    ///   read, and, for a peer seen for the first time, seen to change); and a leader:
+    ///   `max(lease, view_ttl) + 2 x renew_every` if the one that held the lease died
+    ///   with the outage (or a duplicate of an instance must be waited out);
+    /// - the commit: `2 x write_timeout + 500 ms` (an attempt that timed out, the
+    ///   backoff, which for a move's first failure is 0.5 s, the retry with the same
+    ///   token);
+    /// - with `fence_for > 0`: `max_fence` and a second commit.
+    pub fn failover_bound(&self) -> std::time::Duration {
+        let detection = self
+            .probes
+            .iter()
+            .filter(|p| p.region == Role::Primary)
+            .map(|p| p.interval * p.fall + p.jitter + p.timeout)
+            .max()
+            .unwrap_or_default();
+        let coordination = self
+            .coordination
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |c| {
+                c.renew_every * 3 + c.lease.max(c.view_ttl) + c.renew_every * 2
+            });
+        let commit = self.monitor.write_timeout * 2 + std::time::Duration::from_millis(500);
+        let fence = if self.monitor.fence_for.is_zero() {
+            std::time::Duration::ZERO
+        } else {
+            self.monitor.max_fence + commit
+        };
+        detection + coordination + commit + fence
     }
 
     /// A fresh policy for these settings, its probes in the configured order.

@@ -46,7 +46,7 @@ pub fn parse(
         .filter(|(k, _)| k.starts_with(&prefix))
         .collect();
     let origins = EnvOrigins::new(env.keys());
-    merge_and_validate(text, env).map_err(|e| origins.attribute(e))
+    merge_and_validate(text, env).map_err(|e| origins.attribute(e).redacted())
 }
 
 fn merge_and_validate(

@@ -40,7 +40,9 @@ pub(super) struct RawMonitor {
     /// caught up). Duration, at least `"100ms"`. Default: `"5s"`.
     pub(super) state_refresh: Option<HumanDuration>,
     /// Upper bound of one AWS write attempt by the actuator. Duration, at least
-    /// `"100ms"`. Default: `"3s"`.
+    /// `"100ms"`, at most `"8s"` (`"4800ms"` with `[route53]`): a human's move makes
+    /// up to 3 such calls (5 with `[route53]`) and is answered within the admin API's
+    /// 30 s or not started. Default: `"3s"`.
     pub(super) write_timeout: Option<HumanDuration>,
     /// Append every probe result to this JSONL file, for `failover-monitor backtest`.
     /// Default: none (nothing recorded).

@@ -382,3 +382,23 @@ fn tables_are_global_unless_per_region_is_set() {
         );
     }
 }
+
+/// Issue 17, item 5i: a configuration error never echoes the secrets a probe URL
+/// can carry (credentials, a presigned signature, an API key), whether the value is
+/// refused, lacks a scheme, or breaks the file's syntax.
+#[test]
+fn config_errors_do_not_echo_url_secrets() {
+    let base = "[app]\nid = \"a\"\n[regions.primary]\nname = \"us-east-1\"\n\
+                [regions.secondary]\nname = \"ap-northeast-1\"\n";
+    for probe in [
+        "[[probes]]\nname = \"p\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"ftp://u:hunter2@h/?X-Amz-Signature=hunter2\"\n",
+        "[[probes]]\nname = \"p\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"h/?token=hunter2\"\n",
+        "[[probes]]\nname = \"p\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"https://h/?k=hunter2\" oops\n",
+    ] {
+        let err = parse(&format!("{base}{probe}"), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("probes") || err.contains("line"), "{err}");
+    }
+}

@@ -133,6 +133,78 @@ impl LeaseTracker {
     }
 }
 
+/// What this process is in a position to do with the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// It could act on a decision now (mode `auto`, its view of the secondary up
+    /// where required, no duplicate of its id).
+    pub fit: bool,
+    /// A commit of its own is in flight.
+    pub committing: bool,
+    /// A second live process runs with its instance id.
+    pub duplicate: bool,
+    /// Another instance is live and could act.
+    pub fit_peer_live: bool,
+}
+
+/// What to do with the lease this round, once [`LeaseTracker::next_action`] has said
+/// what the lease allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseStep {
+    Wait,
+    Renew {
+        token: u64,
+    },
+    /// Give the lease up (to a peer that can act).
+    Release {
+        token: u64,
+    },
+    Acquire {
+        expected: Option<LeaseRecord>,
+    },
+    /// May take the lease, but does not: a duplicate of this instance is live, or
+    /// this one cannot act while a live peer can.
+    Abstain,
+}
+
+/// Rounds in a row a holder that cannot act keeps the lease before handing it to a
+/// peer that can: a probe of the secondary that flaps once does not move the lease.
+pub const UNFIT_ROUNDS: u32 = 2;
+
+/// Who should hold the lease: a holder that cannot act for [`UNFIT_ROUNDS`] rounds
+/// gives it up while a live peer can act (never under its own commit in flight), and
+/// a contender that cannot act does not take it while such a peer exists. With no
+/// peer able to act the holder keeps it: nobody would do better.
+#[derive(Debug, Clone, Default)]
+pub struct Handover {
+    unfit_rounds: u32,
+}
+
+impl Handover {
+    pub fn step(&mut self, action: LeaseAction, me: Standing) -> LeaseStep {
+        let handover = !me.fit && me.fit_peer_live;
+        match action {
+            LeaseAction::Renew { token } if handover && !me.committing => {
+                self.unfit_rounds += 1;
+                if self.unfit_rounds < UNFIT_ROUNDS {
+                    return LeaseStep::Renew { token };
+                }
+                self.unfit_rounds = 0;
+                LeaseStep::Release { token }
+            }
+            other => {
+                self.unfit_rounds = 0;
+                match other {
+                    LeaseAction::Wait => LeaseStep::Wait,
+                    LeaseAction::Renew { token } => LeaseStep::Renew { token },
+                    LeaseAction::Acquire { .. } if handover || me.duplicate => LeaseStep::Abstain,
+                    LeaseAction::Acquire { expected } => LeaseStep::Acquire { expected },
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::time::advance;
@@ -261,5 +333,71 @@ mod tests {
                 expected: rec("a/1", 9, 100)
             }
         );
+    }
+
+    const ABLE: Standing = Standing {
+        fit: true,
+        committing: false,
+        duplicate: false,
+        fit_peer_live: true,
+    };
+
+    #[test]
+    fn a_holder_that_cannot_act_hands_the_lease_to_a_peer_that_can() {
+        let mut h = Handover::default();
+        let unable = Standing { fit: false, ..ABLE };
+        let renew = LeaseAction::Renew { token: 4 };
+        assert_eq!(h.step(renew.clone(), unable), LeaseStep::Renew { token: 4 });
+        assert_eq!(
+            h.step(renew.clone(), unable),
+            LeaseStep::Release { token: 4 }
+        );
+        // one round able again starts the count afresh
+        assert_eq!(h.step(renew.clone(), unable), LeaseStep::Renew { token: 4 });
+        assert_eq!(h.step(renew.clone(), ABLE), LeaseStep::Renew { token: 4 });
+        assert_eq!(h.step(renew.clone(), unable), LeaseStep::Renew { token: 4 });
+        // never under its own commit, never without a peer that can act
+        let committing = Standing {
+            committing: true,
+            ..unable
+        };
+        let alone = Standing {
+            fit_peer_live: false,
+            ..unable
+        };
+        for _ in 0..5 {
+            assert_eq!(
+                h.step(renew.clone(), committing),
+                LeaseStep::Renew { token: 4 }
+            );
+            assert_eq!(h.step(renew.clone(), alone), LeaseStep::Renew { token: 4 });
+        }
+    }
+
+    #[test]
+    fn a_contender_that_cannot_act_or_is_duplicated_does_not_take_the_lease() {
+        let mut h = Handover::default();
+        let acquire = LeaseAction::Acquire { expected: None };
+        assert_eq!(
+            h.step(acquire.clone(), ABLE),
+            LeaseStep::Acquire { expected: None }
+        );
+        let unable = Standing { fit: false, ..ABLE };
+        assert_eq!(h.step(acquire.clone(), unable), LeaseStep::Abstain);
+        // with nobody able to act, taking the lease is better than nobody holding it
+        let alone = Standing {
+            fit_peer_live: false,
+            ..unable
+        };
+        assert_eq!(
+            h.step(acquire.clone(), alone),
+            LeaseStep::Acquire { expected: None }
+        );
+        let duplicated = Standing {
+            duplicate: true,
+            ..ABLE
+        };
+        assert_eq!(h.step(acquire.clone(), duplicated), LeaseStep::Abstain);
+        assert_eq!(h.step(LeaseAction::Wait, unable), LeaseStep::Wait);
     }
 }

@@ -7,12 +7,20 @@
 //! - [`rules`]: what a user picks in `monitor.toml` that the core applies;
 //! - [`policy`]: per-probe fall/rise hysteresis, the region rule, hold-down, modes,
 //!   fencing, failback, votes and quorum: observations in, a verdict out;
-//! - [`lease`]: the leader lease as a state machine.
+//! - [`lease`]: the leader lease as a state machine;
+//! - [`redact`]: the secrets a URL can carry, removed from error texts;
+//! - [`liveness`]: which peers are alive, what their votes count for now, and a
+//!   second process with this instance's id;
+//! - [`commit`]: the commit lifecycle (in flight, retry, backoff, a stop for a
+//!   human, humans' moves waiting).
 //!
 //! Architecture Invariant: this crate depends on no other crate of the workspace,
 //! on no AWS crate and on no network or runtime: tokio's `time` only.
 
+pub mod commit;
 pub mod lease;
+pub mod liveness;
 pub mod model;
 pub mod policy;
+pub mod redact;
 pub mod rules;

@@ -57,11 +57,22 @@ pub enum RegionRule {
 impl RegionRule {
     /// How many down probes out of `total` make the region down.
     pub fn threshold(self, total: usize) -> usize {
+        self.threshold_of(total, total)
+    }
+
+    /// How many down probes make the region down when only `decisive` of the
+    /// region's `total` probes can judge it (the others inconclusive: their errors
+    /// are about the monitor). The rule applies to the decisive ones: `all` of them,
+    /// a majority of them, and `n of m` in proportion, `ceil(n x decisive / m)`.
+    pub fn threshold_of(self, decisive: usize, total: usize) -> usize {
         match self {
             RegionRule::Any => 1,
-            RegionRule::All => total,
-            RegionRule::Majority => total / 2 + 1,
-            RegionRule::AtLeast { n, .. } => n,
+            RegionRule::All => decisive,
+            RegionRule::Majority => decisive / 2 + 1,
+            RegionRule::AtLeast { n, m } => {
+                let m = m.max(total).max(1);
+                (n * decisive).div_ceil(m).max(1)
+            }
         }
     }
 }

@@ -141,6 +141,7 @@ impl Backend for AwsBackend {
             settings,
             &self.regions[spec.region as usize],
             &self.http,
+            &self.process,
         ))
     }
 

@@ -31,6 +31,10 @@ pub struct TraceRecord {
     pub latency_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The failure was about the monitor, not the region (inconclusive). Absent in
+    /// traces recorded before it existed: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor_side: bool,
 }
 
 /// Appends records to a trace file.
@@ -61,6 +65,7 @@ impl Recorder {
             ok: obs.ok,
             latency_ms: obs.latency.as_secs_f64() * 1000.0,
             error: obs.error.clone(),
+            monitor_side: obs.monitor_side,
         };
         serde_json::to_writer(&mut self.out, &r)?;
         self.out.write_all(b"\n")
@@ -172,6 +177,7 @@ pub fn replay(settings: &Settings, trace: &[TraceRecord], initial: AppState) -> 
             ok: r.ok,
             latency: Duration::from_secs_f64(r.latency_ms.max(0.0) / 1000.0),
             error: r.error.clone(),
+            monitor_side: r.monitor_side,
         });
         if let Verdict::Act(d) = policy.evaluate(at) {
             transitions.push(Replayed {
@@ -221,6 +227,7 @@ mod tests {
             ok,
             latency_ms: 2.0,
             error: None,
+            monitor_side: false,
         }
     }
 

@@ -1,5 +1,5 @@
 //! How the world outside the decision loop observes and steers it: the [`Status`]
-//! snapshot the loop publishes, the [`Command`]s it takes, and the [`Handle`] that
+//! snapshot the loop publishes, the [`Request`]s it takes, and the [`Handle`] that
 //! holds both ends. The admin API and the in-process tests depend on this module,
 //! never on the loop itself.
 
@@ -33,6 +33,9 @@ pub struct Status {
     pub quorum: Option<serde_json::Value>,
     /// Another live process with this instance id (it never takes the lease).
     pub duplicate: Option<String>,
+    /// Live instances running another `[coordination]` section: automatic moves
+    /// wait until every live instance agrees.
+    pub coordination_mismatch: Vec<String>,
     /// Set while the item is in a state only a human can settle; automatic moves
     /// are stopped until it changes.
     pub needs_human: Option<String>,
@@ -52,7 +55,7 @@ pub struct Status {
 
 /// Operator requests into the decision loop.
 #[derive(Debug)]
-pub enum Command {
+pub enum Request {
     /// Stop (true) or restart (false) automatic transitions; probing goes on. The
     /// pause is stored in the commit region so that every instance honours it.
     /// Replies with whether it was paused before, or why it could not be stored.
@@ -64,7 +67,7 @@ pub enum Command {
     },
     /// A human's move, through the safety rules (unless `force`) and the actuator.
     /// Waits while another commit is in flight; dropped (answered
-    /// [`MoveError::Expired`]) if it could not start within [`MOVE_WAIT`].
+    /// [`MoveError::Expired`]) if it could not start within [`move_wait`].
     Move {
         to: AppState,
         reason: String,
@@ -104,28 +107,39 @@ pub enum MoveError {
     /// The write failed in a way that leaves it unknown whether it applied; the
     /// monitor recognises it on its next read of the item.
     Unknown(ActionError),
-    /// It waited behind another commit for longer than [`MOVE_WAIT`]: not started.
+    /// It waited behind another commit for longer than [`move_wait`], or could no
+    /// longer be answered in time: not started.
     Expired,
 }
 
-/// Longest a manual move waits behind a commit in flight before it is dropped
-/// unstarted (shorter than the admin API's request timeout, so that an answer that
-/// timed out always means "not started").
-pub const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a human's move may take to be answered: the admin API's request
+/// timeout. A move that could not be answered within it is not started, so that an
+/// answer that timed out always means "not started".
+pub const ANSWER_WITHIN: std::time::Duration = failover_config::ANSWER_WITHIN;
+
+/// Longest a manual move waits behind a commit in flight before it is answered
+/// [`MoveError::Expired`], unstarted: what is left of [`ANSWER_WITHIN`] once the
+/// longest commit ([`Settings::longest_commit`](failover_config::Settings::longest_commit)) and a second of
+/// slack are taken off. `monitor.write_timeout` is validated to leave at least 5 s.
+pub fn move_wait(settings: &Settings) -> std::time::Duration {
+    ANSWER_WITHIN
+        .saturating_sub(std::time::Duration::from_secs(1))
+        .saturating_sub(settings.longest_commit())
+}
 
 /// What the caller keeps to observe and steer a running daemon.
 #[derive(Clone)]
 pub struct Handle {
     pub status: watch::Receiver<Status>,
-    pub commands: mpsc::Sender<Command>,
+    pub requests: mpsc::Sender<Request>,
 }
 
 impl Handle {
     /// Sends `make(reply)` into the loop and waits for the answer; `None` when the
     /// daemon is gone.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.ok()?;
+        self.requests.send(make(tx)).await.ok()?;
         rx.await.ok()
     }
 }

@@ -18,6 +18,7 @@ pub struct Metrics {
     registry: Registry,
     pub probe_success: IntGaugeVec,
     pub probe_up: IntGaugeVec,
+    pub probe_inconclusive: IntGaugeVec,
     pub probe_duration: HistogramVec,
     pub app_state: IntGaugeVec,
     pub transitions: IntCounterVec,
@@ -32,7 +33,9 @@ pub struct Metrics {
     pub schedule_lag: prometheus::Histogram,
     pub quorum_reachable: IntGauge,
     pub needs_human: IntGauge,
+    pub fenced_seconds: Gauge,
     pub duplicate_instance: IntGauge,
+    pub coordination_mismatch: IntGauge,
     pub commit_attempts: IntCounterVec,
 }
 
@@ -89,6 +92,7 @@ impl Metrics {
         let m = Self {
             probe_success: gauge_vec(&r, "probe_success", "Whether the last run of the probe succeeded (1) or failed (0).", &["probe", "region", "kind"]),
             probe_up: gauge_vec(&r, "probe_up", "The probe's health after fall/rise hysteresis: 1 up, 0 down.", &["probe", "region"]),
+            probe_inconclusive: gauge_vec(&r, "probe_inconclusive", "1 while the probe's last fall results were errors about the monitor (access denied, bad or expired credentials, throttled, a name that does not exist): it says nothing about the region, which it no longer judges.", &["probe", "region"]),
             probe_duration: reg(&r, HistogramVec::new(histogram_opts("probe_duration_seconds", "How long each probe run took.", DURATION_BUCKETS), &["probe", "region", "kind"]).expect("valid metric")),
             app_state: gauge_vec(&r, "app_state", "The committed state of the config item: 1 for the current state.", &["state"]),
             transitions: counter_vec(&r, "transitions_total", "Transitions this instance committed.", &["from", "to", "trigger"]),
@@ -103,7 +107,9 @@ impl Metrics {
             schedule_lag: reg(&r, prometheus::Histogram::with_opts(histogram_opts("probe_schedule_lag_seconds", "How late probe runs start after their slot (jitter excluded): the scheduler's health.", LAG_BUCKETS)).expect("valid metric")),
             quorum_reachable: gauge(&r, "quorum_reachable", "With cooperating instances: 1 while enough configured instances are live to reach the failover quorum, 0 while not (a lone survivor never fails over on its own); 1 for an instance that acts alone."),
             needs_human: gauge(&r, "needs_human", "1 while the config item is in a state only a human can settle (reset below versions already used); automatic moves are stopped."),
+            fenced_seconds: float(&r, "fenced_seconds", "How long the config item has been fenced (writes blocked), 0 while it is not. A fence of the monitors is lifted once it is older than max_fence plus the failover bound."),
             duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
+            coordination_mismatch: gauge(&r, "coordination_mismatch", "1 while a live instance runs another [coordination] section than this one (instances, lease, timing, quorum): automatic moves wait until they agree."),
             commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
             registry: r,
         };
@@ -131,6 +137,7 @@ impl Metrics {
     pub fn reset_probes(&self) {
         self.probe_success.reset();
         self.probe_up.reset();
+        self.probe_inconclusive.reset();
         self.probe_duration.reset();
     }
 
@@ -164,6 +171,9 @@ mod tests {
             .with_label_values(&["p", "primary", "http"])
             .set(1);
         m.probe_up.with_label_values(&["p", "primary"]).set(1);
+        m.probe_inconclusive
+            .with_label_values(&["p", "primary"])
+            .set(0);
         m.probe_duration
             .with_label_values(&["p", "primary", "http"])
             .observe(0.1);
@@ -171,7 +181,7 @@ mod tests {
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         let families = m.registry.gather();
-        assert_eq!(families.len(), 18, "every series is checked");
+        assert_eq!(families.len(), 21, "every series is checked");
         for family in families {
             let name = family.name().trim_start_matches("failover_monitor_");
             assert!(

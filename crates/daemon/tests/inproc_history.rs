@@ -68,6 +68,9 @@ impl ItemStore for Counting {
     ) -> Result<(), WriteError> {
         self.inner.catch_up(i, a, from).await
     }
+    async fn follow_reset(&self, e: &ConfigItem, i: &ConfigItem) -> Result<(), WriteError> {
+        self.inner.follow_reset(e, i).await
+    }
     async fn put_audits(&self, a: &[AuditRecord]) -> Result<(), WriteError> {
         self.inner.put_audits(a).await
     }

@@ -9,14 +9,15 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::context::{Cx, Facts};
-use super::engine::{self, Action};
-use super::ops::{self, comments, website};
-use super::outputs;
-use super::report::Reporter;
-use super::stack::Stack;
+use crate::context::StackContext;
+use crate::ops::{self, comments, website};
+use crate::outputs;
+use crate::report::Reporter;
+use crate::resources;
+use crate::stack::Stack;
 use failover_config::Settings;
 use failover_core::model::Role;
+use failover_provision_engine::{self as engine, Action};
 
 /// A command used the wrong way (exit 2), as opposed to a failure while running.
 #[derive(Debug, thiserror::Error)]
@@ -125,36 +126,37 @@ pub async fn provision(
     settings: &Settings,
 ) -> Result<()> {
     let stack = Stack::from_settings(settings)?;
-    let rep = Reporter { json };
+    let reporter = Reporter { json };
     if let ProvisionCommand::Destroy { yes: false } = command {
         confirm_destroy(&stack)?;
     }
-    let cx = Cx::connect(stack).await;
+    let all = resources::list(&stack);
+    let context = StackContext::connect(stack).await;
     match command {
         ProvisionCommand::Plan => {
-            let p = engine::plan(&cx, false).await?;
-            rep.plan(&p, false);
+            let plan = engine::plan(&context, all, false).await?;
+            reporter.plan(&plan, false);
         }
         ProvisionCommand::Apply => {
             let t = Instant::now();
-            let sum = engine::apply(&cx, &rep).await?;
-            rep.finish("apply", &sum, t);
+            let summary = engine::apply(&context, all, &reporter).await?;
+            reporter.finish("apply", &summary, t);
         }
         ProvisionCommand::Destroy { .. } => {
             let t = Instant::now();
-            let sum = engine::destroy(&cx, &rep).await?;
-            rep.finish("destroy", &sum, t);
+            let summary = engine::destroy(&context, all, &reporter).await?;
+            reporter.finish("destroy", &summary, t);
         }
-        ProvisionCommand::WebsiteLocal { port } => website_local(&cx, port).await?,
-        other => write_outputs(&cx, other, source, json).await?,
+        ProvisionCommand::WebsiteLocal { port } => website_local(&context, port).await?,
+        other => write_outputs(&context, other, source, json).await?,
     }
     Ok(())
 }
 
 /// `provision website-local`: serves until Ctrl-C.
-async fn website_local(cx: &Cx, port: u16) -> Result<()> {
-    let bucket = cx.stack.website_bucket();
-    let s3 = cx.region(Role::Primary).s3.clone();
+async fn website_local(context: &StackContext, port: u16) -> Result<()> {
+    let bucket = context.names().website_bucket();
+    let s3 = context.region(Role::Primary).s3.clone();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
@@ -182,32 +184,32 @@ async fn website_local(cx: &Cx, port: u16) -> Result<()> {
 
 /// The subcommands that read the stack and write what it gives its users.
 async fn write_outputs(
-    cx: &Cx,
+    context: &StackContext,
     command: ProvisionCommand,
     source: &Path,
     json: bool,
 ) -> Result<()> {
-    let (facts, missing) = read_outputs(cx).await?;
+    let missing = read_outputs(context).await?;
     match command {
         ProvisionCommand::Output { ui_config } => {
-            let out = outputs::outputs(cx, &facts, &missing);
+            let out = outputs::outputs(context, &missing);
             println!("{}", serde_json::to_string_pretty(&out)?);
-            write_ui_config(cx, &facts, &ui_config)?;
+            write_ui_config(context, &ui_config)?;
             eprintln!("wrote {}", ui_config.display());
         }
         ProvisionCommand::UiConfig { out } => {
-            write_ui_config(cx, &facts, &out)?;
+            write_ui_config(context, &out)?;
             println!("wrote {}", out.display());
         }
-        ProvisionCommand::CdnUrl => match outputs::cdn_url(&facts) {
+        ProvisionCommand::CdnUrl => match outputs::cdn_url(context) {
             Some(url) => println!("{url}"),
             None => bail!("no CloudFront distribution: run `provision apply` first"),
         },
         ProvisionCommand::WebsiteDeploy => {
             complete(&missing)?;
-            let ui = ui_config_text(cx, &facts)?;
-            let bucket = cx.stack.website_bucket();
-            let done = website::deploy(&cx.region(Role::Primary).s3, &bucket, &ui).await?;
+            let ui = ui_config_text(context)?;
+            let bucket = context.names().website_bucket();
+            let done = website::deploy(&context.region(Role::Primary).s3, &bucket, &ui).await?;
             if json {
                 println!("{}", serde_json::to_string(&done)?);
             } else {
@@ -224,8 +226,8 @@ async fn write_outputs(
                     "deployed the page (version {}) to s3://{bucket}/{}; {}",
                     done.version,
                     website::PREFIX,
-                    match outputs::cdn_url(&facts) {
-                        Some(url) if cx.region(Role::Primary).endpoint.is_none() =>
+                    match outputs::cdn_url(context) {
+                        Some(url) if context.region(Role::Primary).endpoint.is_none() =>
                             format!("served at {url}"),
                         _ => "serve it with `failover-monitor provision website-local`".into(),
                     }
@@ -234,7 +236,7 @@ async fn write_outputs(
         }
         ProvisionCommand::MonitorConfig { out } => {
             complete(&missing)?;
-            let text = outputs::monitor_toml(cx, &facts, &source.display().to_string())?;
+            let text = outputs::monitor_toml(context, &source.display().to_string())?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, text)
@@ -263,24 +265,24 @@ fn complete(missing: &[String]) -> Result<()> {
     }
 }
 
-/// Observes the stack without changing it: its facts and what is missing.
-async fn read_outputs(cx: &Cx) -> Result<(Facts, Vec<String>)> {
-    let p = engine::plan(cx, false).await?;
-    let missing = p
+/// Observes the stack without changing it, so that the context learns its facts:
+/// what is missing.
+async fn read_outputs(context: &StackContext) -> Result<Vec<String>> {
+    let plan = engine::plan(context, resources::list(&context.stack), false).await?;
+    Ok(plan
         .steps
         .iter()
         .filter(|s| !matches!(s.action, Action::Keep))
         .map(|s| s.resource.to_string())
-        .collect();
-    Ok((cx.facts(), missing))
+        .collect())
 }
 
-fn ui_config_text(cx: &Cx, facts: &Facts) -> Result<String> {
-    Ok(serde_json::to_string_pretty(&outputs::ui_config(cx, facts))? + "\n")
+fn ui_config_text(context: &StackContext) -> Result<String> {
+    Ok(serde_json::to_string_pretty(&outputs::ui_config(context))? + "\n")
 }
 
-fn write_ui_config(cx: &Cx, facts: &Facts, path: &Path) -> Result<()> {
-    let text = ui_config_text(cx, facts)?;
+fn write_ui_config(context: &StackContext, path: &Path) -> Result<()> {
+    let text = ui_config_text(context)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -295,13 +297,13 @@ fn confirm_destroy(stack: &Stack) -> Result<()> {
     eprint!(
         "This deletes every resource of stack {:?} in {} and {} (photos and comments with them).\n\
          Type the project name to confirm: ",
-        stack.project,
+        stack.project(),
         stack.region_name(Role::Primary),
         stack.region_name(Role::Secondary)
     );
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() != stack.project {
+    if line.trim() != stack.project() {
         return Err(UsageError("not confirmed; nothing was deleted".into()).into());
     }
     Ok(())

@@ -1,65 +1,38 @@
-//! The context every step shares ([`Cx`]): the stack, the clients of both regions and
-//! of the global services, and the [`Facts`] earlier steps learned (ARNs, generated
-//! ids). A fact nobody has learned yet is [`Unknown`], never an empty string: what
-//! depends on it is undecided, not different.
-
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+//! What every step shares ([`StackContext`]): the stack's description, the clients
+//! of both regions and of the global services, and the [`Facts`] earlier steps
+//! learned (ARNs, generated ids), kept by key. A fact nobody has learned yet is
+//! [`failover_provision_engine::Unknown`], never an empty string: what depends on it
+//! is undecided, not different.
 
 use anyhow::Result;
-use serde::Serialize;
+use tokio::sync::OnceCell;
 
-use super::resources::api::ApiKind;
-use super::sdk::{self, Global, Region};
-use super::stack::Stack;
+use crate::names::Names;
+use crate::ownership::Lookup;
+use crate::sdk::{self, Global, Region, STACK_TAG};
+use crate::stack::Stack;
 use failover_core::model::Role;
+use failover_provision_engine::{Context, Fact, Facts};
 
-/// What earlier steps learned that later ones need: ARNs and generated ids.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Facts {
-    pub account: Option<String>,
-    pub role_arns: BTreeMap<String, String>,
-    /// `(region, api kind)` -> REST API id.
-    pub apis: BTreeMap<String, String>,
-    pub user_pool_id: Option<String>,
-    pub client_id: Option<String>,
-    pub identity_pool_id: Option<String>,
-    pub distribution_id: Option<String>,
-    pub distribution_arn: Option<String>,
-    pub distribution_domain: Option<String>,
-    pub health_checks: BTreeMap<String, String>,
-    /// What the endpoint accepted without doing (emulator gaps), by resource.
-    pub notes: BTreeMap<String, String>,
-}
-
-/// A fact that no step has learned yet, because the resource it comes from does not
-/// exist (yet): `unknown until iam-role photos-config-api exists`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown until {0} exists")]
-pub struct Unknown(pub String);
-
-/// The key of a REST API in [`Facts::apis`].
-pub fn api_key(kind: ApiKind, role: Role) -> String {
-    format!("{role}/{}", kind.as_str())
-}
-
-/// The clients and the facts the steps share.
-pub struct Cx {
+/// The stack, the clients and the facts the steps share.
+pub struct StackContext {
     pub stack: Stack,
     regions: [Region; 2],
     pub global: Global,
-    facts: Mutex<Facts>,
+    facts: Facts,
+    account: OnceCell<String>,
 }
 
-impl Cx {
-    pub async fn connect(stack: Stack) -> Cx {
+impl StackContext {
+    pub async fn connect(stack: Stack) -> StackContext {
         let (primary, sdk) = Region::load(&stack.settings.regions.primary).await;
         let (secondary, _) = Region::load(&stack.settings.regions.secondary).await;
-        Cx {
+        StackContext {
             global: Global::new(&sdk),
             stack,
             regions: [primary, secondary],
-            facts: Mutex::new(Facts::default()),
+            facts: Facts::default(),
+            account: OnceCell::new(),
         }
     }
 
@@ -70,91 +43,58 @@ impl Cx {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Facts> {
-        // A panic while holding the lock cannot leave the facts half-written (each
-        // update is one insert), so a poisoned lock is still good to read.
-        self.facts.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn names(&self) -> &Names {
+        &self.stack.names
     }
 
-    pub fn facts(&self) -> Facts {
-        self.lock().clone()
+    pub fn facts(&self) -> &Facts {
+        &self.facts
     }
 
-    pub fn learn(&self, f: impl FnOnce(&mut Facts)) {
-        f(&mut self.lock());
+    /// A fact, or [`failover_provision_engine::Unknown`] naming the resource it comes
+    /// from.
+    pub fn know(&self, fact: &Fact) -> Result<String> {
+        self.facts.get(fact)
     }
 
-    /// A fact, or [`Unknown`] naming the resource (`kind name`) it comes from.
-    fn known<T>(&self, get: impl FnOnce(&Facts) -> Option<T>, from: String) -> Result<T> {
-        get(&self.lock()).ok_or_else(|| Unknown(from).into())
+    pub fn learn(&self, fact: Fact, value: impl Into<String>) {
+        self.facts.learn(fact, value);
     }
 
-    pub fn role_arn(&self, name: &str) -> Result<String> {
-        self.known(
-            |f| f.role_arns.get(name).cloned(),
-            format!("iam-role {name}"),
-        )
-    }
-
-    pub fn api_id(&self, kind: ApiKind, role: Role) -> Result<String> {
-        self.known(
-            |f| f.apis.get(&api_key(kind, role)).cloned(),
-            format!("rest-api {} ({role})", self.stack.api_name(kind, role)),
-        )
-    }
-
-    pub fn user_pool_id(&self) -> Result<String> {
-        self.known(
-            |f| f.user_pool_id.clone(),
-            format!("user-pool {}", self.stack.project),
-        )
-    }
-
-    pub fn client_id(&self) -> Result<String> {
-        self.known(
-            |f| f.client_id.clone(),
-            format!("user-pool-client {}", self.stack.user_pool_client_name()),
-        )
-    }
-
-    pub fn identity_pool_id(&self) -> Result<String> {
-        self.known(
-            |f| f.identity_pool_id.clone(),
-            format!("identity-pool {}", self.stack.identity_pool_name()),
-        )
-    }
-
-    pub fn distribution_arn(&self) -> Result<String> {
-        self.known(
-            |f| f.distribution_arn.clone(),
-            format!("cloudfront-distribution {}", self.stack.distribution_name()),
-        )
-    }
-
-    pub fn health_check_id(&self, role: Role) -> Result<String> {
-        self.known(
-            |f| f.health_checks.get(role.as_str()).cloned(),
-            format!(
-                "route53-health-check {}",
-                self.stack.health_check_name(role)
-            ),
-        )
+    /// A search for this stack's `what` called `name`.
+    pub fn lookup<'a>(&'a self, what: &'static str, name: &'a str) -> Lookup<'a> {
+        Lookup {
+            what,
+            name,
+            project: self.names().project(),
+        }
     }
 
     /// The account id, asked once (needed in ARNs of policies).
     pub async fn account(&self) -> Result<String> {
-        if let Some(a) = self.facts().account {
-            return Ok(a);
-        }
-        let out = self
-            .global
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| sdk::fail("sts:GetCallerIdentity", &e))?;
-        let account = out.account().unwrap_or_default().to_string();
-        self.learn(|f| f.account = Some(account.clone()));
-        Ok(account)
+        let account = self
+            .account
+            .get_or_try_init(|| async {
+                let out = self
+                    .global
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| sdk::fail("sts:GetCallerIdentity", &e))?;
+                anyhow::Ok(out.account().unwrap_or_default().to_string())
+            })
+            .await?;
+        Ok(account.clone())
+    }
+}
+
+impl Context for StackContext {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    fn mark(&self) -> String {
+        format!("tag {STACK_TAG}={}", self.names().project())
     }
 }

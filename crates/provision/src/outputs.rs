@@ -5,82 +5,108 @@
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::context::{Cx, Facts, api_key};
-use super::resources::api::{ApiKind, stage_url};
-use super::resources::monitoring;
+use std::collections::BTreeMap;
+
+use crate::context::StackContext;
+use crate::names::ApiKind;
+use crate::resources::api::{api_id, stage_url};
+use crate::resources::{cdn, dns, iam, identity_pool, monitoring, user_pool};
 use failover_config::{RegionRule, Settings, TablesMode};
 use failover_core::model::Role;
+use failover_provision_engine::Fact;
+use failover_provision_engine::facts::NOTE;
 
 /// The stage URL of one of the stack's APIs (see [`stage_url`]), once it exists.
-fn api_url(cx: &Cx, facts: &Facts, kind: ApiKind, role: Role) -> Option<String> {
-    let region = cx.region(role);
+fn api_url(context: &StackContext, kind: ApiKind, role: Role) -> Option<String> {
+    let region = context.region(role);
+    known(context, &api_id(context.names(), kind, role))
+        .map(|id| stage_url(&id, &region.name, region.endpoint.as_deref()))
+}
+
+/// A fact apply or plan learned, if one did.
+fn known(context: &StackContext, fact: &Fact) -> Option<String> {
+    context.facts().find(fact)
+}
+
+/// `name -> value` of those of `facts` that are known.
+fn known_by_name(
+    context: &StackContext,
+    facts: impl IntoIterator<Item = (String, Fact)>,
+) -> BTreeMap<String, String> {
     facts
-        .apis
-        .get(&api_key(kind, role))
-        .map(|id| stage_url(id, &region.name, region.endpoint.as_deref()))
+        .into_iter()
+        .filter_map(|(name, fact)| Some((name, known(context, &fact)?)))
+        .collect()
 }
 
 /// `uiConfig.json` as the web page (deploy/website) reads it: the original's keys,
 /// plus, where a region is an emulator, its `endpoint` (S3 then path-style) and the
 /// primary's as `cognitoEndpoint` (the pools live there); the API URLs are then in
 /// the emulator's form.
-pub fn ui_config(cx: &Cx, facts: &Facts) -> Value {
+pub fn ui_config(context: &StackContext) -> Value {
+    let names = context.names();
     let region = |role: Role| {
         let mut r = json!({
-            "stateUrl": api_url(cx, facts, ApiKind::Config, role)
-                .map(|u| format!("{u}/state/{}", cx.stack.app_id)),
-            "objectStoreBucketName": cx.stack.bucket(role),
-            "photosApi": api_url(cx, facts, ApiKind::Store, role),
-            "region": cx.stack.region_name(role),
+            "stateUrl": api_url(context, ApiKind::Config, role)
+                .map(|u| format!("{u}/state/{}", context.stack.app_id)),
+            "objectStoreBucketName": context.names().bucket(role),
+            "photosApi": api_url(context, ApiKind::Store, role),
+            "region": context.stack.region_name(role),
         });
-        if let Some(e) = &cx.region(role).endpoint {
+        if let Some(e) = &context.region(role).endpoint {
             r["endpoint"] = json!(e.trim_end_matches('/'));
         }
         r
     };
     let mut ui = json!({
-        "identityPoolId": facts.identity_pool_id,
-        "userPoolClientId": facts.client_id,
-        "userPoolId": facts.user_pool_id,
-        "uiRegion": cx.stack.region_name(Role::Primary),
+        "identityPoolId": known(context, &identity_pool::pool_id(names)),
+        "userPoolClientId": known(context, &user_pool::client_id(names)),
+        "userPoolId": known(context, &user_pool::pool_id(names)),
+        "uiRegion": context.stack.region_name(Role::Primary),
         "primary": region(Role::Primary),
         "secondary": region(Role::Secondary),
     });
-    if let Some(e) = &cx.region(Role::Primary).endpoint {
+    if let Some(e) = &context.region(Role::Primary).endpoint {
         ui["cognitoEndpoint"] = json!(e.trim_end_matches('/'));
     }
     ui
 }
 
-pub fn cdn_url(facts: &Facts) -> Option<String> {
-    facts
-        .distribution_domain
-        .as_ref()
-        .map(|d| format!("https://{d}"))
+pub fn cdn_url(context: &StackContext) -> Option<String> {
+    known(context, &cdn::distribution_domain(context.names())).map(|d| format!("https://{d}"))
 }
 
 /// Every output of the stack. `missing` lists what the plan would still create.
-pub fn outputs(cx: &Cx, facts: &Facts, missing: &[String]) -> Value {
-    let apis: serde_json::Map<String, Value> = facts
-        .apis
-        .iter()
-        .map(|(k, id)| (k.clone(), json!(id)))
-        .collect();
+pub fn outputs(context: &StackContext, missing: &[String]) -> Value {
+    let names = context.names();
+    let apis = Role::BOTH.iter().flat_map(|&role| {
+        ApiKind::BOTH.map(|kind| {
+            (
+                format!("{role}/{}", kind.as_str()),
+                api_id(names, kind, role),
+            )
+        })
+    });
+    let roles = iam::service_roles(names)
+        .into_iter()
+        .chain([iam::web_role(names)]);
+    let roles = roles.map(|r| (r.name.clone(), iam::role_arn(&r.name)));
+    let checks = Role::BOTH.map(|r| (r.to_string(), dns::health_check_id(names, r)));
     json!({
-        "project": cx.stack.project,
-        "appId": cx.stack.app_id,
-        "tables": match cx.stack.tables {
+        "project": context.stack.project(),
+        "appId": context.stack.app_id,
+        "tables": match context.stack.tables {
             TablesMode::Global => "global (one table, replica in the secondary)",
             TablesMode::PerRegion => "per-region (two independent tables, as stack.tables says)",
         },
-        "uiConfig": ui_config(cx, facts),
-        "cdnUrl": cdn_url(facts),
-        "apis": apis,
-        "roles": facts.role_arns,
-        "alarms": Role::BOTH.iter().map(|&r| (r.to_string(), monitoring::alarms(&cx.stack, r)
+        "uiConfig": ui_config(context),
+        "cdnUrl": cdn_url(context),
+        "apis": known_by_name(context, apis),
+        "roles": known_by_name(context, roles),
+        "alarms": Role::BOTH.iter().map(|&r| (r.to_string(), monitoring::alarms(names, r)
             .into_iter().map(|a| a.name).collect::<Vec<_>>())).collect::<std::collections::BTreeMap<_, _>>(),
-        "healthChecks": facts.health_checks,
-        "notAccepted": facts.notes,
+        "healthChecks": known_by_name(context, checks),
+        "notAccepted": context.facts().all(NOTE),
         "missing": missing,
     })
 }
@@ -116,8 +142,8 @@ impl Toml {
 
 /// A complete `monitor.toml` for this stack: the settings it was made from, and
 /// probes on the provisioned APIs, buckets, tables and alarms.
-pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
-    let s = &cx.stack.settings;
+pub fn monitor_toml(context: &StackContext, source: &str) -> Result<String> {
+    let s = &context.stack.settings;
     let mut w = Toml::default();
     w.line(format!(
         "# Written by `failover-monitor provision monitor-config` from {source}: the probes\n\
@@ -130,8 +156,8 @@ pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
     }
     w.line("");
     w.line("[app]");
-    w.string("id", &cx.stack.app_id);
-    w.string("project", &cx.stack.project);
+    w.string("id", &context.stack.app_id);
+    w.string("project", context.stack.project());
     for role in Role::BOTH {
         let r = s.regions.get(role);
         w.section(&format!("regions.{role}"));
@@ -141,7 +167,7 @@ pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
         }
     }
     monitor_sections(&mut w, s);
-    let probes = probes(cx, facts)?;
+    let probes = probes(context)?;
     let primaries = probes
         .iter()
         .filter(|p| p.contains("region = \"primary\""))
@@ -165,7 +191,7 @@ pub fn monitor_toml(cx: &Cx, facts: &Facts, source: &str) -> Result<String> {
     if let Some(t) = &s.admin.token_file {
         w.string("token_file", &t.display().to_string());
     }
-    stack_section(&mut w, cx);
+    stack_section(&mut w, context);
     Ok(w.0)
 }
 
@@ -194,8 +220,8 @@ fn monitor_sections(w: &mut Toml, s: &Settings) {
     w.key("rise", pd.rise);
 }
 
-fn stack_section(w: &mut Toml, cx: &Cx) {
-    let st = &cx.stack;
+fn stack_section(w: &mut Toml, context: &StackContext) {
+    let st = &context.stack;
     w.section("stack");
     w.string("cognito_username", &st.cognito_username);
     w.string("cognito_email", &st.cognito_email);
@@ -212,13 +238,13 @@ fn stack_section(w: &mut Toml, cx: &Cx) {
     }
 }
 
-fn probes(cx: &Cx, facts: &Facts) -> Result<Vec<String>> {
-    let st = &cx.stack;
+fn probes(context: &StackContext) -> Result<Vec<String>> {
+    let st = &context.stack;
     let mut out = Vec::new();
     for role in Role::BOTH {
         // The state API as the page reads it (on an emulator, through its execution
         // layer): up when it answers the item's state.
-        let Some(url) = api_url(cx, facts, ApiKind::Config, role) else {
+        let Some(url) = api_url(context, ApiKind::Config, role) else {
             bail!("the {role} config API is not there: run `provision apply` first")
         };
         let http = format!(
@@ -237,20 +263,20 @@ fn probes(cx: &Cx, facts: &Facts) -> Result<Vec<String>> {
         out.push(format!(
             "[[probes]]\nname = \"{role}-photos\"\nkind = \"s3\"\nregion = \"{role}\"\n\
              bucket = {}\ncheck = \"{check}\"",
-            toml_str(&st.bucket(role))
+            toml_str(&st.names.bucket(role))
         ));
         out.push(format!(
             "[[probes]]\nname = \"{role}-config-item\"\nkind = \"dynamodb\"\nregion = \"{role}\"\n\
              table = {}\ncheck = \"get_item\"",
-            toml_str(&st.config_table())
+            toml_str(&st.names.config_table())
         ));
         if role == Role::Primary {
             out.push(format!(
                 "[[probes]]\nname = \"{role}-store-table\"\nkind = \"dynamodb\"\nregion = \"{role}\"\n\
                  table = {}\ncheck = \"describe_table\"",
-                toml_str(&st.store_table())
+                toml_str(&st.names.store_table())
             ));
-            let alarms: Vec<String> = monitoring::alarms(st, role)
+            let alarms: Vec<String> = monitoring::alarms(&st.names, role)
                 .into_iter()
                 .map(|a| toml_str(&a.name))
                 .collect();

@@ -1,26 +1,24 @@
 //! What `provision` prints: one line per resource (the plan's verdicts, apply's and
-//! destroy's progress) and a summary, as text or as JSON lines (`--json`).
+//! destroy's progress) and a summary, as text or as JSON lines (`--json`). It
+//! implements the engine's [`Progress`] and knows nothing of the kinds.
 
 use std::io::Write;
 
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::engine::{Action, Plan, Step, Summary};
-use super::stack::Resource;
+use failover_provision_engine::{Action, Plan, Progress, Resource, Step, Summary};
 
 /// Where progress goes: one line per resource, as text or JSON lines.
 pub struct Reporter {
     pub json: bool,
 }
 
-impl Reporter {
-    /// A step of apply or destroy: `verb` (create, update, check, delete, skip) and
-    /// how it ended.
-    pub fn line(&self, r: &Resource, verb: &str, outcome: &str, detail: Option<&str>, ms: u128) {
+impl<C> Progress<C> for Reporter {
+    fn step(&self, r: &Resource<C>, verb: &str, outcome: &str, detail: Option<&str>, ms: u128) {
         let mut out = std::io::stdout().lock();
         if self.json {
-            let v = json!({"event": verb, "kind": r.spec.kind().name(), "name": r.name,
+            let v = json!({"event": verb, "kind": r.kind.name(), "name": r.name,
                 "region": r.region, "outcome": outcome, "detail": detail, "ms": ms as u64});
             let _ = writeln!(out, "{v}");
         } else {
@@ -29,17 +27,19 @@ impl Reporter {
         }
         let _ = out.flush();
     }
+}
 
-    fn plan_line(&self, step: &Step) {
+impl Reporter {
+    fn plan_line<C>(&self, step: &Step<C>) {
         let r = &step.resource;
         if self.json {
             let (action, detail) = match serde_json::to_value(&step.action) {
                 Ok(v) => (v["action"].clone(), v.get("detail").cloned()),
                 Err(_) => (serde_json::Value::Null, None),
             };
-            let v = json!({"event": "plan", "kind": r.spec.kind().name(),
+            let v = json!({"event": "plan", "kind": r.kind.name(),
                 "name": r.name, "region": r.region,
-                "action": action, "detail": detail, "spec": r.spec});
+                "action": action, "detail": detail, "spec": r.spec()});
             println!("{v}");
             return;
         }
@@ -56,7 +56,7 @@ impl Reporter {
         println!("{symbol} {r} {word}{detail}");
     }
 
-    pub fn plan(&self, plan: &Plan, destroy: bool) {
+    pub fn plan<C>(&self, plan: &Plan<C>, destroy: bool) {
         for s in &plan.steps {
             self.plan_line(s);
         }

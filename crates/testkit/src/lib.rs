@@ -24,7 +24,7 @@ pub use table::{Change, Entry, Faults, MemTable, Record};
 
 use failover_config::{ProbeSpec, Settings};
 use failover_core::model::{AppState, ConfigItem, Role, keys};
-use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, Rr};
+use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, RecordSet};
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
 use failover_daemon::coord::CoordStore;
@@ -75,6 +75,8 @@ impl WallClock for TokioWallClock {
 pub enum Answer {
     Ok,
     Fail(String),
+    /// An answer about the monitor, not the region (access denied, say).
+    Denied(String),
     /// Never answers (the scheduler's timeout ends it).
     Hang,
 }
@@ -91,17 +93,23 @@ impl Script {
             .insert(probe.to_owned(), answer);
     }
 
-    fn get(&self, probe: &str) -> Answer {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(probe)
+    /// The outcome of `probe` at instance `instance` only (its own path to the
+    /// region broke, say); it wins over [`Script::set`] there.
+    pub fn set_at(&self, instance: &str, probe: &str, answer: Answer) {
+        self.set(&format!("{instance}/{probe}"), answer);
+    }
+
+    fn get(&self, instance: &str, probe: &str) -> Answer {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&format!("{instance}/{probe}"))
+            .or_else(|| map.get(probe))
             .cloned()
             .unwrap_or(Answer::Ok)
     }
 }
 
 struct ScriptedProbe {
+    instance: String,
     name: String,
     script: Script,
 }
@@ -109,9 +117,10 @@ struct ScriptedProbe {
 #[async_trait]
 impl Probe for ScriptedProbe {
     async fn check(&self) -> Result<(), ProbeError> {
-        match self.script.get(&self.name) {
+        match self.script.get(&self.instance, &self.name) {
             Answer::Ok => Ok(()),
             Answer::Fail(why) => Err(ProbeError::Transport(why)),
+            Answer::Denied(why) => Err(ProbeError::Caller(why)),
             Answer::Hang => std::future::pending().await,
         }
     }
@@ -121,7 +130,7 @@ impl Probe for ScriptedProbe {
 /// DELETE + CREATE batch).
 #[derive(Debug, Clone, Default)]
 pub struct MemDns {
-    pub record: Arc<Mutex<Option<Rr>>>,
+    pub record: Arc<Mutex<Option<RecordSet>>>,
     /// Every change made: (the writing process, the new value).
     pub changes: Arc<Mutex<Vec<(String, String)>>>,
     /// The process writing through this handle.
@@ -133,7 +142,7 @@ impl MemDns {
         self.lock().as_ref().map(|r| r.value.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Rr>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<RecordSet>> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -147,7 +156,7 @@ impl MemDns {
 
     /// Sets the record by hand.
     pub fn set(&self, value: &str) {
-        *self.lock() = Some(Rr {
+        *self.lock() = Some(RecordSet {
             value: value.to_owned(),
             ttl: 60,
         });
@@ -163,11 +172,11 @@ impl DnsRecord for MemDns {
         }
     }
 
-    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
         Ok(self.lock().clone())
     }
 
-    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError> {
+    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
         let mut record = self.lock();
         if record.as_ref() != old {
             return Err(ActionError::Busy {
@@ -175,7 +184,7 @@ impl DnsRecord for MemDns {
                 reason: "InvalidChangeBatch: the record is not as read".into(),
             });
         }
-        *record = Some(Rr {
+        *record = Some(RecordSet {
             value: new.to_owned(),
             ttl: 60,
         });
@@ -267,8 +276,9 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn probe(&self, spec: &ProbeSpec, _settings: &Settings) -> Arc<dyn Probe> {
+    fn probe(&self, spec: &ProbeSpec, settings: &Settings) -> Arc<dyn Probe> {
         Arc::new(ScriptedProbe {
+            instance: settings.monitor.instance_id.clone(),
             name: spec.name.clone(),
             script: self.script.clone(),
         })

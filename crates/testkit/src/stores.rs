@@ -272,6 +272,25 @@ impl ItemStore for MemItemStore {
             .map_err(|e| self.write_error(e, None))
     }
 
+    async fn follow_reset(
+        &self,
+        expected: &ConfigItem,
+        item: &ConfigItem,
+    ) -> Result<(), WriteError> {
+        let was = (expected.version, expected.state);
+        let actions = vec![Action {
+            key: self.app_id.clone(),
+            check: Box::new(move |r| match r {
+                Some(Record::Item(i)) => (i.version, i.state) == was,
+                _ => false,
+            }),
+            write: Write::Put(Record::Item(item.clone())),
+        }];
+        self.table
+            .transact(actions, None)
+            .map_err(|e| self.write_error(e, None))
+    }
+
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
         if audits.is_empty() {
             return Ok(());

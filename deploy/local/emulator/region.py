@@ -28,7 +28,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from werkzeug.serving import run_simple  # noqa: E402
 
-from emulator import bucket_replication, gateway, global_tables, replication  # noqa: E402
+from emulator import bucket_replication, gateway, global_tables, iam, replication  # noqa: E402
 
 
 def main(argv=None):
@@ -66,7 +66,8 @@ def main(argv=None):
                         f"lag {link.lag:g} s")
 
     moto_app = DomainDispatcherApplication(create_backend_app)
-    app = replication.ControlLayer(gateway.ExecutionLayer(moto_app), on_reset=[global_tables.reset])
+    app = iam.DenyLayer(
+        replication.ControlLayer(gateway.ExecutionLayer(moto_app), on_reset=[global_tables.reset]))
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

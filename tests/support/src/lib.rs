@@ -40,6 +40,7 @@ pub mod admin;
 pub mod config;
 pub mod ecs;
 pub mod emulator;
+pub mod iam;
 pub mod monitor;
 pub mod proxy;
 pub mod runner;

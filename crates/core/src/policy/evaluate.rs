@@ -52,7 +52,7 @@ impl Policy {
         }
         match &self.coordination {
             Some(c) if self.primary_down() => {
-                let votes = self.own_down_votes(c, now) + c.others_down;
+                let votes = self.down_votes(now);
                 if c.reachable() {
                     Err(format!(
                         "primary down here, but only {votes} of the {} votes needed",
@@ -82,10 +82,25 @@ impl Policy {
         if item.set_by_human() {
             return Err("fenced by a human; only a human moves it on".into());
         }
+        let fenced_for = self
+            .fenced_at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         if !self.effective_primary_down(now) {
             if self.vote(now).0 != Vote::Up {
                 // Neither down on fresh evidence nor up (stale or unknown results,
-                // a process just started): neither lift the fence nor go on.
+                // a process just started, the quorum lost): neither lift the fence
+                // nor go on, for as long as a real outage may take to be confirmed.
+                if fenced_for >= self.cfg.fence_expiry {
+                    return Ok(Wanted {
+                        to: AppState::Active,
+                        reason: format!(
+                            "fence expired: fenced for {} s without the primary down on \
+                             fresh evidence (no quorum?) nor up; writes are no longer blocked",
+                            fenced_for.as_secs()
+                        ),
+                        hold_down: false,
+                    });
+                }
                 return Err(
                     "fenced; the primary is neither down on fresh evidence nor up: waiting".into(),
                 );
@@ -175,12 +190,17 @@ impl Policy {
         if self.paused {
             return block(Blocked::Paused);
         }
-        if let Some(c) = &self.coordination
-            && !c.leader
-        {
-            return block(Blocked::NotLeader {
-                leader: c.leader_id.clone(),
-            });
+        if let Some(c) = &self.coordination {
+            if !c.leader {
+                return block(Blocked::NotLeader {
+                    leader: c.leader_id.clone(),
+                });
+            }
+            if !c.mismatch.is_empty() {
+                return block(Blocked::CoordinationMismatch {
+                    instances: c.mismatch.clone(),
+                });
+            }
         }
         if w.hold_down
             && let Some(last) = self.last_transition_at

@@ -20,21 +20,40 @@ pub const MAX_LISTED: usize = 20;
 pub const MAX_ERROR: usize = 200;
 
 impl Policy {
-    /// The vote of the region rule on the primary now, and the age of its evidence:
-    /// how long ago the least recently heard primary probe reported (None before
-    /// every primary probe has reported once).
-    pub fn vote(&self, now: Instant) -> (Vote, Option<Duration>) {
+    /// The region rule on the primary's probes that can judge it, from their
+    /// health alone: down, up (it cannot say down whatever the probes not yet known
+    /// turn out) or unknown (nothing known yet, or every probe inconclusive).
+    pub fn region_vote(&self) -> Vote {
         let c = &self.counts[Role::Primary as usize];
-        let total: usize = c.iter().sum();
-        let needed = self.cfg.rule.threshold(total);
+        let (total, decisive) = self.decisive(Role::Primary);
+        let needed = self.cfg.rule.threshold_of(decisive, total);
         let down = c[health_index(Health::Down)];
         let unknown = c[health_index(Health::Unknown)];
-        let vote = if total > 0 && down >= needed {
+        if total == 0 {
+            Vote::Up
+        } else if decisive == 0 {
+            // every probe inconclusive: nothing can be said of the region
+            Vote::Unknown
+        } else if down >= needed {
             Vote::Down
-        } else if total == 0 || down + unknown < needed {
+        } else if down + unknown < needed {
             Vote::Up
         } else {
             Vote::Unknown
+        }
+    }
+
+    /// This instance's vote on the primary now, the one it publishes and the one it
+    /// counts for itself, and the age of its evidence: how long ago the least
+    /// recently heard primary probe reported (None before every primary probe has
+    /// reported once). A region rule that says down counts as `Down` only while no
+    /// primary probe that is down answered its last check: a probe rising again (a
+    /// process resumed after a stop finds the primary back) makes the vote `Unknown`
+    /// until it fails again or is up. A dead region's probes only fail.
+    pub fn vote(&self, now: Instant) -> (Vote, Option<Duration>) {
+        let vote = match self.region_vote() {
+            Vote::Down if !self.down_is_current() => Vote::Unknown,
+            v => v,
         };
         let age = self
             .in_region(Role::Primary)
@@ -51,6 +70,7 @@ impl Policy {
                 "up": c[health_index(Health::Up)],
                 "down": c[health_index(Health::Down)],
                 "unknown": c[health_index(Health::Unknown)],
+                "inconclusive": c[health_index(Health::Inconclusive)],
             })
         };
         let (listed, omitted) = self.deciding_probes(now);
@@ -58,7 +78,7 @@ impl Policy {
             json!({
                 "configured": c.configured,
                 "live": 1 + c.others_live,
-                "down_votes": self.own_down_votes(c, now) + c.others_down,
+                "down_votes": self.down_votes(now),
                 "needed": c.needed(),
                 "rule": c.quorum.to_string(),
             })

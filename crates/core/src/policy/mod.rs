@@ -20,12 +20,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use health::{Health, ProbeHealth};
+pub use health::{Check, Health, ProbeHealth};
 pub use types::{
-    Blocked, Coordination, Decision, Observation, PolicyConfig, ProbeView, Refusal, Replication,
-    Verdict, Vote,
+    Blocked, Coordination, Decision, ItemChange, Observation, PolicyConfig, ProbeView, Refusal,
+    Replication, Verdict, Vote,
 };
 
+use crate::liveness::counts_as_down;
 use crate::model::{AppState, ConfigItem, Role};
 
 #[derive(Debug, Clone)]
@@ -85,9 +86,12 @@ pub struct Policy {
     paused: bool,
     coordination: Option<Coordination>,
     replication: Option<Replication>,
+    /// When what the policy knows of the item was learned: our commit returned, or
+    /// the commit-region read that brought it was issued.
+    learned_at: Option<Instant>,
     /// Probes per region (index `Role as usize`) and health (`health_index`), kept up
     /// to date on every flip so that an evaluation costs O(1), not O(probes).
-    counts: [[usize; 3]; 2],
+    counts: [[usize; 4]; 2],
 }
 
 fn health_index(h: Health) -> usize {
@@ -95,6 +99,7 @@ fn health_index(h: Health) -> usize {
         Health::Unknown => 0,
         Health::Up => 1,
         Health::Down => 2,
+        Health::Inconclusive => 3,
     }
 }
 
@@ -117,7 +122,8 @@ impl Policy {
             paused: false,
             coordination: None,
             replication: None,
-            counts: [[0; 3]; 2],
+            learned_at: None,
+            counts: [[0; 4]; 2],
         }
         .recounted()
     }
@@ -128,7 +134,7 @@ impl Policy {
     }
 
     fn recount(&mut self) {
-        self.counts = [[0; 3]; 2];
+        self.counts = [[0; 4]; 2];
         for p in &self.probes {
             self.counts[p.role as usize][health_index(p.health.health())] += 1;
         }
@@ -157,32 +163,12 @@ impl Policy {
         self.coordination = c;
     }
 
-    /// The primary is down as far as acting goes: by this instance's region rule
-    /// alone, or, with cooperating instances, by a quorum of the configured ones
-    /// (this instance's own vote counting only while its evidence is fresh).
+    /// The primary is down as far as acting goes: by this instance's own vote alone
+    /// (fresh within `evidence_ttl`), or, with cooperating instances, by a quorum of
+    /// the configured ones. Its own vote and its peers' are counted by the same
+    /// rule ([`counts_as_down`]).
     pub fn effective_primary_down(&self, now: Instant) -> bool {
-        match &self.coordination {
-            None => self.primary_down() && self.evidence_fresh(now),
-            Some(c) => self.own_down_votes(c, now) + c.others_down >= c.needed(),
-        }
-    }
-
-    /// Acting alone: every primary probe has reported within `evidence_ttl`, and the
-    /// down is current.
-    fn evidence_fresh(&self, now: Instant) -> bool {
-        self.down_is_current()
-            && self
-                .vote(now)
-                .1
-                .is_some_and(|age| age <= self.cfg.evidence_ttl)
-    }
-
-    /// No primary probe that is down answered its last check: a probe rising again
-    /// (a process resumed after a stop finds the primary back) holds a new failover
-    /// until it fails again or is up. A dead region's probes only fail.
-    fn down_is_current(&self) -> bool {
-        self.in_region(Role::Primary)
-            .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
+        self.down_votes(now) >= self.coordination.as_ref().map_or(1, Coordination::needed)
     }
 
     /// The coordination input last set (None when acting alone).
@@ -190,22 +176,30 @@ impl Policy {
         self.coordination.as_ref()
     }
 
-    /// Down votes counted now: this instance's (when fresh) and the live peers'.
+    /// Down votes counted now: this instance's and the live peers' (each down only
+    /// while its evidence is fresh).
     pub fn down_votes(&self, now: Instant) -> usize {
-        match &self.coordination {
-            None => usize::from(self.primary_down() && self.evidence_fresh(now)),
-            Some(c) => self.own_down_votes(c, now) + c.others_down,
-        }
+        let (vote, age) = self.vote(now);
+        let (ttl, others) = match &self.coordination {
+            None => (self.cfg.evidence_ttl, 0),
+            Some(c) => (c.max_evidence_age, c.others_down),
+        };
+        usize::from(counts_as_down(vote, age, Duration::ZERO, ttl)) + others
     }
 
-    /// 1 when this instance's own vote counts as down now, else 0.
-    fn own_down_votes(&self, c: &Coordination, now: Instant) -> usize {
-        let (vote, age) = self.vote(now);
-        usize::from(
-            vote == Vote::Down
-                && self.down_is_current()
-                && age.is_some_and(|a| a <= c.max_evidence_age),
-        )
+    /// Whether no primary probe that is down answered its last check.
+    fn down_is_current(&self) -> bool {
+        self.in_region(Role::Primary)
+            .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
+    }
+
+    /// How long the item has been fenced (None while it is not).
+    pub fn fenced_for(&self, now: Instant) -> Option<Duration> {
+        self.item
+            .as_ref()
+            .filter(|i| i.state == AppState::Fenced)
+            .and(self.fenced_at)
+            .map(|t| now.saturating_duration_since(t))
     }
 
     pub fn config(&self) -> &PolicyConfig {
@@ -237,7 +231,9 @@ impl Policy {
             slot.failures += 1;
         }
         let before = slot.health.health();
-        let flipped = slot.health.observe(obs.ok, obs.at);
+        let flipped = slot
+            .health
+            .observe(Check::of(obs.ok, obs.monitor_side), obs.at);
         if let Some(now) = flipped {
             let role = slot.role as usize;
             self.counts[role][health_index(before)] -= 1;
@@ -251,23 +247,68 @@ impl Policy {
         flipped
     }
 
-    /// Tells the policy what the config item is now. `changed_at` is when it took
-    /// this version, if known (the caller converts `updatedAt`). Older versions than
-    /// the one already known are ignored.
+    /// Takes in the item as some read found it, when that read cannot say more than
+    /// what it found (a copy that may lag, a fallback, a trace): `changed_at` is when
+    /// it reached this version, if known (the caller converts `updatedAt`). A version
+    /// older than the one already known is ignored.
     pub fn observe_item(&mut self, item: ConfigItem, changed_at: Option<Instant>, now: Instant) {
-        if let Some(known) = &self.item {
-            if item.version < known.version {
-                return;
-            }
-            if item.version == known.version && item.state == known.state {
+        let _ = self.observe_read(item, changed_at, None, now);
+    }
+
+    /// Takes in the item as a strongly consistent read of the commit region found
+    /// it, the read issued at `issued`. Such a read is the truth once it was issued
+    /// after what the policy knows was learned (our commit returned, or the read that
+    /// brought it was issued): a lower version then means the item was re-seeded,
+    /// restored or set back by hand, and it replaces what we remember, timers
+    /// included. A read issued earlier may be older than our own commit and never
+    /// lowers anything. `issued` None: a read that never lowers anything.
+    pub fn observe_read(
+        &mut self,
+        item: ConfigItem,
+        changed_at: Option<Instant>,
+        issued: Option<Instant>,
+        now: Instant,
+    ) -> ItemChange {
+        let authoritative = issued.filter(|i| self.learned_at.is_none_or(|l| *i >= l));
+        // What a read brings is learned no earlier than it was issued (now, when the
+        // read cannot say): a later read issued before that is not newer than it.
+        let learned = issued.unwrap_or(now);
+        let change = match &self.item {
+            None => ItemChange::First,
+            Some(known) if item.version < known.version => match authoritative {
+                None => return ItemChange::None,
+                Some(_) => ItemChange::Reset,
+            },
+            Some(known) if item.version == known.version && item.state == known.state => {
                 self.item = Some(item);
-                return;
+                if authoritative.is_some() {
+                    self.learned_at = Some(learned);
+                }
+                return ItemChange::None;
             }
+            Some(_) => ItemChange::Newer,
+        };
+        if change == ItemChange::Reset {
+            self.replication = None;
+            self.learned_at = Some(learned);
+        } else {
+            self.learned_at = Some(self.learned_at.map_or(learned, |l| l.max(learned)));
         }
-        let first = self.item.is_none();
-        // A change we see happen is a transition now; at start-up we only know what
-        // the item says about itself. Version 0 is the item as seeded (by
-        // `provision` or by hand): no transition happened, so nothing holds down.
+        self.take_item(item, changed_at, now, change != ItemChange::Newer);
+        change
+    }
+
+    /// Makes `item` the current one. A change we see happen is a transition now; a
+    /// first sight (at start-up, or after a reset) knows only what the item says
+    /// about itself. Version 0 is the item as seeded (by `provision` or by hand): no
+    /// transition happened, so nothing holds down.
+    fn take_item(
+        &mut self,
+        item: ConfigItem,
+        changed_at: Option<Instant>,
+        now: Instant,
+        first: bool,
+    ) {
         self.last_transition_at = if item.version == 0 {
             None
         } else if first {
@@ -279,11 +320,12 @@ impl Policy {
         self.item = Some(item);
     }
 
-    /// Records a transition this instance committed.
+    /// Records a transition this instance committed: learned now.
     pub fn committed(&mut self, item: ConfigItem, now: Instant) {
         self.item = None;
-        self.observe_item(item, Some(now), now);
+        self.take_item(item, Some(now), now, true);
         self.last_transition_at = Some(now);
+        self.learned_at = Some(now);
     }
 
     pub fn probe_views(&self, now: Instant) -> Vec<ProbeView> {
@@ -322,17 +364,25 @@ impl Policy {
         self.probes.iter().filter(move |p| p.role == role)
     }
 
-    /// The region rule applied to the primary's probes.
+    /// The region rule says the primary is down here (before freshness and the
+    /// other instances): [`Policy::region_vote`] is `Down`.
     pub fn primary_down(&self) -> bool {
-        let c = &self.counts[Role::Primary as usize];
-        let total: usize = c.iter().sum();
-        total > 0 && c[health_index(Health::Down)] >= self.cfg.rule.threshold(total)
+        self.region_vote() == Vote::Down
     }
 
-    /// Every probe of the region is up (vacuously true without probes).
+    /// Every probe of the region that can judge it is up, and one can (vacuously
+    /// true without probes).
     pub fn region_up(&self, role: Role) -> bool {
+        let (total, decisive) = self.decisive(role);
+        total == 0
+            || (decisive > 0 && self.counts[role as usize][health_index(Health::Up)] == decisive)
+    }
+
+    /// The region's probes, and those of them not inconclusive.
+    fn decisive(&self, role: Role) -> (usize, usize) {
         let c = &self.counts[role as usize];
-        c[health_index(Health::Up)] == c.iter().sum::<usize>()
+        let total: usize = c.iter().sum();
+        (total, total - c[health_index(Health::Inconclusive)])
     }
 }
 

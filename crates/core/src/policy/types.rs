@@ -20,6 +20,9 @@ pub struct Observation {
     pub latency: Duration,
     /// Why it failed (None when ok).
     pub error: Option<String>,
+    /// The failure is evidence about the monitor (its permissions, credentials or
+    /// configuration), not about the region: inconclusive.
+    pub monitor_side: bool,
 }
 
 /// The knobs of the policy (`failover-config` fills them from `monitor.toml`).
@@ -33,6 +36,11 @@ pub struct PolicyConfig {
     pub max_fence: Duration,
     pub rule: RegionRule,
     pub require_healthy_secondary: bool,
+    /// A fence the monitors set that can neither go on to `failover` (the primary
+    /// not down on fresh evidence, or no quorum) nor be lifted (the primary not up)
+    /// is lifted once it is this old: `max_fence` plus the failover bound, the
+    /// longest a real outage takes to be confirmed. It never blocks writes for ever.
+    pub fence_expiry: Duration,
     /// Acting alone, a primary that is down counts only while the evidence is this
     /// fresh (the age of the least recently heard primary probe's last report):
     /// twice the slowest primary probe's `interval + jitter + timeout`. A process
@@ -55,6 +63,21 @@ pub struct Replication {
     pub detail: String,
 }
 
+/// What a read of the item changed in what the policy knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemChange {
+    /// Nothing: the same item, or an older one from a read that cannot lower.
+    None,
+    /// The first item known.
+    First,
+    /// A newer version, or the same version in another state.
+    Newer,
+    /// A lower version from the commit region, read after what we knew was learned:
+    /// the item was re-seeded, restored or set back by hand. What was remembered of
+    /// the old item (timers, replication, moves under way) no longer applies.
+    Reset,
+}
+
 /// A transition the policy wants the actuator to make.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -64,6 +87,17 @@ pub struct Decision {
     pub expected_version: u64,
     pub reason: String,
     pub evidence: serde_json::Value,
+}
+
+impl Decision {
+    /// What the move is about: from, to, and the version it starts from.
+    pub fn key(&self) -> crate::commit::MoveKey {
+        crate::commit::MoveKey {
+            from: self.from,
+            to: self.to,
+            version: self.expected_version,
+        }
+    }
 }
 
 /// Why a wanted move is not made now.
@@ -82,6 +116,9 @@ pub enum Blocked {
     SecondaryUnhealthy { down: Vec<String> },
     /// Another instance holds the leader lease (or nobody does).
     NotLeader { leader: Option<String> },
+    /// Live instances run another `[coordination]` section (a change rolled out to
+    /// some of them only): automatic moves wait until all agree.
+    CoordinationMismatch { instances: Vec<String> },
 }
 
 /// What the cooperating instances say (None when this instance acts alone).
@@ -100,6 +137,9 @@ pub struct Coordination {
     /// This instance's own vote counts only while its evidence is younger than this.
     pub max_evidence_age: Duration,
     pub quorum: QuorumRule,
+    /// Live instances whose `[coordination]` section differs from this one's: they
+    /// may count another quorum, so nothing is decided together until they agree.
+    pub mismatch: Vec<String>,
 }
 
 impl Coordination {

@@ -12,6 +12,7 @@ use super::dns::{DnsAction, follow};
 use super::store::{Commit, WriteError};
 use super::{ActionError, Actuator, Transition};
 use failover_config::TablesMode;
+use failover_core::commit::{MoveKey, PreparedMove};
 use failover_core::model::{AuditRecord, ConfigItem, Role};
 
 /// DynamoDB honours a client request token for ten minutes; a prepared transition
@@ -35,9 +36,15 @@ impl Prepared {
     pub fn reusable(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.at) < TOKEN_LIFETIME
     }
+}
+
+impl PreparedMove for Prepared {
+    fn key(&self) -> MoveKey {
+        self.transition.key()
+    }
 
     /// `item` is the one this transition writes (it was applied).
-    pub fn wrote(&self, item: &ConfigItem) -> bool {
+    fn wrote(&self, item: &ConfigItem) -> bool {
         *item == self.item
     }
 }

@@ -28,7 +28,7 @@ use failover_core::model::{AppState, Role};
 
 /// The record as it is: its value and TTL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rr {
+pub struct RecordSet {
     pub value: String,
     pub ttl: i64,
 }
@@ -40,12 +40,12 @@ pub trait DnsRecord: Send + Sync {
     fn value_for(&self, state: AppState) -> String;
 
     /// The record as it is now, if it exists.
-    async fn current(&self) -> Result<Option<Rr>, ActionError>;
+    async fn current(&self) -> Result<Option<RecordSet>, ActionError>;
 
     /// Replaces exactly `old` (None: creates it, which fails if one exists) by a
     /// record with `new`; fails without changing anything when the record is not
     /// `old` any more.
-    async fn replace(&self, old: Option<&Rr>, new: &str) -> Result<(), ActionError>;
+    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError>;
 }
 
 /// Makes the record point where `state` says.
@@ -118,7 +118,7 @@ impl DnsRecord for Route53 {
         }
     }
 
-    async fn current(&self) -> Result<Option<Rr>, ActionError> {
+    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
         let call = self
             .client
             .list_resource_record_sets()
@@ -142,14 +142,14 @@ impl DnsRecord for Route53 {
             })
             .and_then(|r| {
                 let value = r.resource_records().first()?.value().to_owned();
-                Some(Rr {
+                Some(RecordSet {
                     value,
                     ttl: r.ttl().unwrap_or(self.cfg.ttl),
                 })
             }))
     }
 
-    async fn replace(&self, old: Option<&Rr>, want: &str) -> Result<(), ActionError> {
+    async fn replace(&self, old: Option<&RecordSet>, want: &str) -> Result<(), ActionError> {
         let build = |e: aws_sdk_route53::error::BuildError| {
             self.err("change_resource_record_sets", e.to_string())
         };

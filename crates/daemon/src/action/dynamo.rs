@@ -272,6 +272,22 @@ impl ItemStore for DynamoItemStore {
         self.transact(items, None, None).await
     }
 
+    async fn follow_reset(
+        &self,
+        expected: &ConfigItem,
+        item: &ConfigItem,
+    ) -> Result<(), WriteError> {
+        let update = self
+            .set_item(item)
+            .condition_expression("#v = :was AND #s = :was_state")
+            .expression_attribute_values(":was", n(expected.version))
+            .expression_attribute_values(":was_state", s(expected.state.as_str()))
+            .build()
+            .map_err(|e| self.failed(e.to_string()))?;
+        let items = vec![TransactWriteItem::builder().update(update).build()];
+        self.transact(items, None, None).await
+    }
+
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
         if audits.is_empty() {
             return Ok(());

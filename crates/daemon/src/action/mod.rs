@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use commit::{Outcome, Prepared, PrimaryCopy};
-pub use dns::{DnsAction, DnsRecord, Route53, Rr, follow};
+pub use dns::{DnsAction, DnsRecord, RecordSet, Route53, follow};
 pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair};
@@ -45,6 +45,7 @@ pub use sync::{SyncAction, SyncReport, sync_loop};
 
 use crate::clock::WallClock;
 use failover_config::TablesMode;
+use failover_core::commit::MoveKey;
 use failover_core::model::{AppState, ConfigItem, Fence, PauseRecord, Role, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +84,17 @@ pub struct Transition {
     pub fence: Option<Fence>,
 }
 
+impl Transition {
+    /// What the move is about: from, to, and the version it starts from.
+    pub fn key(&self) -> MoveKey {
+        MoveKey {
+            from: self.from,
+            to: self.to,
+            version: self.expected_version,
+        }
+    }
+}
+
 /// What the actuator writes to, besides the config tables.
 pub struct Extras {
     pub dns: Option<Arc<dyn DnsRecord>>,
@@ -104,6 +116,9 @@ pub struct Actuator {
     /// Audit records recently read for history pages. A std mutex: held only to
     /// copy records in or out, never across an await.
     history_cache: Mutex<history::HistoryCache>,
+    /// One table per region: the (primary, commit region) items of the last pass
+    /// that found the primary ahead.
+    primary_ahead: Mutex<Option<(ConfigItem, ConfigItem)>>,
 }
 
 impl Actuator {
@@ -124,6 +139,7 @@ impl Actuator {
             tables: extras.tables,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             history_cache: Mutex::new(Default::default()),
+            primary_ahead: Mutex::new(None),
         }
     }
 
@@ -151,16 +167,32 @@ impl Actuator {
         format!("{n:032x}")
     }
 
-    /// The time a copy of the item took its version, as an instant: from its
-    /// `updatedAt`, if it is in the past and parseable.
+    /// The time a copy of the item took its version, as an instant, from its
+    /// `updatedAt` on this process's wall clock. When that cannot say (no or an
+    /// unreadable `updatedAt`, or one in our future because our clock is behind the
+    /// writer's), `now`: a hold-down then runs from now, never skipped.
     pub fn changed_at(
         &self,
         item: &ConfigItem,
         now: tokio::time::Instant,
     ) -> Option<tokio::time::Instant> {
-        let at = humantime::parse_rfc3339_weak(item.updated_at.as_deref()?).ok()?;
-        let age: Duration = self.clock.now().duration_since(at).ok()?;
+        let Some(at) = item
+            .updated_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        else {
+            return Some(now);
+        };
+        let age: Duration = self.clock.now().duration_since(at).unwrap_or_default();
+        // Older than this process's monotonic clock can say: long past.
         now.checked_sub(age)
+    }
+
+    /// Whether the commit region holds the audit record of `version` (strongly
+    /// consistent): a record above the item means the item was reset below versions
+    /// already used.
+    pub async fn audit_exists(&self, version: u64) -> Result<bool, ActionError> {
+        Ok(!self.secondary.audits(&[version], true).await?.is_empty())
     }
 
     /// Reads the item from the secondary (the commit point), or says why not.

@@ -72,6 +72,15 @@ pub trait ItemStore: Send + Sync {
         from: Option<u64>,
     ) -> Result<(), WriteError>;
 
+    /// Sets this copy to `item`, a lower version than it holds (the commit region
+    /// was reset, restored or set back by hand, and this copy follows it), only while
+    /// it is still exactly `expected` (version and state). Its audit records stay.
+    async fn follow_reset(
+        &self,
+        expected: &ConfigItem,
+        item: &ConfigItem,
+    ) -> Result<(), WriteError>;
+
     /// Writes audit records as they are (they never change once written), up to
     /// [`AUDITS_PER_WRITE`] at once: the older part of a long catch-up.
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError>;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::dns::{DnsAction, follow};
@@ -22,6 +23,10 @@ use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
 pub struct SyncReport {
     pub primary: Result<Option<ConfigItem>, ActionError>,
     pub secondary: Result<Option<ConfigItem>, ActionError>,
+    /// When the commit region's reads (item and pause) were issued, after the
+    /// primary's had been answered.
+    #[serde(skip)]
+    pub issued: Instant,
     pub action: SyncAction,
     /// The DNS record brought in line with the commit region's state, when
     /// configured and this instance acts.
@@ -46,6 +51,15 @@ pub enum SyncAction {
     /// One table per region: the lagging copy could not be brought up (and was not
     /// moved).
     CatchUpFailed { region: Role, reason: String },
+    /// One table per region: the primary copy is ahead of the commit region, which
+    /// only a write outside the protocol makes (the commit region reset, restored or
+    /// set back by hand; or the primary written by hand). Looked at again on the next
+    /// pass: a person resetting both copies one after the other is not undone.
+    PrimaryAhead { primary: u64, secondary: u64 },
+    /// One table per region: the primary copy, ahead of the commit region on two
+    /// passes in a row, was set to the commit region's item (the commit region is the
+    /// truth: a copy goes backwards only to follow it).
+    FollowedReset { from_version: u64, to_version: u64 },
     /// Global tables: the primary replica has not received these versions yet.
     Replicating { behind: u64 },
     /// Global tables: the primary replica holds a version the commit region does not
@@ -61,37 +75,32 @@ pub enum SyncAction {
 }
 
 impl SyncReport {
-    /// The item as far as deciding goes: the commit region's copy; with one table
-    /// per region the higher version of the two (the secondary's on a tie); the
-    /// primary's only when the secondary cannot be read.
-    pub fn newest(&self) -> Option<&ConfigItem> {
-        let p = self.primary.as_ref().ok().and_then(Option::as_ref);
-        let s = self.secondary.as_ref().ok().and_then(Option::as_ref);
-        match (p, s) {
-            (Some(p), Some(s)) if p.version > s.version && self.tables == TablesMode::PerRegion => {
-                Some(p)
-            }
-            (_, Some(s)) => Some(s),
-            (p, None) if self.secondary.is_err() => p,
-            (_, None) => None,
+    /// The item as far as deciding goes, and whether its read is the commit
+    /// region's (the truth, which may lower what is known) or the primary's, taken
+    /// only when the commit region cannot be read (which never lowers anything).
+    pub fn item(&self) -> Option<(&ConfigItem, bool)> {
+        match (&self.primary, &self.secondary) {
+            (_, Ok(Some(s))) => Some((s, true)),
+            (Ok(Some(p)), Err(_)) => Some((p, false)),
+            _ => None,
         }
     }
 }
 
-/// Runs sync passes until `tx`'s receiver is gone. `acting`: this instance may
-/// change DNS (it acts alone or holds the lease).
+/// Runs sync passes until `tx`'s receiver is gone. `acts`: this instance acts
+/// (alone, or holding the lease), so it alone changes DNS.
 pub async fn sync_loop(
     actuator: Arc<Actuator>,
     every: Duration,
     now: Arc<Notify>,
-    acting: watch::Receiver<bool>,
+    acts: watch::Receiver<bool>,
     tx: mpsc::Sender<SyncReport>,
     gate: Gate,
 ) {
     loop {
         gate.pass().await;
-        let acting_now = *acting.borrow();
-        let report = actuator.sync(acting_now).await;
+        let acts_now = *acts.borrow();
+        let report = actuator.sync(acts_now).await;
         gate.pass().await;
         debug!(action = ?report.action, "sync");
         if tx.send(report).await.is_err() {
@@ -107,23 +116,25 @@ pub async fn sync_loop(
 
 impl Actuator {
     /// Reads both copies and the pause, and reconciles what the tables mode allows.
-    pub async fn sync(&self, acting: bool) -> SyncReport {
-        let (primary, secondary, pause) = tokio::join!(
-            self.primary.read(),
-            self.secondary.read(),
-            self.secondary.read_pause()
-        );
+    /// The primary is read first, the commit region after: the protocol writes the
+    /// commit region first, so a primary found ahead was written outside it, never
+    /// by a commit landing between the two reads.
+    pub async fn sync(&self, acts: bool) -> SyncReport {
+        let primary = self.primary.read().await;
+        let issued = Instant::now();
+        let (secondary, pause) = tokio::join!(self.secondary.read(), self.secondary.read_pause());
         let action = match self.tables {
             TablesMode::PerRegion => self.reconcile(&primary, &secondary).await,
             TablesMode::Global => replication_state(&primary, &secondary),
         };
         let dns = match (&self.dns, &secondary) {
-            (Some(d), Ok(Some(item))) if acting => Some(follow(d.as_ref(), item.state).await),
+            (Some(d), Ok(Some(item))) if acts => Some(follow(d.as_ref(), item.state).await),
             _ => None,
         };
         SyncReport {
             primary,
             secondary,
+            issued,
             action,
             dns,
             pause,
@@ -137,21 +148,56 @@ impl Actuator {
         primary: &Result<Option<ConfigItem>, ActionError>,
         secondary: &Result<Option<ConfigItem>, ActionError>,
     ) -> SyncAction {
+        if !matches!((primary, secondary), (Ok(Some(p)), Ok(Some(s))) if s.version < p.version) {
+            *self.primary_ahead.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         match (primary, secondary) {
             (Ok(p), Ok(Some(s))) if p.as_ref().is_none_or(|p| p.version < s.version) => {
                 let from = p.as_ref().map(|p| p.version);
                 self.catch_up(&self.secondary, &self.primary, s, from).await
             }
-            (Ok(Some(p)), Ok(s)) if s.as_ref().is_none_or(|s| s.version < p.version) => {
-                let from = s.as_ref().map(|s| s.version);
-                self.catch_up(&self.primary, &self.secondary, p, from).await
-            }
+            // The commit region has no item at all (deleted by hand): restored from
+            // the primary's copy, records included.
+            (Ok(Some(p)), Ok(None)) => self.catch_up(&self.primary, &self.secondary, p, None).await,
+            (Ok(Some(p)), Ok(Some(s))) if s.version < p.version => self.follow_reset(p, s).await,
             (Ok(Some(p)), Ok(Some(s))) if p.state != s.state => SyncAction::Diverged {
                 primary: p.state,
                 secondary: s.state,
                 version: s.version,
             },
             _ => SyncAction::None,
+        }
+    }
+
+    /// The primary copy is ahead of the commit region. The commit region is the
+    /// truth and is never written here: once the same pair has been seen on two
+    /// passes in a row, the primary copy is set to the commit region's item, only
+    /// while it is still exactly as read (its audit records stay).
+    async fn follow_reset(&self, p: &ConfigItem, s: &ConfigItem) -> SyncAction {
+        let pair = (p.clone(), s.clone());
+        let seen_before = {
+            let mut last = self.primary_ahead.lock().unwrap_or_else(|e| e.into_inner());
+            let before = last.as_ref() == Some(&pair);
+            *last = Some(pair);
+            before
+        };
+        if !seen_before {
+            return SyncAction::PrimaryAhead {
+                primary: p.version,
+                secondary: s.version,
+            };
+        }
+        match self.primary.follow_reset(p, s).await {
+            Ok(()) => SyncAction::FollowedReset {
+                from_version: p.version,
+                to_version: s.version,
+            },
+            // It changed meanwhile: the next pass looks again.
+            Err(WriteError::Conflict) => SyncAction::None,
+            Err(e) => SyncAction::CatchUpFailed {
+                region: Role::Primary,
+                reason: format!("following the commit region's reset: {e:?}"),
+            },
         }
     }
 

@@ -1,6 +1,6 @@
 //! [`CoordStore`] on DynamoDB: the secondary region's config table. The lease is
 //! `<app id>#lease = {owner, token, renewals}`, each view
-//! `<app id>#view#<instance> = {seq, process, vote, evidenceAgeMs, secondaryUp,
+//! `<app id>#view#<instance> = {seq, process, vote, evidenceAgeMs, secondaryUp, fit, digest,
 //! detail}`. A released lease has an empty owner and keeps its token.
 
 use async_trait::async_trait;
@@ -71,6 +71,12 @@ impl CoordStore for DynamoCoordStore {
                             .unwrap_or(Vote::Unknown),
                         evidence_age_ms: num(item, "evidenceAgeMs"),
                         secondary_up: flag(item, "secondaryUp"),
+                        fit: flag(item, "fit"),
+                        digest: item
+                            .get("digest")
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default(),
                         detail: text(item, "detail").unwrap_or_default(),
                     },
                 ));
@@ -151,6 +157,8 @@ impl CoordStore for DynamoCoordStore {
             .item("process", s(&view.process))
             .item("vote", s(view.vote.as_str()))
             .item("secondaryUp", AttributeValue::Bool(view.secondary_up))
+            .item("fit", AttributeValue::Bool(view.fit))
+            .item("digest", AttributeValue::S(view.digest.clone()))
             .item("detail", s(&view.detail));
         if let Some(age) = view.evidence_age_ms {
             call = call.item("evidenceAgeMs", n(age));

@@ -3,7 +3,8 @@
 //! a leader lease with a fencing token, and each instance's published view of the
 //! primary, from which the leader counts a quorum.
 //!
-//! - `lease.rs`: the lease as a pure state machine (`LeaseTracker`).
+//! - `failover_core::lease` and `failover_core::liveness`: the lease and the peers'
+//!   liveness as pure state machines.
 //! - `store.rs`: the [`CoordStore`] seam; `dynamo.rs` its DynamoDB implementation.
 //! - `task.rs`: the coordination task, one round every `renew_every`.
 //! - here: what a round reports, and its translation into the policy's input
@@ -18,10 +19,13 @@ pub use failover_core::lease;
 mod store;
 mod task;
 
+use std::time::Duration;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
 pub use dynamo::DynamoCoordStore;
+pub use failover_core::liveness::PeerState;
 pub use store::{CoordError, CoordStore, PeerView};
 pub use task::run;
 
@@ -58,6 +62,10 @@ pub struct OwnView {
     /// probe reported): its age is taken when the view is published.
     pub evidence_since: Option<Instant>,
     pub secondary_up: bool,
+    /// This instance could act on a decision now ([`PeerView::fit`]).
+    pub fit: bool,
+    /// A commit of this instance is in flight: the lease is not given up under it.
+    pub committing: bool,
     pub detail: String,
 }
 
@@ -67,12 +75,15 @@ impl Default for OwnView {
             vote: Vote::Unknown,
             evidence_since: None,
             secondary_up: false,
+            fit: false,
+            committing: false,
             detail: String::new(),
         }
     }
 }
 
-/// One instance as the coordinator last saw it.
+/// One instance as status shows it: its view, whether it is live and its vote as
+/// counted at the moment the status was made.
 #[derive(Debug, Clone, Serialize)]
 pub struct Peer {
     pub instance: String,
@@ -83,44 +94,86 @@ pub struct Peer {
     pub view: Option<PeerView>,
 }
 
-impl Peer {
-    fn counted(instance: &str, view: Option<PeerView>, live: bool, vote: Vote) -> Self {
-        Self {
-            instance: instance.to_owned(),
-            live,
-            vote,
-            view,
-        }
-    }
-}
-
 /// What one coordination round found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CoordReport {
     /// The lease owner as last read (`<instance>/<process>`).
     pub leader: Option<String>,
     /// Our fencing token and until when we may act (monotonic), if we hold the lease.
-    #[serde(skip)]
     pub held: Option<(u64, Instant)>,
-    pub peers: Vec<Peer>,
+    /// This instance's view as it published it this round.
+    pub own: PeerView,
+    /// The other configured instances as this one knows them.
+    pub peers: Vec<PeerState>,
     /// Another live process with this instance id (its process value).
     pub duplicate: Option<String>,
+    /// Live instances that publish another `[coordination]` digest.
+    pub mismatch: Vec<String>,
     pub error: Option<String>,
 }
 
-/// The policy's coordination input as of `now`, and our fence if we lead. Before the
-/// first round this instance knows nothing: not leader, no live peer.
+impl CoordReport {
+    /// Every configured instance, this one first, as counted at `now`.
+    pub fn instances(&self, instance: &str, view_ttl: Duration, now: Instant) -> Vec<Peer> {
+        let me = Peer {
+            instance: instance.to_owned(),
+            live: true,
+            vote: self.own.vote,
+            view: Some(self.own.clone()),
+        };
+        std::iter::once(me)
+            .chain(self.peers.iter().map(|p| Peer {
+                instance: p.instance.clone(),
+                live: p.live(now, view_ttl),
+                vote: p.vote(now, view_ttl),
+                view: p.view.clone(),
+            }))
+            .collect()
+    }
+}
+
+/// Whether this instance acts on its own decisions: computed once per evaluation
+/// and handed on as this one value (the sync task's DNS writes, the replication
+/// measurement, the fence on every automatic write, status and the `leader` gauge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    /// No coordination: this instance acts alone.
+    Alone,
+    /// It holds a valid lease: it acts, every automatic write fenced by the lease.
+    Leader(Fence),
+    /// Another instance holds the lease, or nobody does.
+    Follower,
+}
+
+impl Leadership {
+    /// This instance acts on its own decisions now.
+    pub fn acts(&self) -> bool {
+        !matches!(self, Leadership::Follower)
+    }
+
+    /// The lease every automatic write is conditioned on (None when alone).
+    pub fn fence(&self) -> Option<Fence> {
+        match self {
+            Leadership::Leader(f) => Some(f.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The policy's coordination input as of `now`, and whether we lead. Before the
+/// first round this instance knows nothing: not leader, no live peer. Liveness and
+/// the peers' votes are judged at `now`, the moment of the decision.
 pub fn policy_input(
     cfg: &CoordinationSettings,
     id: &Identity,
     report: Option<&CoordReport>,
     now: Instant,
-) -> (Coordination, Option<Fence>) {
+) -> (Coordination, Leadership) {
     let others = report
         .map(|r| r.peers.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|p| p.live && p.instance != id.instance);
+        .filter(|p| p.live(now, cfg.view_ttl));
     let held = report
         .and_then(|r| r.held)
         .filter(|(_, until)| now < *until);
@@ -131,13 +184,19 @@ pub fn policy_input(
             .map(|o| instance_of(o).to_owned()),
         configured: cfg.instances.len(),
         others_live: others.clone().count(),
-        others_down: others.filter(|p| p.vote == Vote::Down).count(),
+        others_down: others
+            .filter(|p| p.vote(now, cfg.view_ttl) == Vote::Down)
+            .count(),
         max_evidence_age: cfg.view_ttl,
         quorum: cfg.quorum,
+        mismatch: report.map(|r| r.mismatch.clone()).unwrap_or_default(),
     };
-    let fence = held.map(|(token, _)| Fence {
-        owner: id.owner(),
-        token,
-    });
-    (c, fence)
+    let leadership = match held {
+        Some((token, _)) => Leadership::Leader(Fence {
+            owner: id.owner(),
+            token,
+        }),
+        None => Leadership::Follower,
+    };
+    (c, leadership)
 }

@@ -1,29 +1,11 @@
 //! The coordination store: the lease and the instances' published views, kept in
 //! the secondary region's config table beside the config item. `DynamoCoordStore`
-//! (`dynamo.rs`) is the real one; `crate::memory` holds one with DynamoDB's
+//! (`dynamo.rs`) is the real one; `failover-testkit` holds one with DynamoDB's
 //! documented semantics for tests and the simulation.
 
 use async_trait::async_trait;
-use serde::Serialize;
-
 use failover_core::lease::LeaseRecord;
-use failover_core::policy::Vote;
-
-/// One instance's published view of the regions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PeerView {
-    /// Bumped on every publish; liveness is judged by it changing.
-    pub seq: u64,
-    /// The publishing process (two processes with one instance id tell apart by it).
-    pub process: String,
-    /// Its region rule's vote on the primary.
-    pub vote: Vote,
-    /// How old the evidence behind the vote was when published (None: no evidence).
-    pub evidence_age_ms: Option<u64>,
-    pub secondary_up: bool,
-    /// The instance's probe summary, for humans.
-    pub detail: String,
-}
+pub use failover_core::liveness::PeerView;
 
 /// Why a coordination call did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,11 +7,12 @@
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{Daemon, Done, LoopState, Origin, QueuedMove, RETRY_MAX, RETRY_MIN, Tasks};
+use super::{Daemon, Done, HumanMove, LoopState, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
-use crate::control::{Command, MOVE_WAIT, MoveDone, MoveError};
-use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, Trigger};
-use failover_core::policy::Decision;
+use crate::control::{ANSWER_WITHIN, MoveDone, MoveError, Request, move_wait};
+use failover_core::commit::Origin;
+use failover_core::model::{AuditRecord, ConfigItem, Fence, Trigger};
+use failover_core::policy::{Decision, ItemChange};
 
 impl Daemon {
     fn transition_for(
@@ -36,13 +37,24 @@ impl Daemon {
     }
 
     /// Starts `p` in a task; its outcome comes back as [`Done::Commit`].
-    fn spawn_commit(&self, p: Prepared, origin: Origin, state: &mut LoopState, tasks: &mut Tasks) {
-        state.in_flight = Some(origin);
+    fn spawn_commit(
+        &self,
+        p: Prepared,
+        origin: Origin<HumanMove>,
+        state: &mut LoopState,
+        tasks: &mut Tasks,
+    ) {
+        if let Err(e) = state.commits.start(p.transition.key(), origin) {
+            // Callers check first; a bug here must not start a second writer.
+            error!(error = %e, "not starting a commit while another is in flight");
+            return;
+        }
         state.publish_now = true;
         let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
+        let started = Instant::now();
         tasks.jobs.spawn(async move {
             let result = actuator.commit(&p).await;
-            let _ = tx.send(Done::Commit(Box::new(p), result)).await;
+            let _ = tx.send(Done::Commit(Box::new((p, result, started)))).await;
         });
     }
 
@@ -55,27 +67,19 @@ impl Daemon {
         state: &mut LoopState,
         tasks: &mut Tasks,
     ) {
-        let key = (decision.from, decision.to, decision.expected_version);
-        if state.backoff_move != Some(key) {
-            state.backoff_move = None;
-            state.retry_at = None;
-            state.backoff = RETRY_MIN;
-        }
+        let now = Instant::now();
         let same = |p: &Prepared| {
-            let t = &p.transition;
-            t.trigger == Trigger::Auto
-                && t.from == decision.from
-                && t.to == decision.to
-                && t.expected_version == decision.expected_version
-                && t.fence == fence
-                && p.reusable(Instant::now())
+            p.transition.trigger == Trigger::Auto
+                && p.transition.key() == decision.key()
+                && p.transition.fence == fence
+                && p.reusable(now)
         };
-        let prepared = match state.pending.take() {
-            Some(p) if same(&p) => {
+        let prepared = match state.commits.take_retry(same) {
+            Some(p) => {
                 info!(token = %p.token, "retrying the transition whose outcome was unknown, with its token");
                 p
             }
-            _ => {
+            None => {
                 let reason = decision.reason.clone();
                 let by = self.identity.instance.clone();
                 let t = Self::transition_for(decision, reason, Trigger::Auto, by, false, fence);
@@ -85,57 +89,96 @@ impl Daemon {
         self.spawn_commit(prepared, Origin::Auto, state, tasks);
     }
 
-    /// A human's move: checked against the safety rules now, committed in a task.
-    fn start_manual(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
-        let Command::Move {
+    /// A human's move, received at `since`: checked against the safety rules now,
+    /// committed in a task.
+    fn start_manual(
+        &mut self,
+        request: Request,
+        since: Instant,
+        state: &mut LoopState,
+        tasks: &mut Tasks,
+    ) {
+        let Request::Move {
             to,
             reason,
             force,
             caller,
             reply,
-        } = cmd
+        } = request
         else {
             return;
         };
-        match self.policy.manual(to, force, Instant::now()) {
+        let human = HumanMove {
+            to,
+            reason,
+            force,
+            caller,
+            reply,
+            again: false,
+            since,
+        };
+        self.start_human(human, state, tasks);
+    }
+
+    /// Whether a commit of a human's move received at `since`, started now, is
+    /// answered within [`ANSWER_WITHIN`] of then (a second of slack for the way
+    /// from the HTTP handler to the loop).
+    fn answerable(&self, since: Instant) -> bool {
+        Instant::now() + self.settings.longest_commit() + std::time::Duration::from_secs(1)
+            <= since + ANSWER_WITHIN
+    }
+
+    fn start_human(&mut self, human: HumanMove, state: &mut LoopState, tasks: &mut Tasks) {
+        if human.reply.is_closed() {
+            info!(to = %human.to, caller = %human.caller, "the caller of a move is gone: not starting it");
+            return;
+        }
+        if !self.answerable(human.since) {
+            let _ = human.reply.send(Err(MoveError::Expired));
+            return;
+        }
+        match self.policy.manual(human.to, human.force, Instant::now()) {
             Err(r) => {
-                warn!(to = %to, caller = %caller, refusal = %r, "manual move refused");
-                let _ = reply.send(Err(MoveError::Refused(r)));
+                warn!(to = %human.to, caller = %human.caller, refusal = %r, "manual move refused");
+                let _ = human.reply.send(Err(MoveError::Refused(r)));
             }
             Ok(decision) => {
-                let by = format!("admin:{caller}");
-                let t = Self::transition_for(decision, reason, Trigger::Manual, by, force, None);
+                let by = format!("admin:{}", human.caller);
+                let reason = human.reason.clone();
+                let t =
+                    Self::transition_for(decision, reason, Trigger::Manual, by, human.force, None);
                 let p = self.actuator.prepare(t);
-                self.spawn_commit(p, Origin::Manual(reply), state, tasks);
+                self.spawn_commit(p, Origin::Manual(human), state, tasks);
             }
         }
     }
 
     /// A human's move now, or after the commit in flight.
-    pub(super) fn on_move(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
-        if state.in_flight.is_some() {
-            state.queued.push_back(QueuedMove {
-                cmd,
-                since: Instant::now(),
-            });
+    pub(super) fn on_move(&mut self, request: Request, state: &mut LoopState, tasks: &mut Tasks) {
+        if state.commits.in_flight() {
+            state.commits.enqueue(request, Instant::now());
         } else {
-            self.start_manual(cmd, state, tasks);
+            self.start_manual(request, Instant::now(), state, tasks);
         }
     }
 
-    /// Starts the next queued move, dropping those that waited too long.
+    /// Starts the next queued move, answering those that waited too long.
     fn next_queued(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
-        while state.in_flight.is_none() {
-            let Some(q) = state.queued.pop_front() else {
-                return;
-            };
-            if q.since.elapsed() > MOVE_WAIT {
-                if let Command::Move { reply, .. } = q.cmd {
+        loop {
+            let max_wait = move_wait(&self.settings);
+            let (next, expired) = state.commits.next_request(Instant::now(), max_wait);
+            for request in expired {
+                if let Request::Move { reply, .. } = request {
                     let _ = reply.send(Err(MoveError::Expired));
                 }
-                continue;
             }
-            self.start_manual(q.cmd, state, tasks);
+            match next {
+                Some((request, since)) => self.start_manual(request, since, state, tasks),
+                None => return,
+            }
+            if state.commits.in_flight() {
+                return;
+            }
         }
     }
 
@@ -143,18 +186,51 @@ impl Daemon {
         match done {
             Done::Pause { result, reply } => {
                 if let Ok((_, record)) = &result {
-                    self.apply_pause(record.clone(), state);
+                    self.apply_pause(Some(record.clone()), Some(Instant::now()), state);
                 }
                 let _ = reply.send(result.map(|(was, _)| was));
             }
-            Done::Commit(p, result) => {
-                let origin = state.in_flight.take().unwrap_or(Origin::Auto);
-                let answer = self.take_outcome(*p, result, state);
-                match origin {
-                    Origin::Manual(reply) => {
-                        let _ = reply.send(answer);
+            Done::Settled {
+                item,
+                record_exists,
+            } => {
+                state.checking_settled = false;
+                if let Ok(false) = record_exists
+                    && state.commits.settled(item)
+                {
+                    info!(state = %item.0, version = item.1,
+                        "the audit records above the config item are gone: automatic moves resume");
+                    self.metrics.needs_human.set(0);
+                }
+            }
+            Done::Commit(done) => {
+                let (p, result, started) = *done;
+                match state.commits.finish(p.transition.key()) {
+                    Ok(origin) => {
+                        let (answer, reset) = self.take_outcome(p, result, started, state);
+                        match origin {
+                            // The item was found reset under us: what the human asked
+                            // is decided again, once, from the item as it is.
+                            Origin::Manual(human)
+                                if reset && !human.again && self.answerable(human.since) =>
+                            {
+                                info!(to = %human.to, caller = %human.caller,
+                                    "the config item was reset under this move: deciding it again from the item as it is");
+                                let human = HumanMove {
+                                    again: true,
+                                    ..human
+                                };
+                                self.start_human(human, state, tasks);
+                            }
+                            Origin::Manual(human) => {
+                                let _ = human.reply.send(answer);
+                            }
+                            Origin::Auto => {}
+                        }
                     }
-                    Origin::Auto => {}
+                    Err(e) => {
+                        error!(error = %e, "a commit's outcome that nobody waits for; not taken in")
+                    }
                 }
                 tasks.sync_now.notify_one();
                 self.next_queued(state, tasks);
@@ -163,18 +239,15 @@ impl Daemon {
         state.publish_now = true;
     }
 
-    /// Takes in a commit's outcome; the human's answer if it was a human's move.
+    /// Takes in a commit's outcome: the human's answer if it was a human's move, and
+    /// whether the item was found reset under it.
     fn take_outcome(
         &mut self,
         p: Prepared,
         result: Result<Outcome, ActionError>,
+        started: Instant,
         state: &mut LoopState,
-    ) -> Result<MoveDone, MoveError> {
-        let key = (
-            p.transition.from,
-            p.transition.to,
-            p.transition.expected_version,
-        );
+    ) -> (Result<MoveDone, MoveError>, bool) {
         let label = match &result {
             Ok(Outcome::Committed { .. }) => "committed",
             Ok(Outcome::LostRace { .. }) => "lost_race",
@@ -187,33 +260,52 @@ impl Daemon {
             .commit_attempts
             .with_label_values(&[label])
             .inc();
+        let now = Instant::now();
+        let key = p.transition.key();
+        let mut reset = false;
         let answer = match result {
             Ok(Outcome::Committed {
                 item,
                 record,
                 primary,
                 dns,
-            }) => return Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
-            Ok(other) => self.take_refusal(&p.transition, other, state),
+            }) => Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
+            Ok(Outcome::LostRace { current }) => {
+                log_backoff(state.commits.refused(key, now));
+                reset = self.take_lost_race(&p.transition, current.as_ref(), started, state);
+                Err(MoveError::LostRace(current))
+            }
+            Ok(Outcome::Deposed) => {
+                let t = &p.transition;
+                warn!(from = %t.from, to = %t.to, token = ?t.fence.as_ref().map(|f| f.token),
+                    "deposed: another instance holds the leader lease now; the write was refused");
+                log_backoff(state.commits.refused(key, now));
+                Err(MoveError::LostRace(None))
+            }
+            Ok(Outcome::NeedsHuman { reason }) => {
+                error!(reason = %reason, "automatic moves stop: the config item needs a human");
+                log_backoff(state.commits.stop_for_a_human(reason.clone(), key, now));
+                self.metrics.needs_human.set(1);
+                Err(MoveError::NeedsHuman(reason))
+            }
             Err(e @ ActionError::Busy { .. }) => {
                 let t = &p.transition;
                 warn!(from = %t.from, to = %t.to, error = %e, "transition refused for now (nothing written); will retry");
-                state.pending = None;
+                log_backoff(state.commits.refused(key, now));
                 Err(MoveError::Failed(e))
             }
             Err(e) => {
                 let t = &p.transition;
                 error!(from = %t.from, to = %t.to, error = %e, token = %p.token,
                     "transition outcome unknown: it may have been applied; the next read of the item tells");
-                state.pending = Some(p);
+                log_backoff(state.commits.unknown(p, now));
                 Err(MoveError::Unknown(e))
             }
         };
-        self.back_off(key, state);
-        answer
+        (answer, reset)
     }
 
-    /// A commit that applied: the policy, the metrics, the timers.
+    /// A commit that applied: the policy, the metrics, the lifecycle.
     fn take_commit(
         &mut self,
         t: &Transition,
@@ -226,10 +318,8 @@ impl Daemon {
         log_committed(t, &item, &primary, dns);
         self.metrics.transition(t.from, t.to, t.trigger);
         self.policy.committed(item.clone(), Instant::now());
-        state.pending = None;
-        state.needs_human = None;
-        state.retry_at = None;
-        state.backoff = RETRY_MIN;
+        state.commits.committed();
+        self.metrics.needs_human.set(0);
         MoveDone {
             item,
             record,
@@ -238,68 +328,43 @@ impl Daemon {
         }
     }
 
-    /// A commit the table refused: lost race, deposed, or an item for a human.
-    fn take_refusal(
+    /// Someone else moved the item first: the policy learns what it is now. `current`
+    /// was read in the commit region after the write was refused, which is after the
+    /// commit `started`: a lower version than ours is the truth (a reset). True when
+    /// it was one.
+    fn take_lost_race(
         &mut self,
         t: &Transition,
-        outcome: Outcome,
+        current: Option<&ConfigItem>,
+        started: Instant,
         state: &mut LoopState,
-    ) -> Result<MoveDone, MoveError> {
-        state.pending = None;
-        match outcome {
-            Outcome::Deposed => {
-                warn!(from = %t.from, to = %t.to, token = ?t.fence.as_ref().map(|f| f.token),
-                    "deposed: another instance holds the leader lease now; the write was refused");
-                Err(MoveError::LostRace(None))
-            }
-            Outcome::LostRace { current } => {
-                warn!(from = %t.from, to = %t.to, expected_version = t.expected_version,
-                    now_state = ?current.as_ref().map(|i| i.state),
-                    now_version = ?current.as_ref().map(|i| i.version),
-                    now_by = ?current.as_ref().and_then(|i| i.updated_by.clone()),
-                    "lost the race: the config item changed before this write; not overwriting");
-                if let Some(item) = current.clone() {
-                    let now = Instant::now();
-                    let at = self.actuator.changed_at(&item, now);
-                    self.policy.observe_item(item, at, now);
-                }
-                Err(MoveError::LostRace(current))
-            }
-            Outcome::NeedsHuman { reason } => {
-                error!(reason = %reason, "automatic moves stop: the config item needs a human");
-                state.needs_human = Some((reason.clone(), (t.from, t.expected_version)));
-                self.metrics.needs_human.set(1);
-                Err(MoveError::NeedsHuman(reason))
-            }
-            Outcome::Committed { .. } => Err(MoveError::LostRace(None)),
+    ) -> bool {
+        warn!(from = %t.from, to = %t.to, expected_version = t.expected_version,
+            now_state = ?current.map(|i| i.state),
+            now_version = ?current.map(|i| i.version),
+            now_by = ?current.and_then(|i| i.updated_by.clone()),
+            "lost the race: the config item changed before this write; not overwriting");
+        let Some(item) = current else {
+            return false;
+        };
+        let now = Instant::now();
+        let at = self.actuator.changed_at(item, now);
+        let change = self
+            .policy
+            .observe_read(item.clone(), at, Some(started), now);
+        if change == ItemChange::Reset {
+            self.take_reset(item, state);
         }
-    }
-
-    /// Every attempt that did not commit backs off, whatever the reason: a refused
-    /// or lost write is looked at again after the next reads, not in a tight loop
-    /// against the table. The backoff belongs to the move (`key`): a different move
-    /// (the item changed, the policy wants another state) starts afresh.
-    fn back_off(&self, key: (AppState, AppState, u64), state: &mut LoopState) {
-        state.backoff_move = Some(key);
-        info!(
-            retry_in_ms = state.backoff.as_millis() as u64,
-            "will look at the transition again"
-        );
-        state.retry_at = Some(Instant::now() + state.backoff);
-        state.backoff = (state.backoff * 2).min(RETRY_MAX);
+        change == ItemChange::Reset
     }
 
     /// The pending transition (outcome unknown) shows in the commit region's item:
     /// it was applied. Takes it in as a commit (the sync brings the rest along).
     pub(super) fn recognise_pending(&mut self, state: &mut LoopState) {
-        let applied = state
-            .pending
-            .as_ref()
-            .is_some_and(|p| state.secondary_item.as_ref().is_some_and(|i| p.wrote(i)));
-        if !applied {
+        let Some(item) = state.secondary_item.clone() else {
             return;
-        }
-        let Some(p) = state.pending.take() else {
+        };
+        let Some(p) = state.commits.recognise(&item) else {
             return;
         };
         let t = &p.transition;
@@ -310,10 +375,19 @@ impl Daemon {
             .commit_attempts
             .with_label_values(&["recognised"])
             .inc();
+        self.metrics.needs_human.set(0);
         self.policy.committed(p.item.clone(), Instant::now());
-        state.retry_at = None;
-        state.backoff = RETRY_MIN;
     }
+}
+
+/// Every attempt that did not commit backs off, whatever the reason: a refused or
+/// lost write is looked at again after the next reads, not in a tight loop against
+/// the table.
+fn log_backoff(delay: std::time::Duration) {
+    info!(
+        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "will look at the transition again"
+    );
 }
 
 fn log_committed(

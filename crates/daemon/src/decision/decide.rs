@@ -5,32 +5,40 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Daemon, LoopState, PUBLISH_EVERY, Tasks};
-use crate::coord::{self, OwnView};
+use crate::coord::{self, Leadership, OwnView};
 use failover_config::Mode;
-use failover_core::model::{Fence, Role};
+use failover_core::model::Role;
 use failover_core::policy::{Coordination, Health, Verdict};
 
 impl Daemon {
-    /// The coordination inputs for the policy as of `now`, and our fence if we lead.
-    fn coordination(
-        &self,
-        state: &LoopState,
-        now: Instant,
-    ) -> (Option<Coordination>, Option<Fence>) {
+    /// The coordination inputs for the policy as of `now`, and whether we lead.
+    fn coordination(&self, state: &LoopState, now: Instant) -> (Option<Coordination>, Leadership) {
         let Some(cfg) = &self.settings.coordination else {
-            return (None, None);
+            return (None, Leadership::Alone);
         };
-        let (c, fence) = coord::policy_input(cfg, &self.identity, state.coord.as_ref(), now);
-        (Some(c), fence)
+        let (c, leadership) = coord::policy_input(cfg, &self.identity, state.coord.as_ref(), now);
+        (Some(c), leadership)
+    }
+
+    /// Whether this instance could act on a decision now: mode `auto`, the
+    /// secondary up where the policy requires it, no duplicate of its id. A lease
+    /// holder that cannot act hands the lease to one that can.
+    fn fit(&self, state: &LoopState) -> bool {
+        self.settings.monitor.mode == Mode::Auto
+            && (!self.settings.policy.require_healthy_secondary
+                || self.policy.region_up(Role::Secondary))
+            && state.coord.as_ref().is_none_or(|r| r.duplicate.is_none())
     }
 
     /// Hands this instance's view to the coordination task, which publishes it.
-    fn share_view(&self, now: Instant) {
+    fn share_view(&self, state: &LoopState, now: Instant) {
         let (vote, evidence_age) = self.policy.vote(now);
         let own = OwnView {
             vote,
             evidence_since: evidence_age.and_then(|a| now.checked_sub(a)),
             secondary_up: self.policy.region_up(Role::Secondary),
+            fit: self.fit(state),
+            committing: state.commits.in_flight(),
             detail: self
                 .policy
                 .probe_views(now)
@@ -64,41 +72,34 @@ impl Daemon {
         state.last_verdict = summary;
     }
 
-    /// Automatic moves are stopped while the item is the one a human must settle.
-    fn held_for_a_human(&self, state: &mut LoopState) -> bool {
-        let Some((_, key)) = &state.needs_human else {
-            return false;
-        };
-        let now = self.policy.item().map(|i| (i.state, i.version));
-        if now == Some(*key) {
-            return true;
+    /// A stop for a human ends once the item is another one.
+    fn release_a_stop_for_a_human(&self, state: &mut LoopState) {
+        let item = self.policy.item().map(|i| (i.state, i.version));
+        if state.commits.item_changed(item) {
+            info!("the config item changed: automatic moves resume");
+            self.metrics.needs_human.set(0);
         }
-        info!("the config item changed: automatic moves resume");
-        state.needs_human = None;
-        self.metrics.needs_human.set(0);
-        false
     }
 
     pub(super) fn evaluate(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
         let now = Instant::now();
-        let (coordination, fence) = self.coordination(state, now);
+        let (coordination, leadership) = self.coordination(state, now);
         if let Some(c) = &coordination {
-            self.metrics.leader.set(i64::from(fence.is_some()));
+            self.metrics.leader.set(i64::from(leadership.acts()));
             self.metrics.quorum_reachable.set(i64::from(c.reachable()));
-            self.share_view(now);
+            self.share_view(state, now);
         }
-        let acting = coordination.is_none() || fence.is_some();
-        self.acting
-            .send_if_modified(|a| std::mem::replace(a, acting) != acting);
+        let acts = leadership.acts();
+        self.acts
+            .send_if_modified(|a| std::mem::replace(a, acts) != acts);
         self.policy.set_coordination(coordination);
         let verdict = self.policy.evaluate(now);
         self.log_verdict(&verdict, state);
+        self.release_a_stop_for_a_human(state);
         if let Verdict::Act(decision) = verdict
-            && state.due(&decision, now)
-            && state.in_flight.is_none()
-            && !self.held_for_a_human(state)
+            && state.commits.may_start_auto(decision.key(), now)
         {
-            self.start_auto(decision, fence.clone(), state, tasks);
+            self.start_auto(decision, leadership.fence(), state, tasks);
         }
         // The snapshot holds every probe: building it after each of thousands of
         // observations a second would cost O(probes) each. Publish at most every
@@ -108,7 +109,7 @@ impl Daemon {
             .is_none_or(|t| now.saturating_duration_since(t) >= PUBLISH_EVERY);
         if due || std::mem::take(&mut state.publish_now) {
             state.last_publish = Some(now);
-            self.publish(state, fence.is_some());
+            self.publish(state, &leadership);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! What each message does to the decision loop's state: operator commands, a
+//! What each message does to the decision loop's state: operator requests, a
 //! reload, probe results, coordination and sync reports, the replication tick.
 
 use std::sync::Arc;
@@ -10,16 +10,16 @@ use tracing::{error, info, warn};
 use super::{Daemon, Done, LoopState, Tasks};
 use crate::action::{DnsAction, SyncAction, SyncReport};
 use crate::backend;
-use crate::control::Command;
+use crate::control::Request;
 use crate::coord::CoordReport;
 use failover_config::Settings;
-use failover_core::model::{PauseRecord, Role};
-use failover_core::policy::{Health, Observation, Replication};
+use failover_core::model::{ConfigItem, PauseRecord, Role};
+use failover_core::policy::{Health, ItemChange, Observation, Replication};
 
 impl Daemon {
-    pub(super) fn on_command(&mut self, cmd: Command, state: &mut LoopState, tasks: &mut Tasks) {
+    pub(super) fn on_command(&mut self, cmd: Request, state: &mut LoopState, tasks: &mut Tasks) {
         match cmd {
-            Command::Reload { settings, reply } => {
+            Request::Reload { settings, reply } => {
                 let result = self.reload(*settings);
                 if result.is_ok() {
                     // New probes, new sync cadence: restart both.
@@ -30,7 +30,7 @@ impl Daemon {
                 }
                 let _ = reply.send(result);
             }
-            Command::SetPaused {
+            Request::SetPaused {
                 paused,
                 caller,
                 reason,
@@ -45,16 +45,51 @@ impl Daemon {
                     let _ = tx.send(Done::Pause { result, reply }).await;
                 });
             }
-            cmd @ Command::Move { .. } => self.on_move(cmd, state, tasks),
+            cmd @ Request::Move { .. } => self.on_move(cmd, state, tasks),
         }
         state.publish_now = true;
     }
 
-    /// Takes in the stored pause (from a sync pass or this instance's own write).
-    pub(super) fn apply_pause(&mut self, record: PauseRecord, state: &mut LoopState) {
-        if state.pause.as_ref().is_some_and(|p| p.seq > record.seq) {
+    /// The commit region's item went back to a lower version (re-seeded, restored,
+    /// set back by hand) and the policy took it as the truth: moves prepared from the
+    /// old item, their backoff and a stop for a human no longer apply.
+    pub(super) fn take_reset(&mut self, item: &ConfigItem, state: &mut LoopState) {
+        warn!(state = %item.state, version = item.version, by = ?item.updated_by,
+            "the config item went back to a lower version in the commit region: taken as the truth");
+        state.commits.reset();
+        self.metrics.needs_human.set(0);
+    }
+
+    /// Takes in the stored pause: from a sync pass (`issued`: when its read was
+    /// issued; `None` meaning no pause is stored) or this instance's own write
+    /// (`issued` None). A read issued after what we know of the pause was learned is
+    /// the truth, whatever its sequence number: a pause item deleted or rewritten by
+    /// hand is honoured as a fresh process would; an earlier read never goes back.
+    pub(super) fn apply_pause(
+        &mut self,
+        record: Option<PauseRecord>,
+        issued: Option<Instant>,
+        state: &mut LoopState,
+    ) {
+        let authoritative = issued.is_some_and(|i| state.pause_learned_at.is_none_or(|l| i >= l));
+        let older = match (&state.pause, &record) {
+            (Some(known), Some(r)) => r.seq < known.seq,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if older && !authoritative {
             return;
         }
+        state.pause_learned_at = Some(issued.unwrap_or_else(Instant::now));
+        let Some(record) = record else {
+            if self.policy.paused() {
+                info!("the stored pause is gone: automatic transitions resumed");
+            }
+            self.policy.set_paused(false);
+            self.metrics.paused.set(0);
+            state.pause = None;
+            return;
+        };
         if self.policy.paused() != record.paused {
             info!(
                 paused = record.paused,
@@ -117,20 +152,33 @@ impl Daemon {
         self.metrics.reset_probes();
         self.probe_metrics = self.resolve_probe_metrics();
         for view in self.policy.probe_views(Instant::now()) {
-            if view.health != Health::Unknown {
-                self.set_probe_up(&view.name, view.region, view.health == Health::Up);
-            }
+            self.set_probe_health(&view.name, view.region, view.health);
         }
         self.warn_about_settings();
         Ok(())
     }
 
-    /// `probe_up` exists only once a probe's health is known (never 0 for "unknown").
-    fn set_probe_up(&self, name: &str, region: Role, up: bool) {
+    /// `probe_up` exists only while a probe's health is up or down (never 0 for
+    /// "unknown" or "inconclusive"); `probe_inconclusive` says which probes judge
+    /// nothing now.
+    fn set_probe_health(&self, name: &str, region: Role, health: Health) {
+        let labels = [name, region.as_str()];
+        match health {
+            Health::Up | Health::Down => {
+                self.metrics
+                    .probe_up
+                    .with_label_values(&labels)
+                    .set(i64::from(health == Health::Up));
+            }
+            Health::Inconclusive => {
+                let _ = self.metrics.probe_up.remove_label_values(&labels);
+            }
+            Health::Unknown => {}
+        }
         self.metrics
-            .probe_up
-            .with_label_values(&[name, region.as_str()])
-            .set(i64::from(up));
+            .probe_inconclusive
+            .with_label_values(&labels)
+            .set(i64::from(health == Health::Inconclusive));
     }
 
     pub(super) fn on_observation(&mut self, obs: &Observation) {
@@ -149,9 +197,7 @@ impl Daemon {
             return;
         };
         let spec = &self.settings.probes[obs.probe];
-        if flip != Health::Unknown {
-            self.set_probe_up(&spec.name, spec.region, flip == Health::Up);
-        }
+        self.set_probe_health(&spec.name, spec.region, flip);
         match flip {
             Health::Down => warn!(
                 probe = %spec.name,
@@ -168,6 +214,14 @@ impl Daemon {
                 latency_ms = obs.latency.as_millis() as u64,
                 "probe up"
             ),
+            Health::Inconclusive => warn!(
+                probe = %spec.name,
+                region = %spec.region,
+                kind = spec.kind(),
+                error = obs.error.as_deref().unwrap_or(""),
+                "probe inconclusive: its last {} results were about the monitor, not the region",
+                spec.fall
+            ),
             Health::Unknown => {}
         }
     }
@@ -179,6 +233,12 @@ impl Daemon {
         self.metrics
             .duplicate_instance
             .set(i64::from(report.duplicate.is_some()));
+        let mismatch = !report.mismatch.is_empty();
+        if mismatch && self.metrics.coordination_mismatch.get() == 0 {
+            warn!(instances = ?report.mismatch,
+                "live instances run another [coordination] section: automatic moves wait until all agree");
+        }
+        self.metrics.coordination_mismatch.set(i64::from(mismatch));
         state.coord = Some(report);
         state.publish_now = true;
     }
@@ -189,7 +249,7 @@ impl Daemon {
         if let Some(rec) = &mut self.recorder {
             let _ = rec.flush();
         }
-        if self.policy.measuring_replication() && *self.acting.borrow() && !state.measuring {
+        if self.policy.measuring_replication() && *self.acts.borrow() && !state.measuring {
             state.measuring = true;
             let (act, tx) = (self.actuator.clone(), tasks.repl_tx.clone());
             tasks.jobs.spawn(async move {
@@ -208,7 +268,31 @@ impl Daemon {
         }
     }
 
-    pub(super) fn on_sync(&mut self, report: SyncReport, state: &mut LoopState) {
+    /// While automatic moves wait for a human, every sync pass also looks whether the
+    /// audit record above the item is still there: removing the stale records is one
+    /// of the documented repairs, and it leaves the item as it was.
+    fn check_settled(&self, state: &mut LoopState, tasks: &mut Tasks) {
+        let Some(item) = state.commits.needs_human().map(|n| n.item) else {
+            return;
+        };
+        if state.checking_settled || self.policy.item().map(|i| (i.state, i.version)) != Some(item)
+        {
+            return;
+        }
+        state.checking_settled = true;
+        let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
+        tasks.jobs.spawn(async move {
+            let record_exists = actuator.audit_exists(item.1 + 1).await;
+            let _ = tx
+                .send(Done::Settled {
+                    item,
+                    record_exists,
+                })
+                .await;
+        });
+    }
+
+    pub(super) fn on_sync(&mut self, report: SyncReport, state: &mut LoopState, tasks: &mut Tasks) {
         let now = Instant::now();
         Self::log_reads(&report, state);
         let divergence = Self::divergence(&report.action);
@@ -222,13 +306,21 @@ impl Daemon {
             state.divergence = divergence;
         }
         Self::log_dns(&report.dns, state);
-        if let Ok(Some(p)) = &report.pause {
-            self.apply_pause(p.clone(), state);
+        if let Ok(pause) = &report.pause {
+            self.apply_pause(pause.clone(), Some(report.issued), state);
         }
-        if let Some(item) = report.newest() {
+        if let Some((item, commit_region)) = report.item() {
             let changed_at = self.actuator.changed_at(item, now);
-            self.policy.observe_item(item.clone(), changed_at, now);
+            let issued = commit_region.then_some(report.issued);
+            if self
+                .policy
+                .observe_read(item.clone(), changed_at, issued, now)
+                == ItemChange::Reset
+            {
+                self.take_reset(item, state);
+            }
         }
+        self.check_settled(state, tasks);
         state.primary_item = report.primary.ok().flatten();
         state.secondary_item = report.secondary.ok().flatten();
         self.recognise_pending(state);
@@ -279,6 +371,21 @@ impl Daemon {
     fn divergence(action: &SyncAction) -> Option<String> {
         match action {
             SyncAction::None | SyncAction::Replicating { .. } => None,
+            SyncAction::PrimaryAhead { primary, secondary } => Some(format!(
+                "the primary copy is at version {primary}, the commit region at {secondary}: \
+                 the commit region was reset or the primary written by hand; the primary \
+                 follows the commit region if it still holds on the next pass"
+            )),
+            SyncAction::FollowedReset {
+                from_version,
+                to_version,
+            } => {
+                warn!(
+                    from_version,
+                    to_version, "the primary copy followed the commit region's reset"
+                );
+                None
+            }
             SyncAction::CaughtUp {
                 region,
                 from_version,

@@ -1,6 +1,6 @@
 //! The decision loop: the one owner of the [`Policy`].
 //!
-//! Probe results, sync reports, coordination reports, operator commands and the
+//! Probe results, sync reports, coordination reports, operator requests and the
 //! results of commits all arrive as messages, so decisions are made one at a time.
 //! A commit runs in a task of its own (one at a time), so the loop keeps taking
 //! probe results, answering status and pinging the watchdog while a write waits on
@@ -22,7 +22,6 @@ mod decide;
 mod events;
 mod status;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +35,15 @@ use tracing::{info, warn};
 use crate::action::{self, ActionError, Actuator, Outcome, Prepared, SyncReport};
 use crate::backend::{self, Backend};
 use crate::backtest::Recorder;
-use crate::control::{Command, Handle, Status};
+use crate::control::{Handle, Request, Status};
 use crate::coord::{self, CoordReport, Identity, OwnView};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::probe::{self, Scheduled};
 use failover_config::Settings;
-use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
+use failover_core::commit::Commits;
+use failover_core::model::{ConfigItem, PauseRecord, Role};
 use failover_core::policy::{Observation, Policy, Replication};
 
 /// Backoff between attempts of a transition that did not commit.
@@ -59,13 +59,13 @@ pub struct Daemon {
     policy: Policy,
     actuator: Arc<Actuator>,
     status_tx: watch::Sender<Status>,
-    commands: mpsc::Receiver<Command>,
+    requests: mpsc::Receiver<Request>,
     metrics: Arc<Metrics>,
     probe_metrics: Vec<ProbeMetrics>,
     own_view: watch::Sender<OwnView>,
-    /// This instance may act now (alone, or holding the lease): it alone measures
-    /// replication and changes DNS.
-    acting: watch::Sender<bool>,
+    /// This instance acts now ([`Leadership::acts`](crate::coord::Leadership::acts)):
+    /// it alone measures replication and changes DNS.
+    acts: watch::Sender<bool>,
     recorder: Option<Recorder>,
     rng: fastrand::Rng,
     gate: Gate,
@@ -77,33 +77,33 @@ struct ProbeMetrics {
     duration: prometheus::Histogram,
 }
 
-/// A human's move waiting for the commit in flight.
-struct QueuedMove {
-    cmd: Command,
+/// A human's move in flight: what was asked (to ask it again once after finding the
+/// item reset under us) and where the answer goes.
+struct HumanMove {
+    to: failover_core::model::AppState,
+    reason: String,
+    force: bool,
+    caller: String,
+    reply:
+        tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
+    /// Already asked again once.
+    again: bool,
+    /// When the loop received it: it is answered within
+    /// [`ANSWER_WITHIN`](crate::control::ANSWER_WITHIN) of then, or not started.
     since: Instant,
 }
 
-/// Who started the commit in flight.
-enum Origin {
-    Auto,
-    Manual(
-        tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
-    ),
-}
+/// The commit lifecycle of this loop: prepared writes, humans' answers, and their
+/// requests waiting for the commit in flight.
+type Lifecycle = Commits<Prepared, HumanMove, Request>;
 
 /// What the loop knows besides the policy.
-#[derive(Default)]
 struct LoopState {
     last_verdict: String,
     last_read: [String; 2],
     divergence: Option<String>,
     primary_item: Option<ConfigItem>,
     secondary_item: Option<ConfigItem>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    /// The move the backoff is about (from, to, expected version): another move
-    /// starts afresh, with the shortest backoff.
-    backoff_move: Option<(AppState, AppState, u64)>,
     coord: Option<CoordReport>,
     /// A replication measurement is under way.
     measuring: bool,
@@ -111,31 +111,47 @@ struct LoopState {
     last_publish: Option<Instant>,
     /// Publish the status after this evaluation, whatever the time.
     publish_now: bool,
-    /// The commit running now, and who asked for it.
-    in_flight: Option<Origin>,
-    /// A transition whose last attempt ended with an unknown outcome: retried with
-    /// the same token, or recognised when the item shows it.
-    pending: Option<Prepared>,
-    /// Humans' moves waiting for the commit in flight.
-    queued: VecDeque<QueuedMove>,
-    /// Why automatic moves stopped, and the item (state, version) it is about.
-    needs_human: Option<(String, (failover_core::model::AppState, u64))>,
+    /// The commit in flight, the retry, the backoff, a stop for a human, the queue.
+    commits: Lifecycle,
     /// The stored pause.
     pause: Option<PauseRecord>,
+    /// When what we know of the pause was learned (our write returned, or the read
+    /// that brought it was issued).
+    pause_learned_at: Option<Instant>,
+    /// A read of the audit record above an item a human must settle is under way.
+    checking_settled: bool,
 }
 
 impl LoopState {
-    /// Whether an automatic `decision` may be attempted now: at once for a move the
-    /// backoff is not about, else once the backoff has passed.
-    fn due(&self, decision: &failover_core::policy::Decision, now: Instant) -> bool {
-        let key = (decision.from, decision.to, decision.expected_version);
-        self.backoff_move != Some(key) || self.retry_at.is_none_or(|t| now >= t)
+    fn new() -> Self {
+        Self {
+            last_verdict: String::new(),
+            last_read: Default::default(),
+            divergence: None,
+            primary_item: None,
+            secondary_item: None,
+            coord: None,
+            measuring: false,
+            dns_error: None,
+            last_publish: None,
+            publish_now: false,
+            commits: Commits::new(RETRY_MIN, RETRY_MAX),
+            pause: None,
+            pause_learned_at: None,
+            checking_settled: false,
+        }
     }
 }
 
 /// What a finished background job reports to the loop.
 enum Done {
-    Commit(Box<Prepared>, Result<Outcome, ActionError>),
+    /// A commit's outcome, and when it started.
+    Commit(Box<(Prepared, Result<Outcome, ActionError>, Instant)>),
+    /// Whether the audit record above the item a human must settle still exists.
+    Settled {
+        item: (failover_core::model::AppState, u64),
+        record_exists: Result<bool, ActionError>,
+    },
     Pause {
         result: Result<(bool, PauseRecord), ActionError>,
         reply: tokio::sync::oneshot::Sender<Result<bool, ActionError>>,
@@ -224,11 +240,11 @@ impl Daemon {
             identity,
             actuator,
             status_tx,
-            commands: cmd_rx,
+            requests: cmd_rx,
             metrics,
             probe_metrics: Vec::new(),
             own_view: watch::channel(OwnView::default()).0,
-            acting: watch::channel(false).0,
+            acts: watch::channel(false).0,
             recorder,
             rng,
             gate: Gate::open(),
@@ -238,7 +254,7 @@ impl Daemon {
         daemon.warn_about_settings();
         let handle = Handle {
             status: status_rx,
-            commands: cmd_tx,
+            requests: cmd_tx,
         };
         Ok((daemon, handle))
     }
@@ -250,6 +266,12 @@ impl Daemon {
 
     fn warn_about_settings(&self) {
         let s = &self.settings;
+        if let Some(c) = &s.coordination
+            && c.allow_minority_quorum
+        {
+            warn!(quorum = %c.quorum, instances = c.instances.len(),
+                "coordination.allow_minority_quorum: a minority of the instances may fail the primary over");
+        }
         if s.policy.require_healthy_secondary
             && !s.probes.iter().any(|p| p.region == Role::Secondary)
         {
@@ -305,7 +327,7 @@ impl Daemon {
             self.actuator.clone(),
             self.settings.monitor.state_refresh,
             now.clone(),
-            self.acting.subscribe(),
+            self.acts.subscribe(),
             tx.clone(),
             self.gate.clone(),
         ))
@@ -374,10 +396,7 @@ impl Daemon {
         let mut watchdog =
             tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
         let mut repl_tick = tokio::time::interval(Duration::from_secs(1));
-        let mut state = LoopState {
-            backoff: RETRY_MIN,
-            ..LoopState::default()
-        };
+        let mut state = LoopState::new();
         tokio::pin!(shutdown);
         loop {
             self.gate.pass().await;
@@ -391,8 +410,8 @@ impl Daemon {
                     continue;
                 }
                 Some(done) = inbox.done.recv() => self.on_done(done, &mut state, &mut tasks),
-                Some(cmd) = self.commands.recv() => self.on_command(cmd, &mut state, &mut tasks),
-                Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state),
+                Some(cmd) = self.requests.recv() => self.on_command(cmd, &mut state, &mut tasks),
+                Some(report) = inbox.sync.recv() => self.on_sync(report, &mut state, &mut tasks),
                 _ = repl_tick.tick() => {
                     self.on_replication_tick(&mut state, &mut tasks);
                     continue;
@@ -425,7 +444,7 @@ impl Daemon {
     /// stops the tasks.
     async fn stop(&mut self, mut tasks: Tasks, mut inbox: Inbox, mut state: LoopState) {
         let bound = self.settings.monitor.write_timeout * 4 + Duration::from_secs(1);
-        if state.in_flight.is_some() {
+        if state.commits.in_flight() {
             info!("waiting for the commit in flight before stopping");
             if let Ok(Some(done)) = tokio::time::timeout(bound, inbox.done.recv()).await {
                 self.on_done(done, &mut state, &mut tasks);

@@ -7,16 +7,16 @@ use tokio::time::Instant;
 
 use super::{Daemon, LoopState};
 use crate::control::Status;
-use crate::coord::instance_of;
+use crate::coord::{Leadership, instance_of};
 use failover_config::Settings;
 use failover_core::policy::Policy;
 
-/// What an observer sees of the loop at `now`. `holds_lease`: this instance may act.
+/// What an observer sees of the loop at `now`.
 pub(super) fn snapshot(
     settings: &Settings,
     policy: &Policy,
     state: &LoopState,
-    holds_lease: bool,
+    leadership: &Leadership,
     now: Instant,
 ) -> Status {
     let me = &settings.monitor.instance_id;
@@ -33,12 +33,16 @@ pub(super) fn snapshot(
                 .and_then(|r| r.leader.as_deref())
                 .map(|o| instance_of(o).to_owned()),
         },
-        is_leader: coordination.is_none() || holds_lease,
-        instances: report.map(|r| r.peers.clone()).unwrap_or_default(),
+        is_leader: leadership.acts(),
+        instances: report
+            .zip(coordination)
+            .map(|(r, c)| r.instances(me, c.view_ttl, now))
+            .unwrap_or_default(),
         quorum: coordination.map(|_| quorum(policy, now)),
         duplicate: report.and_then(|r| r.duplicate.clone()),
-        needs_human: state.needs_human.as_ref().map(|(why, _)| why.clone()),
-        committing: state.in_flight.is_some(),
+        coordination_mismatch: report.map(|r| r.mismatch.clone()).unwrap_or_default(),
+        needs_human: state.commits.needs_human().map(|n| n.reason.clone()),
+        committing: state.commits.in_flight(),
         item: policy.item().cloned(),
         primary_item: state.primary_item.clone(),
         secondary_item: state.secondary_item.clone(),
@@ -69,7 +73,9 @@ fn quorum(policy: &Policy, now: Instant) -> serde_json::Value {
 
 impl Daemon {
     /// Updates the item's gauges and publishes a fresh snapshot.
-    pub(super) fn publish(&self, state: &LoopState, holds_lease: bool) {
+    pub(super) fn publish(&self, state: &LoopState, leadership: &Leadership) {
+        let fenced = self.policy.fenced_for(Instant::now()).unwrap_or_default();
+        self.metrics.fenced_seconds.set(fenced.as_secs_f64());
         if let Some(item) = self.policy.item() {
             self.metrics.set_state(item.state);
             self.metrics
@@ -88,7 +94,7 @@ impl Daemon {
             &self.settings,
             &self.policy,
             state,
-            holds_lease,
+            leadership,
             Instant::now(),
         );
         self.status_tx.send_replace(status);

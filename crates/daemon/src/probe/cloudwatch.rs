@@ -4,7 +4,6 @@
 use aws_sdk_cloudwatch::types::StateValue;
 
 use super::ProbeError;
-use failover_aws::describe;
 use failover_config::InsufficientData;
 
 pub struct AlarmProbe {
@@ -33,12 +32,13 @@ impl AlarmProbe {
             .set_alarm_names(Some(self.alarms.clone()))
             .send()
             .await
-            .map_err(|e| ProbeError::Transport(format!("describe_alarms: {}", describe(&e))))?;
+            .map_err(|e| ProbeError::sdk("describe_alarms", &self.alarms.join(","), &e))?;
         let found = out.metric_alarms();
         let mut problems = Vec::new();
+        let mut missing = Vec::new();
         for name in &self.alarms {
             let Some(alarm) = found.iter().find(|a| a.alarm_name() == Some(name.as_str())) else {
-                problems.push(format!("{name}: no such alarm"));
+                missing.push(format!("{name}: no such alarm"));
                 continue;
             };
             match alarm.state_value() {
@@ -54,10 +54,19 @@ impl AlarmProbe {
                 _ => {}
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ProbeError::Unhealthy(problems.join("; ")))
+        match (problems.is_empty(), missing.is_empty()) {
+            (true, true) => Ok(()),
+            // An alarm in ALARM is about the region, whatever else is missing.
+            (false, _) => Err(ProbeError::Unhealthy(
+                problems
+                    .into_iter()
+                    .chain(missing)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+            // Only missing alarms: a name that does not exist says nothing of the
+            // region.
+            (true, false) => Err(ProbeError::Caller(missing.join("; "))),
         }
     }
 }

@@ -4,7 +4,6 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
 
 use super::ProbeError;
-use failover_aws::describe;
 use failover_config::DynamoCheck;
 
 pub struct DynamoProbe {
@@ -39,16 +38,16 @@ impl DynamoProbe {
                     .key("appId", AttributeValue::S(self.app_id.clone()))
                     .send()
                     .await
-                    .map_err(|e| {
-                        ProbeError::Transport(format!("get_item {}: {}", self.table, describe(&e)))
-                    })?;
+                    .map_err(|e| ProbeError::sdk("get_item", &self.table, &e))?;
                 match out.item() {
                     Some(item) if item.contains_key("state") => Ok(()),
-                    Some(_) => Err(ProbeError::Unhealthy(format!(
+                    // The table answered: a missing item is about the data (removed
+                    // or named wrong), the same at every instance, not the region.
+                    Some(_) => Err(ProbeError::Caller(format!(
                         "get_item {}: item {} has no state",
                         self.table, self.app_id
                     ))),
-                    None => Err(ProbeError::Unhealthy(format!(
+                    None => Err(ProbeError::Caller(format!(
                         "get_item {}: no item {}",
                         self.table, self.app_id
                     ))),
@@ -61,13 +60,7 @@ impl DynamoProbe {
                     .table_name(&self.table)
                     .send()
                     .await
-                    .map_err(|e| {
-                        ProbeError::Transport(format!(
-                            "describe_table {}: {}",
-                            self.table,
-                            describe(&e)
-                        ))
-                    })?;
+                    .map_err(|e| ProbeError::sdk("describe_table", &self.table, &e))?;
                 match out.table().and_then(|t| t.table_status()) {
                     Some(TableStatus::Active) => Ok(()),
                     other => Err(ProbeError::Unhealthy(format!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::ProbeError;
-use super::redact::{redact_url, redact_urls};
+use failover_core::redact::{redact_url, redact_urls};
 
 /// Bodies are read up to this size to look for `expect_body`.
 const MAX_BODY: usize = 64 * 1024;
@@ -40,7 +40,7 @@ impl HttpProbe {
         let url = self
             .url
             .as_ref()
-            .map_err(|e| ProbeError::Transport(e.clone()))?;
+            .map_err(|e| ProbeError::Caller(e.clone()))?;
         // The caller bounds the whole check with the probe's timeout.
         let mut resp = self
             .client
@@ -72,9 +72,13 @@ impl HttpProbe {
         }
     }
 
+    /// A failed request: a timeout, or the network or server failed (about the
+    /// region); a request the client could not even build is about the monitor.
     fn transport(&self, e: &reqwest::Error) -> ProbeError {
         if e.is_timeout() {
             ProbeError::Timeout(self.timeout)
+        } else if e.is_builder() {
+            ProbeError::Caller(redact_urls(&failover_aws::source_chain(e)))
         } else {
             ProbeError::Transport(redact_urls(&failover_aws::source_chain(e)))
         }

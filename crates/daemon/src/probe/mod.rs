@@ -13,7 +13,6 @@
 mod cloudwatch;
 mod dynamodb;
 mod http;
-mod redact;
 mod s3;
 
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 pub use cloudwatch::AlarmProbe;
 pub use dynamodb::DynamoProbe;
+pub use failover_core::redact::{REDACTED, redact_urls};
 pub use http::HttpProbe;
-pub use redact::{REDACTED, redact_urls};
 pub use s3::S3Probe;
 
 use crate::gate::Gate;
@@ -50,6 +49,33 @@ pub enum ProbeError {
     /// The service answered, but not what a healthy region answers.
     #[error("{0}")]
     Unhealthy(String),
+    /// The answer is about the monitor, not the region: its permissions, its
+    /// credentials, its signature or clock, its quota, a request it built wrong, or a
+    /// name that does not exist (docs/REFERENCE.md, "What counts as evidence").
+    /// Inconclusive: never evidence that the region is down.
+    #[error("{0} (about the monitor, not the region)")]
+    Caller(String),
+}
+
+impl ProbeError {
+    /// A failed SDK call of `op` on `what`, as evidence about the region or the
+    /// monitor.
+    pub fn sdk<E>(op: &str, what: &str, err: &failover_aws::SdkError<E>) -> Self
+    where
+        E: std::error::Error + failover_aws::ProvideErrorMetadata + 'static,
+    {
+        let (why, blame) = failover_aws::explain(err);
+        let text = format!("{op} {what}: {why}");
+        match blame {
+            failover_aws::Blame::Region => ProbeError::Transport(text),
+            failover_aws::Blame::Monitor => ProbeError::Caller(text),
+        }
+    }
+
+    /// The error is about the monitor, not the region.
+    pub fn monitor_side(&self) -> bool {
+        matches!(self, ProbeError::Caller(_))
+    }
 }
 
 /// One check of one region, run once per call.
@@ -67,12 +93,14 @@ pub enum Prober {
 }
 
 impl Prober {
-    /// Builds the check for `spec`, with clients of its region.
+    /// Builds the check for `spec`, with clients of its region, for the process
+    /// `process` (the value that tells it from another with the same instance id).
     pub fn new(
         spec: &ProbeSpec,
         settings: &Settings,
         clients: &RegionClients,
         http: &reqwest::Client,
+        process: &str,
     ) -> Self {
         match &spec.check {
             CheckSpec::Http {
@@ -90,7 +118,9 @@ impl Prober {
                 clients.s3(spec.timeout),
                 bucket.clone(),
                 *check,
-                format!("{}-{}", settings.monitor.instance_id, spec.name),
+                // Each process its own canary objects: two processes with one
+                // instance id (a rolling deployment) never delete each other's.
+                format!("{}-{}-{}", settings.monitor.instance_id, process, spec.name),
             )),
             CheckSpec::Dynamodb { table, check } => Prober::Dynamodb(DynamoProbe::new(
                 clients.dynamodb(spec.timeout),
@@ -156,6 +186,7 @@ pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Obse
         at,
         ok: result.is_ok(),
         latency: at - started,
+        monitor_side: result.as_ref().is_err_and(ProbeError::monitor_side),
         error: result.err().map(|e| redact_urls(&e.to_string())),
     }
 }

@@ -6,14 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::ProbeError;
-use failover_aws::describe;
 use failover_config::S3Check;
 
 pub struct S3Probe {
     client: aws_sdk_s3::Client,
     bucket: String,
     check: S3Check,
-    /// Canary keys are `health/<owner>-<n>`: unique per instance and probe.
+    /// Canary keys are `health/<owner>-<n>`: unique per instance, process and probe.
     owner: String,
     runs: AtomicU64,
 }
@@ -38,7 +37,7 @@ impl S3Probe {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| fail("head_bucket", &self.bucket, describe(&e))),
+                .map_err(|e| ProbeError::sdk("head_bucket", &self.bucket, &e)),
             S3Check::Roundtrip => self.roundtrip().await,
         }
     }
@@ -54,7 +53,7 @@ impl S3Probe {
             .body(ByteStream::from(body.clone().into_bytes()))
             .send()
             .await
-            .map_err(|e| fail("put_object", &key, describe(&e)))?;
+            .map_err(|e| ProbeError::sdk("put_object", &key, &e))?;
         let got = self
             .client
             .get_object()
@@ -62,7 +61,7 @@ impl S3Probe {
             .key(&key)
             .send()
             .await
-            .map_err(|e| fail("get_object", &key, describe(&e)))?
+            .map_err(|e| ProbeError::sdk("get_object", &key, &e))?
             .body
             .collect()
             .await
@@ -80,7 +79,7 @@ impl S3Probe {
             .key(&key)
             .send()
             .await
-            .map_err(|e| fail("delete_object", &key, describe(&e)))?;
+            .map_err(|e| ProbeError::sdk("delete_object", &key, &e))?;
         Ok(())
     }
 }

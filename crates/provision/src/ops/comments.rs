@@ -20,8 +20,9 @@ use tracing::debug;
 
 use super::photo::random_photo;
 use super::{Access, target, uuid};
-use crate::ours::Ours;
-use crate::resources::api::{self, ApiKind, stage_url};
+use crate::names::{ApiKind, Names};
+use crate::ownership::Found;
+use crate::resources::api::{self, stage_url};
 use crate::sdk::{Region, SdkResult};
 use failover_config::Settings;
 use failover_core::model::Role;
@@ -79,7 +80,7 @@ impl Route {
             Some(p) => p,
             None => random_photo(settings, role, &region).await?,
         };
-        let table = format!("{}-store", settings.app.project);
+        let table = Names::new(&settings.app.project).store_table();
         Ok(Route {
             role,
             region,
@@ -108,16 +109,12 @@ impl Route {
 /// the emulator's user-request path against an emulator.
 async fn comments_url(settings: &Settings, route: &Route) -> Result<String> {
     let (role, r) = (route.role, &route.region);
-    let name = format!(
-        "{}-{}-{role}",
-        settings.app.project,
-        ApiKind::Store.as_str()
-    );
+    let name = Names::new(&settings.app.project).api(ApiKind::Store, role);
     // The stack's own API of that name (the one carrying its tag) if there is one.
     let id = match api::find_ours(&r.apigw, &name, &settings.app.project).await? {
-        Ours::Mine(id) => id,
-        Ours::Foreign { same, .. } => same.into_iter().next().unwrap_or_default(),
-        Ours::Absent => bail!("no REST API named {name}"),
+        Found::Ours(id) => id,
+        Found::Foreign { same, .. } => same.into_iter().next().unwrap_or_default(),
+        Found::Absent => bail!("no REST API named {name}"),
     };
     let base = stage_url(&id, &r.name, r.endpoint.as_deref());
     Ok(format!("{base}/comments/{}", route.photo))

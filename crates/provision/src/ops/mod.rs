@@ -11,6 +11,7 @@ pub mod website;
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::names::Names;
 use crate::sdk::{Region, SdkResult};
 use failover_config::Settings;
 use failover_core::model::{AppState, Role};
@@ -97,7 +98,7 @@ async fn state(settings: &Settings) -> Result<AppState> {
 
 /// The photo bucket of a region.
 pub fn bucket(settings: &Settings, role: Role) -> String {
-    format!("{}-{role}", settings.app.project)
+    Names::new(&settings.app.project).bucket(role)
 }
 
 #[cfg(test)]

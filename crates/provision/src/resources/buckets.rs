@@ -11,52 +11,65 @@ use aws_sdk_s3::types::{
 };
 use serde::Serialize;
 
-use crate::context::Cx;
-use crate::engine::{At, Kind, Observed, Pending};
+use super::iam;
+use crate::context::StackContext;
+use crate::names::Names;
 use crate::sdk::{self, STACK_TAG, SdkResult};
-use crate::stack::Stack;
 use failover_core::model::Role;
+use failover_provision_engine::{At, Kind, Observed, Pending};
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename = "bucket")]
 pub struct BucketSpec {
     /// CORS for the web page's uploads.
     pub cors: bool,
     /// The destination bucket of the `public` prefix's replication.
     pub replicate_to: Option<String>,
+    /// A lifecycle rule that expires the monitor's canary objects (`health/`, the
+    /// `s3` probes' `roundtrip`) once they are not current: in a versioned bucket
+    /// every canary write leaves a version and every delete a marker.
+    pub expire_canaries: bool,
 }
 
 impl BucketSpec {
-    pub fn photos(stack: &Stack, role: Role) -> Self {
+    pub fn photos(names: &Names, role: Role) -> Self {
         BucketSpec {
             cors: true,
-            replicate_to: (role == Role::Primary).then(|| stack.bucket(Role::Secondary)),
+            replicate_to: (role == Role::Primary).then(|| names.bucket(Role::Secondary)),
+            expire_canaries: true,
         }
     }
     pub fn website() -> Self {
         BucketSpec {
             cors: false,
             replicate_to: None,
+            expire_canaries: false,
         }
     }
 }
 
-impl Kind for BucketSpec {
+impl Kind<StackContext> for BucketSpec {
     fn name(&self) -> &'static str {
         "s3-bucket"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, at, self))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, at, self))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, at, self, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge(context, at, self, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx, at))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context, at))
     }
 }
 
-async fn observe(cx: &Cx, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
-    let s3 = &cx.region(at.role).s3;
+async fn observe(context: &StackContext, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
+    let s3 = &context.region(at.role).s3;
     let name = at.name;
     let same = match s3.head_bucket().bucket(name).send().await {
         Ok(_) => vec![()],
@@ -74,7 +87,7 @@ async fn observe(cx: &Cx, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
         let tag = tags.and_then(|t| t.tag_set().iter().find(|x| x.key() == STACK_TAG).cloned());
         anyhow::Ok(tag.map(|t| t.value().to_string()))
     };
-    if let Err(seen) = cx
+    if let Err(seen) = context
         .lookup("bucket", name)
         .among(same, tag)
         .await?
@@ -101,6 +114,9 @@ async fn observe(cx: &Cx, at: At<'_>, spec: &BucketSpec) -> Result<Observed> {
         && !replicates_to(s3, name, dest).await?
     {
         drift.push(format!("replication to {dest} missing"));
+    }
+    if spec.expire_canaries && !expires_canaries(s3, name).await? {
+        drift.push("canary expiry (lifecycle rule on health/) missing".into());
     }
     Ok(Observed::drifted(drift))
 }
@@ -140,8 +156,13 @@ async fn replicates_to(s3: &aws_sdk_s3::Client, name: &str, dest: &str) -> Resul
         }))
 }
 
-async fn converge(cx: &Cx, at: At<'_>, spec: &BucketSpec, exists: bool) -> Result<()> {
-    let region = cx.region(at.role);
+async fn converge(
+    context: &StackContext,
+    at: At<'_>,
+    spec: &BucketSpec,
+    exists: bool,
+) -> Result<()> {
+    let region = context.region(at.role);
     let (s3, name) = (&region.s3, at.name);
     if !exists {
         let mut req = s3.create_bucket().bucket(name);
@@ -158,7 +179,7 @@ async fn converge(cx: &Cx, at: At<'_>, spec: &BucketSpec, exists: bool) -> Resul
     // leaves something the next apply finishes instead of refusing.
     let tag = aws_sdk_s3::types::Tag::builder()
         .key(STACK_TAG)
-        .value(&cx.stack.project)
+        .value(context.stack.project())
         .build()?;
     s3.put_bucket_tagging()
         .bucket(name)
@@ -180,9 +201,63 @@ async fn converge(cx: &Cx, at: At<'_>, spec: &BucketSpec, exists: bool) -> Resul
         put_cors(s3, name).await?;
     }
     if let Some(dest) = &spec.replicate_to {
-        let role_arn = cx.role_arn(&cx.stack.role_name("replica"))?;
+        let role_arn = context.know(&iam::role_arn(&context.names().role("replica")))?;
         put_replication(s3, name, dest, role_arn).await?;
     }
+    if spec.expire_canaries {
+        put_canary_expiry(s3, name).await?;
+    }
+    Ok(())
+}
+
+/// The id of the lifecycle rule that expires the canary objects.
+const CANARY_RULE: &str = "failover-monitor-canaries";
+
+async fn expires_canaries(s3: &aws_sdk_s3::Client, name: &str) -> Result<bool> {
+    let rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(name)
+        .send()
+        .await
+        .absent(
+            "s3:GetLifecycleConfiguration",
+            &["NoSuchLifecycleConfiguration"],
+        )?;
+    Ok(rules.is_some_and(|r| r.rules().iter().any(|r| r.id() == Some(CANARY_RULE))))
+}
+
+/// Old versions of `health/` objects go after a day, and the delete markers left
+/// alone by then too. (The bucket has no other lifecycle rule: this replaces it.)
+async fn put_canary_expiry(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter, NoncurrentVersionExpiration,
+    };
+    let rule = LifecycleRule::builder()
+        .id(CANARY_RULE)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("health/").build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(1)
+                .build(),
+        )
+        .expiration(
+            LifecycleExpiration::builder()
+                .expired_object_delete_marker(true)
+                .build(),
+        )
+        .build()?;
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(name)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()?,
+        )
+        .send()
+        .await
+        .sdk("s3:PutLifecycleConfiguration")?;
     Ok(())
 }
 
@@ -246,8 +321,8 @@ async fn put_replication(
 }
 
 /// Empties the bucket (every version and delete marker) and deletes it.
-async fn delete(cx: &Cx, at: At<'_>) -> Result<()> {
-    let s3 = &cx.region(at.role).s3;
+async fn delete(context: &StackContext, at: At<'_>) -> Result<()> {
+    let s3 = &context.region(at.role).s3;
     let name = at.name;
     s3.delete_bucket_replication()
         .bucket(name)

@@ -13,11 +13,12 @@ use aws_sdk_cloudfront::types::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::context::Cx;
-use crate::engine::{At, Drift, Kind, Observed, Pending};
-use crate::ours::Ours;
+use crate::context::StackContext;
+use crate::names::Names;
+use crate::ownership::Found;
 use crate::sdk::{STACK_TAG, SdkResult};
 use failover_core::model::Role;
+use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending};
 
 const ORIGIN_ID: &str = "website";
 /// AWS's managed cache policy `CachingOptimized`: default TTL one day, as the
@@ -26,39 +27,62 @@ const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
 
 /// The website's distribution (its comment is the stack's `<project>-website`).
 #[derive(Debug, Clone, Serialize)]
-pub struct Distribution;
+#[serde(tag = "kind", rename = "distribution")]
+pub struct Distribution {}
 
 /// The website bucket's policy letting only the distribution read it; it goes with
 /// the bucket.
 #[derive(Debug, Clone, Serialize)]
-pub struct WebsitePolicy;
+#[serde(tag = "kind", rename = "website-bucket-policy")]
+pub struct WebsitePolicy {}
 
-impl Kind for Distribution {
+const KIND: &str = "cloudfront-distribution";
+
+/// A fact the distribution publishes: its `id`, `arn` or `domain`.
+fn fact(names: &Names, what: &'static str) -> Fact {
+    Fact::new(format!("{KIND} {}", names.distribution()), what)
+}
+
+pub fn distribution_arn(names: &Names) -> Fact {
+    fact(names, "arn")
+}
+
+/// The distribution's domain name (`d111111abcdef8.cloudfront.net`).
+pub fn distribution_domain(names: &Names) -> Fact {
+    fact(names, "domain")
+}
+
+impl Kind<StackContext> for Distribution {
     fn name(&self) -> &'static str {
-        "cloudfront-distribution"
+        KIND
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx))
+    fn observe<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        _: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge(context, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx))
+    fn delete<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context))
     }
 }
 
-impl Kind for WebsitePolicy {
+impl Kind<StackContext> for WebsitePolicy {
     fn name(&self) -> &'static str {
         "bucket-policy"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_policy(cx))
+    fn observe<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_policy(context))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(converge_policy(cx))
+    fn converge<'a>(&'a self, context: &'a StackContext, _: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge_policy(context))
     }
-    fn delete<'a>(&'a self, _: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+    fn delete<'a>(&'a self, _: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
         Box::pin(async { Ok(()) })
     }
     fn deleted(&self) -> &'static str {
@@ -75,9 +99,9 @@ struct Listed {
 }
 
 /// The stack's distribution among those whose comment is the stack's name.
-async fn find(cx: &Cx) -> Result<Ours<Listed>> {
-    let cf = &cx.global.cloudfront;
-    let name = cx.stack.distribution_name();
+async fn find(context: &StackContext) -> Result<Found<Listed>> {
+    let cf = &context.global.cloudfront;
+    let name = context.names().distribution();
     let want = name.as_str();
     let page = move |marker: Option<String>| async move {
         let out = cf
@@ -114,7 +138,14 @@ async fn find(cx: &Cx) -> Result<Ours<Listed>> {
             anyhow::Ok(tag.and_then(|x| x.value().map(String::from)))
         }
     };
-    cx.lookup("distribution", want).find(page, tag).await
+    context.lookup("distribution", want).find(page, tag).await
+}
+
+fn learn(context: &StackContext, id: &str, arn: &str, domain: &str) {
+    let names = context.names();
+    context.learn(fact(names, "id"), id);
+    context.learn(distribution_arn(names), arn);
+    context.learn(distribution_domain(names), domain);
 }
 
 /// A distribution's configuration and the ETag an update or delete must name.
@@ -135,25 +166,21 @@ async fn current(
     Ok((cfg, etag))
 }
 
-async fn observe(cx: &Cx) -> Result<Observed> {
-    let d = match find(cx).await?.or_observed() {
+async fn observe(context: &StackContext) -> Result<Observed> {
+    let d = match find(context).await?.or_observed() {
         Ok(d) => d,
         Err(seen) => return Ok(seen),
     };
-    cx.learn(|f| {
-        f.distribution_id = Some(d.id.clone());
-        f.distribution_arn = Some(d.arn.clone());
-        f.distribution_domain = Some(d.domain.clone());
-    });
-    let (c, _) = current(&cx.global.cloudfront, &d.id).await?;
+    learn(context, &d.id, &d.arn, &d.domain);
+    let (c, _) = current(&context.global.cloudfront, &d.id).await?;
     let mut drift = Vec::new();
     if !c.enabled() {
         drift.push("disabled".to_string());
     }
     let origin_ok = c.origins().is_some_and(|o| {
-        o.items()
-            .iter()
-            .any(|o| o.domain_name() == bucket_domain(cx) && o.origin_path() == Some("/console"))
+        o.items().iter().any(|o| {
+            o.domain_name() == bucket_domain(context) && o.origin_path() == Some("/console")
+        })
     });
     if !origin_ok {
         drift.push("origin is not the website bucket's /console".to_string());
@@ -161,18 +188,18 @@ async fn observe(cx: &Cx) -> Result<Observed> {
     Ok(Observed::drifted(drift))
 }
 
-fn bucket_domain(cx: &Cx) -> String {
+fn bucket_domain(context: &StackContext) -> String {
     format!(
         "{}.s3.{}.amazonaws.com",
-        cx.stack.website_bucket(),
-        cx.stack.region_name(Role::Primary)
+        context.names().website_bucket(),
+        context.stack.region_name(Role::Primary)
     )
 }
 
 /// The ids of the origin access controls named like the website.
-async fn access_controls(cx: &Cx) -> Result<Vec<String>> {
-    let name = cx.stack.distribution_name();
-    let list = cx
+async fn access_controls(context: &StackContext) -> Result<Vec<String>> {
+    let name = context.names().distribution();
+    let list = context
         .global
         .cloudfront
         .list_origin_access_controls()
@@ -190,10 +217,10 @@ async fn access_controls(cx: &Cx) -> Result<Vec<String>> {
 }
 
 /// The origin access control named like the website (created when missing).
-async fn access_control(cx: &Cx) -> Result<String> {
-    let cf = &cx.global.cloudfront;
-    let name = cx.stack.distribution_name();
-    if let Some(id) = access_controls(cx).await?.into_iter().next() {
+async fn access_control(context: &StackContext) -> Result<String> {
+    let cf = &context.global.cloudfront;
+    let name = context.names().distribution();
+    if let Some(id) = access_controls(context).await?.into_iter().next() {
         return Ok(id);
     }
     let out = cf
@@ -217,10 +244,14 @@ async fn access_control(cx: &Cx) -> Result<String> {
         .to_string())
 }
 
-fn config(cx: &Cx, oac: &str, caller_reference: String) -> Result<DistributionConfig> {
+fn config(
+    context: &StackContext,
+    oac: &str,
+    caller_reference: String,
+) -> Result<DistributionConfig> {
     let origin = Origin::builder()
         .id(ORIGIN_ID)
-        .domain_name(bucket_domain(cx))
+        .domain_name(bucket_domain(context))
         .origin_path("/console")
         .origin_access_control_id(oac)
         .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
@@ -232,7 +263,7 @@ fn config(cx: &Cx, oac: &str, caller_reference: String) -> Result<DistributionCo
         .build()?;
     Ok(DistributionConfig::builder()
         .caller_reference(caller_reference)
-        .comment(cx.stack.distribution_name())
+        .comment(context.names().distribution())
         .enabled(true)
         .default_root_object("index.html")
         .origins(Origins::builder().quantity(1).items(origin).build()?)
@@ -240,20 +271,20 @@ fn config(cx: &Cx, oac: &str, caller_reference: String) -> Result<DistributionCo
         .build()?)
 }
 
-async fn converge(cx: &Cx, exists: bool) -> Result<()> {
-    let cf = &cx.global.cloudfront;
-    let oac = access_control(cx).await?;
+async fn converge(context: &StackContext, exists: bool) -> Result<()> {
+    let cf = &context.global.cloudfront;
+    let oac = access_control(context).await?;
     if exists {
-        let id = cx
+        let id = context
             .facts()
-            .distribution_id
+            .find(&fact(context.names(), "id"))
             .context("distribution id not known")?;
         let (cur, etag) = current(cf, &id).await?;
         let reference = cur.caller_reference().to_string();
         cf.update_distribution()
             .id(&id)
             .if_match(etag)
-            .distribution_config(config(cx, &oac, reference)?)
+            .distribution_config(config(context, &oac, reference)?)
             .send()
             .await
             .sdk("cloudfront:UpdateDistribution")?;
@@ -261,7 +292,7 @@ async fn converge(cx: &Cx, exists: bool) -> Result<()> {
     }
     let reference = format!(
         "{}-{}",
-        cx.stack.distribution_name(),
+        context.names().distribution(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -271,13 +302,13 @@ async fn converge(cx: &Cx, exists: bool) -> Result<()> {
         .create_distribution_with_tags()
         .distribution_config_with_tags(
             DistributionConfigWithTags::builder()
-                .distribution_config(config(cx, &oac, reference)?)
+                .distribution_config(config(context, &oac, reference)?)
                 .tags(
                     Tags::builder()
                         .items(
                             Tag::builder()
                                 .key(STACK_TAG)
-                                .value(&cx.stack.project)
+                                .value(context.stack.project())
                                 .build()?,
                         )
                         .build(),
@@ -290,19 +321,15 @@ async fn converge(cx: &Cx, exists: bool) -> Result<()> {
     let d = out
         .distribution()
         .context("CreateDistribution answered without a body")?;
-    cx.learn(|f| {
-        f.distribution_id = Some(d.id().to_string());
-        f.distribution_arn = Some(d.arn().to_string());
-        f.distribution_domain = Some(d.domain_name().to_string());
-    });
+    learn(context, d.id(), d.arn(), d.domain_name());
     Ok(())
 }
 
 /// Disables the distribution, waits for CloudFront to deploy that (minutes on AWS),
 /// then deletes it and its origin access control.
-async fn delete(cx: &Cx) -> Result<()> {
-    let cf = &cx.global.cloudfront;
-    if let Ours::Mine(Listed { id, .. }) = find(cx).await? {
+async fn delete(context: &StackContext) -> Result<()> {
+    let cf = &context.global.cloudfront;
+    if let Found::Ours(Listed { id, .. }) = find(context).await? {
         let (mut cfg, mut etag) = current(cf, &id).await?;
         if cfg.enabled() {
             cfg.enabled = false;
@@ -343,7 +370,7 @@ async fn delete(cx: &Cx) -> Result<()> {
             .await
             .sdk("cloudfront:DeleteDistribution")?;
     }
-    for id in access_controls(cx).await? {
+    for id in access_controls(context).await? {
         let got = cf
             .get_origin_access_control()
             .id(&id)
@@ -360,24 +387,24 @@ async fn delete(cx: &Cx) -> Result<()> {
     Ok(())
 }
 
-fn website_policy(cx: &Cx) -> Result<Value> {
-    let arn = cx.distribution_arn()?;
+fn website_policy(context: &StackContext) -> Result<Value> {
+    let arn = context.know(&distribution_arn(context.names()))?;
     Ok(json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "CloudFrontReadsTheWebsite",
         "Effect": "Allow",
         "Principal": {"Service": "cloudfront.amazonaws.com"},
         "Action": "s3:GetObject",
-        "Resource": format!("arn:aws:s3:::{}/*", cx.stack.website_bucket()),
+        "Resource": format!("arn:aws:s3:::{}/*", context.names().website_bucket()),
         "Condition": {"StringEquals": {"AWS:SourceArn": arn}}
     }]}))
 }
 
-async fn observe_policy(cx: &Cx) -> Result<Observed> {
-    let have = cx
+async fn observe_policy(context: &StackContext) -> Result<Observed> {
+    let have = context
         .region(Role::Primary)
         .s3
         .get_bucket_policy()
-        .bucket(cx.stack.website_bucket())
+        .bucket(context.names().website_bucket())
         .send()
         .await
         .absent(
@@ -389,7 +416,7 @@ async fn observe_policy(cx: &Cx) -> Result<Observed> {
     };
     // The policy names the distribution: unknown until it exists.
     let mut drift = Drift::default();
-    if let Some(want) = drift.want(website_policy(cx))?
+    if let Some(want) = drift.want(website_policy(context))?
         && serde_json::from_str::<Value>(&have).ok() != Some(want)
     {
         drift.add("bucket policy differs");
@@ -397,12 +424,13 @@ async fn observe_policy(cx: &Cx) -> Result<Observed> {
     Ok(drift.finish())
 }
 
-async fn converge_policy(cx: &Cx) -> Result<()> {
-    cx.region(Role::Primary)
+async fn converge_policy(context: &StackContext) -> Result<()> {
+    context
+        .region(Role::Primary)
         .s3
         .put_bucket_policy()
-        .bucket(cx.stack.website_bucket())
-        .policy(website_policy(cx)?.to_string())
+        .bucket(context.names().website_bucket())
+        .policy(website_policy(context)?.to_string())
         .send()
         .await
         .sdk("s3:PutBucketPolicy")?;

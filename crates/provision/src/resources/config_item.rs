@@ -7,26 +7,26 @@ use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use crate::context::Cx;
-use crate::engine::{At, Kind, Observed, Pending};
+use crate::context::StackContext;
 use crate::sdk::{self, SdkResult};
 use failover_core::model::Role;
+use failover_provision_engine::{At, Kind, Observed, Pending};
 
 /// The config item (its name is the app id).
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigItem;
 
-impl Kind for ConfigItem {
+impl Kind<StackContext> for ConfigItem {
     fn name(&self) -> &'static str {
         "config-item"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, at.role))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, at.role))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(seed(cx, at.role))
+    fn converge<'a>(&'a self, context: &'a StackContext, at: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(seed(context, at.role))
     }
-    fn delete<'a>(&'a self, _: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+    fn delete<'a>(&'a self, _: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
         Box::pin(async { Ok(()) })
     }
     fn deleted(&self) -> &'static str {
@@ -35,13 +35,13 @@ impl Kind for ConfigItem {
 }
 
 /// The config item: there or not.
-async fn observe(cx: &Cx, role: Role) -> Result<Observed> {
-    let out = cx
+async fn observe(context: &StackContext, role: Role) -> Result<Observed> {
+    let out = context
         .region(role)
         .ddb
         .get_item()
-        .table_name(cx.stack.config_table())
-        .key("appId", AttributeValue::S(cx.stack.app_id.clone()))
+        .table_name(context.names().config_table())
+        .key("appId", AttributeValue::S(context.stack.app_id.clone()))
         .consistent_read(true)
         .send()
         .await
@@ -53,15 +53,15 @@ async fn observe(cx: &Cx, role: Role) -> Result<Observed> {
 }
 
 /// Seeds `{appId, state: active, version: 0, ...}` unless an item is already there.
-async fn seed(cx: &Cx, role: Role) -> Result<()> {
+async fn seed(context: &StackContext, role: Role) -> Result<()> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let s = |v: &str| AttributeValue::S(v.to_string());
-    let put = cx
+    let put = context
         .region(role)
         .ddb
         .put_item()
-        .table_name(cx.stack.config_table())
-        .item("appId", s(&cx.stack.app_id))
+        .table_name(context.names().config_table())
+        .item("appId", s(&context.stack.app_id))
         .item("state", s("active"))
         .item("version", AttributeValue::N("0".into()))
         .item("updatedAt", s(&now))

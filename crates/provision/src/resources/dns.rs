@@ -11,64 +11,79 @@ use aws_sdk_route53::types::{
 
 use serde::Serialize;
 
-use super::api::{ApiKind, STAGE};
-use crate::context::Cx;
-use crate::engine::{At, Drift, Kind, Observed, Pending};
-use crate::ours::Ours;
+use super::api::{self, ApiKind, STAGE};
+use crate::context::StackContext;
+use crate::names::Names;
+use crate::ownership::Found;
 use crate::sdk::{STACK_TAG, SdkResult};
 use failover_core::model::Role;
+use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending};
 
 /// The health check of one region's state API (tagged `Name=<name>`).
 #[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename = "health-check")]
 pub struct HealthCheck {
     pub api_region: Role,
 }
 
 /// The failover CNAME pair of the domain.
 #[derive(Debug, Clone, Serialize)]
-pub struct FailoverRecords;
+#[serde(tag = "kind", rename = "failover-records")]
+pub struct FailoverRecords {}
 
-impl Kind for HealthCheck {
+const CHECK: &str = "route53-health-check";
+
+/// The fact a health check publishes: its id.
+pub fn health_check_id(names: &Names, role: Role) -> Fact {
+    Fact::new(format!("{CHECK} {}", names.health_check(role)), "id")
+}
+
+impl Kind<StackContext> for HealthCheck {
     fn name(&self) -> &'static str {
-        "route53-health-check"
+        CHECK
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_check(cx, at.name, self.api_region))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_check(context, at.name, self.api_region))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge_check(cx, at.name, self.api_region, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge_check(context, at.name, self.api_region, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete_check(cx, at.name))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_check(context, at.name))
     }
 }
 
-impl Kind for FailoverRecords {
+impl Kind<StackContext> for FailoverRecords {
     fn name(&self) -> &'static str {
         "route53-failover-records"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_records(cx))
+    fn observe<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_records(context))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(converge_records(cx))
+    fn converge<'a>(&'a self, context: &'a StackContext, _: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge_records(context))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete_records(cx))
+    fn delete<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_records(context))
     }
 }
 
-fn api_host(cx: &Cx, role: Role) -> Result<String> {
-    let id = cx.api_id(ApiKind::Config, role)?;
+fn api_host(context: &StackContext, role: Role) -> Result<String> {
+    let id = context.know(&api::api_id(context.names(), ApiKind::Config, role))?;
     Ok(format!(
         "{id}.execute-api.{}.amazonaws.com",
-        cx.stack.region_name(role)
+        context.stack.region_name(role)
     ))
 }
 
 /// The stack's health check among those tagged `Name=<name>`: its id.
-async fn find_check(cx: &Cx, name: &str) -> Result<Ours<String>> {
-    let r53 = &cx.global.route53;
+async fn find_check(context: &StackContext, name: &str) -> Result<Found<String>> {
+    let r53 = &context.global.route53;
     let page = move |marker: Option<String>| async move {
         let out = r53
             .list_health_checks()
@@ -90,16 +105,8 @@ async fn find_check(cx: &Cx, name: &str) -> Result<Ours<String>> {
     };
     // The listing of tags names the stack too.
     let tag = |c: &(String, Option<String>)| std::future::ready(anyhow::Ok(c.1.clone()));
-    Ok(
-        match cx.lookup("health check", name).find(page, tag).await? {
-            Ours::Absent => Ours::Absent,
-            Ours::Mine((id, _)) => Ours::Mine(id),
-            Ours::Foreign { why, same } => Ours::Foreign {
-                why,
-                same: same.into_iter().map(|(id, _)| id).collect(),
-            },
-        },
-    )
+    let found = context.lookup("health check", name).find(page, tag).await?;
+    Ok(found.map(|(id, _)| id))
 }
 
 /// Among up to ten health checks, those tagged `Name=<name>`, with their stack tag.
@@ -130,15 +137,13 @@ async fn named(
         .collect())
 }
 
-async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
-    let id = match find_check(cx, name).await?.or_observed() {
+async fn observe_check(context: &StackContext, name: &str, role: Role) -> Result<Observed> {
+    let id = match find_check(context, name).await?.or_observed() {
         Ok(id) => id,
         Err(seen) => return Ok(seen),
     };
-    cx.learn(|f| {
-        f.health_checks.insert(role.to_string(), id.clone());
-    });
-    let out = cx
+    context.learn(health_check_id(context.names(), role), id.clone());
+    let out = context
         .global
         .route53
         .get_health_check()
@@ -149,10 +154,10 @@ async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
     let cfg = out.health_check().and_then(|h| h.health_check_config());
     // The target is the config API's host: unknown until that API exists.
     let mut drift = Drift::default();
-    if let Some(host) = drift.want(api_host(cx, role))?
+    if let Some(host) = drift.want(api_host(context, role))?
         && !cfg.is_some_and(|c| {
             c.fully_qualified_domain_name() == Some(host.as_str())
-                && c.resource_path() == Some(path(cx).as_str())
+                && c.resource_path() == Some(path(context).as_str())
         })
     {
         drift.add("target differs");
@@ -160,19 +165,24 @@ async fn observe_check(cx: &Cx, name: &str, role: Role) -> Result<Observed> {
     Ok(drift.finish())
 }
 
-fn path(cx: &Cx) -> String {
-    format!("/{STAGE}/state/{}", cx.stack.app_id)
+fn path(context: &StackContext) -> String {
+    format!("/{STAGE}/state/{}", context.stack.app_id)
 }
 
-async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Result<()> {
-    let r53 = &cx.global.route53;
+async fn converge_check(
+    context: &StackContext,
+    name: &str,
+    role: Role,
+    exists: bool,
+) -> Result<()> {
+    let r53 = &context.global.route53;
     if exists {
         // A health check's type cannot change; its target can.
-        let id = cx.health_check_id(role)?;
+        let id = context.know(&health_check_id(context.names(), role))?;
         r53.update_health_check()
             .health_check_id(id)
-            .fully_qualified_domain_name(api_host(cx, role)?)
-            .resource_path(path(cx))
+            .fully_qualified_domain_name(api_host(context, role)?)
+            .resource_path(path(context))
             .send()
             .await
             .sdk("route53:UpdateHealthCheck")?;
@@ -191,8 +201,8 @@ async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Result
         .health_check_config(
             HealthCheckConfig::builder()
                 .r#type(HealthCheckType::Https)
-                .fully_qualified_domain_name(api_host(cx, role)?)
-                .resource_path(path(cx))
+                .fully_qualified_domain_name(api_host(context, role)?)
+                .resource_path(path(context))
                 .port(443)
                 .request_interval(30)
                 .failure_threshold(3)
@@ -212,21 +222,20 @@ async fn converge_check(cx: &Cx, name: &str, role: Role, exists: bool) -> Result
         .add_tags(
             Tag::builder()
                 .key(STACK_TAG)
-                .value(&cx.stack.project)
+                .value(context.stack.project())
                 .build(),
         )
         .send()
         .await
         .sdk("route53:ChangeTagsForResource")?;
-    cx.learn(|f| {
-        f.health_checks.insert(role.to_string(), id);
-    });
+    context.learn(health_check_id(context.names(), role), id);
     Ok(())
 }
 
-async fn delete_check(cx: &Cx, name: &str) -> Result<()> {
-    if let Ours::Mine(id) = find_check(cx, name).await? {
-        cx.global
+async fn delete_check(context: &StackContext, name: &str) -> Result<()> {
+    if let Found::Ours(id) = find_check(context, name).await? {
+        context
+            .global
             .route53
             .delete_health_check()
             .health_check_id(id)
@@ -237,15 +246,15 @@ async fn delete_check(cx: &Cx, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn set_id(cx: &Cx, role: Role) -> String {
-    format!("{}-{role}", cx.stack.project)
+fn set_id(context: &StackContext, role: Role) -> String {
+    context.names().record_set(role)
 }
 
 /// The record sets named like the domain.
-async fn records(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
-    let (zone, domain) = cx.stack.zone().context("no zone configured")?;
+async fn records(context: &StackContext) -> Result<Vec<ResourceRecordSet>> {
+    let (zone, domain) = context.stack.zone().context("no zone configured")?;
     let fqdn = format!("{}.", domain.trim_end_matches('.'));
-    let out = cx
+    let out = context
         .global
         .route53
         .list_resource_record_sets()
@@ -263,24 +272,24 @@ async fn records(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
         .collect())
 }
 
-fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
-    let (_, domain) = cx.stack.zone().context("no zone configured")?;
+fn wanted(context: &StackContext) -> Result<Vec<ResourceRecordSet>> {
+    let (_, domain) = context.stack.zone().context("no zone configured")?;
     Role::BOTH
         .iter()
         .map(|&role| {
             Ok(ResourceRecordSet::builder()
                 .name(format!("{}.", domain.trim_end_matches('.')))
                 .r#type(RrType::Cname)
-                .set_identifier(set_id(cx, role))
+                .set_identifier(set_id(context, role))
                 .failover(match role {
                     Role::Primary => ResourceRecordSetFailover::Primary,
                     Role::Secondary => ResourceRecordSetFailover::Secondary,
                 })
                 .ttl(60)
-                .health_check_id(cx.health_check_id(role)?)
+                .health_check_id(context.know(&health_check_id(context.names(), role))?)
                 .resource_records(
                     ResourceRecord::builder()
-                        .value(api_host(cx, role)?)
+                        .value(api_host(context, role)?)
                         .build()?,
                 )
                 .build()?)
@@ -288,15 +297,15 @@ fn wanted(cx: &Cx) -> Result<Vec<ResourceRecordSet>> {
         .collect()
 }
 
-async fn observe_records(cx: &Cx) -> Result<Observed> {
-    let have = records(cx).await?;
+async fn observe_records(context: &StackContext) -> Result<Observed> {
+    let have = records(context).await?;
     if have.is_empty() {
         return Ok(Observed::Absent);
     }
     let ours = |r: &ResourceRecordSet| {
         Role::BOTH
             .iter()
-            .any(|&role| r.set_identifier() == Some(set_id(cx, role).as_str()))
+            .any(|&role| r.set_identifier() == Some(set_id(context, role).as_str()))
     };
     if have.iter().any(|r| !ours(r)) {
         return Ok(Observed::Foreign(
@@ -312,7 +321,7 @@ async fn observe_records(cx: &Cx) -> Result<Observed> {
     };
     // The records name the health checks and the APIs: unknown until they exist.
     let mut drift = Drift::default();
-    if let Some(want) = drift.want(wanted(cx))?
+    if let Some(want) = drift.want(wanted(context))?
         && !want.iter().all(same)
     {
         drift.add("failover records differ");
@@ -320,11 +329,15 @@ async fn observe_records(cx: &Cx) -> Result<Observed> {
     Ok(drift.finish())
 }
 
-async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> Result<()> {
+async fn change(
+    context: &StackContext,
+    action: ChangeAction,
+    sets: Vec<ResourceRecordSet>,
+) -> Result<()> {
     if sets.is_empty() {
         return Ok(());
     }
-    let (zone, _) = cx.stack.zone().context("no zone configured")?;
+    let (zone, _) = context.stack.zone().context("no zone configured")?;
     let changes = sets
         .into_iter()
         .map(|s| {
@@ -334,7 +347,8 @@ async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> 
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    cx.global
+    context
+        .global
         .route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -345,19 +359,19 @@ async fn change(cx: &Cx, action: ChangeAction, sets: Vec<ResourceRecordSet>) -> 
     Ok(())
 }
 
-async fn converge_records(cx: &Cx) -> Result<()> {
-    change(cx, ChangeAction::Upsert, wanted(cx)?).await
+async fn converge_records(context: &StackContext) -> Result<()> {
+    change(context, ChangeAction::Upsert, wanted(context)?).await
 }
 
-async fn delete_records(cx: &Cx) -> Result<()> {
-    let have: Vec<_> = records(cx)
+async fn delete_records(context: &StackContext) -> Result<()> {
+    let have: Vec<_> = records(context)
         .await?
         .into_iter()
         .filter(|r| {
             Role::BOTH
                 .iter()
-                .any(|&role| r.set_identifier() == Some(set_id(cx, role).as_str()))
+                .any(|&role| r.set_identifier() == Some(set_id(context, role).as_str()))
         })
         .collect();
-    change(cx, ChangeAction::Delete, have).await
+    change(context, ChangeAction::Delete, have).await
 }

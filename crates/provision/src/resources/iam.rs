@@ -6,12 +6,14 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::api::{ApiKind, STAGE};
-use crate::context::Cx;
-use crate::engine::{At, Drift, Kind, Observed, Pending};
+use super::api::{self, ApiKind, STAGE};
+use super::identity_pool;
+use crate::context::StackContext;
+use crate::names::Names;
 use crate::sdk::{STACK_TAG, SdkResult, decode_policy};
 use crate::stack::Stack;
 use failover_core::model::Role;
+use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending};
 
 /// The monitor's own policy; `${...}` placeholders are filled at apply time.
 const MONITOR_POLICY: &str = include_str!("../../../../deploy/iam/monitor-policy.json");
@@ -33,23 +35,35 @@ pub struct RoleSpec {
     pub purpose: Purpose,
 }
 
-impl Kind for RoleSpec {
+const KIND: &str = "iam-role";
+
+/// The fact a role publishes: its ARN.
+pub fn role_arn(name: &str) -> Fact {
+    Fact::new(format!("{KIND} {name}"), "arn")
+}
+
+impl Kind<StackContext> for RoleSpec {
     fn name(&self) -> &'static str {
-        "iam-role"
+        KIND
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, self))
+    fn observe<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, self))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, self, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        _: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge(context, self, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx, &self.name))
+    fn delete<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context, &self.name))
     }
 }
 
 /// The roles the rest of the stack needs before it can be created.
-pub fn service_roles(stack: &Stack) -> Vec<RoleSpec> {
+pub fn service_roles(names: &Names) -> Vec<RoleSpec> {
     [
         ("replica", Purpose::Replication),
         ("config-api", Purpose::ConfigApi),
@@ -58,16 +72,16 @@ pub fn service_roles(stack: &Stack) -> Vec<RoleSpec> {
     ]
     .into_iter()
     .map(|(n, purpose)| RoleSpec {
-        name: stack.role_name(n),
+        name: names.role(n),
         purpose,
     })
     .collect()
 }
 
 /// The role of signed-in web users (created after the identity pool it trusts).
-pub fn web_role(stack: &Stack) -> RoleSpec {
+pub fn web_role(names: &Names) -> RoleSpec {
     RoleSpec {
-        name: stack.role_name("web"),
+        name: names.role("web"),
         purpose: Purpose::Web,
     }
 }
@@ -82,13 +96,13 @@ fn service_trust(services: &[&str]) -> Value {
 
 /// Who may assume the role. The web role trusts the identity pool, so its trust
 /// is unknown until the pool exists.
-fn trust(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
+fn trust(context: &StackContext, spec: &RoleSpec) -> Result<Value> {
     Ok(match spec.purpose {
         Purpose::Replication => service_trust(&["s3.amazonaws.com"]),
         Purpose::ConfigApi | Purpose::StoreApi => service_trust(&["apigateway.amazonaws.com"]),
         Purpose::Monitor => service_trust(&["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]),
         Purpose::Web => {
-            let pool = cx.identity_pool_id()?;
+            let pool = context.know(&identity_pool::pool_id(context.names()))?;
             json!({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow",
                 "Principal": {"Federated": "cognito-identity.amazonaws.com"},
@@ -103,9 +117,9 @@ fn trust(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
 }
 
 /// The inline policy of a role, with this account's ARNs.
-pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
-    let s = &cx.stack;
-    let account = cx.account().await?;
+pub async fn policy(context: &StackContext, spec: &RoleSpec) -> Result<Value> {
+    let s = &context.stack;
+    let account = context.account().await?;
     let table_arns = |table: String, suffix: &str| -> Vec<String> {
         Role::BOTH
             .iter()
@@ -119,7 +133,10 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
     };
     let doc = match spec.purpose {
         Purpose::Replication => {
-            let (src, dst) = (s.bucket(Role::Primary), s.bucket(Role::Secondary));
+            let (src, dst) = (
+                s.names.bucket(Role::Primary),
+                s.names.bucket(Role::Secondary),
+            );
             json!({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow",
                  "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
@@ -135,19 +152,20 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
         }
         Purpose::ConfigApi => json!({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["dynamodb:Query"],
-             "Resource": table_arns(s.config_table(), "")}
+             "Resource": table_arns(s.names.config_table(), "")}
         ]}),
         Purpose::StoreApi => json!({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["dynamodb:PutItem"],
-             "Resource": table_arns(s.store_table(), "")},
+             "Resource": table_arns(s.names.store_table(), "")},
             {"Effect": "Allow", "Action": ["dynamodb:Query"],
-             "Resource": table_arns(s.store_table(), "/index/photoId")}
+             "Resource": table_arns(s.names.store_table(), "/index/photoId")}
         ]}),
         Purpose::Monitor => monitor_policy(s, &account)?,
         Purpose::Web => {
             let mut store_apis = Vec::new();
             for r in Role::BOTH {
-                store_apis.push((r, cx.api_id(ApiKind::Store, r)?));
+                let id = api::api_id(context.names(), ApiKind::Store, r);
+                store_apis.push((r, context.know(&id)?));
             }
             web_policy(s, &account, &store_apis)
         }
@@ -162,7 +180,7 @@ pub async fn policy(cx: &Cx, spec: &RoleSpec) -> Result<Value> {
 pub fn web_policy(s: &Stack, account: &str, store_apis: &[(Role, String)]) -> Value {
     let buckets: Vec<String> = Role::BOTH
         .iter()
-        .map(|&r| format!("arn:aws:s3:::{}", s.bucket(r)))
+        .map(|&r| format!("arn:aws:s3:::{}", s.names.bucket(r)))
         .collect();
     let objects: Vec<String> = buckets.iter().map(|b| format!("{b}/public/*")).collect();
     let post: Vec<String> = store_apis
@@ -191,7 +209,7 @@ pub fn monitor_policy(s: &Stack, account: &str) -> Result<Value> {
         .replace("${PrimaryRegion}", s.region_name(Role::Primary))
         .replace("${SecondaryRegion}", s.region_name(Role::Secondary))
         .replace("${AccountId}", account)
-        .replace("${Project}", &s.project)
+        .replace("${Project}", s.project())
         .replace("${AppId}", &s.app_id)
         .replace("${ZoneId}", zone.unwrap_or("-"));
     let mut doc: Value = serde_json::from_str(&text).context("deploy/iam/monitor-policy.json")?;
@@ -209,8 +227,8 @@ fn parse(doc: Option<&str>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
-    let iam = &cx.global.iam;
+async fn observe(context: &StackContext, spec: &RoleSpec) -> Result<Observed> {
+    let iam = &context.global.iam;
     let name = spec.name.as_str();
     let same = iam
         .get_role()
@@ -229,7 +247,7 @@ async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
         let tag = tags.tags().iter().find(|t| t.key() == STACK_TAG);
         anyhow::Ok(tag.map(|t| t.value().to_string()))
     };
-    let lookup = cx.lookup("role", name);
+    let lookup = context.lookup("role", name);
     let role = match lookup
         .among(same.into_iter().collect(), tag)
         .await?
@@ -238,12 +256,9 @@ async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
         Ok(role) => role,
         Err(seen) => return Ok(seen),
     };
-    cx.learn(|f| {
-        f.role_arns
-            .insert(spec.name.clone(), role.arn().to_string());
-    });
+    context.learn(role_arn(&spec.name), role.arn());
     let mut drift = Drift::default();
-    if let Some(trust) = drift.want(trust(cx, spec))?
+    if let Some(trust) = drift.want(trust(context, spec))?
         && parse(role.assume_role_policy_document()) != trust
     {
         drift.add("trust policy differs");
@@ -258,7 +273,7 @@ async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
     match inline {
         None => drift.add(format!("inline policy {POLICY_NAME} missing")),
         Some(p) => {
-            if let Some(want) = drift.want(policy(cx, spec).await)?
+            if let Some(want) = drift.want(policy(context, spec).await)?
                 && parse(Some(p.policy_document())) != want
             {
                 drift.add(format!("inline policy {POLICY_NAME} differs"));
@@ -268,9 +283,9 @@ async fn observe(cx: &Cx, spec: &RoleSpec) -> Result<Observed> {
     Ok(drift.finish())
 }
 
-async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
-    let iam = &cx.global.iam;
-    let trust = trust(cx, spec)?.to_string();
+async fn converge(context: &StackContext, spec: &RoleSpec, exists: bool) -> Result<()> {
+    let iam = &context.global.iam;
+    let trust = trust(context, spec)?.to_string();
     if exists {
         iam.update_assume_role_policy()
             .role_name(&spec.name)
@@ -281,7 +296,7 @@ async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
     } else {
         let tag = aws_sdk_iam::types::Tag::builder()
             .key(STACK_TAG)
-            .value(&cx.stack.project)
+            .value(context.stack.project())
             .build()?;
         let out = iam
             .create_role()
@@ -289,31 +304,29 @@ async fn converge(cx: &Cx, spec: &RoleSpec, exists: bool) -> Result<()> {
             .assume_role_policy_document(&trust)
             .description(format!(
                 "{} ({:?}), managed by failover-monitor provision",
-                cx.stack.project, spec.purpose
+                context.stack.project(),
+                spec.purpose
             ))
             .tags(tag)
             .send()
             .await
             .sdk("iam:CreateRole")?;
         if let Some(role) = out.role() {
-            cx.learn(|f| {
-                f.role_arns
-                    .insert(spec.name.clone(), role.arn().to_string());
-            });
+            context.learn(role_arn(&spec.name), role.arn());
         }
     }
     iam.put_role_policy()
         .role_name(&spec.name)
         .policy_name(POLICY_NAME)
-        .policy_document(policy(cx, spec).await?.to_string())
+        .policy_document(policy(context, spec).await?.to_string())
         .send()
         .await
         .sdk("iam:PutRolePolicy")?;
     Ok(())
 }
 
-async fn delete(cx: &Cx, name: &str) -> Result<()> {
-    let iam = &cx.global.iam;
+async fn delete(context: &StackContext, name: &str) -> Result<()> {
+    let iam = &context.global.iam;
     let policies = iam
         .list_role_policies()
         .role_name(name)
@@ -340,15 +353,7 @@ async fn delete(cx: &Cx, name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn stack(extra: &str) -> Stack {
-        let text = format!(
-            "[app]\nid = \"app-1\"\nproject = \"shop\"\n\
-             [regions.primary]\nname = \"us-east-1\"\n[regions.secondary]\nname = \"eu-west-1\"\n\
-             [stack]\ncognito_username = \"ops\"\ncognito_email = \"ops@example.com\"\n{extra}"
-        );
-        let settings = failover_config::parse(&text, Vec::new()).unwrap();
-        Stack::from_settings(&settings).unwrap()
-    }
+    use crate::stack::test_stack as stack;
 
     #[test]
     fn the_monitor_policy_is_filled_in_and_drops_dns_without_route53() {
@@ -416,10 +421,8 @@ mod tests {
 
     #[test]
     fn every_role_name_fits_iam_limits_for_the_longest_project() {
-        let long = "p".repeat(53);
-        let s = stack("").clone();
-        let s = Stack { project: long, ..s };
-        for r in service_roles(&s).into_iter().chain([web_role(&s)]) {
+        let names = Names::new(&"p".repeat(53));
+        for r in service_roles(&names).into_iter().chain([web_role(&names)]) {
             assert!(r.name.len() <= 64, "{} is {} long", r.name, r.name.len());
         }
     }

@@ -6,11 +6,13 @@ use anyhow::Result;
 use aws_sdk_cognitoidentity::types::CognitoIdentityProvider;
 use serde::Serialize;
 
-use crate::context::Cx;
-use crate::engine::{At, Drift, Kind, Observed, Pending};
-use crate::ours::Ours;
+use super::{iam, user_pool};
+use crate::context::StackContext;
+use crate::names::Names;
+use crate::ownership::Found;
 use crate::sdk::{self, STACK_TAG, SdkResult};
 use failover_core::model::Role;
+use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending, label};
 
 /// The identity pool whose signed-in identities assume the web role.
 #[derive(Debug, Clone, Serialize)]
@@ -20,32 +22,45 @@ pub struct IdentityPool;
 #[derive(Debug, Clone, Serialize)]
 pub struct IdentityPoolRoles;
 
-impl Kind for IdentityPool {
+const POOL: &str = "identity-pool";
+const ROLES: &str = "identity-pool-roles";
+
+/// The fact the identity pool publishes: its id.
+pub fn pool_id(names: &Names) -> Fact {
+    Fact::new(format!("{POOL} {}", names.identity_pool()), "id")
+}
+
+impl Kind<StackContext> for IdentityPool {
     fn name(&self) -> &'static str {
-        "identity-pool"
+        POOL
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_identity_pool(cx, at.name))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_identity_pool(context, at.name))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge_identity_pool(cx, at.name, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge_identity_pool(context, at.name, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete_identity_pool(cx, at.name))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_identity_pool(context, at.name))
     }
 }
 
-impl Kind for IdentityPoolRoles {
+impl Kind<StackContext> for IdentityPoolRoles {
     fn name(&self) -> &'static str {
-        "identity-pool-roles"
+        ROLES
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_roles(cx))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_roles(context, at))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(converge_roles(cx))
+    fn converge<'a>(&'a self, context: &'a StackContext, at: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge_roles(context, at))
     }
-    fn delete<'a>(&'a self, _: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
+    fn delete<'a>(&'a self, _: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
         Box::pin(async { Ok(()) })
     }
     fn deleted(&self) -> &'static str {
@@ -53,13 +68,13 @@ impl Kind for IdentityPoolRoles {
     }
 }
 
-fn identity(cx: &Cx) -> &aws_sdk_cognitoidentity::Client {
-    &cx.region(Role::Primary).identity
+fn identity(context: &StackContext) -> &aws_sdk_cognitoidentity::Client {
+    &context.region(Role::Primary).identity
 }
 
 /// The stack's identity pool among those of its name: its id.
-async fn find_identity_pool(cx: &Cx, wanted: &str) -> Result<Ours<String>> {
-    let identity = identity(cx);
+async fn find_identity_pool(context: &StackContext, wanted: &str) -> Result<Found<String>> {
+    let identity = identity(context);
     let page = move |token: Option<String>| async move {
         let out = identity
             .list_identity_pools()
@@ -91,23 +106,26 @@ async fn find_identity_pool(cx: &Cx, wanted: &str) -> Result<Ours<String>> {
             )
         }
     };
-    cx.lookup("identity pool", wanted).find(page, tag).await
+    context
+        .lookup("identity pool", wanted)
+        .find(page, tag)
+        .await
 }
 
-fn provider_name(cx: &Cx, pool: &str) -> String {
+fn provider_name(context: &StackContext, pool: &str) -> String {
     format!(
         "cognito-idp.{}.amazonaws.com/{pool}",
-        cx.stack.region_name(Role::Primary)
+        context.stack.region_name(Role::Primary)
     )
 }
 
-async fn observe_identity_pool(cx: &Cx, name: &str) -> Result<Observed> {
-    let id = match find_identity_pool(cx, name).await?.or_observed() {
+async fn observe_identity_pool(context: &StackContext, name: &str) -> Result<Observed> {
+    let id = match find_identity_pool(context, name).await?.or_observed() {
         Ok(id) => id,
         Err(seen) => return Ok(seen),
     };
-    cx.learn(|f| f.identity_pool_id = Some(id.clone()));
-    let d = identity(cx)
+    context.learn(pool_id(context.names()), id.clone());
+    let d = identity(context)
         .describe_identity_pool()
         .identity_pool_id(&id)
         .send()
@@ -120,7 +138,7 @@ async fn observe_identity_pool(cx: &Cx, name: &str) -> Result<Observed> {
             .iter()
             .any(|p| p.provider_name() == want.provider_name() && p.client_id() == want.client_id())
     };
-    if let Some(want) = drift.want(provider(cx))?
+    if let Some(want) = drift.want(provider(context))?
         && !linked(&want)
     {
         drift.add("not linked to the user pool's client");
@@ -131,16 +149,20 @@ async fn observe_identity_pool(cx: &Cx, name: &str) -> Result<Observed> {
     Ok(drift.finish())
 }
 
-fn provider(cx: &Cx) -> Result<CognitoIdentityProvider> {
+fn provider(context: &StackContext) -> Result<CognitoIdentityProvider> {
+    let names = context.names();
     Ok(CognitoIdentityProvider::builder()
-        .provider_name(provider_name(cx, &cx.user_pool_id()?))
-        .client_id(cx.client_id()?)
+        .provider_name(provider_name(
+            context,
+            &context.know(&user_pool::pool_id(names))?,
+        ))
+        .client_id(context.know(&user_pool::client_id(names))?)
         .server_side_token_check(false)
         .build())
 }
 
-async fn converge_identity_pool(cx: &Cx, name: &str, exists: bool) -> Result<()> {
-    let provider = provider(cx)?;
+async fn converge_identity_pool(context: &StackContext, name: &str, exists: bool) -> Result<()> {
+    let provider = provider(context)?;
     // Create and update take the same description (their builders are two types).
     macro_rules! described {
         ($request:expr) => {
@@ -148,30 +170,30 @@ async fn converge_identity_pool(cx: &Cx, name: &str, exists: bool) -> Result<()>
                 .identity_pool_name(name)
                 .allow_unauthenticated_identities(false)
                 .cognito_identity_providers(provider)
-                .identity_pool_tags(STACK_TAG, &cx.stack.project)
+                .identity_pool_tags(STACK_TAG, context.stack.project())
         };
     }
     if exists {
-        let update = identity(cx)
+        let update = identity(context)
             .update_identity_pool()
-            .identity_pool_id(cx.identity_pool_id()?);
+            .identity_pool_id(context.know(&pool_id(context.names()))?);
         described!(update)
             .send()
             .await
             .sdk("cognito-identity:UpdateIdentityPool")?;
         return Ok(());
     }
-    let out = described!(identity(cx).create_identity_pool())
+    let out = described!(identity(context).create_identity_pool())
         .send()
         .await
         .sdk("cognito-identity:CreateIdentityPool")?;
-    cx.learn(|f| f.identity_pool_id = Some(out.identity_pool_id().to_string()));
+    context.learn(pool_id(context.names()), out.identity_pool_id());
     Ok(())
 }
 
-async fn delete_identity_pool(cx: &Cx, name: &str) -> Result<()> {
-    if let Ours::Mine(id) = find_identity_pool(cx, name).await? {
-        identity(cx)
+async fn delete_identity_pool(context: &StackContext, name: &str) -> Result<()> {
+    if let Found::Ours(id) = find_identity_pool(context, name).await? {
+        identity(context)
             .delete_identity_pool()
             .identity_pool_id(id)
             .send()
@@ -184,21 +206,21 @@ async fn delete_identity_pool(cx: &Cx, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn web_role_arn(cx: &Cx) -> Result<String> {
-    cx.role_arn(&cx.stack.role_name("web"))
+fn web_role_arn(context: &StackContext) -> Result<String> {
+    context.know(&iam::role_arn(&context.names().role("web")))
 }
 
 /// The identity pool's `authenticated` role. The emulator does not implement
 /// Get/SetIdentityPoolRoles; there the step is reported as accepted, not done.
-async fn observe_roles(cx: &Cx) -> Result<Observed> {
-    let Some(id) = cx.facts().identity_pool_id else {
+async fn observe_roles(context: &StackContext, at: At<'_>) -> Result<Observed> {
+    let Some(id) = context.facts().find(&pool_id(context.names())) else {
         return Ok(Observed::Absent);
     };
-    let out = identity(cx)
+    let out = identity(context)
         .get_identity_pool_roles()
         .identity_pool_id(id)
         .customize()
-        .config_override(once_on_emulator(cx))
+        .config_override(once_on_emulator(context))
         .send()
         .await;
     match out {
@@ -207,36 +229,34 @@ async fn observe_roles(cx: &Cx) -> Result<Observed> {
                 return Ok(Observed::Absent);
             };
             let mut drift = Drift::default();
-            if drift.want(web_role_arn(cx))?.is_some_and(|w| w != have) {
+            if drift
+                .want(web_role_arn(context))?
+                .is_some_and(|w| w != have)
+            {
                 drift.add("authenticated role differs");
             }
             Ok(drift.finish())
         }
-        Err(e) if unimplemented_here(cx, &e) => {
-            note_unimplemented(cx);
+        Err(e) if unimplemented_here(context, &e) => {
+            note_unimplemented(context, at);
             Ok(Observed::ours())
         }
         Err(e) => Err(sdk::fail("cognito-identity:GetIdentityPoolRoles", &e)),
     }
 }
 
-fn note_unimplemented(cx: &Cx) {
-    let key = format!(
-        "identity-pool-roles {} (primary)",
-        cx.stack.identity_pool_name()
+/// Notes, beside the roles' step and in the outputs, that nothing was set.
+fn note_unimplemented(context: &StackContext, at: At<'_>) {
+    context.learn(
+        Fact::note(label(ROLES, at.name, Some(at.role))),
+        "the emulator does not implement Get/SetIdentityPoolRoles; not set",
     );
-    cx.learn(|f| {
-        f.notes.insert(
-            key,
-            "the emulator does not implement Get/SetIdentityPoolRoles; not set".into(),
-        );
-    });
 }
 
 /// The emulator answers these calls with a 500 every time: no point retrying there.
-fn once_on_emulator(cx: &Cx) -> aws_sdk_cognitoidentity::config::Builder {
+fn once_on_emulator(context: &StackContext) -> aws_sdk_cognitoidentity::config::Builder {
     let b = aws_sdk_cognitoidentity::config::Builder::default();
-    if cx.region(Role::Primary).emulated() {
+    if context.region(Role::Primary).emulated() {
         b.retry_config(aws_config::retry::RetryConfig::disabled())
     } else {
         b
@@ -244,25 +264,25 @@ fn once_on_emulator(cx: &Cx) -> aws_sdk_cognitoidentity::config::Builder {
 }
 
 fn unimplemented_here<E, R: sdk::HasStatus>(
-    cx: &Cx,
+    context: &StackContext,
     e: &aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> bool {
-    cx.region(Role::Primary).emulated() && sdk::status(e).is_some_and(|s| s >= 500)
+    context.region(Role::Primary).emulated() && sdk::status(e).is_some_and(|s| s >= 500)
 }
 
-async fn converge_roles(cx: &Cx) -> Result<()> {
-    let out = identity(cx)
+async fn converge_roles(context: &StackContext, at: At<'_>) -> Result<()> {
+    let out = identity(context)
         .set_identity_pool_roles()
-        .identity_pool_id(cx.identity_pool_id()?)
-        .roles("authenticated", web_role_arn(cx)?)
+        .identity_pool_id(context.know(&pool_id(context.names()))?)
+        .roles("authenticated", web_role_arn(context)?)
         .customize()
-        .config_override(once_on_emulator(cx))
+        .config_override(once_on_emulator(context))
         .send()
         .await;
     match out {
         Ok(_) => Ok(()),
-        Err(e) if unimplemented_here(cx, &e) => {
-            note_unimplemented(cx);
+        Err(e) if unimplemented_here(context, &e) => {
+            note_unimplemented(context, at);
             Ok(())
         }
         Err(e) => Err(sdk::fail("cognito-identity:SetIdentityPoolRoles", &e)),

@@ -6,14 +6,14 @@ use anyhow::Result;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
 use serde::Serialize;
 
-use super::api::ApiKind;
-use crate::context::Cx;
-use crate::engine::{At, Kind, Observed, Pending};
+use crate::context::StackContext;
+use crate::names::{ApiKind, Names};
 use crate::sdk::{STACK_TAG, SdkResult};
-use crate::stack::Stack;
 use failover_core::model::Role;
+use failover_provision_engine::{At, Kind, Observed, Pending};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename = "alarm")]
 pub struct AlarmSpec {
     pub name: String,
     pub namespace: &'static str,
@@ -26,13 +26,12 @@ pub struct AlarmSpec {
     pub description: String,
 }
 
-pub fn alarms(stack: &Stack, role: Role) -> Vec<AlarmSpec> {
-    let p = &stack.project;
-    let api = |k| ("ApiName", stack.api_name(k, role));
+pub fn alarms(names: &Names, role: Role) -> Vec<AlarmSpec> {
+    let api = |k| ("ApiName", names.api(k, role));
     let table = |name| ("TableName", name);
     // Any error in a minute raises these.
     let errors = |what: &str, namespace, metric, dimension, description: &str| AlarmSpec {
-        name: format!("{p}-{role}-{what}"),
+        name: names.alarm(role, what),
         namespace,
         metric,
         dimension,
@@ -58,7 +57,7 @@ pub fn alarms(stack: &Stack, role: Role) -> Vec<AlarmSpec> {
             "the comments API answers 5XX",
         ),
         AlarmSpec {
-            name: format!("{p}-{role}-api-latency"),
+            name: names.alarm(role, "api-latency"),
             namespace: gw,
             metric: "Latency",
             dimension: api(ApiKind::Config),
@@ -71,36 +70,36 @@ pub fn alarms(stack: &Stack, role: Role) -> Vec<AlarmSpec> {
             "config-table-errors",
             ddb,
             "SystemErrors",
-            table(stack.config_table()),
+            table(names.config_table()),
             "DynamoDB system errors on the config table",
         ),
         errors(
             "store-table-errors",
             ddb,
             "SystemErrors",
-            table(stack.store_table()),
+            table(names.store_table()),
             "DynamoDB system errors on the store table",
         ),
     ]
 }
 
-impl Kind for AlarmSpec {
+impl Kind<StackContext> for AlarmSpec {
     fn name(&self) -> &'static str {
         "cloudwatch-alarm"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, at.role, self))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, at.role, self))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, at.role, self))
+    fn converge<'a>(&'a self, context: &'a StackContext, at: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge(context, at.role, self))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx, at.role, &self.name))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context, at.role, &self.name))
     }
 }
 
-async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> {
-    let cw = &cx.region(role).cw;
+async fn observe(context: &StackContext, role: Role, spec: &AlarmSpec) -> Result<Observed> {
+    let cw = &context.region(role).cw;
     let out = cw
         .describe_alarms()
         .alarm_names(&spec.name)
@@ -121,7 +120,7 @@ async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> {
         }
     };
     let same = out.metric_alarms().to_vec();
-    let a = match cx
+    let a = match context
         .lookup("alarm", &spec.name)
         .among(same, tag)
         .await?
@@ -151,13 +150,17 @@ async fn observe(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<Observed> {
     Ok(Observed::drifted(drift))
 }
 
-async fn converge(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<()> {
-    let mut req = cx
+async fn converge(context: &StackContext, role: Role, spec: &AlarmSpec) -> Result<()> {
+    let mut req = context
         .region(role)
         .cw
         .put_metric_alarm()
         .alarm_name(&spec.name)
-        .alarm_description(format!("{} ({})", spec.description, cx.stack.project))
+        .alarm_description(format!(
+            "{} ({})",
+            spec.description,
+            context.stack.project()
+        ))
         .namespace(spec.namespace)
         .metric_name(spec.metric)
         .dimensions(
@@ -178,7 +181,7 @@ async fn converge(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<()> {
         .tags(
             Tag::builder()
                 .key(STACK_TAG)
-                .value(&cx.stack.project)
+                .value(context.stack.project())
                 .build(),
         );
     req = if spec.statistic.starts_with('p') {
@@ -190,8 +193,9 @@ async fn converge(cx: &Cx, role: Role, spec: &AlarmSpec) -> Result<()> {
     Ok(())
 }
 
-async fn delete(cx: &Cx, role: Role, name: &str) -> Result<()> {
-    cx.region(role)
+async fn delete(context: &StackContext, role: Role, name: &str) -> Result<()> {
+    context
+        .region(role)
         .cw
         .delete_alarms()
         .alarm_names(name)

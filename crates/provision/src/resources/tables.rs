@@ -14,14 +14,16 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::Serialize;
 
-use crate::context::Cx;
-use crate::engine::{At, Kind, Observed, Pending};
+use crate::context::StackContext;
+use crate::names::Names;
 use crate::sdk::{STACK_TAG, SdkResult};
 use crate::stack::Stack;
 use failover_config::TablesMode;
 use failover_core::model::Role;
+use failover_provision_engine::{At, Kind, Observed, Pending};
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename = "table")]
 pub struct TableSpec {
     pub store: bool,
     /// Global tables: the region of the replica.
@@ -36,11 +38,11 @@ impl TableSpec {
                 .then(|| stack.region_name(Role::Secondary).to_string()),
         }
     }
-    pub fn table_name(&self, stack: &Stack) -> String {
+    pub fn table_name(&self, names: &Names) -> String {
         if self.store {
-            stack.store_table()
+            names.store_table()
         } else {
-            stack.config_table()
+            names.config_table()
         }
     }
     fn hash_key(&self) -> &'static str {
@@ -48,18 +50,23 @@ impl TableSpec {
     }
 }
 
-impl Kind for TableSpec {
+impl Kind<StackContext> for TableSpec {
     fn name(&self) -> &'static str {
         "dynamodb-table"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, at, self))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, at, self))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, at, self, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge(context, at, self, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx, at.role, at.name))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context, at.role, at.name))
     }
 }
 
@@ -96,8 +103,8 @@ fn gsi() -> Result<GlobalSecondaryIndex> {
         .build()?)
 }
 
-async fn observe(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<Observed> {
-    let ddb = &cx.region(at.role).ddb;
+async fn observe(context: &StackContext, at: At<'_>, spec: &TableSpec) -> Result<Observed> {
+    let ddb = &context.region(at.role).ddb;
     let same = ddb
         .describe_table()
         .table_name(at.name)
@@ -118,7 +125,7 @@ async fn observe(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<Observed> {
             anyhow::Ok(tag.map(|x| x.value().to_string()))
         }
     };
-    let lookup = cx.lookup("table", at.name);
+    let lookup = context.lookup("table", at.name);
     let t = match lookup
         .among(same.into_iter().collect(), tag)
         .await?
@@ -168,8 +175,8 @@ async fn observe(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<Observed> {
     Ok(Observed::drifted(drift))
 }
 
-async fn wait_active(cx: &Cx, role: Role, name: &str) -> Result<()> {
-    let ddb = &cx.region(role).ddb;
+async fn wait_active(context: &StackContext, role: Role, name: &str) -> Result<()> {
+    let ddb = &context.region(role).ddb;
     for _ in 0..600 {
         let out = ddb
             .describe_table()
@@ -192,21 +199,27 @@ async fn wait_active(cx: &Cx, role: Role, name: &str) -> Result<()> {
     bail!("table {name} did not become ACTIVE within 10 minutes")
 }
 
-async fn converge(cx: &Cx, at: At<'_>, spec: &TableSpec, exists: bool) -> Result<()> {
+async fn converge(
+    context: &StackContext,
+    at: At<'_>,
+    spec: &TableSpec,
+    exists: bool,
+) -> Result<()> {
     if exists {
-        update_in_place(cx, at, spec).await?;
+        update_in_place(context, at, spec).await?;
     } else {
-        create(cx, at, spec).await?;
+        create(context, at, spec).await?;
     }
     if let Some(replica) = &spec.replica {
-        let Observed::Present { drift } = observe(cx, at, spec).await? else {
+        let Observed::Present { drift } = observe(context, at, spec).await? else {
             bail!("table {} vanished", at.name);
         };
         if drift.iter().any(|d| d.starts_with("no replica")) {
             let add = aws_sdk_dynamodb::types::CreateReplicationGroupMemberAction::builder()
                 .region_name(replica)
                 .build()?;
-            cx.region(at.role)
+            context
+                .region(at.role)
                 .ddb
                 .update_table()
                 .table_name(at.name)
@@ -214,18 +227,18 @@ async fn converge(cx: &Cx, at: At<'_>, spec: &TableSpec, exists: bool) -> Result
                 .send()
                 .await
                 .sdk("dynamodb:UpdateTable (add replica)")?;
-            wait_active(cx, at.role, at.name).await?;
+            wait_active(context, at.role, at.name).await?;
         }
     }
     Ok(())
 }
 
-async fn create(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<()> {
+async fn create(context: &StackContext, at: At<'_>, spec: &TableSpec) -> Result<()> {
     let tag = aws_sdk_dynamodb::types::Tag::builder()
         .key(STACK_TAG)
-        .value(&cx.stack.project)
+        .value(context.stack.project())
         .build()?;
-    let mut req = cx
+    let mut req = context
         .region(at.role)
         .ddb
         .create_table()
@@ -241,18 +254,18 @@ async fn create(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<()> {
             .global_secondary_indexes(gsi()?);
     }
     req.send().await.sdk("dynamodb:CreateTable")?;
-    wait_active(cx, at.role, at.name).await
+    wait_active(context, at.role, at.name).await
 }
 
 /// Brings back what can change in place, one update at a time (DynamoDB accepts
 /// one kind of change per UpdateTable).
-async fn update_in_place(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<()> {
+async fn update_in_place(context: &StackContext, at: At<'_>, spec: &TableSpec) -> Result<()> {
     let name = at.name;
-    let Observed::Present { drift } = observe(cx, at, spec).await? else {
+    let Observed::Present { drift } = observe(context, at, spec).await? else {
         bail!("table {name} vanished while being updated");
     };
     for d in &drift {
-        let req = cx.region(at.role).ddb.update_table().table_name(name);
+        let req = context.region(at.role).ddb.update_table().table_name(name);
         let req = if d.starts_with("key schema") {
             bail!("table {name}: {d}; delete it by hand (its data with it) and apply again");
         } else if d.starts_with("stream") {
@@ -274,13 +287,13 @@ async fn update_in_place(cx: &Cx, at: At<'_>, spec: &TableSpec) -> Result<()> {
             continue;
         };
         req.send().await.sdk("dynamodb:UpdateTable")?;
-        wait_active(cx, at.role, name).await?;
+        wait_active(context, at.role, name).await?;
     }
     Ok(())
 }
 
-async fn delete(cx: &Cx, role: Role, name: &str) -> Result<()> {
-    let ddb = &cx.region(role).ddb;
+async fn delete(context: &StackContext, role: Role, name: &str) -> Result<()> {
+    let ddb = &context.region(role).ddb;
     // A global table's replicas go first: DynamoDB refuses to delete the last
     // region of a table that still has replicas elsewhere.
     if let Some(out) = ddb
@@ -290,7 +303,7 @@ async fn delete(cx: &Cx, role: Role, name: &str) -> Result<()> {
         .await
         .absent("dynamodb:DescribeTable", &["ResourceNotFoundException"])?
     {
-        let here = cx.region(role).name.clone();
+        let here = context.region(role).name.clone();
         for r in out.table().map(|t| t.replicas()).unwrap_or_default() {
             let Some(region) = r.region_name().filter(|n| *n != here) else {
                 continue;
@@ -309,7 +322,7 @@ async fn delete(cx: &Cx, role: Role, name: &str) -> Result<()> {
                 .send()
                 .await
                 .sdk("dynamodb:UpdateTable (remove replica)")?;
-            wait_active(cx, role, name).await?;
+            wait_active(context, role, name).await?;
         }
     }
     ddb.delete_table()

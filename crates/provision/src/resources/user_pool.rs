@@ -9,11 +9,12 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 use serde::Serialize;
 
-use crate::context::Cx;
-use crate::engine::{At, Drift, Kind, Observed, Pending};
-use crate::ours::{Ours, every_page};
+use crate::context::StackContext;
+use crate::names::Names;
+use crate::ownership::{Found, every_page};
 use crate::sdk::{STACK_TAG, SdkResult};
 use failover_core::model::Role;
+use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending};
 
 /// The user pool (named like the project).
 #[derive(Debug, Clone, Serialize)]
@@ -29,58 +30,91 @@ pub struct User {
     pub email: String,
 }
 
-impl Kind for UserPool {
+const POOL: &str = "user-pool";
+const CLIENT: &str = "user-pool-client";
+
+/// The fact the user pool publishes: its id.
+pub fn pool_id(names: &Names) -> Fact {
+    Fact::new(format!("{POOL} {}", names.user_pool()), "id")
+}
+
+/// The fact the web page's client publishes: its id.
+pub fn client_id(names: &Names) -> Fact {
+    Fact::new(format!("{CLIENT} {}", names.user_pool_client()), "id")
+}
+
+impl Kind<StackContext> for UserPool {
     fn name(&self) -> &'static str {
-        "user-pool"
+        POOL
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_pool(cx))
+    fn observe<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_pool(context))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, _: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge_pool(cx, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        _: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge_pool(context, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete_pool(cx))
+    fn delete<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_pool(context))
     }
 }
 
-impl Kind for UserPoolClient {
+impl Kind<StackContext> for UserPoolClient {
     fn name(&self) -> &'static str {
-        "user-pool-client"
+        CLIENT
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_client(cx, at.name))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_client(context, at.name))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge_client(cx, at.name, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge_client(context, at.name, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, _: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete_client(cx))
+    fn delete<'a>(&'a self, context: &'a StackContext, _: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_client(context))
     }
 }
 
-impl Kind for User {
+impl Kind<StackContext> for User {
     fn name(&self) -> &'static str {
         "cognito-user"
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe_user(cx, at.name, &self.email))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe_user(context, at.name, &self.email))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, exists: bool) -> Pending<'a, ()> {
-        Box::pin(converge_user(cx, at.name, &self.email, exists))
+    fn converge<'a>(
+        &'a self,
+        context: &'a StackContext,
+        at: At<'a>,
+        exists: bool,
+    ) -> Pending<'a, ()> {
+        Box::pin(converge_user(context, at.name, &self.email, exists))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete_user(cx, at.name))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete_user(context, at.name))
     }
 }
 
-fn idp(cx: &Cx) -> &aws_sdk_cognitoidentityprovider::Client {
-    &cx.region(Role::Primary).idp
+fn idp(context: &StackContext) -> &aws_sdk_cognitoidentityprovider::Client {
+    &context.region(Role::Primary).idp
+}
+
+/// The pool's id, once known.
+fn known_pool(context: &StackContext) -> Result<String> {
+    context.know(&pool_id(context.names()))
 }
 
 /// The stack's user pool among those named like the project: its id.
-async fn find_pool(cx: &Cx) -> Result<Ours<String>> {
-    let (idp, name) = (idp(cx), cx.stack.project.as_str());
+async fn find_pool(context: &StackContext) -> Result<Found<String>> {
+    let (idp, name) = (idp(context), context.names().project());
     let page = move |token: Option<String>| async move {
         let out = idp
             .list_user_pools()
@@ -106,16 +140,16 @@ async fn find_pool(cx: &Cx) -> Result<Ours<String>> {
             anyhow::Ok(tags.and_then(|t| t.get(STACK_TAG)).cloned())
         }
     };
-    cx.lookup("user pool", name).find(page, tag).await
+    context.lookup("user pool", name).find(page, tag).await
 }
 
-async fn observe_pool(cx: &Cx) -> Result<Observed> {
-    let id = match find_pool(cx).await?.or_observed() {
+async fn observe_pool(context: &StackContext) -> Result<Observed> {
+    let id = match find_pool(context).await?.or_observed() {
         Ok(id) => id,
         Err(seen) => return Ok(seen),
     };
-    cx.learn(|f| f.user_pool_id = Some(id.clone()));
-    let d = idp(cx)
+    context.learn(pool_id(context.names()), id.clone());
+    let d = idp(context)
         .describe_user_pool()
         .user_pool_id(&id)
         .send()
@@ -138,26 +172,26 @@ fn admin_only() -> AdminCreateUserConfigType {
         .build()
 }
 
-async fn converge_pool(cx: &Cx, exists: bool) -> Result<()> {
+async fn converge_pool(context: &StackContext, exists: bool) -> Result<()> {
     if exists {
-        let id = cx.user_pool_id()?;
-        idp(cx)
+        let id = known_pool(context)?;
+        idp(context)
             .update_user_pool()
             .user_pool_id(id)
             .admin_create_user_config(admin_only())
             .auto_verified_attributes(VerifiedAttributeType::Email)
-            .user_pool_tags(STACK_TAG, &cx.stack.project)
+            .user_pool_tags(STACK_TAG, context.stack.project())
             .send()
             .await
             .sdk("cognito-idp:UpdateUserPool")?;
         return Ok(());
     }
-    let out = idp(cx)
+    let out = idp(context)
         .create_user_pool()
-        .pool_name(&cx.stack.project)
+        .pool_name(context.names().user_pool())
         .admin_create_user_config(admin_only())
         .auto_verified_attributes(VerifiedAttributeType::Email)
-        .user_pool_tags(STACK_TAG, &cx.stack.project)
+        .user_pool_tags(STACK_TAG, context.stack.project())
         .send()
         .await
         .sdk("cognito-idp:CreateUserPool")?;
@@ -166,13 +200,13 @@ async fn converge_pool(cx: &Cx, exists: bool) -> Result<()> {
         .and_then(|p| p.id())
         .context("CreateUserPool answered without an id")?
         .to_string();
-    cx.learn(|f| f.user_pool_id = Some(id));
+    context.learn(pool_id(context.names()), id);
     Ok(())
 }
 
-async fn delete_pool(cx: &Cx) -> Result<()> {
-    if let Ours::Mine(id) = find_pool(cx).await? {
-        idp(cx)
+async fn delete_pool(context: &StackContext) -> Result<()> {
+    if let Found::Ours(id) = find_pool(context).await? {
+        idp(context)
             .delete_user_pool()
             .user_pool_id(id)
             .send()
@@ -182,11 +216,11 @@ async fn delete_pool(cx: &Cx) -> Result<()> {
     Ok(())
 }
 
-async fn find_client(cx: &Cx, name: &str) -> Result<Option<String>> {
-    let Ok(pool) = cx.user_pool_id() else {
+async fn find_client(context: &StackContext, name: &str) -> Result<Option<String>> {
+    let Ok(pool) = known_pool(context) else {
         return Ok(None);
     };
-    let (idp, pool) = (idp(cx), pool.as_str());
+    let (idp, pool) = (idp(context), pool.as_str());
     let page = move |token: Option<String>| async move {
         let out = idp
             .list_user_pool_clients()
@@ -242,14 +276,14 @@ fn flows_drift(have: &[ExplicitAuthFlowsType]) -> Option<String> {
 }
 
 /// The client lives inside the pool: ours when the pool is.
-async fn observe_client(cx: &Cx, name: &str) -> Result<Observed> {
-    let Some(id) = find_client(cx, name).await? else {
+async fn observe_client(context: &StackContext, name: &str) -> Result<Observed> {
+    let Some(id) = find_client(context, name).await? else {
         return Ok(Observed::Absent);
     };
-    cx.learn(|f| f.client_id = Some(id.clone()));
-    let d = idp(cx)
+    context.learn(client_id(context.names()), id.clone());
+    let d = idp(context)
         .describe_user_pool_client()
-        .user_pool_id(cx.user_pool_id()?)
+        .user_pool_id(known_pool(context)?)
         .client_id(id)
         .send()
         .await
@@ -265,13 +299,13 @@ async fn observe_client(cx: &Cx, name: &str) -> Result<Observed> {
     Ok(drift.finish())
 }
 
-async fn converge_client(cx: &Cx, name: &str, exists: bool) -> Result<()> {
-    let pool = cx.user_pool_id()?;
+async fn converge_client(context: &StackContext, name: &str, exists: bool) -> Result<()> {
+    let pool = known_pool(context)?;
     if exists {
-        let id = cx.client_id()?;
+        let id = context.know(&client_id(context.names()))?;
         // UpdateUserPoolClient sets every setting it is not given back to its
         // default; the client has no setting of its own besides its name and flows.
-        idp(cx)
+        idp(context)
             .update_user_pool_client()
             .user_pool_id(pool)
             .client_id(id)
@@ -282,7 +316,7 @@ async fn converge_client(cx: &Cx, name: &str, exists: bool) -> Result<()> {
             .sdk("cognito-idp:UpdateUserPoolClient")?;
         return Ok(());
     }
-    let out = idp(cx)
+    let out = idp(context)
         .create_user_pool_client()
         .user_pool_id(pool)
         .client_name(name)
@@ -295,15 +329,18 @@ async fn converge_client(cx: &Cx, name: &str, exists: bool) -> Result<()> {
         .user_pool_client()
         .and_then(|c| c.client_id())
         .context("CreateUserPoolClient answered without an id")?;
-    cx.learn(|f| f.client_id = Some(id.to_string()));
+    context.learn(client_id(context.names()), id);
     Ok(())
 }
 
-async fn delete_client(cx: &Cx) -> Result<()> {
-    let (Ok(pool), Some(id)) = (cx.user_pool_id(), cx.facts().client_id) else {
+async fn delete_client(context: &StackContext) -> Result<()> {
+    let (Ok(pool), Some(id)) = (
+        known_pool(context),
+        context.facts().find(&client_id(context.names())),
+    ) else {
         return Ok(());
     };
-    idp(cx)
+    idp(context)
         .delete_user_pool_client()
         .user_pool_id(pool)
         .client_id(id)
@@ -316,11 +353,11 @@ async fn delete_client(cx: &Cx) -> Result<()> {
     Ok(())
 }
 
-async fn observe_user(cx: &Cx, name: &str, email: &str) -> Result<Observed> {
-    let Ok(pool) = cx.user_pool_id() else {
+async fn observe_user(context: &StackContext, name: &str, email: &str) -> Result<Observed> {
+    let Ok(pool) = known_pool(context) else {
         return Ok(Observed::Absent);
     };
-    let user = idp(cx)
+    let user = idp(context)
         .admin_get_user()
         .user_pool_id(pool)
         .username(name)
@@ -352,10 +389,15 @@ fn email_attr(email: &str) -> Result<AttributeType> {
         .build()?)
 }
 
-async fn converge_user(cx: &Cx, name: &str, email: &str, exists: bool) -> Result<()> {
-    let pool = cx.user_pool_id()?;
+async fn converge_user(
+    context: &StackContext,
+    name: &str,
+    email: &str,
+    exists: bool,
+) -> Result<()> {
+    let pool = known_pool(context)?;
     if exists {
-        idp(cx)
+        idp(context)
             .admin_update_user_attributes()
             .user_pool_id(pool)
             .username(name)
@@ -365,7 +407,7 @@ async fn converge_user(cx: &Cx, name: &str, email: &str, exists: bool) -> Result
             .sdk("cognito-idp:AdminUpdateUserAttributes")?;
     } else {
         // Cognito mails the temporary password to the address.
-        idp(cx)
+        idp(context)
             .admin_create_user()
             .user_pool_id(pool)
             .username(name)
@@ -378,11 +420,11 @@ async fn converge_user(cx: &Cx, name: &str, email: &str, exists: bool) -> Result
     Ok(())
 }
 
-async fn delete_user(cx: &Cx, name: &str) -> Result<()> {
-    let Ok(pool) = cx.user_pool_id() else {
+async fn delete_user(context: &StackContext, name: &str) -> Result<()> {
+    let Ok(pool) = known_pool(context) else {
         return Ok(());
     };
-    idp(cx)
+    idp(context)
         .admin_delete_user()
         .user_pool_id(pool)
         .username(name)

@@ -1,5 +1,6 @@
 //! The policy's tests, one file per theme; the helpers here.
 
+mod items;
 mod manual;
 mod quorum;
 mod rules;
@@ -25,6 +26,7 @@ pub(super) fn cfg() -> PolicyConfig {
         rule: RegionRule::Any,
         require_healthy_secondary: true,
         evidence_ttl: Duration::from_secs(3600),
+        fence_expiry: Duration::from_secs(600),
     }
 }
 
@@ -59,6 +61,7 @@ pub(super) fn obs(probe: usize, ok: bool, at: Instant) -> Observation {
         ok,
         latency: Duration::from_millis(3),
         error: (!ok).then(|| "connection refused".into()),
+        monitor_side: false,
     }
 }
 

@@ -16,6 +16,7 @@ async fn quorum_counts_the_configured_instances_and_leadership_gates_failover() 
         others_down,
         max_evidence_age: Duration::from_secs(5),
         quorum: QuorumRule::Majority,
+        mismatch: Vec::new(),
     };
     // (own view down, others live, others down, leader) -> acts?
     let cases = [
@@ -83,6 +84,7 @@ async fn an_own_vote_on_stale_evidence_does_not_count() {
         others_down: 1,
         max_evidence_age: Duration::from_secs(5),
         quorum: QuorumRule::Majority,
+        mismatch: Vec::new(),
     };
     p.set_coordination(Some(c));
     assert_eq!(p.vote(now), (Vote::Down, Some(Duration::ZERO)));
@@ -135,6 +137,7 @@ async fn evidence_is_bounded_with_ten_thousand_probes() {
             ok: false,
             latency: Duration::from_millis(900),
             error: Some(long_error.clone()),
+            monitor_side: false,
         });
     }
     for i in 10_000..10_010 {
@@ -156,4 +159,36 @@ async fn evidence_is_bounded_with_ten_thousand_probes() {
         listed.len() <= evidence::MAX_ERROR + '…'.len_utf8(),
         "{listed}"
     );
+}
+
+/// Item 4 of issue 17: the vote an instance publishes is the one it counts for
+/// itself. A primary probe that is down but answered its last check (rise not
+/// reached: the primary may be back) makes the vote unknown, published and counted
+/// alike. Before, the published vote was the raw region rule and a leader counted
+/// it as a fresh down.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_answered_its_last_check_holds_the_published_vote_too() {
+    let mut p = policy(cfg(), 1, 0, 2, 3);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [0], false, 2, now);
+    assert_eq!(p.vote(now).0, Vote::Down);
+    p.observe(&obs(0, true, now));
+    assert!(p.primary_down(), "still down by fall/rise");
+    assert_eq!(p.vote(now), (Vote::Unknown, Some(Duration::ZERO)));
+    assert_eq!(p.down_votes(now), 0);
+    // one vote function, one counting rule: random sequences agree throughout
+    let mut rng = fastrand::Rng::with_seed(17);
+    let mut p = policy(cfg(), 3, 0, 2, 2);
+    p.observe_item(item(AppState::Active, 0), None, now);
+    for _ in 0..2_000 {
+        p.observe(&obs(rng.usize(0..3), rng.bool(), now));
+        let (vote, age) = p.vote(now);
+        let counted = p.down_votes(now) == 1;
+        assert_eq!(
+            counted,
+            vote == Vote::Down && age.is_some_and(|a| a <= cfg().evidence_ttl),
+            "{vote:?} {age:?}"
+        );
+    }
 }

@@ -153,6 +153,7 @@ fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
         rule: RegionRule::Majority,
         require_healthy_secondary: true,
         evidence_ttl: (defaults::INTERVAL + defaults::JITTER + defaults::TIMEOUT) * 2,
+        fence_expiry: Duration::from_secs(600),
     };
     // The shipped demo watches the primary with 3 probes (API, S3, DynamoDB) and
     // the secondary with 2; every probe runs at the default interval.
@@ -201,4 +202,67 @@ fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
         flipped_after.is_some_and(|n| n <= defaults::FALL),
         "{flipped_after:?}"
     );
+}
+
+/// Observations that are about the monitor (access denied, say): `n` of them for
+/// every probe of the given indices.
+fn feed_denied(
+    p: &mut Policy,
+    probes: impl IntoIterator<Item = usize> + Clone,
+    n: u32,
+    at: Instant,
+) {
+    for _ in 0..n {
+        for i in probes.clone() {
+            p.observe(&Observation {
+                monitor_side: true,
+                error: Some("AccessDeniedException".into()),
+                ..obs(i, false, at)
+            });
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn errors_about_the_monitor_never_fail_the_primary_over() {
+    let mut c = cfg();
+    c.rule = RegionRule::Majority;
+    let mut p = policy(c, 3, 1, 2, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [3], true, 1, now);
+    // every primary probe denied: inconclusive, never down
+    feed_denied(&mut p, [0, 1, 2], 5, now);
+    assert!(
+        p.probe_views(now)[..3]
+            .iter()
+            .all(|v| v.health == Health::Inconclusive)
+    );
+    assert!(!p.primary_down());
+    assert_eq!(
+        p.vote(now).0,
+        Vote::Unknown,
+        "nothing can be said of the region"
+    );
+    assert_eq!(target(&p.evaluate(now)), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_region_rule_counts_the_probes_that_can_judge_the_region() {
+    let mut c = cfg();
+    c.rule = RegionRule::Majority;
+    let mut p = policy(c, 3, 1, 2, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [3], true, 1, now);
+    // two probes need credentials and are denied; the one that needs none (http)
+    // finds the region down: a majority of those that can judge
+    feed_denied(&mut p, [0, 1], 2, now);
+    feed(&mut p, [2], false, 2, now);
+    assert!(p.primary_down());
+    assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
+    // "2 of 3" in proportion: with one probe inconclusive, both others must be down
+    assert_eq!(RegionRule::AtLeast { n: 2, m: 3 }.threshold_of(2, 3), 2);
+    assert_eq!(RegionRule::AtLeast { n: 1, m: 3 }.threshold_of(1, 3), 1);
+    assert_eq!(RegionRule::All.threshold_of(2, 3), 2);
 }

@@ -339,3 +339,59 @@ async fn a_fence_is_lifted_only_on_a_primary_that_is_up() {
     feed(&mut p, [0, 1], true, 1, later);
     assert_eq!(target(&p.evaluate(later)), Some(AppState::Active));
 }
+
+/// Issue 17, item 5d: a fence the monitors set, whose quorum was lost mid-fence (the
+/// primary neither down on fresh evidence nor up), is lifted once it is older than
+/// `fence_expiry`, not kept for ever with every write blocked.
+#[tokio::test(start_paused = true)]
+async fn a_fence_without_a_quorum_expires_instead_of_blocking_writes_for_ever() {
+    let c = PolicyConfig {
+        hold_down: Duration::ZERO,
+        fence_for: Duration::from_secs(5),
+        max_fence: Duration::from_secs(5),
+        fence_expiry: Duration::from_secs(60),
+        ..cfg()
+    };
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    p.set_coordination(Some(Coordination {
+        leader: true,
+        leader_id: Some("a".into()),
+        configured: 3,
+        others_live: 1,
+        others_down: 1,
+        max_evidence_age: Duration::from_secs(10),
+        quorum: crate::rules::QuorumRule::Majority,
+        mismatch: Vec::new(),
+    }));
+    assert_eq!(target(&p.evaluate(t0)), Some(AppState::Fenced));
+    p.committed(item(AppState::Fenced, 1), t0);
+    // The peer dies: its vote is gone, the quorum with it.
+    p.set_coordination(Some(Coordination {
+        leader: true,
+        leader_id: Some("a".into()),
+        configured: 3,
+        others_live: 0,
+        others_down: 0,
+        max_evidence_age: Duration::from_secs(10),
+        quorum: crate::rules::QuorumRule::Majority,
+        mismatch: Vec::new(),
+    }));
+    for secs in [10, 30, 59] {
+        let at = t0 + Duration::from_secs(secs);
+        feed(&mut p, [0], false, 1, at);
+        assert_eq!(target(&p.evaluate(at)), None, "{secs} s: still waiting");
+    }
+    let at = t0 + Duration::from_secs(60);
+    feed(&mut p, [0], false, 1, at);
+    match p.evaluate(at) {
+        Verdict::Act(d) => {
+            assert_eq!(d.to, AppState::Active);
+            assert!(d.reason.contains("fence expired"), "{}", d.reason);
+        }
+        other => panic!("the fence was kept: {other:?}"),
+    }
+}

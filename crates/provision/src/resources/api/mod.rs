@@ -16,56 +16,55 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
 use serde::Serialize;
 
-use crate::context::{Cx, api_key};
-use crate::engine::{At, Drift, Kind, Observed, Pending};
-use crate::ours::{Lookup, Ours};
+use super::iam;
+use crate::context::StackContext;
+use crate::names::Names;
+use crate::ownership::{Found, Lookup};
 use crate::sdk::{STACK_TAG, SdkResult};
 use failover_core::model::Role;
+use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending};
 
+pub use crate::names::ApiKind;
 pub use methods::{Authorization, Method, definition_tag, methods};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKind {
-    Config,
-    Store,
-}
+const KIND: &str = "rest-api";
 
-impl ApiKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKind::Config => "config",
-            ApiKind::Store => "store",
-        }
-    }
+/// One of a region's two REST APIs (its name says which, and where).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RestApi(pub ApiKind);
+
+/// The fact [`RestApi`] publishes: the API's id.
+pub fn api_id(names: &Names, kind: ApiKind, role: Role) -> Fact {
+    Fact::new(format!("{KIND} {} ({role})", names.api(kind, role)), "id")
 }
 
 pub const STAGE: &str = "prod";
 const JSON: &str = "application/json";
 
-fn table_of(cx: &Cx, kind: ApiKind) -> String {
+fn table_of(context: &StackContext, kind: ApiKind) -> String {
     match kind {
-        ApiKind::Config => cx.stack.config_table(),
-        ApiKind::Store => cx.stack.store_table(),
+        ApiKind::Config => context.names().config_table(),
+        ApiKind::Store => context.names().store_table(),
     }
 }
 
-fn role_arn(cx: &Cx, kind: ApiKind) -> Result<String> {
-    cx.role_arn(&cx.stack.role_name(&format!("{}-api", kind.as_str())))
+fn role_arn(context: &StackContext, kind: ApiKind) -> Result<String> {
+    let role = context.names().role(&format!("{}-api", kind.as_str()));
+    context.know(&iam::role_arn(&role))
 }
 
-impl Kind for ApiKind {
+impl Kind<StackContext> for RestApi {
     fn name(&self) -> &'static str {
-        "rest-api"
+        KIND
     }
-    fn observe<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, Observed> {
-        Box::pin(observe(cx, at.role, *self))
+    fn observe<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, Observed> {
+        Box::pin(observe(context, at.role, self.0))
     }
-    fn converge<'a>(&'a self, cx: &'a Cx, at: At<'a>, _: bool) -> Pending<'a, ()> {
-        Box::pin(converge(cx, at.role, *self))
+    fn converge<'a>(&'a self, context: &'a StackContext, at: At<'a>, _: bool) -> Pending<'a, ()> {
+        Box::pin(converge(context, at.role, self.0))
     }
-    fn delete<'a>(&'a self, cx: &'a Cx, at: At<'a>) -> Pending<'a, ()> {
-        Box::pin(delete(cx, at.role, *self))
+    fn delete<'a>(&'a self, context: &'a StackContext, at: At<'a>) -> Pending<'a, ()> {
+        Box::pin(delete(context, at.role, self.0))
     }
 }
 
@@ -75,7 +74,7 @@ pub async fn find_ours(
     gw: &aws_sdk_apigateway::Client,
     name: &str,
     project: &str,
-) -> Result<Ours<String>> {
+) -> Result<Found<String>> {
     let page = move |position: Option<String>| async move {
         let out = gw
             .get_rest_apis()
@@ -102,19 +101,12 @@ pub async fn find_ours(
         name,
         project,
     };
-    Ok(match lookup.find(page, tag).await? {
-        Ours::Absent => Ours::Absent,
-        Ours::Mine((id, _)) => Ours::Mine(id),
-        Ours::Foreign { why, same } => Ours::Foreign {
-            why,
-            same: same.into_iter().map(|(id, _)| id).collect(),
-        },
-    })
+    Ok(lookup.find(page, tag).await?.map(|(id, _)| id))
 }
 
-async fn find(cx: &Cx, role: Role, kind: ApiKind) -> Result<Ours<String>> {
-    let name = cx.stack.api_name(kind, role);
-    find_ours(&cx.region(role).apigw, &name, &cx.stack.project).await
+async fn find(context: &StackContext, role: Role, kind: ApiKind) -> Result<Found<String>> {
+    let name = context.names().api(kind, role);
+    find_ours(&context.region(role).apigw, &name, context.stack.project()).await
 }
 
 /// Resource path -> id.
@@ -137,18 +129,16 @@ fn integration_uri(region: &str, action: &str) -> String {
     format!("arn:aws:apigateway:{region}:dynamodb:action/{action}")
 }
 
-async fn observe(cx: &Cx, role: Role, kind: ApiKind) -> Result<Observed> {
-    let id = match find(cx, role, kind).await?.or_observed() {
+async fn observe(context: &StackContext, role: Role, kind: ApiKind) -> Result<Observed> {
+    let id = match find(context, role, kind).await?.or_observed() {
         Ok(id) => id,
         Err(seen) => return Ok(seen),
     };
-    cx.learn(|f| {
-        f.apis.insert(api_key(kind, role), id.clone());
-    });
-    let gw = &cx.region(role).apigw;
-    let methods = methods(kind, &table_of(cx, kind));
+    context.learn(api_id(context.names(), kind, role), id.clone());
+    let gw = &context.region(role).apigw;
+    let methods = methods(kind, &table_of(context, kind));
     let mut drift = Drift::default();
-    for d in integration_drift(gw, &id, &cx.region(role).name, &methods).await? {
+    for d in integration_drift(gw, &id, &context.region(role).name, &methods).await? {
         drift.add(d);
     }
     let stage = gw
@@ -159,7 +149,7 @@ async fn observe(cx: &Cx, role: Role, kind: ApiKind) -> Result<Observed> {
         .await
         .absent("apigateway:GetStage", &["NotFoundException"])?;
     // The deployment's hash covers the role's ARN: unknown until the role exists.
-    let want = drift.want(role_arn(cx, kind))?;
+    let want = drift.want(role_arn(context, kind))?;
     match stage.and_then(|s| s.deployment_id().map(String::from)) {
         None => drift.add(format!("stage {STAGE} missing")),
         // Any other difference ends with a redeployment anyway.
@@ -251,19 +241,17 @@ async fn integration_drift(
 }
 
 /// Creates or completes the API, overwrites every integration, and redeploys.
-async fn converge(cx: &Cx, role: Role, kind: ApiKind) -> Result<()> {
-    let gw = &cx.region(role).apigw;
-    let id = ensure_api(cx, role, kind).await?;
-    cx.learn(|f| {
-        f.apis.insert(api_key(kind, role), id.clone());
-    });
-    let role_arn = role_arn(cx, kind)?;
-    let methods = methods(kind, &table_of(cx, kind));
+async fn converge(context: &StackContext, role: Role, kind: ApiKind) -> Result<()> {
+    let gw = &context.region(role).apigw;
+    let id = ensure_api(context, role, kind).await?;
+    context.learn(api_id(context.names(), kind, role), id.clone());
+    let role_arn = role_arn(context, kind)?;
+    let methods = methods(kind, &table_of(context, kind));
     let mut paths = resources(gw, &id).await?;
     let at = Integration {
         gw,
         api: &id,
-        region: &cx.region(role).name,
+        region: &context.region(role).name,
         role_arn: &role_arn,
     };
     for m in &methods {
@@ -281,20 +269,20 @@ async fn converge(cx: &Cx, role: Role, kind: ApiKind) -> Result<()> {
 }
 
 /// The stack's API (created when there is none): its id.
-async fn ensure_api(cx: &Cx, role: Role, kind: ApiKind) -> Result<String> {
-    match find(cx, role, kind).await? {
-        Ours::Mine(id) => return Ok(id),
-        Ours::Foreign { why, .. } => bail!("{why}"),
-        Ours::Absent => {}
+async fn ensure_api(context: &StackContext, role: Role, kind: ApiKind) -> Result<String> {
+    match find(context, role, kind).await? {
+        Found::Ours(id) => return Ok(id),
+        Found::Foreign { why, .. } => bail!("{why}"),
+        Found::Absent => {}
     }
-    let out = cx
+    let out = context
         .region(role)
         .apigw
         .create_rest_api()
-        .name(cx.stack.api_name(kind, role))
+        .name(context.names().api(kind, role))
         .description(format!(
             "{} {} API, managed by failover-monitor provision",
-            cx.stack.project,
+            context.stack.project(),
             kind.as_str()
         ))
         .endpoint_configuration(
@@ -302,7 +290,7 @@ async fn ensure_api(cx: &Cx, role: Role, kind: ApiKind) -> Result<String> {
                 .types(EndpointType::Regional)
                 .build(),
         )
-        .tags(STACK_TAG, &cx.stack.project)
+        .tags(STACK_TAG, context.stack.project())
         .send()
         .await
         .sdk("apigateway:CreateRestApi")?;
@@ -447,9 +435,10 @@ impl Integration<'_> {
     }
 }
 
-async fn delete(cx: &Cx, role: Role, kind: ApiKind) -> Result<()> {
-    if let Ours::Mine(id) = find(cx, role, kind).await? {
-        cx.region(role)
+async fn delete(context: &StackContext, role: Role, kind: ApiKind) -> Result<()> {
+    if let Found::Ours(id) = find(context, role, kind).await? {
+        context
+            .region(role)
             .apigw
             .delete_rest_api()
             .rest_api_id(id)

@@ -11,6 +11,51 @@
 //! `?` or `#`, and its credentials end at its last `@`, as a browser's URL parser
 //! reads them. Text without `://` comes back unchanged.
 
+/// A configuration error's text with the secrets a value may carry removed: every
+/// URL's (as [`redact_urls`]), and, in a word without a scheme that looks like an
+/// address (`host/path?token=...`, `user:pass@host`), the query string, the fragment
+/// and the credentials. Config errors echo values and quote lines of the file; a
+/// probe URL may carry a presigned signature or an API key.
+pub fn redact_config_text(text: &str) -> String {
+    let text = redact_urls(text);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | '(' | ')' | ',') {
+            out.push_str(&redact_word(&word));
+            word.clear();
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    out.push_str(&redact_word(&word));
+    out
+}
+
+/// One word of a config error without a scheme: its query and fragment, and
+/// `user:pass@` before a host.
+fn redact_word(word: &str) -> String {
+    if word.contains("://") {
+        return word.to_owned();
+    }
+    let mut w = word.to_owned();
+    if let Some(at) = w.find('@')
+        && w[..at].contains(':')
+        && !w[..at].contains('/')
+    {
+        w = w[at + 1..].to_owned();
+    }
+    if let Some(q) = w.find(['?', '#'])
+        && q + 1 < w.len()
+        && !w[q + 1..].starts_with(REDACTED)
+    {
+        w.truncate(q + 1);
+        w.push_str(REDACTED);
+    }
+    w
+}
+
 /// What replaces a query string or fragment.
 pub const REDACTED: &str = "<redacted>";
 
@@ -185,5 +230,23 @@ mod tests {
             let got = redact_urls(text);
             assert!(!got.contains("hunter2"), "{text:?} -> {got:?}");
         }
+    }
+
+    #[test]
+    fn config_errors_lose_every_secret_a_value_can_carry() {
+        for text in [
+            r#"probes[0].url = "ftp://u:hunter2@h/?X-Amz-Signature=hunter2": must start with http:// or https://"#,
+            r#"probes[0].url = "h/?token=hunter2": must start with http:// or https://"#,
+            r#"probes[0].url = "u:hunter2@h/x": must start with http:// or https://"#,
+            "TOML parse error at line 3: url = \"https://h/p#hunter2\"",
+            r#"x = "h#hunter2""#,
+        ] {
+            let got = redact_config_text(text);
+            assert!(!got.contains("hunter2"), "{got}");
+        }
+        // nothing else is touched
+        let plain =
+            "monitor.mode = \"auto!\": must be one of \"auto\", \"manual\" (ops@example.com)";
+        assert_eq!(redact_config_text(plain), plain);
     }
 }

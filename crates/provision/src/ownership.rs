@@ -9,35 +9,39 @@ use std::future::Future;
 
 use anyhow::{Result, bail};
 
-use super::context::Cx;
-use super::engine::Observed;
-use super::sdk::STACK_TAG;
+use crate::sdk::STACK_TAG;
+use failover_provision_engine::Observed;
 
 /// What a search by name found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ours<T> {
+pub enum Found<T> {
     /// Nothing of that name.
     Absent,
     /// Only resources that are not the stack's (`same`), and why (`why`).
     Foreign { why: String, same: Vec<T> },
     /// The stack's own.
-    Mine(T),
+    Ours(T),
 }
 
-impl<T> Ours<T> {
+impl<T> Found<T> {
     /// The stack's resource, or what the plan says when there is none.
     pub fn or_observed(self) -> Result<T, Observed> {
         match self {
-            Ours::Mine(t) => Ok(t),
-            Ours::Absent => Err(Observed::Absent),
-            Ours::Foreign { why, .. } => Err(Observed::Foreign(why)),
+            Found::Ours(t) => Ok(t),
+            Found::Absent => Err(Observed::Absent),
+            Found::Foreign { why, .. } => Err(Observed::Foreign(why)),
         }
     }
 
-    pub fn mine(self) -> Option<T> {
+    /// The same finding about something else of each resource (its id, say).
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Found<U> {
         match self {
-            Ours::Mine(t) => Some(t),
-            _ => None,
+            Found::Absent => Found::Absent,
+            Found::Foreign { why, same } => Found::Foreign {
+                why,
+                same: same.into_iter().map(f).collect(),
+            },
+            Found::Ours(t) => Found::Ours(f(t)),
         }
     }
 }
@@ -53,7 +57,7 @@ pub struct Lookup<'a> {
 impl Lookup<'_> {
     /// Lists every page of same-named candidates (`page(token)` answers one page,
     /// already filtered by name, and the next token), then keeps the stack's.
-    pub async fn find<T, P, PF, G, GF>(&self, page: P, tag: G) -> Result<Ours<T>>
+    pub async fn find<T, P, PF, G, GF>(&self, page: P, tag: G) -> Result<Found<T>>
     where
         P: FnMut(Option<String>) -> PF,
         PF: Future<Output = Result<(Vec<T>, Option<String>)>>,
@@ -67,7 +71,7 @@ impl Lookup<'_> {
     /// Among `same` (the resources of that name), the one whose stack tag (read by
     /// `tag`) is this project's. More than one is an error: nothing can tell which
     /// one the stack should use.
-    pub async fn among<T, G, GF>(&self, same: Vec<T>, mut tag: G) -> Result<Ours<T>>
+    pub async fn among<T, G, GF>(&self, same: Vec<T>, mut tag: G) -> Result<Found<T>>
     where
         G: FnMut(&T) -> GF,
         GF: Future<Output = Result<Option<String>>>,
@@ -88,25 +92,14 @@ impl Lookup<'_> {
             }
         }
         match (ours.len(), why) {
-            (1, _) => Ok(ours.pop().map_or(Ours::Absent, Ours::Mine)),
-            (0, None) => Ok(Ours::Absent),
-            (0, Some(why)) => Ok(Ours::Foreign { why, same: others }),
+            (1, _) => Ok(ours.pop().map_or(Found::Absent, Found::Ours)),
+            (0, None) => Ok(Found::Absent),
+            (0, Some(why)) => Ok(Found::Foreign { why, same: others }),
             (n, _) => bail!(
                 "{n} of the {}s named {} carry this stack's tag; delete the extra ones by hand",
                 self.what,
                 self.name
             ),
-        }
-    }
-}
-
-impl Cx {
-    /// A search for this stack's `what` called `name`.
-    pub fn lookup<'a>(&'a self, what: &'static str, name: &'a str) -> Lookup<'a> {
-        Lookup {
-            what,
-            name,
-            project: &self.stack.project,
         }
     }
 }
@@ -143,7 +136,7 @@ mod tests {
     }
 
     /// Candidates `(id, stack tag)` served two per page.
-    async fn search(all: &[(&str, Option<&str>)]) -> Result<Ours<String>> {
+    async fn search(all: &[(&str, Option<&str>)]) -> Result<Found<String>> {
         let all: Vec<(String, Option<String>)> = all
             .iter()
             .map(|(id, t)| (id.to_string(), t.map(String::from)))
@@ -162,19 +155,12 @@ mod tests {
                 },
             )
             .await
-            .map(|o| match o {
-                Ours::Mine((id, _)) => Ours::Mine(id),
-                Ours::Absent => Ours::Absent,
-                Ours::Foreign { why, same } => Ours::Foreign {
-                    why,
-                    same: same.into_iter().map(|(id, _)| id).collect(),
-                },
-            })
+            .map(|found| found.map(|(id, _)| id))
     }
 
     #[tokio::test]
     async fn the_stacks_own_is_found_on_any_page_among_others() {
-        assert_eq!(search(&[]).await.unwrap(), Ours::Absent);
+        assert_eq!(search(&[]).await.unwrap(), Found::Absent);
         let found = search(&[
             ("a", None),
             ("b", Some("other")),
@@ -183,7 +169,7 @@ mod tests {
         ])
         .await
         .unwrap();
-        assert_eq!(found, Ours::Mine("d".into()));
+        assert_eq!(found, Found::Ours("d".into()));
     }
 
     #[tokio::test]
@@ -191,7 +177,7 @@ mod tests {
         let found = search(&[("a", Some("shop")), ("b", None)]).await.unwrap();
         assert_eq!(
             found,
-            Ours::Foreign {
+            Found::Foreign {
                 why: "REST API of stack \"shop\"".into(),
                 same: vec!["a".into(), "b".into()],
             }
