@@ -1,6 +1,7 @@
-//! Process wiring for `failover-monitor run`: the admin listener, the AWS backend,
-//! the daemon, signals (SIGTERM/SIGINT stop, SIGHUP reloads) and systemd
-//! notifications. The decision loop itself is [`crate::daemon`].
+//! Process wiring for `failover-monitor run`: the admin listener (on a thread of its
+//! own, see [`crate::admin::server`]), the AWS backend, the daemon, signals
+//! (SIGTERM/SIGINT stop, SIGHUP reloads the config and the admin API's certificate)
+//! and systemd notifications. The decision loop itself is [`failover_daemon`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::admin::{self, AdminState};
+use crate::admin::tls::ServerTls;
+use crate::admin::{self, AdminState, Server};
 use failover_config::{self as config, Settings};
 use failover_daemon::Daemon;
 use failover_daemon::backend::AwsBackend;
@@ -24,7 +26,11 @@ use failover_daemon::notify;
 /// Errors that are the configuration's fault come back as [`ConfigError`](config::ConfigError).
 pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()> {
     let (settings, tokens) = config::for_run_with_env(settings, std::env::vars())?;
-    let listen = settings.admin.listen;
+    let (listen, limits) = (settings.admin.listen, settings.admin.limits);
+    let tls = match &settings.admin.tls {
+        Some(files) => Some(Arc::new(ServerTls::load(files)?)),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now());
@@ -35,8 +41,10 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         .with_context(|| format!("binding the admin server to {listen}"))?;
     info!(
         listen = %listener.local_addr()?,
+        tls = tls.is_some(),
         token = tokens.admin.is_some(),
         read_token = tokens.read.is_some(),
+        max_connections = limits.max_connections,
         "admin server listening"
     );
     let admin_state = Arc::new(AdminState {
@@ -44,22 +52,28 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         metrics: metrics.clone(),
         actuator: daemon.actuator(),
         tokens,
+        aws: tokio::runtime::Handle::current(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task = tokio::spawn(admin::serve(
+    let server = Server {
         listener,
-        admin::router(admin_state),
-        stopped(stop_rx.clone()),
-    ));
-    let signal_task = tokio::spawn(signals(config_path, handle, metrics, stop_tx));
+        router: admin::router(admin_state),
+        tls: tls.clone(),
+        limits,
+    };
+    let admin_done = admin::server::spawn(server, stopped(stop_rx.clone()))
+        .context("starting the admin server's thread")?;
+    let signal_task = tokio::spawn(signals(config_path, handle, metrics, tls, stop_tx));
     notify::notify("READY=1");
     daemon.run(stopped(stop_rx)).await;
     notify::notify("STOPPING=1");
     signal_task.abort();
-    match admin_task.await {
+    match admin_done.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e).context("admin server"),
-        Err(e) => Err(e).context("admin server task"),
+        Err(_) => Err(anyhow::anyhow!(
+            "the admin server's thread ended without a word"
+        )),
     }
 }
 
@@ -77,6 +91,7 @@ async fn signals(
     config_path: PathBuf,
     handle: Handle,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
     stop: watch::Sender<bool>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -94,14 +109,17 @@ async fn signals(
             biased;
             _ = term.recv() => { info!("SIGTERM: finishing the write in flight, then exiting"); break }
             _ = int.recv() => { info!("SIGINT: finishing the write in flight, then exiting"); break }
-            _ = hup.recv() => reload(&config_path, &handle, &metrics).await,
+            _ = hup.recv() => reload(&config_path, &handle, &metrics, tls.as_deref()).await,
         }
     }
     let _ = stop.send(true);
 }
 
 /// Loads and validates the config file again; a bad one keeps the running config.
-async fn reload(path: &Path, handle: &Handle, metrics: &Metrics) {
+/// The admin API's certificate and key are read again from the paths it started
+/// with (`[admin]` changes wait for a restart); bad files keep the ones in use. Either
+/// failure sets `config_last_reload_successful` to 0.
+async fn reload(path: &Path, handle: &Handle, metrics: &Metrics, tls: Option<&ServerTls>) {
     notify::notify("RELOADING=1");
     let result = match config::load(path).and_then(config::for_run) {
         Err(e) => Err(e.to_string()),
@@ -113,16 +131,27 @@ async fn reload(path: &Path, handle: &Handle, metrics: &Metrics) {
             .await
             .unwrap_or_else(|| Err("the daemon is stopping".into())),
     };
-    match result {
+    let mut ok = match result {
         Ok(()) => {
-            metrics.config_reload_ok.set(1);
-            metrics.config_reload_time.set(unix_now());
             info!(path = %path.display(), "config reloaded");
+            true
         }
         Err(e) => {
-            metrics.config_reload_ok.set(0);
             error!(path = %path.display(), error = %e, "config reload failed; keeping the running config");
+            false
         }
+    };
+    match tls.map(ServerTls::reload) {
+        Some(Ok(())) => info!("admin API certificate reloaded"),
+        Some(Err(e)) => {
+            error!(error = %e, "admin API certificate reload failed; keeping the one in use");
+            ok = false;
+        }
+        None => {}
+    }
+    metrics.config_reload_ok.set(i64::from(ok));
+    if ok {
+        metrics.config_reload_time.set(unix_now());
     }
     notify::notify("READY=1");
 }

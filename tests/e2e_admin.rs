@@ -1,5 +1,14 @@
 //! The admin API, signals and systemd integration of a running daemon, against the
-//! two-region emulator.
+//! two-region emulator. The listener's protections (deadlines, the connection cap,
+//! its own thread, TLS) are in `e2e_admin/`: `flood.rs` and `tls.rs`, with what they
+//! share in `listener.rs`.
+
+#[path = "e2e_admin/flood.rs"]
+mod flood;
+#[path = "e2e_admin/listener.rs"]
+mod listener;
+#[path = "e2e_admin/tls.rs"]
+mod tls;
 
 use std::time::Duration;
 

@@ -687,7 +687,7 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
     let r = &tables.audits(Role::Secondary, 2..=2).await[0];
     assert_eq!((r.from, r.to), (AppState::Fenced, AppState::Failover));
     let repl = &r.evidence["replication"];
-    assert_eq!(repl["drained"], false, "{}", r.evidence);
+    assert_eq!(repl["canary_arrived"], false, "{}", r.evidence);
     assert!(
         repl["detail"]
             .as_str()
@@ -696,12 +696,57 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
         "{repl}"
     );
     assert!(
-        r.reason.contains("replication not confirmed drained"),
+        r.reason.contains("nothing was confirmed replicated"),
         "{}",
         r.reason
     );
-    // the canary really is in the primary's table
-    assert!(tables.canary(Role::Primary, "mon-fence").await);
+    // The canaries really are in the primary's tables, under this instance's own
+    // keys: read by their literal names, not through the code's key function.
+    use_emulator_credentials();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(emu.primary.url())
+        .load()
+        .await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    for (table, attr, key) in [
+        ("photos-config", "appId", "test-app#canary#mon-fence"),
+        (
+            "photos-store",
+            "commentId",
+            "failover-monitor#canary#test-app#mon-fence",
+        ),
+    ] {
+        let got = ddb
+            .get_item()
+            .table_name(table)
+            .key(attr, aws_sdk_dynamodb::types::AttributeValue::S(key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let item = got
+            .item()
+            .unwrap_or_else(|| panic!("no canary {key} in {table}"));
+        assert!(
+            !item.contains_key("photoId"),
+            "the photoId index never shows it"
+        );
+        let nonce = item.get("nonce").and_then(|v| v.as_s().ok()).unwrap();
+        assert!(
+            nonce.len() == 32 && nonce.chars().all(|c| c.is_ascii_hexdigit()),
+            "{nonce}"
+        );
+    }
+    // ...and no other instance's key: the only canary in the config table is this one.
+    let scan = ddb.scan().table_name("photos-config").send().await.unwrap();
+    let canaries: Vec<String> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("appId").and_then(|v| v.as_s().ok()).cloned())
+        .filter(|k| k.contains("#canary#"))
+        .collect();
+    assert_eq!(canaries, ["test-app#canary#mon-fence"]);
 }
 
 /// Route 53: the record follows the state (set to the primary's value at start, to

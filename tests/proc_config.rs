@@ -92,13 +92,31 @@ fn check_config_and_run_refuse_every_invalid_file_alike() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
+/// An exposed admin API needs the token and TLS; without TLS, both commands refuse
+/// it alike, unless `admin.allow_cleartext_token` declares a TLS-terminating proxy.
 #[test]
-fn check_config_accepts_an_exposed_admin_api_with_a_token() {
+fn check_config_accepts_an_exposed_admin_api_with_a_token_and_no_cleartext() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/testdata/config/invalid-admin-exposed.toml");
+    let token = ("FAILOVER_MONITOR_ADMIN_TOKEN", "0123456789abcdef-test");
+    for command in ["check-config", "run"] {
+        let mut cmd = cli(&path);
+        cmd.arg(command).env(token.0, token.1);
+        let out = output_within(cmd, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert_eq!(
+            refusal(&out),
+            "failover-monitor: invalid config: admin.listen = \"[::]:9464\": a non-loopback \
+             address without TLS would carry the tokens in cleartext: set \
+             admin.tls_cert_file and admin.tls_key_file, or admin.allow_cleartext_token = \
+             true when a TLS-terminating proxy or load balancer is the only way to this port",
+            "{command}"
+        );
+    }
     let mut cmd = cli(&path);
-    cmd.arg("check-config");
-    cmd.env("FAILOVER_MONITOR_ADMIN_TOKEN", "0123456789abcdef-test");
+    cmd.arg("check-config")
+        .env(token.0, token.1)
+        .env("FAILOVER_MONITOR__ADMIN__ALLOW_CLEARTEXT_TOKEN", "true");
     let out = output_within(cmd, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(0), "{}", refusal(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));

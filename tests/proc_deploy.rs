@@ -1,6 +1,10 @@
 //! The deployment files: the IAM policy grants exactly what the daemon calls, the
 //! systemd unit verifies, the ECS task definition and the Dockerfile hold what they
-//! promise, and their command lines parse.
+//! promise, and their command lines parse. The ECS task's TLS is in
+//! `proc_deploy/ecs_tls.rs`.
+
+#[path = "proc_deploy/ecs_tls.rs"]
+mod ecs_tls;
 
 use std::collections::BTreeSet;
 use std::path::Path;

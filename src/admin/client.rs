@@ -1,6 +1,8 @@
 //! The operator's side of the admin API: `failover-monitor admin ...` and the CLI's
-//! state moves talk to a running daemon over HTTP and print the answer for a human,
-//! or as JSON; a refused token is answered with exactly what to set.
+//! state moves talk to a running daemon over HTTP or HTTPS and print the answer for a
+//! human, or as JSON; a refused token is answered with exactly what to set. A token
+//! never goes over plain HTTP to a host other than loopback unless the operator says
+//! so ([`Transport::allow_cleartext_token`]).
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
@@ -8,7 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use reqwest::Url;
+use reqwest::tls::Certificate;
 use serde_json::{Value, json};
+
+use crate::cli::UsageError;
 
 use failover_config::tokens::{
     NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV, Token, TokenKind,
@@ -26,23 +32,98 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// `http://<listen>`, with a wildcard address replaced by loopback.
-pub fn base_url(listen: SocketAddr) -> String {
+/// `http://<listen>` (`https://` with `tls`), with a wildcard address replaced by
+/// loopback.
+pub fn base_url(listen: SocketAddr, tls: bool) -> String {
     let ip = match listen.ip() {
         std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, listen.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, listen.port()))
+}
+
+/// How the client reaches the daemon beyond its URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// For `https://`: a PEM file of the certificates to trust, in place of the
+    /// system's roots (`--ca-file`, or the config's `admin.tls_cert_file`), and where
+    /// it came from.
+    pub ca_file: Option<(PathBuf, &'static str)>,
+    /// `--allow-cleartext-token`: a token may go over `http://` to another host.
+    pub allow_cleartext_token: bool,
+}
+
+/// Whether `url`'s host is this machine's loopback (an address, or `localhost`).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .map_or(host.eq_ignore_ascii_case("localhost"), |ip| {
+            ip.is_loopback()
+        })
+}
+
+/// The base URL, checked: HTTP(S), and no token in cleartext off this machine unless
+/// `transport` allows it.
+fn check_base(base: &str, token: bool, transport: &Transport) -> Result<Url, UsageError> {
+    let url = Url::parse(base).map_err(|e| UsageError(format!("--url {base}: not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if !token || transport.allow_cleartext_token || is_loopback(&url) => Ok(url),
+        "http" => Err(UsageError(format!(
+            "refusing to send a token to {base} in cleartext: it is not a loopback \
+             address; use https:// (the daemon's admin.tls_cert_file and \
+             admin.tls_key_file), or --allow-cleartext-token where the path to it is \
+             private"
+        ))),
+        other => Err(UsageError(format!(
+            "--url {base}: the scheme must be http or https, not {other}"
+        ))),
+    }
+}
+
+/// The certificates of `transport.ca_file`, if any.
+fn trusted(transport: &Transport) -> Result<Option<Vec<Certificate>>, UsageError> {
+    let Some((path, from)) = &transport.ca_file else {
+        return Ok(None);
+    };
+    let bad = |why: String| UsageError(format!("{from} {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| bad(format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no certificate (-----BEGIN CERTIFICATE-----)".into()
+        ));
+    }
+    Ok(Some(certs))
 }
 
 impl Client {
-    pub fn new(base: String, token: Option<Token>) -> Self {
-        Self {
-            http: reqwest::Client::new(),
+    /// A client for the daemon at `base`, sending `token` with every call; refuses
+    /// (a usage error, before anything is sent) a token over plain HTTP to another
+    /// host unless `transport` allows it, and a CA file that cannot be used.
+    pub fn new(
+        base: String,
+        token: Option<Token>,
+        transport: &Transport,
+    ) -> Result<Self, UsageError> {
+        check_base(&base, token.is_some(), transport)?;
+        let mut builder = reqwest::Client::builder();
+        if let Some(certs) = trusted(transport)? {
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| UsageError(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Self {
+            http,
             base: base.trim_end_matches('/').to_owned(),
             token,
-        }
+        })
     }
 
     /// A GET, with the token when the client has one.
@@ -76,24 +157,36 @@ impl Client {
 
     /// Whether a failover-monitor daemon answers `GET /healthz` within `limit`; the
     /// error says what answered instead, or why nothing did.
-    pub async fn probe_health(&self, limit: Duration) -> Result<(), String> {
-        let resp = self
+    /// A TLS failure (an untrusted certificate, plain HTTP answering HTTPS) is an
+    /// `Err` of the outer result: something answered, and it cannot be told whether
+    /// it is a daemon, so nothing may act as if none ran.
+    pub async fn probe_health(&self, limit: Duration) -> anyhow::Result<Result<(), String>> {
+        let resp = match self
             .http
             .get(format!("{}/healthz", self.base))
             .timeout(limit)
             .send()
             .await
-            .map_err(describe)?;
+        {
+            Ok(resp) => resp,
+            Err(e) if is_tls_failure(&e) => bail!(
+                "{} answered, but TLS failed ({}): if it is the monitor, name the \
+                 certificate's CA with --ca-file",
+                self.base,
+                describe(e)
+            ),
+            Err(e) => return Ok(Err(describe(e))),
+        };
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status == 200 && body["status"] == "ok" {
+        Ok(if status == 200 && body["status"] == "ok" {
             Ok(())
         } else {
             Err(format!(
                 "GET /healthz answered {status}, not as a failover-monitor daemon does"
             ))
-        }
+        })
     }
 
     async fn answer(resp: reqwest::Response) -> anyhow::Result<Answer> {
@@ -102,6 +195,25 @@ impl Client {
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer { status, body })
     }
+}
+
+/// Whether the TLS layer failed (rustls' own error somewhere in the chain): a peer
+/// answered, with a certificate not trusted or not in TLS at all. An `io::Error`
+/// hides what it wraps from `source()`, so the walk goes through `get_ref()` there.
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tokio_rustls::rustls::Error>() {
+            return true;
+        }
+        cause = match c.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    false
 }
 
 /// A reqwest error in a few words, without the URL (the caller names it).
@@ -331,100 +443,4 @@ pub fn render_move(body: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_of_the_token_say_what_to_set() {
-        let refused = |status: u16| Answer {
-            status,
-            body: json!({"error": "unauthorized", "message": "no"}),
-        };
-        let err = check(&refused(401), Some(READ_HINT))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("the daemon answered 401: no\n"), "{err}");
-        assert!(err.contains("FAILOVER_MONITOR_ADMIN_READ_TOKEN"), "{err}");
-        let err = check(&refused(403), Some(ADMIN_HINT))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("set FAILOVER_MONITOR_ADMIN_TOKEN"), "{err}");
-        // other refusals carry no hint
-        let err = check(&refused(409), Some(ADMIN_HINT))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "the daemon answered 409: no");
-        assert!(check(&refused(200), Some(ADMIN_HINT)).is_ok());
-        assert_eq!(history_path(5, None), "/v1/history?limit=5");
-        assert_eq!(history_path(5, Some(9)), "/v1/history?limit=5&before=9");
-        assert!(
-            render_history(&json!({"records": [], "next_before": 21}))
-                .contains("older records: --before 21")
-        );
-        assert_eq!(
-            render_history(&json!({"records": [], "next_before": null})),
-            ""
-        );
-    }
-
-    #[test]
-    fn token_hints_name_the_token_sent_and_what_to_set() {
-        let env = Sent {
-            kind: TokenKind::Admin,
-            from: TokenSource::Env(TOKEN_ENV),
-        };
-        let file = Sent {
-            kind: TokenKind::Read,
-            from: TokenSource::Config("admin.read_token_file", "/etc/r".into()),
-        };
-        let denied = "a valid `Authorization: Bearer <token>` header is required";
-        let h = token_hint(TokenKind::Admin, None, 401, denied);
-        assert!(h.starts_with("no token was sent; this command sends the admin token"));
-        let h = token_hint(TokenKind::Admin, Some(&env), 401, denied);
-        assert!(
-            h.starts_with(
-                "the daemon does not have the admin token sent (from FAILOVER_MONITOR_ADMIN_TOKEN); "
-            ),
-            "{h}"
-        );
-        let h = token_hint(TokenKind::Admin, Some(&env), 403, "forbidden");
-        assert!(h.contains("is the daemon's read-only token; this command sends the admin token"));
-        let h = token_hint(TokenKind::Read, Some(&file), 401, denied);
-        assert!(
-            h.starts_with(
-                "the daemon does not have the read-only token sent \
-                 (from admin.read_token_file = /etc/r); status and history send"
-            ),
-            "{h}"
-        );
-        // the daemon without tokens: it is the daemon that needs one
-        let h = token_hint(
-            TokenKind::Admin,
-            Some(&env),
-            401,
-            "no admin token is configured (x)",
-        );
-        assert!(h.starts_with("the daemon itself has no admin token"), "{h}");
-        let h = token_hint(
-            TokenKind::Read,
-            None,
-            401,
-            "no token is configured: reads are disabled",
-        );
-        assert!(h.starts_with("the daemon itself has no token"), "{h}");
-        assert!(h.contains("set FAILOVER_MONITOR_ADMIN_READ_TOKEN"), "{h}");
-    }
-
-    #[test]
-    fn wildcard_listen_addresses_become_loopback() {
-        assert_eq!(
-            base_url("0.0.0.0:9464".parse().unwrap()),
-            "http://127.0.0.1:9464"
-        );
-        assert_eq!(base_url("[::]:9464".parse().unwrap()), "http://[::1]:9464");
-        assert_eq!(
-            base_url("10.1.2.3:80".parse().unwrap()),
-            "http://10.1.2.3:80"
-        );
-    }
-}
+mod tests;

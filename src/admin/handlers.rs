@@ -89,7 +89,19 @@ pub(super) async fn history(
     authorize_read(&s, &headers)?;
     let Query(q) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let q = parse_history_query(&q)?;
-    match s.actuator.history(q.limit, q.before).await {
+    let actuator = s.actuator.clone();
+    let page = s
+        .aws
+        .spawn(async move { actuator.history(q.limit, q.before).await })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the history read did not finish: {e}"),
+            )
+        })?;
+    match page {
         Ok(page) => json_ok(
             StatusCode::OK,
             json!({"records": page.records, "next_before": page.next_before}),

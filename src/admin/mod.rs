@@ -15,19 +15,23 @@
 //! token before it looks at anything else of the request; bad input always gets a 4xx
 //! JSON error, never a 5xx.
 //!
-//! Here: the router, `serve` and the request timeout. `handlers.rs` answers each
-//! route, `requests.rs` parses and checks bodies and queries (pure), `error.rs` is the
-//! JSON error answer, `auth.rs` the tokens, `client.rs` the operator's side (what
-//! `failover-monitor admin` and the CLI's moves send).
+//! Here: the router and the request timeout. `server.rs` accepts, caps and drains
+//! connections on a thread of its own (away from the probes), `connection.rs` holds
+//! each connection to its deadlines, `tls.rs` reads the certificate; `handlers.rs`
+//! answers each route, `requests.rs` parses and checks bodies and queries (pure),
+//! `error.rs` is the JSON error answer, `client.rs` the operator's side (what
+//! `failover-monitor admin` and the CLI's moves send, over HTTP or HTTPS).
 
 pub mod client;
+mod connection;
 mod error;
 mod handlers;
 mod requests;
+pub mod server;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +48,7 @@ pub use requests::{
     BEFORE_MAX, HistoryQuery, MoveRequest, parse_history_query, parse_move_request,
     parse_pause_request,
 };
+pub use server::Server;
 
 use failover_core::model::AppState;
 use failover_daemon::action::Actuator;
@@ -54,7 +59,7 @@ use handlers::{healthz, history, metrics, move_state, openapi, pause, readyz, st
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
 /// Longest a request may take (a move waits for the commit in both regions).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = failover_config::defaults::ADMIN_REQUEST_TIMEOUT;
 
 /// Every route, as the OpenAPI document must list it (checked by a test).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -83,6 +88,9 @@ pub struct AdminState {
     /// The admin token (None: every mutating call is refused) and the read-only token
     /// (None: reads need the admin token; with neither, reads are refused too).
     pub tokens: Tokens,
+    /// The daemon's runtime, which owns the AWS clients' connections: the handlers'
+    /// AWS calls run there, not on the admin server's thread.
+    pub aws: tokio::runtime::Handle,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -139,17 +147,6 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(request_timeout))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then drains requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 async fn request_timeout(req: Request, next: Next) -> Response {

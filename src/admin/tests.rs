@@ -167,10 +167,17 @@ async fn serve_with(tokens: Tokens) -> String {
         metrics: Arc::new(Metrics::new()),
         actuator,
         tokens,
+        aws: tokio::runtime::Handle::current(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, router(state), std::future::pending()));
+    let server = Server {
+        listener,
+        router: router(state),
+        tls: None,
+        limits: failover_config::AdminLimits::default(),
+    };
+    tokio::spawn(server.serve(std::future::pending()));
     base
 }
 

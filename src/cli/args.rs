@@ -109,6 +109,15 @@ pub struct DaemonArgs {
     /// FAILOVER_MONITOR_CALLER, else SUDO_USER, else USER, else the OS user).
     #[arg(long, global = true, value_name = "NAME")]
     pub caller: Option<String>,
+    /// PEM file of the certificates to trust for an https:// URL, in place of the
+    /// system's roots (default: admin.tls_cert_file of the config, when the config
+    /// gives the URL).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Send a token over http:// to a host other than loopback (refused otherwise:
+    /// it would cross the network in cleartext).
+    #[arg(long, global = true)]
+    pub allow_cleartext_token: bool,
 }
 
 #[derive(Args)]

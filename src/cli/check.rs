@@ -1,10 +1,13 @@
 //! `check-config`: what `run` would do with a file that loads. The refusals are
-//! exactly `run`'s (`config::for_run_with_env`: probes, the admin token, exposure).
+//! exactly `run`'s (`config::for_run_with_env`: probes, the admin token, exposure;
+//! then the admin API's certificate and key, read as `run` reads them).
 
 use std::path::Path;
 
 use failover_config::{self as config, ConfigError, Settings};
 use failover_core::model::Role;
+
+use crate::admin::tls::ServerTls;
 
 /// The line `check-config` prints for `settings`, read from `path`, or the error
 /// `run` would stop at (exit 2).
@@ -21,6 +24,9 @@ pub fn check_config(
         ));
     }
     let (settings, _) = config::for_run_with_env(settings, env)?;
+    if let Some(files) = &settings.admin.tls {
+        ServerTls::load(files)?;
+    }
     let primary = settings
         .probes
         .iter()
@@ -72,6 +78,19 @@ mod tests {
             "{err}"
         );
         let token = [("FAILOVER_MONITOR_ADMIN_TOKEN", "0123456789abcdef-token")];
-        assert!(check(&exposed, &token).is_ok());
+        let err = check(&exposed, &token).unwrap_err().to_string();
+        assert!(err.contains("without TLS would carry the tokens"), "{err}");
+        let sidecar = format!("{exposed}allow_cleartext_token = true\n");
+        assert!(check(&sidecar, &token).is_ok());
+        // the certificate is read as `run` reads it
+        let missing = format!(
+            "{BASE}{PROBES}[admin]\ntls_cert_file = \"/nonexistent/c.pem\"\n\
+             tls_key_file = \"/nonexistent/k.pem\"\n"
+        );
+        let err = check(&missing, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("admin.tls_cert_file = \"/nonexistent/c.pem\": cannot be read"),
+            "{err}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::Loaded;
 use super::args::DaemonArgs;
-use crate::admin::client::{self, Answer, Client, Sent, TokenSource};
+use crate::admin::client::{self, Answer, Client, Sent, TokenSource, Transport};
 use failover_config::tokens::{self, Token, TokenKind};
 use failover_config::{ConfigError, defaults};
 
@@ -35,13 +35,15 @@ pub struct Endpoint {
     /// Where each token's file is, if anywhere (a flag wins over the config).
     admin_file: Option<TokenSource>,
     read_file: Option<TokenSource>,
+    /// The certificates trusted for HTTPS, and whether a token may go in cleartext.
+    pub transport: Transport,
 }
 
 /// The default base URL: `admin.listen`'s default.
 fn default_base() -> String {
     defaults::ADMIN_LISTEN
         .parse()
-        .map(client::base_url)
+        .map(|listen| client::base_url(listen, false))
         .unwrap_or_else(|_| format!("http://{}", defaults::ADMIN_LISTEN))
 }
 
@@ -84,14 +86,31 @@ impl Endpoint {
                 path.map(|p| TokenSource::Config(kind.key(), p))
             }
         };
+        // The config's address comes with its certificate: a self-signed one is its
+        // own CA.
+        let from_config = settings.filter(|_| args.url.is_none());
+        let ca_file = match (
+            &args.ca_file,
+            from_config.and_then(|s| s.admin.tls.as_ref()),
+        ) {
+            (Some(path), _) => Some((path.clone(), "--ca-file")),
+            (None, Some(tls)) => Some((tls.cert_file.clone(), "admin.tls_cert_file")),
+            (None, None) => None,
+        };
         let endpoint = Endpoint {
             base: args
                 .url
                 .clone()
-                .or_else(|| settings.map(|s| client::base_url(s.admin.listen)))
+                .or_else(|| {
+                    from_config.map(|s| client::base_url(s.admin.listen, s.admin.tls.is_some()))
+                })
                 .unwrap_or_else(default_base),
             admin_file: file(TokenKind::Admin, "--token-file", args.token_file.clone()),
             read_file: file(TokenKind::Read, "--read-token-file", read_token_file),
+            transport: Transport {
+                ca_file,
+                allow_cleartext_token: args.allow_cleartext_token,
+            },
         };
         // The config would have mattered if it had to give the address or a token.
         let given = |kind: TokenKind| {
@@ -145,8 +164,9 @@ impl Endpoint {
     }
 
     /// A client sending what `needs` calls for: for the reads the read-only token when
-    /// there is one (the least the call needs), else the admin token.
-    pub fn session(&self, needs: Needs) -> Result<Session, ConfigError> {
+    /// there is one (the least the call needs), else the admin token. Refused (exit
+    /// 2) when a token would go in cleartext to another host, or the CA file is bad.
+    pub fn session(&self, needs: Needs) -> anyhow::Result<Session> {
         let (token, kind) = match needs {
             Needs::Nothing => (None, None),
             Needs::Read => match self.token(TokenKind::Read)? {
@@ -157,16 +177,17 @@ impl Endpoint {
         };
         let (token, sent) = token.map_or((None, None), |(t, s)| (Some(t), Some(s)));
         Ok(Session {
-            client: Client::new(self.base.clone(), token),
+            client: Client::new(self.base.clone(), token, &self.transport)?,
             needs: kind,
             sent,
         })
     }
 
     /// Whether a daemon answers at [`Endpoint::base`]; if not, why (what answered
-    /// instead, or why nothing did).
-    pub async fn answers(&self) -> Result<(), String> {
-        Client::new(self.base.clone(), None)
+    /// instead, or why nothing did). An `Err` when that cannot be told: a bad CA
+    /// file, or a peer whose TLS failed.
+    pub async fn answers(&self) -> anyhow::Result<Result<(), String>> {
+        Client::new(self.base.clone(), None, &self.transport)?
             .probe_health(HEALTH_WAIT)
             .await
     }
@@ -226,7 +247,7 @@ mod tests {
         DaemonArgs {
             url: url.map(str::to_owned),
             token_file: token_file.map(PathBuf::from),
-            caller: None,
+            ..DaemonArgs::default()
         }
     }
 
@@ -292,6 +313,40 @@ mod tests {
             ))
         );
         assert!(note.is_none());
+        assert_eq!(e.transport, Transport::default());
+        // with TLS, the config's address is https:// and its certificate is trusted
+        let tls = loaded(
+            "[admin]\nlisten = \"0.0.0.0:9500\"\ntls_cert_file = \"/etc/c.pem\"\n\
+             tls_key_file = \"/etc/k.pem\"\n",
+        );
+        let (e, _) = Endpoint::resolve_with(&args(None, None), None, Needs::Read, &tls, |_| false);
+        assert_eq!(e.base, "https://127.0.0.1:9500");
+        assert_eq!(
+            e.transport.ca_file,
+            Some(("/etc/c.pem".into(), "admin.tls_cert_file"))
+        );
+        // ... but not for another URL, and --ca-file wins
+        let (e, _) = Endpoint::resolve_with(
+            &args(Some("https://h:1"), None),
+            None,
+            Needs::Read,
+            &tls,
+            |_| false,
+        );
+        assert_eq!(e.transport.ca_file, None);
+        let ca = DaemonArgs {
+            ca_file: Some("/ca.pem".into()),
+            allow_cleartext_token: true,
+            ..DaemonArgs::default()
+        };
+        let (e, _) = Endpoint::resolve_with(&ca, None, Needs::Read, &tls, |_| false);
+        assert_eq!(
+            e.transport,
+            Transport {
+                ca_file: Some(("/ca.pem".into(), "--ca-file")),
+                allow_cleartext_token: true
+            }
+        );
         // flags win over the config
         let (e, _) = Endpoint::resolve_with(
             &args(Some("http://h:1"), Some("/x")),

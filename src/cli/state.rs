@@ -101,7 +101,7 @@ async fn make_move(
 ) -> anyhow::Result<()> {
     let caller = caller::resolve(how.daemon.caller.as_deref())?;
     let endpoint = Endpoint::resolve(&how.daemon, None, Needs::Admin, &config);
-    match endpoint.answers().await {
+    match endpoint.answers().await? {
         Ok(()) => through_daemon(to, &reason, how.force, &caller, &endpoint).await,
         Err(why) if how.force => {
             let settings = config.require()?;

@@ -441,6 +441,7 @@ impl SimBackend {
         };
         CanaryPair {
             table,
+            key: key.clone(),
             primary: store(Role::Primary),
             secondary: store(Role::Secondary),
         }

@@ -55,6 +55,17 @@ pub const REQUIRE_HEALTHY_SECONDARY: bool = true;
 
 /// `admin.listen`: loopback, so no token is needed.
 pub const ADMIN_LISTEN: &str = "127.0.0.1:9464";
+/// `admin.header_read_timeout`: a request's head (and, first, a TLS handshake) within this.
+pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// `admin.idle_timeout`: a kept-alive connection waits this long for the next request.
+pub const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `admin.max_connection_age`: no connection stays open longer.
+pub const ADMIN_MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
+/// `admin.max_connections`: connections served at once; more are closed at once.
+pub const ADMIN_MAX_CONNECTIONS: u32 = 64;
+/// The longest one admin request may take (a move waits for the commit in both
+/// regions); not a key, but `admin.max_connection_age` is checked against it.
+pub const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `coordination.lease`. (`coordination.view_ttl` defaults to the lease.)
 pub const LEASE: Duration = Duration::from_secs(10);

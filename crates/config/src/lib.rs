@@ -39,7 +39,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use admin::AdminSettings;
+pub use admin::{AdminLimits, AdminSettings, AdminTls};
 pub use app::AppSettings;
 pub use checks::{CheckSpec, DynamoCheck, InsufficientData, ProbeKindName, S3Check};
 pub use coordination::CoordinationSettings;
@@ -325,7 +325,8 @@ pub fn for_run(settings: Settings) -> Result<Settings, ConfigError> {
 /// Everything `run` checks before it starts, beyond the file itself: [`for_run`], the
 /// admin token (`FAILOVER_MONITOR_ADMIN_TOKEN` in `env`, else `admin.token_file`), the
 /// read-only token (`FAILOVER_MONITOR_ADMIN_READ_TOKEN`, else `admin.read_token_file`),
-/// and that an admin API reachable from other hosts has an admin token. `check-config`
+/// that an admin API reachable from other hosts has an admin token and TLS, and that
+/// the TLS files can be read. `check-config`
 /// calls it too, so it refuses exactly what `run` would. `env` is the process
 /// environment (the one the settings were loaded with), passed in so that tests can
 /// give their own.
@@ -339,7 +340,7 @@ pub fn for_run_with_env(
     let ready = || {
         let settings = for_run(settings)?;
         let tokens = tokens::load_tokens(&settings, env_admin, env_read)?;
-        settings.admin.check_exposure(tokens.admin.is_some())?;
+        settings.admin.check_for_run(tokens.admin.is_some())?;
         Ok((settings, tokens))
     };
     ready().map_err(|e| {

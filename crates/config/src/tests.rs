@@ -237,7 +237,19 @@ fn an_exposed_admin_api_runs_only_with_a_token() {
          (admin.token_file or FAILOVER_MONITOR_ADMIN_TOKEN)"
     );
     let token = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "0123456789abcdef")]);
-    let (_, tokens) = for_run_with_env(s.clone(), token).unwrap();
+    // a token, but in cleartext: refused unless a TLS-terminating proxy is declared
+    let err = for_run_with_env(s.clone(), token.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "admin.listen = \"0.0.0.0:9464\": a non-loopback address without TLS would \
+             carry the tokens in cleartext"
+        ),
+        "{err}"
+    );
+    let sidecar = parse(&format!("{text}allow_cleartext_token = true\n"), no_env()).unwrap();
+    let (_, tokens) = for_run_with_env(sidecar, token).unwrap();
     assert!(tokens.admin.is_some());
     // A token that would not load is refused the same way by both commands.
     let short = env(&[("FAILOVER_MONITOR_ADMIN_TOKEN", "short")]);

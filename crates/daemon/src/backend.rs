@@ -158,6 +158,7 @@ impl Backend for AwsBackend {
             };
             CanaryPair {
                 table,
+                key: key.clone(),
                 primary: store(Role::Primary),
                 secondary: store(Role::Secondary),
             }

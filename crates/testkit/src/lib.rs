@@ -288,6 +288,7 @@ impl Backend for MemoryBackend {
         let me = &settings.monitor.instance_id;
         let pair = |table: &'static str, tables: &[MemTable; 2], key: String| CanaryPair {
             table,
+            key: key.clone(),
             primary: Arc::new(MemCanary {
                 table: tables[0].clone(),
                 key: key.clone(),

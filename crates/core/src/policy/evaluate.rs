@@ -122,10 +122,13 @@ impl Policy {
             ));
         }
         match self.replication_in_fence() {
-            Some(r) if r.drained => Ok(Wanted {
+            Some(r) if r.canary_arrived => Ok(Wanted {
                 to: AppState::Failover,
                 reason: format!(
-                    "primary still down; replication drained (lag {} ms)",
+                    "primary still down; canary arrived: {}, written in the primary after \
+                     the fence began, reached the secondary in {} ms; other items and S3 \
+                     objects were not measured",
+                    r.items.join(", "),
                     r.lag_ms.unwrap_or_default()
                 ),
                 hold_down: false,
@@ -133,13 +136,14 @@ impl Policy {
             _ if d >= self.cfg.max_fence => Ok(Wanted {
                 to: AppState::Failover,
                 reason: format!(
-                    "primary still down after fencing for {:?}; replication not confirmed drained",
+                    "primary still down after fencing for {:?}; the replication canary did \
+                     not arrive in the secondary, so nothing was confirmed replicated",
                     self.cfg.max_fence
                 ),
                 hold_down: false,
             }),
             _ => Err(format!(
-                "fenced; waiting for replication to drain, at most {} ms more",
+                "fenced; waiting for the replication canary, at most {} ms more",
                 millis(self.cfg.max_fence - d)
             )),
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::{Health, Policy, ProbeView, Vote, health_index};
+use super::{Health, Policy, ProbeView, Replication, Vote, health_index};
 use crate::model::Role;
 
 /// Probes listed by name in the evidence, per region.
@@ -91,7 +91,7 @@ impl Policy {
             "probes": listed,
             "probes_omitted": omitted,
             "quorum": quorum,
-            "replication": self.replication_in_fence(),
+            "replication": self.replication_in_fence().map(Replication::evidence),
         })
     }
 

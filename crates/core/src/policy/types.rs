@@ -51,16 +51,37 @@ pub struct PolicyConfig {
 }
 
 /// One measurement of replication from the primary to the secondary, taken while
-/// fenced: a canary written in the primary and looked for in the secondary.
+/// fenced: this instance's canary items (one per table: the config table's and the
+/// data table's), written in the primary with a fresh nonce after the fence began,
+/// looked for in the secondary. It measures those items' lag only: DynamoDB global
+/// tables replicate items one by one with no order across items, and S3 objects are
+/// not measured at all.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Replication {
     #[serde(skip)]
     pub at: Instant,
-    /// The canary arrived: everything written before it has replicated.
-    pub drained: bool,
-    /// How long the canary took to arrive (the lag), when it did.
+    /// Every canary item arrived in the secondary.
+    pub canary_arrived: bool,
+    /// The canary items' lag (from the first write to the last arrival), when they
+    /// arrived.
     pub lag_ms: Option<u64>,
+    /// The canary items measured (`<table>: <key>`).
+    pub items: Vec<String>,
     pub detail: String,
+}
+
+impl Replication {
+    /// The measurement as an audit record's evidence carries it. `drained` is the
+    /// earlier name of `canary_arrived`, kept for readers of older records.
+    pub fn evidence(&self) -> serde_json::Value {
+        serde_json::json!({
+            "canary_arrived": self.canary_arrived,
+            "drained": self.canary_arrived,
+            "lag_ms": self.lag_ms,
+            "items": self.items,
+            "detail": self.detail,
+        })
+    }
 }
 
 /// What a read of the item changed in what the policy knows.

@@ -39,7 +39,7 @@ pub use commit::{Outcome, Prepared, PrimaryCopy};
 pub use dns::{DnsAction, DnsRecord, RecordSet, Route53, follow};
 pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
-pub use replication::{Canaries, CanaryPair};
+pub use replication::{Canaries, CanaryPair, Measurement};
 pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
 pub use sync::{SyncAction, SyncReport, sync_loop};
 

@@ -1,8 +1,10 @@
 //! Measuring replication from the primary to the secondary while fenced: the acting
-//! instance writes its own canaries (a fresh nonce) in the primary's config table
-//! and data table, and looks for them in the secondary's. Everything written in the
-//! primary before the canaries has replicated once both arrived. Each instance has
-//! its own canary keys, so a measurement is never confused by another's.
+//! instance writes its own canary items (a fresh nonce) in the primary's config table
+//! and data table, and looks for them in the secondary's. What is measured is those
+//! items' lag, nothing more: DynamoDB global tables replicate items one by one with
+//! no order across items, so other items written before them may still be on their
+//! way, and S3 objects are not measured at all. Each instance has its own canary
+//! keys, so a measurement is never confused by another's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use super::store::CanaryStore;
 pub struct CanaryPair {
     /// Which table, for the report ("config", "data").
     pub table: &'static str,
+    /// The canary item's key in that table.
+    pub key: String,
     pub primary: Arc<dyn CanaryStore>,
     pub secondary: Arc<dyn CanaryStore>,
 }
@@ -25,10 +29,35 @@ pub struct CanaryPair {
 #[derive(Clone, Default)]
 pub struct Canaries(pub Vec<CanaryPair>);
 
+/// One measurement: whether every canary item arrived, their lag, which items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub canary_arrived: bool,
+    pub lag: Option<Duration>,
+    /// `<table>: <key>` of every canary item measured.
+    pub items: Vec<String>,
+    pub detail: String,
+}
+
 impl Actuator {
     /// Writes every canary with a fresh nonce in the primary and waits up to `wait`
-    /// for the secondary to show them all. Returns (drained, lag, what happened).
-    pub async fn measure_replication(&self, wait: Duration) -> (bool, Option<Duration>, String) {
+    /// for the secondary to show them all.
+    pub async fn measure_replication(&self, wait: Duration) -> Measurement {
+        let pairs = &self.canaries.0;
+        let items = pairs
+            .iter()
+            .map(|c| format!("{}: {}", c.table, c.key))
+            .collect();
+        let (canary_arrived, lag, detail) = self.measure(wait).await;
+        Measurement {
+            canary_arrived,
+            lag,
+            items,
+            detail,
+        }
+    }
+
+    async fn measure(&self, wait: Duration) -> (bool, Option<Duration>, String) {
         let pairs = &self.canaries.0;
         if pairs.is_empty() {
             return (false, None, "no canary configured".into());
@@ -67,7 +96,11 @@ impl Actuator {
                 return (
                     true,
                     Some(lag),
-                    format!("canaries replicated in {} ms", lag.as_millis()),
+                    format!(
+                        "every canary item reached the secondary {} ms after it was written \
+                         (those items only: other items and S3 objects are not measured)",
+                        lag.as_millis()
+                    ),
                 );
             }
             if started.elapsed() >= wait {

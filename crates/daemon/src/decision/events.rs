@@ -254,14 +254,17 @@ impl Daemon {
             let (act, tx) = (self.actuator.clone(), tasks.repl_tx.clone());
             tasks.jobs.spawn(async move {
                 let at = Instant::now();
-                let (drained, lag, detail) = act.measure_replication(Duration::from_secs(2)).await;
-                let lag_ms = lag.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
+                let m = act.measure_replication(Duration::from_secs(2)).await;
+                let lag_ms = m
+                    .lag
+                    .map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
                 let _ = tx
                     .send(Replication {
                         at,
-                        drained,
+                        canary_arrived: m.canary_arrived,
                         lag_ms,
-                        detail,
+                        items: m.items,
+                        detail: m.detail,
                     })
                     .await;
             });

@@ -418,7 +418,7 @@ impl Daemon {
                 }
                 Some(r) = inbox.repl.recv() => {
                     state.measuring = false;
-                    info!(drained = r.drained, lag_ms = ?r.lag_ms, detail = %r.detail, "replication measured while fenced");
+                    info!(canary_arrived = r.canary_arrived, lag_ms = ?r.lag_ms, detail = %r.detail, "replication canary measured while fenced");
                     self.policy.observe_replication(r);
                 }
                 Some(report) = inbox.coord.recv() => self.on_coordination(report, &mut state),

@@ -206,8 +206,9 @@ async fn a_human_fence_is_left_alone() {
 }
 
 /// While fenced: at least fence_for; then as soon as a measurement taken during the
-/// fence shows replication drained, at the latest at max_fence. The measurement is
-/// in the evidence (the RPO actually achieved).
+/// fence shows the replication canary arrived, at the latest at max_fence. The
+/// measurement is in the evidence (the canary items' lag; the reason says that is all
+/// that was measured).
 #[tokio::test(start_paused = true)]
 async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
     let c = PolicyConfig {
@@ -223,8 +224,9 @@ async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
         // a measurement from before the fence does not count
         p.observe_replication(Replication {
             at: t0,
-            drained: true,
+            canary_arrived: true,
             lag_ms: Some(1),
+            items: vec!["config: app#canary#a".into()],
             detail: String::new(),
         });
         advance(Duration::from_millis(1)).await;
@@ -242,8 +244,9 @@ async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
             let drained = drains_at.is_some_and(|d| s >= d);
             p.observe_replication(Replication {
                 at: now,
-                drained,
+                canary_arrived: drained,
                 lag_ms: drained.then_some(850),
+                items: vec!["config: app#canary#a".into()],
                 detail: if drained {
                     "canary seen".into()
                 } else {
@@ -252,7 +255,20 @@ async fn a_fence_waits_for_replication_to_drain_up_to_max_fence() {
             });
             if let Verdict::Act(d) = p.evaluate(now) {
                 assert_eq!(d.to, AppState::Failover);
-                assert_eq!(d.evidence["replication"]["drained"], drained);
+                let r = &d.evidence["replication"];
+                assert_eq!(r["canary_arrived"], drained);
+                assert_eq!(r["drained"], drained, "the earlier name, kept");
+                assert_eq!(r["items"][0], "config: app#canary#a");
+                assert!(!d.reason.contains("drained"), "{}", d.reason);
+                assert!(
+                    d.reason.contains(if drained {
+                        "not measured"
+                    } else {
+                        "nothing was confirmed"
+                    }),
+                    "{}",
+                    d.reason
+                );
                 moved_at = Some((now - fenced).as_secs());
                 break;
             }
