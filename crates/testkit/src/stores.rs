@@ -134,7 +134,7 @@ impl MemTable {
 
     fn read_key(&self, key: &str) -> Result<Option<Record>, String> {
         let inner = self.lock();
-        if inner.down {
+        if inner.down || reads_fail(&inner) {
             return Err("the region does not answer".into());
         }
         Ok(inner.items.get(key).map(|e| e.record.clone()))
@@ -142,7 +142,7 @@ impl MemTable {
 
     fn read_many(&self, keys: &[String]) -> Result<Vec<(String, Record)>, String> {
         let inner: std::sync::MutexGuard<'_, Inner> = self.lock();
-        if inner.down {
+        if inner.down || reads_fail(&inner) {
             return Err("the region does not answer".into());
         }
         Ok(keys
@@ -536,4 +536,12 @@ impl CoordStore for MemCoordStore {
             })),
         })
     }
+}
+
+/// A read fault armed until a time not yet reached.
+fn reads_fail(inner: &Inner) -> bool {
+    inner
+        .faults
+        .reads_fail_until
+        .is_some_and(|t| tokio::time::Instant::now() < t)
 }

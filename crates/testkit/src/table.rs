@@ -75,6 +75,9 @@ pub struct Faults {
     pub fail_after_apply: u32,
     /// The next this many writes are refused as throttled, without applying.
     pub throttle: u32,
+    /// Reads fail until then, while writes still work (the read path of a region
+    /// broken, or a reader that cannot see what it wrote for a while).
+    pub reads_fail_until: Option<tokio::time::Instant>,
 }
 
 /// One region's config table. Clones share the same contents.
