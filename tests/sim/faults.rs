@@ -183,7 +183,13 @@ impl Setup {
             fence,
             hold_down,
             start_version,
-            written_ago_ms: rng.u64(..=hold_down.as_millis() as u64 + 10_000),
+            // Often just before the start, by a clock ahead of the instances':
+            // an updatedAt in their future.
+            written_ago_ms: if rng.bool() {
+                rng.u64(..3_000)
+            } else {
+                rng.u64(..=hold_down.as_millis() as u64 + 10_000)
+            },
             human_skew_ms: rng.i64(-5_000..=5_000),
             signed_majority: rng.u8(..4) == 0,
             transaction_ms: if rng.u8(..3) == 0 { rng.u64(5..60) } else { 0 },
