@@ -8,6 +8,7 @@
 //! tables, as instances share DynamoDB.
 
 pub mod inproc;
+mod requests;
 mod stores;
 mod table;
 #[cfg(test)]
