@@ -326,6 +326,7 @@ impl Sim {
             reason: "the scenario".into(),
             at: "2030-01-01T00:00:00Z".into(),
             seq,
+            until: None,
         };
         self.world.tables[1].put(&key, Record::Pause(record));
         self.world.lock().paused = paused;
@@ -399,6 +400,7 @@ fn seed_item() -> ConfigItem {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     }
 }
 

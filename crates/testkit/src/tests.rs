@@ -14,6 +14,7 @@ fn store() -> MemItemStore {
             updated_at: None,
             updated_by: None,
             reason: None,
+            expires_at: None,
         }),
     );
     MemItemStore::new(table, "app", Role::Secondary)
@@ -26,6 +27,7 @@ fn failover() -> (ConfigItem, AuditRecord) {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     };
     let record = AuditRecord {
         version: 1,
