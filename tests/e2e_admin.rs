@@ -296,6 +296,7 @@ async fn history_is_paged_with_before() {
             by: "test".into(),
             forced: false,
             fence: None,
+            lasts: None,
         };
         let out = act.transition(&t).await.unwrap();
         assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");

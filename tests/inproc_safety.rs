@@ -42,6 +42,7 @@ fn at(state: AppState, version: u64) -> ConfigItem {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     }
 }
 
@@ -150,6 +151,7 @@ async fn a_lone_survivor_never_fails_over_alone_and_a_human_can() {
             force: true,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -300,6 +302,7 @@ async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart(
             caller: "ana".into(),
             reason: "maintenance".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -328,6 +331,7 @@ async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart(
             caller: "ben".into(),
             reason: "done".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -504,6 +508,7 @@ async fn a_late_dns_write_of_an_older_version_never_lands() {
             force: true,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -615,6 +620,7 @@ async fn a_move_stuck_behind_a_commit_is_not_started_late() {
             force: true,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer");
@@ -648,6 +654,7 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
         by: "a".into(),
         forced: false,
         fence: None,
+        lasts: None,
     };
     let outcome = act.transition(&t).await.expect("committed");
     let failover_daemon::action::Outcome::Committed { primary, .. } = outcome else {

@@ -158,6 +158,7 @@ impl Sim {
             reason: "the scenario".into(),
             at: "2030-01-01T00:00:00Z".into(),
             seq,
+            until: None,
         };
         self.world.tables[1].put(&key, Record::Pause(record));
         let mut s = self.world.lock();

@@ -293,6 +293,7 @@ fn seed_item() -> ConfigItem {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     }
 }
 

@@ -367,6 +367,7 @@ impl Settings {
             rule: self.policy.failover_when,
             require_healthy_secondary: self.policy.require_healthy_secondary,
             fence_expiry: self.monitor.max_fence + self.failover_bound(),
+            max_override: self.monitor.max_override,
             evidence_ttl: self
                 .probes
                 .iter()

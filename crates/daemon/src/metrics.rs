@@ -37,6 +37,7 @@ pub struct Metrics {
     pub duplicate_instance: IntGauge,
     pub coordination_mismatch: IntGauge,
     pub commit_attempts: IntCounterVec,
+    pub override_expiry: prometheus::GaugeVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -111,6 +112,7 @@ impl Metrics {
             duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
             coordination_mismatch: gauge(&r, "coordination_mismatch", "1 while a live instance runs another [coordination] section than this one (instances, lease, timing, quorum): automatic moves wait until they agree."),
             commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
+            override_expiry: reg(&r, prometheus::GaugeVec::new(opts("override_expiry_seconds", "Seconds until a human's override ends (override: pause, fence), 0 once ended (the monitors then lift it); absent while there is none."), &["override"]).expect("valid metric")),
             registry: r,
         };
         m.build_info
@@ -180,8 +182,9 @@ mod tests {
         m.set_state(AppState::Active);
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
+        m.override_expiry.with_label_values(&["pause"]).set(60.0);
         let families = m.registry.gather();
-        assert_eq!(families.len(), 21, "every series is checked");
+        assert_eq!(families.len(), 22, "every series is checked");
         for family in families {
             let name = family.name().trim_start_matches("failover_monitor_");
             assert!(

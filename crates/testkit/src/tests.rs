@@ -14,6 +14,7 @@ fn store() -> MemItemStore {
             updated_at: None,
             updated_by: None,
             reason: None,
+            expires_at: None,
         }),
     );
     MemItemStore::new(table, "app", Role::Secondary)
@@ -26,6 +27,7 @@ fn failover() -> (ConfigItem, AuditRecord) {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     };
     let record = AuditRecord {
         version: 1,
@@ -138,6 +140,7 @@ async fn a_single_write_to_an_item_in_a_transaction_fails() {
         reason: "test".into(),
         at: "2027-01-01T00:00:00Z".into(),
         seq: 1,
+        until: None,
     };
     let r = s.write_pause(None, &pause).await;
     assert!(

@@ -93,6 +93,8 @@ impl Daemon {
         self.acts
             .send_if_modified(|a| std::mem::replace(a, acts) != acts);
         self.policy.set_coordination(coordination);
+        self.policy.set_wall_clock(self.actuator.clock().now());
+        self.lift_an_ended_pause(state, tasks);
         let verdict = self.policy.evaluate(now);
         self.log_verdict(&verdict, state);
         self.release_a_stop_for_a_human(state);

@@ -84,6 +84,8 @@ struct HumanMove {
     reason: String,
     force: bool,
     caller: String,
+    /// A fence: how long it lasts, as asked.
+    lasts: Option<Duration>,
     reply:
         tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
     /// Already asked again once.
@@ -120,6 +122,8 @@ struct LoopState {
     pause_learned_at: Option<Instant>,
     /// A read of the audit record above an item a human must settle is under way.
     checking_settled: bool,
+    /// The lift of a pause that ended is being stored.
+    lifting_pause: bool,
 }
 
 impl LoopState {
@@ -139,6 +143,7 @@ impl LoopState {
             pause: None,
             pause_learned_at: None,
             checking_settled: false,
+            lifting_pause: false,
         }
     }
 }
@@ -154,8 +159,10 @@ enum Done {
     },
     Pause {
         result: Result<(bool, PauseRecord), ActionError>,
-        reply: tokio::sync::oneshot::Sender<Result<bool, ActionError>>,
+        reply: tokio::sync::oneshot::Sender<Result<bool, crate::control::PauseError>>,
     },
+    /// The lift of a pause that ended was stored (`None`: another write came first).
+    PauseLifted(Result<Option<PauseRecord>, ActionError>),
 }
 
 /// The channels and tasks of one run of the loop.
