@@ -10,6 +10,7 @@ use super::table::{Inner, MemTable, Record, next_stamp};
 use failover_aws::dynamo::Cancel;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
+use failover_core::report::Report;
 use failover_daemon::action::{
     AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
 };
@@ -333,6 +334,37 @@ impl ItemStore for MemItemStore {
             Some(Record::Pause(p)) => Ok(Some(p)),
             _ => Ok(None),
         }
+    }
+
+    async fn put_report(&self, report: &Report) -> Result<(), WriteError> {
+        let action = Action {
+            key: keys::report(&self.app_id, report.version),
+            check: Box::new(|r| !matches!(r, Some(Record::Report(r)) if r.complete)),
+            write: Write::Put(Record::Report(Box::new(report.clone()))),
+        };
+        self.table
+            .transact(vec![action], None)
+            .map_err(|e| self.write_error(e, None))
+    }
+
+    async fn reports(&self, versions: &[u64]) -> Result<Vec<Report>, ActionError> {
+        let keys: Vec<String> = versions
+            .iter()
+            .take(100)
+            .map(|v| keys::report(&self.app_id, *v))
+            .collect();
+        let mut reports: Vec<Report> = self
+            .table
+            .read_many(&keys)
+            .map_err(|e| self.unavailable(e))?
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Record::Report(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        reports.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(reports)
     }
 
     async fn write_pause(
