@@ -312,16 +312,11 @@ impl Settings {
         format!("{}-store", self.app.project)
     }
 
-    /// How the two copies of each table are made: `stack.tables`, else global
-    /// tables on AWS and one table per region against an emulator.
+    /// How the two copies of each table are made, for the daemon and `provision`
+    /// alike: `stack.tables` when set, else global tables (an endpoint changes
+    /// nothing: the local emulator replicates).
     pub fn tables_mode(&self) -> TablesMode {
-        self.stack
-            .tables
-            .unwrap_or(if self.regions.primary.endpoint_url.is_some() {
-                TablesMode::PerRegion
-            } else {
-                TablesMode::Global
-            })
+        self.stack.tables_mode()
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod client;
 pub mod inproc;
+mod requests;
 mod stores;
 mod table;
 #[cfg(test)]

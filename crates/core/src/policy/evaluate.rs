@@ -75,8 +75,34 @@ impl Policy {
                 self.vote(now).1.unwrap_or_default().as_millis(),
                 self.cfg.evidence_ttl.as_millis()
             )),
-            _ => Err("primary healthy".into()),
+            _ => Err(self.healthy_or_inconclusive()),
         }
+    }
+
+    /// Why there is nothing to do in `active`: the primary is healthy, or nothing can
+    /// be said of it because its probes only got errors about the monitor (named).
+    fn healthy_or_inconclusive(&self) -> String {
+        let inconclusive: Vec<&str> = self
+            .in_region(Role::Primary)
+            .filter(|p| p.health.health() == super::Health::Inconclusive)
+            .map(|p| p.name.as_str())
+            .collect();
+        if inconclusive.is_empty() {
+            return "primary healthy".into();
+        }
+        let judging = self.in_region(Role::Primary).count() - inconclusive.len();
+        if judging == 0 {
+            return format!(
+                "no probe can judge the primary: every one is inconclusive (errors about the \
+                 monitor, not the region): {}; an outage would not be failed over on its own",
+                inconclusive.join(", ")
+            );
+        }
+        format!(
+            "primary healthy on {judging} probe(s); inconclusive (errors about the monitor, \
+             not the region): {}",
+            inconclusive.join(", ")
+        )
     }
 
     fn wanted_in_fence(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {

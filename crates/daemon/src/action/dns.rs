@@ -74,15 +74,34 @@ pub trait DnsRecord: Send + Sync {
     async fn replace(&self, seen: &Seen, new: &str, version: u64) -> Result<(), ActionError>;
 }
 
-/// Makes the record point where `state`, committed at `version`, says, unless a
-/// newer version already set it.
+/// Makes the record point where `state`, just committed at `version`, says, unless
+/// a newer version already set it (the guard says so): the follow-up of a commit,
+/// whose item may be older than the record by the time it is read.
 pub async fn follow(
     dns: &dyn DnsRecord,
     state: AppState,
     version: u64,
 ) -> Result<DnsAction, ActionError> {
-    let want = dns.value_for(state);
     let seen = dns.current().await?;
+    if let Some(g) = seen.guard.filter(|g| g.version > version) {
+        return Ok(DnsAction::Newer { guard: g.version });
+    }
+    follow_seen(dns, seen, state, version).await
+}
+
+/// Makes the record point where `state` at `version` says, from `seen`, the record
+/// and guard read *before* the item was read in the commit region (a sync pass):
+/// whatever the guard's version, even a higher one (the item was reset below it).
+/// A commit after the item's read changes the guard before or after this write:
+/// before, this write (conditioned on the guard as read) fails; after, that
+/// commit's own follow-up finds this lower version in the guard and writes its own.
+pub async fn follow_seen(
+    dns: &dyn DnsRecord,
+    seen: Seen,
+    state: AppState,
+    version: u64,
+) -> Result<DnsAction, ActionError> {
+    let want = dns.value_for(state);
     let from = match &seen.record {
         RecordSet::Unmanageable(why) => {
             return Err(ActionError::Malformed {
@@ -93,13 +112,7 @@ pub async fn follow(
         RecordSet::Absent => None,
         RecordSet::Simple { values, .. } => Some(values.join(",")),
     };
-    let guard = seen.guard.map(|g| g.version);
-    if guard.is_some_and(|g| g > version) {
-        return Ok(DnsAction::Newer {
-            guard: guard.unwrap_or_default(),
-        });
-    }
-    if from.as_deref() == Some(want.as_str()) && guard == Some(version) {
+    if from.as_deref() == Some(want.as_str()) && seen.guard.map(|g| g.version) == Some(version) {
         return Ok(DnsAction::InPlace);
     }
     dns.replace(&seen, &want, version).await?;

@@ -38,7 +38,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use commit::{CommitTimes, Outcome, Prepared, PrimaryCopy};
-pub use dns::{DnsAction, DnsRecord, Guard, RecordSet, Route53, Seen, follow, guard_name};
+pub use dns::{
+    DnsAction, DnsRecord, Guard, RecordSet, Route53, Seen, follow, follow_seen, guard_name,
+};
 pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair, Measurement};

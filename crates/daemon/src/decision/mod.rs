@@ -299,6 +299,16 @@ impl Daemon {
             warn!(quorum = %c.quorum, instances = c.instances.len(),
                 "coordination.allow_minority_quorum: a minority of the instances may fail the primary over");
         }
+        if !s
+            .probes
+            .iter()
+            .any(|p| p.region == Role::Primary && p.kind() == "http")
+        {
+            warn!(
+                "no http probe watches the primary: after a permission change every primary \
+                 probe is inconclusive and an outage is not failed over on its own"
+            );
+        }
         if s.policy.require_healthy_secondary
             && !s.probes.iter().any(|p| p.region == Role::Secondary)
         {
