@@ -106,7 +106,7 @@ pub fn text(r: &Report) -> String {
 /// The timeline as an SVG picture: one row per event, a marker at its time, the
 /// recovery time as a bar.
 fn timeline(r: &Report) -> String {
-    let (w, left, right, row) = (960.0_f64, 190.0_f64, 40.0_f64, 26.0_f64);
+    let (w, left, right, row) = (960.0_f64, 240.0_f64, 40.0_f64, 26.0_f64);
     let times: Vec<SystemTime> = r.events.iter().filter_map(|e| e.time()).collect();
     let (Some(start), Some(end)) = (times.iter().min().copied(), times.iter().max().copied())
     else {
@@ -117,7 +117,7 @@ fn timeline(r: &Report) -> String {
     let height = 50.0 + row * r.events.len() as f64;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"timeline\" \
-         viewBox=\"0 0 {w} {height}\" width=\"{w}\" height=\"{height}\" \
+         viewBox=\"0 0 {w} {height}\" width=\"100%\" \
          font-family=\"sans-serif\" font-size=\"12\">"
     );
     let axis_y = height - 20.0;
@@ -162,7 +162,7 @@ fn timeline(r: &Report) -> String {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}{}</text>\
              <line x1=\"{left}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/>\
              <circle cx=\"{:.1}\" cy=\"{y}\" r=\"6\" fill=\"{}\"><title>{} {}</title></circle>\
-             <text x=\"{:.1}\" y=\"{}\">+{:.2} s</text>",
+             <text x=\"{:.1}\" y=\"{}\" text-anchor=\"{}\">+{:.2} s</text>",
             left - 8.0,
             y + 4.0,
             esc(label(e.kind)),
@@ -172,8 +172,18 @@ fn timeline(r: &Report) -> String {
             colour(e.kind),
             esc(&e.at),
             esc(&e.detail),
-            x(t) + 9.0,
+            // Near the right end the offset goes left of its marker.
+            if x(t) > w - right - 70.0 {
+                x(t) - 9.0
+            } else {
+                x(t) + 9.0
+            },
             y + 4.0,
+            if x(t) > w - right - 70.0 {
+                "end"
+            } else {
+                "start"
+            },
             offset(start, t)
         );
     }
