@@ -6,9 +6,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use failover_core::model::{AppState, Role, keys};
+use failover_core::model::{AppState, ConfigItem, Role, Trigger, keys};
 use failover_core::overrides::parse;
 use failover_core::report::{EventKind, Report};
+use failover_daemon::control::Request;
 use failover_testkit::inproc::{APP, Node, audits, primary_down, settings, world};
 use failover_testkit::{Answer, MemoryBackend, Record, client_part};
 
@@ -164,5 +165,79 @@ async fn a_report_reaches_a_primary_copy_that_could_not_be_written_at_once() {
     assert_eq!(stored(&b, Role::Primary, 1), None);
     b.table(Role::Primary).set_down(false);
     assert_eq!(complete(&b, Role::Primary, 1).await, r);
+    node.stop().await;
+}
+
+/// The documented repair of a reset below versions already used (the item re-seeded
+/// without a version, the stale audit records removed) lets the next failover reuse
+/// version 1: its report replaces the stale complete one, as its audit record did,
+/// while a draft never replaces the final report of its own transition.
+#[tokio::test(start_paused = true)]
+async fn after_a_reset_the_report_of_a_reused_version_replaces_the_stale_one() {
+    let b = world();
+    let node = Node::start(settings("a", ""), &b, 1);
+    node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    node.handle
+        .ask(|reply| Request::Move {
+            to: AppState::Failover,
+            reason: "by hand".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+            lasts: None,
+        })
+        .await
+        .expect("the loop answers")
+        .expect("moved");
+    let stale = complete(&b, Role::Secondary, 1).await;
+    assert_eq!(stale.trigger, Trigger::Manual);
+    // The reset and its repair: active without a version, no audit record 1.
+    b.seed_item(
+        APP,
+        &ConfigItem {
+            state: AppState::Active,
+            version: 0,
+            updated_at: None,
+            updated_by: None,
+            reason: None,
+            expires_at: None,
+        },
+    );
+    for role in Role::BOTH {
+        b.table(role).delete(&keys::audit(APP, 1));
+    }
+    node.wait_for(Duration::from_secs(5), "the reset taken in", |s| {
+        s.item.as_ref().is_some_and(|i| i.version == 0)
+    })
+    .await;
+    primary_down(&b);
+    node.wait_for(
+        Duration::from_secs(10),
+        "failover at version 1 again",
+        |s| {
+            s.item
+                .as_ref()
+                .is_some_and(|i| i.state == AppState::Failover && i.version == 1)
+        },
+    )
+    .await;
+    let mut fresh = stale.clone();
+    for _ in 0..600 {
+        fresh = stored(&b, Role::Secondary, 1).expect("a report of version 1");
+        if fresh.complete && fresh != stale {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let record = audits(&b, Role::Secondary)
+        .pop()
+        .expect("the new audit record");
+    assert_eq!(
+        (fresh.trigger, fresh.by.as_str(), fresh.complete),
+        (Trigger::Auto, "a", true),
+        "{fresh:#?}"
+    );
+    assert_eq!(fresh.reason, record.reason);
     node.stop().await;
 }

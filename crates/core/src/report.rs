@@ -247,6 +247,25 @@ impl Report {
             .find(|e| e.kind == kind && (region.is_none() || e.region == region))
     }
 
+    /// When the move was decided (the `decision` event's time, RFC 3339 with
+    /// milliseconds: these compare as text). A complete report is final for its
+    /// transition; a report decided later is another transition that reused the
+    /// version after a reset, and replaces it.
+    pub fn decided_at(&self) -> Option<&str> {
+        self.first(EventKind::Decision, None).map(|e| e.at.as_str())
+    }
+
+    /// Whether this report may be stored over `stored`: a draft or the final report
+    /// of the same transition never replaces a complete one; a later transition's
+    /// does.
+    pub fn replaces(&self, stored: &Report) -> bool {
+        !stored.complete
+            || match (stored.decided_at(), self.decided_at()) {
+                (Some(old), Some(new)) => old < new,
+                _ => false,
+            }
+    }
+
     /// Adds a note (at most [`MAX_NOTES`], each cut), once.
     pub fn note(&mut self, text: &str) {
         let text = cut(text, MAX_TEXT);
@@ -486,6 +505,23 @@ mod tests {
         assert!(never.what.contains("unknown"));
         let none = Rpo::at_decision(key, None, None, t("2026-01-01T00:00:25Z"));
         assert!(none.what.starts_with("not measured"));
+    }
+
+    #[test]
+    fn a_complete_report_is_replaced_only_by_a_later_transition() {
+        let mut stored = failover();
+        stored.add(EventKind::Decision, t("2026-01-01T00:00:05Z"), None, "");
+        let draft = stored.clone();
+        assert!(draft.replaces(&stored), "a draft over a draft");
+        stored.complete = true;
+        assert!(!draft.replaces(&stored), "a draft never replaces the final");
+        assert!(!stored.clone().replaces(&stored));
+        let mut reused = failover();
+        reused.add(EventKind::Decision, t("2026-01-02T00:00:00Z"), None, "");
+        assert!(reused.replaces(&stored), "the version reused after a reset");
+        let mut undated = failover();
+        undated.complete = true;
+        assert!(!reused.replaces(&undated) && !undated.replaces(&stored));
     }
 
     #[test]

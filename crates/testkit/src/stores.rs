@@ -204,9 +204,13 @@ impl ItemStore for MemItemStore {
     }
 
     async fn put_report(&self, report: &Report) -> Result<(), WriteError> {
+        let new = report.clone();
         let action = Action {
             key: keys::report(&self.app_id, report.version),
-            check: Box::new(|r| !matches!(r, Some(Record::Report(r)) if r.complete)),
+            check: Box::new(move |r| match r {
+                Some(Record::Report(stored)) => new.replaces(stored),
+                _ => true,
+            }),
             write: Write::Put(Record::Report(Box::new(report.clone()))),
         };
         self.table

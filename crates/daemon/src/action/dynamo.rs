@@ -369,9 +369,19 @@ impl ItemStore for DynamoItemStore {
             .item("version", n(report.version))
             .item("complete", AttributeValue::Bool(report.complete))
             .item("report", s(json))
-            .condition_expression("attribute_not_exists(#c) OR #c = :no")
             .expression_attribute_names("#c", "complete")
             .expression_attribute_values(":no", AttributeValue::Bool(false));
+        // A complete report is final for its transition; one decided later is
+        // another transition that reused the version after a reset
+        // (`Report::replaces`).
+        let put = match report.decided_at() {
+            Some(at) => put
+                .item("decidedAt", s(at.to_owned()))
+                .condition_expression("attribute_not_exists(#c) OR #c = :no OR #d < :d")
+                .expression_attribute_names("#d", "decidedAt")
+                .expression_attribute_values(":d", s(at.to_owned())),
+            None => put.condition_expression("attribute_not_exists(#c) OR #c = :no"),
+        };
         match self.table.conditional("put_item", put.send()).await {
             Ok(_) => Ok(()),
             Err(Conditional::Refused) => Err(WriteError::Conflict),
