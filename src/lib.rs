@@ -1,5 +1,6 @@
 //! The `failover-monitor` binary's own parts: the command line ([`cli`]), the admin
-//! HTTP API ([`admin`]) and the process wiring of `run` ([`app`]). The daemon, its
+//! HTTP API ([`admin`]), the process wiring of `run` ([`app`]) and the recovery
+//! report as text and as a page ([`report_page`]). The daemon, its
 //! pure core, the configuration, the AWS clients and provisioning are crates of
 //! their own under `crates/`; docs/ARCHITECTURE.md is the map of all of them.
 //!
@@ -11,3 +12,4 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod report_page;

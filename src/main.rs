@@ -67,6 +67,11 @@ async fn dispatch(command: Command, path: PathBuf) -> anyhow::Result<()> {
         }
         Command::State { command } => cli::state::run(command, Loaded::load(&path)).await,
         Command::Admin(args) => cli::admin::run(args, Loaded::load(&path)).await,
+        Command::Report {
+            version,
+            json,
+            html,
+        } => cli::report::run(&load()?, version, json, html).await,
         Command::Backtest {
             trace,
             initial,

@@ -12,7 +12,7 @@ use support::admin::all_probes_up;
 use support::config::{FAST_MONITOR, PROBES_ALL_KINDS};
 use support::emulator::Emulator;
 use support::monitor::Monitor;
-use support::{TempDir, free_port};
+use support::{TempDir, free_port, wait_for};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -149,6 +149,25 @@ async fn real_prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
         .post("/v1/failover", r#"{"reason": "prometheus test"}"#)
         .await;
     assert_eq!(code, 200, "{body}");
+    // and a pause with an end, so that the override's series exists too
+    let (code, body, _) = mon
+        .post("/v1/pause", r#"{"reason": "prometheus test", "for": "2h"}"#)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    wait_for(
+        Duration::from_secs(10),
+        "the pause's expiry series",
+        async || {
+            let m = mon.metrics().await;
+            m.value(
+                "failover_monitor_override_expiry_seconds",
+                &[("override", "pause")],
+            )
+            .filter(|v| *v > 0.0)
+            .ok_or_else(|| "absent".to_owned())
+        },
+    )
+    .await;
     let metrics = mon.metrics().await;
     let metrics = metrics.text();
 

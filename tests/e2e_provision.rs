@@ -1658,3 +1658,78 @@ async fn the_generated_monitor_config_watches_the_provisioned_stack() {
     }
     panic!("not every probe came up: {last:#}");
 }
+
+/// The generated `[client_path]` is the application's own: after a failover by hand
+/// on the provisioned stack, the recovery report dates both regions' state APIs (the
+/// emulator's API Gateway layer reading each region's replica) answering `failover`
+/// and a SigV4-signed comment through the secondary's store API read back, and
+/// counts the recovery time to that write.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generated_client_path_dates_a_failovers_report() {
+    use failover_core::report::{EventKind, Report};
+
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    let text = ok(&config, &["provision", "monitor-config"]);
+    for key in [
+        "secondary_state_url",
+        "secondary_store_url",
+        "[client_path]",
+    ] {
+        assert!(text.contains(key), "{key} in\n{text}");
+    }
+    let mon = Monitor::start(&text);
+    mon.wait_status(
+        Duration::from_secs(30),
+        "every probe up",
+        support::admin::all_probes_up,
+    )
+    .await;
+    let (code, body, _) = mon
+        .post(
+            "/v1/failover",
+            r#"{"reason": "report test", "caller": "ops"}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let report: Report = support::wait_for(
+        Duration::from_secs(60),
+        "the report of version 1, complete",
+        async || {
+            let (code, body) = mon.get("/v1/reports/1").await;
+            let r: Report =
+                serde_json::from_value(body.clone()).map_err(|e| format!("{code} {e}: {body}"))?;
+            r.complete.then_some(r).ok_or_else(|| format!("{body}"))
+        },
+    )
+    .await;
+    let committed = report
+        .first(EventKind::Committed, Some(Role::Secondary))
+        .expect("committed")
+        .at
+        .clone();
+    for role in Role::BOTH {
+        let e = report
+            .first(EventKind::StateApiAnswered, Some(role))
+            .unwrap_or_else(|| panic!("the {role} state API answered: {report:#?}"));
+        assert!(e.at >= committed, "{report:#?}");
+    }
+    let write = report
+        .first(EventKind::ClientWrite, Some(Role::Secondary))
+        .unwrap_or_else(|| panic!("a client write in the secondary: {report:#?}"));
+    assert!(write.at >= committed, "{report:#?}");
+    let rto = report.rto.clone().expect("a recovery time");
+    assert_eq!(
+        (rto.from, rto.until),
+        (EventKind::Decision, EventKind::ClientWrite),
+        "{report:#?}"
+    );
+    assert!(
+        !report.notes.iter().any(|n| n.contains("never")),
+        "{:?}",
+        report.notes
+    );
+    println!("failover by hand: {} ({} ms)", rto.what, rto.ms);
+}

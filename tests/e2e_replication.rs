@@ -446,14 +446,17 @@ async fn with_replication_flowing_the_fence_measures_the_lag_and_drains() {
 
 /// (4c) The monitor's global-table rules on the emulator: through a replication
 /// partition, a pause, a resume and a failover of a coordinating instance (lease and
-/// views renewed all along) write the commit region only. The primary region records
+/// views renewed all along) write the commit region only. (The one thing the monitor
+/// writes in the primary, the RPO canary of the recovery reports, is written there
+/// once an hour here: at the start, before the partition.) The primary region records
 /// no change for replication meanwhile; its replica stays behind (item, audit record,
 /// pause, lease) and the daemon reports it as lagging, not diverged. Healed, it
 /// converges: every item of the config table equal in both regions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_writes_the_commit_region_only_and_the_primary_replica_converges() {
     let emu = Emulator::start();
-    let cfg = cooperating_config(&emu, "mon-a", &["mon-a"], &emu.primary.url(), "");
+    let cfg = cooperating_config(&emu, "mon-a", &["mon-a"], &emu.primary.url(), "")
+        + "[client_path]\ncanary_every = \"1h\"\n";
     let mut mon = Monitor::start(&cfg);
     mon.wait_status(Duration::from_secs(30), "leading, primary healthy", |s| {
         s["is_leader"] == true && s["policy"] == "hold: primary healthy"

@@ -80,6 +80,8 @@ and the admin token in $token_file. Try, in another terminal, from $root:
                                              # the photos and comments replicated there with it
   target/debug/failover-monitor state get     # both regions' copies of the config item
   target/debug/failover-monitor state history # the audit records
+  target/debug/failover-monitor report       # the failover's recovery report: timeline, RTO, RPO
+  target/debug/failover-monitor report --html >target/emulator/report.html   # the same as a page
   target/debug/failover-monitor photo upload  # a tinted test photo, to the region the state points at
   target/debug/failover-monitor comments add --message "hello"   # on a random photo, signed, through the store API
   deploy/local/emulator.sh restart-primary   # the primary returns empty; provision apply rebuilds it

@@ -124,7 +124,7 @@ fn presented(headers: &HeaderMap) -> &str {
 }
 
 /// The reads (`GET /v1/status`, `GET /v1/history`): the read-only or the admin token.
-fn authorize_read(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize_read(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     if !s.tokens.any() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -148,14 +148,14 @@ fn authorize_read(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The mutating calls: the admin token only; the read-only token gets 403.
-fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     let access = s.tokens.access(presented(headers));
     if access == Access::Read {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "the read-only token opens GET /v1/status and /v1/history only; this call \
+                "the read-only token opens GET /v1/status, /v1/history and /v1/reports only; this call \
                  needs the admin token (admin.token_file or {TOKEN_ENV})"
             ),
         ));
@@ -181,7 +181,7 @@ fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn send<T>(
+pub(super) async fn send<T>(
     s: &AdminState,
     make: impl FnOnce(oneshot::Sender<T>) -> Request,
 ) -> Result<T, ApiError> {

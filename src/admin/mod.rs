@@ -18,7 +18,8 @@
 //! Here: the router and the request timeout. `server.rs` accepts, caps and drains
 //! connections on a thread of its own (away from the probes), `connection.rs` holds
 //! each connection to its deadlines, `tls.rs` reads the certificate; `handlers.rs`
-//! answers each route, `requests.rs` parses and checks bodies and queries (pure),
+//! answers each route (`reports.rs` the recovery reports), `requests.rs` parses and
+//! checks bodies and queries (pure),
 //! `error.rs` is the JSON error answer, `client.rs` the operator's side (what
 //! `failover-monitor admin` and the CLI's moves send, over HTTP or HTTPS).
 
@@ -26,6 +27,7 @@ pub mod client;
 mod connection;
 mod error;
 mod handlers;
+mod reports;
 mod requests;
 pub mod server;
 #[cfg(test)]
@@ -69,6 +71,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/status"),
     ("get", "/v1/history"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/reports/{version}"),
     ("post", "/v1/failover"),
     ("post", "/v1/failback"),
     ("post", "/v1/fence"),
@@ -104,6 +107,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/v1/history", get(history))
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1/reports/{version}", get(reports::report))
         .route(
             "/v1/failover",
             post(|s: State<Arc<AdminState>>, h: HeaderMap, b| {

@@ -128,6 +128,15 @@ async fn serve_with(tokens: Tokens) -> String {
     use failover_core::model::{AuditRecord, ConfigItem, Role, Trigger, keys};
     use failover_testkit::{MemItemStore, MemTable, Record, TokioWallClock};
     let tables = [MemTable::new(), MemTable::new()];
+    let mut report = failover_core::report::Report::new(
+        30,
+        AppState::Failover,
+        AppState::Active,
+        Trigger::Manual,
+        "admin:ana",
+    );
+    report.complete = true;
+    tables[1].put(&keys::report("app", 30), Record::Report(Box::new(report)));
     for t in &tables {
         t.put(
             "app",
@@ -449,4 +458,41 @@ fn openapi_document_states_tokens_and_refusals() {
         ["bearer", "readToken"],
         "the two tokens"
     );
+}
+
+#[tokio::test]
+async fn reports_are_read_by_version_or_latest_as_json_or_a_page() {
+    let base = serve_with(both()).await;
+    for path in ["/v1/reports/30", "/v1/reports/latest"] {
+        let (code, body) = call("GET", format!("{base}{path}"), Some(READ)).await;
+        assert_eq!((code, body["version"].as_u64()), (200, Some(30)), "{path}");
+        assert_eq!(body["by"], "admin:ana");
+        assert_eq!(call("GET", format!("{base}{path}"), None).await.0, 401);
+    }
+    let (code, page) = call(
+        "GET",
+        format!("{base}/v1/reports/30?format=html"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        page.as_str()
+            .is_some_and(|p| p.starts_with("<!doctype html>")),
+        "{page}"
+    );
+    let (code, body) = call("GET", format!("{base}/v1/reports/29"), Some(ADMIN)).await;
+    assert_eq!((code, body["error"].as_str()), (404, Some("not_found")));
+    for bad in [
+        "/v1/reports/0",
+        "/v1/reports/x",
+        "/v1/reports/30?format=pdf",
+        "/v1/reports/30?x=1",
+    ] {
+        assert_eq!(
+            call("GET", format!("{base}{bad}"), Some(READ)).await.0,
+            400,
+            "{bad}"
+        );
+    }
 }

@@ -93,6 +93,19 @@ pub enum Command {
     /// Talk to a running daemon's admin API (needs no valid config: the address and
     /// tokens may come from the flags and the environment).
     Admin(AdminArgs),
+    /// Print the recovery report of a transition (read from DynamoDB directly):
+    /// its timeline, recovery time and replication lag.
+    Report {
+        /// The transition's version (default: the newest report).
+        #[arg(id = "report_version", value_name = "VERSION", value_parser = clap::value_parser!(u64).range(1..))]
+        version: Option<u64>,
+        /// The report as JSON.
+        #[arg(long, conflicts_with = "html")]
+        json: bool,
+        /// The report as one self-contained HTML page (with a timeline picture).
+        #[arg(long)]
+        html: bool,
+    },
 }
 
 /// How the CLI reaches a running daemon: shared by `admin` and the state moves.

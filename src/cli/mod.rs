@@ -11,6 +11,7 @@
 //!   a token is refused), with or without a config.
 //! - `caller`: who is acting, as the audit records name them.
 //! - `backtest`: a recorded trace replayed through a config's policy, printed.
+//! - `report`: a transition's recovery report, from DynamoDB, as text, JSON or HTML.
 //!
 //! The provisioning commands (`provision`, `photo`, `comments`) live in their wing,
 //! `failover_provision::command`; `args` embeds their subcommands.
@@ -23,6 +24,7 @@ pub mod check;
 pub mod daemon;
 #[cfg(test)]
 mod reference;
+pub mod report;
 pub mod state;
 
 use std::path::Path;

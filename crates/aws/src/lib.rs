@@ -5,6 +5,7 @@
 //! retry loop so that it can decide between "retry" and "lost the race".
 
 pub mod dynamo;
+pub mod sign;
 
 use std::time::Duration;
 

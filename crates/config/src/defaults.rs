@@ -76,6 +76,13 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// `coordination.quorum`.
 pub const QUORUM: QuorumRule = QuorumRule::Majority;
 
+/// `client_path.observe_for`: a transition's clients are watched this long.
+pub const OBSERVE_FOR: Duration = Duration::from_secs(120);
+/// `client_path.poll_every`.
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
+/// `client_path.canary_every`: the RPO canary's cadence.
+pub const CANARY_EVERY: Duration = Duration::from_secs(10);
+
 /// `route53.record_type`.
 pub const ROUTE53_RECORD_TYPE: &str = "CNAME";
 /// `route53.ttl`, in seconds.

@@ -18,6 +18,7 @@
 mod admin;
 mod app;
 mod checks;
+mod client_path;
 mod coordination;
 pub mod defaults;
 mod load;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use admin::{AdminLimits, AdminSettings, AdminTls};
 pub use app::AppSettings;
 pub use checks::{CheckSpec, DynamoCheck, InsufficientData, ProbeKindName, S3Check};
+pub use client_path::{ClientPathSettings, ClientRegion};
 pub use coordination::CoordinationSettings;
 /// The rules the pure core applies, as `monitor.toml` names them.
 pub use failover_core::rules::{Failback, Mode, QuorumRule, RegionRule};
@@ -188,6 +190,9 @@ pub struct RawConfig {
     coordination: coordination::RawCoordination,
     /// `[route53]`: a DNS record that follows the state.
     route53: Option<route53::RawRoute53>,
+    /// `[client_path]`: the application as its clients reach it.
+    #[serde(default)]
+    client_path: client_path::RawClientPath,
 }
 
 impl RawConfig {
@@ -212,7 +217,9 @@ impl RawConfig {
         if let Some(r) = &route53 {
             route53::check_not_the_stacks(r, stack.domain.as_deref())?;
         }
+        let client_path = self.client_path.validate(&app.id, &app.project, &probes)?;
         let settings = Settings {
+            client_path,
             app,
             regions,
             monitor,
@@ -290,6 +297,8 @@ pub struct Settings {
     pub coordination: Option<CoordinationSettings>,
     /// None: DNS is not touched.
     pub route53: Option<Route53Settings>,
+    /// The application as its clients reach it (reports, drills, the RPO canary).
+    pub client_path: ClientPathSettings,
 }
 
 impl Settings {

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::RawConfig;
 use super::admin::RawAdmin;
 use super::app::RawApp;
+use super::client_path::RawClientPath;
 use super::coordination::RawCoordination;
 use super::monitor::RawMonitor;
 use super::policy::RawPolicy;
@@ -74,7 +75,7 @@ fn fields<T: Deserialize<'static>>() -> &'static [&'static str] {
 
 /// Every `section.key` the schema accepts, sections named as in the file.
 fn schema_keys() -> BTreeSet<String> {
-    let sections: [(&str, &[&str]); 11] = [
+    let sections: [(&str, &[&str]); 12] = [
         ("app", fields::<RawApp>()),
         ("regions.primary", fields::<RawRegion>()),
         ("regions.secondary", fields::<RawRegion>()),
@@ -86,6 +87,7 @@ fn schema_keys() -> BTreeSet<String> {
         ("stack", fields::<RawStack>()),
         ("coordination", fields::<RawCoordination>()),
         ("route53", fields::<RawRoute53>()),
+        ("client_path", fields::<RawClientPath>()),
     ];
     // A section added to the file's schema must be added above (and documented).
     let mut top: Vec<&str> = fields::<RawConfig>().to_vec();

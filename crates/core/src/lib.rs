@@ -13,7 +13,8 @@
 //!   second process with this instance's id;
 //! - [`commit`]: the commit lifecycle (in flight, retry, backoff, a stop for a
 //!   human, humans' moves waiting);
-//! - [`overrides`]: a human's pause and fence, and when they end.
+//! - [`overrides`]: a human's pause and fence, and when they end;
+//! - [`report`]: the recovery report of a transition (timeline, RTO, RPO).
 //!
 //! Architecture Invariant: this crate depends on no other crate of the workspace,
 //! on no AWS crate and on no network or runtime: tokio's `time` only.
@@ -25,4 +26,5 @@ pub mod model;
 pub mod overrides;
 pub mod policy;
 pub mod redact;
+pub mod report;
 pub mod rules;

@@ -217,6 +217,17 @@ pub mod keys {
     pub fn pause(app_id: &str) -> String {
         format!("{app_id}#pause")
     }
+
+    /// The recovery report of version `version`, beside its audit record.
+    pub fn report(app_id: &str, version: u64) -> String {
+        format!("{app_id}#report#{version}")
+    }
+
+    /// The RPO canary: written in the primary by the acting instance, read in the
+    /// secondary (one key for the whole fleet).
+    pub fn rpo_canary(app_id: &str) -> String {
+        format!("{app_id}#rpo")
+    }
 }
 
 #[cfg(test)]

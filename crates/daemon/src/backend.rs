@@ -12,6 +12,7 @@ use crate::action::{
     Actuator, Canaries, CanaryPair, DnsRecord, DynamoCanary, DynamoItemStore, Extras, ItemStore,
     Route53,
 };
+use crate::client_path::{AwsClientPath, ClientPath};
 use crate::clock::{SystemClock, WallClock};
 use crate::coord::{CoordStore, DynamoCoordStore};
 use crate::gate::Gate;
@@ -52,6 +53,20 @@ pub trait Backend: Send + Sync {
     /// SIGSTOP); open by default.
     fn gate(&self) -> Gate {
         Gate::open()
+    }
+
+    /// The application as its clients reach it (state APIs, store API, bucket), for
+    /// recovery reports and drills; None: not watched.
+    fn client_path(&self, settings: &Settings) -> Option<Arc<dyn ClientPath>> {
+        let _ = settings;
+        None
+    }
+
+    /// The RPO canary (`<app id>#rpo` in the config table of both regions): written
+    /// in the primary by the acting instance, read in both; None: not measured.
+    fn rpo_canary(&self, settings: &Settings) -> Option<CanaryPair> {
+        let _ = settings;
+        None
     }
 }
 
@@ -189,6 +204,32 @@ impl Backend for AwsBackend {
 
     fn process_id(&self) -> String {
         self.process.clone()
+    }
+
+    fn client_path(&self, settings: &Settings) -> Option<Arc<dyn ClientPath>> {
+        Some(Arc::new(AwsClientPath::new(
+            settings,
+            self.regions.clone(),
+            self.http.clone(),
+        )))
+    }
+
+    fn rpo_canary(&self, settings: &Settings) -> Option<CanaryPair> {
+        let key = keys::rpo_canary(&settings.app.id);
+        let store = |role| -> Arc<dyn crate::action::CanaryStore> {
+            Arc::new(DynamoCanary::new(
+                self.table(settings, role, settings.config_table()),
+                "appId",
+                key.clone(),
+                role,
+            ))
+        };
+        Some(CanaryPair {
+            table: "config",
+            key: key.clone(),
+            primary: store(Role::Primary),
+            secondary: store(Role::Secondary),
+        })
     }
 }
 

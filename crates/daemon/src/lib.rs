@@ -9,6 +9,9 @@
 //! - [`decision`]: the decision loop that owns the policy ([`Daemon`]);
 //! - [`control`]: the loop's vocabulary, shared with the admin API;
 //! - [`backend`]: the seam, and [`backend::AwsBackend`];
+//! - [`client_path`]: the application as its clients reach it (state APIs, a signed
+//!   write, a photo), for recovery reports and drills;
+//! - [`observe`]: the client-path watcher and the RPO canary of recovery reports;
 //! - [`metrics`], [`notify`] (systemd), [`clock`] (the wall clock), [`gate`] (where a
 //!   stopped process's tasks wait), [`backtest`] (the observation trace and its
 //!   replay).
@@ -20,6 +23,7 @@
 pub mod action;
 pub mod backend;
 pub mod backtest;
+pub mod client_path;
 pub mod clock;
 pub mod control;
 pub mod coord;
@@ -27,6 +31,7 @@ pub mod decision;
 pub mod gate;
 pub mod metrics;
 pub mod notify;
+pub mod observe;
 pub mod probe;
 
 pub use decision::{Daemon, failover_bound};

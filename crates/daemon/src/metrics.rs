@@ -38,6 +38,8 @@ pub struct Metrics {
     pub coordination_mismatch: IntGauge,
     pub commit_attempts: IntCounterVec,
     pub override_expiry: prometheus::GaugeVec,
+    pub last_recovery: Gauge,
+    pub rpo_bound: Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -113,6 +115,8 @@ impl Metrics {
             coordination_mismatch: gauge(&r, "coordination_mismatch", "1 while a live instance runs another [coordination] section than this one (instances, lease, timing, quorum): automatic moves wait until they agree."),
             commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
             override_expiry: reg(&r, prometheus::GaugeVec::new(opts("override_expiry_seconds", "Seconds until a human's override ends (override: pause, fence), 0 once ended (the monitors then lift it); absent while there is none."), &["override"]).expect("valid metric")),
+            last_recovery: float(&r, "last_recovery_seconds", "The recovery time (RTO) of the last transition this instance reported: from the onset (the first failed probe, or a drill's start) to clients served by the new region (docs/REFERENCE.md, \"Recovery reports\")."),
+            rpo_bound: float(&r, "rpo_bound_seconds", "The replication lag bound of the last move to the secondary this instance reported: writes after the newest RPO canary the secondary had may be missing there (one canary key, not every item)."),
             registry: r,
         };
         m.build_info
@@ -184,7 +188,7 @@ mod tests {
         m.commit_attempts.with_label_values(&["committed"]).inc();
         m.override_expiry.with_label_values(&["pause"]).set(60.0);
         let families = m.registry.gather();
-        assert_eq!(families.len(), 22, "every series is checked");
+        assert_eq!(families.len(), 24, "every series is checked");
         for family in families {
             let name = family.name().trim_start_matches("failover_monitor_");
             assert!(

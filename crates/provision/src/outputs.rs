@@ -191,8 +191,27 @@ pub fn monitor_toml(context: &StackContext, source: &str) -> Result<String> {
     if let Some(t) = &s.admin.token_file {
         w.string("token_file", &t.display().to_string());
     }
+    client_path_section(&mut w, context);
     stack_section(&mut w, context);
     Ok(w.0)
+}
+
+/// `[client_path]`: the state and store APIs as the page uses them, for the
+/// recovery reports' client-path checks and the drills' verification.
+fn client_path_section(w: &mut Toml, context: &StackContext) {
+    w.section("client_path");
+    for role in Role::BOTH {
+        if let Some(url) = api_url(context, ApiKind::Config, role) {
+            w.string(
+                &format!("{role}_state_url"),
+                &format!("{url}/state/{{app_id}}"),
+            );
+        }
+        if let Some(url) = api_url(context, ApiKind::Store, role) {
+            w.string(&format!("{role}_store_url"), &url);
+        }
+        w.string(&format!("{role}_bucket"), &context.stack.names.bucket(role));
+    }
 }
 
 /// `[monitor]` and `[probe_defaults]`, as they were.

@@ -7,6 +7,7 @@
 //! [`Backend`] seam as AWS; several daemons built on clones of one backend share its
 //! tables, as instances share DynamoDB.
 
+mod client;
 pub mod inproc;
 mod requests;
 mod stores;
@@ -20,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+pub use client::{MemClientPath, client_part};
 pub use stores::{MemCanary, MemCoordStore, MemItemStore};
 pub use table::{Change, Entry, Faults, MemTable, Record};
 
@@ -29,6 +31,7 @@ use failover_daemon::action::{
     ActionError, Canaries, CanaryPair, DnsRecord, Guard, ItemStore, RecordSet, Seen,
 };
 use failover_daemon::backend::Backend;
+use failover_daemon::client_path::ClientPath;
 use failover_daemon::clock::WallClock;
 use failover_daemon::coord::CoordStore;
 use failover_daemon::gate::Gate;
@@ -102,7 +105,7 @@ impl Script {
         self.set(&format!("{instance}/{probe}"), answer);
     }
 
-    fn get(&self, instance: &str, probe: &str) -> Answer {
+    pub(crate) fn get(&self, instance: &str, probe: &str) -> Answer {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&format!("{instance}/{probe}"))
             .or_else(|| map.get(probe))
@@ -374,6 +377,33 @@ impl Backend for MemoryBackend {
 
     fn process_id(&self) -> String {
         format!("p{:x}", self.seed)
+    }
+
+    fn client_path(&self, settings: &Settings) -> Option<Arc<dyn ClientPath>> {
+        Some(Arc::new(MemClientPath {
+            app_id: settings.app.id.clone(),
+            instance: settings.monitor.instance_id.clone(),
+            tables: self.tables.clone(),
+            data: self.data.clone(),
+            script: self.script.clone(),
+        }))
+    }
+
+    fn rpo_canary(&self, settings: &Settings) -> Option<CanaryPair> {
+        let key = keys::rpo_canary(&settings.app.id);
+        let store = |role: Role| -> Arc<dyn failover_daemon::action::CanaryStore> {
+            Arc::new(MemCanary {
+                table: self.tables[role as usize].clone(),
+                key: key.clone(),
+                role,
+            })
+        };
+        Some(CanaryPair {
+            table: "config",
+            key: key.clone(),
+            primary: store(Role::Primary),
+            secondary: store(Role::Secondary),
+        })
     }
 }
 

@@ -6,6 +6,9 @@
 use super::table::{Inner, MemTable, Record, next_stamp};
 use failover_aws::dynamo::Cancel;
 
+/// One round of a batch read: the records read and the keys left unprocessed.
+type BatchRound = (Vec<(String, Record)>, Vec<String>);
+
 /// A check on the item at `key` before a write: the condition expression.
 type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;
 
@@ -230,7 +233,7 @@ impl MemTable {
     }
 
     /// One `BatchGetItem` round: what it found, and the keys left unprocessed.
-    fn batch_round(&self, keys: &[String]) -> Result<(Vec<(String, Record)>, Vec<String>), String> {
+    fn batch_round(&self, keys: &[String]) -> Result<BatchRound, String> {
         let mut inner = self.lock();
         refuse_read(&inner)?;
         let mut asked = keys.to_vec();

@@ -10,6 +10,7 @@ use super::requests::{Action, Request, TxError, Write};
 use super::table::{MemTable, Record};
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
+use failover_core::report::Report;
 use failover_daemon::action::{
     AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
 };
@@ -200,6 +201,41 @@ impl ItemStore for MemItemStore {
             Some(Record::Pause(p)) => Ok(Some(p)),
             _ => Ok(None),
         }
+    }
+
+    async fn put_report(&self, report: &Report) -> Result<(), WriteError> {
+        let new = report.clone();
+        let action = Action {
+            key: keys::report(&self.app_id, report.version),
+            check: Box::new(move |r| match r {
+                Some(Record::Report(stored)) => new.replaces(stored),
+                _ => true,
+            }),
+            write: Write::Put(Record::Report(Box::new(report.clone()))),
+        };
+        self.table
+            .transact(vec![action], None, Request::Single, None)
+            .map_err(|e| self.write_error(e, None))
+    }
+
+    async fn reports(&self, versions: &[u64]) -> Result<Vec<Report>, ActionError> {
+        let keys: Vec<String> = versions
+            .iter()
+            .take(100)
+            .map(|v| keys::report(&self.app_id, *v))
+            .collect();
+        let mut reports: Vec<Report> = self
+            .table
+            .read_many(&keys)
+            .map_err(|e| self.unavailable(e))?
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Record::Report(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        reports.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(reports)
     }
 
     async fn write_pause(

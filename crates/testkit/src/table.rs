@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord};
+use failover_core::report::Report;
 use failover_daemon::coord::PeerView;
 
 /// What an item of the config table holds.
@@ -45,6 +46,7 @@ pub enum Record {
     View(PeerView),
     Canary(String),
     Pause(PauseRecord),
+    Report(Box<Report>),
 }
 
 /// One stored item and the stamp of the write that made it.

@@ -40,6 +40,8 @@ struct ProbeSlot {
     last_latency: Option<Duration>,
     /// When the last result arrived.
     last_at: Option<Instant>,
+    /// When the current run of failures began (None after a success).
+    failing_since: Option<Instant>,
     successes: u64,
     failures: u64,
 }
@@ -71,6 +73,7 @@ impl ProbeSlot {
             last_error: None,
             last_latency: None,
             last_at: None,
+            failing_since: None,
             successes: 0,
             failures: 0,
         }
@@ -275,8 +278,10 @@ impl Policy {
         slot.last_at = Some(obs.at);
         if obs.ok {
             slot.successes += 1;
+            slot.failing_since = None;
         } else {
             slot.failures += 1;
+            slot.failing_since.get_or_insert(obs.at);
         }
         let before = slot.health.health();
         let flipped = slot
@@ -374,6 +379,15 @@ impl Policy {
         self.take_item(item, Some(now), now, true);
         self.last_transition_at = Some(now);
         self.learned_at = Some(now);
+    }
+
+    /// The onset of the region's outage as its probes saw it: the probe down now
+    /// whose run of failures began first, and when.
+    pub fn onset(&self, role: Role) -> Option<(String, Instant)> {
+        self.in_region(role)
+            .filter(|p| p.health.health() == Health::Down)
+            .filter_map(|p| p.failing_since.map(|t| (p.name.clone(), t)))
+            .min_by_key(|(_, t)| *t)
     }
 
     pub fn probe_views(&self, now: Instant) -> Vec<ProbeView> {

@@ -5,6 +5,8 @@
 //! the first attempt had applied. The retry thus recognises its own write instead of
 //! reporting a lost race.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -62,15 +64,27 @@ pub enum PrimaryCopy {
     Pending { error: ActionError },
 }
 
+/// When a commit's writes were seen to land (the wall clock), for its report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommitTimes {
+    /// The commit region answered the commit.
+    pub committed: SystemTime,
+    /// The primary's copy was written (one table per region).
+    pub primary: Option<SystemTime>,
+    /// The DNS record was changed.
+    pub dns: Option<SystemTime>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Committed in the secondary (the commit point).
     Committed {
         item: ConfigItem,
-        record: AuditRecord,
+        record: Box<AuditRecord>,
         primary: PrimaryCopy,
         /// The DNS record, when one is configured.
         dns: Option<Result<DnsAction, ActionError>>,
+        times: CommitTimes,
     },
     /// Someone else changed the item first; this is what it is now.
     LostRace { current: Option<ConfigItem> },
@@ -151,6 +165,7 @@ impl Actuator {
 
     /// The follow-ups of a commit: the primary's copy and the DNS record.
     pub async fn committed(&self, p: &Prepared) -> Outcome {
+        let committed = self.clock.now();
         let primary = match self.tables {
             TablesMode::Global => PrimaryCopy::Replicates,
             TablesMode::PerRegion => match self
@@ -183,15 +198,22 @@ impl Actuator {
                 },
             },
         };
+        let primary_at = (primary == PrimaryCopy::Written).then(|| self.clock.now());
         let dns = match &self.dns {
             Some(d) => Some(follow(d.as_ref(), p.item.state, p.item.version).await),
             None => None,
         };
+        let dns_at = matches!(dns, Some(Ok(DnsAction::Upserted { .. }))).then(|| self.clock.now());
         Outcome::Committed {
             item: p.item.clone(),
-            record: p.record.clone(),
+            record: Box::new(p.record.clone()),
             primary,
             dns,
+            times: CommitTimes {
+                committed,
+                primary: primary_at,
+                dns: dns_at,
+            },
         }
     }
 

@@ -15,6 +15,7 @@ use super::ActionError;
 use super::store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
 use failover_aws::dynamo::{Cancel, Conditional, Item, Table, TxError, flag, n, num, s, text};
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
+use failover_core::report::Report;
 
 pub struct DynamoItemStore {
     table: Table,
@@ -354,6 +355,61 @@ impl ItemStore for DynamoItemStore {
                 until: text(&i, "until"),
             })
         }))
+    }
+
+    async fn put_report(&self, report: &Report) -> Result<(), WriteError> {
+        let json = serde_json::to_string(report).map_err(|e| self.failed(e.to_string()))?;
+        let put = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .item("appId", s(keys::report(&self.app_id, report.version)))
+            .item("kind", s("report"))
+            .item("version", n(report.version))
+            .item("complete", AttributeValue::Bool(report.complete))
+            .item("report", s(json))
+            .expression_attribute_names("#c", "complete")
+            .expression_attribute_values(":no", AttributeValue::Bool(false));
+        // A complete report is final for its transition; one decided later is
+        // another transition that reused the version after a reset
+        // (`Report::replaces`).
+        let put = match report.decided_at() {
+            Some(at) => put
+                .item("decidedAt", s(at.to_owned()))
+                .condition_expression("attribute_not_exists(#c) OR #c = :no OR #d < :d")
+                .expression_attribute_names("#d", "decidedAt")
+                .expression_attribute_values(":d", s(at.to_owned())),
+            None => put.condition_expression("attribute_not_exists(#c) OR #c = :no"),
+        };
+        match self.table.conditional("put_item", put.send()).await {
+            Ok(_) => Ok(()),
+            Err(Conditional::Refused) => Err(WriteError::Conflict),
+            Err(Conditional::Failed(e)) => Err(self.failed(e)),
+        }
+    }
+
+    async fn reports(&self, versions: &[u64]) -> Result<Vec<Report>, ActionError> {
+        let keys = versions
+            .iter()
+            .take(100)
+            .map(|v| keys::report(&self.app_id, *v));
+        let mut reports = self
+            .table
+            .batch_get(keys, true)
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .iter()
+            .map(|i| {
+                let text = text(i, "report").unwrap_or_default();
+                serde_json::from_str::<Report>(&text).map_err(|e| ActionError::Malformed {
+                    region: self.role,
+                    reason: format!("a recovery report that does not read: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        reports.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(reports)
     }
 
     async fn write_pause(

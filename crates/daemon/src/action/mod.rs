@@ -16,6 +16,7 @@
 //! - `sync.rs`: the sync pass (read both copies, catch up, DNS) and its task;
 //! - `replication.rs`: the canary measurement while fenced;
 //! - `history.rs`: the audit records, one bounded page at a time;
+//! - `reports.rs`: the recovery reports beside them;
 //! - `dns.rs`: the DNS record that follows the state.
 //!
 //! Architecture Invariant: a copy of the item only ever moves to a higher version,
@@ -27,6 +28,7 @@ mod dns;
 mod dynamo;
 mod history;
 mod replication;
+mod reports;
 mod store;
 mod sync;
 
@@ -35,7 +37,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use commit::{Outcome, Prepared, PrimaryCopy};
+pub use commit::{CommitTimes, Outcome, Prepared, PrimaryCopy};
 pub use dns::{
     DnsAction, DnsRecord, Guard, RecordSet, Route53, Seen, follow, follow_seen, guard_name,
 };
@@ -125,6 +127,8 @@ pub struct Actuator {
     /// One table per region: the (primary, commit region) items of the last pass
     /// that found the primary ahead.
     primary_ahead: Mutex<Option<(ConfigItem, ConfigItem)>>,
+    /// One table per region: reports whose primary copy is still to be made.
+    unreplicated: Mutex<reports::Unreplicated>,
 }
 
 impl Actuator {
@@ -146,6 +150,7 @@ impl Actuator {
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             history_cache: Mutex::new(Default::default()),
             primary_ahead: Mutex::new(None),
+            unreplicated: Mutex::new(Default::default()),
         }
     }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::ActionError;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, PauseRecord, Role};
+use failover_core::report::Report;
 
 /// Why a conditional write did not happen.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +102,23 @@ pub trait ItemStore: Send + Sync {
     /// none stored yet).
     async fn write_pause(&self, expected: Option<u64>, new: &PauseRecord)
     -> Result<(), WriteError>;
+
+    /// Stores a recovery report beside its audit record (`<app>#report#<version>`),
+    /// unless a complete one is there already (a complete report is final: a late
+    /// copy of an earlier draft never replaces it; [`WriteError::Conflict`] then).
+    async fn put_report(&self, report: &Report) -> Result<(), WriteError> {
+        let _ = report;
+        Err(WriteError::Failed(ActionError::Unavailable {
+            region: self.role(),
+            reason: "this store keeps no recovery reports".into(),
+        }))
+    }
+
+    /// The recovery reports of `versions` that exist (at most 100), newest first.
+    async fn reports(&self, versions: &[u64]) -> Result<Vec<Report>, ActionError> {
+        let _ = versions;
+        Ok(Vec::new())
+    }
 }
 
 /// One replication canary: an item of this instance's own in one region's table,

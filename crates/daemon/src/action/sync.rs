@@ -128,6 +128,10 @@ impl Actuator {
         let primary = self.primary.read().await;
         let issued = Instant::now();
         let (secondary, pause) = tokio::join!(self.secondary.read(), self.secondary.read_pause());
+        if primary.is_ok() {
+            // Reports whose primary copy could not be written with them.
+            self.copy_reports(&[]).await;
+        }
         let action = match self.tables {
             TablesMode::PerRegion => self.reconcile(&primary, &secondary).await,
             TablesMode::Global => replication_state(&primary, &secondary),
@@ -252,6 +256,15 @@ impl Actuator {
             }
         }
         match target.catch_up(item, &audits[split..], None).await {
+            Ok(()) if target.role() == Role::Primary => {
+                // The recovery reports of those versions follow their records.
+                self.copy_reports(&wanted).await;
+                SyncAction::CaughtUp {
+                    region: target.role(),
+                    from_version,
+                    to_version: item.version,
+                }
+            }
             Ok(()) => SyncAction::CaughtUp {
                 region: target.role(),
                 from_version,

@@ -74,6 +74,7 @@ impl Daemon {
             return;
         }
         state.publish_now = true;
+        self.report_decided(&p, None, state);
         let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
         let started = Instant::now();
         tasks.jobs.spawn(async move {
@@ -224,6 +225,11 @@ impl Daemon {
                 }
                 let _ = reply.send(result.map(|(was, _)| was).map_err(PauseError::Store));
             }
+            Done::ReportStored {
+                version,
+                complete,
+                result,
+            } => super::recovery::log_stored(version, complete, &result),
             Done::PauseLifted(result) => {
                 state.lifting_pause = false;
                 match result {
@@ -249,9 +255,22 @@ impl Daemon {
             }
             Done::Commit(done) => {
                 let (p, result, started) = *done;
+                let version = p.item.version;
+                let landed = match &result {
+                    Ok(Outcome::Committed { times, dns, .. }) => {
+                        Some((*times, matches!(dns, Some(Ok(DnsAction::Upserted { .. })))))
+                    }
+                    _ => None,
+                };
                 match state.commits.finish(p.transition.key()) {
                     Ok(origin) => {
                         let (answer, reset) = self.take_outcome(p, result, started, state);
+                        match landed {
+                            Some((times, dns)) => {
+                                self.report_committed(version, times, dns, state, tasks)
+                            }
+                            None => self.report_dropped(state),
+                        }
                         match origin {
                             // The item was found reset under us: what the human asked
                             // is decided again, once, from the item as it is.
@@ -313,7 +332,8 @@ impl Daemon {
                 record,
                 primary,
                 dns,
-            }) => Ok(self.take_commit(&p.transition, item, record, primary, &dns, state)),
+                ..
+            }) => Ok(self.take_commit(&p.transition, item, *record, primary, &dns, state)),
             Ok(Outcome::LostRace { current }) => {
                 log_backoff(state.commits.refused(key, now));
                 reset = self.take_lost_race(&p.transition, current.as_ref(), started, state);

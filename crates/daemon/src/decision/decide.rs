@@ -95,6 +95,7 @@ impl Daemon {
         self.policy.set_coordination(coordination);
         self.policy.set_wall_clock(self.actuator.clock().now());
         self.lift_an_ended_pause(state, tasks);
+        self.track_down(state, now);
         let verdict = self.policy.evaluate(now);
         self.log_verdict(&verdict, state);
         self.release_a_stop_for_a_human(state);

@@ -363,6 +363,7 @@ impl Daemon {
             state.divergence = divergence;
         }
         Self::log_dns(&report.dns, state);
+        self.report_synced(&report, state);
         if let Ok(pause) = &report.pause {
             self.apply_pause(pause.clone(), Some(report.issued), state);
         }

@@ -10,6 +10,7 @@
 //! - `events.rs`: what each message does to the loop's state;
 //! - `decide.rs`: one evaluation of the policy;
 //! - `commit.rs`: starting a commit (automatic or manual) and taking in its outcome;
+//! - `recovery.rs`: the recovery report of each commit (timeline, RTO, RPO);
 //! - `status.rs`: the [`Status`] snapshot, a pure function of the loop's state;
 //! - `bound.rs`: how long a real outage may take to be failed over.
 //!
@@ -20,6 +21,7 @@ mod bound;
 mod commit;
 mod decide;
 mod events;
+mod recovery;
 mod status;
 
 use std::future::Future;
@@ -124,6 +126,8 @@ struct LoopState {
     checking_settled: bool,
     /// The lift of a pause that ended is being stored.
     lifting_pause: bool,
+    /// Recovery reports under way, the RPO canary, when the primary went down.
+    recovery: recovery::Recovery,
 }
 
 impl LoopState {
@@ -144,6 +148,7 @@ impl LoopState {
             pause_learned_at: None,
             checking_settled: false,
             lifting_pause: false,
+            recovery: Default::default(),
         }
     }
 }
@@ -163,6 +168,12 @@ enum Done {
     },
     /// The lift of a pause that ended was stored (`None`: another write came first).
     PauseLifted(Result<Option<PauseRecord>, ActionError>),
+    /// A recovery report was stored (or not).
+    ReportStored {
+        version: u64,
+        complete: bool,
+        result: Result<(), ActionError>,
+    },
 }
 
 /// The channels and tasks of one run of the loop.
@@ -174,6 +185,10 @@ struct Tasks {
     sync: JoinHandle<()>,
     repl_tx: mpsc::Sender<Replication>,
     done_tx: mpsc::Sender<Done>,
+    /// What the client-path watcher of a report sees.
+    seen_tx: mpsc::Sender<crate::observe::Seen>,
+    /// The RPO canary's task, when the backend has one.
+    rpo: Option<JoinHandle<()>>,
     /// One-off jobs: commits, pause writes, replication measurements.
     jobs: JoinSet<()>,
     coord: Option<JoinHandle<()>>,
@@ -190,6 +205,9 @@ impl Drop for Tasks {
         if let Some(t) = &self.coord {
             t.abort();
         }
+        if let Some(t) = &self.rpo {
+            t.abort();
+        }
     }
 }
 
@@ -200,6 +218,8 @@ struct Inbox {
     repl: mpsc::Receiver<Replication>,
     coord: mpsc::Receiver<CoordReport>,
     done: mpsc::Receiver<Done>,
+    seen: mpsc::Receiver<crate::observe::Seen>,
+    rpo: mpsc::Receiver<crate::observe::RpoSample>,
 }
 
 impl Daemon {
@@ -358,6 +378,18 @@ impl Daemon {
         let (repl_tx, repl) = mpsc::channel::<Replication>(4);
         let (coord_tx, coord) = mpsc::channel::<CoordReport>(4);
         let (done_tx, done) = mpsc::channel::<Done>(4);
+        let (seen_tx, seen) = mpsc::channel(8);
+        let (rpo_tx, rpo) = mpsc::channel(2);
+        let rpo_task = self.backend.rpo_canary(&self.settings).map(|pair| {
+            tokio::spawn(crate::observe::rpo_canary(
+                pair,
+                self.backend.clock(),
+                self.settings.client_path.canary_every,
+                self.acts.subscribe(),
+                rpo_tx,
+                self.gate.clone(),
+            ))
+        });
         let (coord_stop, stop_rx) = watch::channel(false);
         let sync_now = Arc::new(Notify::new());
         let coord_task = self.settings.coordination.clone().map(|c| {
@@ -379,6 +411,8 @@ impl Daemon {
             sync_now,
             repl_tx,
             done_tx,
+            seen_tx,
+            rpo: rpo_task,
             jobs: JoinSet::new(),
             coord: coord_task,
             coord_stop,
@@ -389,6 +423,8 @@ impl Daemon {
             repl,
             coord,
             done,
+            seen,
+            rpo,
         };
         (tasks, inbox)
     }
@@ -439,6 +475,11 @@ impl Daemon {
                     self.policy.observe_replication(r);
                 }
                 Some(report) = inbox.coord.recv() => self.on_coordination(report, &mut state),
+                Some(seen) = inbox.seen.recv() => self.on_seen(seen, &mut state, &mut tasks),
+                Some(sample) = inbox.rpo.recv() => {
+                    state.recovery.rpo.merge(sample);
+                    continue;
+                }
                 Some(obs) = inbox.obs.recv() => {
                     self.on_observation(&obs);
                     // Take what else is already queued before evaluating once: fewer

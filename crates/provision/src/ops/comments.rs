@@ -9,12 +9,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use serde::Serialize;
 use tracing::debug;
 
@@ -209,9 +207,8 @@ async fn api_list(url: &str) -> Result<Vec<Comment>, String> {
         })
 }
 
-/// The headers that sign `POST url` with `body` for API Gateway (`execute-api`) in
-/// `region`: `authorization`, `x-amz-date`, and `x-amz-security-token` with
-/// temporary credentials. `content-type` is signed too.
+/// The headers that sign `POST url` with `body` for API Gateway (`execute-api`)
+/// (`failover_aws::sign::sign_post`, which the daemon's client-path write shares).
 pub fn sign_post(
     url: &str,
     body: &str,
@@ -219,37 +216,7 @@ pub fn sign_post(
     credentials: Credentials,
     time: SystemTime,
 ) -> Result<Vec<(String, String)>> {
-    let identity = credentials.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("execute-api")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .context("SigV4 parameters")?
-        .into();
-    let headers = [("content-type", "application/json")];
-    let request = SignableRequest::new(
-        "POST",
-        url,
-        headers.into_iter(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .context("signing the request")?;
-    let (instructions, _) = sign(request, &params)
-        .context("signing the request")?
-        .into_parts();
-    let mut out: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    out.extend(
-        instructions
-            .headers()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    Ok(out)
+    failover_aws::sign::sign_post(url, body, region, credentials, time).map_err(anyhow::Error::msg)
 }
 
 /// The caller's credentials, by the SDK's chain (any key works on an emulator).
