@@ -230,9 +230,9 @@ impl Policy {
     }
 
     fn not_up_names(&self, role: Role) -> Vec<String> {
-        self.in_region(role)
-            .filter(|p| p.health.health() != super::Health::Up)
-            .map(|p| p.name.clone())
+        self.index
+            .not_up(role)
+            .map(|i| self.probes[i].name.clone())
             .collect()
     }
 

@@ -5,7 +5,8 @@
 //! - `types.rs`: what goes in and comes out;
 //! - here: the [`Policy`] and what it knows (probes, item, timers);
 //! - `evaluate.rs`: what to do now, and a human's move checked against the rules;
-//! - `evidence.rs`: this instance's vote and the (bounded) evidence of a decision.
+//! - `evidence.rs`: this instance's vote and the (bounded) evidence of a decision;
+//! - `index.rs`: what an evaluation needs of the probes, kept up to date per result.
 //!
 //! Architecture Invariant: nothing here does I/O or reads a clock. Every input carries
 //! its time (`tokio::time::Instant`), so the whole policy is driven by tests with
@@ -14,6 +15,7 @@
 mod evaluate;
 mod evidence;
 mod health;
+mod index;
 mod types;
 
 use std::time::Duration;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use health::{Check, Health, ProbeHealth};
+use index::ProbeIndex;
 pub use types::{
     Blocked, Coordination, Decision, ItemChange, Observation, PolicyConfig, ProbeView, Refusal,
     Replication, Verdict, Vote,
@@ -92,6 +95,8 @@ pub struct Policy {
     /// Probes per region (index `Role as usize`) and health (`health_index`), kept up
     /// to date on every flip so that an evaluation costs O(1), not O(probes).
     counts: [[usize; 4]; 2],
+    /// The rest of what an evaluation needs of the probes, kept up to date likewise.
+    index: ProbeIndex,
 }
 
 fn health_index(h: Health) -> usize {
@@ -124,6 +129,7 @@ impl Policy {
             replication: None,
             learned_at: None,
             counts: [[0; 4]; 2],
+            index: ProbeIndex::default(),
         }
         .recounted()
     }
@@ -138,6 +144,7 @@ impl Policy {
         for p in &self.probes {
             self.counts[p.role as usize][health_index(p.health.health())] += 1;
         }
+        self.index = ProbeIndex::of(&self.probes);
     }
 
     /// Takes in a replication measurement.
@@ -189,8 +196,7 @@ impl Policy {
 
     /// Whether no primary probe that is down answered its last check.
     fn down_is_current(&self) -> bool {
-        self.in_region(Role::Primary)
-            .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
+        self.index.down_is_current()
     }
 
     /// How long the item has been fenced (None while it is not).
@@ -221,6 +227,7 @@ impl Policy {
     /// Feeds one probe result. Returns the probe's new health when it flipped.
     pub fn observe(&mut self, obs: &Observation) -> Option<Health> {
         let slot = self.probes.get_mut(obs.probe)?;
+        let before = ProbeIndex::before(slot);
         slot.last_ok = Some(obs.ok);
         slot.last_error = obs.error.clone();
         slot.last_latency = Some(obs.latency);
@@ -230,15 +237,15 @@ impl Policy {
         } else {
             slot.failures += 1;
         }
-        let before = slot.health.health();
         let flipped = slot
             .health
             .observe(Check::of(obs.ok, obs.monitor_side), obs.at);
         if let Some(now) = flipped {
             let role = slot.role as usize;
-            self.counts[role][health_index(before)] -= 1;
+            self.counts[role][health_index(before.0)] -= 1;
             self.counts[role][health_index(now)] += 1;
         }
+        self.index.update(obs.probe, before, slot);
         if self.region_up(Role::Primary) {
             self.primary_up_since.get_or_insert(obs.at);
         } else {
@@ -332,6 +339,16 @@ impl Policy {
         self.probes.iter().map(|p| p.view(now)).collect()
     }
 
+    /// The first `limit` probes that are not up, in the configured order, without
+    /// looking at the others.
+    pub fn probes_not_up(&self, now: Instant, limit: usize) -> Vec<ProbeView> {
+        let not_up = |role| self.index.not_up(role);
+        index::merge(not_up(Role::Primary), not_up(Role::Secondary))
+            .take(limit)
+            .map(|i| self.probes[i].view(now))
+            .collect()
+    }
+
     /// Takes a new configuration (a reload). What the policy knows of the item, the
     /// last transition, a fence under way and the pause survive; a probe keeps its
     /// health when one of the same name, region, fall and rise is still configured.
@@ -358,10 +375,6 @@ impl Policy {
         if !self.region_up(Role::Primary) {
             self.primary_up_since = None;
         }
-    }
-
-    fn in_region(&self, role: Role) -> impl Iterator<Item = &ProbeSlot> {
-        self.probes.iter().filter(move |p| p.role == role)
     }
 
     /// The region rule says the primary is down here (before freshness and the
