@@ -3,9 +3,15 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The workspace: the binary's own sources, its crates, the test support crate (a
+# member, so its manifest must be there), and what the build embeds: the web page,
+# the mapping templates, the IAM policy, the OpenAPI document.
 COPY src ./src
+COPY crates ./crates
+COPY tests/support ./tests/support
+COPY deploy ./deploy
 COPY docs/openapi.json ./docs/openapi.json
-RUN cargo build --release --locked && strip target/release/failover-monitor
+RUN cargo build --release --locked -p failover-monitor && strip target/release/failover-monitor
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

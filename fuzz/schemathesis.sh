@@ -18,8 +18,13 @@ trap cleanup EXIT
 port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 pp=$(port); sp=$(port); ap=$(port)
-.venv/bin/moto_server -H 127.0.0.1 -p "$pp" >"$work/p.log" 2>&1 & pids+=($!)
-.venv/bin/moto_server -H 127.0.0.1 -p "$sp" >"$work/s.log" 2>&1 & pids+=($!)
+# The two regions as the local stack runs them: a replicating pair, so that the
+# default global tables exist in both (deploy/local/REPLICATION.md).
+region=$(./deploy/local/venv.sh)
+"$region" -H 127.0.0.1 -p "$pp" --region us-east-1 --peer "http://127.0.0.1:$sp" \
+  --peer-region ap-northeast-1 >"$work/p.log" 2>&1 & pids+=($!)
+"$region" -H 127.0.0.1 -p "$sp" --region ap-northeast-1 --peer "http://127.0.0.1:$pp" \
+  --peer-region us-east-1 >"$work/s.log" 2>&1 & pids+=($!)
 wait_port "$pp"; wait_port "$sp"
 .venv/bin/python deploy/local/seed.py --app-id fuzz-app --primary "http://127.0.0.1:$pp" --secondary "http://127.0.0.1:$sp"
 sed -e "s#http://127.0.0.1:5001#http://127.0.0.1:$pp#g" -e "s#http://127.0.0.1:5002#http://127.0.0.1:$sp#g" \

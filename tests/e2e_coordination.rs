@@ -228,6 +228,7 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
             owner: owner.into(),
             token,
         }),
+        lasts: None,
     };
     assert_eq!(
         act.transition(&t("mon-a", 1)).await.unwrap(),

@@ -27,10 +27,21 @@ const DETECTION_BUDGET: Duration = Duration::from_millis(3 * 300 + 250);
 const SLACK: Duration = Duration::from_millis(2500);
 
 /// (a) Primary killed -> `failover` in the secondary within fall x interval + timeout
-/// + slack, and in the primary once it is back (with its audit record).
+/// + slack, and in the primary once it is back (with its audit record): with global
+/// tables the returning primary rejoins the replicas and replication fills it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_killed_fails_over_and_the_primary_follows_when_back() {
-    let mut emu = Emulator::start();
+    primary_killed_fails_over_and_follows(Emulator::start()).await;
+}
+
+/// (a) with one table per region: the daemon's sync copies the commit and its audit
+/// record into the returning primary's table itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_region_primary_killed_fails_over_and_the_primary_is_caught_up() {
+    primary_killed_fails_over_and_follows(Emulator::start_per_region()).await;
+}
+
+async fn primary_killed_fails_over_and_follows(mut emu: Emulator) {
     let tables = emu.tables().await;
     let mon = Monitor::start(&emu.config(&monitor_section("instance_id = \"mon-a\"")));
     mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
@@ -68,13 +79,33 @@ async fn primary_killed_fails_over_and_the_primary_follows_when_back() {
         .wait_item(Role::Primary, Duration::from_secs(15), |i| i.version == 1)
         .await;
     assert_eq!(p.state, AppState::Failover);
-    assert_eq!(tables.audits(Role::Primary, 1..=1).await, records);
+    // With global tables the record replicates on its own, maybe after the item
+    // (items travel one by one); the daemon's catch-up copies both at once.
+    wait_for(
+        Duration::from_secs(10),
+        "the audit record in the primary",
+        async || {
+            let got = tables.try_audits(Role::Primary, 1..=1).await?;
+            (got == records).then_some(()).ok_or(format!("{got:?}"))
+        },
+    )
+    .await;
 }
 
-/// (b) Primary suspended (requests hang until the timeout) -> failover too.
+/// (b) Primary suspended (requests hang until the timeout) -> failover too; once it
+/// resumes, replication brings its replica up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_hanging_fails_over() {
-    let emu = Emulator::start();
+    primary_hanging_fails_over_and_follows(Emulator::start()).await;
+}
+
+/// (b) with one table per region: the sync catches the resumed primary's copy up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_region_primary_hanging_fails_over_and_is_caught_up() {
+    primary_hanging_fails_over_and_follows(Emulator::start_per_region()).await;
+}
+
+async fn primary_hanging_fails_over_and_follows(emu: Emulator) {
     let tables = emu.tables().await;
     let mon = Monitor::start(&emu.config(&monitor_section("")));
     mon.wait_verdict("hold: primary healthy", Duration::from_secs(20))
@@ -407,14 +438,17 @@ async fn manual_failback_waits_for_a_human() {
             false
         )
     );
-    // The daemon sees the human's move and leaves it.
+    // The daemon sees the human's move and leaves it; replication carries it to the
+    // primary's replica.
     mon.wait_status(
         Duration::from_secs(10),
         "the human's item seen, and left",
         |s| s["item"]["version"] == 2 && s["policy"] == "hold: primary healthy",
     )
     .await;
-    assert_eq!(tables.item(Role::Primary).await.version, 2);
+    tables
+        .wait_item(Role::Primary, Duration::from_secs(10), |i| i.version == 2)
+        .await;
 }
 
 /// (g) A bad config: exit 2 with the key named, from `run` and `check-config`.
@@ -515,6 +549,9 @@ async fn state_commands_move_the_item_with_versions_and_audit() {
     );
     assert!(forced(&["state", "set", "failover"]).status.success());
 
+    // Written in the secondary only (global tables); replication brings the primary's
+    // replica the same item.
+    emu.wait_converged(Duration::from_secs(10)).await;
     for role in Role::BOTH {
         let i = tables.item(role).await;
         assert_eq!((i.state, i.version), (AppState::Failover, 3), "{role}");
@@ -597,11 +634,12 @@ async fn a_write_without_the_secondary_changes_nothing() {
 }
 
 /// fence_for/max_fence: active -> fenced, replication measured with a canary while
-/// fenced (the emulator does not replicate, so it never drains), -> failover at
-/// max_fence, with the measurement in the audit record.
+/// fenced (one table per region on regions that do not replicate, so it never
+/// drains), -> failover at max_fence, with the measurement in the audit record. (On a
+/// replicating pair: tests/e2e_replication.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fence_measures_replication_and_fails_over_at_max_fence() {
-    let emu = Emulator::start();
+    let emu = Emulator::start_per_region();
     let tables = emu.tables().await;
     // The primary's API and a second http check fail (2 of 3 probes: down by
     // majority) while its DynamoDB still answers, so the canary can be written there.
@@ -774,6 +812,156 @@ async fn route53_record_follows_the_state() {
         })
         .await;
     record_is("secondary.api.example.net", Duration::from_secs(10)).await;
+    // The version guard beside it says which version set it.
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .send()
+        .await
+        .unwrap();
+    let guard = out
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name().trim_end_matches('.') == "_failover-monitor.api.photos.example.com")
+        .and_then(|r| r.resource_records().first())
+        .map(|v| v.value().to_owned());
+    assert_eq!(guard.as_deref(), Some("\"v=1\""));
+}
+
+/// Issue 17, item 5h: a record the monitor finds as a multi-value A record is
+/// replaced as read (every value in the DELETE) and converges to one value; an
+/// alias record is never changed and the status says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_value_records_converge_and_alias_records_are_left_alone() {
+    use aws_sdk_route53::types::{
+        AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let emu = Emulator::start();
+    use_emulator_credentials();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(emu.secondary.url())
+        .load()
+        .await;
+    let r53 = aws_sdk_route53::Client::new(&sdk);
+    let zone_id = r53
+        .create_hosted_zone()
+        .name("photos.example.com")
+        .caller_reference("fm-test-kinds")
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_owned();
+    let create = |set: ResourceRecordSet| {
+        ChangeBatch::builder()
+            .changes(
+                Change::builder()
+                    .action(ChangeAction::Create)
+                    .resource_record_set(set)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let two = ResourceRecordSet::builder()
+        .name("api.photos.example.com")
+        .r#type(RrType::A)
+        .ttl(60)
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.7")
+                .build()
+                .unwrap(),
+        )
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.8")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let alias = ResourceRecordSet::builder()
+        .name("cdn.photos.example.com")
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id("Z2FDTNDATAQYW2")
+                .dns_name("d111111abcdef8.cloudfront.net")
+                .evaluate_target_health(false)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    for set in [two, alias] {
+        r53.change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(create(set))
+            .send()
+            .await
+            .unwrap();
+    }
+    let monitor = |name: &str| {
+        Monitor::start(&emu.config(&format!(
+            "{FAST_MONITOR}\n[monitor]\nstate_refresh = \"500ms\"\n\
+             [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
+             [route53]\nzone_id = \"{zone_id}\"\nrecord_name = \"{name}\"\nrecord_type = \"A\"\n\
+             primary_value = \"192.0.2.1\"\nsecondary_value = \"198.51.100.1\"\nendpoint_url = \"{}\"\n",
+            emu.secondary.url()
+        )))
+    };
+    let values = async |name: &str| -> Vec<String> {
+        let out = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .send()
+            .await
+            .unwrap();
+        out.resource_record_sets()
+            .iter()
+            .filter(|r| r.name().trim_end_matches('.') == name)
+            .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_owned()))
+            .collect()
+    };
+    let mon = monitor("api.photos.example.com");
+    wait_for(
+        Duration::from_secs(20),
+        "one value",
+        async || match values("api.photos.example.com").await.as_slice() {
+            [one] if one == "192.0.2.1" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        values("api.photos.example.com").await,
+        ["192.0.2.1"],
+        "it stays"
+    );
+    let s = mon.status().await;
+    assert!(s["dns_error"].is_null(), "{s}");
+    drop(mon);
+    let mon = monitor("cdn.photos.example.com");
+    let s = mon
+        .wait_status(Duration::from_secs(20), "the alias reported", |s| {
+            s["dns_error"].as_str().is_some_and(|e| e.contains("alias"))
+        })
+        .await;
+    assert!(
+        s["dns_error"].as_str().unwrap().contains("left alone"),
+        "{s}"
+    );
+    assert!(
+        values("cdn.photos.example.com").await.is_empty(),
+        "the alias is untouched"
+    );
 }
 
 /// A trace recorded by the daemon on the emulator, replayed by `backtest` with the

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
+use failover_config::TablesMode;
 use failover_core::model::Role;
 use serde_json::Value;
 use support::admin::get_json;
@@ -220,9 +221,20 @@ fn count(inv: &BTreeSet<String>, prefix: &str) -> usize {
     inv.iter().filter(|x| x.starts_with(prefix)).count()
 }
 
+/// On a replicating pair, with global tables (the default of `stack.tables`).
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_converges_a_second_apply_changes_nothing_and_destroy_leaves_nothing() {
-    let emu = Emulator::start_empty();
+    apply_converges_and_destroy_leaves_nothing(Emulator::start_empty()).await;
+}
+
+/// With `stack.tables = "per-region"`, on regions that do not replicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_region_apply_converges_and_destroy_leaves_nothing() {
+    apply_converges_and_destroy_leaves_nothing(Emulator::start_empty_per_region()).await;
+}
+
+async fn apply_converges_and_destroy_leaves_nothing(emu: Emulator) {
+    let global = emu.tables_mode() == TablesMode::Global;
     let dir = TempDir::new("provision");
     let zone = create_zone(&emu).await;
     let config = config_file(
@@ -280,7 +292,11 @@ async fn apply_converges_a_second_apply_changes_nothing_and_destroy_leaves_nothi
     assert!(inv.contains("record:primary:photos.example.com.:photos-primary"));
     assert!(inv.contains("record:primary:photos.example.com.:photos-secondary"));
 
-    // The config item is seeded, versioned, in both regions (no replication here).
+    // The config item is seeded, versioned, in both regions: in each table (per
+    // region), or in the global table, replicated to the secondary's replica.
+    if global {
+        emu.wait_converged(Duration::from_secs(15)).await;
+    }
     for role in Role::BOTH {
         let item = config_item(&emu, role).await.expect("seeded item");
         assert_eq!(item["state"].as_s().unwrap(), "active");
@@ -379,7 +395,11 @@ async fn apply_converges_a_second_apply_changes_nothing_and_destroy_leaves_nothi
             && photos_api.ends_with("/prod/_user_request_"),
         "{photos_api}"
     );
-    assert!(out["tables"].as_str().unwrap().starts_with("per-region"));
+    let tables = out["tables"].as_str().unwrap();
+    assert!(
+        tables.starts_with(if global { "global" } else { "per-region" }),
+        "{tables}"
+    );
     assert_eq!(out["missing"], serde_json::json!([]));
     let cdn = ok(&config, &["provision", "cdn-url"]);
     assert!(
@@ -404,14 +424,26 @@ async fn apply_converges_a_second_apply_changes_nothing_and_destroy_leaves_nothi
     );
 }
 
+/// With global tables: the secondary's replica deleted is a missing replica of the
+/// primary's table.
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_planned_and_repaired() {
-    let emu = Emulator::start_empty();
+    drift_planned_and_repaired(Emulator::start_empty()).await;
+}
+
+/// With one table per region: the secondary's table deleted, its item with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_region_drift_is_planned_and_repaired() {
+    drift_planned_and_repaired(Emulator::start_empty_per_region()).await;
+}
+
+async fn drift_planned_and_repaired(emu: Emulator) {
+    let global = emu.tables_mode() == TablesMode::Global;
     let dir = TempDir::new("provision");
     let config = config_file(&emu, &dir, "");
     ok(&config, &["provision", "apply"]);
 
-    // By hand: a table deleted, a template edited, versioning suspended.
+    // By hand: a table deleted, a template edited.
     let sec = sdk(&emu, Role::Secondary).await;
     aws_sdk_dynamodb::Client::new(&sec)
         .delete_table()
@@ -419,6 +451,27 @@ async fn drift_is_planned_and_repaired() {
         .send()
         .await
         .unwrap();
+    if global {
+        // The primary's table learns that its replica is gone by replication.
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk(&emu, Role::Primary).await);
+        support::wait_for(
+            Duration::from_secs(15),
+            "the primary's table without its replica",
+            async || {
+                let t = ddb
+                    .describe_table()
+                    .table_name("photos-config")
+                    .send()
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                let replicas = t.table().map(|t| t.replicas().len()).unwrap_or(0);
+                (replicas == 0)
+                    .then_some(())
+                    .ok_or(format!("{replicas} replica(s)"))
+            },
+        )
+        .await;
+    }
     let pri = sdk(&emu, Role::Primary).await;
     let gw = aws_sdk_apigateway::Client::new(&pri);
     let apis = gw.get_rest_apis().send().await.unwrap();
@@ -445,21 +498,35 @@ async fn drift_is_planned_and_repaired() {
         .unwrap();
 
     let (steps, changes) = plan(&config);
+    let table = |region: &str| {
+        steps
+            .iter()
+            .find(|s| {
+                s["kind"] == "dynamodb-table"
+                    && s["region"] == region
+                    && s["name"] == "photos-config"
+            })
+            .cloned()
+    };
     assert_eq!(changes, 3, "{steps:#?}");
-    let table = steps
-        .iter()
-        .find(|s| {
-            s["kind"] == "dynamodb-table"
-                && s["region"] == "secondary"
-                && s["name"] == "photos-config"
-        })
-        .unwrap();
-    assert_eq!(table["action"], "create");
+    if global {
+        let table = table("primary").unwrap();
+        assert_eq!(table["action"], "update", "{table}");
+        assert!(
+            table["detail"]
+                .to_string()
+                .contains("no replica in ap-northeast-1"),
+            "{table}"
+        );
+    } else {
+        assert_eq!(table("secondary").unwrap()["action"], "create");
+    }
+    // The item, in the commit region's table, went with it: seeded again (with global
+    // tables, unless the new replica brings it first: it does, from the primary's).
     let item = steps
         .iter()
         .find(|s| s["kind"] == "config-item" && s["region"] == "secondary")
         .unwrap();
-    // The item went with its table: seeded again.
     assert_eq!(item["action"], "create");
     let api_step = steps
         .iter()
@@ -481,6 +548,10 @@ async fn drift_is_planned_and_repaired() {
     );
     let (_, changes) = plan(&config);
     assert_eq!(changes, 0, "apply repaired the drift");
+    if global {
+        // The new replica is filled from the primary's table.
+        emu.wait_converged(Duration::from_secs(15)).await;
+    }
     let item = config_item(&emu, Role::Secondary)
         .await
         .expect("item seeded again");
@@ -968,17 +1039,21 @@ async fn photos_and_comments_follow_the_state_on_the_provisioned_stack() {
         added["comment"]["commentId"]
     );
 
-    // After a switch, uploads go to the secondary; while fenced they are refused.
+    // After a switch, uploads go to the secondary; while fenced they are refused. The
+    // commands read the state as the clients do, the primary's replica first: once
+    // the switch has replicated there.
     ok(
         &config,
         &["state", "set", "failover", "--reason", "test", "--force"],
     );
+    emu.wait_converged(Duration::from_secs(15)).await;
     let up: Value = serde_json::from_str(&ok(&config, &["photo", "upload", "--json"])).unwrap();
     assert_eq!(up["bucket"], "photos-secondary");
     ok(
         &config,
         &["state", "set", "fenced", "--reason", "test", "--force"],
     );
+    emu.wait_converged(Duration::from_secs(15)).await;
     let out = run(&config, &["photo", "upload"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fenced"));
@@ -1163,11 +1238,13 @@ async fn the_store_api_takes_only_signed_comments_and_every_character_reads_back
     let answer: Value = serde_json::from_str(&text).expect("the comments are valid JSON");
     assert_eq!(answer["comments"][0]["message"], SPECIAL);
 
-    // The state API answers the state and its version, in each region.
+    // The state API answers the state and its version, in each region (the primary's
+    // once the switch has replicated there).
     ok(
         &config,
         &["state", "set", "failover", "--reason", "test", "--force"],
     );
+    emu.wait_converged(Duration::from_secs(15)).await;
     for (role, key) in [(Role::Primary, "primary"), (Role::Secondary, "secondary")] {
         let item = config_item(&emu, role).await.unwrap();
         let version: u64 = item["version"].as_n().unwrap().parse().unwrap();

@@ -162,6 +162,7 @@ async fn a_manual_failback_waits_for_a_healthy_primary() {
             force: false,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
     };
     match failback().await.expect("answer") {

@@ -22,6 +22,7 @@ fn seed(state: AppState) -> ConfigItem {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     }
 }
 
@@ -34,6 +35,7 @@ async fn force(node: &Node, to: AppState) -> Result<ConfigItem, MoveError> {
             force: true,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("the loop answers")
@@ -47,6 +49,7 @@ async fn pause(node: &Node, paused: bool) {
             caller: "ana".into(),
             reason: "test".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("the loop answers")
@@ -423,6 +426,7 @@ async fn a_clock_behind_the_writers_does_not_skip_the_hold_down() {
             updated_at: Some(written.to_string()),
             updated_by: Some("admin:ana".into()),
             reason: Some("failback".into()),
+            expires_at: None,
         },
     );
     let mut behind = b.instance(1);

@@ -42,6 +42,7 @@ fn at(state: AppState, version: u64) -> ConfigItem {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     }
 }
 
@@ -150,6 +151,7 @@ async fn a_lone_survivor_never_fails_over_alone_and_a_human_can() {
             force: true,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -197,12 +199,16 @@ async fn two_processes_with_one_instance_id_one_leads_the_other_reports() {
 #[tokio::test(start_paused = true)]
 async fn a_write_that_timed_out_after_applying_is_recognised() {
     let b = world();
-    b.table(Role::Secondary).set_faults(Faults {
-        fail_after_apply: 1,
-        ..Faults::default()
-    });
     let a = Node::start(settings("a", ""), &b, 1);
     a.wait_for(5 * S, "ready", |s| s.ready).await;
+    // The commit applies but its answer is lost, and the commit region's item
+    // cannot be read for a while, so the sync cannot recognise the write: only the
+    // retry with the same client request token can (DynamoDB answers success to it).
+    b.table(Role::Secondary).set_faults(Faults {
+        fail_after_apply: 1,
+        reads_fail_until: Some(tokio::time::Instant::now() + 3 * S),
+        ..Faults::default()
+    });
     primary_down(&b);
     a.wait_for(10 * S, "failover", |s| {
         s.item
@@ -214,13 +220,20 @@ async fn a_write_that_timed_out_after_applying_is_recognised() {
     assert_eq!(audits(&b, Role::Secondary).len(), 1);
     assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
     assert_eq!(a.transitions(), 1);
+    let attempts = |outcome: &str| {
+        a.metric(&format!(
+            "failover_monitor_commit_attempts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
     assert_eq!(
-        a.metric("failover_monitor_commit_attempts_total{outcome=\"unknown\"}"),
-        1.0
-    );
-    assert_eq!(
-        a.metric("failover_monitor_commit_attempts_total{outcome=\"lost_race\"}"),
-        0.0
+        [
+            attempts("unknown"),
+            attempts("committed"),
+            attempts("recognised"),
+            attempts("lost_race")
+        ],
+        [1.0, 1.0, 0.0, 0.0],
+        "the retry with the token recognised the write, not a read"
     );
     a.stop().await;
 }
@@ -289,6 +302,7 @@ async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart(
             caller: "ana".into(),
             reason: "maintenance".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -317,6 +331,7 @@ async fn the_pause_is_stored_and_honoured_by_every_instance_and_after_a_restart(
             caller: "ben".into(),
             reason: "done".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer")
@@ -409,6 +424,16 @@ async fn a_slow_commit_does_not_stop_the_loop() {
 async fn only_the_acting_instance_changes_dns() {
     let b = world();
     b.dns.set("somewhere-else");
+    // A dead instance's lease: nobody may act until it runs out, so both live
+    // instances start with the record wrong and neither leads yet.
+    b.table(Role::Secondary).put(
+        &keys::lease(APP),
+        Record::Lease(LeaseRecord {
+            owner: "d/gone".into(),
+            token: 7,
+            renewals: 3,
+        }),
+    );
     let route53 = "[route53]\nzone_id = \"Z123\"\nrecord_name = \"app.example.com\"\n\
                    primary_value = \"primary\"\nsecondary_value = \"secondary\"";
     let cfg = |me: &str| {
@@ -419,18 +444,88 @@ async fn only_the_acting_instance_changes_dns() {
         )
     };
     let a = Node::start(cfg("a"), &b, 1);
-    a.wait_for(10 * S, "leader", |s| s.is_leader).await;
     let c = Node::start(cfg("c"), &b, 2);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        b.dns.changes().is_empty(),
+        "nobody acts while the dead owner's lease runs: {:?}",
+        b.dns.changes()
+    );
+    a.wait_for(10 * S, "a leader", |s| s.leader.is_some()).await;
     tokio::time::sleep(5 * S).await;
     assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    let leader = [&a, &c]
+        .into_iter()
+        .position(|n| n.status().is_leader)
+        .expect("one leads");
+    let process = ["p1", "p2"][leader];
     let writers: Vec<String> = b.dns.changes().into_iter().map(|(w, _)| w).collect();
     assert!(!writers.is_empty());
     assert!(
-        writers.iter().all(|w| *w == "p1"),
+        writers.iter().all(|w| w == process),
         "only the leader wrote: {writers:?}"
     );
-    let _ = c;
     a.stop().await;
+    c.stop().await;
+}
+
+/// Issue 17, item 5h: DNS is written under a version guard. Instance a commits
+/// v1 (failover), its DNS call slow; meanwhile a human on c commits v2 (active) and
+/// points the record at the primary. a's late write must not put its older value
+/// back. Before: the record was changed after the commit without a version check.
+#[tokio::test(start_paused = true)]
+async fn a_late_dns_write_of_an_older_version_never_lands() {
+    let b = world();
+    let route53 = "[route53]\nzone_id = \"Z123\"\nrecord_name = \"app.example.com\"\n\
+                   primary_value = \"primary\"\nsecondary_value = \"secondary\"";
+    let a = Node::start(settings_with("a", "", route53), &b, 1);
+    let c = Node::start(settings_with("c", "mode = \"manual\"", route53), &b, 2);
+    for n in [&a, &c] {
+        n.wait_for(5 * S, "ready", |s| s.ready).await;
+    }
+    tokio::time::sleep(2 * S).await;
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    b.dns.set_delay("p1", 10 * S);
+    primary_down(&b);
+    // a's commit lands; its DNS change, in the same task, waits.
+    a.wait_for(5 * S, "a committing", |s| s.committing).await;
+    for _ in 0..50 {
+        if item(&b, Role::Secondary).is_some_and(|i| i.version == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
+    c.wait_for(5 * S, "c sees v1", |s| {
+        s.item.as_ref().is_some_and(|i| i.version == 1)
+    })
+    .await;
+    let done = c
+        .handle
+        .ask(|reply| Request::Move {
+            to: AppState::Active,
+            reason: "the on-call moves it back".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+            lasts: None,
+        })
+        .await
+        .expect("answer")
+        .expect("committed");
+    assert_eq!(done.item.version, 2);
+    let after = b.dns.changes().len();
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    assert_eq!(b.dns.guard(), Some(2));
+    tokio::time::sleep(15 * S).await;
+    let late: Vec<_> = b.dns.changes()[after..].to_vec();
+    assert!(
+        late.iter().all(|(_, v)| v != "secondary"),
+        "an older version's value was written back: {late:?}"
+    );
+    assert_eq!(b.dns.get().as_deref(), Some("primary"));
+    a.kill();
+    c.kill();
 }
 
 /// Defect 5: SIGHUP ignored `[coordination]`: removing it made an instance act alone
@@ -525,6 +620,7 @@ async fn a_move_stuck_behind_a_commit_is_not_started_late() {
             force: true,
             caller: "ana".into(),
             reply,
+            lasts: None,
         })
         .await
         .expect("answer");
@@ -558,6 +654,7 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
         by: "a".into(),
         forced: false,
         fence: None,
+        lasts: None,
     };
     let outcome = act.transition(&t).await.expect("committed");
     let failover_daemon::action::Outcome::Committed { primary, .. } = outcome else {

@@ -8,7 +8,11 @@
 # creates an admin token (target/emulator/admin-token) and runs the monitor with both.
 # It prints the page's URL, the user name and the temporary password: sign in, upload,
 # comment; in another terminal, `deploy/local/emulator.sh kill-primary` is a primary
-# region outage: watch the log fail over and the page follow. Ctrl-C stops everything.
+# region outage: watch the log fail over and the page follow, the photo and its
+# comments still there. The two regions replicate to each other (global tables, S3
+# replication; deploy/local/REPLICATION.md) and the stack is provisioned with global
+# tables, so the monitor runs as on AWS: it writes the secondary's replica only.
+# Ctrl-C stops everything.
 # Port of the page: WEBSITE_PORT (8080).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -71,7 +75,9 @@ failover-monitor is starting with $state/monitor.toml (probes on the provisioned
 and the admin token in $token_file. Try, in another terminal, from $root:
   export FAILOVER_MONITOR_ADMIN_TOKEN=\$(cat target/emulator/admin-token)   # the CLI sends it to the monitor
   target/debug/failover-monitor admin status  # what the monitor sees: probes, verdict, state
-  deploy/local/emulator.sh kill-primary      # region outage -> failover within ~3 s; the page moves to the secondary
+  deploy/local/emulator.sh replication-status # replication between the regions: pending changes, lag
+  deploy/local/emulator.sh kill-primary      # region outage -> failover within ~3 s; the page moves to the secondary,
+                                             # the photos and comments replicated there with it
   target/debug/failover-monitor state get     # both regions' copies of the config item
   target/debug/failover-monitor state history # the audit records
   target/debug/failover-monitor photo upload  # a tinted test photo, to the region the state points at

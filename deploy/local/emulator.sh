@@ -4,6 +4,7 @@
 # so that killing one process is a region outage, its APIs included.
 #
 #   deploy/local/emulator.sh start        # primary us-east-1 on :5001, secondary ap-northeast-1 on :5002, seeded
+#                                         # (global tables and S3 replication; TABLES=per-region: a table per region)
 #   deploy/local/emulator.sh start-empty  # the same, with nothing in them (for `failover-monitor provision apply`)
 #   deploy/local/emulator.sh stop
 #   deploy/local/emulator.sh kill-primary | stop-primary | cont-primary | restart-primary
@@ -15,7 +16,9 @@
 # restart-primary brings back an empty region: with the demo's provisioned stack it
 # then runs `failover-monitor provision apply` (idempotent: it rebuilds only the
 # primary's half) and `provision website-deploy`, and sets the demo user's temporary
-# password again; otherwise it seeds the region again.
+# password again; otherwise it seeds the region again. Either way its tables become
+# replicas again and the secondary's replicas fill them (the photos written before
+# the outage are in the secondary's bucket, not back in the primary's).
 # The two regions replicate to each other (deploy/local/REPLICATION.md): S3 Replication
 # rules and DynamoDB global tables, after a lag (REPLICATION_LAG when a region starts,
 # 1s by default). Killing or suspending a region stops what flows out of it, and what
@@ -58,7 +61,8 @@ start_one() {
     reprovision
   else
     "$root/.venv/bin/python" "$root/deploy/local/seed.py" --project "$PROJECT" --app-id "$APP_ID" \
-      "--$role" "http://127.0.0.1:$port" "--$role-region" "$(region_of "$role")"
+      --tables "${TABLES:-global}" "--$role" "http://127.0.0.1:$port" \
+      --primary-region "$(region_of primary)" --secondary-region "$(region_of secondary)"
   fi
   echo "$role region ($(region_of "$role")) emulated at http://127.0.0.1:$port (pid $(cat "$state/$role.pid"))"
 }
@@ -129,5 +133,5 @@ case "${1:-}" in
   partition-replication) replication partition ;;
   heal-replication) replication heal ;;
   replication-status) replication status ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  *) sed -n '2,28p' "$0"; exit 2 ;;
 esac

@@ -7,17 +7,95 @@ and state only, no version) and `<project>-store` (GSI photoId), buckets
 region, `<project>-<role>-api-5xx`, set to OK (the emulator never evaluates alarms by
 itself; tests flip them with set_alarm_state).
 
+The tables come in the two forms of `stack.tables`:
+
+- `--tables global` (the default, as on AWS; the regions must be started as a
+  replicating pair, deploy/local/REPLICATION.md): the primary's seed creates the
+  tables there and makes them global tables with a replica in the secondary
+  (`UpdateTable` `ReplicaUpdates`), and puts an S3 replication rule on the primary's
+  bucket (`public` -> the secondary's bucket), as `failover-monitor provision` does;
+  the secondary's seed waits for its replicas and writes the config item there only,
+  in the commit region, when no replica holds one. A primary that came back empty
+  and is seeded again rejoins its replicas and gets every item back from the
+  secondary: nothing is written over what the secondary holds.
+- `--tables per-region`: each region's seed creates its own two tables and item.
+
 Idempotent: what exists is left as it is. Talks to the endpoints it is given only.
 """
 import argparse
 import sys
+import time
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 
-def seed(role, region, endpoint, project, app_id, state):
+REPLICA_WAIT = 60.0  # seconds; the peer's sender retries a region that was not up yet
+
+
+def table_definitions(project):
+    stream = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    return {
+        f"{project}-config": dict(
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "appId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "appId", "KeyType": "HASH"}],
+            StreamSpecification=stream),
+        f"{project}-store": dict(
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "commentId", "AttributeType": "S"},
+                                  {"AttributeName": "photoId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "commentId", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[{
+                "IndexName": "photoId",
+                "KeySchema": [{"AttributeName": "photoId", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"}}],
+            StreamSpecification=stream),
+    }
+
+
+def put_config_item(ddb, project, app_id, state):
+    """The original stack's seed: appId and state, no version; never over an item."""
+    try:
+        ddb.put_item(TableName=f"{project}-config",
+                     Item={"appId": {"S": app_id}, "state": {"S": state}},
+                     ConditionExpression="attribute_not_exists(appId)")
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+def make_global(ddb, name, peer_region):
+    """Adds the replica in `peer_region` unless the table has one (or is one)."""
+    table = ddb.describe_table(TableName=name)["Table"]
+    if any(r["RegionName"] == peer_region and r.get("ReplicaStatus") != "CREATION_FAILED"
+           for r in table.get("Replicas", [])):
+        return
+    ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": peer_region}}])
+
+
+def wait_replica(ddb, name, region, peer_region):
+    """Waits until `name` in this region is an ACTIVE replica of the peer's table."""
+    deadline = time.monotonic() + REPLICA_WAIT
+    seen = "no table"
+    while time.monotonic() < deadline:
+        try:
+            table = ddb.describe_table(TableName=name)["Table"]
+            replicas = {r["RegionName"]: r.get("ReplicaStatus") for r in table.get("Replicas", [])}
+            if replicas.get(peer_region) == "ACTIVE" and table["TableStatus"] == "ACTIVE":
+                return
+            seen = f"table {table['TableStatus']}, replicas {replicas or 'none'}"
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        time.sleep(0.2)
+    raise SystemExit(f"seed.py: {name} in {region} is not a replica of the {peer_region} table after "
+                     f"{REPLICA_WAIT:.0f} s ({seen}): are both regions started as a replicating pair "
+                     f"(deploy/local/REPLICATION.md)? Or seed with --tables per-region.")
+
+
+def seed(role, region, endpoint, project, app_id, state, tables="per-region", peer_region=None):
     cfg = Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"})
     kw = dict(region_name=region, endpoint_url=endpoint, config=cfg,
               aws_access_key_id="test", aws_secret_access_key="test")
@@ -26,32 +104,20 @@ def seed(role, region, endpoint, project, app_id, state):
     cw = boto3.client("cloudwatch", **kw)
 
     existing = set(ddb.list_tables()["TableNames"])
-    stream = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    if f"{project}-config" not in existing:
-        ddb.create_table(
-            TableName=f"{project}-config", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "appId", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "appId", "KeyType": "HASH"}],
-            StreamSpecification=stream)
-    if f"{project}-store" not in existing:
-        ddb.create_table(
-            TableName=f"{project}-store", BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "commentId", "AttributeType": "S"},
-                                  {"AttributeName": "photoId", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "commentId", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[{
-                "IndexName": "photoId",
-                "KeySchema": [{"AttributeName": "photoId", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"}}],
-            StreamSpecification=stream)
-    if state:
-        try:
-            ddb.put_item(TableName=f"{project}-config",
-                         Item={"appId": {"S": app_id}, "state": {"S": state}},
-                         ConditionExpression="attribute_not_exists(appId)")
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+    definitions = table_definitions(project)
+    if tables == "per-region" or role == "primary":
+        for name, definition in definitions.items():
+            if name not in existing:
+                ddb.create_table(TableName=name, **definition)
+    if tables == "global" and role == "primary":
+        for name in definitions:
+            make_global(ddb, name, peer_region)
+    elif tables == "global":
+        # The replicas come from the primary; the item is written in the commit region.
+        for name in definitions:
+            wait_replica(ddb, name, region, peer_region)
+    if state and (tables == "per-region" or role == "secondary"):
+        put_config_item(ddb, project, app_id, state)
 
     bucket = f"{project}-{role}"
     try:
@@ -64,6 +130,14 @@ def seed(role, region, endpoint, project, app_id, state):
         if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if tables == "global" and role == "primary":
+        # As provision puts it: new objects under public/ go to the secondary's bucket.
+        s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={
+            "Role": f"arn:aws:iam::123456789012:role/{project}-replica",
+            "Rules": [{"ID": "public", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": "public"},
+                       "DeleteMarkerReplication": {"Status": "Disabled"},
+                       "Destination": {"Bucket": f"arn:aws:s3:::{project}-secondary",
+                                       "StorageClass": "STANDARD"}}]})
 
     alarm = f"{project}-{role}-api-5xx"
     cw.put_metric_alarm(
@@ -83,13 +157,18 @@ def main():
     ap.add_argument("--primary-region", default="us-east-1")
     ap.add_argument("--secondary", help="secondary endpoint URL")
     ap.add_argument("--secondary-region", default="ap-northeast-1")
+    ap.add_argument("--tables", choices=("global", "per-region"), default="global",
+                    help="global tables with a replica in the secondary (default; the regions must "
+                         "replicate), or one table per region, as stack.tables says")
     a = ap.parse_args()
     if not (a.primary or a.secondary):
         ap.error("give --primary, --secondary or both")
     if a.primary:
-        seed("primary", a.primary_region, a.primary, a.project, a.app_id, a.state)
+        seed("primary", a.primary_region, a.primary, a.project, a.app_id, a.state,
+             a.tables, a.secondary_region)
     if a.secondary:
-        seed("secondary", a.secondary_region, a.secondary, a.project, a.app_id, a.state)
+        seed("secondary", a.secondary_region, a.secondary, a.project, a.app_id, a.state,
+             a.tables, a.primary_region)
     return 0
 
 

@@ -67,13 +67,21 @@ function loadSession() {
 }
 
 /** Valid AWS credentials of the signed-in user, refreshed through Cognito when
- * they are about to expire. */
+ * they are about to expire. Cognito lives in the primary region (`uiRegion`): when
+ * the refresh fails (the primary is down), the credentials in hand serve until
+ * they expire. */
 async function credentials() {
   if (!session) throw new Error("not signed in");
-  if (session.credentials.expiration - Date.now() > 60_000) return session.credentials;
-  const refreshed = await userPool.refresh(session.tokens.RefreshToken);
-  const tokens = { ...refreshed.tokens, RefreshToken: session.tokens.RefreshToken };
-  session = { ...session, tokens, credentials: await identityPool.credentials(tokens.IdToken) };
+  const left = session.credentials.expiration - Date.now();
+  if (left > 60_000) return session.credentials;
+  try {
+    const refreshed = await userPool.refresh(session.tokens.RefreshToken);
+    const tokens = { ...refreshed.tokens, RefreshToken: session.tokens.RefreshToken };
+    session = { ...session, tokens, credentials: await identityPool.credentials(tokens.IdToken) };
+  } catch (e) {
+    if (left > 5_000) return session.credentials;
+    throw e;
+  }
   saveSession();
   return session.credentials;
 }
@@ -141,16 +149,18 @@ function showState(s, before) {
   }
 }
 
-/** Reads the state, shows it, and reloads what the serving region holds when it
- * changed. */
+/** Reads the state, shows it, and, when the serving region changed, clears the
+ * notice about the last action (it was about the other region: "Comment added in
+ * the primary region.") and reloads what the new region holds. */
 async function refreshState() {
   const s = await readState();
   const before = lastServing;
   showState(s, before);
   current = s;
   if (s.serving) lastServing = s.serving;
-  if (s.serving && before && s.serving !== before && session && !$("app").hidden) {
-    await loadGallery();
+  if (s.serving && before && s.serving !== before) {
+    notice("", "ok");
+    if (session && !$("app").hidden) await loadGallery();
   }
   return s;
 }

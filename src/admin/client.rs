@@ -230,9 +230,18 @@ fn describe(e: reqwest::Error) -> String {
     cause.to_string()
 }
 
-/// A request body for a move.
-pub fn move_body(reason: &str, force: bool, caller: &str) -> Value {
-    json!({"reason": reason, "force": force, "caller": caller})
+/// A request body for a move; `lasts`, how long a fence lasts, as `for`.
+pub fn move_body(
+    reason: &str,
+    force: bool,
+    caller: &str,
+    lasts: Option<std::time::Duration>,
+) -> Value {
+    let mut body = json!({"reason": reason, "force": force, "caller": caller});
+    if let Some(d) = lasts {
+        body["for"] = humantime::format_duration(d).to_string().into();
+    }
+    body
 }
 
 /// What to set when `status` or `history` is refused (401).

@@ -19,7 +19,7 @@ use failover_config::tokens::{
     Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
 };
 use failover_core::model::AppState;
-use failover_daemon::control::{MoveError, Request};
+use failover_daemon::control::{MoveError, PauseError, Request};
 
 pub(super) async fn healthz() -> ApiResult {
     json_ok(StatusCode::OK, json!({"status": "ok"}))
@@ -75,8 +75,10 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "item": st.item,
             "regions": {"primary": st.primary_item, "secondary": st.secondary_item},
             "divergence": st.divergence,
+            "dns_error": st.dns_error,
             "policy": st.verdict,
             "probes": st.probes,
+            "overrides": st.overrides,
         }),
     )
 }
@@ -206,6 +208,7 @@ pub(super) async fn move_state(
         reason: req.reason,
         force: req.force,
         caller: req.caller,
+        lasts: req.lasts,
         reply,
     })
     .await?;
@@ -250,6 +253,7 @@ pub(super) async fn move_state(
                  the monitor has read it again, GET /v1/history its audit record"
             ),
         )),
+        Err(MoveError::Lasts(why)) => Err(ApiError::bad_request(why)),
         Err(MoveError::Expired) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -266,20 +270,22 @@ pub(super) async fn pause(
 ) -> ApiResult {
     authorize(&s, &headers)?;
     let body = body.map_err(rejection)?;
-    let (reason, caller) = parse_pause_request(&body)?;
+    let req = parse_pause_request(&body)?;
     let was = send(&s, |reply| Request::SetPaused {
         paused,
-        caller,
-        reason: reason.unwrap_or_default(),
+        caller: req.caller,
+        reason: req.reason.unwrap_or_default(),
+        lasts: req.lasts,
         reply,
     })
     .await?
-    .map_err(|e| {
-        ApiError::new(
+    .map_err(|e| match e {
+        PauseError::Lasts(why) => ApiError::bad_request(why),
+        PauseError::Store(e) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             format!("the pause cannot be stored in the commit region: {e}"),
-        )
+        ),
     })?;
     json_ok(StatusCode::OK, json!({"paused": paused, "was_paused": was}))
 }

@@ -45,7 +45,7 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 pub use failover_config::tokens::{Token, Tokens};
 pub use requests::{
-    BEFORE_MAX, HistoryQuery, MoveRequest, parse_history_query, parse_move_request,
+    BEFORE_MAX, HistoryQuery, MoveRequest, PauseRequest, parse_history_query, parse_move_request,
     parse_pause_request,
 };
 pub use server::Server;

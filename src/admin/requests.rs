@@ -65,6 +65,9 @@ struct MoveBody {
     #[serde(default)]
     force: bool,
     caller: Option<String>,
+    /// A fence: how long it lasts (humantime).
+    #[serde(rename = "for")]
+    lasts: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,6 +75,22 @@ struct MoveBody {
 struct PauseBody {
     reason: Option<String>,
     caller: Option<String>,
+    #[serde(rename = "for")]
+    lasts: Option<String>,
+}
+
+/// `for`: a duration in humantime form, above zero (its maximum,
+/// `monitor.max_override`, is the daemon's to check).
+fn check_lasts(lasts: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(text) = lasts else {
+        return Ok(None);
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        _ => Err(ApiError::bad_request(format!(
+            "for = {text:?}: expected a duration above zero such as \"30m\" or \"2h\""
+        ))),
+    }
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(
@@ -148,6 +167,17 @@ pub struct MoveRequest {
     pub reason: String,
     pub force: bool,
     pub caller: String,
+    /// `for`: how long a fence lasts.
+    pub lasts: Option<std::time::Duration>,
+}
+
+/// A validated pause or resume request body.
+#[derive(Debug, PartialEq, Eq, Default)]
+pub struct PauseRequest {
+    pub reason: Option<String>,
+    pub caller: String,
+    /// `for`: how long a pause lasts.
+    pub lasts: Option<std::time::Duration>,
 }
 
 /// Parses and checks a `/v1/failover|failback|fence` body. Pure, so it is fuzzed on
@@ -156,6 +186,7 @@ pub fn parse_move_request(body: &[u8]) -> Result<MoveRequest, ApiError> {
     let body: MoveBody = parse_body(body, false)?.expect("empty bodies are refused");
     check_reason(&body.reason)?;
     Ok(MoveRequest {
+        lasts: check_lasts(body.lasts.as_deref())?,
         reason: body.reason,
         force: body.force,
         caller: check_caller(body.caller)?,
@@ -163,10 +194,14 @@ pub fn parse_move_request(body: &[u8]) -> Result<MoveRequest, ApiError> {
 }
 
 /// Parses and checks a `/v1/pause|resume` body (which may be empty).
-pub fn parse_pause_request(body: &[u8]) -> Result<(Option<String>, String), ApiError> {
+pub fn parse_pause_request(body: &[u8]) -> Result<PauseRequest, ApiError> {
     let body: PauseBody = parse_body(body, true)?.unwrap_or_default();
     if let Some(r) = &body.reason {
         check_reason(r)?;
     }
-    Ok((body.reason, check_caller(body.caller)?))
+    Ok(PauseRequest {
+        lasts: check_lasts(body.lasts.as_deref())?,
+        reason: body.reason,
+        caller: check_caller(body.caller)?,
+    })
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -20,7 +21,8 @@ fn move_and_pause_bodies_are_checked_without_a_server() {
         MoveRequest {
             reason: "drill".into(),
             force: true,
-            caller: "a.b@c".into()
+            caller: "a.b@c".into(),
+            lasts: None,
         }
     );
     for bad in [
@@ -35,7 +37,21 @@ fn move_and_pause_bodies_are_checked_without_a_server() {
         let e = parse_move_request(bad).unwrap_err();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad:?}");
     }
-    assert_eq!(parse_pause_request(b"").unwrap(), (None, "operator".into()));
+    assert_eq!(
+        parse_pause_request(b"").unwrap(),
+        PauseRequest {
+            caller: "operator".into(),
+            ..PauseRequest::default()
+        }
+    );
+    let two_hours = parse_pause_request(br#"{"for": "2h"}"#).unwrap();
+    assert_eq!(two_hours.lasts, Some(Duration::from_secs(7200)));
+    for bad in [r#"{"for": "0s"}"#, r#"{"for": "soon"}"#, r#"{"for": 7200}"#] {
+        let e = parse_pause_request(bad.as_bytes()).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let fence = parse_move_request(br#"{"reason": "r", "for": "30m"}"#).unwrap();
+    assert_eq!(fence.lasts, Some(Duration::from_secs(1800)));
     assert!(parse_pause_request(br#"{"caller": ""}"#).is_err());
     assert!(parse_pause_request(b"[null, null]").is_err());
 }
@@ -121,6 +137,7 @@ async fn serve_with(tokens: Tokens) -> String {
                 updated_at: None,
                 updated_by: None,
                 reason: None,
+                expires_at: None,
             }),
         );
         for v in 1..=30 {

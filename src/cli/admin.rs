@@ -42,21 +42,29 @@ pub async fn run(args: AdminArgs, config: Loaded) -> anyhow::Result<()> {
             move_to("/v1/failback", m, &caller, &session).await?,
             client::render_move,
         ),
-        AdminCommand::Fence(m) => (
-            move_to("/v1/fence", m, &caller, &session).await?,
+        AdminCommand::Fence { m, lasts } => (
+            session
+                .post(
+                    "/v1/fence",
+                    client::move_body(&m.reason, m.force, &caller, lasts),
+                )
+                .await?,
             client::render_move,
         ),
-        AdminCommand::Pause { reason } | AdminCommand::Resume { reason }
+        AdminCommand::Pause { reason, .. } | AdminCommand::Resume { reason }
             if reason.as_deref() == Some("") =>
         {
             bail!("--reason must not be empty")
         }
-        AdminCommand::Pause { reason } => (
-            session
-                .post("/v1/pause", json!({"reason": reason, "caller": caller}))
-                .await?,
-            |b| format!("paused (was paused: {})", b["was_paused"]),
-        ),
+        AdminCommand::Pause { reason, lasts } => {
+            let mut body = json!({"reason": reason, "caller": caller});
+            if let Some(d) = lasts {
+                body["for"] = humantime::format_duration(d).to_string().into();
+            }
+            (session.post("/v1/pause", body).await?, |b| {
+                format!("paused (was paused: {})", b["was_paused"])
+            })
+        }
         AdminCommand::Resume { reason } => (
             session
                 .post("/v1/resume", json!({"reason": reason, "caller": caller}))
@@ -82,6 +90,6 @@ async fn move_to(
     session: &Session,
 ) -> anyhow::Result<client::Answer> {
     session
-        .post(path, client::move_body(&m.reason, m.force, caller))
+        .post(path, client::move_body(&m.reason, m.force, caller, None))
         .await
 }

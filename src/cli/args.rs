@@ -3,6 +3,7 @@
 //! the same for a reader; a unit test (`reference.rs`) keeps the two in step.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -155,13 +156,22 @@ pub enum AdminCommand {
     Failover(AdminMoveArgs),
     /// Move back to active (refused if the primary fails its probes, unless --force).
     Failback(AdminMoveArgs),
-    /// Move to fenced (writes blocked).
-    Fence(AdminMoveArgs),
-    /// Stop automatic transitions; probing goes on.
+    /// Move to fenced (writes blocked) until it ends (--for).
+    Fence {
+        #[command(flatten)]
+        m: AdminMoveArgs,
+        /// How long the fence lasts (at most monitor.max_override, the default).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_lasts)]
+        lasts: Option<Duration>,
+    },
+    /// Stop automatic transitions until the pause ends (--for); probing goes on.
     Pause {
         /// Why (stored with the pause).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// How long the pause lasts (at most monitor.max_override, the default).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_lasts)]
+        lasts: Option<Duration>,
     },
     /// Restart automatic transitions.
     Resume {
@@ -197,6 +207,10 @@ pub enum StateCommand {
         /// Why (recorded in the audit record).
         #[arg(long, value_name = "TEXT", default_value = "set by hand")]
         reason: String,
+        /// `fenced` only: how long the fence lasts (at most monitor.max_override,
+        /// the default).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_lasts)]
+        lasts: Option<Duration>,
         #[command(flatten)]
         how: StateMoveArgs,
     },
@@ -247,6 +261,14 @@ impl From<StateArg> for AppState {
             StateArg::Fenced => AppState::Fenced,
             StateArg::Failover => AppState::Failover,
         }
+    }
+}
+
+/// `--for`: a duration above zero (`30m`, `2h`).
+fn parse_lasts(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err("expected a duration above zero, such as 30m or 2h".into()),
     }
 }
 

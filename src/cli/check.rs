@@ -32,7 +32,7 @@ pub fn check_config(
         .iter()
         .filter(|p| p.region == Role::Primary)
         .count();
-    Ok(format!(
+    let mut out = format!(
         "{}: ok ({} probes: {} primary, {} secondary; mode {}, failover when {})",
         path.display(),
         settings.probes.len(),
@@ -40,7 +40,29 @@ pub fn check_config(
         settings.probes.len() - primary,
         settings.monitor.mode.as_str(),
         settings.policy.failover_when,
-    ))
+    );
+    if let Some(warning) = no_http_probe(&settings) {
+        out.push_str("\nwarning: ");
+        out.push_str(&warning);
+    }
+    Ok(out)
+}
+
+/// A primary watched only by probes that need credentials: a permission change
+/// makes every one of them inconclusive, and an outage then would not be failed
+/// over automatically (docs/REFERENCE.md, "What counts as evidence").
+pub fn no_http_probe(settings: &Settings) -> Option<String> {
+    let http = settings
+        .probes
+        .iter()
+        .any(|p| p.region == Role::Primary && p.kind() == "http");
+    (!http).then(|| {
+        "no http probe watches the primary: every other kind needs the monitor's \
+         credentials, so after a permission change every primary probe is inconclusive \
+         and an outage is not failed over on its own; add an http probe of the \
+         application (its state API needs no credentials)"
+            .to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -65,9 +87,17 @@ mod tests {
     fn says_what_run_would_do() {
         let ok = check(&format!("{BASE}{PROBES}"), &[]).unwrap();
         assert_eq!(
-            ok,
+            ok.lines().next().unwrap(),
             "m.toml: ok (2 probes: 1 primary, 1 secondary; mode auto, failover when majority)"
         );
+        assert!(
+            ok.contains("warning: no http probe watches the primary"),
+            "{ok}"
+        );
+        let http = "[[probes]]\nname = \"h\"\nkind = \"http\"\nregion = \"primary\"\n\
+                    url = \"https://api.example.com/state\"\n";
+        let ok = check(&format!("{BASE}{PROBES}{http}"), &[]).unwrap();
+        assert!(!ok.contains("warning"), "{ok}");
         let no_probes = check(BASE, &[]).unwrap();
         assert!(no_probes.contains("`run` would refuse it"), "{no_probes}");
         // what run refuses, check-config refuses: an exposed admin API without a token

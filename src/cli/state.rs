@@ -26,10 +26,19 @@ pub async fn run(command: StateCommand, config: Loaded) -> anyhow::Result<()> {
             before,
             json,
         } => history(&config.require()?, limit, before, json).await,
-        StateCommand::Set { state, reason, how } => {
-            make_move(Some(state.into()), reason, how, config).await
+        StateCommand::Set {
+            state,
+            reason,
+            lasts,
+            how,
+        } => {
+            let to = AppState::from(state);
+            if lasts.is_some() && to != AppState::Fenced {
+                bail!("--for: only a fence ends by itself, not a move to {to}");
+            }
+            make_move(Some(to), reason, lasts, how, config).await
         }
-        StateCommand::Switch { reason, how } => make_move(None, reason, how, config).await,
+        StateCommand::Switch { reason, how } => make_move(None, reason, None, how, config).await,
     }
 }
 
@@ -96,13 +105,22 @@ async fn history(
 async fn make_move(
     to: Option<AppState>,
     reason: String,
+    lasts: Option<std::time::Duration>,
     how: StateMoveArgs,
     config: Loaded,
 ) -> anyhow::Result<()> {
     let caller = caller::resolve(how.daemon.caller.as_deref())?;
     let endpoint = Endpoint::resolve(&how.daemon, None, Needs::Admin, &config);
     match endpoint.answers().await? {
-        Ok(()) => through_daemon(to, &reason, how.force, &caller, &endpoint).await,
+        Ok(()) => {
+            let asked = Asked {
+                reason: &reason,
+                force: how.force,
+                caller: &caller,
+                lasts,
+            };
+            through_daemon(to, asked, &endpoint).await
+        }
         Err(why) if how.force => {
             let settings = config.require()?;
             println!(
@@ -115,11 +133,16 @@ async fn make_move(
                 "monitor": format!("none answered at {} ({why})", endpoint.base),
                 "checked": "no monitor checked the regions before this move",
             });
+            let lasts = match to {
+                Some(AppState::Fenced) => Some(lasts.unwrap_or(settings.monitor.max_override)),
+                _ => None,
+            };
             let t = Plan {
                 to,
                 reason,
                 by: format!("cli:{caller}"),
                 evidence,
+                lasts,
             };
             directly(t, &settings).await
         }
@@ -155,13 +178,26 @@ fn toggled(current: AppState) -> anyhow::Result<AppState> {
 
 /// The move through the running daemon's admin API: its safety rules apply (`force`
 /// overrides them); printed as `admin failover|failback|fence` print it.
+/// What a human asked of a move through the daemon.
+struct Asked<'a> {
+    reason: &'a str,
+    force: bool,
+    caller: &'a str,
+    /// A fence: how long it lasts.
+    lasts: Option<std::time::Duration>,
+}
+
 async fn through_daemon(
     to: Option<AppState>,
-    reason: &str,
-    force: bool,
-    caller: &str,
+    asked: Asked<'_>,
     endpoint: &Endpoint,
 ) -> anyhow::Result<()> {
+    let Asked {
+        reason,
+        force,
+        caller,
+        lasts,
+    } = asked;
     println!(
         "through the monitor at {}: {}",
         endpoint.base,
@@ -177,7 +213,10 @@ async fn through_daemon(
         None => toggled(current_state(&session).await?)?,
     };
     let answer = session
-        .post(move_path(to), client::move_body(reason, force, caller))
+        .post(
+            move_path(to),
+            client::move_body(reason, force, caller, lasts),
+        )
         .await?;
     session.check(&answer)?;
     println!("{}", client::render_move(&answer.body));
@@ -200,6 +239,8 @@ struct Plan {
     reason: String,
     by: String,
     evidence: serde_json::Value,
+    /// A fence: how long it lasts.
+    lasts: Option<std::time::Duration>,
 }
 
 /// Writes the move with the actuator itself, unchecked: versioned, audited as forced.
@@ -229,6 +270,7 @@ async fn directly(plan: Plan, settings: &Settings) -> anyhow::Result<()> {
         by: plan.by,
         forced: true,
         fence: None,
+        lasts: plan.lasts.filter(|_| to == AppState::Fenced),
     };
     match actuator.transition(&t).await? {
         Outcome::Committed { item, primary, .. } => {

@@ -1,6 +1,9 @@
 """The page in a real headless Chromium (Debian's), driven by Playwright, against the
 two-region emulator with the stack provisioned by `failover-monitor provision apply`,
 the page deployed by `provision website-deploy` and served by `provision website-local`.
+The two regions replicate to each other (deploy/local/REPLICATION.md) and the stack has
+global tables (the default of `stack.tables`) and the S3 replication rule, as on AWS:
+after a failover the page finds the photos and comments written in the primary.
 
     tests/browser/run.sh            # installs what is missing, then runs this
 
@@ -79,12 +82,18 @@ def png(width=48, height=48, rgb=(200, 80, 40)):
 
 
 class Region:
-    def __init__(self, role, work):
+    """One region process, peered with the other (`ports`: both, chosen before either
+    starts), so that the two replicate to each other."""
+
+    def __init__(self, role, work, ports):
         self.role = role
-        self.port = free_port()
+        self.port = ports[role]
         self.url = f"http://127.0.0.1:{self.port}"
+        peer = ROLES[1 - ROLES.index(role)]
         self.log = open(work / f"region-{role}.log", "wb")
-        self.proc = subprocess.Popen([str(ROOT / "deploy/local/region"), "-H", "127.0.0.1", "-p", str(self.port)],
+        self.proc = subprocess.Popen([str(ROOT / "deploy/local/region"), "-H", "127.0.0.1", "-p", str(self.port),
+                                      "--region", REGIONS[role], "--peer", f"http://127.0.0.1:{ports[peer]}",
+                                      "--peer-region", REGIONS[peer]],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -109,7 +118,9 @@ class Region:
 
 
 def cli(config, *args, check=True):
-    out = subprocess.run([str(BIN), "--config", str(config), *args], env=ENV, capture_output=True, text=True)
+    # In the config's directory: `provision output` writes uiConfig.json there.
+    out = subprocess.run([str(BIN), "--config", str(config), *args], env=ENV, capture_output=True, text=True,
+                         cwd=pathlib.Path(config).parent)
     if check and out.returncode != 0:
         raise RuntimeError(f"failover-monitor {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return out.stdout
@@ -177,10 +188,12 @@ class Story:
     # -- set-up ---------------------------------------------------------------
 
     def setup(self):
-        self.regions = {role: Region(role, self.work) for role in ROLES}
+        ports = {role: free_port() for role in ROLES}
+        self.regions = {role: Region(role, self.work, ports) for role in ROLES}
         self.config = self.work / "monitor.toml"
         self.config.write_text(monitor_toml(self.regions))
         cli(self.config, "provision", "apply")
+        self.outputs = json.loads(cli(self.config, "provision", "output"))
         cli(self.config, "provision", "website-deploy")
         ui_path = self.work / "uiConfig.provisioned.json"
         cli(self.config, "provision", "ui-config", "--out", str(ui_path))
@@ -256,6 +269,7 @@ class Story:
             # What AWS enforces and moto does not, checked on the provisioned resources.
             self.step("the app client allows exactly the page's auth flows", self.auth_flows)
             self.step("the web role may list public/ in both photo buckets", self.web_role_lists)
+            self.step("the stack has global tables and replicates photos to the secondary", self.replicated_stack)
             if self.step("sign in with the temporary password and set a new one", self.first_sign_in):
                 self.step("a wrong password is refused", self.wrong_password,
                           allowed=[(r"status of 400", primary)])
@@ -264,6 +278,8 @@ class Story:
                 self.step("the page signs its comment POST; the store API refuses an unsigned one", self.signed_post)
                 self.step("fenced: upload and comment are blocked with a message", self.fenced)
                 self.step("the page follows the higher version when the regions disagree", self.follows_version)
+                self.step("failover: the photo and its comments are still there, the primary's notice is gone",
+                          self.switch_keeps_the_data)
                 self.step("failover: the page uses the secondary's bucket and API", self.failover)
                 self.step("the primary region is killed: the page keeps working from the secondary",
                           self.primary_killed, allowed=[(r"ERR_CONNECTION_REFUSED", primary)])
@@ -349,7 +365,7 @@ class Story:
         assert self.objects("primary") - before == {f"public/{photo}"}, "the object is not in the primary bucket"
         img = self.page.locator(f'#gallery .photo[data-photo-id="{photo}"] img')
         self.page.wait_for_function("img => img.complete && img.naturalWidth === 48", arg=img.element_handle())
-        self.photo = photo
+        self.photo = self.first_photo = photo
 
     def comment(self):
         self.add_comment(SPECIAL)
@@ -405,9 +421,59 @@ class Story:
             expect(self.page.locator("#state-banner")).to_have_attribute("data-version", str(newer))
         finally:
             ddb.put_item(TableName=table, Item=item)
+            # Both writes replicate to the primary's replica (global tables): the next
+            # step starts once it holds the restored item again.
+            primary = self.regions["primary"].client("dynamodb")
+            self.wait_replicated(lambda: primary.get_item(TableName=table, Key={"appId": {"S": APP_ID}},
+                                                          ConsistentRead=True).get("Item") == item,
+                                 "the restored config item in the primary")
+
+    def switch_keeps_the_data(self):
+        self.banner("active", "primary")
+        self.page.click(f'#gallery .photo[data-photo-id="{self.photo}"]')
+        self.add_comment("just before the switch")
+        expect(self.page.locator("#notice")).to_contain_text("Comment added in the primary region")
+        texts = [SPECIAL, "signed?", "just before the switch"]
+        # Once the lag has passed (1 s), the secondary holds the photo and every comment.
+        self.wait_replicated(lambda: f"public/{self.photo}" in self.objects("secondary") and sorted(
+            i["message"]["S"] for i in self.comments_in("secondary").values()
+            if i["photoId"]["S"] == self.photo) == sorted(texts), "the photo and its comments in the secondary")
+        cli(self.config, "state", "set", "failover", "--reason", "browser test", "--force")
+        self.banner("failover", "secondary")
+        # The notice was about the primary's write: gone with the switch.
+        expect(self.page.locator("#notice")).to_have_text("")
+        expect(self.page.locator("#gallery-source")).to_contain_text("photos-secondary")
+        expect(self.page.locator(f'#gallery .photo[data-photo-id="{self.photo}"][aria-selected="true"]')) \
+            .to_have_count(1)
+        img = self.page.locator(f'#gallery .photo[data-photo-id="{self.photo}"] img')
+        assert "photos-secondary" in (img.get_attribute("src") or ""), img.get_attribute("src")
+        self.page.wait_for_function("img => img.complete && img.naturalWidth === 48", arg=img.element_handle())
+        comments = self.page.locator("#comment-list .comment .text")
+        expect(comments).to_have_count(len(texts))
+        assert sorted(comments.all_text_contents()) == sorted(texts), comments.all_text_contents()
+
+    def wait_replicated(self, check, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise StepFailed(f"not replicated within {timeout} s: {what}")
+            time.sleep(0.2)
+
+    def replicated_stack(self):
+        assert self.outputs["tables"].startswith("global"), self.outputs["tables"]
+        for role in ROLES:
+            peer = REGIONS[ROLES[1 - ROLES.index(role)]]
+            ddb = self.regions[role].client("dynamodb")
+            for table in (f"{PROJECT}-config", f"{PROJECT}-store"):
+                replicas = {r["RegionName"]: r["ReplicaStatus"]
+                            for r in ddb.describe_table(TableName=table)["Table"].get("Replicas", [])}
+                assert replicas == {peer: "ACTIVE"}, f"{table} in {role}: replicas {replicas}"
+        rules = self.regions["primary"].client("s3").get_bucket_replication(
+            Bucket=self.ui["primary"]["objectStoreBucketName"])["ReplicationConfiguration"]["Rules"]
+        dest = f"arn:aws:s3:::{self.ui['secondary']['objectStoreBucketName']}"
+        assert any(r["Status"] == "Enabled" and r["Destination"]["Bucket"] == dest for r in rules), rules
 
     def failover(self):
-        cli(self.config, "state", "set", "failover", "--reason", "browser test", "--force")
         self.banner("failover", "secondary")
         expect(self.page.locator("#region-notice")).to_contain_text("Moved to the secondary region (ap-northeast-1)")
         expect(self.page.locator("#gallery-source")).to_contain_text("photos-secondary")
@@ -438,6 +504,8 @@ class Story:
         assert added == {f"public/{photo}"}, f"added to the secondary bucket: {added}, selected: {photo}"
         self.add_comment("after the primary died: é")
         expect(self.page.locator("#comment-list .comment .text")).to_have_text(["after the primary died: é"])
+        # The photos uploaded in the primary before it died are still there.
+        expect(self.page.locator(f'#gallery .photo[data-photo-id="{self.first_photo}"]')).to_have_count(1)
 
     def auth_flows(self):
         idp = self.regions["primary"].client("cognito-idp")

@@ -1,4 +1,5 @@
-//! The faults a seed places at random, and how each changes the world.
+//! The faults a seed places at random, and when (`scenarios.rs` adds the targeted
+//! scenarios); how each changes the world is `apply.rs`.
 
 use std::time::Duration;
 
@@ -24,16 +25,40 @@ pub enum Fault {
     /// One of an instance's paths is cut, and later restored.
     Cut(String, Path),
     Heal(String, Path),
+    /// The path of whichever instance leads at that moment is cut; restored by
+    /// [`Fault::HealLeader`].
+    CutLeader(Path),
+    HealLeader,
     /// The next writes in the commit region are throttled.
     Throttle(u32),
     /// The next write in the commit region applies, then times out.
     TimeoutAfterApply,
+    /// Every request to the commit region's config table, read or write, is
+    /// throttled for this long (the table's or the account's request rate).
+    ThrottleRequests(Duration),
+    /// The next this many `BatchGetItem` rounds in the commit region leave half of
+    /// their keys unprocessed.
+    Unprocessed(u32),
+    /// The application's own transactions, each with a condition check on the config
+    /// item in the commit region, run (true) or stop (false): the monitor's commits
+    /// meet them as `TransactionConflict`.
+    AppTransactions(bool),
+    /// A permission change of the monitor's role: the signed probes (`dynamodb`) of
+    /// the primary, and of the secondary too when true, answer AccessDenied at every
+    /// instance while their regions answer; [`Fault::Allow`] ends it.
+    Deny {
+        secondary: bool,
+    },
+    Allow,
     /// A person deletes the lease item.
     DeleteLease,
     /// A person pauses (true) or resumes (false) automatic moves (the stored pause).
     Pause(bool),
     /// A person re-seeds the config item `active` at version 0 (old audit records stay).
     Reseed,
+    /// A person repairs an item reset below used versions, as the needs-human
+    /// message says.
+    Repair(Repair),
     /// A second process with an instance's id starts (a rolling deploy), and stops.
     Duplicate(String),
     DuplicateGone(String),
@@ -58,6 +83,17 @@ pub enum Path {
     Primary,
     Secondary,
     Peers,
+    /// Only the secondary's API (its `http` probe); its table still answers.
+    SecondaryApi,
+}
+
+/// How a person settles an item reset below used versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// Deletes the audit records above the item's version.
+    DeleteRecords,
+    /// Sets the item's version to the newest audit record's.
+    SetVersion,
 }
 
 impl Fault {
@@ -76,11 +112,21 @@ impl Fault {
             Fault::Cut(_, Path::Primary) => "instance cut from the primary",
             Fault::Cut(_, Path::Secondary) => "instance cut from the secondary",
             Fault::Cut(_, Path::Peers) => "instance cut from its peers",
+            Fault::Cut(_, Path::SecondaryApi) => "instance cut from the secondary's API",
+            Fault::CutLeader(Path::SecondaryApi) => "leader cut from the secondary's API",
+            Fault::CutLeader(_) => "leader cut from the secondary",
             Fault::Throttle(_) => "throttling",
             Fault::TimeoutAfterApply => "write timed out after applying",
+            Fault::ThrottleRequests(_) => "request-level throttling",
+            Fault::Unprocessed(_) => "unprocessed keys",
+            Fault::AppTransactions(true) => "transaction conflicts (the application's)",
+            Fault::Deny { secondary: false } => "access denied (primary)",
+            Fault::Deny { secondary: true } => "access denied (both regions)",
             Fault::DeleteLease => "lease deleted by hand",
             Fault::Pause(true) => "paused by hand",
             Fault::Reseed => "item re-seeded at version 0 by hand",
+            Fault::Repair(Repair::DeleteRecords) => "repair: stale records deleted",
+            Fault::Repair(Repair::SetVersion) => "repair: version set",
             Fault::Duplicate(_) => "two processes with one id",
             Fault::SplitRegions => "replication partition",
             _ => "",
@@ -95,67 +141,76 @@ pub struct Plan {
     pub end: Duration,
 }
 
+/// What a seed draws besides its faults.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub instances: usize,
+    pub global: bool,
+    pub fence: bool,
+    /// `monitor.hold_down`; when not zero, the item starts at a version above 0
+    /// written by a person a little before the start.
+    pub hold_down: Duration,
+    pub start_version: u64,
+    /// How long before the start the person wrote it, and their clock's skew.
+    pub written_ago_ms: u64,
+    pub human_skew_ms: i64,
+    /// Two signed probes and one `http` probe on the primary (instead of two
+    /// `http` and one signed).
+    pub signed_majority: bool,
+    /// How long a transaction is in progress in the tables (0: it applies at once).
+    pub transaction_ms: u64,
+}
+
+impl Setup {
+    pub fn draw(rng: &mut fastrand::Rng) -> Self {
+        let instances = [3, 3, 3, 3, 5, 1][rng.usize(..6)];
+        let global = rng.bool();
+        let fence = rng.u8(..4) == 0;
+        let hold_down = match rng.u8(..8) {
+            0 => Duration::from_secs(5),
+            1 => Duration::from_secs(20),
+            2 => Duration::from_secs(60),
+            _ => Duration::ZERO,
+        };
+        let start_version = if hold_down.is_zero() {
+            0
+        } else {
+            rng.u64(1..=3)
+        };
+        Self {
+            instances,
+            global,
+            fence,
+            hold_down,
+            start_version,
+            // Often just before the start, by a clock ahead of the instances':
+            // an updatedAt in their future.
+            written_ago_ms: if rng.bool() {
+                rng.u64(..3_000)
+            } else {
+                rng.u64(..=hold_down.as_millis() as u64 + 10_000)
+            },
+            human_skew_ms: rng.i64(-5_000..=5_000),
+            signed_majority: rng.u8(..4) == 0,
+            transaction_ms: if rng.u8(..3) == 0 { rng.u64(5..60) } else { 0 },
+        }
+    }
+}
+
 /// Draws a plan for `instances` from `rng`: usually one primary outage (often to
-/// the end), and up to four other faults, each with its return.
-pub fn plan(rng: &mut fastrand::Rng, instances: &[String], global: bool) -> Plan {
+/// the end), a targeted scenario now and then, and up to four other faults, each
+/// with its return.
+pub fn plan(rng: &mut fastrand::Rng, instances: &[String], setup: &Setup) -> Plan {
     let end = Duration::from_secs(100);
     let heal_at = Duration::from_secs(70);
-    let ms = |rng: &mut fastrand::Rng, lo: u64, hi: u64| Duration::from_millis(rng.u64(lo..hi));
     let mut events = Vec::new();
-    if rng.u8(..10) < 8 {
-        let outage = match rng.u8(..10) {
-            0..=3 => Outage::Refused,
-            4..=5 => Outage::Hang,
-            6 => Outage::ApiOnly,
-            7 => Outage::TableOnly,
-            _ => Outage::Slow,
-        };
-        let at = ms(rng, 8_000, 30_000);
-        events.push((at, Fault::PrimaryDown(outage)));
-        if rng.bool() {
-            events.push((at + ms(rng, 500, 6_000), Fault::PrimaryUp));
-        }
-    }
-    if instances.len() >= 3 {
-        match rng.u8(..8) {
-            0 => lone_survivor(rng, instances, &mut events),
-            1 => dead_peers_old_votes(rng, instances, &mut events),
-            _ => {}
-        }
-    }
-    let pick = |rng: &mut fastrand::Rng| instances[rng.usize(..instances.len())].clone();
+    let outage = (rng.u8(..10) < 8).then(|| primary_outage(rng, &mut events));
+    super::scenarios::targeted(rng, instances, setup, outage, &mut events);
     for _ in 0..rng.usize(..=4) {
         let at = ms(rng, 2_000, 45_000);
-        let back = at + ms(rng, 300, 15_000);
-        let (start, stop) = match rng.u8(..14) {
-            0 | 1 => {
-                let i = pick(rng);
-                (Fault::Kill(i.clone()), Some(Fault::Restart(i)))
-            }
-            2 | 3 => {
-                let i = pick(rng);
-                (Fault::Stop(i.clone()), Some(Fault::Cont(i)))
-            }
-            4..=6 => {
-                let i = pick(rng);
-                let p = [Path::Primary, Path::Secondary, Path::Peers][rng.usize(..3)];
-                (Fault::Cut(i.clone(), p), Some(Fault::Heal(i, p)))
-            }
-            7 => (Fault::SecondaryDown, Some(Fault::SecondaryUp)),
-            8 => (Fault::Throttle(rng.u32(1..4)), None),
-            9 => (Fault::TimeoutAfterApply, None),
-            10 => (Fault::DeleteLease, None),
-            11 => (Fault::Reseed, None),
-            12 => {
-                let i = pick(rng);
-                (Fault::Duplicate(i.clone()), Some(Fault::DuplicateGone(i)))
-            }
-            _ if global => (Fault::SplitRegions, Some(Fault::JoinRegions)),
-            _ => (Fault::TimeoutAfterApply, None),
-        };
-        events.push((at, start));
-        if let Some(stop) = stop {
-            events.push((back.min(heal_at), stop));
+        let back = (at + ms(rng, 300, 15_000)).min(heal_at);
+        for (t, f) in one_fault(rng, instances, setup, at, back) {
+            events.push((t.min(heal_at), f));
         }
     }
     events.push((heal_at, Fault::HealAll));
@@ -168,63 +223,82 @@ pub fn plan(rng: &mut fastrand::Rng, instances: &[String], global: bool) -> Plan
     }
 }
 
-/// All but one instance die or stop, and the survivor's own path to the (healthy)
-/// primary breaks: it must not fail the region over alone.
-fn lone_survivor(
-    rng: &mut fastrand::Rng,
-    instances: &[String],
-    events: &mut Vec<(Duration, Fault)>,
-) {
-    let at = Duration::from_millis(rng.u64(5_000..20_000));
-    let back = at + Duration::from_millis(rng.u64(15_000..30_000));
-    let survivor = rng.usize(..instances.len());
-    for (n, i) in instances.iter().enumerate() {
-        if n == survivor {
-            events.push((
-                at + Duration::from_secs(2),
-                Fault::Cut(i.clone(), Path::Primary),
-            ));
-            events.push((back, Fault::Heal(i.clone(), Path::Primary)));
-        } else if rng.bool() {
-            events.push((at, Fault::Kill(i.clone())));
-            events.push((back, Fault::Restart(i.clone())));
-        } else {
-            events.push((at, Fault::Stop(i.clone())));
-            events.push((back, Fault::Cont(i.clone())));
-        }
-    }
+pub fn ms(rng: &mut fastrand::Rng, lo: u64, hi: u64) -> Duration {
+    Duration::from_millis(rng.u64(lo..hi))
 }
 
-/// Automatic moves are paused; every instance but one sees the primary down through
-/// its own broken path; then they all die, the pause is lifted, and the one left
-/// restarts while the primary is healthy. The others' last views say "down": they
-/// must not count.
-fn dead_peers_old_votes(
+/// A primary outage: when it begins, and whether it ends before the heal.
+fn primary_outage(
+    rng: &mut fastrand::Rng,
+    events: &mut Vec<(Duration, Fault)>,
+) -> (Duration, bool) {
+    let outage = match rng.u8(..10) {
+        0..=3 => Outage::Refused,
+        4..=5 => Outage::Hang,
+        6 => Outage::ApiOnly,
+        7 => Outage::TableOnly,
+        _ => Outage::Slow,
+    };
+    let at = ms(rng, 8_000, 30_000);
+    events.push((at, Fault::PrimaryDown(outage)));
+    let ends = rng.bool();
+    if ends {
+        events.push((at + ms(rng, 500, 6_000), Fault::PrimaryUp));
+    }
+    (at, ends)
+}
+
+/// One fault from `at`, and what ends it at `back` (if anything does).
+fn one_fault(
     rng: &mut fastrand::Rng,
     instances: &[String],
-    events: &mut Vec<(Duration, Fault)>,
-) {
-    let at = Duration::from_millis(rng.u64(5_000..20_000));
-    events.push((at - Duration::from_secs(2), Fault::Pause(true)));
-    events.push((at + Duration::from_millis(5_500), Fault::Pause(false)));
-    let (first, rest) = instances.split_at(1);
-    // Killed or stopped cleanly (which gives a lease up, so the one left may lead at
-    // once): either way their last views stay behind.
-    let end = |rng: &mut fastrand::Rng, i: &String| {
-        if rng.bool() {
-            Fault::Term(i.clone())
-        } else {
-            Fault::Kill(i.clone())
+    setup: &Setup,
+    at: Duration,
+    back: Duration,
+) -> Vec<(Duration, Fault)> {
+    let i = instances[rng.usize(..instances.len())].clone();
+    let (start, stop) = match rng.u8(..20) {
+        0 | 1 => (Fault::Kill(i.clone()), Some(Fault::Restart(i))),
+        2 | 3 => (Fault::Stop(i.clone()), Some(Fault::Cont(i))),
+        4..=6 => {
+            let p = [
+                Path::Primary,
+                Path::Secondary,
+                Path::Peers,
+                Path::SecondaryApi,
+            ][rng.usize(..4)];
+            (Fault::Cut(i.clone(), p), Some(Fault::Heal(i, p)))
         }
+        7 => (Fault::SecondaryDown, Some(Fault::SecondaryUp)),
+        8 => (Fault::Throttle(rng.u32(1..4)), None),
+        9 => (Fault::TimeoutAfterApply, None),
+        10 => (Fault::DeleteLease, None),
+        11 => {
+            let repair = if rng.bool() {
+                Repair::DeleteRecords
+            } else {
+                Repair::SetVersion
+            };
+            let repair_at = at + ms(rng, 3_000, 25_000);
+            return vec![(at, Fault::Reseed), (repair_at, Fault::Repair(repair))];
+        }
+        12 => (Fault::Duplicate(i.clone()), Some(Fault::DuplicateGone(i))),
+        13 => (Fault::ThrottleRequests(ms(rng, 500, 8_000)), None),
+        14 => (Fault::Unprocessed(rng.u32(1..12)), None),
+        15 if setup.transaction_ms > 0 => (
+            Fault::AppTransactions(true),
+            Some(Fault::AppTransactions(false)),
+        ),
+        16 | 17 => (
+            Fault::Deny {
+                secondary: rng.bool(),
+            },
+            Some(Fault::Allow),
+        ),
+        _ if setup.global => (Fault::SplitRegions, Some(Fault::JoinRegions)),
+        _ => (Fault::TimeoutAfterApply, None),
     };
-    for i in rest {
-        events.push((at, Fault::Cut(i.clone(), Path::Primary)));
-        events.push((at + Duration::from_secs(5), end(rng, i)));
-        events.push((at + Duration::from_secs(40), Fault::Restart(i.clone())));
-    }
-    events.push((at + Duration::from_secs(5), Fault::Term(first[0].clone())));
-    events.push((
-        at + Duration::from_millis(rng.u64(6_000..12_000)),
-        Fault::Restart(first[0].clone()),
-    ));
+    let mut out = vec![(at, start)];
+    out.extend(stop.map(|s| (back, s)));
+    out
 }

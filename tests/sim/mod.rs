@@ -4,9 +4,12 @@
 //! at random by one seeded generator (`faults.rs`) and the properties checked as it
 //! runs (`props.rs`). The same seed gives the same trace.
 
+pub mod apply;
 pub mod faults;
+pub mod liveness;
 pub mod net;
 pub mod props;
+pub mod scenarios;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -18,14 +21,14 @@ use failover_core::model::{AppState, ConfigItem, Role, keys};
 use failover_daemon::control::{Handle, Status};
 use failover_daemon::metrics::Metrics;
 use failover_daemon::{Daemon, failover_bound};
-use failover_testkit::{Faults, Record, TokioWallClock};
+use failover_testkit::{Record, TokioWallClock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use faults::{Fault, Outage, Path, Plan};
+use faults::{Path, Plan, Setup};
 use net::SimBackend;
-use world::{Health, Region, World};
+use world::World;
 
 pub const APP: &str = "sim-app";
 /// How often the scenario looks at the world (faults, replication, properties).
@@ -65,7 +68,11 @@ pub struct Sim {
     incarnations: BTreeMap<String, u32>,
     pub bound: Duration,
     pub needed: usize,
-    clock_start: SystemTime,
+    /// The wall clock every process's is skewed from (from the world's start).
+    clock: TokioWallClock,
+    /// The instance whose path [`faults::Fault::CutLeader`] cut, and which path.
+    cut_leader: Option<(String, Path)>,
+    pub setup: Setup,
 }
 
 /// Runs seed `seed` on a fresh single-threaded runtime with paused time.
@@ -78,7 +85,18 @@ pub fn run(seed: u64) -> Outcome {
     runtime.block_on(simulate(seed))
 }
 
-fn config_text(me: &str, instances: &[String], global: bool, fence: bool) -> String {
+/// The primary's probes: (name, signed). Two `http` and one signed probe, or (with
+/// `signed_majority`) one `http` and two signed ones, which a permission change can
+/// silence together.
+pub fn primary_probes(setup: &Setup) -> Vec<(&'static str, bool)> {
+    if setup.signed_majority {
+        vec![("p-api-1", false), ("p-table", true), ("p-data", true)]
+    } else {
+        vec![("p-api-1", false), ("p-api-2", false), ("p-table", true)]
+    }
+}
+
+fn config_text(me: &str, instances: &[String], setup: &Setup) -> String {
     let list = instances
         .iter()
         .map(|i| format!("\"{i}\""))
@@ -91,33 +109,38 @@ fn config_text(me: &str, instances: &[String], global: bool, fence: bool) -> Str
     } else {
         String::new()
     };
-    let fence = if fence {
+    let fence = if setup.fence {
         "fence_for = \"1s\"\nmax_fence = \"3s\"\n"
     } else {
         ""
     };
-    let tables = if global { "global" } else { "per-region" };
-    let probe = |name: &str, kind: &str, region: &str| {
-        let url = if kind == "http" {
-            format!("url = \"https://{region}.invalid/state\"\n")
+    let tables = if setup.global { "global" } else { "per-region" };
+    let probe = |name: &str, signed: bool, region: &str| {
+        if signed {
+            format!("[[probes]]\nname = \"{name}\"\nkind = \"dynamodb\"\nregion = \"{region}\"\n")
         } else {
-            String::new()
-        };
-        format!("[[probes]]\nname = \"{name}\"\nkind = \"{kind}\"\nregion = \"{region}\"\n{url}")
+            format!(
+                "[[probes]]\nname = \"{name}\"\nkind = \"http\"\nregion = \"{region}\"\nurl = \"https://{region}.invalid/state\"\n"
+            )
+        }
     };
+    let probes: String = primary_probes(setup)
+        .into_iter()
+        .map(|(name, signed)| probe(name, signed, "primary"))
+        .chain([
+            probe("s-api", false, "secondary"),
+            probe("s-table", true, "secondary"),
+        ])
+        .collect();
     format!(
         "[app]\nid = \"{APP}\"\n[regions.primary]\nname = \"us-east-1\"\n[regions.secondary]\nname = \"ap-northeast-1\"\n\
-         [monitor]\ninstance_id = \"{me}\"\nhold_down = \"0s\"\nstate_refresh = \"1s\"\nwrite_timeout = \"1s\"\n{fence}\
+         [monitor]\ninstance_id = \"{me}\"\nhold_down = \"{}ms\"\nstate_refresh = \"1s\"\nwrite_timeout = \"1s\"\n{fence}\
          [probe_defaults]\ninterval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"50ms\"\nfall = 3\nrise = 2\n\
-         {}{}{}{}{}\
+         {probes}\
          [stack]\ntables = \"{tables}\"\n\
          [route53]\nzone_id = \"Z0SIM\"\nrecord_name = \"app.example.com\"\nprimary_value = \"primary\"\nsecondary_value = \"secondary\"\n\
          {coordination}",
-        probe("p-api-1", "http", "primary"),
-        probe("p-api-2", "http", "primary"),
-        probe("p-table", "dynamodb", "primary"),
-        probe("s-api", "http", "secondary"),
-        probe("s-table", "dynamodb", "secondary"),
+        setup.hold_down.as_millis(),
     )
 }
 
@@ -145,7 +168,7 @@ impl Sim {
             .get(instance)
             .map_or(0, |s| s.skew_ms);
         let settings = self.settings[instance].clone();
-        let clock = TokioWallClock::new(self.clock_start).skewed(skew);
+        let clock = self.clock.skewed(skew);
         let backend = SimBackend::new(
             &self.world,
             instance,
@@ -212,153 +235,24 @@ impl Sim {
         ));
     }
 
-    fn set_path(&self, instance: &str, path: Path, up: bool) {
-        if let Some(slot) = self.world.lock().slots.get_mut(instance) {
-            match path {
-                Path::Primary => slot.paths.primary = up,
-                Path::Secondary => slot.paths.secondary = up,
-                Path::Peers => slot.paths.peers = up,
-            }
-        }
-        self.world.trace(format!(
-            "{} {instance} {} the {path:?}",
-            if up { "restore" } else { "cut" },
-            if up { "to" } else { "from" }
-        ));
-    }
-
-    fn primary(&self, region: Region) {
-        self.world.lock().regions[0] = region;
-    }
-
-    fn apply(&mut self, fault: &Fault) {
-        self.world.trace(format!("fault: {fault:?}"));
-        match fault {
-            Fault::PrimaryDown(o) => self.primary(match o {
-                Outage::Refused => Region {
-                    api: Health::Refused,
-                    table: Health::Refused,
-                    slow_ms: 0,
-                },
-                Outage::Hang => Region {
-                    api: Health::Hang,
-                    table: Health::Hang,
-                    slow_ms: 0,
-                },
-                Outage::ApiOnly => Region {
-                    api: Health::Refused,
-                    ..Region::UP
-                },
-                Outage::TableOnly => Region {
-                    table: Health::Refused,
-                    ..Region::UP
-                },
-                Outage::Slow => Region {
-                    slow_ms: 1500,
-                    ..Region::UP
-                },
-            }),
-            Fault::PrimaryUp => self.primary(Region::UP),
-            Fault::SecondaryDown => {
-                self.world.lock().regions[1] = Region {
-                    api: Health::Refused,
-                    table: Health::Refused,
-                    slow_ms: 0,
-                }
-            }
-            Fault::SecondaryUp => self.world.lock().regions[1] = Region::UP,
-            Fault::Kill(i) => self.kill(i),
-            Fault::Term(i) => self.term(i),
-            Fault::Restart(i) => {
-                if !self.procs.contains_key(i) {
-                    self.start(i, false);
-                }
-            }
-            Fault::Stop(i) => self.stopped(i, true),
-            Fault::Cont(i) => self.stopped(i, false),
-            Fault::Cut(i, p) => self.set_path(i, *p, false),
-            Fault::Heal(i, p) => self.set_path(i, *p, true),
-            Fault::Throttle(n) => {
-                self.world.lock().write_fault_at = Some(Instant::now());
-                self.world.tables[1].set_faults(Faults {
-                    throttle: *n,
-                    ..Faults::default()
-                })
-            }
-            Fault::TimeoutAfterApply => {
-                self.world.lock().write_fault_at = Some(Instant::now());
-                self.world.tables[1].set_faults(Faults {
-                    fail_after_apply: 1,
-                    ..Faults::default()
-                })
-            }
-            Fault::DeleteLease => self.world.tables[1].delete(&keys::lease(APP)),
-            Fault::Pause(paused) => self.pause(*paused),
-            Fault::Reseed => self.reseed(),
-            Fault::Duplicate(i) => {
-                if !self.extra.contains_key(i) {
-                    self.start(i, true);
-                }
-            }
-            Fault::DuplicateGone(i) => {
-                if let Some(p) = self.extra.remove(i) {
-                    p.task.abort();
-                    self.world.trace(format!("kill {}", p.process));
-                }
-                self.set_duplicate(i, false);
-            }
-            Fault::SplitRegions => self.world.lock().replicating = false,
-            Fault::JoinRegions => self.world.lock().replicating = true,
-            Fault::HealAll => self.heal_all(),
-        }
-    }
-
-    /// A person writes the stored pause (as the admin API would, by hand).
-    fn pause(&mut self, paused: bool) {
-        let key = keys::pause(APP);
-        let seq = match self.world.tables[1].get(&key) {
-            Some(Record::Pause(p)) => p.seq + 1,
-            _ => 1,
-        };
-        let record = failover_core::model::PauseRecord {
-            paused,
-            by: "admin:sim".into(),
-            reason: "the scenario".into(),
-            at: "2030-01-01T00:00:00Z".into(),
-            seq,
-        };
-        self.world.tables[1].put(&key, Record::Pause(record));
-        self.world.lock().paused = paused;
-    }
-
-    fn reseed(&mut self) {
-        let item = Record::Item(seed_item());
-        self.world.tables[1].put(APP, item.clone());
-        if self.world.mode == TablesMode::PerRegion {
-            self.world.tables[0].put(APP, item);
-        }
-        self.world.lock().reseeded = true;
-    }
-
-    fn heal_all(&mut self) {
-        self.primary(Region::UP);
-        self.world.lock().regions[1] = Region::UP;
-        self.world.lock().replicating = true;
-        let instances: Vec<String> = self.settings.keys().cloned().collect();
-        for i in &instances {
-            for p in [Path::Primary, Path::Secondary, Path::Peers] {
-                self.set_path(i, p, true);
-            }
-            self.stopped(i, false);
-            if !self.procs.contains_key(i) {
-                self.start(i, false);
-            }
-            if let Some(p) = self.extra.remove(i) {
-                p.task.abort();
-            }
-            self.set_duplicate(i, false);
-        }
-        self.world.tables[1].set_faults(Faults::default());
+    /// Every running process (duplicates too): its instance, its process value,
+    /// whether the instance is stopped (SIGSTOP) and its status now.
+    pub fn statuses(&self) -> Vec<(String, String, bool, Status)> {
+        let s = self.world.lock();
+        let stopped = |i: &str| s.slots.get(i).is_some_and(|slot| *slot.stopped.borrow());
+        self.procs
+            .iter()
+            .map(|(i, p)| (i, p, stopped(i)))
+            .chain(self.extra.iter().map(|(i, p)| (i, p, false)))
+            .map(|(i, p, stopped)| {
+                (
+                    i.clone(),
+                    p.process.clone(),
+                    stopped,
+                    p.handle.status.borrow().clone(),
+                )
+            })
+            .collect()
     }
 
     /// Traces leadership changes of the running processes.
@@ -399,30 +293,91 @@ fn seed_item() -> ConfigItem {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     }
 }
 
-async fn simulate(seed: u64) -> Outcome {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let n = [3, 3, 3, 3, 5, 1][rng.usize(..6)];
-    let global = rng.bool();
-    let fence = rng.u8(..4) == 0;
-    let instances: Vec<String> = ["a", "b", "c", "d", "e"][..n]
+/// The configured versions a person left behind: the item at version `version`,
+/// written `ago` before the start on their clock, and its audit records.
+fn written_item(world: &World, setup: &Setup, wall_start: SystemTime) {
+    let ago = Duration::from_millis(setup.written_ago_ms);
+    let skew = Duration::from_millis(setup.human_skew_ms.unsigned_abs());
+    let wall = if setup.human_skew_ms >= 0 {
+        wall_start - ago + skew
+    } else {
+        wall_start - ago - skew
+    };
+    let at = humantime::format_rfc3339_millis(wall).to_string();
+    let item = ConfigItem {
+        version: setup.start_version,
+        updated_at: Some(at.clone()),
+        updated_by: Some("admin:ana".into()),
+        reason: Some("failback".into()),
+        ..seed_item()
+    };
+    for v in 1..=setup.start_version {
+        // The last one a failback, those before alternating.
+        let back = (setup.start_version - v).is_multiple_of(2);
+        let (from, to) = if back {
+            (AppState::Failover, AppState::Active)
+        } else {
+            (AppState::Active, AppState::Failover)
+        };
+        let record = failover_core::model::AuditRecord {
+            version: v,
+            from,
+            to,
+            at: at.clone(),
+            by: "admin:ana".into(),
+            trigger: failover_core::model::Trigger::Manual,
+            reason: "earlier".into(),
+            evidence: serde_json::Value::Null,
+            forced: false,
+        };
+        for t in &world.tables {
+            t.put(&keys::audit(APP, v), Record::Audit(record.clone()));
+        }
+    }
+    for t in &world.tables {
+        t.put(APP, Record::Item(item.clone()));
+    }
+    let mut s = world.lock();
+    let when = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
+    s.item_writes.push(world::ItemWrite {
+        at: when,
+        item,
+        skew_ms: setup.human_skew_ms,
+    });
+}
+
+/// The world and the daemons of a seed, before its faults.
+fn build(seed: u64, rng: &mut fastrand::Rng) -> (Sim, Vec<String>) {
+    let setup = Setup::draw(rng);
+    let instances: Vec<String> = ["a", "b", "c", "d", "e"][..setup.instances]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    let mode = if global {
+    let mode = if setup.global {
         TablesMode::Global
     } else {
         TablesMode::PerRegion
     };
     let world = World::new(rng.u64(..), mode);
-    for t in &world.tables {
-        t.put(APP, Record::Item(seed_item()));
+    let wall_start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    let clock = TokioWallClock::new(wall_start);
+    {
+        let mut s = world.lock();
+        s.wall_start = wall_start;
+        s.hold_down = setup.hold_down;
+        s.human_skew_ms = setup.human_skew_ms;
+    }
+    written_item(&world, &setup, wall_start);
+    for t in world.tables.iter().chain(&world.data) {
+        t.set_transaction_time(Duration::from_millis(setup.transaction_ms));
     }
     let mut settings = BTreeMap::new();
     for i in &instances {
-        let text = config_text(i, &instances, global, fence);
+        let text = config_text(i, &instances, &setup);
         settings.insert(
             i.clone(),
             config::parse(&text, Vec::new()).expect("sim config"),
@@ -436,12 +391,11 @@ async fn simulate(seed: u64) -> Outcome {
         .as_ref()
         .map_or(1, |c| c.quorum.threshold(c.instances.len()));
     world.trace(format!(
-        "seed {seed}: {n} instances, {} tables, fence {fence}, bound {} ms",
-        if global { "global" } else { "per-region" },
+        "seed {seed}: {setup:?}, bound {} ms",
         bound.as_millis()
     ));
-    let mut sim = Sim {
-        world: world.clone(),
+    let sim = Sim {
+        world,
         settings,
         procs: BTreeMap::new(),
         extra: BTreeMap::new(),
@@ -449,12 +403,20 @@ async fn simulate(seed: u64) -> Outcome {
         incarnations: BTreeMap::new(),
         bound,
         needed,
-        clock_start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+        clock,
+        cut_leader: None,
+        setup,
     };
+    (sim, instances)
+}
+
+async fn simulate(seed: u64) -> Outcome {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (mut sim, instances) = build(seed, &mut rng);
     for i in &instances {
         sim.start(i, false);
     }
-    let plan = faults::plan(&mut rng, &instances, global);
+    let plan = faults::plan(&mut rng, &instances, &sim.setup);
     let faults = plan
         .events
         .iter()
@@ -463,16 +425,16 @@ async fn simulate(seed: u64) -> Outcome {
         .collect();
     let outcome = drive(&mut sim, plan).await;
     sim.stop_all().await;
-    let s = world.lock();
+    let s = sim.world.lock();
     Outcome {
         seed,
         trace: s.trace.clone(),
         violations: s.violations.clone(),
         failovers_ms: outcome,
-        bound_ms: bound.as_millis() as u64,
+        bound_ms: sim.bound.as_millis() as u64,
         faults,
-        instances: n,
-        global,
+        instances: sim.setup.instances,
+        global: sim.setup.global,
     }
 }
 
@@ -488,6 +450,7 @@ async fn drive(sim: &mut Sim, plan: Plan) -> Vec<u64> {
             let _ = at;
             sim.apply(&fault);
         }
+        sim.app_transactions();
         sim.world.replicate((50, 1500));
         sim.world.remember();
         sim.watch_leaders();
@@ -500,7 +463,7 @@ async fn drive(sim: &mut Sim, plan: Plan) -> Vec<u64> {
         sim.world.replicate((50, 1500));
     }
     checker.finish(sim);
-    checker.failovers_ms
+    checker.failovers_ms()
 }
 
 /// The commit region's item and the primary's copy.

@@ -13,8 +13,7 @@ use failover_config::{CheckSpec, ProbeSpec, Settings};
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
-    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, RecordSet,
-    WriteError,
+    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Seen, WriteError,
 };
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
@@ -24,7 +23,7 @@ use failover_daemon::probe::{Probe, ProbeError};
 use failover_testkit::{MemCanary, MemCoordStore, MemDns, MemItemStore, Record, TokioWallClock};
 use tokio::time::{Instant, sleep};
 
-use super::world::{Committed, Reach, Target, World};
+use super::world::{Committed, ItemWrite, Reach, Target, World};
 
 /// Why a call got no answer.
 enum Cut {
@@ -83,6 +82,22 @@ impl Net {
     }
 }
 
+impl Net {
+    /// The commit region answered a write with a refusal (busy) or an error: the
+    /// liveness check allows for the retry (`props.rs`).
+    fn refused(&self, commit: bool) {
+        self.world.lock().refused.push((Instant::now(), commit));
+    }
+
+    fn skew_ms(&self) -> i64 {
+        self.world
+            .lock()
+            .slots
+            .get(&self.instance)
+            .map_or(0, |s| s.skew_ms)
+    }
+}
+
 fn unavailable(role: Role, cut: Cut) -> ActionError {
     ActionError::Unavailable {
         region: role,
@@ -113,23 +128,31 @@ impl Items {
 
     async fn write_call(
         &self,
+        commit: bool,
         op: impl AsyncFnOnce() -> Result<(), WriteError>,
     ) -> Result<(), WriteError> {
-        self.net
+        let r = self
+            .net
             .call(Target::Table(self.role), op)
             .await
-            .unwrap_or_else(|c| Err(WriteError::Failed(unavailable(self.role, c))))
+            .unwrap_or_else(|c| Err(WriteError::Failed(unavailable(self.role, c))));
+        if self.role == Role::Secondary
+            && matches!(r, Err(WriteError::Busy(_) | WriteError::Failed(_)))
+        {
+            self.net.refused(commit);
+        }
+        r
     }
 
-    /// The commit region saw `c` apply (not an idempotent replay): checks that the
-    /// writer's fence was the lease at that instant, and logs the commit.
-    fn applied(&self, c: &Commit<'_>, before: Option<Record>) {
+    /// The commit region saw `c` apply (not an idempotent replay) over `before`
+    /// with the lease `lease`: checks that the writer's fence was the lease, and the
+    /// hold-down, and logs the commit.
+    fn applied(&self, c: &Commit<'_>, before: Option<Record>, lease: Option<Record>) {
         let world = &self.net.world;
         if before == Some(Record::Item(c.item.clone())) {
             return;
         }
         if let Some(f) = c.fence {
-            let lease = world.tables[1].get(&keys::lease(super::APP));
             let holds = matches!(&lease, Some(Record::Lease(l)) if l.owner == f.owner && l.token == f.token);
             if !holds {
                 world.violation(
@@ -141,9 +164,20 @@ impl Items {
                 );
             }
         }
+        let skew_ms = self.net.skew_ms();
+        if let Some(Record::Item(before)) = &before
+            && c.audit.trigger == failover_core::model::Trigger::Auto
+        {
+            super::props::hold_down_respected(world, &self.net.process, skew_ms, before, c.item);
+        }
         let mut s = world.lock();
-        if let Some(other) = s
-            .commits
+        s.item_writes.push(ItemWrite {
+            at: Instant::now(),
+            item: c.item.clone(),
+            skew_ms,
+        });
+        let epoch = s.epoch;
+        if let Some(other) = s.commits[epoch..]
             .iter()
             .find(|k| k.item.version == c.item.version && k.item != *c.item)
         {
@@ -193,12 +227,18 @@ impl ItemStore for Items {
     }
 
     async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError> {
-        self.write_call(async || {
+        self.write_call(true, async || {
             let table = &self.inner.table;
+            // As the request finds them: while a transaction is in progress, its
+            // items (the lease among them) cannot change under it.
             let before = table.get(super::APP);
+            let lease = table.get(&keys::lease(super::APP));
             let result = self.inner.compare_and_set(c).await;
-            if result.is_ok() && self.role == Role::Secondary {
-                self.applied(&c, before);
+            // Applied, whatever the caller hears (it may time out after applying).
+            let applied =
+                result.is_ok() || table.get(super::APP) == Some(Record::Item(c.item.clone()));
+            if applied && self.role == Role::Secondary {
+                self.applied(&c, before, lease);
             }
             result
         })
@@ -211,8 +251,10 @@ impl ItemStore for Items {
         audits: &[AuditRecord],
         from: Option<u64>,
     ) -> Result<(), WriteError> {
-        self.write_call(async || self.inner.catch_up(item, audits, from).await)
-            .await
+        self.write_call(false, async || {
+            self.inner.catch_up(item, audits, from).await
+        })
+        .await
     }
 
     async fn follow_reset(
@@ -220,12 +262,14 @@ impl ItemStore for Items {
         expected: &ConfigItem,
         item: &ConfigItem,
     ) -> Result<(), WriteError> {
-        self.write_call(async || self.inner.follow_reset(expected, item).await)
-            .await
+        self.write_call(false, async || {
+            self.inner.follow_reset(expected, item).await
+        })
+        .await
     }
 
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError> {
-        self.write_call(async || self.inner.put_audits(audits).await)
+        self.write_call(false, async || self.inner.put_audits(audits).await)
             .await
     }
 
@@ -247,7 +291,7 @@ impl ItemStore for Items {
         expected: Option<u64>,
         new: &PauseRecord,
     ) -> Result<(), WriteError> {
-        self.write_call(async || self.inner.write_pause(expected, new).await)
+        self.write_call(false, async || self.inner.write_pause(expected, new).await)
             .await
     }
 }
@@ -256,6 +300,25 @@ impl ItemStore for Items {
 struct Coord {
     inner: MemCoordStore,
     net: Net,
+}
+
+impl Coord {
+    /// A write of the coordination items; an answer that is neither done nor a
+    /// failed condition is a refusal the liveness check allows for.
+    async fn write<T>(
+        &self,
+        op: impl AsyncFnOnce() -> Result<T, CoordError>,
+    ) -> Result<T, CoordError> {
+        let r = self
+            .net
+            .call(Target::Peers, op)
+            .await
+            .unwrap_or_else(|c| Err(coord_cut(c)));
+        if matches!(r, Err(CoordError::Unavailable(_))) {
+            self.net.refused(false);
+        }
+        r
+    }
 }
 
 fn coord_cut(c: Cut) -> CoordError {
@@ -279,12 +342,8 @@ impl CoordStore for Coord {
 
     async fn acquire(&self, me: &str, expected: Option<&LeaseRecord>) -> Result<u64, CoordError> {
         let r = self
-            .net
-            .call(Target::Peers, async || {
-                self.inner.acquire(me, expected).await
-            })
-            .await
-            .unwrap_or_else(|c| Err(coord_cut(c)));
+            .write(async || self.inner.acquire(me, expected).await)
+            .await;
         if let Ok(token) = &r {
             self.net
                 .world
@@ -294,24 +353,17 @@ impl CoordStore for Coord {
     }
 
     async fn renew(&self, me: &str, token: u64) -> Result<u64, CoordError> {
-        self.net
-            .call(Target::Peers, async || self.inner.renew(me, token).await)
-            .await
-            .unwrap_or_else(|c| Err(coord_cut(c)))
+        self.write(async || self.inner.renew(me, token).await).await
     }
 
     async fn publish(&self, me: &str, view: &PeerView) -> Result<(), CoordError> {
-        self.net
-            .call(Target::Peers, async || self.inner.publish(me, view).await)
+        self.write(async || self.inner.publish(me, view).await)
             .await
-            .unwrap_or_else(|c| Err(coord_cut(c)))
     }
 
     async fn release(&self, me: &str, token: u64) -> Result<(), CoordError> {
-        self.net
-            .call(Target::Peers, async || self.inner.release(me, token).await)
+        self.write(async || self.inner.release(me, token).await)
             .await
-            .unwrap_or_else(|c| Err(coord_cut(c)))
     }
 }
 
@@ -353,19 +405,17 @@ impl DnsRecord for Dns {
         self.inner.value_for(state)
     }
 
-    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
+    async fn current(&self) -> Result<Seen, ActionError> {
         self.net
-            .call(Target::Api(Role::Secondary), async || {
-                self.inner.current().await
-            })
+            .call(Target::Dns, async || self.inner.current().await)
             .await
             .unwrap_or_else(|c| Err(unavailable(Role::Secondary, c)))
     }
 
-    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
+    async fn replace(&self, seen: &Seen, new: &str, version: u64) -> Result<(), ActionError> {
         self.net
-            .call(Target::Api(Role::Secondary), async || {
-                self.inner.replace(old, new).await
+            .call(Target::Dns, async || {
+                self.inner.replace(seen, new, version).await
             })
             .await
             .unwrap_or_else(|c| Err(unavailable(Role::Secondary, c)))
@@ -377,6 +427,9 @@ struct SimProbe {
     target: Target,
     world: World,
     instance: String,
+    /// It signs its requests (a `dynamodb` probe): a permission change of the
+    /// monitor's role denies it, where the region answers.
+    signed: bool,
 }
 
 #[async_trait]
@@ -385,6 +438,16 @@ impl Probe for SimProbe {
         match self.world.reach(&self.instance, self.target) {
             Reach::Answers(ms) => {
                 sleep(Duration::from_millis(ms)).await;
+                let role = match self.target {
+                    Target::Api(r) | Target::Table(r) => r,
+                    _ => Role::Secondary,
+                };
+                if self.signed && self.world.lock().denied[role as usize] {
+                    return Err(ProbeError::Caller(
+                        "get_item: AccessDeniedException: not authorized to perform dynamodb:GetItem"
+                            .into(),
+                    ));
+                }
                 Ok(())
             }
             Reach::Refused => Err(ProbeError::Transport("connection refused".into())),
@@ -481,14 +544,15 @@ impl Backend for SimBackend {
     }
 
     fn probe(&self, spec: &ProbeSpec, _s: &Settings) -> Arc<dyn Probe> {
-        let target = match spec.check {
-            CheckSpec::Http { .. } => Target::Api(spec.region),
-            _ => Target::Table(spec.region),
+        let (target, signed) = match spec.check {
+            CheckSpec::Http { .. } => (Target::Api(spec.region), false),
+            _ => (Target::Table(spec.region), true),
         };
         Arc::new(SimProbe {
             target,
             world: self.net.world.clone(),
             instance: self.net.instance.clone(),
+            signed,
         })
     }
 

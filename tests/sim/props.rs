@@ -2,57 +2,76 @@
 //! names its property:
 //!
 //! - `one-commit-per-version`: at most one committed transition per version in the
-//!   commit region (checked at the table, in `net.rs`), and after replication
+//!   commit region (checked at the table, in `net.rs`; a person who removes the
+//!   audit records above a reset item frees their versions), and after replication
 //!   settles no two copies with the same version and different states;
 //! - `healthy-primary-never-failed-over`: no automatic failover while the primary is
 //!   healthy as seen by a quorum of the configured instances;
 //! - `deposed-leader-never-commits`: an automatic commit applies only while its fence
 //!   is the lease (checked at the table, in `net.rs`);
+//! - `hold-down-respected`: an automatic move out of a settled state applies only
+//!   once `hold_down` has passed since the item's `updatedAt` on the committing
+//!   instance's clock (checked at the table, in `net.rs`);
 //! - `every-version-audited`: every committed version has its audit record in the
 //!   commit region, and a caught-up copy has no gaps;
-//! - `outage-failed-over-within-bound`: a real outage, with a quorum of instances
-//!   running and the secondary reachable, is committed within `failover_bound`;
+//! - `needs-human-only-for-a-reset`: no instance stops for a human unless the item
+//!   was reset below used versions;
+//! - `pause-kept`: an instance that holds the stored pause does not drop it while it
+//!   is still stored (an unreadable pause is not a lifted one);
+//! - the liveness properties of `liveness.rs`;
 //! - `copies-and-dns-converge`: after the faults end, both copies and the DNS record
 //!   agree with the committed state.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use failover_config::TablesMode;
-use failover_core::model::{AppState, Role};
+use failover_core::model::{AppState, ConfigItem, Role};
+use failover_daemon::control::Status;
 use failover_testkit::Record;
 use tokio::time::Instant;
 
-use super::world::Health;
+use super::liveness::Liveness;
+use super::world::World;
 use super::{APP, Sim, items};
-
-/// An outage of the primary as the region rule sees it, from `start`.
-struct Window {
-    start: Instant,
-    qualified: bool,
-    checked: bool,
-}
 
 pub struct Checker {
     seen_commits: usize,
-    window: Option<Window>,
-    pub failovers_ms: Vec<u64>,
+    live: Liveness,
     steps: u64,
+    /// The item has been reset below used versions at some step.
+    ever_stale: bool,
+    /// Processes that showed the pause, and since when.
+    showed_paused: BTreeMap<String, Instant>,
 }
 
 impl Checker {
     pub fn new(_sim: &Sim) -> Self {
         Self {
             seen_commits: 0,
-            window: None,
-            failovers_ms: Vec::new(),
+            live: Liveness::default(),
             steps: 0,
+            ever_stale: false,
+            showed_paused: BTreeMap::new(),
         }
+    }
+
+    pub fn failovers_ms(&self) -> Vec<u64> {
+        self.live.failovers_ms.clone()
     }
 
     pub fn step(&mut self, sim: &Sim, healing: bool) {
         self.steps += 1;
         self.new_commits(sim);
-        self.outage(sim, healing);
+        let stale = super::apply::stale(&sim.world);
+        self.ever_stale |= stale;
+        let statuses = sim.statuses();
+        let needs_human = statuses
+            .iter()
+            .any(|(_, _, stopped, s)| !stopped && s.needs_human.is_some());
+        self.live.step(sim, healing, stale, needs_human);
+        self.needs_human_only_for_a_reset(sim, &statuses);
+        self.pause_kept(sim, &statuses);
         if self.steps.is_multiple_of(10) {
             audited(sim, false);
         }
@@ -66,55 +85,52 @@ impl Checker {
             if c.auto && c.from == AppState::Active && c.item.state != AppState::Active {
                 healthy_primary_check(sim, c.at, &c.process);
             }
-            if c.item.state == AppState::Failover
-                && let Some(w) = &mut self.window
-                && !w.checked
-            {
-                let took = c.at.saturating_duration_since(w.start);
-                if w.qualified {
-                    self.failovers_ms.push(took.as_millis() as u64);
-                    sim.world
-                        .trace(format!("failover {} ms after the outage", took.as_millis()));
-                }
-                w.checked = true;
+            if c.item.state == AppState::Failover {
+                self.live.failover(sim, c.at);
             }
         }
     }
 
-    fn outage(&mut self, sim: &Sim, healing: bool) {
+    fn needs_human_only_for_a_reset(&self, sim: &Sim, statuses: &[(String, String, bool, Status)]) {
+        if self.ever_stale {
+            return;
+        }
+        for (_, process, stopped, s) in statuses {
+            if let Some(why) = s.needs_human.as_ref().filter(|_| !stopped) {
+                sim.world.violation(
+                    "needs-human-only-for-a-reset",
+                    format!("{process} stopped for a human, the item never reset: {why}"),
+                );
+            }
+        }
+    }
+
+    /// A process that showed the pause shows it as long as the pause it read is
+    /// stored: nothing but a resume (or a new pause record) lifts it.
+    fn pause_kept(&mut self, sim: &Sim, statuses: &[(String, String, bool, Status)]) {
         let now = Instant::now();
-        let down = {
+        let (paused, since) = {
             let s = sim.world.lock();
-            let p = s.regions[0];
-            p.api != Health::Up || p.slow_ms >= 400
+            (s.paused, s.paused_since)
         };
-        if !down || healing {
-            self.window = None;
-            return;
-        }
-        let active = items(&sim.world)[1]
-            .as_ref()
-            .is_some_and(|i| i.state == AppState::Active);
-        let w = self.window.get_or_insert(Window {
-            start: now,
-            qualified: active,
-            checked: !active,
-        });
-        if w.checked {
-            return;
-        }
-        if !qualifies(sim, now) {
-            w.qualified = false;
-        }
-        if w.qualified && now.saturating_duration_since(w.start) > sim.bound {
-            sim.world.violation(
-                "outage-failed-over-within-bound",
-                format!(
-                    "no failover {} ms after the outage began",
-                    sim.bound.as_millis()
-                ),
-            );
-            w.checked = true;
+        for (_, process, stopped, s) in statuses {
+            if *stopped {
+                continue;
+            }
+            if s.paused {
+                self.showed_paused.entry(process.clone()).or_insert(now);
+            } else if let Some(shown) = self.showed_paused.remove(process)
+                && paused
+                && since.is_some_and(|t| t <= shown)
+            {
+                sim.world.violation(
+                    "pause-kept",
+                    format!(
+                        "{process} dropped the stored pause it held since {:?} ago",
+                        now - shown
+                    ),
+                );
+            }
         }
     }
 
@@ -144,26 +160,63 @@ impl Checker {
     }
 }
 
-/// The outage may be held to the bound now: a quorum of the configured instances
-/// runs (not stopped, paths to the secondary and the peers intact), the secondary
-/// answers, no write fault in the commit region, no item reset for a human, not
-/// paused.
-fn qualifies(sim: &Sim, now: Instant) -> bool {
-    if sim.world.tables[1].write_faults_armed() {
-        return false;
+/// An automatic move out of a settled state (`before` to `new`, the move a
+/// hold-down holds) applied now by `process`, whose clock is `skew_ms` off: at
+/// least `hold_down` has passed since `before`'s `updatedAt` was read off its
+/// writer's clock, less the lead the committer's clock has over the writer's (a
+/// clock ahead shortens the hold-down by its lead; one behind never skips it, the
+/// hold-down then runs from the reading). The earliest of the writes of `before`'s
+/// state and version counts.
+pub fn hold_down_respected(
+    world: &World,
+    process: &str,
+    skew_ms: i64,
+    before: &ConfigItem,
+    new: &ConfigItem,
+) {
+    let out_of_settled = match before.state {
+        AppState::Active => new.state != AppState::Active,
+        AppState::Failover => new.state == AppState::Active,
+        AppState::Fenced => false,
+    };
+    let s = world.lock();
+    if s.hold_down.is_zero() || before.version == 0 || !out_of_settled {
+        return;
     }
-    let s = sim.world.lock();
-    if !s.regions[1].healthy() || s.reseeded || s.paused || s.write_fault_since(now) {
-        return false;
-    }
-    let running = s
-        .slots
-        .values()
-        .filter(|slot| {
-            slot.running && !*slot.stopped.borrow() && slot.paths.secondary && slot.paths.peers
+    // When (ms since the start, on no clock) each write's updatedAt was read off
+    // its writer's clock, and that writer's skew.
+    let written = s
+        .item_writes
+        .iter()
+        .filter(|w| (w.item.state, w.item.version) == (before.state, before.version))
+        .filter_map(|w| {
+            let at = humantime::parse_rfc3339_weak(w.item.updated_at.as_deref()?).ok()?;
+            let wall_ms = match at.duration_since(s.wall_start) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            };
+            Some((wall_ms - w.skew_ms, w.skew_ms))
         })
-        .count();
-    running >= sim.needed
+        .min();
+    let Some((written_ms, writer_skew)) = written else {
+        return;
+    };
+    let now_ms = world.start.elapsed().as_millis() as i64;
+    let lead = (skew_ms - writer_skew).max(0);
+    let hold_down = s.hold_down.as_millis() as i64;
+    drop(s);
+    if now_ms - written_ms + lead + 2 < hold_down {
+        world.violation(
+            "hold-down-respected",
+            format!(
+                "{process} moved {} v{} -> {} {} ms after its updatedAt was written (its clock {lead} ms ahead of the writer's; hold-down {hold_down} ms)",
+                before.state,
+                before.version,
+                new.state,
+                now_ms - written_ms,
+            ),
+        );
+    }
 }
 
 /// An automatic failover committed at `at`: the primary must not have been healthy
@@ -207,9 +260,6 @@ fn healthy_primary_check(sim: &Sim, at: Instant, process: &str) {
 /// Every version of each copy has its audit record (the commit region always; the
 /// primary's copy with one table per region, or once replication settled).
 fn audited(sim: &Sim, settled: bool) {
-    if sim.world.lock().reseeded {
-        return;
-    }
     let roles: &[Role] = if settled || sim.world.mode == TablesMode::PerRegion {
         &Role::BOTH
     } else {

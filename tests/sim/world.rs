@@ -57,6 +57,9 @@ pub struct Paths {
     pub secondary: bool,
     /// The lease and views (the other instances), in the secondary's table.
     pub peers: bool,
+    /// The secondary's API (its `http` probe) alone: a route to its endpoint broken
+    /// while its table answers.
+    pub secondary_api: bool,
 }
 
 impl Paths {
@@ -64,6 +67,7 @@ impl Paths {
         primary: true,
         secondary: true,
         peers: true,
+        secondary_api: true,
     };
 }
 
@@ -74,6 +78,9 @@ pub enum Target {
     Table(Role),
     /// The coordination items in the secondary's table.
     Peers,
+    /// Route 53 (a global service): reachable with a way out, while the secondary's
+    /// side of the network answers.
+    Dns,
 }
 
 /// How a call from an instance fares.
@@ -93,6 +100,15 @@ pub struct Committed {
     pub item: ConfigItem,
     pub from: AppState,
     pub auto: bool,
+}
+
+/// A write of the config item in the commit region, by a daemon or a person.
+#[derive(Debug, Clone)]
+pub struct ItemWrite {
+    pub at: Instant,
+    pub item: ConfigItem,
+    /// The writer's clock skew (ms), which dated its `updatedAt`.
+    pub skew_ms: i64,
 }
 
 /// One instance slot: its paths, and whether its process is stopped.
@@ -117,13 +133,30 @@ pub struct State {
     pub trace: Vec<String>,
     pub violations: Vec<String>,
     pub rng: fastrand::Rng,
-    /// The item was reset by hand below used versions (automatic moves stop).
-    pub reseeded: bool,
+    /// Every write of the config item in the commit region, in order.
+    pub item_writes: Vec<ItemWrite>,
+    /// Commits before this index were made before a person reset the versions
+    /// (and removed their records): a version may be committed again after it.
+    pub epoch: usize,
+    /// Credential-needing probes answer AccessDenied in the primary (0) or the
+    /// secondary (1): a permission change of the monitor's role.
+    pub denied: [bool; 2],
+    /// Write requests the commit region refused as busy (throttled, in another
+    /// transaction's hands) or whose outcome the caller could not know: when, and
+    /// whether it was a commit (a transition's transaction).
+    pub refused: Vec<(Instant, bool)>,
+    /// The skew (ms) of the clock of the person who writes the item by hand.
+    pub human_skew_ms: i64,
+    /// `monitor.hold_down` of every instance.
+    pub hold_down: Duration,
+    /// The time of day at the start, on a clock without skew.
+    pub wall_start: std::time::SystemTime,
     /// Automatic moves are paused by hand.
     pub paused: bool,
-    /// When the last write fault (throttling, a timeout after applying) was placed
-    /// in the commit region.
-    pub write_fault_at: Option<Instant>,
+    /// Since when (while paused).
+    pub paused_since: Option<Instant>,
+    /// The application's transactions run in the commit region.
+    pub app_transactions: bool,
     /// History of the world, for the properties: (from, primary healthy, instances
     /// running with a path to the primary, instances running without one).
     pub history: Vec<(Instant, bool, Vec<String>, Vec<String>)>,
@@ -138,6 +171,15 @@ pub struct World {
     pub dns: MemDns,
     pub mode: TablesMode,
     pub start: Instant,
+}
+
+impl State {
+    /// The time of day now on a clock `skew_ms` off.
+    pub fn wall(&self, start: Instant, skew_ms: i64) -> std::time::SystemTime {
+        let t = self.wall_start + start.elapsed();
+        let skew = Duration::from_millis(skew_ms.unsigned_abs());
+        if skew_ms >= 0 { t + skew } else { t - skew }
+    }
 }
 
 impl World {
@@ -156,9 +198,16 @@ impl World {
                 trace: Vec::new(),
                 violations: Vec::new(),
                 rng: fastrand::Rng::with_seed(seed),
-                reseeded: false,
-                write_fault_at: None,
+                item_writes: Vec::new(),
+                epoch: 0,
+                denied: [false; 2],
+                refused: Vec::new(),
+                human_skew_ms: 0,
+                hold_down: Duration::ZERO,
+                wall_start: std::time::SystemTime::UNIX_EPOCH,
                 paused: false,
+                paused_since: None,
+                app_transactions: false,
                 history: Vec::new(),
             })),
             tables: [table(), table()],
@@ -212,6 +261,12 @@ impl World {
             return Reach::Refused;
         };
         let (role, path_ok, health) = match target {
+            Target::Api(Role::Secondary) => (
+                Role::Secondary,
+                slot.paths.secondary && slot.paths.secondary_api,
+                s.regions[1].api,
+            ),
+            Target::Dns => (Role::Secondary, slot.paths.secondary, s.regions[1].api),
             Target::Api(r) => (r, path(&slot.paths, r), s.regions[r as usize].api),
             Target::Table(r) => (r, path(&slot.paths, r), s.regions[r as usize].table),
             Target::Peers => (
@@ -325,14 +380,6 @@ impl World {
         if changed {
             s.history.push((now, primary_ok, seeing, blind));
         }
-    }
-}
-
-impl State {
-    /// A write fault was placed in the commit region in the last 20 s.
-    pub fn write_fault_since(&self, now: Instant) -> bool {
-        self.write_fault_at
-            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(20))
     }
 }
 

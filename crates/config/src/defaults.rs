@@ -26,6 +26,8 @@ pub const HOLD_DOWN: Duration = Duration::from_secs(300);
 pub const FENCE_FOR: Duration = Duration::ZERO;
 /// `monitor.state_refresh`.
 pub const STATE_REFRESH: Duration = Duration::from_secs(5);
+/// `monitor.max_override`: the longest a human's pause or fence lasts.
+pub const MAX_OVERRIDE: Duration = Duration::from_secs(72 * 3600);
 /// `monitor.write_timeout`.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -209,6 +209,9 @@ impl RawConfig {
             .route53
             .map(route53::RawRoute53::validate)
             .transpose()?;
+        if let Some(r) = &route53 {
+            route53::check_not_the_stacks(r, stack.domain.as_deref())?;
+        }
         let settings = Settings {
             app,
             regions,
@@ -300,16 +303,11 @@ impl Settings {
         format!("{}-store", self.app.project)
     }
 
-    /// How the two copies of each table are made: `stack.tables`, else global
-    /// tables on AWS and one table per region against an emulator.
+    /// How the two copies of each table are made, for the daemon and `provision`
+    /// alike: `stack.tables` when set, else global tables (an endpoint changes
+    /// nothing: the local emulator replicates).
     pub fn tables_mode(&self) -> TablesMode {
-        self.stack
-            .tables
-            .unwrap_or(if self.regions.primary.endpoint_url.is_some() {
-                TablesMode::PerRegion
-            } else {
-                TablesMode::Global
-            })
+        self.stack.tables_mode()
     }
 }
 
@@ -369,6 +367,7 @@ impl Settings {
             rule: self.policy.failover_when,
             require_healthy_secondary: self.policy.require_healthy_secondary,
             fence_expiry: self.monitor.max_fence + self.failover_bound(),
+            max_override: self.monitor.max_override,
             evidence_ttl: self
                 .probes
                 .iter()

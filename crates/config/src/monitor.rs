@@ -47,6 +47,10 @@ pub(super) struct RawMonitor {
     /// Append every probe result to this JSONL file, for `failover-monitor backtest`.
     /// Default: none (nothing recorded).
     pub(super) record_observations: Option<PathBuf>,
+    /// The longest a human's pause or fence lasts: each ends after its `--for`
+    /// (`"for"` in the admin API), at most this, and this when none is given; the
+    /// monitors then lift it. Duration, above zero. Default: `"72h"`.
+    pub(super) max_override: Option<HumanDuration>,
 }
 
 /// `[monitor]`, validated, with the defaults filled in.
@@ -73,6 +77,8 @@ pub struct MonitorSettings {
     pub write_timeout: Duration,
     /// Append every probe result to this JSONL file, for `failover-monitor backtest`.
     pub record_observations: Option<PathBuf>,
+    /// The longest a human's pause or fence lasts.
+    pub max_override: Duration,
 }
 
 /// The shortest `state_refresh` and `write_timeout`: below it, AWS calls time out
@@ -104,7 +110,15 @@ impl RawMonitor {
             state_refresh: or_default(self.state_refresh, defaults::STATE_REFRESH),
             write_timeout: or_default(self.write_timeout, defaults::WRITE_TIMEOUT),
             record_observations: self.record_observations,
+            max_override: or_default(self.max_override, defaults::MAX_OVERRIDE),
         };
+        if monitor.max_override.is_zero() {
+            return Err(invalid(
+                "monitor.max_override",
+                HumanDuration(monitor.max_override),
+                "must be greater than 0: every pause and fence a human sets ends",
+            ));
+        }
         if monitor.max_fence < monitor.fence_for {
             return Err(invalid(
                 "monitor.max_fence",

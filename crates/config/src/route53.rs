@@ -86,6 +86,12 @@ impl RawRoute53 {
                 return Err(invalid(k, "\"\"", "must not be empty"));
             }
         }
+        for (k, v) in [
+            ("route53.primary_value", &self.primary_value),
+            ("route53.secondary_value", &self.secondary_value),
+        ] {
+            check_value(k, &record_type, v)?;
+        }
         if self.primary_value == self.secondary_value {
             return Err(invalid(
                 "route53.secondary_value",
@@ -93,16 +99,67 @@ impl RawRoute53 {
                 "must differ from route53.primary_value",
             ));
         }
+        let txt = record_type == "TXT";
+        let quote = |v: String| {
+            if txt && !v.starts_with('"') {
+                format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                v
+            }
+        };
         Ok(Route53Settings {
             zone_id: self.zone_id,
             record_name: format!("{name}."),
             record_type,
             ttl,
-            primary_value: self.primary_value,
-            secondary_value: self.secondary_value,
+            primary_value: quote(self.primary_value),
+            secondary_value: quote(self.secondary_value),
             endpoint_url: self.endpoint_url,
         })
     }
+}
+
+/// A value the record type can hold as Route 53 writes it: A and AAAA records take
+/// an IP address of their family (a name would be refused by every change, which
+/// then never converges); a CNAME a name (no spaces).
+fn check_value(key: &str, record_type: &str, value: &str) -> Result<(), ConfigError> {
+    let fits = match record_type {
+        "A" => value.parse::<std::net::Ipv4Addr>().is_ok(),
+        "AAAA" => value.parse::<std::net::Ipv6Addr>().is_ok(),
+        "CNAME" => !value.contains(char::is_whitespace),
+        _ => true,
+    };
+    if fits {
+        return Ok(());
+    }
+    let what = match record_type {
+        "A" => "an IPv4 address for an A record",
+        "AAAA" => "an IPv6 address for an AAAA record",
+        _ => "a domain name for a CNAME record",
+    };
+    Err(invalid(key, format!("{value:?}"), what))
+}
+
+/// `[route53]`'s record must not be the stack's own failover records
+/// (`stack.domain`, which provisioning manages as a failover routing pair, which a
+/// simple change could never match).
+pub(super) fn check_not_the_stacks(
+    r: &Route53Settings,
+    stack_domain: Option<&str>,
+) -> Result<(), ConfigError> {
+    let same = stack_domain.is_some_and(|d| {
+        d.trim_end_matches('.')
+            .eq_ignore_ascii_case(r.record_name.trim_end_matches('.'))
+    });
+    if same {
+        return Err(invalid(
+            "route53.record_name",
+            format!("{:?}", r.record_name.trim_end_matches('.')),
+            "must not be stack.domain: provisioning manages that name as a failover \
+             routing pair (Route 53 health checks move it), which the monitor must not change",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -142,5 +199,45 @@ mod tests {
         let mut r = record();
         r.record_type = Some("MX".into());
         assert!(r.validate().is_err());
+    }
+
+    #[test]
+    fn values_fit_the_record_type() {
+        let a = || RawRoute53 {
+            record_type: Some("A".into()),
+            ..record()
+        };
+        assert_eq!(
+            a().validate().unwrap_err().to_string(),
+            "route53.primary_value = \"primary.example.com\": an IPv4 address for an A record"
+        );
+        let ok = RawRoute53 {
+            primary_value: "192.0.2.1".into(),
+            secondary_value: "198.51.100.1".into(),
+            ..a()
+        };
+        assert!(ok.validate().is_ok());
+        let mut r = record();
+        r.record_type = Some("AAAA".into());
+        r.primary_value = "2001:db8::1".into();
+        r.secondary_value = "192.0.2.1".into();
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.record_type = Some("TXT".into());
+        r.primary_value = "serving from the primary".into();
+        let r = r.validate().unwrap();
+        assert_eq!(
+            r.primary_value, "\"serving from the primary\"",
+            "quoted as Route 53 wants"
+        );
+    }
+
+    #[test]
+    fn the_stacks_own_failover_records_are_refused() {
+        let r = record().validate().unwrap();
+        assert!(check_not_the_stacks(&r, Some("app.example.com")).is_err());
+        assert!(check_not_the_stacks(&r, Some("APP.example.com.")).is_err());
+        assert!(check_not_the_stacks(&r, Some("photos.example.com")).is_ok());
+        assert!(check_not_the_stacks(&r, None).is_ok());
     }
 }

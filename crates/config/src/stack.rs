@@ -1,5 +1,5 @@
 //! `[stack]`: what `provision` needs beyond the regions and the project. The daemon
-//! does not read it.
+//! reads `tables` only (how the two copies of the config item are kept).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,9 +9,10 @@ use super::{ConfigError, invalid};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TablesMode {
-    /// One DynamoDB global table with a replica in the secondary (AWS).
+    /// One DynamoDB global table with a replica in the secondary (AWS, and the local
+    /// emulator, which replicates between its two regions). The default.
     Global,
-    /// Two independent tables (emulators, which do not replicate).
+    /// Two independent tables; the monitor copies every commit itself. Only when set.
     PerRegion,
 }
 
@@ -19,10 +20,12 @@ pub enum TablesMode {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStack {
-    /// How `provision` makes the two copies of each table: `"global"` (one global
-    /// table with a replica in the secondary, AWS) or `"per-region"` (two independent
-    /// tables). Default: `"global"`, or `"per-region"` when a region has an
-    /// `endpoint_url` (emulators do not replicate).
+    /// How the two copies of each table are made, for `provision` and the daemon alike:
+    /// `"global"` (one DynamoDB global table with a replica in the secondary; the
+    /// monitor writes the secondary's replica only and replication carries the
+    /// change) or `"per-region"` (two independent tables; the monitor copies every
+    /// commit into the primary's itself). Default: `"global"`, with or without an
+    /// `endpoint_url` (the local emulator replicates too).
     pub(super) tables: Option<TablesMode>,
     /// The one admin-created Cognito user: its name, 1 to 128 characters without
     /// whitespace. Required by `provision`.
@@ -40,7 +43,7 @@ pub(super) struct RawStack {
 /// `[stack]`, validated.
 #[derive(Debug, Clone, Serialize)]
 pub struct StackSettings {
-    /// None: global tables on AWS, one table per region against an emulator.
+    /// As written; [`StackSettings::tables_mode`] is the mode in force.
     pub tables: Option<TablesMode>,
     /// The one admin-created Cognito user (required by `provision`).
     pub cognito_username: Option<String>,
@@ -50,6 +53,15 @@ pub struct StackSettings {
     pub route53_zone_id: Option<String>,
     /// Name of the failover records; set together with `route53_zone_id`.
     pub domain: Option<String>,
+}
+
+impl StackSettings {
+    /// How the two copies of each table are made: `stack.tables` when set, else
+    /// global tables, as on AWS. The one rule: the daemon and `provision` both ask
+    /// here (through `Settings::tables_mode`).
+    pub fn tables_mode(&self) -> TablesMode {
+        self.tables.unwrap_or(TablesMode::Global)
+    }
 }
 
 impl RawStack {

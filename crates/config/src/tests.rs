@@ -345,6 +345,56 @@ fn an_admin_address_from_the_environment_names_its_variable() {
     );
 }
 
+/// `stack.tables`: one rule for the daemon and `provision`. Global tables unless
+/// `per-region` is set, whether or not a region has an `endpoint_url` (the local
+/// emulator replicates as AWS does).
+#[test]
+fn tables_are_global_unless_per_region_is_set() {
+    let endpoints = |primary: bool, secondary: bool| {
+        let mut text = MINIMAL.to_owned();
+        if primary {
+            text = text.replace(
+                "name = \"us-east-1\"",
+                "name = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:5001\"",
+            );
+        }
+        if secondary {
+            text = text.replace(
+                "name = \"ap-northeast-1\"",
+                "name = \"ap-northeast-1\"\nendpoint_url = \"http://127.0.0.1:5002\"",
+            );
+        }
+        text
+    };
+    for (p, s) in [(false, false), (true, false), (false, true), (true, true)] {
+        let settings = parse(&endpoints(p, s), no_env()).unwrap();
+        assert_eq!(settings.stack.tables, None);
+        assert_eq!(
+            settings.tables_mode(),
+            TablesMode::Global,
+            "endpoint on the primary: {p}, on the secondary: {s}"
+        );
+    }
+    let emulator = endpoints(true, true);
+    for (tables, want) in [
+        ("per-region", TablesMode::PerRegion),
+        ("global", TablesMode::Global),
+    ] {
+        let set = format!("{emulator}\n[stack]\ntables = \"{tables}\"\n");
+        assert_eq!(
+            parse(&set, no_env()).unwrap().tables_mode(),
+            want,
+            "{tables}"
+        );
+        let by_env = env(&[("FAILOVER_MONITOR__STACK__TABLES", tables)]);
+        assert_eq!(
+            parse(&emulator, by_env).unwrap().tables_mode(),
+            want,
+            "{tables}"
+        );
+    }
+}
+
 /// Issue 17, item 5i: a configuration error never echoes the secrets a probe URL
 /// can carry (credentials, a presigned signature, an API key), whether the value is
 /// refused, lacks a scheme, or breaks the file's syntax.

@@ -344,6 +344,7 @@ mod tests {
             updated_at: None,
             updated_by: Some(by.into()),
             reason: None,
+            expires_at: None,
         }
     }
 

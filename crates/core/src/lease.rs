@@ -137,7 +137,7 @@ impl LeaseTracker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
     /// It could act on a decision now (mode `auto`, its view of the secondary up
-    /// where required, no duplicate of its id).
+    /// where required).
     pub fit: bool,
     /// A commit of its own is in flight.
     pub committing: bool,

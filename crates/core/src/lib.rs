@@ -12,7 +12,8 @@
 //! - [`liveness`]: which peers are alive, what their votes count for now, and a
 //!   second process with this instance's id;
 //! - [`commit`]: the commit lifecycle (in flight, retry, backoff, a stop for a
-//!   human, humans' moves waiting).
+//!   human, humans' moves waiting);
+//! - [`overrides`]: a human's pause and fence, and when they end.
 //!
 //! Architecture Invariant: this crate depends on no other crate of the workspace,
 //! on no AWS crate and on no network or runtime: tokio's `time` only.
@@ -21,6 +22,7 @@ pub mod commit;
 pub mod lease;
 pub mod liveness;
 pub mod model;
+pub mod overrides;
 pub mod policy;
 pub mod redact;
 pub mod rules;

@@ -36,10 +36,9 @@ pub struct PeerView {
     /// How old the evidence behind the vote was when published (None: no evidence).
     pub evidence_age_ms: Option<u64>,
     pub secondary_up: bool,
-    /// The instance could act on a decision now: its mode is `auto`, the
-    /// secondary passes its probes where the policy requires it, and no other process
-    /// runs with its id. A lease holder that cannot act gives the lease to one that
-    /// can.
+    /// The instance could act on a decision now: its mode is `auto`, and the
+    /// secondary passes its probes where the policy requires it. A lease holder that
+    /// cannot act gives the lease to one that can.
     pub fit: bool,
     /// A digest of the instance's `[coordination]` section (empty: not published,
     /// an older version): instances that disagree on the instances, the lease or the

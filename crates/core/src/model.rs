@@ -118,6 +118,11 @@ pub struct ConfigItem {
     pub updated_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A human's fence ends at this time (RFC 3339; attribute `expiresAt`): the
+    /// monitors then lift it. Set only on a fence a human set; every other state
+    /// has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl ConfigItem {
@@ -158,6 +163,11 @@ pub struct PauseRecord {
     /// RFC 3339.
     pub at: String,
     pub seq: u64,
+    /// A pause ends at this time (RFC 3339), and every instance then resumes
+    /// automatic moves. `None` in a pause stored before pauses expired: it ends
+    /// `monitor.max_override` after `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The leader lease a transition write is conditioned on (with cooperating
@@ -232,6 +242,7 @@ mod tests {
             updated_at: None,
             updated_by: Some("monitor-a".into()),
             reason: None,
+            expires_at: None,
         };
         assert!(!item.set_by_human());
         item.updated_by = Some("admin:alice".into());

@@ -161,6 +161,7 @@ pub fn replay(settings: &Settings, trace: &[TraceRecord], initial: AppState) -> 
         updated_at: None,
         updated_by: Some("backtest".into()),
         reason: None,
+        expires_at: None,
     };
     policy.observe_item(item.clone(), None, base);
     let mut unknown: HashMap<String, usize> = HashMap::new();

@@ -3,6 +3,8 @@
 //! holds both ends. The admin API and the in-process tests depend on this module,
 //! never on the loop itself.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -46,11 +48,16 @@ pub struct Status {
     pub secondary_item: Option<ConfigItem>,
     /// Set while the two regions' copies disagree in a way the sync cannot fix.
     pub divergence: Option<String>,
+    /// Why the DNS record (`[route53]`) is not in line with the state, while it is
+    /// not (an alias or routing-policy record the monitor never changes, say).
+    pub dns_error: Option<String>,
     pub probes: Vec<ProbeView>,
     /// What the policy would do now ("hold: ...", "blocked (...): ...").
     pub verdict: String,
     /// The first evaluation with a known item has happened.
     pub ready: bool,
+    /// A human's pause and fence in force, with what is left of each.
+    pub overrides: Overrides,
 }
 
 /// Operator requests into the decision loop.
@@ -63,7 +70,10 @@ pub enum Request {
         paused: bool,
         caller: String,
         reason: String,
-        reply: oneshot::Sender<Result<bool, ActionError>>,
+        /// How long a pause lasts (at most `monitor.max_override`, which is also
+        /// the default); must be `None` to resume.
+        lasts: Option<Duration>,
+        reply: oneshot::Sender<Result<bool, PauseError>>,
     },
     /// A human's move, through the safety rules (unless `force`) and the actuator.
     /// Waits while another commit is in flight; dropped (answered
@@ -73,6 +83,9 @@ pub enum Request {
         reason: String,
         force: bool,
         caller: String,
+        /// A fence: how long it lasts (at most `monitor.max_override`, which is also
+        /// the default). Must be `None` for the other moves.
+        lasts: Option<Duration>,
         reply: oneshot::Sender<Result<MoveDone, MoveError>>,
     },
     /// A new, already validated configuration (SIGHUP).
@@ -110,6 +123,45 @@ pub enum MoveError {
     /// It waited behind another commit for longer than [`move_wait`], or could no
     /// longer be answered in time: not started.
     Expired,
+    /// How long it should last is not allowed: more than `monitor.max_override`,
+    /// zero, or given for a move that does not expire.
+    Lasts(String),
+}
+
+/// Why a pause or resume was not stored.
+#[derive(Debug)]
+pub enum PauseError {
+    /// How long it should last is not allowed (more than `monitor.max_override`,
+    /// zero, or given to a resume).
+    Lasts(String),
+    /// The commit region could not store it.
+    Store(ActionError),
+}
+
+impl std::fmt::Display for PauseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PauseError::Lasts(why) => f.write_str(why),
+            PauseError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A human's override in force: who set it, when it ends, what is left.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OverrideView {
+    pub by: String,
+    /// RFC 3339.
+    pub until: String,
+    /// Seconds left; 0 once ended (the monitors then lift it).
+    pub left_s: u64,
+}
+
+/// The overrides in force: a pause, a human's fence.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Overrides {
+    pub pause: Option<OverrideView>,
+    pub fence: Option<OverrideView>,
 }
 
 /// How long a human's move may take to be answered: the admin API's request

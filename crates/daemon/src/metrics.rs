@@ -38,6 +38,7 @@ pub struct Metrics {
     pub duplicate_instance: IntGauge,
     pub coordination_mismatch: IntGauge,
     pub commit_attempts: IntCounterVec,
+    pub override_expiry: prometheus::GaugeVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -109,6 +110,7 @@ impl Metrics {
             duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
             coordination_mismatch: gauge(&r, "coordination_mismatch", "1 while a live instance runs another [coordination] section than this one (instances, lease, timing, quorum): automatic moves wait until they agree."),
             commit_attempts: counter_vec(&r, "commit_attempts_total", "Attempts to commit a transition, by outcome: committed, lost_race, deposed, needs_human, busy, unknown.", &["outcome"]),
+            override_expiry: reg(&r, prometheus::GaugeVec::new(opts("override_expiry_seconds", "Seconds until a human's override ends (override: pause, fence), 0 once ended (the monitors then lift it); absent while there is none."), &["override"]).expect("valid metric")),
             registry: r,
         };
         m.build_info
@@ -183,13 +185,14 @@ mod tests {
         m.set_state(AppState::Active);
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
+        m.override_expiry.with_label_values(&["pause"]).set(60.0);
         let text = m.render();
         let families: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE failover_monitor_"))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 21, "every series is checked");
+        assert_eq!(families.len(), 22, "every series is checked");
         for name in families {
             assert!(
                 section.contains(&format!("| `{name}` |")),

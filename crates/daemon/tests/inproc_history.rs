@@ -134,6 +134,7 @@ fn world(
                 updated_at: None,
                 updated_by: None,
                 reason: None,
+                expires_at: None,
             }),
         );
         for v in versions.clone() {

@@ -97,7 +97,7 @@ pub fn outputs(context: &StackContext, missing: &[String]) -> Value {
         "appId": context.stack.app_id,
         "tables": match context.stack.tables {
             TablesMode::Global => "global (one table, replica in the secondary)",
-            TablesMode::PerRegion => "per-region (two independent tables: the endpoint cannot replicate)",
+            TablesMode::PerRegion => "per-region (two independent tables, as stack.tables says)",
         },
         "uiConfig": ui_config(context),
         "cdnUrl": cdn_url(context),

@@ -91,15 +91,7 @@ impl Stack {
             .cognito_email
             .clone()
             .ok_or_else(|| missing("stack.cognito_email"))?;
-        let tables = settings.stack.tables.unwrap_or(
-            if settings.regions.primary.endpoint_url.is_some()
-                || settings.regions.secondary.endpoint_url.is_some()
-            {
-                TablesMode::PerRegion
-            } else {
-                TablesMode::Global
-            },
-        );
+        let tables = settings.tables_mode();
         Ok(Stack {
             names: Names::new(&settings.app.project),
             app_id: settings.app.id.clone(),
@@ -135,6 +127,18 @@ impl Stack {
         match self.tables {
             TablesMode::Global => &[Role::Primary],
             TablesMode::PerRegion => &Role::BOTH,
+        }
+    }
+
+    /// Where the config item of `table_region`'s table is seeded. With global tables,
+    /// in the commit region's replica (the secondary), as the monitor writes it: a
+    /// seed in the primary's replica of a primary rebuilt after coming back empty
+    /// would be a later write than the commit region's item and replace it there
+    /// (last writer wins), failing back whatever the monitor committed.
+    pub fn item_region(&self, table_region: Role) -> Role {
+        match self.tables {
+            TablesMode::Global => Role::Secondary,
+            TablesMode::PerRegion => table_region,
         }
     }
 }

@@ -181,6 +181,7 @@ pub fn world() -> MemoryBackend {
             updated_at: None,
             updated_by: None,
             reason: None,
+            expires_at: None,
         },
     );
     b

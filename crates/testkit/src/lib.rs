@@ -8,6 +8,7 @@
 //! tables, as instances share DynamoDB.
 
 pub mod inproc;
+mod requests;
 mod stores;
 mod table;
 #[cfg(test)]
@@ -24,7 +25,9 @@ pub use table::{Change, Entry, Faults, MemTable, Record};
 
 use failover_config::{ProbeSpec, Settings};
 use failover_core::model::{AppState, ConfigItem, Role, keys};
-use failover_daemon::action::{ActionError, Canaries, CanaryPair, DnsRecord, ItemStore, RecordSet};
+use failover_daemon::action::{
+    ActionError, Canaries, CanaryPair, DnsRecord, Guard, ItemStore, RecordSet, Seen,
+};
 use failover_daemon::backend::Backend;
 use failover_daemon::clock::WallClock;
 use failover_daemon::coord::CoordStore;
@@ -126,23 +129,49 @@ impl Probe for ScriptedProbe {
     }
 }
 
-/// A DNS record in memory, changed only over the exact record read (as Route 53's
-/// DELETE + CREATE batch).
-#[derive(Debug, Clone, Default)]
+/// A DNS record and its version guard in memory, changed only over the exact
+/// record and guard read (as Route 53's all-or-nothing DELETE + CREATE batch).
+#[derive(Debug, Clone)]
 pub struct MemDns {
-    pub record: Arc<Mutex<Option<RecordSet>>>,
+    pub record: Arc<Mutex<Seen>>,
     /// Every change made: (the writing process, the new value).
     pub changes: Arc<Mutex<Vec<(String, String)>>>,
     /// The process writing through this handle.
     pub writer: String,
+    /// Every read of a writer (by process) takes this long first: a slow Route 53,
+    /// a process paused before its read (its write follows the read at once).
+    pub delays: Arc<Mutex<HashMap<String, Duration>>>,
+}
+
+impl Default for MemDns {
+    fn default() -> Self {
+        Self {
+            record: Arc::new(Mutex::new(Seen {
+                record: RecordSet::Absent,
+                guard: None,
+            })),
+            changes: Arc::default(),
+            writer: String::new(),
+            delays: Arc::default(),
+        }
+    }
 }
 
 impl MemDns {
+    /// The record's value (its values joined by `,`), if there is one.
     pub fn get(&self) -> Option<String> {
-        self.lock().as_ref().map(|r| r.value.clone())
+        match &self.lock().record {
+            RecordSet::Simple { values, .. } => Some(values.join(",")),
+            _ => None,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<RecordSet>> {
+    /// The version the guard holds.
+    pub fn guard(&self) -> Option<u64> {
+        self.lock().guard.map(|g| g.version)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -154,12 +183,37 @@ impl MemDns {
             .clone()
     }
 
-    /// Sets the record by hand.
+    /// Sets the record by hand (the guard stays).
     pub fn set(&self, value: &str) {
-        *self.lock() = Some(RecordSet {
-            value: value.to_owned(),
+        self.set_record(RecordSet::Simple {
+            values: vec![value.to_owned()],
             ttl: 60,
         });
+    }
+
+    /// Sets the record's whole set by hand.
+    pub fn set_record(&self, record: RecordSet) {
+        self.lock().record = record;
+    }
+
+    /// Every read of `writer` (a process id) from now on waits `delay` first.
+    pub fn set_delay(&self, writer: &str, delay: Duration) {
+        self.delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(writer.to_owned(), delay);
+    }
+
+    async fn wait(&self) {
+        let delay = self
+            .delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.writer)
+            .copied();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
     }
 }
 
@@ -172,22 +226,26 @@ impl DnsRecord for MemDns {
         }
     }
 
-    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
+    async fn current(&self) -> Result<Seen, ActionError> {
+        self.wait().await;
         Ok(self.lock().clone())
     }
 
-    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError> {
-        let mut record = self.lock();
-        if record.as_ref() != old {
+    async fn replace(&self, seen: &Seen, new: &str, version: u64) -> Result<(), ActionError> {
+        let mut now = self.lock();
+        if *now != *seen {
             return Err(ActionError::Busy {
                 region: Role::Secondary,
-                reason: "InvalidChangeBatch: the record is not as read".into(),
+                reason: "InvalidChangeBatch: the record or its guard is not as read".into(),
             });
         }
-        *record = Some(RecordSet {
-            value: new.to_owned(),
-            ttl: 60,
-        });
+        *now = Seen {
+            record: RecordSet::Simple {
+                values: vec![new.to_owned()],
+                ttl: 60,
+            },
+            guard: Some(Guard { version, ttl: 60 }),
+        };
         self.changes
             .lock()
             .unwrap_or_else(|e| e.into_inner())

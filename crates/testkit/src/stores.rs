@@ -6,151 +6,14 @@
 
 use async_trait::async_trait;
 
-use super::table::{Inner, MemTable, Record, next_stamp};
-use failover_aws::dynamo::Cancel;
+use super::requests::{Action, Request, TxError, Write};
+use super::table::{MemTable, Record};
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
     AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
 };
 use failover_daemon::coord::{CoordError, CoordStore, PeerView};
-
-/// A check on the item at `key` before a write: the condition expression.
-type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;
-
-/// An UpdateItem's expression: the item after, from the item before.
-type Updater<'a> = Box<dyn Fn(Option<&Record>) -> Record + Send + 'a>;
-
-/// What an action writes.
-pub(super) enum Write<'a> {
-    /// Nothing: a condition check.
-    Nothing,
-    /// This item (PutItem, or an UpdateItem that sets every attribute).
-    Put(Record),
-    /// The item made from the one there (an UpdateItem like `SET n = n + 1`).
-    Update(Updater<'a>),
-}
-
-/// One action of a transaction (or a single conditional write).
-pub(super) struct Action<'a> {
-    pub key: String,
-    pub check: Check<'a>,
-    pub write: Write<'a>,
-}
-
-/// How long DynamoDB remembers a client request token.
-const TOKEN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Why a transaction did not apply.
-#[derive(Debug)]
-pub(super) enum TxError {
-    Cancelled(Vec<Cancel>),
-    Unavailable(String),
-}
-
-impl MemTable {
-    /// Waits the injected delay, if any (a slow region).
-    pub(super) async fn wait(&self) {
-        if let Some(d) = self.delay() {
-            tokio::time::sleep(d).await;
-        }
-    }
-
-    /// Evaluates every condition, then applies every write, or none.
-    pub(super) fn transact(
-        &self,
-        actions: Vec<Action<'_>>,
-        token: Option<&str>,
-    ) -> Result<(), TxError> {
-        let mut inner = self.lock();
-        if inner.down {
-            return Err(TxError::Unavailable("the region does not answer".into()));
-        }
-        let fingerprint = actions
-            .iter()
-            .map(|a| match &a.write {
-                Write::Nothing => format!("check {}", a.key),
-                Write::Put(r) => format!("put {} {r:?}", a.key),
-                Write::Update(_) => format!("update {}", a.key),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        if inner.faults.throttle > 0 {
-            inner.faults.throttle -= 1;
-            return Err(if actions.len() > 1 || token.is_some() {
-                TxError::Cancelled(vec![Cancel::Throttled; actions.len()])
-            } else {
-                TxError::Unavailable("ThrottlingException: nothing was written".into())
-            });
-        }
-        let now = tokio::time::Instant::now();
-        inner
-            .tokens
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) < TOKEN_WINDOW);
-        if let Some(t) = token
-            && let Some((seen, _)) = inner.tokens.get(t)
-        {
-            return if *seen == fingerprint {
-                Ok(())
-            } else {
-                Err(TxError::Cancelled(vec![Cancel::Other(
-                    "IdempotentParameterMismatch".into(),
-                )]))
-            };
-        }
-        let reasons: Vec<Cancel> = actions
-            .iter()
-            .map(|a| {
-                if (a.check)(inner.items.get(&a.key).map(|e| &e.record)) {
-                    Cancel::None
-                } else {
-                    Cancel::ConditionalCheckFailed
-                }
-            })
-            .collect();
-        if reasons.iter().any(|r| *r != Cancel::None) {
-            return Err(TxError::Cancelled(reasons));
-        }
-        let stamp = next_stamp(&mut inner);
-        for a in actions {
-            let record = match a.write {
-                Write::Nothing => continue,
-                Write::Put(r) => r,
-                Write::Update(f) => f(inner.items.get(&a.key).map(|e| &e.record)),
-            };
-            self.apply(&mut inner, &a.key, Some(record), stamp);
-        }
-        if let Some(t) = token {
-            inner.tokens.insert(t.to_owned(), (fingerprint, now));
-        }
-        if inner.faults.fail_after_apply > 0 {
-            inner.faults.fail_after_apply -= 1;
-            return Err(TxError::Unavailable(
-                "timed out (the write was applied)".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn read_key(&self, key: &str) -> Result<Option<Record>, String> {
-        let inner = self.lock();
-        if inner.down {
-            return Err("the region does not answer".into());
-        }
-        Ok(inner.items.get(key).map(|e| e.record.clone()))
-    }
-
-    fn read_many(&self, keys: &[String]) -> Result<Vec<(String, Record)>, String> {
-        let inner: std::sync::MutexGuard<'_, Inner> = self.lock();
-        if inner.down {
-            return Err("the region does not answer".into());
-        }
-        Ok(keys
-            .iter()
-            .filter_map(|k| inner.items.get(k).map(|e| (k.clone(), e.record.clone())))
-            .collect())
-    }
-}
 
 /// [`ItemStore`] on a [`MemTable`].
 #[derive(Debug, Clone)]
@@ -247,7 +110,8 @@ impl ItemStore for MemItemStore {
             });
         }
         self.table
-            .transact(actions, Some(c.token))
+            .request(actions, Some(c.token.to_owned()), Request::Transaction)
+            .await
             .map_err(|e| self.write_error(e, c.fence.map(|_| 2)))
     }
 
@@ -268,7 +132,8 @@ impl ItemStore for MemItemStore {
         }];
         actions.extend(self.audit_puts(audits));
         self.table
-            .transact(actions, None)
+            .request(actions, None, Request::Transaction)
+            .await
             .map_err(|e| self.write_error(e, None))
     }
 
@@ -287,7 +152,8 @@ impl ItemStore for MemItemStore {
             write: Write::Put(Record::Item(item.clone())),
         }];
         self.table
-            .transact(actions, None)
+            .request(actions, None, Request::Transaction)
+            .await
             .map_err(|e| self.write_error(e, None))
     }
 
@@ -296,7 +162,8 @@ impl ItemStore for MemItemStore {
             return Ok(());
         }
         self.table
-            .transact(self.audit_puts(audits), None)
+            .request(self.audit_puts(audits), None, Request::Transaction)
+            .await
             .map_err(|e| self.write_error(e, None))
     }
 
@@ -350,7 +217,7 @@ impl ItemStore for MemItemStore {
             write: Write::Put(Record::Pause(new.clone())),
         };
         self.table
-            .transact(vec![action], None)
+            .transact(vec![action], None, Request::Single, None)
             .map_err(|e| self.write_error(e, None))
     }
 }
@@ -386,7 +253,7 @@ impl CanaryStore for MemCanary {
             write: Write::Put(Record::Canary(nonce.to_owned())),
         };
         self.table
-            .transact(vec![action], None)
+            .transact(vec![action], None, Request::Single, None)
             .map_err(|e| ActionError::Unavailable {
                 region: self.role,
                 reason: format!("{e:?}"),
@@ -421,7 +288,10 @@ impl MemCoordStore {
     }
 
     fn conditional(&self, action: Action<'_>) -> Result<(), CoordError> {
-        match self.table.transact(vec![action], None) {
+        match self
+            .table
+            .transact(vec![action], None, Request::Single, None)
+        {
             Ok(()) => Ok(()),
             Err(TxError::Cancelled(_)) => Err(CoordError::Refused),
             Err(TxError::Unavailable(e)) => Err(CoordError::Unavailable(e)),

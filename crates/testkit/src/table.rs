@@ -12,7 +12,18 @@
 //!   the token is forgotten and the transaction is a new one;
 //! - a throttled write applies nothing: a transaction is cancelled with
 //!   `ThrottlingError` for each action, a single write fails with
-//!   `ThrottlingException`;
+//!   `ThrottlingException`; a request throttled as a whole (the table's or the
+//!   account's request rate) fails before anything is looked at, read or write;
+//! - a transaction takes time when [`MemTable::set_transaction_time`] says so (none
+//!   by default): its items are *in progress* from the request until it applies
+//!   (its conditions are evaluated then, and it applies whatever becomes of the
+//!   caller). Meanwhile another transaction on any of those items is cancelled with
+//!   `TransactionConflict` on that item (`None` on the others), a single write to
+//!   one fails with `TransactionConflictException`, and the same client request
+//!   token again fails with `TransactionInProgressException`; reads are not held;
+//! - `BatchGetItem` may leave keys unprocessed; the stores ask again for them a few
+//!   times, as `failover_aws::dynamo::Table::batch_get` does, and fail when some
+//!   are still left;
 //! - reads are strongly consistent (the latest write in this region).
 //!
 //! Every write is stamped with the table's logical clock, so that a global-table
@@ -64,6 +75,11 @@ pub(super) struct Inner {
     pub down: bool,
     /// Faults a test injects into the next calls.
     pub faults: Faults,
+    /// How long a transaction is in progress before it applies.
+    pub transaction_time: std::time::Duration,
+    /// Transactions in progress: (id, their keys, their client request token).
+    pub in_progress: Vec<(u64, Vec<String>, Option<String>)>,
+    pub next_id: u64,
 }
 
 /// Faults a test injects, as DynamoDB or the network produce them.
@@ -75,6 +91,15 @@ pub struct Faults {
     pub fail_after_apply: u32,
     /// The next this many writes are refused as throttled, without applying.
     pub throttle: u32,
+    /// Reads fail until then, while writes still work (the read path of a region
+    /// broken, or a reader that cannot see what it wrote for a while).
+    pub reads_fail_until: Option<tokio::time::Instant>,
+    /// Every request, read or write, fails with `ThrottlingException` until then
+    /// (nothing is read or written): request-level throttling.
+    pub throttle_requests_until: Option<tokio::time::Instant>,
+    /// The next this many `BatchGetItem` rounds answer only the first half of the
+    /// keys asked (rounded down), leaving the rest unprocessed.
+    pub unprocessed: u32,
 }
 
 /// One region's config table. Clones share the same contents.
@@ -115,6 +140,30 @@ impl MemTable {
     /// Sets the faults of the next calls.
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
+    }
+
+    /// Makes every transaction from now on take `time` from its request until it
+    /// applies (zero, the default: it applies at once).
+    pub fn set_transaction_time(&self, time: std::time::Duration) {
+        self.lock().transaction_time = time;
+    }
+
+    /// The keys of the transactions in progress now.
+    pub fn in_progress(&self) -> Vec<String> {
+        self.lock()
+            .in_progress
+            .iter()
+            .flat_map(|(_, keys, _)| keys.clone())
+            .collect()
+    }
+
+    /// Every request is refused now (throttled), or batch reads may still leave keys
+    /// unprocessed.
+    pub fn requests_refused(&self) -> bool {
+        let f = &self.lock().faults;
+        f.unprocessed > 0
+            || f.throttle_requests_until
+                .is_some_and(|t| tokio::time::Instant::now() < t)
     }
 
     /// Faults placed for writes still to come (throttling, a timeout after applying).

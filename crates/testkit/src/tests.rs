@@ -14,6 +14,7 @@ fn store() -> MemItemStore {
             updated_at: None,
             updated_by: None,
             reason: None,
+            expires_at: None,
         }),
     );
     MemItemStore::new(table, "app", Role::Secondary)
@@ -26,6 +27,7 @@ fn failover() -> (ConfigItem, AuditRecord) {
         updated_at: None,
         updated_by: None,
         reason: None,
+        expires_at: None,
     };
     let record = AuditRecord {
         version: 1,
@@ -86,4 +88,118 @@ async fn a_throttled_transaction_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(s.read().await.unwrap().map(|i| i.version), Some(1));
+}
+
+/// A transaction in progress holds its items: a second one on any of them is
+/// cancelled with `TransactionConflict` on that item (and `None` on the others),
+/// writes nothing and is told apart from a lost race; the first applies whatever
+/// becomes of its caller.
+#[tokio::test(start_paused = true)]
+async fn overlapping_transactions_cancel_the_later_one() {
+    let s = store();
+    s.table
+        .set_transaction_time(std::time::Duration::from_millis(30));
+    let (item, audit) = failover();
+    let first = {
+        let s = s.clone();
+        let (item, audit) = (item.clone(), audit.clone());
+        tokio::spawn(async move { s.compare_and_set(commit(&item, &audit, "t1")).await })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(
+        s.table.in_progress(),
+        vec!["app".to_owned(), "app#audit#1".to_owned()]
+    );
+    let second = s.compare_and_set(commit(&item, &audit, "t2")).await;
+    assert!(matches!(second, Err(WriteError::Busy(_))), "{second:?}");
+    assert_eq!(s.read().await.unwrap().map(|i| i.version), Some(0));
+    // the same token again while the first is in progress
+    let again = s.compare_and_set(commit(&item, &audit, "t1")).await;
+    assert!(
+        matches!(&again, Err(WriteError::Failed(e)) if e.to_string().contains("TransactionInProgress")),
+        "{again:?}"
+    );
+    first.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    assert_eq!(s.read().await.unwrap().map(|i| i.version), Some(1));
+    assert!(s.table.in_progress().is_empty());
+}
+
+/// A single-item write to an item in a transaction's hands fails with
+/// `TransactionConflictException`, as DynamoDB answers PutItem and UpdateItem.
+#[tokio::test(start_paused = true)]
+async fn a_single_write_to_an_item_in_a_transaction_fails() {
+    let s = store();
+    s.table
+        .set_transaction_time(std::time::Duration::from_millis(30));
+    assert!(s.table.foreign_transaction(&["app#pause"]));
+    assert!(!s.table.foreign_transaction(&["app#pause"]), "it is taken");
+    let pause = failover_core::model::PauseRecord {
+        paused: true,
+        by: "ops".into(),
+        reason: "test".into(),
+        at: "2027-01-01T00:00:00Z".into(),
+        seq: 1,
+        until: None,
+    };
+    let r = s.write_pause(None, &pause).await;
+    assert!(
+        matches!(&r, Err(WriteError::Failed(e)) if e.to_string().contains("TransactionConflict")),
+        "{r:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    s.write_pause(None, &pause).await.unwrap();
+}
+
+/// Request-level throttling refuses reads and writes alike, for as long as it lasts.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_request_rate_refuses_reads_and_writes() {
+    let s = store();
+    s.table.set_faults(Faults {
+        throttle_requests_until: Some(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(2),
+        ),
+        ..Default::default()
+    });
+    let read = s.read().await;
+    assert!(
+        matches!(&read, Err(e) if e.to_string().contains("ThrottlingException")),
+        "{read:?}"
+    );
+    let (item, audit) = failover();
+    let write = s.compare_and_set(commit(&item, &audit, "t1")).await;
+    assert!(matches!(write, Err(WriteError::Failed(_))), "{write:?}");
+    assert!(s.table.requests_refused());
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    assert_eq!(s.read().await.unwrap().map(|i| i.version), Some(0));
+}
+
+/// Keys a `BatchGetItem` round leaves unprocessed are asked again; when some are
+/// still left after four rounds, the read fails rather than answer part of them.
+#[tokio::test(start_paused = true)]
+async fn unprocessed_keys_are_asked_again_or_the_read_fails() {
+    let s = store();
+    let (_, audit) = failover();
+    let records: Vec<AuditRecord> = (1..=4)
+        .map(|version| AuditRecord {
+            version,
+            ..audit.clone()
+        })
+        .collect();
+    s.put_audits(&records).await.unwrap();
+    s.table.set_faults(Faults {
+        unprocessed: 2,
+        ..Default::default()
+    });
+    let all = s.audits(&[1, 2, 3, 4], true).await.unwrap();
+    assert_eq!(all.len(), 4, "two partial rounds, then the rest");
+    s.table.set_faults(Faults {
+        unprocessed: 10,
+        ..Default::default()
+    });
+    let r = s.audits(&[1, 2, 3, 4], true).await;
+    assert!(
+        matches!(&r, Err(e) if e.to_string().contains("unprocessed")),
+        "{r:?}"
+    );
 }

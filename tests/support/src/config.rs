@@ -1,6 +1,8 @@
 //! monitor.toml texts for the emulator: its regions and app filled in, quick probing,
 //! every probe kind it can serve, and the configs of cooperating instances.
 
+use failover_config::TablesMode;
+
 use crate::emulator::Emulator;
 use crate::{APP_ID, PROJECT};
 
@@ -50,14 +52,24 @@ check = "describe_table"
 impl Emulator {
     /// A monitor.toml for this emulator: `[app]` and `[regions]` filled in, then `body`
     /// (monitor, probes, policy ...), in which `{primary}` and `{secondary}` become the
-    /// regions' URLs.
+    /// regions' URLs. For an emulator started per region, `stack.tables =
+    /// "per-region"` too (in the body's `[stack]` when it has one); otherwise
+    /// `stack.tables` is left to its default, global tables.
     pub fn config(&self, body: &str) -> String {
+        let body = body
+            .replace("{primary}", &self.primary.url())
+            .replace("{secondary}", &self.secondary.url());
+        let body = match self.tables_mode() {
+            TablesMode::Global => body,
+            TablesMode::PerRegion if body.contains("[stack]\n") => {
+                body.replacen("[stack]\n", "[stack]\ntables = \"per-region\"\n", 1)
+            }
+            TablesMode::PerRegion => format!("{body}\n[stack]\ntables = \"per-region\"\n"),
+        };
         format!(
             "[app]\nid = \"{APP_ID}\"\nproject = \"{PROJECT}\"\n\
              [regions.primary]\nname = \"us-east-1\"\nendpoint_url = \"{p}\"\n\
-             [regions.secondary]\nname = \"ap-northeast-1\"\nendpoint_url = \"{s}\"\n{}",
-            body.replace("{primary}", &self.primary.url())
-                .replace("{secondary}", &self.secondary.url()),
+             [regions.secondary]\nname = \"ap-northeast-1\"\nendpoint_url = \"{s}\"\n{body}",
             p = self.primary.url(),
             s = self.secondary.url(),
         )
@@ -89,7 +101,11 @@ pub fn cooperating_config(
          [[probes]]\nname = \"p-endpoint\"\nkind = \"http\"\nregion = \"primary\"\nurl = \"{primary_url}/\"\n\
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
          [[probes]]\nname = \"p-photos\"\nkind = \"s3\"\nregion = \"primary\"\n\
-         [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n",
+         [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n{stack}",
         s = emu.secondary.url(),
+        stack = match emu.tables_mode() {
+            TablesMode::Global => "",
+            TablesMode::PerRegion => "[stack]\ntables = \"per-region\"\n",
+        },
     )
 }

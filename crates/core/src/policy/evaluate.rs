@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::{Blocked, Decision, Policy, Refusal, Verdict, Vote, millis};
 use crate::model::{AppState, ConfigItem, Role};
+use crate::overrides::{self, Left};
 use crate::rules::{Failback, Mode};
 
 /// A move the rules want, before the gates.
@@ -74,13 +75,46 @@ impl Policy {
                 self.vote(now).1.unwrap_or_default().as_millis(),
                 self.cfg.evidence_ttl.as_millis()
             )),
-            _ => Err("primary healthy".into()),
+            _ => Err(self.healthy_or_inconclusive()),
         }
+    }
+
+    /// Why there is nothing to do in `active`: the primary is healthy, or nothing can
+    /// be said of it because its probes only got errors about the monitor (named).
+    fn healthy_or_inconclusive(&self) -> String {
+        let inconclusive: Vec<&str> = self
+            .index
+            .inconclusive(Role::Primary)
+            .map(|i| self.probes[i].name.as_str())
+            .collect();
+        if inconclusive.is_empty() {
+            return "primary healthy".into();
+        }
+        let judging =
+            self.counts[Role::Primary as usize].iter().sum::<usize>() - inconclusive.len();
+        if judging == 0 {
+            return format!(
+                "no probe can judge the primary: every one is inconclusive (errors about the \
+                 monitor, not the region): {}; an outage would not be failed over on its own",
+                inconclusive.join(", ")
+            );
+        }
+        format!(
+            "primary healthy on {judging} probe(s); inconclusive (errors about the monitor, \
+             not the region): {}",
+            inconclusive.join(", ")
+        )
     }
 
     fn wanted_in_fence(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
         if item.set_by_human() {
-            return Err("fenced by a human; only a human moves it on".into());
+            return match self.fence_left() {
+                Some(Left::Ended) => Ok(self.after_a_human_fence(item, now)),
+                Some(left) => Err(format!(
+                    "fenced by a human ({left}); only a human moves it on before it ends"
+                )),
+                None => Err("fenced by a human; only a human moves it on".into()),
+            };
         }
         let fenced_for = self
             .fenced_at
@@ -149,6 +183,25 @@ impl Policy {
         }
     }
 
+    /// A human's fence ended: writes are unblocked, or, with the primary down on
+    /// the evidence a failover needs, the application fails over.
+    fn after_a_human_fence(&self, item: &ConfigItem, now: Instant) -> Wanted {
+        let by = item.updated_by.as_deref().unwrap_or("a human");
+        let end = self.fence_end().map(overrides::format).unwrap_or_default();
+        if self.effective_primary_down(now) {
+            return Wanted {
+                to: AppState::Failover,
+                reason: format!("the fence set by {by} ended at {end}, and the primary is down"),
+                hold_down: false,
+            };
+        }
+        Wanted {
+            to: AppState::Active,
+            reason: format!("the fence set by {by} ended at {end}: writes are no longer blocked"),
+            hold_down: false,
+        }
+    }
+
     fn wanted_in_failover(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
         if item.set_by_human() {
             return Err("failed over by a human; only a human fails back".into());
@@ -191,7 +244,7 @@ impl Policy {
         if self.cfg.mode == Mode::Manual {
             return block(Blocked::ManualMode);
         }
-        if self.paused {
+        if self.paused() {
             return block(Blocked::Paused);
         }
         if let Some(c) = &self.coordination {

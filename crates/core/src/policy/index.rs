@@ -114,6 +114,11 @@ impl ProbeIndex {
         self.not_up[role as usize][1].iter().copied()
     }
 
+    /// The region's probes that are inconclusive, in order.
+    pub(super) fn inconclusive(&self, role: Role) -> impl Iterator<Item = usize> + '_ {
+        self.not_up[role as usize][2].iter().copied()
+    }
+
     /// The region's probes neither up nor down (unknown, inconclusive), in order.
     pub(super) fn undecided(&self, role: Role) -> impl Iterator<Item = usize> + '_ {
         let [unknown, _, inconclusive] = &self.not_up[role as usize];
@@ -195,6 +200,7 @@ mod tests {
             rule: RegionRule::Any,
             require_healthy_secondary: true,
             evidence_ttl: Duration::from_secs(3600),
+            max_override: Duration::from_secs(72 * 3600),
             fence_expiry: Duration::from_secs(600),
         };
         let spec = |n: usize| {

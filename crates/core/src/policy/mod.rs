@@ -18,7 +18,7 @@ mod health;
 mod index;
 mod types;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -31,6 +31,7 @@ pub use types::{
 
 use crate::liveness::counts_as_down;
 use crate::model::{AppState, ConfigItem, Role};
+use crate::overrides::{self, Left};
 
 #[derive(Debug, Clone)]
 struct ProbeSlot {
@@ -87,6 +88,11 @@ pub struct Policy {
     fenced_at: Option<Instant>,
     primary_up_since: Option<Instant>,
     paused: bool,
+    /// When the pause ends (None: never, as a test or a backtest sets it).
+    pause_end: Option<SystemTime>,
+    /// The wall-clock time of the evaluation, handed in: overrides end by it.
+    /// None (a backtest): no override ever ends.
+    wall: Option<SystemTime>,
     coordination: Option<Coordination>,
     replication: Option<Replication>,
     /// When what the policy knows of the item was learned: our commit returned, or
@@ -125,6 +131,8 @@ impl Policy {
             fenced_at: None,
             primary_up_since: None,
             paused: false,
+            pause_end: None,
+            wall: None,
             coordination: None,
             replication: None,
             learned_at: None,
@@ -216,12 +224,52 @@ impl Policy {
         self.item.as_ref()
     }
 
+    /// Automatic moves are paused now: a pause is stored and has not ended.
     pub fn paused(&self) -> bool {
-        self.paused
+        self.paused && !self.pause_left().is_some_and(Left::ended)
     }
 
+    /// A pause without an end (tests, backtests); [`Policy::set_pause`] with one.
     pub fn set_paused(&mut self, paused: bool) {
+        self.set_pause(paused, None);
+    }
+
+    /// The stored pause: paused or not, and when it ends.
+    pub fn set_pause(&mut self, paused: bool, end: Option<SystemTime>) {
         self.paused = paused;
+        self.pause_end = end;
+    }
+
+    /// The wall-clock time now, by which overrides end.
+    pub fn set_wall_clock(&mut self, now: SystemTime) {
+        self.wall = Some(now);
+    }
+
+    /// What is left of a stored pause with an end (None: no pause, or no end, or
+    /// no wall clock handed in).
+    pub fn pause_left(&self) -> Option<Left> {
+        let wall = self.wall?;
+        (self.paused && self.pause_end.is_some()).then(|| Left::at(self.pause_end, wall))
+    }
+
+    /// When a human's fence ends, while the item is one.
+    pub fn fence_end(&self) -> Option<SystemTime> {
+        let item = self.item.as_ref()?;
+        if item.state != AppState::Fenced || !item.set_by_human() {
+            return None;
+        }
+        overrides::end(
+            item.expires_at.as_deref(),
+            item.updated_at.as_deref(),
+            self.cfg.max_override,
+        )
+        .or(Some(SystemTime::UNIX_EPOCH))
+    }
+
+    /// What is left of a human's fence (None: no human's fence, or no wall clock).
+    pub fn fence_left(&self) -> Option<Left> {
+        let wall = self.wall?;
+        self.fence_end().map(|end| Left::at(Some(end), wall))
     }
 
     /// Feeds one probe result. Returns the probe's new health when it flipped.

@@ -48,6 +48,9 @@ pub struct PolicyConfig {
     /// of acting on what it saw before. (With cooperating instances the own vote
     /// has `coordination.view_ttl` for this.)
     pub evidence_ttl: Duration,
+    /// A human's pause or fence stored without its end (written before overrides
+    /// expired) ends this long after it was set (`monitor.max_override`).
+    pub max_override: Duration,
 }
 
 /// One measurement of replication from the primary to the secondary, taken while

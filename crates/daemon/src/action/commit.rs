@@ -14,6 +14,7 @@ use super::{ActionError, Actuator, Transition};
 use failover_config::TablesMode;
 use failover_core::commit::{MoveKey, PreparedMove};
 use failover_core::model::{AuditRecord, ConfigItem, Role};
+use failover_core::overrides;
 
 /// DynamoDB honours a client request token for ten minutes; a prepared transition
 /// is retried with its token for at most this long.
@@ -83,13 +84,16 @@ pub enum Outcome {
 impl Actuator {
     /// Fixes the time, the item, the audit record and the token of `t`.
     pub fn prepare(&self, t: Transition) -> Prepared {
-        let at = self.clock.rfc3339();
+        let now = self.clock.now();
+        let at = overrides::format(now);
+        let expires_at = t.lasts.map(|d| overrides::format(now + d));
         let item = ConfigItem {
             state: t.to,
             version: t.expected_version + 1,
             updated_at: Some(at.clone()),
             updated_by: Some(t.by.clone()),
             reason: Some(t.reason.clone()),
+            expires_at,
         };
         let record = AuditRecord {
             version: item.version,
@@ -99,7 +103,7 @@ impl Actuator {
             by: t.by.clone(),
             trigger: t.trigger,
             reason: t.reason.clone(),
-            evidence: t.evidence.clone(),
+            evidence: with_end(&t.evidence, item.expires_at.as_deref()),
             forced: t.forced,
         };
         Prepared {
@@ -180,7 +184,7 @@ impl Actuator {
             },
         };
         let dns = match &self.dns {
-            Some(d) => Some(follow(d.as_ref(), p.item.state).await),
+            Some(d) => Some(follow(d.as_ref(), p.item.state, p.item.version).await),
             None => None,
         };
         Outcome::Committed {
@@ -207,4 +211,13 @@ impl Actuator {
              item's version to the newest audit record's (or removes the stale records)"
         )
     }
+}
+
+/// The evidence of a human's fence also says when it ends.
+fn with_end(evidence: &serde_json::Value, expires_at: Option<&str>) -> serde_json::Value {
+    let mut evidence = evidence.clone();
+    if let (Some(end), Some(map)) = (expires_at, evidence.as_object_mut()) {
+        map.insert("expires_at".into(), end.into());
+    }
+    evidence
 }

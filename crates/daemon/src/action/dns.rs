@@ -4,10 +4,14 @@
 //! re-checked on every sync pass of the acting instance (from the commit region's
 //! state only), so a failed change converges later.
 //!
-//! A change is a compare-and-swap: it replaces exactly the record it read (Route 53
-//! applies `DELETE old` + `CREATE new` in one batch all or nothing, and a DELETE that
-//! does not match the record as it is fails the batch), so a late writer never puts
-//! back a value someone changed meanwhile; it reads again on the next pass.
+//! A change is a compare-and-swap on the record and on its version guard at once:
+//! it replaces exactly the record it read and exactly the guard it read (a TXT
+//! record `_failover-monitor.<name>` holding `"v=<version>"`), in one batch Route 53
+//! applies all or nothing (a DELETE that does not match the record as it is fails
+//! the batch). A writer writes only for a version at least the guard's, so a late
+//! writer never puts back a value someone changed meanwhile, nor an older version's
+//! value over a newer one's. An alias record or one set of a routing policy is never
+//! changed: it is reported instead.
 //!
 //! [`DnsRecord`] is the seam; [`Route53`] is the real record.
 
@@ -26,11 +30,33 @@ use failover_aws::{RegionClients, describe};
 use failover_config::{RegionSettings, Route53Settings};
 use failover_core::model::{AppState, Role};
 
-/// The record as it is: its value and TTL.
+/// What the record's name and type hold, as far as the monitor may manage it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordSet {
-    pub value: String,
+pub enum RecordSet {
+    /// No record of that name and type.
+    Absent,
+    /// A simple record: its values (a multi-value record has several) and TTL.
+    Simple { values: Vec<String>, ttl: i64 },
+    /// A record the monitor must never change: an alias, or one set of a routing
+    /// policy (failover, weighted, latency, ...), which a simple change could never
+    /// match. Why.
+    Unmanageable(String),
+}
+
+/// The version guard: a TXT record beside the record, `"v=<version>"`, written in
+/// the same change batch, so that a change is made only from the guard as read:
+/// a late writer of an older version never puts its value back over a newer one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    pub version: u64,
     pub ttl: i64,
+}
+
+/// The record and its guard as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub record: RecordSet,
+    pub guard: Option<Guard>,
 }
 
 /// The one record the monitor keeps in line with the state.
@@ -39,27 +65,58 @@ pub trait DnsRecord: Send + Sync {
     /// The value the record must have in `state`.
     fn value_for(&self, state: AppState) -> String;
 
-    /// The record as it is now, if it exists.
-    async fn current(&self) -> Result<Option<RecordSet>, ActionError>;
+    /// The record and its guard as they are now.
+    async fn current(&self) -> Result<Seen, ActionError>;
 
-    /// Replaces exactly `old` (None: creates it, which fails if one exists) by a
-    /// record with `new`; fails without changing anything when the record is not
-    /// `old` any more.
-    async fn replace(&self, old: Option<&RecordSet>, new: &str) -> Result<(), ActionError>;
+    /// In one all-or-nothing change: replaces `seen.record` exactly by a record with
+    /// `new`, and `seen.guard` exactly by the guard of `version`; fails without
+    /// changing anything when either is not as read any more.
+    async fn replace(&self, seen: &Seen, new: &str, version: u64) -> Result<(), ActionError>;
 }
 
-/// Makes the record point where `state` says.
-pub async fn follow(dns: &dyn DnsRecord, state: AppState) -> Result<DnsAction, ActionError> {
+/// Makes the record point where `state`, just committed at `version`, says, unless
+/// a newer version already set it (the guard says so): the follow-up of a commit,
+/// whose item may be older than the record by the time it is read.
+pub async fn follow(
+    dns: &dyn DnsRecord,
+    state: AppState,
+    version: u64,
+) -> Result<DnsAction, ActionError> {
+    let seen = dns.current().await?;
+    if let Some(g) = seen.guard.filter(|g| g.version > version) {
+        return Ok(DnsAction::Newer { guard: g.version });
+    }
+    follow_seen(dns, seen, state, version).await
+}
+
+/// Makes the record point where `state` at `version` says, from `seen`, the record
+/// and guard read *before* the item was read in the commit region (a sync pass):
+/// whatever the guard's version, even a higher one (the item was reset below it).
+/// A commit after the item's read changes the guard before or after this write:
+/// before, this write (conditioned on the guard as read) fails; after, that
+/// commit's own follow-up finds this lower version in the guard and writes its own.
+pub async fn follow_seen(
+    dns: &dyn DnsRecord,
+    seen: Seen,
+    state: AppState,
+    version: u64,
+) -> Result<DnsAction, ActionError> {
     let want = dns.value_for(state);
-    let current = dns.current().await?;
-    if current.as_ref().is_some_and(|r| r.value == want) {
+    let from = match &seen.record {
+        RecordSet::Unmanageable(why) => {
+            return Err(ActionError::Malformed {
+                region: Role::Secondary,
+                reason: format!("the DNS record cannot be managed: {why}; it is left alone"),
+            });
+        }
+        RecordSet::Absent => None,
+        RecordSet::Simple { values, .. } => Some(values.join(",")),
+    };
+    if from.as_deref() == Some(want.as_str()) && seen.guard.map(|g| g.version) == Some(version) {
         return Ok(DnsAction::InPlace);
     }
-    dns.replace(current.as_ref(), &want).await?;
-    Ok(DnsAction::Upserted {
-        from: current.map(|r| r.value),
-        to: want,
-    })
+    dns.replace(&seen, &want, version).await?;
+    Ok(DnsAction::Upserted { from, to: want })
 }
 
 /// The record in a Route 53 hosted zone.
@@ -74,7 +131,14 @@ pub struct Route53 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DnsAction {
     InPlace,
-    Upserted { from: Option<String>, to: String },
+    Upserted {
+        from: Option<String>,
+        to: String,
+    },
+    /// The guard says a newer version already set the record: nothing written.
+    Newer {
+        guard: u64,
+    },
 }
 
 impl Route53 {
@@ -109,6 +173,86 @@ impl Route53 {
     }
 }
 
+/// The guard's name beside `record_name`.
+pub fn guard_name(record_name: &str) -> String {
+    format!("_failover-monitor.{}", record_name.trim_end_matches('.'))
+}
+
+impl Route53 {
+    /// The record sets of `name` and `rr_type` (one, or several for a routing
+    /// policy's sets).
+    async fn sets(
+        &self,
+        name: &str,
+        rr_type: RrType,
+    ) -> Result<Vec<ResourceRecordSet>, ActionError> {
+        let call = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(&self.cfg.zone_id)
+            .start_record_name(name)
+            .start_record_type(rr_type.clone())
+            .max_items(10)
+            .send();
+        let out = match timeout(self.limit, call).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => return Err(self.err("list_resource_record_sets", describe(&e))),
+            Err(_) => return Err(self.err("list_resource_record_sets", "timed out".into())),
+        };
+        let want = name.trim_end_matches('.');
+        Ok(out
+            .resource_record_sets()
+            .iter()
+            .filter(|r| {
+                r.name().trim_end_matches('.').eq_ignore_ascii_case(want) && *r.r#type() == rr_type
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn set(
+        &self,
+        name: &str,
+        rr_type: RrType,
+        ttl: i64,
+        values: &[String],
+    ) -> Result<ResourceRecordSet, ActionError> {
+        let build = |e: aws_sdk_route53::error::BuildError| {
+            self.err("change_resource_record_sets", e.to_string())
+        };
+        let records = values
+            .iter()
+            .map(|v| ResourceRecord::builder().value(v).build().map_err(build))
+            .collect::<Result<Vec<_>, _>>()?;
+        ResourceRecordSet::builder()
+            .name(name)
+            .r#type(rr_type)
+            .ttl(ttl)
+            .set_resource_records(Some(records))
+            .build()
+            .map_err(build)
+    }
+}
+
+/// What one name's record sets are, for the monitor.
+fn classify(sets: &[ResourceRecordSet], default_ttl: i64) -> RecordSet {
+    match sets {
+        [] => RecordSet::Absent,
+        [one] if one.alias_target().is_some() => RecordSet::Unmanageable("an alias record".into()),
+        [one] if one.set_identifier().is_none() => RecordSet::Simple {
+            values: one
+                .resource_records()
+                .iter()
+                .map(|r| r.value().to_owned())
+                .collect(),
+            ttl: one.ttl().unwrap_or(default_ttl),
+        },
+        _ => RecordSet::Unmanageable(
+            "one set of a routing policy (failover, weighted, latency, geolocation...)".into(),
+        ),
+    }
+}
+
 #[async_trait]
 impl DnsRecord for Route53 {
     fn value_for(&self, state: AppState) -> String {
@@ -118,54 +262,29 @@ impl DnsRecord for Route53 {
         }
     }
 
-    async fn current(&self) -> Result<Option<RecordSet>, ActionError> {
-        let call = self
-            .client
-            .list_resource_record_sets()
-            .hosted_zone_id(&self.cfg.zone_id)
-            .start_record_name(&self.cfg.record_name)
-            .start_record_type(self.rr_type())
-            .max_items(1)
-            .send();
-        let out = match timeout(self.limit, call).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(e)) => return Err(self.err("list_resource_record_sets", describe(&e))),
-            Err(_) => return Err(self.err("list_resource_record_sets", "timed out".into())),
-        };
-        let want = self.cfg.record_name.trim_end_matches('.');
-        Ok(out
-            .resource_record_sets()
-            .iter()
-            .find(|r| {
-                r.name().trim_end_matches('.').eq_ignore_ascii_case(want)
-                    && *r.r#type() == self.rr_type()
-            })
-            .and_then(|r| {
-                let value = r.resource_records().first()?.value().to_owned();
-                Some(RecordSet {
-                    value,
-                    ttl: r.ttl().unwrap_or(self.cfg.ttl),
+    async fn current(&self) -> Result<Seen, ActionError> {
+        let record = classify(
+            &self.sets(&self.cfg.record_name, self.rr_type()).await?,
+            self.cfg.ttl,
+        );
+        let guard = self
+            .sets(&guard_name(&self.cfg.record_name), RrType::Txt)
+            .await?
+            .first()
+            .and_then(|g| {
+                let value = g.resource_records().first()?.value();
+                let version = value.trim_matches('"').strip_prefix("v=")?.parse().ok()?;
+                Some(Guard {
+                    version,
+                    ttl: g.ttl().unwrap_or(self.cfg.ttl),
                 })
-            }))
+            });
+        Ok(Seen { record, guard })
     }
 
-    async fn replace(&self, old: Option<&RecordSet>, want: &str) -> Result<(), ActionError> {
+    async fn replace(&self, seen: &Seen, want: &str, version: u64) -> Result<(), ActionError> {
         let build = |e: aws_sdk_route53::error::BuildError| {
             self.err("change_resource_record_sets", e.to_string())
-        };
-        let rrset = |value: &str, ttl: i64| {
-            ResourceRecordSet::builder()
-                .name(&self.cfg.record_name)
-                .r#type(self.rr_type())
-                .ttl(ttl)
-                .resource_records(
-                    ResourceRecord::builder()
-                        .value(value)
-                        .build()
-                        .map_err(build)?,
-                )
-                .build()
-                .map_err(build)
         };
         let change = |action: ChangeAction, set: ResourceRecordSet| {
             Change::builder()
@@ -174,11 +293,37 @@ impl DnsRecord for Route53 {
                 .build()
                 .map_err(build)
         };
-        let mut changes = Vec::with_capacity(2);
-        if let Some(old) = old {
-            changes.push(change(ChangeAction::Delete, rrset(&old.value, old.ttl)?)?);
+        let name = &self.cfg.record_name;
+        let guard = guard_name(name);
+        let mut changes = Vec::with_capacity(4);
+        match &seen.record {
+            RecordSet::Absent => {}
+            RecordSet::Simple { values, ttl } => {
+                changes.push(change(
+                    ChangeAction::Delete,
+                    self.set(name, self.rr_type(), *ttl, values)?,
+                )?);
+            }
+            RecordSet::Unmanageable(why) => {
+                return Err(self.err("change_resource_record_sets", format!("not managed: {why}")));
+            }
         }
-        changes.push(change(ChangeAction::Create, rrset(want, self.cfg.ttl)?)?);
+        changes.push(change(
+            ChangeAction::Create,
+            self.set(name, self.rr_type(), self.cfg.ttl, &[want.to_owned()])?,
+        )?);
+        if let Some(g) = seen.guard {
+            let old = [format!("\"v={}\"", g.version)];
+            changes.push(change(
+                ChangeAction::Delete,
+                self.set(&guard, RrType::Txt, g.ttl, &old)?,
+            )?);
+        }
+        let new = [format!("\"v={version}\"")];
+        changes.push(change(
+            ChangeAction::Create,
+            self.set(&guard, RrType::Txt, self.cfg.ttl, &new)?,
+        )?);
         let batch = ChangeBatch::builder()
             .comment("failover-monitor: the record follows the state")
             .set_changes(Some(changes))

@@ -66,6 +66,7 @@ impl DynamoItemStore {
             updated_at: text(item, "updatedAt"),
             updated_by: text(item, "updatedBy"),
             reason: text(item, "reason"),
+            expires_at: text(item, "expiresAt"),
         })
     }
 
@@ -109,11 +110,21 @@ impl DynamoItemStore {
         })
     }
 
+    /// Sets every attribute of `new`; a fence's end (`expiresAt`) is set with a
+    /// human's fence and removed with every other state.
     fn set_item(&self, new: &ConfigItem) -> UpdateBuilder {
-        Update::builder()
+        let set = "SET #s = :to, #v = :new, #at = :at, #by = :by, #r = :reason";
+        let update = Update::builder()
             .table_name(&self.table.name)
             .key("appId", s(&self.app_id))
-            .update_expression("SET #s = :to, #v = :new, #at = :at, #by = :by, #r = :reason")
+            .expression_attribute_names("#e", "expiresAt");
+        let update = match &new.expires_at {
+            Some(until) => update
+                .update_expression(format!("{set}, #e = :until"))
+                .expression_attribute_values(":until", s(until)),
+            None => update.update_expression(format!("{set} REMOVE #e")),
+        };
+        update
             .expression_attribute_names("#s", "state")
             .expression_attribute_names("#v", "version")
             .expression_attribute_names("#at", "updatedAt")
@@ -150,7 +161,7 @@ impl DynamoItemStore {
     }
 
     fn pause_item(&self, p: &PauseRecord) -> Item {
-        Item::from([
+        let mut item = Item::from([
             ("appId".to_string(), s(keys::pause(&self.app_id))),
             ("kind".to_string(), s("pause")),
             ("paused".to_string(), AttributeValue::Bool(p.paused)),
@@ -158,7 +169,11 @@ impl DynamoItemStore {
             ("reason".to_string(), s(&p.reason)),
             ("at".to_string(), s(&p.at)),
             ("seq".to_string(), n(p.seq)),
-        ])
+        ]);
+        if let Some(until) = &p.until {
+            item.insert("until".to_string(), s(until));
+        }
+        item
     }
 }
 
@@ -336,6 +351,7 @@ impl ItemStore for DynamoItemStore {
                 reason: text(&i, "reason").unwrap_or_default(),
                 at: text(&i, "at").unwrap_or_default(),
                 seq: num(&i, "seq")?,
+                until: text(&i, "until"),
             })
         }))
     }

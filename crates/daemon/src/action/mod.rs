@@ -36,7 +36,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use commit::{Outcome, Prepared, PrimaryCopy};
-pub use dns::{DnsAction, DnsRecord, RecordSet, Route53, follow};
+pub use dns::{
+    DnsAction, DnsRecord, Guard, RecordSet, Route53, Seen, follow, follow_seen, guard_name,
+};
 pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair, Measurement};
@@ -47,6 +49,7 @@ use crate::clock::WallClock;
 use failover_config::TablesMode;
 use failover_core::commit::MoveKey;
 use failover_core::model::{AppState, ConfigItem, Fence, PauseRecord, Role, Trigger};
+use failover_core::overrides;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
@@ -82,6 +85,9 @@ pub struct Transition {
     pub forced: bool,
     /// With cooperating instances: the lease this write is conditioned on.
     pub fence: Option<Fence>,
+    /// A human's fence: how long it lasts (the item's `expiresAt` is the commit's
+    /// time plus this). `None` for every other move.
+    pub lasts: Option<Duration>,
 }
 
 impl Transition {
@@ -212,15 +218,18 @@ impl Actuator {
         paused: bool,
         by: &str,
         reason: &str,
+        lasts: Option<Duration>,
     ) -> Result<(bool, PauseRecord), ActionError> {
         for _ in 0..3 {
             let current = self.secondary.read_pause().await?;
+            let now = self.clock.now();
             let new = PauseRecord {
                 paused,
                 by: by.to_owned(),
                 reason: reason.to_owned(),
-                at: self.clock.rfc3339(),
+                at: overrides::format(now),
                 seq: current.as_ref().map_or(1, |p| p.seq + 1),
+                until: lasts.filter(|_| paused).map(|d| overrides::format(now + d)),
             };
             let was = current.as_ref().is_some_and(|p| p.paused);
             match self
@@ -243,5 +252,38 @@ impl Actuator {
             region: Role::Secondary,
             reason: "the pause changed three times while being stored; try again".into(),
         })
+    }
+}
+
+impl Actuator {
+    /// Lifts `ended`, a pause whose end has passed, only while it is still the
+    /// stored one (its `seq`): a newer pause is never lifted by this. `Ok(None)`
+    /// when another write came first.
+    pub async fn lift_ended_pause(
+        &self,
+        ended: &PauseRecord,
+    ) -> Result<Option<PauseRecord>, ActionError> {
+        let new = PauseRecord {
+            paused: false,
+            by: "expiry".into(),
+            reason: format!(
+                "the pause set by {} ({}) ended at {}",
+                ended.by,
+                ended.reason,
+                ended.until.as_deref().unwrap_or("its maximum")
+            ),
+            at: self.clock.rfc3339(),
+            seq: ended.seq + 1,
+            until: None,
+        };
+        match self.secondary.write_pause(Some(ended.seq), &new).await {
+            Ok(()) => Ok(Some(new)),
+            Err(WriteError::Conflict) => Ok(None),
+            Err(WriteError::Busy(e) | WriteError::Failed(e)) => Err(e),
+            Err(other) => Err(ActionError::Unavailable {
+                region: Role::Secondary,
+                reason: format!("{other:?}"),
+            }),
+        }
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::dns::{DnsAction, follow};
+use super::dns::{DnsAction, follow_seen};
 use super::store::{AUDITS_PER_WRITE, ItemStore, WriteError};
 use super::{ActionError, Actuator};
 use crate::gate::Gate;
@@ -120,6 +120,11 @@ impl Actuator {
     /// commit region first, so a primary found ahead was written outside it, never
     /// by a commit landing between the two reads.
     pub async fn sync(&self, acts: bool) -> SyncReport {
+        // The DNS record is read before the commit region's item (see follow_seen).
+        let dns_seen = match &self.dns {
+            Some(d) if acts => Some(d.current().await),
+            _ => None,
+        };
         let primary = self.primary.read().await;
         let issued = Instant::now();
         let (secondary, pause) = tokio::join!(self.secondary.read(), self.secondary.read_pause());
@@ -127,8 +132,11 @@ impl Actuator {
             TablesMode::PerRegion => self.reconcile(&primary, &secondary).await,
             TablesMode::Global => replication_state(&primary, &secondary),
         };
-        let dns = match (&self.dns, &secondary) {
-            (Some(d), Ok(Some(item))) if acts => Some(follow(d.as_ref(), item.state).await),
+        let dns = match (&self.dns, dns_seen, &secondary) {
+            (Some(d), Some(Ok(seen)), Ok(Some(item))) => {
+                Some(follow_seen(d.as_ref(), seen, item.state, item.version).await)
+            }
+            (Some(_), Some(Err(e)), Ok(Some(_))) => Some(Err(e)),
             _ => None,
         };
         SyncReport {

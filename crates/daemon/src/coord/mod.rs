@@ -200,3 +200,75 @@ pub fn policy_input(
     };
     (c, leadership)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use failover_core::liveness::{PeerState, PeerView};
+    use tokio::time::advance;
+
+    use super::*;
+
+    fn cfg() -> CoordinationSettings {
+        CoordinationSettings {
+            instances: ["a", "b", "c"].map(String::from).to_vec(),
+            lease: Duration::from_secs(3),
+            renew_every: Duration::from_millis(300),
+            view_ttl: Duration::from_millis(1_500),
+            quorum: failover_config::QuorumRule::Majority,
+            allow_minority_quorum: false,
+        }
+    }
+
+    /// Issue 17, item 5a: a peer's vote is judged when the decision is made, not
+    /// when the report was built. A report built at t0 holds a peer whose view
+    /// changed a second before with fresh evidence: counted at t0, not a second
+    /// later (1.5 s view TTL), however long the report is kept.
+    #[tokio::test(start_paused = true)]
+    async fn a_peers_vote_is_judged_at_the_moment_of_the_decision() {
+        let t0 = Instant::now();
+        advance(Duration::from_secs(1)).await;
+        let built = Instant::now();
+        let view = PeerView {
+            seq: 9,
+            process: "pb".into(),
+            vote: Vote::Down,
+            evidence_age_ms: Some(0),
+            secondary_up: true,
+            fit: true,
+            digest: String::new(),
+            detail: String::new(),
+        };
+        let report = CoordReport {
+            leader: Some("a/pa".into()),
+            held: Some((1, built + Duration::from_secs(10))),
+            own: PeerView {
+                process: "pa".into(),
+                ..view.clone()
+            },
+            peers: vec![PeerState {
+                instance: "b".into(),
+                view: Some(view),
+                changed_at: Some(t0),
+            }],
+            duplicate: None,
+            mismatch: Vec::new(),
+            error: None,
+        };
+        let id = Identity {
+            instance: "a".into(),
+            process: "pa".into(),
+        };
+        let (c, leadership) = policy_input(&cfg(), &id, Some(&report), built);
+        assert_eq!((c.others_live, c.others_down), (1, 1));
+        assert!(leadership.acts());
+        advance(Duration::from_secs(1)).await;
+        let (c, _) = policy_input(&cfg(), &id, Some(&report), Instant::now());
+        assert_eq!(
+            (c.others_live, c.others_down),
+            (0, 0),
+            "stale at the decision"
+        );
+    }
+}

@@ -136,7 +136,7 @@ impl Round {
             LeaseStep::Release { token } => {
                 warn!(
                     token,
-                    "this instance cannot act (mode, its view of the secondary, a duplicate): handing the leader lease to one that can"
+                    "this instance cannot act (its mode, or its view of the secondary): handing the leader lease to one that can"
                 );
                 self.release().await;
                 None

@@ -4,14 +4,17 @@
 //! human's answer, the backoff, and a transition left pending when the outcome is
 //! unknown.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{Daemon, Done, HumanMove, LoopState, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
-use crate::control::{ANSWER_WITHIN, MoveDone, MoveError, Request, move_wait};
+use crate::control::{ANSWER_WITHIN, MoveDone, MoveError, PauseError, Request, move_wait};
 use failover_core::commit::Origin;
-use failover_core::model::{AuditRecord, ConfigItem, Fence, Trigger};
+use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, Trigger};
+use failover_core::overrides;
 use failover_core::policy::{Decision, ItemChange};
 
 impl Daemon {
@@ -33,7 +36,28 @@ impl Daemon {
             by,
             forced,
             fence,
+            lasts: None,
         }
+    }
+
+    /// How long a human's move lasts: a fence lasts what was asked, at most
+    /// `monitor.max_override` (the default); the other moves do not end by themselves.
+    fn move_lasts(
+        &self,
+        to: AppState,
+        lasts: Option<Duration>,
+    ) -> Result<Option<Duration>, MoveError> {
+        if to != AppState::Fenced {
+            return match lasts {
+                None => Ok(None),
+                Some(_) => Err(MoveError::Lasts(format!(
+                    "for: only a fence (and a pause) ends by itself, not a move to {to}"
+                ))),
+            };
+        }
+        overrides::duration(lasts, self.settings.monitor.max_override)
+            .map(Some)
+            .map_err(|e| MoveError::Lasts(e.to_string()))
     }
 
     /// Starts `p` in a task; its outcome comes back as [`Done::Commit`].
@@ -103,6 +127,7 @@ impl Daemon {
             reason,
             force,
             caller,
+            lasts,
             reply,
         } = request
         else {
@@ -113,6 +138,7 @@ impl Daemon {
             reason,
             force,
             caller,
+            lasts,
             reply,
             again: false,
             since,
@@ -137,6 +163,13 @@ impl Daemon {
             let _ = human.reply.send(Err(MoveError::Expired));
             return;
         }
+        let lasts = match self.move_lasts(human.to, human.lasts) {
+            Ok(lasts) => lasts,
+            Err(e) => {
+                let _ = human.reply.send(Err(e));
+                return;
+            }
+        };
         match self.policy.manual(human.to, human.force, Instant::now()) {
             Err(r) => {
                 warn!(to = %human.to, caller = %human.caller, refusal = %r, "manual move refused");
@@ -145,8 +178,9 @@ impl Daemon {
             Ok(decision) => {
                 let by = format!("admin:{}", human.caller);
                 let reason = human.reason.clone();
-                let t =
+                let mut t =
                     Self::transition_for(decision, reason, Trigger::Manual, by, human.force, None);
+                t.lasts = lasts;
                 let p = self.actuator.prepare(t);
                 self.spawn_commit(p, Origin::Manual(human), state, tasks);
             }
@@ -188,7 +222,17 @@ impl Daemon {
                 if let Ok((_, record)) = &result {
                     self.apply_pause(Some(record.clone()), Some(Instant::now()), state);
                 }
-                let _ = reply.send(result.map(|(was, _)| was));
+                let _ = reply.send(result.map(|(was, _)| was).map_err(PauseError::Store));
+            }
+            Done::PauseLifted(result) => {
+                state.lifting_pause = false;
+                match result {
+                    Ok(Some(record)) => self.apply_pause(Some(record), Some(Instant::now()), state),
+                    Ok(None) => info!("the pause changed before its lift was stored: not lifted"),
+                    Err(e) => {
+                        warn!(error = %e, "cannot store the lift of the ended pause; every instance honours its end all the same")
+                    }
+                }
             }
             Done::Settled {
                 item,

@@ -20,14 +20,14 @@ impl Daemon {
         (Some(c), leadership)
     }
 
-    /// Whether this instance could act on a decision now: mode `auto`, the
-    /// secondary up where the policy requires it, no duplicate of its id. A lease
-    /// holder that cannot act hands the lease to one that can.
-    fn fit(&self, state: &LoopState) -> bool {
+    /// Whether this instance could act on a decision now: mode `auto`, and the
+    /// secondary up where the policy requires it. A lease holder that cannot act
+    /// hands the lease to one that can. (A duplicate of this instance's id does not
+    /// make it unfit: the holder keeps the lease, the duplicate never takes it.)
+    fn fit(&self) -> bool {
         self.settings.monitor.mode == Mode::Auto
             && (!self.settings.policy.require_healthy_secondary
                 || self.policy.region_up(Role::Secondary))
-            && state.coord.as_ref().is_none_or(|r| r.duplicate.is_none())
     }
 
     /// Hands this instance's view to the coordination task, which publishes it.
@@ -37,7 +37,7 @@ impl Daemon {
             vote,
             evidence_since: evidence_age.and_then(|a| now.checked_sub(a)),
             secondary_up: self.policy.region_up(Role::Secondary),
-            fit: self.fit(state),
+            fit: self.fit(),
             committing: state.commits.in_flight(),
             // The first 20 not up, found without walking every probe.
             detail: self
@@ -92,6 +92,8 @@ impl Daemon {
         self.acts
             .send_if_modified(|a| std::mem::replace(a, acts) != acts);
         self.policy.set_coordination(coordination);
+        self.policy.set_wall_clock(self.actuator.clock().now());
+        self.lift_an_ended_pause(state, tasks);
         let verdict = self.policy.evaluate(now);
         self.log_verdict(&verdict, state);
         self.release_a_stop_for_a_human(state);

@@ -10,10 +10,11 @@ use tracing::{error, info, warn};
 use super::{Daemon, Done, LoopState, Tasks};
 use crate::action::{DnsAction, SyncAction, SyncReport};
 use crate::backend;
-use crate::control::Request;
+use crate::control::{PauseError, Request};
 use crate::coord::CoordReport;
 use failover_config::Settings;
 use failover_core::model::{ConfigItem, PauseRecord, Role};
+use failover_core::overrides;
 use failover_core::policy::{Health, ItemChange, Observation, Replication};
 
 impl Daemon {
@@ -34,13 +35,21 @@ impl Daemon {
                 paused,
                 caller,
                 reason,
+                lasts,
                 reply,
             } => {
-                info!(paused, caller = %caller, reason = %reason, "storing the operator's pause");
+                let lasts = match self.pause_lasts(paused, lasts) {
+                    Ok(lasts) => lasts,
+                    Err(why) => {
+                        let _ = reply.send(Err(PauseError::Lasts(why)));
+                        return;
+                    }
+                };
+                info!(paused, caller = %caller, reason = %reason, lasts = ?lasts, "storing the operator's pause");
                 let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
                 tasks.jobs.spawn(async move {
                     let result = actuator
-                        .set_pause(paused, &format!("admin:{caller}"), &reason)
+                        .set_pause(paused, &format!("admin:{caller}"), &reason, lasts)
                         .await;
                     let _ = tx.send(Done::Pause { result, reply }).await;
                 });
@@ -48,6 +57,44 @@ impl Daemon {
             cmd @ Request::Move { .. } => self.on_move(cmd, state, tasks),
         }
         state.publish_now = true;
+    }
+
+    /// How long a pause lasts: what was asked, at most `monitor.max_override`
+    /// (the default); a resume takes none.
+    fn pause_lasts(
+        &self,
+        paused: bool,
+        lasts: Option<Duration>,
+    ) -> Result<Option<Duration>, String> {
+        if !paused {
+            return match lasts {
+                None => Ok(None),
+                Some(_) => Err("for: a resume does not last, it ends the pause".into()),
+            };
+        }
+        overrides::duration(lasts, self.settings.monitor.max_override)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The pause's end has passed: every instance stops honouring it at once (the
+    /// policy compares its end with the wall clock); the acting one also stores the
+    /// lift, on the condition that the pause is still the one that ended.
+    pub(super) fn lift_an_ended_pause(&mut self, state: &mut LoopState, tasks: &mut Tasks) {
+        let ended = self.policy.pause_left().is_some_and(overrides::Left::ended);
+        if !ended || state.lifting_pause || !*self.acts.borrow() {
+            return;
+        }
+        let Some(record) = state.pause.clone().filter(|p| p.paused) else {
+            return;
+        };
+        info!(by = %record.by, until = ?record.until, "the pause ended: automatic moves resume; storing the lift");
+        state.lifting_pause = true;
+        let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
+        tasks.jobs.spawn(async move {
+            let result = actuator.lift_ended_pause(&record).await;
+            let _ = tx.send(Done::PauseLifted(result)).await;
+        });
     }
 
     /// The commit region's item went back to a lower version (re-seeded, restored,
@@ -90,6 +137,11 @@ impl Daemon {
             state.pause = None;
             return;
         };
+        let end = overrides::end(
+            record.until.as_deref(),
+            Some(&record.at),
+            self.settings.monitor.max_override,
+        );
         if self.policy.paused() != record.paused {
             info!(
                 paused = record.paused,
@@ -100,8 +152,10 @@ impl Daemon {
                 if record.paused { "paused" } else { "resumed" }
             );
         }
-        self.policy.set_paused(record.paused);
-        self.metrics.paused.set(i64::from(record.paused));
+        // An unreadable time ends the pause at once rather than never.
+        let end = end.or(Some(std::time::SystemTime::UNIX_EPOCH));
+        self.policy.set_pause(record.paused, end);
+        self.metrics.paused.set(i64::from(self.policy.paused()));
         state.pause = Some(record);
     }
 

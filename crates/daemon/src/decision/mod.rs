@@ -79,6 +79,8 @@ struct HumanMove {
     reason: String,
     force: bool,
     caller: String,
+    /// A fence: how long it lasts, as asked.
+    lasts: Option<Duration>,
     reply:
         tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
     /// Already asked again once.
@@ -115,6 +117,8 @@ struct LoopState {
     pause_learned_at: Option<Instant>,
     /// A read of the audit record above an item a human must settle is under way.
     checking_settled: bool,
+    /// The lift of a pause that ended is being stored.
+    lifting_pause: bool,
 }
 
 impl LoopState {
@@ -134,6 +138,7 @@ impl LoopState {
             pause: None,
             pause_learned_at: None,
             checking_settled: false,
+            lifting_pause: false,
         }
     }
 }
@@ -149,8 +154,10 @@ enum Done {
     },
     Pause {
         result: Result<(bool, PauseRecord), ActionError>,
-        reply: tokio::sync::oneshot::Sender<Result<bool, ActionError>>,
+        reply: tokio::sync::oneshot::Sender<Result<bool, crate::control::PauseError>>,
     },
+    /// The lift of a pause that ended was stored (`None`: another write came first).
+    PauseLifted(Result<Option<PauseRecord>, ActionError>),
 }
 
 /// The channels and tasks of one run of the loop.
@@ -266,6 +273,16 @@ impl Daemon {
         {
             warn!(quorum = %c.quorum, instances = c.instances.len(),
                 "coordination.allow_minority_quorum: a minority of the instances may fail the primary over");
+        }
+        if !s
+            .probes
+            .iter()
+            .any(|p| p.region == Role::Primary && p.kind() == "http")
+        {
+            warn!(
+                "no http probe watches the primary: after a permission change every primary \
+                 probe is inconclusive and an outage is not failed over on its own"
+            );
         }
         if s.policy.require_healthy_secondary
             && !s.probes.iter().any(|p| p.region == Role::Secondary)

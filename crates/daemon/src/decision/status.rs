@@ -6,9 +6,10 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::{Daemon, LoopState};
-use crate::control::Status;
+use crate::control::{OverrideView, Overrides, Status};
 use crate::coord::{Leadership, instance_of};
 use failover_config::Settings;
+use failover_core::overrides::Left;
 use failover_core::policy::Policy;
 
 /// What an observer sees of the loop at `now`.
@@ -47,9 +48,40 @@ pub(super) fn snapshot(
         primary_item: state.primary_item.clone(),
         secondary_item: state.secondary_item.clone(),
         divergence: state.divergence.clone(),
+        dns_error: state.dns_error.clone(),
         probes: policy.probe_views(now),
         verdict: state.last_verdict.clone(),
         ready: policy.item().is_some(),
+        overrides: overrides(policy, state),
+    }
+}
+
+/// A human's pause and fence in force, and what is left of each.
+fn overrides(policy: &Policy, state: &LoopState) -> Overrides {
+    let view = |by: Option<&str>, end: Option<SystemTime>, left: Option<Left>| {
+        let (end, left) = (end?, left?);
+        Some(OverrideView {
+            by: by.unwrap_or_default().to_owned(),
+            until: failover_core::overrides::format(end),
+            left_s: left.seconds() as u64,
+        })
+    };
+    let pause = state.pause.as_ref().filter(|p| p.paused);
+    let pause_end = pause.and_then(|p| {
+        failover_core::overrides::end(
+            p.until.as_deref(),
+            Some(&p.at),
+            policy.config().max_override,
+        )
+    });
+    let item = policy.item();
+    Overrides {
+        pause: view(pause.map(|p| p.by.as_str()), pause_end, policy.pause_left()),
+        fence: view(
+            item.and_then(|i| i.updated_by.as_deref()),
+            policy.fence_end(),
+            policy.fence_left(),
+        ),
     }
 }
 
@@ -90,6 +122,19 @@ impl Daemon {
                 self.metrics.last_transition.set(t.as_secs_f64());
             }
         }
+        let expiry = &self.metrics.override_expiry;
+        for (kind, left) in [
+            ("pause", self.policy.pause_left()),
+            ("fence", self.policy.fence_left()),
+        ] {
+            match left {
+                Some(left) => expiry.with_label_values(&[kind]).set(left.seconds()),
+                None => {
+                    let _ = expiry.remove_label_values(&[kind]);
+                }
+            }
+        }
+        self.metrics.paused.set(i64::from(self.policy.paused()));
         let status = snapshot(
             &self.settings,
             &self.policy,

@@ -6,6 +6,7 @@
 
 pub mod comments;
 pub mod photo;
+pub mod png;
 pub mod website;
 
 use anyhow::{Context, Result, bail};

@@ -2,12 +2,10 @@
 //! ImageMagick) uploaded to `public/<uuid>` in the bucket the state points at, and a
 //! photo picked at random for the comment commands.
 
-use std::io::Cursor;
-
 use anyhow::{Context, Result, bail};
-use image::{ImageFormat, Rgb, RgbImage};
 use serde::Serialize;
 
+use super::png::{Picture, content_type};
 use super::{Access, bucket, target, uuid};
 use crate::sdk::{Region, SdkResult};
 use failover_config::Settings;
@@ -15,8 +13,8 @@ use failover_core::model::Role;
 
 /// The test picture: a colour gradient with a grid, tinted with `tint` at `amount`
 /// (0..=1).
-pub fn test_image(size: u32, tint: [u8; 3], amount: f32) -> RgbImage {
-    RgbImage::from_fn(size, size, |x, y| {
+pub fn test_image(size: u32, tint: [u8; 3], amount: f32) -> Picture {
+    Picture::from_fn(size, size, |x, y| {
         let base = if x % 32 == 0 || y % 32 == 0 {
             [40, 40, 40]
         } else {
@@ -27,18 +25,12 @@ pub fn test_image(size: u32, tint: [u8; 3], amount: f32) -> RgbImage {
             ]
         };
         let mix = |b: u8, t: u8| (f32::from(b) * (1.0 - amount) + f32::from(t) * amount) as u8;
-        Rgb([
+        [
             mix(base[0], tint[0]),
             mix(base[1], tint[1]),
             mix(base[2], tint[2]),
-        ])
+        ]
     })
-}
-
-pub fn png(img: &RgbImage) -> Result<Vec<u8>> {
-    let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, ImageFormat::Png)?;
-    Ok(buf.into_inner())
 }
 
 #[derive(Debug, Serialize)]
@@ -56,14 +48,12 @@ pub struct Upload {
 fn body(file: Option<&std::path::Path>) -> Result<(Vec<u8>, String, &'static str)> {
     if let Some(path) = file {
         let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let ct = image::guess_format(&body)
-            .map(|f| f.to_mime_type())
-            .unwrap_or("application/octet-stream");
+        let ct = content_type(&body);
         return Ok((body, "none".to_string(), ct));
     }
     let tint = [fastrand::u8(..), fastrand::u8(..), fastrand::u8(..)];
     let amount = 0.2 + fastrand::f32() * 0.5;
-    let body = png(&test_image(256, tint, amount))?;
+    let body = test_image(256, tint, amount).png();
     let name = format!(
         "#{:02x}{:02x}{:02x} at {:.0}%",
         tint[0],
@@ -136,12 +126,10 @@ mod tests {
     fn the_tint_moves_every_pixel_toward_its_colour() {
         let plain = test_image(64, [0, 0, 0], 0.0);
         let red = test_image(64, [255, 0, 0], 0.5);
-        let (p, r) = (plain.get_pixel(10, 10), red.get_pixel(10, 10));
+        let (p, r) = (plain.pixel(10, 10), red.pixel(10, 10));
         assert!(r[0] > p[0], "red channel rises: {p:?} -> {r:?}");
         assert!(r[1] < p[1] || p[1] == 0, "green falls: {p:?} -> {r:?}");
-        let bytes = png(&red).unwrap();
+        let bytes = red.png();
         assert_eq!(&bytes[1..4], b"PNG");
-        let back = image::load_from_memory(&bytes).unwrap().to_rgb8();
-        assert_eq!(back.get_pixel(10, 10), r);
     }
 }

@@ -1,6 +1,7 @@
-//! The config item in each region's config table, seeded `active` at version 0. An
-//! existing item is never touched: its state belongs to the monitor and the
-//! operators. It goes with its table.
+//! The config item, seeded `active` at version 0: in each region's config table, or,
+//! with global tables, in the commit region's replica only (the secondary, where the
+//! monitor writes it). An existing item is never touched: its state belongs to the
+//! monitor and the operators. It goes with its table.
 
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -45,7 +45,12 @@ pub fn list(stack: &Stack) -> Vec<StackResource> {
             let table = tables::TableSpec::new(stack, store);
             out.push(Resource::at(role, table.table_name(names), table));
         }
-        out.push(Resource::at(role, &stack.app_id, config_item::ConfigItem));
+        let item_region = stack.item_region(role);
+        out.push(Resource::at(
+            item_region,
+            &stack.app_id,
+            config_item::ConfigItem,
+        ));
     }
     for (role, name, bucket) in [
         (s, names.bucket(s), buckets::BucketSpec::photos(names, s)),

@@ -2,6 +2,7 @@
 
 mod items;
 mod manual;
+mod overrides;
 mod quorum;
 mod rules;
 mod timers;
@@ -27,6 +28,7 @@ pub(super) fn cfg() -> PolicyConfig {
         require_healthy_secondary: true,
         evidence_ttl: Duration::from_secs(3600),
         fence_expiry: Duration::from_secs(600),
+        max_override: Duration::from_secs(72 * 3600),
     }
 }
 
@@ -51,6 +53,7 @@ pub(super) fn item(state: AppState, version: u64) -> ConfigItem {
         updated_at: None,
         updated_by: Some("monitor-a".into()),
         reason: None,
+        expires_at: None,
     }
 }
 

@@ -154,6 +154,7 @@ fn ten_percent_random_loss_causes_no_flip_in_a_thousand_hours() {
         require_healthy_secondary: true,
         evidence_ttl: (defaults::INTERVAL + defaults::JITTER + defaults::TIMEOUT) * 2,
         fence_expiry: Duration::from_secs(600),
+        max_override: defaults::MAX_OVERRIDE,
     };
     // The shipped demo watches the primary with 3 probes (API, S3, DynamoDB) and
     // the secondary with 2; every probe runs at the default interval.
