@@ -9,7 +9,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "failover-monitor")
+# FM_BIN: another build, for the phases that take no "before" of their own (detection).
+BIN = os.environ.get("FM_BIN") or os.path.join(ROOT, "target", "release", "failover-monitor")
 VENV = os.path.join(ROOT, ".venv", "bin")
 HZ = os.sysconf("SC_CLK_TCK")
 TMP = tempfile.mkdtemp(prefix="fm-bench-")

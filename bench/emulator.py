@@ -17,7 +17,7 @@ def moto(port, log):
 
 def seed(role, region, url, app_id):
     subprocess.run([os.path.join(VENV, "python"), os.path.join(ROOT, "deploy/local/seed.py"),
-                    "--app-id", app_id, f"--{role}", url, f"--{role}-region", region], check=True)
+                    "--app-id", app_id, "--tables", "per-region", f"--{role}", url, f"--{role}-region", region], check=True)
 
 
 def read_item(url, region, app_id):
