@@ -61,6 +61,11 @@ def write_report(r, path):
         w(f"| {d['runs']} | {d['failovers']} | {d['median_s']:.3f} s | {d['best_s']:.3f} s | {d['worst_s']:.3f} s | "
           f"{d['median_ratio']:.2f} | {d['worst_ratio']:.2f} | median <= {0.85 * fi:.2f} s, "
           f"worst <= {fi + d['timeout_ms'] / 1000 + 0.2:.2f} s |")
+        b = r.get("detection_before")
+        if b:
+            w(f"| before: {b['runs']} | {b['failovers']} | {b['median_s']:.3f} s | {b['best_s']:.3f} s | "
+              f"{b['worst_s']:.3f} s | {b['median_ratio']:.2f} | {b['worst_ratio']:.2f} | (the base build, "
+              "`FM_BIN=... bench.py --phases detection`, same session) |")
         w("")
     if "cost" in r:
         w("## CPU and memory per HTTP probe, side by side")
