@@ -106,7 +106,10 @@ def write_report(r, path):
                     continue
                 cores = x["cpu_s"] / x["window_s"]
                 per = f"{(x['rss_max_kb'] - base) / (x['probes'] - 200):.1f}" if base and build == "after" else "-"
-                w(f"| {'now' if build == 'after' else 'before'} | {x['probes']} | {x['achieved_per_s']:.0f} | "
+                name = "now" if build == "after" else "before"
+                if row.get("repeat"):
+                    name += " (again)"
+                w(f"| {name} | {x['probes']} | {x['achieved_per_s']:.0f} | "
                   f"{cores:.2f} | {x['cpu_s_per_1k']:.4f} | {x['lag_p50_ms']:.2f} ms | {x['lag_p99_ms']:.2f} ms | "
                   f"{mb(x['rss_max_kb'])} | {per} | {x['others_busy_pct']:.0f}% |")
         w("")
