@@ -16,7 +16,7 @@ use crate::client_path::{AwsClientPath, ClientPath};
 use crate::clock::{SystemClock, WallClock};
 use crate::coord::{CoordStore, DynamoCoordStore};
 use crate::gate::Gate;
-use crate::probe::{self, Probe, Prober};
+use crate::probe::{self, HttpClient, Probe, Prober};
 use failover_aws::RegionClients;
 use failover_aws::dynamo::Table;
 use failover_config::{ProbeSpec, Settings};
@@ -89,7 +89,7 @@ pub fn actuator(backend: &dyn Backend, settings: &Settings, seed: u64) -> Actuat
 pub struct AwsBackend {
     regions: [RegionClients; 2],
     route53: Option<RegionClients>,
-    http: reqwest::Client,
+    http: HttpClient,
     process: String,
 }
 
@@ -103,7 +103,7 @@ impl AwsBackend {
             None => None,
         };
         let http = probe::http_client();
-        let process = ecs_task_id(&http)
+        let process = ecs_task_id(http.reqwest())
             .await
             .unwrap_or_else(|| format!("{:08x}", fastrand::u32(..)));
         Self {
@@ -210,7 +210,7 @@ impl Backend for AwsBackend {
         Some(Arc::new(AwsClientPath::new(
             settings,
             self.regions.clone(),
-            self.http.clone(),
+            self.http.reqwest().clone(),
         )))
     }
 

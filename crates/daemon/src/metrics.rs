@@ -1,25 +1,26 @@
-//! The Prometheus registry: every series failover-monitor exports (prefix
-//! `failover_monitor_`; `docs/REFERENCE.md` lists them). The decision loop updates
-//! it; the admin server renders it on `/metrics`.
+//! Every series failover-monitor exports (prefix `failover_monitor_`;
+//! `docs/REFERENCE.md` lists them): the Prometheus registry, and the per-probe series
+//! in rows of their own (`probes.rs`), which grow with the number of probes. The
+//! decision loop updates them; the admin server renders them on `/metrics`.
+
+mod probes;
+
+use std::sync::{Arc, RwLock};
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+pub use probes::{DURATION_BUCKETS, ProbeRows};
 
 use failover_core::model::{AppState, Trigger};
 
-/// Probe durations run from a few ms (a refused connection) to the timeout (a hang).
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 pub struct Metrics {
     registry: Registry,
-    pub probe_success: IntGaugeVec,
-    pub probe_up: IntGaugeVec,
-    pub probe_inconclusive: IntGaugeVec,
-    pub probe_duration: HistogramVec,
+    /// `probe_success`, `probe_up`, `probe_inconclusive`, `probe_duration_seconds`
+    /// of the configured probes.
+    probes: RwLock<Arc<ProbeRows>>,
     pub app_state: IntGaugeVec,
     pub transitions: IntCounterVec,
     pub paused: IntGauge,
@@ -93,10 +94,7 @@ impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
         let m = Self {
-            probe_success: gauge_vec(&r, "probe_success", "Whether the last run of the probe succeeded (1) or failed (0).", &["probe", "region", "kind"]),
-            probe_up: gauge_vec(&r, "probe_up", "The probe's health after fall/rise hysteresis: 1 up, 0 down.", &["probe", "region"]),
-            probe_inconclusive: gauge_vec(&r, "probe_inconclusive", "1 while the probe's last fall results were errors about the monitor (access denied, bad or expired credentials, throttled, a name that does not exist): it says nothing about the region, which it no longer judges.", &["probe", "region"]),
-            probe_duration: reg(&r, HistogramVec::new(histogram_opts("probe_duration_seconds", "How long each probe run took.", DURATION_BUCKETS), &["probe", "region", "kind"]).expect("valid metric")),
+            probes: RwLock::default(),
             app_state: gauge_vec(&r, "app_state", "The committed state of the config item: 1 for the current state.", &["state"]),
             transitions: counter_vec(&r, "transitions_total", "Transitions this instance committed.", &["from", "to", "trigger"]),
             paused: gauge(&r, "paused", "1 while automatic transitions are paused."),
@@ -139,21 +137,30 @@ impl Metrics {
             .inc();
     }
 
+    /// Exports the series of `rows` from now on, instead of the previous probes'.
+    pub fn set_probes(&self, rows: Arc<ProbeRows>) {
+        *self.probes.write().unwrap_or_else(|e| e.into_inner()) = rows;
+    }
+
     /// Forgets the per-probe series (after a reload removed or renamed probes).
     pub fn reset_probes(&self) {
-        self.probe_success.reset();
-        self.probe_up.reset();
-        self.probe_inconclusive.reset();
-        self.probe_duration.reset();
+        self.set_probes(Arc::default());
     }
 
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
+        let probes = self
+            .probes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut buf = Vec::with_capacity(probes.text_len());
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("encoding to a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        let mut text = String::from_utf8(buf).expect("the text format is UTF-8");
+        probes.render(&mut text);
+        text
     }
 }
 
@@ -166,6 +173,8 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use failover_core::model::Role;
+    use failover_core::policy::Health;
 
     /// `docs/REFERENCE.md` lists every series, so the user's reference cannot drift.
     #[test]
@@ -173,24 +182,22 @@ mod tests {
         let doc = include_str!("../../../docs/REFERENCE.md");
         let section = &doc[doc.find("## Metrics").expect("a Metrics section")..];
         let m = Metrics::new();
-        m.probe_success
-            .with_label_values(&["p", "primary", "http"])
-            .set(1);
-        m.probe_up.with_label_values(&["p", "primary"]).set(1);
-        m.probe_inconclusive
-            .with_label_values(&["p", "primary"])
-            .set(0);
-        m.probe_duration
-            .with_label_values(&["p", "primary", "http"])
-            .observe(0.1);
+        let rows = Arc::new(ProbeRows::new([("p", Role::Primary, "http")]));
+        rows.observe(0, true, std::time::Duration::from_millis(100));
+        rows.set_health(0, Health::Up);
+        m.set_probes(rows);
         m.set_state(AppState::Active);
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         m.override_expiry.with_label_values(&["pause"]).set(60.0);
-        let families = m.registry.gather();
+        let text = m.render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE failover_monitor_"))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
         assert_eq!(families.len(), 24, "every series is checked");
-        for family in families {
-            let name = family.name().trim_start_matches("failover_monitor_");
+        for name in families {
             assert!(
                 section.contains(&format!("| `{name}` |")),
                 "{name} is not in docs/REFERENCE.md's Metrics section"
@@ -201,13 +208,10 @@ mod tests {
     #[test]
     fn every_design_series_is_exported_with_its_prefix() {
         let m = Metrics::new();
-        m.probe_success
-            .with_label_values(&["api", "primary", "http"])
-            .set(1);
-        m.probe_up.with_label_values(&["api", "primary"]).set(1);
-        m.probe_duration
-            .with_label_values(&["api", "primary", "http"])
-            .observe(0.012);
+        let rows = Arc::new(ProbeRows::new([("api", Role::Primary, "http")]));
+        rows.observe(0, true, std::time::Duration::from_millis(12));
+        rows.set_health(0, Health::Up);
+        m.set_probes(rows);
         m.set_state(AppState::Failover);
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         let text = m.render();

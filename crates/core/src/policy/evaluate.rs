@@ -83,14 +83,15 @@ impl Policy {
     /// be said of it because its probes only got errors about the monitor (named).
     fn healthy_or_inconclusive(&self) -> String {
         let inconclusive: Vec<&str> = self
-            .in_region(Role::Primary)
-            .filter(|p| p.health.health() == super::Health::Inconclusive)
-            .map(|p| p.name.as_str())
+            .index
+            .inconclusive(Role::Primary)
+            .map(|i| self.probes[i].name.as_str())
             .collect();
         if inconclusive.is_empty() {
             return "primary healthy".into();
         }
-        let judging = self.in_region(Role::Primary).count() - inconclusive.len();
+        let judging =
+            self.counts[Role::Primary as usize].iter().sum::<usize>() - inconclusive.len();
         if judging == 0 {
             return format!(
                 "no probe can judge the primary: every one is inconclusive (errors about the \
@@ -282,9 +283,9 @@ impl Policy {
     }
 
     fn not_up_names(&self, role: Role) -> Vec<String> {
-        self.in_region(role)
-            .filter(|p| p.health.health() != super::Health::Up)
-            .map(|p| p.name.clone())
+        self.index
+            .not_up(role)
+            .map(|i| self.probes[i].name.clone())
             .collect()
     }
 

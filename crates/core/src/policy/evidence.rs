@@ -56,9 +56,9 @@ impl Policy {
             v => v,
         };
         let age = self
-            .in_region(Role::Primary)
-            .map(|p| p.last_at.map(|t| now.saturating_duration_since(t)))
-            .try_fold(Duration::ZERO, |oldest, a| a.map(|a| oldest.max(a)));
+            .index
+            .oldest_report()
+            .map(|t| t.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)));
         (vote, age)
     }
 
@@ -101,14 +101,13 @@ impl Policy {
         let mut listed = Vec::new();
         let mut omitted = 0;
         for role in Role::BOTH {
-            let mut chosen: Vec<&super::ProbeSlot> = self
-                .in_region(role)
-                .filter(|p| p.health.health() != Health::Up)
-                .collect();
-            chosen.sort_by_key(|p| p.health.health() != Health::Down);
-            omitted += chosen.len().saturating_sub(MAX_LISTED);
-            listed.extend(chosen.into_iter().take(MAX_LISTED).map(|p| {
-                let mut v = p.view(now);
+            let c = &self.counts[role as usize];
+            let not_up: usize = c.iter().sum::<usize>() - c[health_index(Health::Up)];
+            omitted += not_up.saturating_sub(MAX_LISTED);
+            // The down ones first, then the others, each in the configured order.
+            let chosen = self.index.down(role).chain(self.index.undecided(role));
+            listed.extend(chosen.take(MAX_LISTED).map(|i| {
+                let mut v = self.probes[i].view(now);
                 if let Some(e) = &mut v.last_error
                     && e.len() > MAX_ERROR
                 {

@@ -5,7 +5,8 @@
 //! - `types.rs`: what goes in and comes out;
 //! - here: the [`Policy`] and what it knows (probes, item, timers);
 //! - `evaluate.rs`: what to do now, and a human's move checked against the rules;
-//! - `evidence.rs`: this instance's vote and the (bounded) evidence of a decision.
+//! - `evidence.rs`: this instance's vote and the (bounded) evidence of a decision;
+//! - `index.rs`: what an evaluation needs of the probes, kept up to date per result.
 //!
 //! Architecture Invariant: nothing here does I/O or reads a clock. Every input carries
 //! its time (`tokio::time::Instant`), so the whole policy is driven by tests with
@@ -14,6 +15,7 @@
 mod evaluate;
 mod evidence;
 mod health;
+mod index;
 mod types;
 
 use std::time::{Duration, SystemTime};
@@ -21,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use health::{Check, Health, ProbeHealth};
+use index::ProbeIndex;
 pub use types::{
     Blocked, Coordination, Decision, ItemChange, Observation, PolicyConfig, ProbeView, Refusal,
     Replication, Verdict, Vote,
@@ -101,6 +104,8 @@ pub struct Policy {
     /// Probes per region (index `Role as usize`) and health (`health_index`), kept up
     /// to date on every flip so that an evaluation costs O(1), not O(probes).
     counts: [[usize; 4]; 2],
+    /// The rest of what an evaluation needs of the probes, kept up to date likewise.
+    index: ProbeIndex,
 }
 
 fn health_index(h: Health) -> usize {
@@ -135,6 +140,7 @@ impl Policy {
             replication: None,
             learned_at: None,
             counts: [[0; 4]; 2],
+            index: ProbeIndex::default(),
         }
         .recounted()
     }
@@ -149,6 +155,7 @@ impl Policy {
         for p in &self.probes {
             self.counts[p.role as usize][health_index(p.health.health())] += 1;
         }
+        self.index = ProbeIndex::of(&self.probes);
     }
 
     /// Takes in a replication measurement.
@@ -200,8 +207,7 @@ impl Policy {
 
     /// Whether no primary probe that is down answered its last check.
     fn down_is_current(&self) -> bool {
-        self.in_region(Role::Primary)
-            .all(|p| p.health.health() != Health::Down || p.last_ok != Some(true))
+        self.index.down_is_current()
     }
 
     /// How long the item has been fenced (None while it is not).
@@ -272,6 +278,7 @@ impl Policy {
     /// Feeds one probe result. Returns the probe's new health when it flipped.
     pub fn observe(&mut self, obs: &Observation) -> Option<Health> {
         let slot = self.probes.get_mut(obs.probe)?;
+        let before = ProbeIndex::before(slot);
         slot.last_ok = Some(obs.ok);
         slot.last_error = obs.error.clone();
         slot.last_latency = Some(obs.latency);
@@ -283,15 +290,15 @@ impl Policy {
             slot.failures += 1;
             slot.failing_since.get_or_insert(obs.at);
         }
-        let before = slot.health.health();
         let flipped = slot
             .health
             .observe(Check::of(obs.ok, obs.monitor_side), obs.at);
         if let Some(now) = flipped {
             let role = slot.role as usize;
-            self.counts[role][health_index(before)] -= 1;
+            self.counts[role][health_index(before.0)] -= 1;
             self.counts[role][health_index(now)] += 1;
         }
+        self.index.update(obs.probe, before, slot);
         if self.region_up(Role::Primary) {
             self.primary_up_since.get_or_insert(obs.at);
         } else {
@@ -384,14 +391,25 @@ impl Policy {
     /// The onset of the region's outage as its probes saw it: the probe down now
     /// whose run of failures began first, and when.
     pub fn onset(&self, role: Role) -> Option<(String, Instant)> {
-        self.in_region(role)
-            .filter(|p| p.health.health() == Health::Down)
+        self.index
+            .down(role)
+            .map(|i| &self.probes[i])
             .filter_map(|p| p.failing_since.map(|t| (p.name.clone(), t)))
             .min_by_key(|(_, t)| *t)
     }
 
     pub fn probe_views(&self, now: Instant) -> Vec<ProbeView> {
         self.probes.iter().map(|p| p.view(now)).collect()
+    }
+
+    /// The first `limit` probes that are not up, in the configured order, without
+    /// looking at the others.
+    pub fn probes_not_up(&self, now: Instant, limit: usize) -> Vec<ProbeView> {
+        let not_up = |role| self.index.not_up(role);
+        index::merge(not_up(Role::Primary), not_up(Role::Secondary))
+            .take(limit)
+            .map(|i| self.probes[i].view(now))
+            .collect()
     }
 
     /// Takes a new configuration (a reload). What the policy knows of the item, the
@@ -420,10 +438,6 @@ impl Policy {
         if !self.region_up(Role::Primary) {
             self.primary_up_since = None;
         }
-    }
-
-    fn in_region(&self, role: Role) -> impl Iterator<Item = &ProbeSlot> {
-        self.probes.iter().filter(move |p| p.role == role)
     }
 
     /// The region rule says the primary is down here (before freshness and the

@@ -8,7 +8,7 @@ use super::{Daemon, LoopState, PUBLISH_EVERY, Tasks};
 use crate::coord::{self, Leadership, OwnView};
 use failover_config::Mode;
 use failover_core::model::Role;
-use failover_core::policy::{Coordination, Health, Verdict};
+use failover_core::policy::{Coordination, Verdict};
 
 impl Daemon {
     /// The coordination inputs for the policy as of `now`, and whether we lead.
@@ -39,12 +39,11 @@ impl Daemon {
             secondary_up: self.policy.region_up(Role::Secondary),
             fit: self.fit(),
             committing: state.commits.in_flight(),
+            // The first 20 not up, found without walking every probe.
             detail: self
                 .policy
-                .probe_views(now)
+                .probes_not_up(now, 20)
                 .iter()
-                .filter(|p| p.health != Health::Up)
-                .take(20)
                 .map(|p| format!("{} {:?}", p.name, p.health))
                 .collect::<Vec<_>>()
                 .join(", "),

@@ -203,36 +203,12 @@ impl Daemon {
                 .map(|p| (p.name.clone(), p.region, p.fall, p.rise)),
         );
         self.settings = Arc::new(new);
-        self.metrics.reset_probes();
-        self.probe_metrics = self.resolve_probe_metrics();
-        for view in self.policy.probe_views(Instant::now()) {
-            self.set_probe_health(&view.name, view.region, view.health);
+        self.resolve_probe_metrics();
+        for (index, view) in self.policy.probe_views(Instant::now()).iter().enumerate() {
+            self.probe_rows.set_health(index, view.health);
         }
         self.warn_about_settings();
         Ok(())
-    }
-
-    /// `probe_up` exists only while a probe's health is up or down (never 0 for
-    /// "unknown" or "inconclusive"); `probe_inconclusive` says which probes judge
-    /// nothing now.
-    fn set_probe_health(&self, name: &str, region: Role, health: Health) {
-        let labels = [name, region.as_str()];
-        match health {
-            Health::Up | Health::Down => {
-                self.metrics
-                    .probe_up
-                    .with_label_values(&labels)
-                    .set(i64::from(health == Health::Up));
-            }
-            Health::Inconclusive => {
-                let _ = self.metrics.probe_up.remove_label_values(&labels);
-            }
-            Health::Unknown => {}
-        }
-        self.metrics
-            .probe_inconclusive
-            .with_label_values(&labels)
-            .set(i64::from(health == Health::Inconclusive));
     }
 
     pub(super) fn on_observation(&mut self, obs: &Observation) {
@@ -243,15 +219,12 @@ impl Daemon {
             error!(error = %e, "cannot record probe results; recording stops");
             self.recorder = None;
         }
-        if let Some(m) = self.probe_metrics.get(obs.probe) {
-            m.success.set(i64::from(obs.ok));
-            m.duration.observe(obs.latency.as_secs_f64());
-        }
+        self.probe_rows.observe(obs.probe, obs.ok, obs.latency);
         let Some(flip) = self.policy.observe(obs) else {
             return;
         };
         let spec = &self.settings.probes[obs.probe];
-        self.set_probe_health(&spec.name, spec.region, flip);
+        self.probe_rows.set_health(obs.probe, flip);
         match flip {
             Health::Down => warn!(
                 probe = %spec.name,

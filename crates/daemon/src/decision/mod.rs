@@ -40,7 +40,7 @@ use crate::backtest::Recorder;
 use crate::control::{Handle, Request, Status};
 use crate::coord::{self, CoordReport, Identity, OwnView};
 use crate::gate::Gate;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ProbeRows};
 use crate::notify;
 use crate::probe::{self, Scheduled};
 use failover_config::Settings;
@@ -63,7 +63,8 @@ pub struct Daemon {
     status_tx: watch::Sender<Status>,
     requests: mpsc::Receiver<Request>,
     metrics: Arc<Metrics>,
-    probe_metrics: Vec<ProbeMetrics>,
+    /// The per-probe series, in the order observations index the probes.
+    probe_rows: Arc<ProbeRows>,
     own_view: watch::Sender<OwnView>,
     /// This instance acts now ([`Leadership::acts`](crate::coord::Leadership::acts)):
     /// it alone measures replication and changes DNS.
@@ -71,12 +72,6 @@ pub struct Daemon {
     recorder: Option<Recorder>,
     rng: fastrand::Rng,
     gate: Gate,
-}
-
-/// Per-probe metric handles, resolved once instead of per observation.
-struct ProbeMetrics {
-    success: prometheus::IntGauge,
-    duration: prometheus::Histogram,
 }
 
 /// A human's move in flight: what was asked (to ask it again once after finding the
@@ -269,7 +264,7 @@ impl Daemon {
             status_tx,
             requests: cmd_rx,
             metrics,
-            probe_metrics: Vec::new(),
+            probe_rows: Arc::default(),
             own_view: watch::channel(OwnView::default()).0,
             acts: watch::channel(false).0,
             recorder,
@@ -277,7 +272,7 @@ impl Daemon {
             gate: Gate::open(),
         };
         daemon.gate = daemon.backend.gate();
-        daemon.probe_metrics = daemon.resolve_probe_metrics();
+        daemon.resolve_probe_metrics();
         daemon.warn_about_settings();
         let handle = Handle {
             status: status_rx,
@@ -318,18 +313,13 @@ impl Daemon {
         }
     }
 
-    fn resolve_probe_metrics(&self) -> Vec<ProbeMetrics> {
-        self.settings
-            .probes
-            .iter()
-            .map(|p| {
-                let labels = [p.name.as_str(), p.region.as_str(), p.kind()];
-                ProbeMetrics {
-                    success: self.metrics.probe_success.with_label_values(&labels),
-                    duration: self.metrics.probe_duration.with_label_values(&labels),
-                }
-            })
-            .collect()
+    /// New series for the configured probes, exported from now on.
+    fn resolve_probe_metrics(&mut self) {
+        let probes = self.settings.probes.iter();
+        self.probe_rows = Arc::new(ProbeRows::new(
+            probes.map(|p| (p.name.as_str(), p.region, p.kind())),
+        ));
+        self.metrics.set_probes(self.probe_rows.clone());
     }
 
     fn scheduled_probes(&self) -> Vec<Scheduled> {

@@ -1,6 +1,7 @@
 //! Probes: one file per kind, all behind the [`Probe`] trait (the seam tests and the
-//! simulation script), and the scheduler that runs each probe on its own interval
-//! with jitter and a timeout.
+//! simulation script), and the scheduler (`schedule.rs`) that runs every probe from
+//! one task, each on its own interval with jitter and a timeout. Plain-HTTP checks
+//! speak HTTP/1.1 themselves (`wire.rs`).
 //!
 //! A failed check is data, not an error of the program: it becomes an
 //! [`Observation`] with `ok = false` and the reason, and the policy's hysteresis
@@ -14,22 +15,23 @@ mod cloudwatch;
 mod dynamodb;
 mod http;
 mod s3;
+mod schedule;
+mod wire;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, timeout};
 
 pub use cloudwatch::AlarmProbe;
 pub use dynamodb::DynamoProbe;
 pub use failover_core::redact::{REDACTED, redact_urls};
-pub use http::HttpProbe;
+pub use http::{HttpClient, HttpProbe};
 pub use s3::S3Probe;
+pub use schedule::spawn_all;
 
-use crate::gate::Gate;
 use failover_aws::RegionClients;
 use failover_config::{CheckSpec, ProbeSpec, Settings};
 use failover_core::model::Role;
@@ -82,6 +84,12 @@ impl ProbeError {
 #[async_trait]
 pub trait Probe: Send + Sync {
     async fn check(&self) -> Result<(), ProbeError>;
+
+    /// The plain `http` check behind this probe, if it is one: the scheduler awaits
+    /// its future in place instead of boxing it.
+    fn http(&self) -> Option<&HttpProbe> {
+        None
+    }
 }
 
 /// One configured check against AWS, ready to run.
@@ -99,7 +107,7 @@ impl Prober {
         spec: &ProbeSpec,
         settings: &Settings,
         clients: &RegionClients,
-        http: &reqwest::Client,
+        http: &HttpClient,
         process: &str,
     ) -> Self {
         match &spec.check {
@@ -108,7 +116,7 @@ impl Prober {
                 expect_status,
                 expect_body,
             } => Prober::Http(HttpProbe::new(
-                http.clone(),
+                http,
                 url.clone(),
                 expect_status.clone(),
                 expect_body.clone(),
@@ -150,15 +158,26 @@ impl Probe for Prober {
             Prober::CloudwatchAlarm(p) => p.check().await,
         }
     }
+
+    fn http(&self) -> Option<&HttpProbe> {
+        match self {
+            Prober::Http(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
-/// The HTTP client all `http` probes share (one connection pool).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("failover-monitor/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .expect("a client without custom TLS settings always builds")
+const USER_AGENT: &str = concat!("failover-monitor/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client all `http` probes share (one connection pool per host and port).
+pub fn http_client() -> HttpClient {
+    HttpClient::new(
+        reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a client without custom TLS settings always builds"),
+    )
 }
 
 /// A probe ready to be scheduled.
@@ -175,8 +194,17 @@ pub struct Scheduled {
 /// Runs one check with its timeout and turns the outcome into an observation, its
 /// error text redacted (whatever the probe put in it).
 pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Observation {
+    observe(index, limit, prober.check()).await
+}
+
+/// [`run_once`] of a check already started.
+async fn observe(
+    index: usize,
+    limit: Duration,
+    check: impl Future<Output = Result<(), ProbeError>>,
+) -> Observation {
     let started = Instant::now();
-    let result = match timeout(limit, prober.check()).await {
+    let result = match timeout(limit, check).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout(limit)),
     };
@@ -189,54 +217,4 @@ pub async fn run_once(index: usize, prober: &dyn Probe, limit: Duration) -> Obse
         monitor_side: result.as_ref().is_err_and(ProbeError::monitor_side),
         error: result.err().map(|e| redact_urls(&e.to_string())),
     }
-}
-
-/// Starts one task per probe. Each runs at `interval` (the first run at a random
-/// phase within the first interval, so probes spread out), each run up to `jitter`
-/// late, and sends every result to `tx`. The tasks end when `tx`'s receiver is
-/// dropped or the returned set is dropped. Phases and jitter come from `rng`, so a
-/// seeded one makes the schedule repeatable.
-pub fn spawn_all(
-    probes: Vec<Scheduled>,
-    tx: mpsc::Sender<Observation>,
-    lag: Option<prometheus::Histogram>,
-    rng: &mut fastrand::Rng,
-    gate: &Gate,
-) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    for p in probes {
-        let tx = tx.clone();
-        let lag = lag.clone();
-        let gate = gate.clone();
-        let mut rng = rng.fork();
-        set.spawn(async move {
-            let mut slot = Instant::now() + p.interval.mul_f64(rng.f64());
-            loop {
-                let late = p.jitter.mul_f64(rng.f64());
-                let due = slot + late;
-                sleep_until(due).await;
-                gate.pass().await;
-                if let Some(h) = &lag {
-                    h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
-                }
-                let obs = run_once(p.index, p.prober.as_ref(), p.timeout).await;
-                gate.pass().await;
-                if let Some(e) = &obs.error {
-                    tracing::debug!(probe = %p.name, region = %p.region, error = %e, "probe failed");
-                }
-                if tx.send(obs).await.is_err() {
-                    return;
-                }
-                slot += p.interval;
-                // After a stall (a suspended process, an overloaded host), skip the
-                // missed slots instead of firing them in a burst.
-                let now = Instant::now();
-                if slot < now {
-                    let behind = (now - slot).as_nanos() / p.interval.as_nanos().max(1) + 1;
-                    slot += p.interval * u32::try_from(behind).unwrap_or(u32::MAX);
-                }
-            }
-        });
-    }
-    set
 }
