@@ -292,7 +292,12 @@ mod tests {
         );
         t.observe(rec("a", 4, 0), Instant::now());
         assert!(t.held().is_some());
-        t.observe(rec("b", 5, 0), Instant::now());
+        // our own id with another token (a takeover this process never heard the
+        // answer of): not the lease we hold
+        t.observe(rec("a", 5, 0), Instant::now());
+        assert!(t.held().is_none());
+        t.held_from(5, 0, Instant::now());
+        t.observe(rec("b", 6, 0), Instant::now());
         assert!(t.held().is_none());
         assert_eq!(t.owner(), Some("b"));
         assert_eq!(t.next_action(Instant::now()), LeaseAction::Wait);
