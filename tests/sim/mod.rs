@@ -317,7 +317,7 @@ fn written_item(world: &World, setup: &Setup, wall_start: SystemTime) {
     };
     for v in 1..=setup.start_version {
         // The last one a failback, those before alternating.
-        let back = (setup.start_version - v) % 2 == 0;
+        let back = (setup.start_version - v).is_multiple_of(2);
         let (from, to) = if back {
             (AppState::Failover, AppState::Active)
         } else {

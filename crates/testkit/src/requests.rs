@@ -12,6 +12,9 @@ type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;
 /// An UpdateItem's expression: the item after, from the item before.
 type Updater<'a> = Box<dyn Fn(Option<&Record>) -> Record + Send + 'a>;
 
+/// One `BatchGetItem` round's answer: the items found, and the keys left unprocessed.
+type BatchRound = (Vec<(String, Record)>, Vec<String>);
+
 /// What an action writes.
 pub(super) enum Write<'a> {
     /// Nothing: a condition check.
@@ -230,7 +233,7 @@ impl MemTable {
     }
 
     /// One `BatchGetItem` round: what it found, and the keys left unprocessed.
-    fn batch_round(&self, keys: &[String]) -> Result<(Vec<(String, Record)>, Vec<String>), String> {
+    fn batch_round(&self, keys: &[String]) -> Result<BatchRound, String> {
         let mut inner = self.lock();
         refuse_read(&inner)?;
         let mut asked = keys.to_vec();
