@@ -155,7 +155,7 @@ fn a_seed_replays_exactly() {
 /// `docs/SIMULATION.md` says what each was.)
 #[test]
 fn seeds_that_once_failed_pass() {
-    for seed in [500249, 501153, 25612, 37453] {
+    for seed in [500249, 501153, 25612, 37453, 759, 828] {
         let o = sim::run(seed);
         assert!(o.violations.is_empty(), "seed {seed}: {:?}", o.violations);
     }

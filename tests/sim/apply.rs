@@ -215,9 +215,17 @@ impl Sim {
                         t.delete(&keys::audit(APP, *v));
                     }
                 }
-                // Those versions will be committed again.
+                // Those versions will be committed again. A copy still at one of
+                // them (a copy write of the monitor's that landed after the reset,
+                // in a region too slow for it to set back) is the person's gap.
+                let copies = items(&self.world);
                 let mut s = self.world.lock();
                 s.epoch = s.commits.len();
+                for c in copies.into_iter().flatten() {
+                    if c.version > item.version && c.version <= newest {
+                        s.orphaned.push(c);
+                    }
+                }
             }
             Repair::SetVersion => {
                 let wall = {

@@ -270,6 +270,9 @@ fn audited(sim: &Sim, settled: bool) {
         let Some(item) = &copies[*role as usize] else {
             continue;
         };
+        if sim.world.lock().orphaned.contains(item) {
+            continue;
+        }
         let table = &sim.world.tables[*role as usize];
         let missing: Vec<u64> = (1..=item.version)
             .filter(|v| {

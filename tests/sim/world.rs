@@ -138,6 +138,10 @@ pub struct State {
     /// Commits before this index were made before a person reset the versions
     /// (and removed their records): a version may be committed again after it.
     pub epoch: usize,
+    /// Copies a person's repair left at a version whose audit record they deleted
+    /// (one the monitor could not set back: its region did not answer in time), as
+    /// they were then: exempt from `every-version-audited` until they change.
+    pub orphaned: Vec<ConfigItem>,
     /// Credential-needing probes answer AccessDenied in the primary (0) or the
     /// secondary (1): a permission change of the monitor's role.
     pub denied: [bool; 2],
@@ -200,6 +204,7 @@ impl World {
                 rng: fastrand::Rng::with_seed(seed),
                 item_writes: Vec::new(),
                 epoch: 0,
+                orphaned: Vec::new(),
                 denied: [false; 2],
                 refused: Vec::new(),
                 human_skew_ms: 0,

@@ -392,6 +392,7 @@ mod tests {
             c.finish(key(1)).unwrap();
             let d = c.refused(key(1), now);
             delays.push(d.as_millis());
+            assert_eq!(c.backoff_until(key(1)), Some(now + d));
             assert!(!c.may_start_auto(key(1), now + d - Duration::from_millis(1)));
             assert!(c.may_start_auto(key(2), now), "another move is not held");
             advance(d).await;
@@ -480,6 +481,7 @@ mod tests {
         let queued = Instant::now();
         c.enqueue("second", Instant::now());
         c.enqueue("third", Instant::now());
+        assert_eq!(c.queued(), 3);
         assert_eq!(c.next_request(Instant::now(), wait), (None, vec![]));
         advance(Duration::from_secs(6)).await;
         c.finish(key(1)).unwrap();
@@ -493,5 +495,12 @@ mod tests {
             (Some(("third", queued)), vec![])
         );
         assert_eq!(c.next_request(Instant::now(), wait), (None, vec![]));
+        // one that waited exactly `max_wait` still starts
+        c.enqueue("fourth", Instant::now());
+        advance(wait).await;
+        assert_eq!(
+            c.next_request(Instant::now(), wait),
+            (Some(("fourth", Instant::now() - wait)), vec![])
+        );
     }
 }

@@ -264,6 +264,8 @@ mod tests {
         // the contender reads the renewed value at the earliest possible moment
         contender.observe(rec("a", 1, 5), renew_start);
         let (_, valid_until) = holder.held().unwrap();
+        // it may act for the lease less the margin (1 s of 10), not less
+        assert_eq!(valid_until, renew_start + LEASE - Duration::from_secs(1));
         // step through time: never both entitled
         for _ in 0..200 {
             let now = Instant::now();
@@ -292,7 +294,16 @@ mod tests {
         );
         t.observe(rec("a", 4, 0), Instant::now());
         assert!(t.held().is_some());
-        t.observe(rec("b", 5, 0), Instant::now());
+        // our own id with another token (a takeover this process never heard the
+        // answer of): not the lease we hold
+        t.observe(rec("a", 5, 0), Instant::now());
+        assert!(t.held().is_none());
+        // a refused renewal
+        t.held_from(5, 0, Instant::now());
+        t.lost();
+        assert!(t.held().is_none());
+        t.held_from(5, 0, Instant::now());
+        t.observe(rec("b", 6, 0), Instant::now());
         assert!(t.held().is_none());
         assert_eq!(t.owner(), Some("b"));
         assert_eq!(t.next_action(Instant::now()), LeaseAction::Wait);

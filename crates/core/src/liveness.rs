@@ -323,6 +323,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_fit_peer_is_live_only_while_its_last_change_is_within_the_ttl() {
+        let mut l = Liveness::new("a", "pa", TTL);
+        assert!(!l.fit_peer_live(Instant::now()), "no peer seen");
+        read(&mut l, &[("b", view(1, "pb", Vote::Up, 0))]);
+        assert!(!l.fit_peer_live(Instant::now()), "never seen to change");
+        let unfit = PeerView {
+            fit: false,
+            ..view(2, "pb", Vote::Up, 0)
+        };
+        read(&mut l, &[("b", unfit)]);
+        assert!(!l.fit_peer_live(Instant::now()), "live, but it cannot act");
+        read(&mut l, &[("b", view(3, "pb", Vote::Up, 0))]);
+        let changed = Instant::now();
+        assert!(l.fit_peer_live(changed));
+        assert!(l.fit_peer_live(changed + TTL - Duration::from_millis(1)));
+        assert!(
+            !l.fit_peer_live(changed + TTL),
+            "a whole ttl since its change"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_down_vote_counts_while_evidence_age_plus_time_since_change_is_within_the_ttl() {
         let mut l = Liveness::new("a", "pa", TTL);
         read(&mut l, &[("b", view(1, "pb", Vote::Down, 0))]);
