@@ -15,9 +15,6 @@ type Check<'a> = Box<dyn Fn(Option<&Record>) -> bool + Send + 'a>;
 /// An UpdateItem's expression: the item after, from the item before.
 type Updater<'a> = Box<dyn Fn(Option<&Record>) -> Record + Send + 'a>;
 
-/// One `BatchGetItem` round's answer: the items found, and the keys left unprocessed.
-type BatchRound = (Vec<(String, Record)>, Vec<String>);
-
 /// What an action writes.
 pub(super) enum Write<'a> {
     /// Nothing: a condition check.
