@@ -193,17 +193,7 @@ async fn after_a_reset_the_report_of_a_reused_version_replaces_the_stale_one() {
     let stale = complete(&b, Role::Secondary, 1).await;
     assert_eq!(stale.trigger, Trigger::Manual);
     // The reset and its repair: active without a version, no audit record 1.
-    b.seed_item(
-        APP,
-        &ConfigItem {
-            state: AppState::Active,
-            version: 0,
-            updated_at: None,
-            updated_by: None,
-            reason: None,
-            expires_at: None,
-        },
-    );
+    b.seed_item(APP, &ConfigItem::seeded(AppState::Active));
     for role in Role::BOTH {
         b.table(role).delete(&keys::audit(APP, 1));
     }

@@ -287,14 +287,7 @@ impl Sim {
 }
 
 fn seed_item() -> ConfigItem {
-    ConfigItem {
-        state: AppState::Active,
-        version: 0,
-        updated_at: None,
-        updated_by: None,
-        reason: None,
-        expires_at: None,
-    }
+    ConfigItem::seeded(AppState::Active)
 }
 
 /// The configured versions a person left behind: the item at version `version`,

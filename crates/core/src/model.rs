@@ -126,6 +126,19 @@ pub struct ConfigItem {
 }
 
 impl ConfigItem {
+    /// The item as the original stack seeds it: `state` only, so version 0 and
+    /// nothing else.
+    pub fn seeded(state: AppState) -> Self {
+        Self {
+            state,
+            version: 0,
+            updated_at: None,
+            updated_by: None,
+            reason: None,
+            expires_at: None,
+        }
+    }
+
     /// True when a human set this state (CLI or admin API) rather than a monitor.
     pub fn set_by_human(&self) -> bool {
         self.updated_by

@@ -173,17 +173,7 @@ pub fn world() -> MemoryBackend {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         7,
     );
-    b.seed_item(
-        APP,
-        &ConfigItem {
-            state: AppState::Active,
-            version: 0,
-            updated_at: None,
-            updated_by: None,
-            reason: None,
-            expires_at: None,
-        },
-    );
+    b.seed_item(APP, &ConfigItem::seeded(AppState::Active));
     b
 }
 

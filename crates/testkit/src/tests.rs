@@ -6,17 +6,7 @@ use failover_daemon::action::{Commit, ItemStore, WriteError};
 
 fn store() -> MemItemStore {
     let table = MemTable::new();
-    table.put(
-        "app",
-        Record::Item(ConfigItem {
-            state: AppState::Active,
-            version: 0,
-            updated_at: None,
-            updated_by: None,
-            reason: None,
-            expires_at: None,
-        }),
-    );
+    table.put("app", Record::Item(ConfigItem::seeded(AppState::Active)));
     MemItemStore::new(table, "app", Role::Secondary)
 }
 
