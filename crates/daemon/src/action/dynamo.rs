@@ -103,6 +103,7 @@ impl DynamoItemStore {
             trigger: match txt("trigger")?.as_str() {
                 "auto" => Trigger::Auto,
                 "manual" => Trigger::Manual,
+                "drill" => Trigger::Drill,
                 _ => return Err(malformed("trigger")),
             },
             reason: txt("reason")?,
