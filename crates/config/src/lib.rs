@@ -21,6 +21,7 @@ mod checks;
 mod client_path;
 mod coordination;
 pub mod defaults;
+mod drills;
 mod load;
 mod monitor;
 mod policy;
@@ -45,6 +46,7 @@ pub use app::AppSettings;
 pub use checks::{CheckSpec, DynamoCheck, InsufficientData, ProbeKindName, S3Check};
 pub use client_path::{ClientPathSettings, ClientRegion};
 pub use coordination::CoordinationSettings;
+pub use drills::{BlockingAlarm, DrillSettings, MAX_DRILL_STEP};
 /// The rules the pure core applies, as `monitor.toml` names them.
 pub use failover_core::rules::{Failback, Mode, QuorumRule, RegionRule};
 pub use load::{ENV_PREFIX, load, parse};
@@ -193,6 +195,9 @@ pub struct RawConfig {
     /// `[client_path]`: the application as its clients reach it.
     #[serde(default)]
     client_path: client_path::RawClientPath,
+    /// `[drills]`: practice failovers.
+    #[serde(default)]
+    drills: drills::RawDrills,
 }
 
 impl RawConfig {
@@ -218,8 +223,10 @@ impl RawConfig {
             route53::check_not_the_stacks(r, stack.domain.as_deref())?;
         }
         let client_path = self.client_path.validate(&app.id, &app.project, &probes)?;
+        let drills = self.drills.validate()?;
         let settings = Settings {
             client_path,
+            drills,
             app,
             regions,
             monitor,
@@ -299,6 +306,8 @@ pub struct Settings {
     pub route53: Option<Route53Settings>,
     /// The application as its clients reach it (reports, drills, the RPO canary).
     pub client_path: ClientPathSettings,
+    /// Practice failovers (`[drills]`).
+    pub drills: DrillSettings,
 }
 
 impl Settings {
