@@ -142,7 +142,18 @@ pub struct DrillRecord {
     /// When a drill last succeeded (this one, or carried from the record before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_at: Option<String>,
+    /// The runner's last write (RFC 3339): it writes at least every
+    /// [`HEARTBEAT`] while the drill runs, so that a record whose runner is gone is
+    /// recognised and ended as interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<String>,
 }
+
+/// How often a running drill's runner writes its record.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A running drill whose record was not written for this long has no runner any
+/// more: the acting instance ends it as interrupted.
+pub const STALE: Duration = Duration::from_secs(60);
 
 impl DrillRecord {
     /// Still running (by the record: its runner may be gone).
@@ -173,6 +184,17 @@ impl DrillRecord {
             self.last_success_at = self.ended_at.clone();
             self.step = Step::Done;
         }
+    }
+
+    /// The runner is gone: the record says running, but it was not written for
+    /// [`STALE`] (or never had a heartbeat and started that long ago).
+    pub fn stale(&self, now: SystemTime) -> bool {
+        let last = self
+            .heartbeat_at
+            .as_deref()
+            .or(Some(self.started_at.as_str()))
+            .and_then(overrides::parse);
+        self.running() && last.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= STALE)
     }
 
     /// When a drill last succeeded, as a time.
@@ -360,6 +382,12 @@ pub fn id(started: SystemTime, instance: &str) -> String {
     format!("d-{ms}-{instance}")
 }
 
+/// When the drill `id` started (its id carries it).
+pub fn started(id: &str) -> Option<SystemTime> {
+    let ms: u64 = id.strip_prefix("d-")?.split('-').next()?.parse().ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +418,7 @@ mod tests {
             versions: vec![],
             checks: vec![],
             last_success_at: success.map(Into::into),
+            heartbeat_at: None,
         }
     }
 
@@ -400,6 +429,30 @@ mod tests {
             blocked: vec![Day::parse("2026-12-24").unwrap()],
             retry_after: H,
         }
+    }
+
+    #[test]
+    fn a_drills_id_carries_its_start() {
+        let t = at("2026-12-04T02:00:00.123Z");
+        let id = id(t, "monitor-a");
+        assert_eq!(id, "d-1796349600123-monitor-a");
+        assert_eq!(started(&id), Some(t));
+        assert_eq!(started("x-1-a"), None);
+    }
+
+    #[test]
+    fn a_running_record_without_a_recent_heartbeat_is_stale() {
+        let mut r = record(None, None, None);
+        assert!(!r.stale(at("2026-12-01T02:00:59Z")));
+        assert!(r.stale(at("2026-12-01T02:01:00Z")));
+        r.heartbeat_at = Some("2026-12-01T02:10:00Z".into());
+        assert!(!r.stale(at("2026-12-01T02:10:59Z")));
+        assert!(r.stale(at("2026-12-01T02:11:00Z")));
+        r.end(Outcome::Failed, None, at("2026-12-01T02:11:00Z"));
+        assert!(
+            !r.stale(at("2027-01-01T00:00:00Z")),
+            "an ended drill is never stale"
+        );
     }
 
     #[test]

@@ -234,6 +234,11 @@ pub mod keys {
         format!("failover-monitor#canary#{app_id}#{instance}")
     }
 
+    /// The drill running now, or the last one.
+    pub fn drill(app_id: &str) -> String {
+        format!("{app_id}#drill")
+    }
+
     /// The operator's pause.
     pub fn pause(app_id: &str) -> String {
         format!("{app_id}#pause")
