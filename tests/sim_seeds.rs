@@ -111,6 +111,7 @@ fn report(outcomes: &[sim::Outcome], first: u64, took: std::time::Duration) {
         "instances": outcomes.iter().fold(BTreeMap::new(), |mut m: BTreeMap<usize, usize>, o| { *m.entry(o.instances).or_default() += 1; m }),
         "global_tables": outcomes.iter().filter(|o| o.global).count(),
         "fault_mix": mix,
+        "drills": outcomes.iter().filter_map(|o| o.drill.as_deref()).fold(BTreeMap::new(), |mut m: BTreeMap<&str, usize>, d| { *m.entry(d).or_default() += 1; m }),
         "failovers": {
             "measured": times.len(),
             "min_ms": pick(0.0),

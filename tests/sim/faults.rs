@@ -212,6 +212,23 @@ pub fn plan(rng: &mut fastrand::Rng, instances: &[String], setup: &Setup) -> Pla
     let heal_at = Duration::from_secs(70);
     let mut events = Vec::new();
     let outage = (rng.u8(..10) < 8).then(|| primary_outage(rng, &mut events));
+    // Now and then a drill just before the outage: a real outage during a drill's
+    // fence, failover or hold is the normal rules', within the bound.
+    if let Some((at, _)) = outage
+        && rng.u8(..6) == 0
+    {
+        events.push((
+            at.saturating_sub(ms(rng, 500, 8_000)),
+            Fault::Drill {
+                hold: ms(rng, 2_000, 8_000),
+                fence: if rng.bool() {
+                    ms(rng, 1_000, 6_000)
+                } else {
+                    Duration::ZERO
+                },
+            },
+        ));
+    }
     super::scenarios::targeted(rng, instances, setup, outage, &mut events);
     for _ in 0..rng.usize(..=4) {
         let at = ms(rng, 2_000, 45_000);

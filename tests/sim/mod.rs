@@ -45,6 +45,9 @@ pub struct Outcome {
     pub faults: Vec<&'static str>,
     pub instances: usize,
     pub global: bool,
+    /// How the last drill of the seed ended (`SUCCEEDED at done`, `FAILED at
+    /// preflight`, ...), if one started.
+    pub drill: Option<String>,
 }
 
 /// One running process of an instance.
@@ -424,6 +427,14 @@ async fn simulate(seed: u64) -> Outcome {
         .collect();
     let outcome = drive(&mut sim, plan).await;
     sim.stop_all().await;
+    let drill = match sim.world.tables[1].get(&keys::drill(APP)) {
+        Some(Record::Drill(d)) => Some(format!(
+            "{} at {}",
+            d.outcome.map_or("RUNNING", |o| o.as_str()),
+            d.step
+        )),
+        _ => None,
+    };
     let s = sim.world.lock();
     Outcome {
         seed,
@@ -434,6 +445,7 @@ async fn simulate(seed: u64) -> Outcome {
         faults,
         instances: sim.setup.instances,
         global: sim.setup.global,
+        drill,
     }
 }
 

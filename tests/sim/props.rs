@@ -20,7 +20,11 @@
 //!   is still stored (an unreadable pause is not a lifted one);
 //! - the liveness properties of `liveness.rs`;
 //! - `copies-and-dns-converge`: after the faults end, both copies and the DNS record
-//!   agree with the committed state.
+//!   agree with the committed state;
+//! - `drill-never-leaves-fenced`, `drill-never-leaves-a-healthy-primary-failed-over`:
+//!   at the end, nothing a drill set is left;
+//! - `never-failed-back-onto-a-sick-primary`: no move back to `active` while the
+//!   primary was down throughout the time its probes needed to see it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -233,7 +233,10 @@ impl Policy {
                         reason: format!(
                             "the hold of drill {drill} ended and the primary is up: failing back"
                         ),
-                        hold_down: false,
+                        // An automatic move out of a settled state: the hold-down
+                        // holds it like any other (the drill's own failback is not
+                        // held: it is the drill's move).
+                        hold_down: true,
                     })
                 }
                 Some(Left::Ended) => Err(format!(

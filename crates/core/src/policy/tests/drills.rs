@@ -160,3 +160,33 @@ async fn without_a_wall_clock_a_drills_moves_never_end() {
     p.set_wall_clock(wall("2026-01-01T00:00:00Z"));
     assert_eq!(p.drill_end(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_monitors_failback_of_a_drill_waits_for_the_hold_down_like_any_automatic_move() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    feed(&mut p, [0, 1], true, 1, now);
+    // Failed over by the drill just now; its end has passed (a short hold), the
+    // hold-down (300 s) has not.
+    p.observe_item(
+        by_drill(AppState::Failover, "2026-01-01T00:01:00Z"),
+        Some(now),
+        now,
+    );
+    p.set_wall_clock(wall("2026-01-01T00:02:00Z"));
+    assert!(
+        matches!(
+            p.evaluate(now),
+            Verdict::Blocked {
+                because: Blocked::HoldDown { .. },
+                ..
+            }
+        ),
+        "{:?}",
+        p.evaluate(now)
+    );
+    advance(Duration::from_secs(300)).await;
+    let later = Instant::now();
+    feed(&mut p, [0, 1], true, 1, later);
+    assert_eq!(target(&p.evaluate(later)), Some(AppState::Active));
+}
