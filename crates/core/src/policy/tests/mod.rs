@@ -4,6 +4,7 @@ mod items;
 mod manual;
 mod overrides;
 mod quorum;
+mod readiness;
 mod rules;
 mod timers;
 
