@@ -13,6 +13,7 @@ use super::RawConfig;
 use super::admin::RawAdmin;
 use super::app::RawApp;
 use super::client_path::RawClientPath;
+use super::readiness::RawReadiness;
 use super::coordination::RawCoordination;
 use super::monitor::RawMonitor;
 use super::policy::RawPolicy;
@@ -75,7 +76,7 @@ fn fields<T: Deserialize<'static>>() -> &'static [&'static str] {
 
 /// Every `section.key` the schema accepts, sections named as in the file.
 fn schema_keys() -> BTreeSet<String> {
-    let sections: [(&str, &[&str]); 12] = [
+    let sections: [(&str, &[&str]); 13] = [
         ("app", fields::<RawApp>()),
         ("regions.primary", fields::<RawRegion>()),
         ("regions.secondary", fields::<RawRegion>()),
@@ -88,6 +89,7 @@ fn schema_keys() -> BTreeSet<String> {
         ("coordination", fields::<RawCoordination>()),
         ("route53", fields::<RawRoute53>()),
         ("client_path", fields::<RawClientPath>()),
+        ("readiness", fields::<RawReadiness>()),
     ];
     // A section added to the file's schema must be added above (and documented).
     let mut top: Vec<&str> = fields::<RawConfig>().to_vec();
