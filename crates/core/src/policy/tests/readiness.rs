@@ -52,7 +52,8 @@ async fn warn_fails_over_and_says_the_secondary_was_not_ready() {
             assert_eq!(d.to, AppState::Failover);
             assert!(
                 d.reason.contains("the secondary was not ready")
-                    && d.reason.contains("missing: rest-api photos-config-secondary"),
+                    && d.reason
+                        .contains("missing: rest-api photos-config-secondary"),
                 "{}",
                 d.reason
             );
