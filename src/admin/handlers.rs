@@ -79,6 +79,7 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "policy": st.verdict,
             "probes": st.probes,
             "overrides": st.overrides,
+            "secondary_readiness": st.secondary_readiness,
         }),
     )
 }
