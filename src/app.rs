@@ -34,6 +34,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     let metrics = Arc::new(Metrics::new());
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now());
+    let drill_schedule = serde_json::to_value(&settings.drills).unwrap_or_default();
     let backend = AwsBackend::load(&settings).await;
     // The readiness check compares the secondary's half of the stack with what
     // `provision` wants; the daemon never provisions, so that part comes from here.
@@ -58,6 +59,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         actuator: daemon.actuator(),
         tokens,
         aws: tokio::runtime::Handle::current(),
+        drill_schedule,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = Server {

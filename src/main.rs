@@ -67,6 +67,7 @@ async fn dispatch(command: Command, path: PathBuf) -> anyhow::Result<()> {
         }
         Command::State { command } => cli::state::run(command, Loaded::load(&path)).await,
         Command::Admin(args) => cli::admin::run(args, Loaded::load(&path)).await,
+        Command::Drill(args) => cli::drill::run(args, Loaded::load(&path)).await,
         Command::Report {
             version,
             json,

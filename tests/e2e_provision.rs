@@ -1734,6 +1734,229 @@ async fn the_generated_client_path_dates_a_failovers_report() {
     println!("failover by hand: {} ({} ms)", rto.what, rto.ms);
 }
 
+/// Drills on the provisioned stack, with a real monitor process and the
+/// application's own client path (the emulator's API Gateway layer, signed
+/// comments, the buckets): a scheduled drill and one started with `drill run` both
+/// succeed, each with recovery reports whose moments agree with the audit records;
+/// a blocking alarm raised mid-drill brings it back to `active` within
+/// `alarm_every` and a few seconds; with the secondary's state API removed, a drill
+/// fails at preflight and names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn drills_succeed_abort_on_a_blocking_alarm_and_fail_without_a_state_api() {
+    use failover_core::overrides::parse;
+    use failover_core::report::{EventKind, Report};
+
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    let cw = aws_sdk_cloudwatch::Client::new(&sdk(&emu, Role::Primary).await);
+    cw.put_metric_alarm()
+        .alarm_name("photos-drill-blocker")
+        .namespace("Photos")
+        .metric_name("Incidents")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(
+            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+        )
+        .send()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}\n[drills]\nevery = \"1h\"\nhold = \"2s\"\nverify_for = \"30s\"\nalarm_every = \"1s\"\n\
+         blocking_alarms = [\"photos-drill-blocker\"]\n",
+        ok(&config, &["provision", "monitor-config"])
+    );
+    let mon = Monitor::start_with(
+        &text,
+        &[("FAILOVER_MONITOR__CLIENT_PATH__OBSERVE_FOR", "5s")],
+    );
+    mon.wait_status(
+        Duration::from_secs(30),
+        "every probe up",
+        support::admin::all_probes_up,
+    )
+    .await;
+    let drill = async |pred: &dyn Fn(&Value) -> bool, what: &str, limit: u64| -> Value {
+        support::wait_for(Duration::from_secs(limit), what, async || {
+            let (_, body) = mon.get("/v1/drills").await;
+            let d = body["drill"].clone();
+            if pred(&d) {
+                Ok(d)
+            } else {
+                Err(format!("{body:#}"))
+            }
+        })
+        .await
+    };
+
+    // The schedule starts one on its own once every probe has a verdict.
+    let scheduled = drill(
+        &|d| !d["outcome"].is_null(),
+        "the scheduled drill ended",
+        90,
+    )
+    .await;
+    assert_eq!(scheduled["outcome"], "SUCCEEDED", "{scheduled:#}");
+    assert_eq!(
+        (&scheduled["scheduled"], &scheduled["by"]),
+        (&Value::Bool(true), &Value::from("schedule"))
+    );
+    assert_eq!(
+        scheduled["versions"],
+        serde_json::json!([1, 2]),
+        "{scheduled:#}"
+    );
+    let checks = scheduled["checks"].as_array().unwrap();
+    for name in [
+        "secondary_state_api",
+        "client_write",
+        "photo",
+        "blocking_alarms",
+    ] {
+        assert!(
+            checks.iter().any(|c| c["name"] == name && c["ok"] == true),
+            "{name}: {scheduled:#}"
+        );
+    }
+
+    // On demand, through the CLI, which follows it to its outcome.
+    let out = cli(&mon.config)
+        .args(["drill", "--url", &mon.url(""), "--caller", "ops"])
+        .env("FAILOVER_MONITOR_ADMIN_TOKEN", support::monitor::TOKEN)
+        .args([
+            "run", "--reason", "practice", "--hold", "2s", "--fence", "1s",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "step: fence",
+        "step: verify_secondary",
+        "step: verify_primary",
+        "SUCCEEDED",
+    ] {
+        assert!(stdout.contains(line), "{line} in\n{stdout}");
+    }
+    assert!(stdout.contains("each of 3, 4, 5"), "{stdout}");
+
+    // Each move's report is the drill's, and agrees with its audit record.
+    let (_, history) = mon.get("/v1/history?limit=20").await;
+    let records = history["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 5, "{history:#}");
+    for v in 1..=5u64 {
+        let record = records.iter().find(|r| r["version"] == v).unwrap();
+        assert_eq!(record["trigger"], "drill", "{record:#}");
+        let report: Report =
+            support::wait_for(Duration::from_secs(30), "a complete report", async || {
+                let (code, body) = mon.get(&format!("/v1/reports/{v}")).await;
+                let r: Report = serde_json::from_value(body.clone())
+                    .map_err(|e| format!("{code} {e}: {body}"))?;
+                r.complete.then_some(r).ok_or_else(|| format!("{body}"))
+            })
+            .await;
+        assert!(
+            report
+                .drill
+                .as_deref()
+                .is_some_and(|d| record["by"] == format!("drill:{d}")),
+            "{report:#?}"
+        );
+        let committed = report
+            .first(EventKind::Committed, Some(Role::Secondary))
+            .and_then(|e| parse(&e.at))
+            .expect("committed");
+        let written = parse(record["at"].as_str().unwrap()).unwrap();
+        assert!(
+            written <= committed
+                && committed.duration_since(written).unwrap() < Duration::from_secs(5),
+            "record at {written:?}, {report:#?}"
+        );
+        if report.to != failover_core::model::AppState::Active {
+            assert!(
+                report.first(EventKind::DrillStarted, None).is_some(),
+                "{report:#?}"
+            );
+        }
+    }
+
+    // A blocking alarm raised in the hold: back to active within its bound.
+    let (code, body, _) = mon
+        .post("/v1/drills", r#"{"reason": "alarm test", "hold": "5m"}"#)
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    drill(
+        &|d| d["id"] == id.as_str() && d["step"] == "hold",
+        "in the hold",
+        60,
+    )
+    .await;
+    let raised = std::time::Instant::now();
+    cw.set_alarm_state()
+        .alarm_name("photos-drill-blocker")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+    let aborted = drill(
+        &|d| d["id"] == id.as_str() && !d["outcome"].is_null(),
+        "aborted",
+        30,
+    )
+    .await;
+    let took = raised.elapsed();
+    assert_eq!(aborted["outcome"], "INTERRUPTED", "{aborted:#}");
+    let why = aborted["why"].as_str().unwrap();
+    assert!(
+        why.contains("photos-drill-blocker") && why.ends_with("back to active"),
+        "{why}"
+    );
+    assert!(took < Duration::from_secs(15), "aborted after {took:?}");
+    let (_, status) = mon.get("/v1/status").await;
+    assert_eq!(status["state"], "active", "{status:#}");
+    cw.set_alarm_state()
+        .alarm_name("photos-drill-blocker")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+
+    // The secondary's state API removed: preflight fails and says so.
+    let gw = aws_sdk_apigateway::Client::new(&sdk(&emu, Role::Secondary).await);
+    let api = api_id(&gw, &format!("{PROJECT}-config-secondary")).await;
+    gw.delete_rest_api().rest_api_id(&api).send().await.unwrap();
+    let out = cli(&mon.config)
+        .args(["drill", "--url", &mon.url(""), "--caller", "ops"])
+        .env("FAILOVER_MONITOR_ADMIN_TOKEN", support::monitor::TOKEN)
+        .args(["run", "--reason", "no state api", "--hold", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FAILED")
+            && stderr.contains("preflight: ")
+            && stderr.contains("secondary_state_api: "),
+        "{stderr}"
+    );
+    let (_, status) = mon.get("/v1/status").await;
+    assert_eq!(
+        (status["state"].clone(), status["version"].clone()),
+        (Value::from("active"), Value::from(7))
+    );
+}
+
 /// The secondary's readiness on the provisioned stack: ready once applied; the
 /// secondary's state API's stage deleted by hand, then the API itself, each makes
 /// it not ready naming what is wrong (status, `failover_monitor_secondary_ready`);

@@ -12,6 +12,8 @@
 # comments still there. The two regions replicate to each other (global tables, S3
 # replication; deploy/local/REPLICATION.md) and the stack is provisioned with global
 # tables, so the monitor runs as on AWS: it writes the secondary's replica only.
+# Once every probe is up it runs a practice failover (`drill run --hold 20s`) and
+# writes its failover's recovery report to target/emulator/drill-report.html.
 # Ctrl-C stops everything.
 # Port of the page: WEBSITE_PORT (8080).
 set -euo pipefail
@@ -75,6 +77,7 @@ failover-monitor is starting with $state/monitor.toml (probes on the provisioned
 and the admin token in $token_file. Try, in another terminal, from $root:
   export FAILOVER_MONITOR_ADMIN_TOKEN=\$(cat target/emulator/admin-token)   # the CLI sends it to the monitor
   target/debug/failover-monitor admin status  # what the monitor sees: probes, verdict, state
+  target/debug/failover-monitor drill status  # the practice failover the demo runs first, step by step
   deploy/local/emulator.sh replication-status # replication between the regions: pending changes, lag
   deploy/local/emulator.sh kill-primary      # region outage -> failover within ~3 s; the page moves to the secondary,
                                              # the photos and comments replicated there with it
@@ -92,6 +95,31 @@ MSG
 FAILOVER_MONITOR__ADMIN__TOKEN_FILE="$token_file" "$bin" --config "$state/monitor.toml" run "$@" &
 monitor_pid=$!
 echo "$monitor_pid" >"$state/monitor.pid"   # emulator.sh restart-primary reloads it
+# A practice failover once every probe is up (DEMO_DRILL=0 skips it): the drill
+# fails over, verifies the secondary as a client, holds 20 s, fails back, verifies
+# the primary; then its failover's recovery report is written as a page.
+if [ "${DEMO_DRILL:-1}" != 0 ]; then
+  (
+    export FAILOVER_MONITOR_ADMIN_TOKEN="$(cat "$token_file")"
+    fm() { "$bin" --config "$state/monitor.toml" "$@"; }
+    for _ in $(seq 240); do
+      fm admin --json status 2>/dev/null | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if s["probes"] and all(p["health"] == "up" for p in s["probes"]) else 1)' && break
+      sleep 0.5
+    done
+    echo "--- a practice failover: failover-monitor drill run --hold 20s"
+    fm drill run --reason "demo: practice failover" --hold 20s || true
+    v=$(fm drill status --json 2>/dev/null | python3 -c 'import json, sys
+d = json.load(sys.stdin)["drill"] or {}
+print((d.get("versions") or [""])[0])')
+    if [ -n "$v" ]; then
+      sleep 3   # the failover's report is complete once the failback cut its watch short
+      fm report "$v" --html >"$state/drill-report.html" 2>/dev/null || true
+      echo "--- the drill's failover report: $state/drill-report.html (failover-monitor report $v)"
+    fi
+  ) &
+fi
 # Ctrl-C: the monitor stops cleanly (it finishes a write in flight), then the cleanup.
 trap 'kill -INT "$monitor_pid" 2>/dev/null || true' INT TERM
 wait "$monitor_pid" || true

@@ -13,7 +13,10 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::error::{ApiError, ApiResult, json_ok, rejection};
-use super::requests::{parse_history_query, parse_move_request, parse_pause_request};
+use super::requests::{
+    parse_abort_request, parse_drill_request, parse_history_query, parse_move_request,
+    parse_pause_request,
+};
 use super::{AdminState, OPENAPI};
 use failover_config::tokens::{
     Access, NO_ADMIN_TOKEN_CONFIGURED, NO_TOKEN_CONFIGURED, READ_TOKEN_ENV, TOKEN_ENV,
@@ -78,6 +81,7 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "dns_error": st.dns_error,
             "policy": st.verdict,
             "probes": st.probes,
+            "drill": st.drill,
             "overrides": st.overrides,
             "secondary_readiness": st.secondary_readiness,
         }),
@@ -261,6 +265,86 @@ pub(super) async fn move_state(
             "another commit was in flight for too long; the move was not started",
         )),
     }
+}
+
+/// `GET /v1/drills`: the drill running now or the last one, and the schedule.
+pub(super) async fn drills(State(s): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResult {
+    authorize_read(&s, &headers)?;
+    let st = s.handle.status.borrow().clone();
+    json_ok(
+        StatusCode::OK,
+        json!({"drill": st.drill, "schedule": s.drill_schedule}),
+    )
+}
+
+fn drill_error(e: failover_daemon::drill::DrillError) -> ApiError {
+    use failover_daemon::drill::DrillError as E;
+    let code = match &e {
+        E::NotLeader(_) => "not_leader",
+        E::Running(_) => "drill_running",
+        E::NotRunning => "no_drill",
+        E::Store(_) => "unavailable",
+        E::Invalid(_) => "bad_request",
+    };
+    let status = match &e {
+        E::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Invalid(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+/// `POST /v1/drills`: starts a drill on the acting instance; answered 202 once its
+/// record is stored (the drill then runs: `GET /v1/drills` follows it).
+pub(super) async fn start_drill(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let body = body.map_err(rejection)?;
+    let req = parse_drill_request(&body)?;
+    let plan = failover_daemon::drill::Plan {
+        hold: req.hold,
+        fence: req.fence,
+        reason: req.reason,
+        by: format!("admin:{}", req.caller),
+        scheduled: false,
+    };
+    let record = send(&s, |reply| {
+        Request::Drill(failover_daemon::drill::DrillRequest::Start { plan, reply })
+    })
+    .await?
+    .map_err(drill_error)?;
+    json_ok(
+        StatusCode::ACCEPTED,
+        serde_json::to_value(record).unwrap_or_default(),
+    )
+}
+
+/// `POST /v1/drills/abort`: stops the running drill (back to `active` when the
+/// primary is healthy).
+pub(super) async fn abort_drill(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let body = body.map_err(rejection)?;
+    let req = parse_abort_request(&body)?;
+    let record = send(&s, |reply| {
+        Request::Drill(failover_daemon::drill::DrillRequest::Abort {
+            caller: req.caller,
+            reason: req.reason.unwrap_or_else(|| "no reason given".into()),
+            reply,
+        })
+    })
+    .await?
+    .map_err(drill_error)?;
+    json_ok(
+        StatusCode::ACCEPTED,
+        serde_json::to_value(record).unwrap_or_default(),
+    )
 }
 
 pub(super) async fn pause(

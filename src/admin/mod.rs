@@ -56,7 +56,10 @@ use failover_core::model::AppState;
 use failover_daemon::action::Actuator;
 use failover_daemon::control::Handle;
 use failover_daemon::metrics::Metrics;
-use handlers::{healthz, history, metrics, move_state, openapi, pause, readyz, status};
+use handlers::{
+    abort_drill, drills, healthz, history, metrics, move_state, openapi, pause, readyz,
+    start_drill, status,
+};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -72,6 +75,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/history"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/reports/{version}"),
+    ("get", "/v1/drills"),
+    ("post", "/v1/drills"),
+    ("post", "/v1/drills/abort"),
     ("post", "/v1/failover"),
     ("post", "/v1/failback"),
     ("post", "/v1/fence"),
@@ -94,6 +100,8 @@ pub struct AdminState {
     /// The daemon's runtime, which owns the AWS clients' connections: the handlers'
     /// AWS calls run there, not on the admin server's thread.
     pub aws: tokio::runtime::Handle,
+    /// `[drills]` as configured (the schedule `GET /v1/drills` shows).
+    pub drill_schedule: serde_json::Value,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -108,6 +116,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/history", get(history))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/reports/{version}", get(reports::report))
+        .route("/v1/drills", get(drills).post(start_drill))
+        .route("/v1/drills/abort", post(abort_drill))
         .route(
             "/v1/failover",
             post(|s: State<Arc<AdminState>>, h: HeaderMap, b| {

@@ -161,6 +161,66 @@ fn check_reason(reason: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillBody {
+    reason: String,
+    caller: Option<String>,
+    /// How long the drill stays failed over (humantime); default `drills.hold`.
+    hold: Option<String>,
+    /// A fence before the failover (humantime, "0s" for none); default
+    /// `drills.fence`.
+    fence: Option<String>,
+}
+
+/// A validated `POST /v1/drills` body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DrillRequestBody {
+    pub reason: String,
+    pub caller: String,
+    pub hold: Option<std::time::Duration>,
+    pub fence: Option<std::time::Duration>,
+}
+
+/// `hold` and `fence`: durations of at most 24 hours (`hold` above zero).
+fn check_step(
+    key: &str,
+    text: Option<&str>,
+    zero_ok: bool,
+) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if (zero_ok || !d.is_zero()) && d <= failover_config::MAX_DRILL_STEP => Ok(Some(d)),
+        _ => Err(ApiError::bad_request(format!(
+            "{key} = {text:?}: expected a duration {} up to 24h, such as \"10m\"",
+            if zero_ok { "from 0s" } else { "above zero" }
+        ))),
+    }
+}
+
+/// Parses and checks a `POST /v1/drills` body; every error is a 400.
+pub fn parse_drill_request(body: &[u8]) -> Result<DrillRequestBody, ApiError> {
+    let body: DrillBody = parse_body(body, false)?.expect("empty bodies are refused");
+    check_reason(&body.reason)?;
+    Ok(DrillRequestBody {
+        hold: check_step("hold", body.hold.as_deref(), false)?,
+        fence: check_step("fence", body.fence.as_deref(), true)?,
+        reason: body.reason,
+        caller: check_caller(body.caller)?,
+    })
+}
+
+/// Parses and checks a `POST /v1/drills/abort` body (a reason is optional).
+pub fn parse_abort_request(body: &[u8]) -> Result<PauseRequest, ApiError> {
+    let r = parse_pause_request(body)?;
+    if r.lasts.is_some() {
+        return Err(ApiError::bad_request("for: an abort does not last"));
+    }
+    Ok(r)
+}
+
 /// A validated manual-move request body.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MoveRequest {

@@ -194,6 +194,7 @@ async fn serve_with(tokens: Tokens) -> String {
         actuator,
         tokens,
         aws: tokio::runtime::Handle::current(),
+        drill_schedule: serde_json::Value::Null,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -93,6 +93,9 @@ pub enum Command {
     /// Talk to a running daemon's admin API (needs no valid config: the address and
     /// tokens may come from the flags and the environment).
     Admin(AdminArgs),
+    /// Practice failovers through the running monitor: start one and follow it to
+    /// its outcome, show the last one, stop the running one.
+    Drill(DrillArgs),
     /// Print the recovery report of a transition (read from DynamoDB directly):
     /// its timeline, recovery time and replication lag.
     Report {
@@ -192,6 +195,58 @@ pub enum AdminCommand {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+}
+
+#[derive(Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// File holding the read-only token, sent by `status` (as for `admin`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub read_token_file: Option<PathBuf>,
+    /// Print the daemon's JSON answers as they are.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: DrillCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DrillCommand {
+    /// Start a drill on the acting instance (preflight, an optional fence, failover,
+    /// verification, hold, failback, verification) and follow it to its outcome:
+    /// exit 0 when it SUCCEEDED, 1 when it FAILED or was INTERRUPTED.
+    Run {
+        /// Why (recorded with the drill and its audit records).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// How long it stays failed over (default: drills.hold).
+        #[arg(long, value_name = "DURATION", value_parser = parse_step)]
+        hold: Option<Duration>,
+        /// A fence before the failover (default: drills.fence; 0s for none).
+        #[arg(long, value_name = "DURATION", value_parser = parse_step)]
+        fence: Option<Duration>,
+        /// Start it and return at once (follow it with `drill status`).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The drill running now or the last one, and the schedule.
+    Status,
+    /// Stop the running drill (back to active when the primary is healthy).
+    Abort {
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+/// A drill's hold or fence: a duration up to 24 hours.
+fn parse_step(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= failover_config::MAX_DRILL_STEP => Ok(d),
+        Ok(_) => Err("at most 24h".into()),
+        Err(e) => Err(format!("{e} (a duration such as 10m or 30s)")),
+    }
 }
 
 #[derive(Args)]

@@ -22,6 +22,7 @@ pub mod backtest;
 pub mod caller;
 pub mod check;
 pub mod daemon;
+pub mod drill;
 #[cfg(test)]
 mod reference;
 pub mod report;

@@ -15,6 +15,7 @@ story goes on where it can; the exit code is non-zero when any step failed.
 """
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
@@ -28,6 +29,7 @@ import tempfile
 import time
 import traceback
 import urllib.parse
+import urllib.request
 import zlib
 
 import boto3
@@ -182,6 +184,7 @@ class Story:
     def __init__(self, work, chromium):
         self.work = work
         self.chromium = chromium
+        self.drill_comments = []  # written on self.photo during the drill
         self.results = []  # (name, ok, seconds, detail)
         self.console = []  # (type, text, url) of the step running
 
@@ -278,6 +281,8 @@ class Story:
                 self.step("the page signs its comment POST; the store API refuses an unsigned one", self.signed_post)
                 self.step("fenced: upload and comment are blocked with a message", self.fenced)
                 self.step("the page follows the higher version when the regions disagree", self.follows_version)
+                self.step("a drill: the banner follows both moves, comments work in both regions, the report renders",
+                          self.drill)
                 self.step("failover: the photo and its comments are still there, the primary's notice is gone",
                           self.switch_keeps_the_data)
                 self.step("failover: the page uses the secondary's bucket and API", self.failover)
@@ -428,12 +433,95 @@ class Story:
                                                           ConsistentRead=True).get("Item") == item,
                                  "the restored config item in the primary")
 
+    def drill(self):
+        """`drill run` through a monitor started from `provision monitor-config`: the
+        page shows the drill's failover and its failback, a comment works in each
+        region, the failover's report dates the secondary's state API no later than
+        the page saw it, and its HTML page is screenshotted."""
+        generated = self.work / "monitor.generated.toml"
+        cli(self.config, "provision", "monitor-config", "--out", str(generated))
+        port, token = free_port(), "browser-drill-token-0123456789abcdef"
+        env = dict(ENV, FAILOVER_MONITOR_ADMIN_TOKEN=token, FAILOVER_MONITOR__ADMIN__LISTEN=f"127.0.0.1:{port}")
+        log = open(self.work / "monitor.log", "wb")
+        mon = subprocess.Popen([str(BIN), "--config", str(generated), "run"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+
+        def api(method, path, body=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read() or b"null")
+
+        def until(what, check, timeout):
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    got = check()
+                    if got:
+                        return got
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise StepFailed(f"not within {timeout} s: {what}")
+                time.sleep(0.3)
+
+        try:
+            until("every probe up", lambda: all(p["health"] == "up" for p in api("GET", "/v1/status")[1]["probes"]),
+                  60)
+            self.page.click(f'#gallery .photo[data-photo-id="{self.photo}"]')
+            code, started = api("POST", "/v1/drills", {"reason": "browser drill", "caller": "browser", "hold": "12s"})
+            assert code == 202, (code, started)
+            self.banner("failover", "secondary")
+            seen_failover = time.time()
+            self.add_comment("during the drill")
+            expect(self.page.locator("#notice")).to_contain_text("Comment added in the secondary region")
+            self.drill_comments.append("during the drill")
+            b = self.page.locator("#state-banner")
+            expect(b).to_have_attribute("data-state", "active", timeout=60_000)
+            expect(b).to_have_attribute("data-serving", "primary", timeout=15_000)
+            self.add_comment("after the drill")
+            expect(self.page.locator("#notice")).to_contain_text("Comment added in the primary region")
+            self.drill_comments.append("after the drill")
+            drill = until("the drill's outcome", lambda: (lambda d: d if d and d["id"] == started["id"]
+                                                          and d["outcome"] else None)(api("GET", "/v1/drills")[1]["drill"]), 60)
+            assert drill["outcome"] == "SUCCEEDED", json.dumps(drill, indent=1)
+            failover_version = drill["versions"][0]
+
+            def complete():
+                code, r = api("GET", f"/v1/reports/{failover_version}")
+                return r if code == 200 and r["complete"] else None
+            report = until("the failover's report, complete", complete, 150)
+            assert report["drill"] == started["id"], report
+            answered = [e for e in report["events"] if e["kind"] == "state_api_answered" and e["region"] == "secondary"]
+            assert answered, report["events"]
+            at = datetime.datetime.fromisoformat(answered[0]["at"].replace("Z", "+00:00")).timestamp()
+            # The page polls the same API: it cannot have seen failover before the API
+            # answered it, and the report is not far behind what the page saw.
+            assert at <= seen_failover + 1, (answered[0]["at"], seen_failover)
+            assert seen_failover - at < 15, (answered[0]["at"], seen_failover)
+            html = self.work / "drill-report.html"
+            html.write_text(cli(generated, "report", str(failover_version), "--html"))
+            page = self.page.context.new_page()
+            page.goto(html.as_uri())
+            expect(page.locator("svg").first).to_be_visible()
+            page.screenshot(path=str(OUT / "drill-report.png"), full_page=True)
+            page.close()
+        finally:
+            mon.terminate()
+            mon.wait(timeout=20)
+            log.close()
+
     def switch_keeps_the_data(self):
         self.banner("active", "primary")
         self.page.click(f'#gallery .photo[data-photo-id="{self.photo}"]')
         self.add_comment("just before the switch")
         expect(self.page.locator("#notice")).to_contain_text("Comment added in the primary region")
-        texts = [SPECIAL, "signed?", "just before the switch"]
+        texts = [SPECIAL, "signed?", *self.drill_comments, "just before the switch"]
         # Once the lag has passed (1 s), the secondary holds the photo and every comment.
         self.wait_replicated(lambda: f"public/{self.photo}" in self.objects("secondary") and sorted(
             i["message"]["S"] for i in self.comments_in("secondary").values()

@@ -1,6 +1,8 @@
 //! How each fault changes the world: regions, paths, processes, the tables' faults,
 //! and what people do to the items by hand.
 
+use std::time::Duration;
+
 use failover_config::TablesMode;
 use failover_core::model::{ConfigItem, Role, keys};
 use failover_testkit::{Faults, Record};
@@ -78,6 +80,7 @@ impl Sim {
             Fault::SplitRegions => self.world.lock().replicating = false,
             Fault::JoinRegions => self.world.lock().replicating = true,
             Fault::HealAll => self.heal_all(),
+            Fault::Drill { hold, fence } => self.drill(*hold, *fence),
             other => self.apply_to_tables(other),
         }
     }
@@ -146,6 +149,28 @@ impl Sim {
     }
 
     /// A person writes the stored pause (as the admin API would, by hand).
+    /// Asks every running process for a drill, without waiting for the answers.
+    fn drill(&mut self, hold: Duration, fence: Duration) {
+        for handle in self.handles() {
+            let plan = failover_daemon::drill::Plan {
+                hold: Some(hold),
+                fence: Some(fence),
+                reason: "the scenario".into(),
+                by: "admin:sim".into(),
+                scheduled: false,
+            };
+            tokio::spawn(async move {
+                let _ = handle
+                    .ask(|reply| {
+                        failover_daemon::control::Request::Drill(
+                            failover_daemon::drill::DrillRequest::Start { plan, reply },
+                        )
+                    })
+                    .await;
+            });
+        }
+    }
+
     fn pause(&mut self, paused: bool) {
         let key = keys::pause(APP);
         let seq = match self.world.tables[1].get(&key) {

@@ -65,6 +65,12 @@ pub enum Fault {
     /// Global tables: the regions stop replicating to each other, and resume.
     SplitRegions,
     JoinRegions,
+    /// A person asks every running instance for a drill (only the acting one runs
+    /// it): this hold, this fence (0: none).
+    Drill {
+        hold: Duration,
+        fence: Duration,
+    },
     /// Everything heals: regions up, processes running, paths restored.
     HealAll,
 }
@@ -129,6 +135,7 @@ impl Fault {
             Fault::Repair(Repair::SetVersion) => "repair: version set",
             Fault::Duplicate(_) => "two processes with one id",
             Fault::SplitRegions => "replication partition",
+            Fault::Drill { .. } => "drill",
             _ => "",
         }
     }
@@ -288,6 +295,17 @@ fn one_fault(
         15 if setup.transaction_ms > 0 => (
             Fault::AppTransactions(true),
             Some(Fault::AppTransactions(false)),
+        ),
+        18 if at <= Duration::from_secs(40) => (
+            Fault::Drill {
+                hold: ms(rng, 1_000, 6_000),
+                fence: if rng.bool() {
+                    Duration::ZERO
+                } else {
+                    ms(rng, 500, 3_000)
+                },
+            },
+            None,
         ),
         16 | 17 => (
             Fault::Deny {

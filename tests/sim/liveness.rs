@@ -61,9 +61,12 @@ impl Liveness {
             self.episode = None;
             return;
         }
-        let active = items(&sim.world)[1]
-            .as_ref()
-            .is_some_and(|i| i.state == AppState::Active);
+        // A drill's fence holds nothing back: an outage under it is the normal
+        // rules', held to the same bound.
+        let active = items(&sim.world)[1].as_ref().is_some_and(|i| {
+            i.state == AppState::Active
+                || (i.state == AppState::Fenced && i.set_by_drill().is_some())
+        });
         if self.episode.as_ref().is_none_or(|e| e.done && active) {
             self.episode = Some(Episode {
                 start: now,

@@ -138,6 +138,7 @@ fn config_text(me: &str, instances: &[String], setup: &Setup) -> String {
          [probe_defaults]\ninterval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"50ms\"\nfall = 3\nrise = 2\n\
          {probes}\
          [stack]\ntables = \"{tables}\"\n\
+         [drills]\nverify_for = \"5s\"\nalarm_every = \"1s\"\n\
          [route53]\nzone_id = \"Z0SIM\"\nrecord_name = \"app.example.com\"\nprimary_value = \"primary\"\nsecondary_value = \"secondary\"\n\
          {coordination}",
         setup.hold_down.as_millis(),
@@ -253,6 +254,11 @@ impl Sim {
                 )
             })
             .collect()
+    }
+
+    /// The handles of the running processes (not the stopping ones).
+    pub fn handles(&self) -> Vec<Handle> {
+        self.procs.values().map(|p| p.handle.clone()).collect()
     }
 
     /// Traces leadership changes of the running processes.

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use failover_config::{CheckSpec, ProbeSpec, Settings};
+use failover_core::drill::DrillRecord;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
     ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Seen, WriteError,
 };
 use failover_daemon::backend::Backend;
+use failover_daemon::client_path::{ClientPath, ClientState};
 use failover_daemon::clock::WallClock;
 use failover_daemon::coord::{CoordError, CoordStore, PeerView};
 use failover_daemon::gate::Gate;
@@ -293,6 +295,64 @@ impl ItemStore for Items {
     ) -> Result<(), WriteError> {
         self.write_call(false, async || self.inner.write_pause(expected, new).await)
             .await
+    }
+
+    async fn read_drill(&self) -> Result<Option<DrillRecord>, ActionError> {
+        self.read_call(async || self.inner.read_drill().await).await
+    }
+
+    async fn write_drill(
+        &self,
+        expected: Option<u64>,
+        new: &DrillRecord,
+    ) -> Result<(), WriteError> {
+        self.write_call(false, async || self.inner.write_drill(expected, new).await)
+            .await
+    }
+}
+
+/// The application as a client reaches it, through one process's network: a
+/// region's state API answers what its config table holds; its store API and
+/// bucket work while its table answers.
+struct Client {
+    net: Net,
+    app: String,
+}
+
+#[async_trait]
+impl ClientPath for Client {
+    fn reads(&self, _region: Role) -> bool {
+        true
+    }
+
+    fn writes(&self, _region: Role) -> bool {
+        true
+    }
+
+    async fn state(&self, region: Role) -> Result<ClientState, String> {
+        let table = self.net.world.tables[region as usize].clone();
+        let answer = self
+            .net
+            .call(Target::Api(region), async || match table.get(&self.app) {
+                Some(Record::Item(i)) => Ok(ClientState {
+                    state: i.state,
+                    version: Some(i.version),
+                }),
+                _ => Err("no config item".to_owned()),
+            })
+            .await;
+        answer.unwrap_or_else(|c| Err(unavailable(region, c).to_string()))
+    }
+
+    async fn write(&self, region: Role, _comment_id: &str, _nonce: &str) -> Result<(), String> {
+        self.net
+            .call(Target::Table(region), async || ())
+            .await
+            .map_err(|c| unavailable(region, c).to_string())
+    }
+
+    async fn photo(&self, region: Role, _key: &str) -> Result<(), String> {
+        self.write(region, "", "").await
     }
 }
 
@@ -583,5 +643,12 @@ impl Backend for SimBackend {
 
     fn gate(&self) -> Gate {
         self.net.gate.clone()
+    }
+
+    fn client_path(&self, s: &Settings) -> Option<Arc<dyn ClientPath>> {
+        Some(Arc::new(Client {
+            net: self.net.clone(),
+            app: s.app.id.clone(),
+        }))
     }
 }

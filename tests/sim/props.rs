@@ -88,6 +88,9 @@ impl Checker {
             if c.item.state == AppState::Failover {
                 self.live.failover(sim, c.at);
             }
+            if c.from == AppState::Failover && c.item.state == AppState::Active {
+                sick_primary_check(sim, c.at, &c.process);
+            }
         }
     }
 
@@ -137,6 +140,23 @@ impl Checker {
     pub fn finish(&mut self, sim: &Sim) {
         audited(sim, true);
         let [p, s] = items(&sim.world);
+        // Long after the heal, nothing of a drill is left: not its fence, not its
+        // failover of a primary that has been healthy since.
+        if let Some(i) = s.as_ref().filter(|i| i.state != AppState::Active)
+            && let Some(drill) = i.set_by_drill()
+        {
+            sim.world.violation(
+                if i.state == AppState::Fenced {
+                    "drill-never-leaves-fenced"
+                } else {
+                    "drill-never-leaves-a-healthy-primary-failed-over"
+                },
+                format!(
+                    "drill {drill} left the item {} (version {}, ends {:?})",
+                    i.state, i.version, i.expires_at
+                ),
+            );
+        }
         if p.as_ref().map(|i| (i.version, i.state)) != s.as_ref().map(|i| (i.version, i.state)) {
             sim.world.violation(
                 "copies-and-dns-converge",
@@ -253,6 +273,34 @@ fn healthy_primary_check(sim: &Sim, at: Instant, process: &str) {
                 "{process} failed over a healthy primary; only {cut:?} could see it down ({} needed)",
                 sim.needed
             ),
+        );
+    }
+}
+
+/// A move back to `active` (a drill's failback, or the monitors ending a drill's
+/// failover) committed at `at` onto a primary that was down throughout the time
+/// its probes needed to see it: never onto a sick primary.
+fn sick_primary_check(sim: &Sim, at: Instant, process: &str) {
+    let window = Duration::from_millis(2 * 500 + 50 + 400 + 2 * 1000 + 500);
+    let Some(from) = at.checked_sub(window) else {
+        return;
+    };
+    let s = sim.world.lock();
+    let mut down_throughout = true;
+    let mut seen = false;
+    for (i, (t, ok, _, _)) in s.history.iter().enumerate() {
+        let until = s.history.get(i + 1).map_or(at, |n| n.0);
+        if until < from || *t > at {
+            continue;
+        }
+        seen = true;
+        down_throughout &= !*ok;
+    }
+    if seen && down_throughout {
+        drop(s);
+        sim.world.violation(
+            "never-failed-back-onto-a-sick-primary",
+            format!("{process} moved back to active while the primary was down"),
         );
     }
 }

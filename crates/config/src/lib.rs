@@ -21,6 +21,7 @@ mod checks;
 mod client_path;
 mod coordination;
 pub mod defaults;
+mod drills;
 mod load;
 mod monitor;
 mod policy;
@@ -46,6 +47,7 @@ pub use app::AppSettings;
 pub use checks::{CheckSpec, DynamoCheck, InsufficientData, ProbeKindName, S3Check};
 pub use client_path::{ClientPathSettings, ClientRegion};
 pub use coordination::CoordinationSettings;
+pub use drills::{BlockingAlarm, DrillSettings, MAX_DRILL_STEP};
 /// The rules the pure core applies, as `monitor.toml` names them.
 pub use failover_core::rules::{Failback, Mode, QuorumRule, ReadinessRule, RegionRule};
 pub use load::{ENV_PREFIX, load, parse};
@@ -198,6 +200,9 @@ pub struct RawConfig {
     /// `[readiness]`: the secondary's readiness, checked continuously.
     #[serde(default)]
     readiness: readiness::RawReadiness,
+    /// `[drills]`: practice failovers.
+    #[serde(default)]
+    drills: drills::RawDrills,
 }
 
 impl RawConfig {
@@ -224,9 +229,11 @@ impl RawConfig {
         }
         let client_path = self.client_path.validate(&app.id, &app.project, &probes)?;
         let readiness = self.readiness.validate()?;
+        let drills = self.drills.validate()?;
         let settings = Settings {
             readiness,
             client_path,
+            drills,
             app,
             regions,
             monitor,
@@ -308,6 +315,8 @@ pub struct Settings {
     pub client_path: ClientPathSettings,
     /// The secondary's readiness check and what a not-ready one does.
     pub readiness: ReadinessSettings,
+    /// Practice failovers (`[drills]`).
+    pub drills: DrillSettings,
 }
 
 impl Settings {

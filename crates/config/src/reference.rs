@@ -14,6 +14,7 @@ use super::admin::RawAdmin;
 use super::app::RawApp;
 use super::client_path::RawClientPath;
 use super::coordination::RawCoordination;
+use super::drills::RawDrills;
 use super::monitor::RawMonitor;
 use super::policy::RawPolicy;
 use super::probes::{RawProbe, RawProbeDefaults};
@@ -76,7 +77,7 @@ fn fields<T: Deserialize<'static>>() -> &'static [&'static str] {
 
 /// Every `section.key` the schema accepts, sections named as in the file.
 fn schema_keys() -> BTreeSet<String> {
-    let sections: [(&str, &[&str]); 13] = [
+    let sections: [(&str, &[&str]); 14] = [
         ("app", fields::<RawApp>()),
         ("regions.primary", fields::<RawRegion>()),
         ("regions.secondary", fields::<RawRegion>()),
@@ -90,6 +91,7 @@ fn schema_keys() -> BTreeSet<String> {
         ("route53", fields::<RawRoute53>()),
         ("client_path", fields::<RawClientPath>()),
         ("readiness", fields::<RawReadiness>()),
+        ("drills", fields::<RawDrills>()),
     ];
     // A section added to the file's schema must be added above (and documented).
     let mut top: Vec<&str> = fields::<RawConfig>().to_vec();

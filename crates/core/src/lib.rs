@@ -14,12 +14,14 @@
 //! - [`commit`]: the commit lifecycle (in flight, retry, backoff, a stop for a
 //!   human, humans' moves waiting);
 //! - [`overrides`]: a human's pause and fence, and when they end;
-//! - [`report`]: the recovery report of a transition (timeline, RTO, RPO).
+//! - [`report`]: the recovery report of a transition (timeline, RTO, RPO);
+//! - [`drill`]: practice failovers: the stored record, the steps, the schedule.
 //!
 //! Architecture Invariant: this crate depends on no other crate of the workspace,
 //! on no AWS crate and on no network or runtime: tokio's `time` only.
 
 pub mod commit;
+pub mod drill;
 pub mod lease;
 pub mod liveness;
 pub mod model;

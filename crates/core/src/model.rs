@@ -93,6 +93,8 @@ pub enum Trigger {
     Auto,
     /// A human, through the CLI or the admin API.
     Manual,
+    /// A drill's move (its fence, failover, failback or abort).
+    Drill,
 }
 
 impl Trigger {
@@ -100,6 +102,7 @@ impl Trigger {
         match self {
             Trigger::Auto => "auto",
             Trigger::Manual => "manual",
+            Trigger::Drill => "drill",
         }
     }
 }
@@ -118,9 +121,9 @@ pub struct ConfigItem {
     pub updated_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// A human's fence ends at this time (RFC 3339; attribute `expiresAt`): the
-    /// monitors then lift it. Set only on a fence a human set; every other state
-    /// has none.
+    /// A human's fence, or a drill's fence or failover, ends at this time (RFC
+    /// 3339; attribute `expiresAt`): the monitors then lift the fence, or fail a
+    /// drill back onto a healthy primary. Every other state has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
@@ -137,6 +140,11 @@ impl ConfigItem {
             reason: None,
             expires_at: None,
         }
+    }
+
+    /// The drill whose move set this state (`updatedBy` is `drill:<id>`).
+    pub fn set_by_drill(&self) -> Option<&str> {
+        self.updated_by.as_deref()?.strip_prefix("drill:")
     }
 
     /// True when a human set this state (CLI or admin API) rather than a monitor.
@@ -224,6 +232,11 @@ pub mod keys {
     /// (`commentId`; without a `photoId`, the `photoId` index never shows it).
     pub fn data_canary(app_id: &str, instance: &str) -> String {
         format!("failover-monitor#canary#{app_id}#{instance}")
+    }
+
+    /// The drill running now, or the last one.
+    pub fn drill(app_id: &str) -> String {
+        format!("{app_id}#drill")
     }
 
     /// The operator's pause.

@@ -62,6 +62,9 @@ pub struct Status {
     /// The secondary's last readiness check: ready or not, when, and why (None
     /// before the first check, or when it is not checked).
     pub secondary_readiness: Option<Readiness>,
+    /// The drill running now, or the last one (the drill record in the commit
+    /// region, as last read or written here).
+    pub drill: Option<failover_core::drill::DrillRecord>,
 }
 
 /// Operator requests into the decision loop.
@@ -92,11 +95,33 @@ pub enum Request {
         lasts: Option<Duration>,
         reply: oneshot::Sender<Result<MoveDone, MoveError>>,
     },
+    /// A drill's move (its fence, failover, failback or abort): checked against
+    /// the safety rules like a human's (never forced), committed with `updatedBy`
+    /// `drill:<id>`, its fence and failover ending by themselves after `lasts`.
+    /// Waits behind a commit in flight like a human's move.
+    DrillMove {
+        to: AppState,
+        drill: DrillMove,
+        reason: String,
+        reply: oneshot::Sender<Result<MoveDone, MoveError>>,
+    },
+    /// A drill to start or stop, for the drill runner ([`crate::drill`]).
+    Drill(crate::drill::DrillRequest),
     /// A new, already validated configuration (SIGHUP).
     Reload {
         settings: Box<Settings>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// Who a drill's move is, and how long it lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillMove {
+    /// The drill's id (`d-<start in ms>-<instance>`).
+    pub id: String,
+    /// How long a fence or failover lasts before the monitors end it (the item's
+    /// `expiresAt`); None for the move back to `active`.
+    pub lasts: Option<Duration>,
 }
 
 /// A manual move that was committed.

@@ -7,6 +7,7 @@
 //!   records, the stored pause and the DNS record; the sync of the two copies;
 //! - [`coord`]: the coordination task (lease, views) of several instances;
 //! - [`decision`]: the decision loop that owns the policy ([`Daemon`]);
+//! - [`drill`]: practice failovers, run beside the loop through its moves;
 //! - [`control`]: the loop's vocabulary, shared with the admin API;
 //! - [`backend`]: the seam, and [`backend::AwsBackend`];
 //! - [`client_path`]: the application as its clients reach it (state APIs, a signed
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod control;
 pub mod coord;
 pub mod decision;
+pub mod drill;
 pub mod gate;
 pub mod metrics;
 pub mod notify;

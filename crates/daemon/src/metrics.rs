@@ -43,6 +43,10 @@ pub struct Metrics {
     pub override_expiry: prometheus::GaugeVec,
     pub last_recovery: Gauge,
     pub rpo_bound: Gauge,
+    pub drill_last_success: Gauge,
+    pub drill_last_outcome: IntGaugeVec,
+    pub drill_running: IntGauge,
+    pub drill_period: Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -118,11 +122,18 @@ impl Metrics {
             override_expiry: reg(&r, prometheus::GaugeVec::new(opts("override_expiry_seconds", "Seconds until a human's override ends (override: pause, fence), 0 once ended (the monitors then lift it); absent while there is none."), &["override"]).expect("valid metric")),
             last_recovery: float(&r, "last_recovery_seconds", "The recovery time (RTO) of the last transition this instance reported: from the onset (the first failed probe, or a drill's start) to clients served by the new region (docs/REFERENCE.md, \"Recovery reports\")."),
             rpo_bound: float(&r, "rpo_bound_seconds", "The replication lag bound of the last move to the secondary this instance reported: writes after the newest RPO canary the secondary had may be missing there (one canary key, not every item)."),
+            drill_last_success: float(&r, "drill_last_success_timestamp_seconds", "Unix time of the last successful drill, as the drill record in the commit region says; 0 while none ever succeeded."),
+            drill_last_outcome: gauge_vec(&r, "drill_last_outcome", "1 for the outcome of the last drill that ended (SUCCEEDED, FAILED, INTERRUPTED), 0 for the others (all 0 before the first).", &["outcome"]),
+            drill_running: gauge(&r, "drill_running", "1 while a drill runs (by the drill record)."),
+            drill_period: float(&r, "drill_period_seconds", "[drills] every, in seconds; 0 without a schedule. FailoverMonitorDrillOverdue fires when no drill succeeded in twice this."),
             registry: r,
         };
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for o in failover_core::drill::Outcome::ALL {
+            m.drill_last_outcome.with_label_values(&[o.as_str()]).set(0);
+        }
         m
     }
 
@@ -204,13 +215,14 @@ mod tests {
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         m.override_expiry.with_label_values(&["pause"]).set(60.0);
+        m.set_secondary_ready(Some(true));
         let text = m.render();
         let families: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE failover_monitor_"))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 24, "every series is checked");
+        assert_eq!(families.len(), 29, "every series is checked");
         for name in families {
             assert!(
                 section.contains(&format!("| `{name}` |")),

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::requests::{Action, Request, TxError, Write};
 use super::table::{MemTable, Record};
+use failover_core::drill::DrillRecord;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_core::report::Report;
@@ -236,6 +237,36 @@ impl ItemStore for MemItemStore {
             .collect();
         reports.sort_by_key(|r| std::cmp::Reverse(r.version));
         Ok(reports)
+    }
+
+    async fn read_drill(&self) -> Result<Option<DrillRecord>, ActionError> {
+        match self
+            .table
+            .read_key(&keys::drill(&self.app_id))
+            .map_err(|e| self.unavailable(e))?
+        {
+            Some(Record::Drill(d)) => Ok(Some(*d)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn write_drill(
+        &self,
+        expected: Option<u64>,
+        new: &DrillRecord,
+    ) -> Result<(), WriteError> {
+        let action = Action {
+            key: keys::drill(&self.app_id),
+            check: Box::new(move |r| match (expected, r) {
+                (None, r) => r.is_none(),
+                (Some(seq), Some(Record::Drill(d))) => d.seq == seq,
+                (Some(_), _) => false,
+            }),
+            write: Write::Put(Record::Drill(Box::new(new.clone()))),
+        };
+        self.table
+            .transact(vec![action], None, Request::Single, None)
+            .map_err(|e| self.write_error(e, None))
     }
 
     async fn write_pause(

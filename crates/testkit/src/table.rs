@@ -47,6 +47,7 @@ pub enum Record {
     Canary(String),
     Pause(PauseRecord),
     Report(Box<Report>),
+    Drill(Box<failover_core::drill::DrillRecord>),
 }
 
 /// One stored item and the stamp of the write that made it.

@@ -107,6 +107,24 @@ impl Policy {
     }
 
     fn wanted_in_fence(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
+        if let Some(drill) = item.set_by_drill()
+            && !self.effective_primary_down(now)
+        {
+            // A drill's fence on a primary that is not down: it lasts until the
+            // drill moves on, or until it ends (a drill never leaves the application
+            // fenced). With the primary down, the normal rules below take over.
+            return match self.drill_left() {
+                Some(Left::Ended) => Ok(Wanted {
+                    to: AppState::Active,
+                    reason: format!(
+                        "the fence of drill {drill} ended: writes are no longer blocked"
+                    ),
+                    hold_down: false,
+                }),
+                Some(left) => Err(format!("fenced by drill {drill} ({left})")),
+                None => Err(format!("fenced by drill {drill}")),
+            };
+        }
         if item.set_by_human() {
             return match self.fence_left() {
                 Some(Left::Ended) => Ok(self.after_a_human_fence(item, now)),
@@ -203,6 +221,29 @@ impl Policy {
     }
 
     fn wanted_in_failover(&self, item: &ConfigItem, now: Instant) -> Result<Wanted, String> {
+        if let Some(drill) = item.set_by_drill() {
+            // A drill's failover: the drill fails back after its hold; should it not
+            // (its runner gone), the monitors do once the hold has ended, onto a
+            // healthy primary only. A drill never leaves a healthy primary failed
+            // over, and never fails back onto a sick one.
+            return match self.drill_left() {
+                Some(Left::Ended) if self.region_up(Role::Primary) && !self.primary_down() => {
+                    Ok(Wanted {
+                        to: AppState::Active,
+                        reason: format!(
+                            "the hold of drill {drill} ended and the primary is up: failing back"
+                        ),
+                        hold_down: false,
+                    })
+                }
+                Some(Left::Ended) => Err(format!(
+                    "the hold of drill {drill} ended, but the primary is {}: staying in failover",
+                    self.not_up(Role::Primary)
+                )),
+                Some(left) => Err(format!("failed over by drill {drill} ({left})")),
+                None => Err(format!("failed over by drill {drill}")),
+            };
+        }
         if item.set_by_human() {
             return Err("failed over by a human; only a human fails back".into());
         }

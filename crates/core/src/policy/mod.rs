@@ -274,6 +274,28 @@ impl Policy {
         .or(Some(SystemTime::UNIX_EPOCH))
     }
 
+    /// When a drill's fence or failover ends, while the item is one: the monitors
+    /// then lift the fence, or fail back onto a healthy primary.
+    pub fn drill_end(&self) -> Option<SystemTime> {
+        let item = self.item.as_ref()?;
+        item.set_by_drill()?;
+        if item.state == AppState::Active {
+            return None;
+        }
+        overrides::end(
+            item.expires_at.as_deref(),
+            item.updated_at.as_deref(),
+            self.cfg.max_override,
+        )
+        .or(Some(SystemTime::UNIX_EPOCH))
+    }
+
+    /// What is left of a drill's fence or failover (None: none, or no wall clock).
+    pub fn drill_left(&self) -> Option<Left> {
+        let wall = self.wall?;
+        self.drill_end().map(|end| Left::at(Some(end), wall))
+    }
+
     /// What is left of a human's fence (None: no human's fence, or no wall clock).
     pub fn fence_left(&self) -> Option<Left> {
         let wall = self.wall?;

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 use super::ActionError;
 use super::store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
 use failover_aws::dynamo::{Cancel, Conditional, Item, Table, TxError, flag, n, num, s, text};
+use failover_core::drill::DrillRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
 use failover_core::report::Report;
 
@@ -103,6 +104,7 @@ impl DynamoItemStore {
             trigger: match txt("trigger")?.as_str() {
                 "auto" => Trigger::Auto,
                 "manual" => Trigger::Manual,
+                "drill" => Trigger::Drill,
                 _ => return Err(malformed("trigger")),
             },
             reason: txt("reason")?,
@@ -355,6 +357,49 @@ impl ItemStore for DynamoItemStore {
                 until: text(&i, "until"),
             })
         }))
+    }
+
+    async fn read_drill(&self) -> Result<Option<DrillRecord>, ActionError> {
+        let item = self
+            .table
+            .get(&keys::drill(&self.app_id))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let Some(json) = item.as_ref().and_then(|i| text(i, "record")) else {
+            return Ok(None);
+        };
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| self.unavailable(format!("the drill record does not parse: {e}")))
+    }
+
+    async fn write_drill(
+        &self,
+        expected: Option<u64>,
+        new: &DrillRecord,
+    ) -> Result<(), WriteError> {
+        let json = serde_json::to_string(new).map_err(|e| self.failed(e.to_string()))?;
+        let mut put = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .item("appId", s(keys::drill(&self.app_id)))
+            .item("kind", s("drill"))
+            .item("seq", n(new.seq))
+            .item("record", s(json));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(appId)"),
+            Some(seq) => put
+                .condition_expression("#q = :seq")
+                .expression_attribute_names("#q", "seq")
+                .expression_attribute_values(":seq", n(seq)),
+        };
+        match self.table.conditional("put_item", put.send()).await {
+            Ok(_) => Ok(()),
+            Err(Conditional::Refused) => Err(WriteError::Conflict),
+            Err(Conditional::Failed(e)) => Err(self.failed(e)),
+        }
     }
 
     async fn put_report(&self, report: &Report) -> Result<(), WriteError> {

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use super::ActionError;
+use failover_core::drill::DrillRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, PauseRecord, Role};
 use failover_core::report::Report;
 
@@ -25,6 +26,20 @@ pub enum WriteError {
     Busy(ActionError),
     /// The call failed or timed out: it may or may not have been applied.
     Failed(ActionError),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Conflict => {
+                f.write_str("the condition did not hold (changed by another writer)")
+            }
+            WriteError::AuditExists => f.write_str("the audit record of the next version exists"),
+            WriteError::Fenced => f.write_str("deposed: the lease's fencing token changed"),
+            WriteError::Busy(e) => write!(f, "busy, nothing written: {e}"),
+            WriteError::Failed(e) => write!(f, "{e} (may or may not have applied)"),
+        }
+    }
 }
 
 /// One commit: the item moves from `from` at `expected` to `item`, with `audit`
@@ -111,6 +126,26 @@ pub trait ItemStore: Send + Sync {
         Err(WriteError::Failed(ActionError::Unavailable {
             region: self.role(),
             reason: "this store keeps no recovery reports".into(),
+        }))
+    }
+
+    /// The drill record (`<app>#drill`): the drill running now or the last one.
+    async fn read_drill(&self) -> Result<Option<DrillRecord>, ActionError> {
+        Ok(None)
+    }
+
+    /// Stores `new` if the stored drill record still has sequence number
+    /// `expected` (None: none stored yet): one drill at a time, and a late writer
+    /// never overwrites a newer record.
+    async fn write_drill(
+        &self,
+        expected: Option<u64>,
+        new: &DrillRecord,
+    ) -> Result<(), WriteError> {
+        let _ = (expected, new);
+        Err(WriteError::Failed(ActionError::Unavailable {
+            region: self.role(),
+            reason: "this store keeps no drill records".into(),
         }))
     }
 

@@ -74,7 +74,8 @@ impl Daemon {
             return;
         }
         state.publish_now = true;
-        self.report_decided(&p, None, state);
+        let drill = p.transition.by.strip_prefix("drill:").map(str::to_owned);
+        self.report_decided(&p, drill, state);
         let (actuator, tx) = (self.actuator.clone(), tasks.done_tx.clone());
         let started = Instant::now();
         tasks.jobs.spawn(async move {
@@ -123,26 +124,42 @@ impl Daemon {
         state: &mut LoopState,
         tasks: &mut Tasks,
     ) {
-        let Request::Move {
-            to,
-            reason,
-            force,
-            caller,
-            lasts,
-            reply,
-        } = request
-        else {
-            return;
-        };
-        let human = HumanMove {
-            to,
-            reason,
-            force,
-            caller,
-            lasts,
-            reply,
-            again: false,
-            since,
+        let human = match request {
+            Request::Move {
+                to,
+                reason,
+                force,
+                caller,
+                lasts,
+                reply,
+            } => HumanMove {
+                to,
+                reason,
+                force,
+                caller,
+                lasts,
+                reply,
+                drill: None,
+                again: false,
+                since,
+            },
+            Request::DrillMove {
+                to,
+                drill,
+                reason,
+                reply,
+            } => HumanMove {
+                to,
+                reason,
+                force: false,
+                caller: format!("drill {}", drill.id),
+                lasts: drill.lasts,
+                reply,
+                drill: Some(drill),
+                again: false,
+                since,
+            },
+            _ => return,
         };
         self.start_human(human, state, tasks);
     }
@@ -164,12 +181,17 @@ impl Daemon {
             let _ = human.reply.send(Err(MoveError::Expired));
             return;
         }
-        let lasts = match self.move_lasts(human.to, human.lasts) {
-            Ok(lasts) => lasts,
-            Err(e) => {
-                let _ = human.reply.send(Err(e));
-                return;
-            }
+        let lasts = match &human.drill {
+            // A drill's fence and failover end by themselves (the drill runner
+            // bounds them by its own limits).
+            Some(d) => d.lasts.filter(|_| human.to != AppState::Active),
+            None => match self.move_lasts(human.to, human.lasts) {
+                Ok(lasts) => lasts,
+                Err(e) => {
+                    let _ = human.reply.send(Err(e));
+                    return;
+                }
+            },
         };
         match self.policy.manual(human.to, human.force, Instant::now()) {
             Err(r) => {
@@ -177,10 +199,12 @@ impl Daemon {
                 let _ = human.reply.send(Err(MoveError::Refused(r)));
             }
             Ok(decision) => {
-                let by = format!("admin:{}", human.caller);
+                let (by, trigger) = match &human.drill {
+                    Some(d) => (format!("drill:{}", d.id), Trigger::Drill),
+                    None => (format!("admin:{}", human.caller), Trigger::Manual),
+                };
                 let reason = human.reason.clone();
-                let mut t =
-                    Self::transition_for(decision, reason, Trigger::Manual, by, human.force, None);
+                let mut t = Self::transition_for(decision, reason, trigger, by, human.force, None);
                 t.lasts = lasts;
                 let p = self.actuator.prepare(t);
                 self.spawn_commit(p, Origin::Manual(human), state, tasks);
@@ -203,7 +227,7 @@ impl Daemon {
             let max_wait = move_wait(&self.settings);
             let (next, expired) = state.commits.next_request(Instant::now(), max_wait);
             for request in expired {
-                if let Request::Move { reply, .. } = request {
+                if let Request::Move { reply, .. } | Request::DrillMove { reply, .. } = request {
                     let _ = reply.send(Err(MoveError::Expired));
                 }
             }

@@ -54,7 +54,17 @@ impl Daemon {
                     let _ = tx.send(Done::Pause { result, reply }).await;
                 });
             }
-            cmd @ Request::Move { .. } => self.on_move(cmd, state, tasks),
+            Request::Drill(request) => {
+                // The runner answers; a runner gone drops the reply (the caller
+                // sees the daemon stopping).
+                let tx = tasks.drill_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(request).await;
+                });
+            }
+            cmd @ (Request::Move { .. } | Request::DrillMove { .. }) => {
+                self.on_move(cmd, state, tasks)
+            }
         }
         state.publish_now = true;
     }

@@ -74,6 +74,10 @@ pub struct Daemon {
     recorder: Option<Recorder>,
     rng: fastrand::Rng,
     gate: Gate,
+    /// The loop's own request channel, for the drill runner's moves.
+    requests_tx: mpsc::Sender<Request>,
+    /// The drill record as the drill runner last saw it.
+    drill_seen: watch::Sender<Option<failover_core::drill::DrillRecord>>,
 }
 
 /// A human's move in flight: what was asked (to ask it again once after finding the
@@ -87,6 +91,8 @@ struct HumanMove {
     lasts: Option<Duration>,
     reply:
         tokio::sync::oneshot::Sender<Result<crate::control::MoveDone, crate::control::MoveError>>,
+    /// A drill's move, not a human's.
+    drill: Option<crate::control::DrillMove>,
     /// Already asked again once.
     again: bool,
     /// When the loop received it: it is answered within
@@ -127,6 +133,8 @@ struct LoopState {
     recovery: recovery::Recovery,
     /// The secondary's last readiness check (None: not checked yet).
     readiness: Option<crate::readiness::Readiness>,
+    /// The drill record as the drill runner last saw it.
+    drill: Option<watch::Receiver<Option<failover_core::drill::DrillRecord>>>,
 }
 
 impl LoopState {
@@ -149,6 +157,7 @@ impl LoopState {
             lifting_pause: false,
             recovery: Default::default(),
             readiness: None,
+            drill: None,
         }
     }
 }
@@ -193,6 +202,9 @@ struct Tasks {
     jobs: JoinSet<()>,
     coord: Option<JoinHandle<()>>,
     coord_stop: watch::Sender<bool>,
+    /// The drill runner and its requests.
+    drills: JoinHandle<()>,
+    drill_tx: mpsc::Sender<crate::drill::DrillRequest>,
 }
 
 impl Drop for Tasks {
@@ -202,6 +214,7 @@ impl Drop for Tasks {
         self.probes.abort_all();
         self.jobs.abort_all();
         self.sync.abort();
+        self.drills.abort();
         if let Some(t) = &self.coord {
             t.abort();
         }
@@ -276,6 +289,8 @@ impl Daemon {
             recorder,
             rng,
             gate: Gate::open(),
+            requests_tx: cmd_tx.clone(),
+            drill_seen: watch::channel(None).0,
         };
         daemon.gate = daemon.backend.gate();
         let rule = daemon.settings.readiness.failover;
@@ -368,6 +383,45 @@ impl Daemon {
         ))
     }
 
+    /// What the drill runner works with (its record shown in status).
+    fn drill_ctx(&self) -> Arc<crate::drill::Ctx> {
+        let s = &self.settings;
+        let alarms = s
+            .drills
+            .blocking_alarms
+            .iter()
+            .map(|a| {
+                let spec = failover_config::ProbeSpec {
+                    name: format!("drill-blocking-alarm/{}/{}", a.region, a.name),
+                    region: a.region,
+                    interval: s.drills.alarm_every,
+                    timeout: Duration::from_secs(10),
+                    jitter: Duration::ZERO,
+                    fall: 1,
+                    rise: 1,
+                    check: failover_config::CheckSpec::CloudwatchAlarm {
+                        alarms: vec![a.name.clone()],
+                        insufficient_data: failover_config::InsufficientData::Ok,
+                    },
+                };
+                (a.clone(), self.backend.probe(&spec, s))
+            })
+            .collect();
+        Arc::new(crate::drill::Ctx {
+            settings: s.clone(),
+            actuator: self.actuator.clone(),
+            client: self.backend.client_path(s),
+            alarms,
+            identity: self.identity.clone(),
+            status: self.status_tx.subscribe(),
+            acts: self.acts.subscribe(),
+            moves: self.requests_tx.clone(),
+            metrics: self.metrics.clone(),
+            seen: self.drill_seen.clone(),
+            gate: self.gate.clone(),
+        })
+    }
+
     /// Starts the probe, sync and coordination tasks; their messages come back in
     /// the inbox.
     fn start_tasks(&mut self) -> (Tasks, Inbox) {
@@ -401,7 +455,11 @@ impl Daemon {
                 self.gate.clone(),
             ))
         });
+        let (drill_tx, drill_rx) = mpsc::channel(4);
+        let drills = tokio::spawn(crate::drill::run(self.drill_ctx(), drill_rx));
         let tasks = Tasks {
+            drills,
+            drill_tx,
             probes: self.spawn_probes(&obs_tx),
             sync: self.spawn_sync(&sync_tx, &sync_now),
             obs_tx,
@@ -449,6 +507,7 @@ impl Daemon {
             tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
         let mut repl_tick = tokio::time::interval(Duration::from_secs(1));
         let mut state = LoopState::new();
+        state.drill = Some(self.drill_seen.subscribe());
         tokio::pin!(shutdown);
         loop {
             self.gate.pass().await;

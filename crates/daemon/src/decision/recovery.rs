@@ -46,6 +46,14 @@ impl Daemon {
         let t = &p.transition;
         let mut r = Report::new(p.item.version, t.from, t.to, t.trigger, &t.by);
         r.reason = failover_core::report::cut(&t.reason, 1024);
+        // A drill's fence and failover count from the drill's start (its id
+        // carries it); its failback, like any move, from the decision.
+        if let Some(id) = &drill
+            && t.to != AppState::Active
+            && let Some(started) = failover_core::drill::started(id)
+        {
+            r.add(EventKind::DrillStarted, started, None, id);
+        }
         r.drill = drill;
         if self.policy.primary_down()
             && let Some((probe, since)) = self.policy.onset(Role::Primary)

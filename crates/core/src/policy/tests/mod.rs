@@ -1,5 +1,6 @@
 //! The policy's tests, one file per theme; the helpers here.
 
+mod drills;
 mod items;
 mod manual;
 mod overrides;

@@ -1,0 +1,374 @@
+//! Drills on real daemons in this process (in-memory regions with DynamoDB's
+//! semantics, scripted probes and client path, paused time): an on-demand drill
+//! goes through every step and back; a blocking alarm raised mid-drill brings it
+//! back to `active`; a secondary whose state API is gone fails at preflight and
+//! says why; a scheduled drill starts in its window; a real outage during a drill
+//! is the normal rules'; a runner that dies leaves nothing fenced or failed over.
+
+use std::time::Duration;
+
+use failover_core::drill::{DrillRecord, Outcome, Step};
+use failover_core::model::{AppState, AuditRecord, Role, Trigger, keys};
+use failover_daemon::drill::{DrillError, DrillRequest, Plan};
+use failover_testkit::inproc::{APP, Node, audits, item, primary_down, settings_with, world};
+use failover_testkit::{Answer, MemoryBackend, Record, client_part};
+
+const S: Duration = Duration::from_secs(1);
+const ALARM: &str = "drill-blocking-alarm/primary/photos-5xx";
+
+fn drills(extra: &str) -> String {
+    format!(
+        "[drills]\nhold = \"2m\"\nverify_for = \"20s\"\nblocking_alarms = [\"photos-5xx\"]\n{extra}"
+    )
+}
+
+async fn start(node: &Node, hold: Duration, fence: Duration) -> Result<DrillRecord, DrillError> {
+    node.handle
+        .ask(|reply| {
+            failover_daemon::control::Request::Drill(DrillRequest::Start {
+                plan: Plan {
+                    hold: Some(hold),
+                    fence: Some(fence),
+                    reason: "quarterly practice".into(),
+                    by: "admin:ana".into(),
+                    scheduled: false,
+                },
+                reply,
+            })
+        })
+        .await
+        .expect("an answer")
+}
+
+fn stored(b: &MemoryBackend) -> Option<DrillRecord> {
+    match b.table(Role::Secondary).get(&keys::drill(APP)) {
+        Some(Record::Drill(d)) => Some(*d),
+        _ => None,
+    }
+}
+
+/// The drill `id` (the last one started, if None) as it ended.
+async fn ended_of(node: &Node, id: Option<&str>, within: Duration) -> DrillRecord {
+    node.wait_for(within, "the drill ended", |s| {
+        s.drill
+            .as_ref()
+            .is_some_and(|d| d.outcome.is_some() && id.is_none_or(|id| d.id == id))
+    })
+    .await
+    .drill
+    .expect("a drill")
+}
+
+async fn ended(node: &Node, within: Duration) -> DrillRecord {
+    ended_of(node, None, within).await
+}
+
+fn drill_records(b: &MemoryBackend) -> Vec<AuditRecord> {
+    audits(b, Role::Secondary)
+        .into_iter()
+        .filter(|a| a.trigger == Trigger::Drill)
+        .collect()
+}
+
+async fn ready(node: &Node) {
+    node.wait_for(10 * S, "ready, probes up", |s| {
+        s.ready
+            && !s.probes.is_empty()
+            && s.probes
+                .iter()
+                .all(|p| p.health == failover_core::policy::Health::Up)
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_on_demand_drill_fences_fails_over_holds_fails_back_and_succeeds() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    let started = start(&node, 2 * 60 * S, 10 * S).await.expect("started");
+    assert_eq!((started.step, started.outcome), (Step::Preflight, None));
+    assert!(started.id.starts_with("d-") && started.id.ends_with("-a"));
+    // A second drill while one runs is refused.
+    match start(&node, 60 * S, Duration::ZERO).await {
+        Err(DrillError::Running(r)) => assert_eq!(r.id, started.id),
+        other => panic!("a second drill: {other:?}"),
+    }
+    // Mid-hold: failed over by the drill, with an end.
+    node.wait_for(60 * S, "in the hold", |s| {
+        s.drill.as_ref().is_some_and(|d| d.step == Step::Hold)
+    })
+    .await;
+    let during = item(&b, Role::Secondary).expect("an item");
+    assert_eq!(during.state, AppState::Failover);
+    assert_eq!(
+        during.updated_by.as_deref(),
+        Some(format!("drill:{}", started.id).as_str())
+    );
+    assert!(during.expires_at.is_some());
+    assert_eq!(node.metric("failover_monitor_drill_running"), 1.0);
+    let done = ended(&node, 5 * 60 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
+    assert_eq!(done.step, Step::Done);
+    assert_eq!(done.versions, vec![1, 2, 3], "fence, failover, failback");
+    assert!(done.last_success_at.is_some());
+    for name in [
+        "quorum",
+        "blocking_alarms",
+        "secondary_state_api",
+        "client_write",
+        "photo",
+    ] {
+        assert!(
+            done.checks.iter().any(|c| c.name == name && c.ok),
+            "{name} not checked: {:#?}",
+            done.checks
+        );
+    }
+    let now = item(&b, Role::Secondary).expect("an item");
+    assert_eq!((now.state, now.version), (AppState::Active, 3));
+    assert_eq!(now.expires_at, None);
+    let trail = drill_records(&b);
+    let moves: Vec<_> = trail.iter().map(|a| (a.from, a.to)).collect();
+    assert_eq!(
+        moves,
+        vec![
+            (AppState::Active, AppState::Fenced),
+            (AppState::Fenced, AppState::Failover),
+            (AppState::Failover, AppState::Active)
+        ]
+    );
+    assert!(
+        trail
+            .iter()
+            .all(|a| a.by == format!("drill:{}", started.id))
+    );
+    assert_eq!(stored(&b), Some(done.clone()), "the record is stored");
+    assert_eq!(
+        node.metric("failover_monitor_drill_last_outcome{outcome=\"SUCCEEDED\"}"),
+        1.0
+    );
+    assert!(node.metric("failover_monitor_drill_last_success_timestamp_seconds") > 1.7e9);
+    assert_eq!(node.metric("failover_monitor_drill_running"), 0.0);
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocking_alarm_raised_mid_drill_brings_it_back_to_active() {
+    let b = world();
+    let node = Node::start(
+        settings_with("a", "", &drills("alarm_every = \"5s\"")),
+        &b,
+        1,
+    );
+    ready(&node).await;
+    start(&node, 10 * 60 * S, Duration::ZERO)
+        .await
+        .expect("started");
+    node.wait_for(60 * S, "in the hold", |s| {
+        s.drill.as_ref().is_some_and(|d| d.step == Step::Hold)
+    })
+    .await;
+    let raised = tokio::time::Instant::now();
+    b.script
+        .set(ALARM, Answer::Fail("photos-5xx: ALARM".into()));
+    let done = ended(&node, 60 * S).await;
+    assert!(
+        raised.elapsed() <= 5 * S + 2 * S,
+        "aborted after {:?}",
+        raised.elapsed()
+    );
+    assert_eq!(done.outcome, Some(Outcome::Interrupted), "{done:#?}");
+    let why = done.why.clone().unwrap_or_default();
+    assert!(
+        why.contains("blocking alarm") && why.contains("photos-5xx"),
+        "{why}"
+    );
+    assert!(why.ends_with("back to active"), "{why}");
+    assert_eq!(done.step, Step::Hold);
+    let now = item(&b, Role::Secondary).expect("an item");
+    assert_eq!(now.state, AppState::Active);
+    assert_eq!(
+        node.metric("failover_monitor_drill_last_outcome{outcome=\"INTERRUPTED\"}"),
+        1.0
+    );
+    // The alarm still firing keeps the next drill from starting.
+    let second = start(&node, 60 * S, Duration::ZERO).await.expect("started");
+    let refused = ended_of(&node, Some(&second.id), 30 * S).await;
+    assert_eq!(refused.outcome, Some(Outcome::Failed), "{refused:#?}");
+    assert_eq!(refused.step, Step::Preflight);
+    assert!(
+        refused
+            .why
+            .unwrap_or_default()
+            .contains("blocking_alarms: "),
+        "{:#?}",
+        refused.checks
+    );
+    assert_eq!(
+        item(&b, Role::Secondary).map(|i| i.version),
+        Some(2),
+        "failover, back"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secondary_without_a_state_api_fails_at_preflight_and_says_why() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    b.script.set(
+        &client_part(Role::Secondary, "state"),
+        Answer::Fail("HTTP 403: Missing Authentication Token (no such API)".into()),
+    );
+    start(&node, 60 * S, Duration::ZERO).await.expect("started");
+    let done = ended(&node, 30 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight)
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(
+        why.starts_with("preflight: secondary_state_api: HTTP 403: Missing Authentication Token"),
+        "{why}"
+    );
+    assert!(
+        done.checks
+            .iter()
+            .any(|c| c.name == "primary_state_api" && c.ok),
+        "the other checks still ran: {:#?}",
+        done.checks
+    );
+    assert_eq!(
+        item(&b, Role::Secondary).map(|i| (i.state, i.version)),
+        Some((AppState::Active, 0)),
+        "nothing moved"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_real_outage_during_a_drill_is_failed_over_and_the_drill_interrupted() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    start(&node, 10 * 60 * S, 10 * 60 * S)
+        .await
+        .expect("started");
+    node.wait_for(30 * S, "fenced by the drill", |s| {
+        s.item.as_ref().is_some_and(|i| i.state == AppState::Fenced)
+    })
+    .await;
+    primary_down(&b);
+    let done = ended(&node, 60 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Interrupted), "{done:#?}");
+    let why = done.why.unwrap_or_default();
+    assert!(why.contains("a real outage"), "{why}");
+    // Long before the drill's 10-minute fence would end, the normal rules fail over.
+    node.wait_for(60 * S, "failed over", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    let last = item(&b, Role::Secondary).expect("an item");
+    assert_eq!(
+        last.updated_by.as_deref(),
+        Some("a"),
+        "the monitor's own move"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_whose_runner_dies_is_ended_by_the_monitors_and_marked_interrupted() {
+    let b = world();
+    let tail = format!(
+        "{}\n{}",
+        drills(""),
+        failover_testkit::inproc::coordination(&["a", "c"], "2s")
+    );
+    let a = Node::start(settings_with("a", "", &tail), &b, 1);
+    a.wait_for(10 * S, "a leads", |s| s.is_leader).await;
+    let c = Node::start(settings_with("c", "", &tail), &b, 2);
+    ready(&a).await;
+    ready(&c).await;
+    a.wait_for(10 * S, "the quorum reachable", |s| {
+        s.quorum.as_ref().is_some_and(|q| q["reachable"] == true)
+    })
+    .await;
+    let rec = start(&a, 3 * 60 * S, Duration::ZERO)
+        .await
+        .expect("started");
+    a.wait_for(60 * S, "in the hold", |s| {
+        s.drill.as_ref().is_some_and(|d| d.step == Step::Hold)
+    })
+    .await;
+    a.kill();
+    // The other instance takes the lease, ends the stale record, and fails back
+    // once the drill's failover ends (verify_for + hold + margin after it began).
+    let done = c
+        .wait_for(5 * 60 * S, "the stale drill ended", |s| {
+            s.drill
+                .as_ref()
+                .is_some_and(|d| d.id == rec.id && d.outcome.is_some())
+        })
+        .await
+        .drill
+        .expect("a drill");
+    assert_eq!(done.outcome, Some(Outcome::Interrupted));
+    assert!(
+        done.why
+            .unwrap_or_default()
+            .contains("stopped writing its record"),
+        "ended by c"
+    );
+    c.wait_for(5 * 60 * S, "failed back", |s| {
+        s.item.as_ref().is_some_and(|i| i.state == AppState::Active)
+    })
+    .await;
+    let back = item(&b, Role::Secondary).expect("an item");
+    assert_eq!(back.updated_by.as_deref(), Some("c"));
+    assert!(back.reason.unwrap_or_default().contains("hold of drill"));
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_drill_starts_on_its_own_and_a_non_leader_refuses_one() {
+    let b = world();
+    // The test world's clock starts at 2027-01-15T08:00:00Z.
+    let tail = format!(
+        "{}\n{}",
+        drills("every = \"7d\"\nwindow = \"08:00-09:00\""),
+        failover_testkit::inproc::coordination(&["a", "c"], "2s")
+    );
+    let a = Node::start(settings_with("a", "", &tail), &b, 1);
+    a.wait_for(10 * S, "a leads", |s| s.is_leader).await;
+    let c = Node::start(settings_with("c", "", &tail), &b, 2);
+    c.wait_for(10 * S, "c sees a", |s| s.leader.as_deref() == Some("a"))
+        .await;
+    match start(&c, 60 * S, Duration::ZERO).await {
+        Err(DrillError::NotLeader(leader)) => assert_eq!(leader.as_deref(), Some("a")),
+        other => panic!("a non-leader started a drill: {other:?}"),
+    }
+    let done = ended(&a, 10 * 60 * S).await;
+    assert!(done.scheduled && done.by == "schedule", "{done:#?}");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
+    assert_eq!(
+        a.metric("failover_monitor_drill_period_seconds"),
+        7.0 * 86400.0
+    );
+    // Every instance shows it.
+    c.wait_for(30 * S, "c reads the record", |s| {
+        s.drill
+            .as_ref()
+            .is_some_and(|d| d.id == done.id && d.outcome.is_some())
+    })
+    .await;
+    // Not again for seven days.
+    tokio::time::sleep(30 * 60 * S).await;
+    assert_eq!(stored(&b).map(|d| d.id), Some(done.id));
+    a.stop().await;
+    c.stop().await;
+}
