@@ -1958,9 +1958,10 @@ async fn drills_succeed_abort_on_a_blocking_alarm_and_fail_without_a_state_api()
 }
 
 /// The secondary's readiness on the provisioned stack: ready once applied; the
-/// secondary's state API's stage deleted by hand, then the API itself, each makes
-/// it not ready naming what is wrong (status, `failover_monitor_secondary_ready`);
-/// `provision apply` repairs it and the next check finds it ready again.
+/// secondary's state API's stage deleted by hand, then the API itself, then its
+/// replica of the data table, each makes it not ready naming what is wrong (status,
+/// `failover_monitor_secondary_ready`); `provision apply` repairs it and the next
+/// check finds it ready again.
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_names_a_removed_stage_or_state_api_and_recovers_after_apply() {
     let emu = Emulator::start_empty();
@@ -2041,6 +2042,24 @@ async fn readiness_names_a_removed_stage_or_state_api_and_recovers_after_apply()
     .await;
     ok(&config, &["provision", "apply"]);
     mon.wait_status(Duration::from_secs(30), "ready again", ready)
+        .await;
+
+    // The secondary's replica of the data table, deleted by hand: the monitor's own
+    // DescribeTable there names it.
+    aws_sdk_dynamodb::Client::new(&sdk(&emu, Role::Secondary).await)
+        .delete_table()
+        .table_name("photos-store")
+        .send()
+        .await
+        .unwrap();
+    mon.wait_status(
+        Duration::from_secs(30),
+        "not ready: the table",
+        reasons_with("tables: table photos-store does not exist here"),
+    )
+    .await;
+    ok(&config, &["provision", "apply"]);
+    mon.wait_status(Duration::from_secs(60), "ready again", ready)
         .await;
     mon.wait_metric(
         "failover_monitor_secondary_ready",
