@@ -35,7 +35,12 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now());
     let drill_schedule = serde_json::to_value(&settings.drills).unwrap_or_default();
-    let backend = Arc::new(AwsBackend::load(&settings).await);
+    let backend = AwsBackend::load(&settings).await;
+    // The readiness check compares the secondary's half of the stack with what
+    // `provision` wants; the daemon never provisions, so that part comes from here.
+    #[cfg(feature = "provision")]
+    let backend = backend.with_stack_readiness(crate::readiness::stack_part());
+    let backend = Arc::new(backend);
     let (daemon, handle) = Daemon::new(settings, backend, metrics.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -168,6 +168,17 @@ async fn real_prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
         },
     )
     .await;
+    // and the secondary's readiness, exported once its first check concluded
+    wait_for(
+        Duration::from_secs(20),
+        "the readiness series",
+        async || {
+            let m = mon.metrics().await;
+            m.value("failover_monitor_secondary_ready", &[])
+                .ok_or_else(|| "absent".to_owned())
+        },
+    )
+    .await;
     let metrics = mon.metrics().await;
     let metrics = metrics.text();
 
@@ -312,6 +323,7 @@ fn dashboard_is_importable_json_with_a_query_per_panel() {
         "Needs a human",
         "Duplicate instance id",
         "Commit attempts by outcome",
+        "Secondary ready",
     ] {
         assert!(titles.contains(&want), "no panel {want:?} in {titles:?}");
     }

@@ -1956,3 +1956,116 @@ async fn drills_succeed_abort_on_a_blocking_alarm_and_fail_without_a_state_api()
         (Value::from("active"), Value::from(7))
     );
 }
+
+/// The secondary's readiness on the provisioned stack: ready once applied; the
+/// secondary's state API's stage deleted by hand, then the API itself, then its
+/// replica of the data table, each makes it not ready naming what is wrong (status,
+/// `failover_monitor_secondary_ready`); `provision apply` repairs it and the next
+/// check finds it ready again.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_a_removed_stage_or_state_api_and_recovers_after_apply() {
+    let emu = Emulator::start_empty();
+    let dir = TempDir::new("provision");
+    let config = config_file(&emu, &dir, "");
+    ok(&config, &["provision", "apply"]);
+    let text = ok(&config, &["provision", "monitor-config"]);
+    let mon = Monitor::start(&format!("{text}\n[readiness]\nevery = \"1s\"\n"));
+    let ready = |s: &Value| s["secondary_readiness"]["ready"] == true;
+    let s = mon
+        .wait_status(Duration::from_secs(60), "the secondary ready", ready)
+        .await;
+    assert_eq!(
+        s["secondary_readiness"]["reasons"],
+        serde_json::json!([]),
+        "{s:#}"
+    );
+    mon.wait_metric(
+        "failover_monitor_secondary_ready",
+        &[],
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let gw = aws_sdk_apigateway::Client::new(&sdk(&emu, Role::Secondary).await);
+    let api = "photos-config-secondary";
+    let reasons_with = |needle: &'static str| {
+        move |s: &Value| {
+            s["secondary_readiness"]["ready"] == false
+                && s["secondary_readiness"]["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r.as_str().is_some_and(|r| r.contains(needle)))
+        }
+    };
+
+    // The stage the probes and the page use, deleted by hand.
+    let id = api_id(&gw, api).await;
+    gw.delete_stage()
+        .rest_api_id(&id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    let s = mon
+        .wait_status(
+            Duration::from_secs(30),
+            "not ready: the stage",
+            reasons_with("stage prod missing"),
+        )
+        .await;
+    let reasons = s["secondary_readiness"]["reasons"].to_string();
+    assert!(
+        reasons.contains("drift: rest-api photos-config-secondary (secondary)"),
+        "{reasons}"
+    );
+    mon.wait_metric(
+        "failover_monitor_secondary_ready",
+        &[],
+        0.0,
+        Duration::from_secs(5),
+    )
+    .await;
+    ok(&config, &["provision", "apply"]);
+    mon.wait_status(Duration::from_secs(30), "ready again", ready)
+        .await;
+
+    // The whole state API, deleted by hand.
+    let id = api_id(&gw, api).await;
+    gw.delete_rest_api().rest_api_id(&id).send().await.unwrap();
+    mon.wait_status(
+        Duration::from_secs(30),
+        "not ready: the state API",
+        reasons_with("missing: rest-api photos-config-secondary (secondary)"),
+    )
+    .await;
+    ok(&config, &["provision", "apply"]);
+    mon.wait_status(Duration::from_secs(30), "ready again", ready)
+        .await;
+
+    // The secondary's replica of the data table, deleted by hand: the monitor's own
+    // DescribeTable there names it.
+    aws_sdk_dynamodb::Client::new(&sdk(&emu, Role::Secondary).await)
+        .delete_table()
+        .table_name("photos-store")
+        .send()
+        .await
+        .unwrap();
+    mon.wait_status(
+        Duration::from_secs(30),
+        "not ready: the table",
+        reasons_with("tables: table photos-store does not exist here"),
+    )
+    .await;
+    ok(&config, &["provision", "apply"]);
+    mon.wait_status(Duration::from_secs(60), "ready again", ready)
+        .await;
+    mon.wait_metric(
+        "failover_monitor_secondary_ready",
+        &[],
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
+}

@@ -603,3 +603,59 @@ fn provision_policy_allows_exactly_what_provisioning_calls() {
         "policy grants (left) vs what provisioning calls (right)"
     );
 }
+
+/// The readiness check's stack part plans the secondary's half of the stack from
+/// the running daemon: `deploy/iam/monitor-readiness-policy.json` grants it the
+/// read-only part of the provisioning policy, statement by statement on the same
+/// resources, and nothing that writes. (Left out: `dynamodb:GetItem`, which
+/// `monitor-policy.json` grants on the monitor's own keys, the config item's
+/// included; object reads and `s3:ListBucketVersions`, which only destroy uses.)
+#[test]
+fn readiness_policy_is_the_read_only_part_of_the_provision_policy() {
+    let read_only = |a: &str| {
+        let op = a.split_once(':').map_or(a, |(_, op)| op);
+        a == "apigateway:GET"
+            || (op.starts_with("Get")
+                || op.starts_with("List")
+                || op.starts_with("Describe")
+                || op.starts_with("AdminGet"))
+                && !["dynamodb:GetItem", "s3:ListBucketVersions"].contains(&a)
+    };
+    let statements = |path: &str| -> Vec<(String, Vec<String>, Value)> {
+        let policy: Value = serde_json::from_str(&read(path)).unwrap();
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| {
+                assert_eq!(st["Effect"], "Allow");
+                let actions = st["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect();
+                (
+                    st["Sid"].as_str().unwrap().to_owned(),
+                    actions,
+                    st["Resource"].clone(),
+                )
+            })
+            .collect()
+    };
+    let want: Vec<(String, Vec<String>, Value)> = statements("deploy/iam/provision-policy.json")
+        .into_iter()
+        .filter(|(sid, _, _)| sid != "BucketObjects")
+        .map(|(sid, actions, resources)| {
+            let reads = actions.into_iter().filter(|a| read_only(a)).collect();
+            (sid, reads, resources)
+        })
+        .filter(|(_, reads, _): &(String, Vec<String>, Value)| !reads.is_empty())
+        .collect();
+    let granted = statements("deploy/iam/monitor-readiness-policy.json");
+    assert_eq!(
+        granted, want,
+        "readiness policy (left) vs the read-only part of the provision policy (right)"
+    );
+    assert!(granted.len() >= 8, "{granted:?}");
+}

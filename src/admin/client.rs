@@ -388,6 +388,30 @@ pub fn render_status(s: &Value) -> String {
         let _ = writeln!(out, "DIVERGENCE {}", text(&s["divergence"]));
     }
     let _ = writeln!(out, "policy    {}", text(&s["policy"]));
+    let readiness = &s["secondary_readiness"];
+    if !readiness.is_null() {
+        let reasons: Vec<&str> = readiness["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "readiness {} at {}{}",
+            if readiness["ready"] == true {
+                "ready"
+            } else {
+                "NOT READY"
+            },
+            text(&readiness["checked_at"]),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reasons.join("; "))
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "{:<28} {:<9} {:<7} {:>10} {:>8} {:>8}  last error",

@@ -83,6 +83,7 @@ pub(super) async fn status(State(s): State<Arc<AdminState>>, headers: HeaderMap)
             "probes": st.probes,
             "drill": st.drill,
             "overrides": st.overrides,
+            "secondary_readiness": st.secondary_readiness,
         }),
     )
 }

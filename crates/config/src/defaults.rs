@@ -83,6 +83,9 @@ pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// `client_path.canary_every`: the RPO canary's cadence.
 pub const CANARY_EVERY: Duration = Duration::from_secs(10);
 
+/// `readiness.every`: how often the secondary's readiness is checked.
+pub const READINESS_EVERY: Duration = Duration::from_secs(300);
+
 /// `route53.record_type`.
 pub const ROUTE53_RECORD_TYPE: &str = "CNAME";
 /// `route53.ttl`, in seconds.

@@ -26,6 +26,7 @@ mod load;
 mod monitor;
 mod policy;
 mod probes;
+mod readiness;
 #[cfg(test)]
 mod reference;
 mod regions;
@@ -48,11 +49,12 @@ pub use client_path::{ClientPathSettings, ClientRegion};
 pub use coordination::CoordinationSettings;
 pub use drills::{BlockingAlarm, DrillSettings, MAX_DRILL_STEP};
 /// The rules the pure core applies, as `monitor.toml` names them.
-pub use failover_core::rules::{Failback, Mode, QuorumRule, RegionRule};
+pub use failover_core::rules::{Failback, Mode, QuorumRule, ReadinessRule, RegionRule};
 pub use load::{ENV_PREFIX, load, parse};
 pub use monitor::MonitorSettings;
 pub use policy::PolicySettings;
 pub use probes::{ProbeDefaults, ProbeSpec};
+pub use readiness::ReadinessSettings;
 pub use regions::{RegionSettings, RegionsSettings};
 pub use route53::Route53Settings;
 pub use stack::{StackSettings, TablesMode};
@@ -195,6 +197,9 @@ pub struct RawConfig {
     /// `[client_path]`: the application as its clients reach it.
     #[serde(default)]
     client_path: client_path::RawClientPath,
+    /// `[readiness]`: the secondary's readiness, checked continuously.
+    #[serde(default)]
+    readiness: readiness::RawReadiness,
     /// `[drills]`: practice failovers.
     #[serde(default)]
     drills: drills::RawDrills,
@@ -223,8 +228,10 @@ impl RawConfig {
             route53::check_not_the_stacks(r, stack.domain.as_deref())?;
         }
         let client_path = self.client_path.validate(&app.id, &app.project, &probes)?;
+        let readiness = self.readiness.validate()?;
         let drills = self.drills.validate()?;
         let settings = Settings {
+            readiness,
             client_path,
             drills,
             app,
@@ -306,6 +313,8 @@ pub struct Settings {
     pub route53: Option<Route53Settings>,
     /// The application as its clients reach it (reports, drills, the RPO canary).
     pub client_path: ClientPathSettings,
+    /// The secondary's readiness check and what a not-ready one does.
+    pub readiness: ReadinessSettings,
     /// Practice failovers (`[drills]`).
     pub drills: DrillSettings,
 }

@@ -18,6 +18,7 @@ use super::drills::RawDrills;
 use super::monitor::RawMonitor;
 use super::policy::RawPolicy;
 use super::probes::{RawProbe, RawProbeDefaults};
+use super::readiness::RawReadiness;
 use super::regions::{RawRegion, RawRegions};
 use super::route53::RawRoute53;
 use super::stack::RawStack;
@@ -76,7 +77,7 @@ fn fields<T: Deserialize<'static>>() -> &'static [&'static str] {
 
 /// Every `section.key` the schema accepts, sections named as in the file.
 fn schema_keys() -> BTreeSet<String> {
-    let sections: [(&str, &[&str]); 13] = [
+    let sections: [(&str, &[&str]); 14] = [
         ("app", fields::<RawApp>()),
         ("regions.primary", fields::<RawRegion>()),
         ("regions.secondary", fields::<RawRegion>()),
@@ -89,6 +90,7 @@ fn schema_keys() -> BTreeSet<String> {
         ("coordination", fields::<RawCoordination>()),
         ("route53", fields::<RawRoute53>()),
         ("client_path", fields::<RawClientPath>()),
+        ("readiness", fields::<RawReadiness>()),
         ("drills", fields::<RawDrills>()),
     ];
     // A section added to the file's schema must be added above (and documented).

@@ -254,6 +254,12 @@ pub mod keys {
     pub fn rpo_canary(app_id: &str) -> String {
         format!("{app_id}#rpo")
     }
+
+    /// One instance's readiness write: the small conditional write in the commit
+    /// region by which the readiness check shows the monitor can write there.
+    pub fn ready(app_id: &str, instance: &str) -> String {
+        format!("{app_id}#ready#{instance}")
+    }
 }
 
 #[cfg(test)]

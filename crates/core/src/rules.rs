@@ -31,6 +31,28 @@ impl Mode {
     }
 }
 
+/// What a secondary found not ready does to an automatic failover
+/// (`[readiness] failover`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessRule {
+    /// The failover goes on; its reason (and the audit record) says the secondary
+    /// was not ready, and why.
+    #[default]
+    Warn,
+    /// No automatic failover while the last check found the secondary not ready.
+    Block,
+}
+
+impl ReadinessRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadinessRule::Warn => "warn",
+            ReadinessRule::Block => "block",
+        }
+    }
+}
+
 /// Whether the daemon moves `failover` back to `active` by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,6 +17,7 @@ use crate::clock::{SystemClock, WallClock};
 use crate::coord::{CoordStore, DynamoCoordStore};
 use crate::gate::Gate;
 use crate::probe::{self, HttpClient, Probe, Prober};
+use crate::readiness::{CommitWritePart, ReadinessPart, StackNotChecked, TablesPart};
 use failover_aws::RegionClients;
 use failover_aws::dynamo::Table;
 use failover_config::{ProbeSpec, Settings};
@@ -68,7 +69,19 @@ pub trait Backend: Send + Sync {
         let _ = settings;
         None
     }
+
+    /// The parts of the secondary's readiness check (`crate::readiness`); none: the
+    /// readiness is not checked.
+    fn readiness(&self, settings: &Settings) -> Vec<Arc<dyn ReadinessPart>> {
+        let _ = settings;
+        Vec::new()
+    }
 }
+
+/// How the binary supplies the stack's part of the readiness check (the daemon
+/// never provisions, so the part that compares the stack with what `provision`
+/// wants comes from above).
+pub type StackPart = Arc<dyn Fn(&Settings) -> Arc<dyn ReadinessPart> + Send + Sync>;
 
 /// The actuator of `settings` on `backend`.
 pub fn actuator(backend: &dyn Backend, settings: &Settings, seed: u64) -> Actuator {
@@ -91,6 +104,8 @@ pub struct AwsBackend {
     route53: Option<RegionClients>,
     http: HttpClient,
     process: String,
+    /// The stack's part of the readiness check, when the binary supplies one.
+    stack_part: Option<StackPart>,
 }
 
 impl AwsBackend {
@@ -111,7 +126,15 @@ impl AwsBackend {
             route53,
             http,
             process,
+            stack_part: None,
         }
+    }
+
+    /// With the stack's part of the readiness check (the binary's provisioning
+    /// wing); without it the readiness says the stack was not checked.
+    pub fn with_stack_readiness(mut self, part: StackPart) -> Self {
+        self.stack_part = Some(part);
+        self
     }
 
     /// The actuator alone, for the CLI's `state` commands.
@@ -230,6 +253,30 @@ impl Backend for AwsBackend {
             primary: store(Role::Primary),
             secondary: store(Role::Secondary),
         })
+    }
+
+    fn readiness(&self, settings: &Settings) -> Vec<Arc<dyn ReadinessPart>> {
+        let secondary = &self.regions[Role::Secondary as usize];
+        let stack: Arc<dyn ReadinessPart> = match &self.stack_part {
+            Some(make) => make(settings),
+            None => Arc::new(StackNotChecked(
+                "this build has no provisioning (built without the `provision` feature): \
+                 the stack's drift and the REST APIs' stage are not compared"
+                    .into(),
+            )),
+        };
+        vec![
+            stack,
+            Arc::new(TablesPart::new(
+                settings,
+                secondary.dynamodb(settings.monitor.write_timeout),
+            )),
+            Arc::new(CommitWritePart::new(
+                settings,
+                self.table(settings, Role::Secondary, settings.config_table()),
+                self.clock(),
+            )),
+        ]
     }
 }
 

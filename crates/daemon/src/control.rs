@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::action::{ActionError, PrimaryCopy};
 use crate::coord::Peer;
+use crate::readiness::Readiness;
 use failover_config::Settings;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord};
 use failover_core::policy::{ProbeView, Refusal};
@@ -58,6 +59,9 @@ pub struct Status {
     pub ready: bool,
     /// A human's pause and fence in force, with what is left of each.
     pub overrides: Overrides,
+    /// The secondary's last readiness check: ready or not, when, and why (None
+    /// before the first check, or when it is not checked).
+    pub secondary_readiness: Option<Readiness>,
     /// The drill running now, or the last one (the drill record in the commit
     /// region, as last read or written here).
     pub drill: Option<failover_core::drill::DrillRecord>,

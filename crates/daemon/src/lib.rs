@@ -13,6 +13,8 @@
 //! - [`client_path`]: the application as its clients reach it (state APIs, a signed
 //!   write, a photo), for recovery reports and drills;
 //! - [`observe`]: the client-path watcher and the RPO canary of recovery reports;
+//! - [`readiness`]: the secondary's readiness, checked continuously, behind the
+//!   [`readiness::ReadinessPart`] seam (the binary supplies the stack's part);
 //! - [`metrics`], [`notify`] (systemd), [`clock`] (the wall clock), [`gate`] (where a
 //!   stopped process's tasks wait), [`backtest`] (the observation trace and its
 //!   replay).
@@ -35,5 +37,6 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod probe;
+pub mod readiness;
 
 pub use decision::{Daemon, failover_bound};

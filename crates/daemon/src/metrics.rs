@@ -34,6 +34,8 @@ pub struct Metrics {
     pub schedule_lag: prometheus::Histogram,
     pub quorum_reachable: IntGauge,
     pub needs_human: IntGauge,
+    /// Absent until a readiness check concludes (see [`Metrics::set_secondary_ready`]).
+    pub secondary_ready: IntGaugeVec,
     pub fenced_seconds: Gauge,
     pub duplicate_instance: IntGauge,
     pub coordination_mismatch: IntGauge,
@@ -112,6 +114,7 @@ impl Metrics {
             schedule_lag: reg(&r, prometheus::Histogram::with_opts(histogram_opts("probe_schedule_lag_seconds", "How late probe runs start after their slot (jitter excluded): the scheduler's health.", LAG_BUCKETS)).expect("valid metric")),
             quorum_reachable: gauge(&r, "quorum_reachable", "With cooperating instances: 1 while enough configured instances are live to reach the failover quorum, 0 while not (a lone survivor never fails over on its own); 1 for an instance that acts alone."),
             needs_human: gauge(&r, "needs_human", "1 while the config item is in a state only a human can settle (reset below versions already used); automatic moves are stopped."),
+            secondary_ready: gauge_vec(&r, "secondary_ready", "The secondary's last readiness check: 1 ready, 0 not ready (status secondary_readiness says why); absent before the first check and while the last could say nothing about the secondary.", &[]),
             fenced_seconds: float(&r, "fenced_seconds", "How long the config item has been fenced (writes blocked), 0 while it is not. A fence of the monitors is lifted once it is older than max_fence plus the failover bound."),
             duplicate_instance: gauge(&r, "duplicate_instance", "1 while another live process runs with this instance id (this one does not take the lease)."),
             coordination_mismatch: gauge(&r, "coordination_mismatch", "1 while a live instance runs another [coordination] section than this one (instances, lease, timing, quorum): automatic moves wait until they agree."),
@@ -139,6 +142,17 @@ impl Metrics {
             self.app_state
                 .with_label_values(&[s.as_str()])
                 .set(i64::from(s == state));
+        }
+    }
+
+    /// The secondary's readiness: `Some(ready)`, or None (unknown) to export nothing.
+    pub fn set_secondary_ready(&self, ready: Option<bool>) {
+        match ready {
+            Some(ready) => self
+                .secondary_ready
+                .with_label_values::<&str>(&[])
+                .set(i64::from(ready)),
+            None => self.secondary_ready.reset(),
         }
     }
 
@@ -201,13 +215,14 @@ mod tests {
         m.transition(AppState::Active, AppState::Failover, Trigger::Auto);
         m.commit_attempts.with_label_values(&["committed"]).inc();
         m.override_expiry.with_label_values(&["pause"]).set(60.0);
+        m.set_secondary_ready(Some(true));
         let text = m.render();
         let families: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE failover_monitor_"))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 24, "every series is checked");
+        assert_eq!(families.len(), 29, "every series is checked");
         for name in families {
             assert!(
                 section.contains(&format!("| `{name}` |")),

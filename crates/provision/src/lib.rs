@@ -17,6 +17,8 @@
 //!   only place that names every kind.
 //! - [`report`]: what is printed, as text or JSON lines; the engine's `Progress`.
 //! - [`outputs`]: the outputs, `uiConfig.json`, a `monitor.toml` for the stack.
+//! - [`readiness`]: the secondary's half of the stack against the plan, for the
+//!   daemon's readiness check (the binary wires it in).
 //! - [`ops`]: photo upload and comments, routed like the application's clients.
 //! - [`command`]: the command line (clap subcommands) and its glue; `main.rs` calls
 //!   only [`command::provision`], [`command::photo`], [`command::comments`] and
@@ -32,6 +34,7 @@ pub mod names;
 pub mod ops;
 pub mod outputs;
 pub mod ownership;
+pub mod readiness;
 pub mod report;
 pub mod resources;
 pub mod sdk;

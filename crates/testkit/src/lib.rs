@@ -36,6 +36,7 @@ use failover_daemon::clock::WallClock;
 use failover_daemon::coord::CoordStore;
 use failover_daemon::gate::Gate;
 use failover_daemon::probe::{Probe, ProbeError};
+use failover_daemon::readiness::{Finding, ReadinessPart};
 
 /// A wall clock that follows tokio's clock (paused in tests) from a fixed start,
 /// shifted by `skew`.
@@ -269,6 +270,36 @@ pub struct MemoryBackend {
     pub script: Script,
     pub clock: TokioWallClock,
     pub seed: u64,
+    /// The secondary's readiness as the test sets it; unset, it is not checked.
+    pub readiness: ScriptedReadiness,
+}
+
+/// The findings of the secondary's readiness check, as a test sets them (shared by
+/// every clone of a backend). Unset (the default), the daemon checks nothing.
+#[derive(Clone, Default)]
+pub struct ScriptedReadiness(Arc<Mutex<Option<Vec<Finding>>>>);
+
+impl ScriptedReadiness {
+    /// From now on the check finds `findings` (none: ready).
+    pub fn set(&self, findings: Vec<Finding>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(findings);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
+#[async_trait]
+impl ReadinessPart for ScriptedReadiness {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    async fn check(&self) -> Vec<Finding> {
+        let found = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        found.unwrap_or_default()
+    }
 }
 
 impl MemoryBackend {
@@ -281,6 +312,7 @@ impl MemoryBackend {
             script: Script::default(),
             clock: TokioWallClock::new(start),
             seed,
+            readiness: ScriptedReadiness::default(),
         }
     }
 
@@ -377,6 +409,14 @@ impl Backend for MemoryBackend {
 
     fn process_id(&self) -> String {
         format!("p{:x}", self.seed)
+    }
+
+    fn readiness(&self, settings: &Settings) -> Vec<Arc<dyn ReadinessPart>> {
+        let _ = settings;
+        if !self.readiness.is_set() {
+            return Vec::new();
+        }
+        vec![Arc::new(self.readiness.clone())]
     }
 
     fn client_path(&self, settings: &Settings) -> Option<Arc<dyn ClientPath>> {

@@ -320,8 +320,20 @@ impl Policy {
             let down = self.not_up_names(Role::Secondary);
             return block(Blocked::SecondaryUnhealthy { down });
         }
+        let warning = if w.to != AppState::Active {
+            match self.readiness_gate() {
+                Err(because) => return block(because),
+                Ok(warning) => warning,
+            }
+        } else {
+            None
+        };
         if self.cfg.mode == Mode::DryRun {
             return block(Blocked::DryRun);
+        }
+        let mut decision = decision;
+        if let Some(warning) = warning {
+            decision.reason = format!("{}; {warning}", decision.reason);
         }
         Verdict::Act(decision)
     }

@@ -16,6 +16,7 @@ mod evaluate;
 mod evidence;
 mod health;
 mod index;
+mod readiness;
 mod types;
 
 use std::time::{Duration, SystemTime};
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 
 pub use health::{Check, Health, ProbeHealth};
 use index::ProbeIndex;
+pub use readiness::SecondaryReadiness;
 pub use types::{
     Blocked, Coordination, Decision, ItemChange, Observation, PolicyConfig, ProbeView, Refusal,
     Replication, Verdict, Vote,
@@ -106,6 +108,8 @@ pub struct Policy {
     counts: [[usize; 4]; 2],
     /// The rest of what an evaluation needs of the probes, kept up to date likewise.
     index: ProbeIndex,
+    /// The secondary's last readiness check, and what a not-ready one does.
+    readiness: (crate::rules::ReadinessRule, SecondaryReadiness),
 }
 
 fn health_index(h: Health) -> usize {
@@ -141,6 +145,7 @@ impl Policy {
             learned_at: None,
             counts: [[0; 4]; 2],
             index: ProbeIndex::default(),
+            readiness: Default::default(),
         }
         .recounted()
     }

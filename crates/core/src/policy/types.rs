@@ -138,6 +138,9 @@ pub enum Blocked {
     HoldDown { remaining_ms: u64 },
     /// The secondary does not pass its own probes.
     SecondaryUnhealthy { down: Vec<String> },
+    /// The last readiness check found the secondary not ready, and
+    /// `[readiness] failover = "block"`.
+    SecondaryNotReady { reasons: Vec<String> },
     /// Another instance holds the leader lease (or nobody does).
     NotLeader { leader: Option<String> },
     /// Live instances run another `[coordination]` section (a change rolled out to

@@ -212,6 +212,7 @@ impl Daemon {
                 .iter()
                 .map(|p| (p.name.clone(), p.region, p.fall, p.rise)),
         );
+        self.policy.set_readiness_rule(new.readiness.failover);
         self.settings = Arc::new(new);
         self.resolve_probe_metrics();
         for (index, view) in self.policy.probe_views(Instant::now()).iter().enumerate() {

@@ -12,7 +12,8 @@
 //! - `commit.rs`: starting a commit (automatic or manual) and taking in its outcome;
 //! - `recovery.rs`: the recovery report of each commit (timeline, RTO, RPO);
 //! - `status.rs`: the [`Status`] snapshot, a pure function of the loop's state;
-//! - `bound.rs`: how long a real outage may take to be failed over.
+//! - `bound.rs`: how long a real outage may take to be failed over;
+//! - `readiness.rs`: the secondary's readiness check and what its reports do.
 //!
 //! The listener of the admin API and the shutdown signal come from the caller
 //! (`crate::app`), so tests run several daemons in one process on paused time.
@@ -21,6 +22,7 @@ mod bound;
 mod commit;
 mod decide;
 mod events;
+mod readiness;
 mod recovery;
 mod status;
 
@@ -129,6 +131,8 @@ struct LoopState {
     lifting_pause: bool,
     /// Recovery reports under way, the RPO canary, when the primary went down.
     recovery: recovery::Recovery,
+    /// The secondary's last readiness check (None: not checked yet).
+    readiness: Option<crate::readiness::Readiness>,
     /// The drill record as the drill runner last saw it.
     drill: Option<watch::Receiver<Option<failover_core::drill::DrillRecord>>>,
 }
@@ -152,6 +156,7 @@ impl LoopState {
             checking_settled: false,
             lifting_pause: false,
             recovery: Default::default(),
+            readiness: None,
             drill: None,
         }
     }
@@ -228,6 +233,7 @@ struct Inbox {
     done: mpsc::Receiver<Done>,
     seen: mpsc::Receiver<crate::observe::Seen>,
     rpo: mpsc::Receiver<crate::observe::RpoSample>,
+    readiness: readiness::ReadinessInbox,
 }
 
 impl Daemon {
@@ -287,6 +293,8 @@ impl Daemon {
             drill_seen: watch::channel(None).0,
         };
         daemon.gate = daemon.backend.gate();
+        let rule = daemon.settings.readiness.failover;
+        daemon.policy.set_readiness_rule(rule);
         daemon.resolve_probe_metrics();
         daemon.warn_about_settings();
         let handle = Handle {
@@ -473,6 +481,7 @@ impl Daemon {
             done,
             seen,
             rpo,
+            readiness: self.spawn_readiness(),
         };
         (tasks, inbox)
     }
@@ -525,6 +534,7 @@ impl Daemon {
                 }
                 Some(report) = inbox.coord.recv() => self.on_coordination(report, &mut state),
                 Some(seen) = inbox.seen.recv() => self.on_seen(seen, &mut state, &mut tasks),
+                Some(report) = inbox.readiness.reports.recv() => self.on_readiness(report, &mut state),
                 Some(sample) = inbox.rpo.recv() => {
                     state.recovery.rpo.merge(sample);
                     continue;

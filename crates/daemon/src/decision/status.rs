@@ -53,6 +53,7 @@ pub(super) fn snapshot(
         verdict: state.last_verdict.clone(),
         ready: policy.item().is_some(),
         overrides: overrides(policy, state),
+        secondary_readiness: state.readiness.clone(),
         drill: state.drill.as_ref().and_then(|d| d.borrow().clone()),
     }
 }

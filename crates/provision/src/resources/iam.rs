@@ -17,6 +17,9 @@ use failover_provision_engine::{At, Drift, Fact, Kind, Observed, Pending};
 
 /// The monitor's own policy; `${...}` placeholders are filled at apply time.
 const MONITOR_POLICY: &str = include_str!("../../../../deploy/iam/monitor-policy.json");
+/// What the monitor's readiness check needs to plan the secondary's half of the
+/// stack: the read-only part of the provisioning policy.
+const READINESS_POLICY: &str = include_str!("../../../../deploy/iam/monitor-readiness-policy.json");
 const POLICY_NAME: &str = "failover-monitor";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -201,9 +204,41 @@ pub fn web_policy(s: &Stack, account: &str, store_apis: &[(Role, String)]) -> Va
     ]})
 }
 
-/// `deploy/iam/monitor-policy.json` filled in; without `[route53]` the DNS statement
-/// is dropped (the monitor then never calls Route 53).
+/// `deploy/iam/monitor-policy.json` filled in, with the statements of
+/// `deploy/iam/monitor-readiness-policy.json` (the readiness check plans the stack
+/// this role belongs to); without `[route53]` the DNS statement is dropped (the
+/// monitor then never calls Route 53), without `stack.route53_zone_id` the health
+/// checks' (the stack has none).
 pub fn monitor_policy(s: &Stack, account: &str) -> Result<Value> {
+    let mut doc = monitor_own_policy(s, account)?;
+    let fill = |text: &str| {
+        text.replace("${PrimaryRegion}", s.region_name(Role::Primary))
+            .replace("${SecondaryRegion}", s.region_name(Role::Secondary))
+            .replace("${AccountId}", account)
+            .replace("${Project}", s.project())
+            .replace("${ZoneId}", s.zone().map_or("-", |(zone, _)| zone))
+    };
+    let readiness: Value = serde_json::from_str(&fill(READINESS_POLICY))
+        .context("deploy/iam/monitor-readiness-policy.json")?;
+    let mut extra = readiness["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if s.zone().is_none() {
+        extra.retain(|x| x["Sid"] != "HealthChecksAndRecords");
+    }
+    for st in &mut extra {
+        let sid = st["Sid"].as_str().unwrap_or_default().to_owned();
+        st["Sid"] = Value::String(format!("Readiness{sid}"));
+    }
+    if let Some(st) = doc["Statement"].as_array_mut() {
+        st.extend(extra);
+    }
+    Ok(doc)
+}
+
+/// `deploy/iam/monitor-policy.json` alone, filled in.
+fn monitor_own_policy(s: &Stack, account: &str) -> Result<Value> {
     let zone = s.settings.route53.as_ref().map(|r| r.zone_id.as_str());
     let text = MONITOR_POLICY
         .replace("${PrimaryRegion}", s.region_name(Role::Primary))
@@ -372,6 +407,30 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("arn:aws:route53:::hostedzone/Z123"), "{text}");
+    }
+
+    #[test]
+    fn the_monitor_role_may_read_the_stack_for_its_readiness_check_and_write_nothing_more() {
+        let doc = monitor_policy(&stack(""), "111122223333").unwrap();
+        let text = doc.to_string();
+        assert!(!text.contains("${"), "a placeholder is left: {text}");
+        let sids: Vec<&str> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|st| st["Sid"].as_str())
+            .collect();
+        assert!(sids.contains(&"ReadinessRestApis"), "{sids:?}");
+        assert!(
+            !sids.contains(&"ReadinessHealthChecksAndRecords"),
+            "{sids:?}"
+        );
+        assert!(text.contains("apigateway:GET") && !text.contains("apigateway:DELETE"));
+        let chars = text.len();
+        assert!(
+            chars < 10_240,
+            "an inline role policy holds 10,240 characters: {chars}"
+        );
     }
 
     #[test]

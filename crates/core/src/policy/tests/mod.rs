@@ -5,6 +5,7 @@ mod items;
 mod manual;
 mod overrides;
 mod quorum;
+mod readiness;
 mod rules;
 mod timers;
 
