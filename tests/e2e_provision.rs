@@ -1900,7 +1900,7 @@ async fn drills_succeed_abort_on_a_blocking_alarm_and_fail_without_a_state_api()
         60,
     )
     .await;
-    let raised = std::time::Instant::now();
+    let raised = tokio::time::Instant::now();
     cw.set_alarm_state()
         .alarm_name("photos-drill-blocker")
         .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)

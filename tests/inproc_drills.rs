@@ -372,3 +372,39 @@ async fn a_scheduled_drill_starts_on_its_own_and_a_non_leader_refuses_one() {
     a.stop().await;
     c.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_secondary_that_is_not_ready_fails_the_preflight_and_is_named() {
+    let b = world();
+    b.readiness
+        .set(vec![failover_daemon::readiness::Finding::NotReady(
+            "rest-api photos-config-secondary: stage prod missing".into(),
+        )]);
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    node.wait_for(10 * S, "readiness checked", |s| {
+        s.secondary_readiness.is_some()
+    })
+    .await;
+    start(&node, 60 * S, Duration::ZERO).await.expect("started");
+    let done = ended(&node, 30 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight)
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(
+        why.contains("secondary_ready: ") && why.contains("stage prod missing"),
+        "{why}"
+    );
+    // Ready again: the next drill goes through.
+    b.readiness.set(Vec::new());
+    node.wait_for(10 * 60 * S, "ready again", |s| {
+        s.secondary_readiness.as_ref().is_some_and(|r| r.ready)
+    })
+    .await;
+    let next = start(&node, 10 * S, Duration::ZERO).await.expect("started");
+    let done = ended_of(&node, Some(&next.id), 5 * 60 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
+    node.stop().await;
+}

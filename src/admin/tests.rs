@@ -412,10 +412,15 @@ fn openapi_document_matches_the_routes() {
 #[test]
 fn openapi_document_states_tokens_and_refusals() {
     let doc = openapi_doc();
-    // Every mutating route documents 400, 401 and (for moves) 409.
+    // Every mutating route documents its success (200, or 202 for a drill that
+    // runs on), 400, 401 and (for moves and drills) 409.
     for (m, p) in ROUTES.iter().filter(|(m, _)| *m == "post") {
         let responses = &doc["paths"][p][m]["responses"];
-        for code in ["200", "400", "401"] {
+        assert!(
+            responses.get("200").is_some() || responses.get("202").is_some(),
+            "{m} {p} documents no success"
+        );
+        for code in ["400", "401"] {
             assert!(
                 responses.get(code).is_some(),
                 "{m} {p} does not document {code}"
@@ -438,7 +443,7 @@ fn openapi_document_states_tokens_and_refusals() {
         }
     }
     // The reads take either token and document 401; the open routes take none.
-    for p in ["/v1/status", "/v1/history"] {
+    for p in ["/v1/status", "/v1/history", "/v1/drills"] {
         let op = &doc["paths"][p]["get"];
         assert_eq!(
             op["security"],

@@ -120,6 +120,9 @@ pub(crate) struct Ctx {
     pub metrics: Arc<Metrics>,
     /// The drill record as last read or written, for status.
     pub seen: watch::Sender<Option<DrillRecord>>,
+    /// The backend checks the secondary's readiness (`[readiness]`): a drill then
+    /// needs it ready.
+    pub readiness_checked: bool,
     pub gate: Gate,
 }
 
@@ -619,6 +622,20 @@ impl Drill {
                 "every probe up",
             );
         }
+        // The secondary's readiness (`[readiness]`): a drill needs it ready; one
+        // not checked yet, or that could not be known, stops it too (a drill is
+        // optional, so doubt stops it).
+        let readiness = match &st.secondary_readiness {
+            None if !self.ctx.readiness_checked => None,
+            None => Some(
+                "not checked yet (the readiness check runs at start-up, then every \
+                 readiness.every)"
+                    .to_owned(),
+            ),
+            Some(r) if !r.ready => Some(r.reasons.join("; ")),
+            Some(_) => None,
+        };
+        check(self, "secondary_ready", readiness, "ready");
         let alarms = self.alarms_firing().await;
         check(self, "blocking_alarms", alarms, "none firing");
         let client = self.ctx.client.clone();

@@ -418,6 +418,7 @@ impl Daemon {
             moves: self.requests_tx.clone(),
             metrics: self.metrics.clone(),
             seen: self.drill_seen.clone(),
+            readiness_checked: !self.backend.readiness(s).is_empty(),
             gate: self.gate.clone(),
         })
     }
