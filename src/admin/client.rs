@@ -412,6 +412,19 @@ pub fn render_status(s: &Value) -> String {
             }
         );
     }
+    let drill = &s["drill"];
+    if !drill.is_null() {
+        let _ = writeln!(
+            out,
+            "drill     {} {} at {}{}",
+            text(&drill["id"]),
+            drill["outcome"].as_str().unwrap_or("RUNNING"),
+            text(&drill["step"]),
+            drill["why"]
+                .as_str()
+                .map_or(String::new(), |w| format!(": {w}"))
+        );
+    }
     let _ = writeln!(
         out,
         "{:<28} {:<9} {:<7} {:>10} {:>8} {:>8}  last error",
