@@ -883,7 +883,9 @@ impl Drill {
                 format!("not checked: no {region}_store_url in [client_path]"),
             );
         }
-        let key = format!("failover-monitor-drill/{}.png", self.rec.id);
+        // Under `health/`, the prefix the monitor's role may write (the S3 probes'
+        // canaries): no wider grant for drills.
+        let key = format!("health/failover-monitor-drill-{}.png", self.rec.id);
         let result = client.photo(region, &key).await;
         self.check(
             "photo",

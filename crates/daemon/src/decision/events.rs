@@ -204,6 +204,11 @@ impl Daemon {
         if old.admin.listen != new.admin.listen || old.admin.token_file != new.admin.token_file {
             warn!("admin.* changes take effect at the next restart");
         }
+        if old.drills != new.drills {
+            warn!(
+                "[drills] changes take effect at the next restart (the drill runner keeps the ones it started with)"
+            );
+        }
         let seed = self.rng.u64(..);
         self.actuator = Arc::new(backend::actuator(self.backend.as_ref(), &new, seed));
         self.policy.reconfigure(
