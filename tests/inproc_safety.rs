@@ -11,6 +11,7 @@ use std::time::Duration;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
 use failover_core::policy::Vote;
+use failover_daemon::clock::WallClock;
 use failover_daemon::control::{MoveError, Request};
 use failover_daemon::coord::PeerView;
 use failover_testkit::inproc::{
@@ -234,6 +235,46 @@ async fn a_write_that_timed_out_after_applying_is_recognised() {
         ],
         [1.0, 1.0, 0.0, 0.0],
         "the retry with the token recognised the write, not a read"
+    );
+    a.stop().await;
+}
+
+/// A commit whose outcome stays unknown (the commit region does not answer) is
+/// retried with its token only within the token's lifetime (9 minutes, under
+/// DynamoDB's 10): past it, the same move is prepared again, with a new token and
+/// the time of that attempt, not sent again with a token DynamoDB no longer knows.
+#[tokio::test(start_paused = true)]
+async fn a_retry_past_the_tokens_lifetime_is_prepared_again() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    let down_at = b.clock.now();
+    b.table(Role::Secondary).set_down(true);
+    primary_down(&b);
+    tokio::time::sleep(10 * 60 * S).await;
+    let unknown = a.metric("failover_monitor_commit_attempts_total{outcome=\"unknown\"}");
+    assert!(unknown >= 2.0, "{unknown} attempts with an unknown outcome");
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    b.table(Role::Secondary).set_down(false);
+    a.wait_for(30 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    let committed = item(&b, Role::Secondary).expect("item");
+    assert_eq!(committed.version, 1);
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    let prepared = committed
+        .updated_at
+        .as_deref()
+        .and_then(failover_core::overrides::parse)
+        .expect("updatedAt");
+    assert!(
+        prepared >= down_at + 9 * 60 * S,
+        "committed the transition prepared at {:?}, {:?} after the first attempt",
+        committed.updated_at,
+        prepared.duration_since(down_at)
     );
     a.stop().await;
 }
