@@ -239,6 +239,45 @@ async fn a_write_that_timed_out_after_applying_is_recognised() {
     a.stop().await;
 }
 
+/// The same write, with reads working: the sync pass asked for at the end of the
+/// commit reads the item it wrote and takes the transition in (counted `recognised`,
+/// one transition), before any second attempt.
+#[tokio::test(start_paused = true)]
+async fn a_write_that_timed_out_after_applying_is_recognised_by_the_next_read() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    b.table(Role::Secondary).set_faults(Faults {
+        fail_after_apply: 1,
+        ..Faults::default()
+    });
+    primary_down(&b);
+    a.wait_for(10 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    assert_eq!(a.transitions(), 1);
+    let attempts = |outcome: &str| {
+        a.metric(&format!(
+            "failover_monitor_commit_attempts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(
+        [
+            attempts("unknown"),
+            attempts("committed"),
+            attempts("recognised"),
+        ],
+        [1.0, 0.0, 1.0],
+        "the read recognised the write"
+    );
+    a.stop().await;
+}
+
 /// A commit whose outcome stays unknown (the commit region does not answer) is
 /// retried with its token only within the token's lifetime (9 minutes, under
 /// DynamoDB's 10): past it, the same move is prepared again, with a new token and
