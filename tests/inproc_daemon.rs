@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use failover_config::Settings;
 use failover_core::model::{AppState, Role, keys};
-use failover_core::policy::Refusal;
+use failover_core::policy::{Health, Refusal};
 use failover_daemon::control::{MoveError, Request};
-use failover_testkit::Record;
 use failover_testkit::inproc::{
     APP, Node, audits, coordinated, primary_down, primary_up, settings, world,
 };
+use failover_testkit::{Answer, Record};
 
 #[tokio::test(start_paused = true)]
 async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
@@ -184,5 +184,39 @@ async fn a_manual_failback_waits_for_a_healthy_primary() {
     let records = audits(&b, Role::Secondary);
     assert_eq!(records.len(), 2);
     assert_eq!(b.item(APP, Role::Primary).map(|i| i.version), Some(2));
+    node.stop().await;
+}
+
+/// The status is a snapshot the loop publishes after an evaluation at most every
+/// 200 ms (`PUBLISH_EVERY`), and at once when an operator's request or a sync pass
+/// changed something. With probes a second apart and no sync pass for a minute,
+/// every probe result still shows: a probe that goes down is in the status within
+/// its `fall` results.
+#[tokio::test(start_paused = true)]
+async fn the_status_follows_probe_results_between_sync_passes() {
+    let b = world();
+    let mut s = settings("a", "");
+    s.monitor.state_refresh = Duration::from_secs(60);
+    for p in &mut s.probes {
+        p.interval = Duration::from_secs(1);
+    }
+    let node = Node::start(s, &b, 1);
+    node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    b.script
+        .set("s-api", Answer::Fail("connection refused".into()));
+    let s = node
+        .wait_for(Duration::from_secs(5), "s-api down", |s| {
+            s.probes
+                .iter()
+                .any(|p| p.name == "s-api" && p.health == Health::Down)
+        })
+        .await;
+    assert!(
+        s.probes
+            .iter()
+            .any(|p| p.name == "s-api" && p.failures >= 3)
+    );
+    assert_eq!(b.item(APP, Role::Secondary).map(|i| i.version), Some(0));
     node.stop().await;
 }
