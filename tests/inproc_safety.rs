@@ -318,6 +318,47 @@ async fn a_retry_past_the_tokens_lifetime_is_prepared_again() {
     a.stop().await;
 }
 
+/// Within the token's lifetime the retry is the same transaction: a commit that
+/// applied but timed out, then the commit region gone for two minutes (every retry
+/// refused), is taken in once the region answers again, as the transition this
+/// instance made (one transition, no lost race against its own write).
+#[tokio::test(start_paused = true)]
+async fn a_write_applied_before_the_region_went_away_is_taken_in_minutes_later() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    let attempts = |outcome: &str| {
+        a.metric(&format!(
+            "failover_monitor_commit_attempts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    let sec = b.table(Role::Secondary);
+    sec.set_faults(Faults {
+        fail_after_apply: 1,
+        reads_fail_until: Some(tokio::time::Instant::now() + 10 * S),
+        ..Faults::default()
+    });
+    primary_down(&b);
+    while attempts("unknown") < 1.0 {
+        tokio::time::sleep(S / 100).await;
+    }
+    sec.set_down(true);
+    tokio::time::sleep(120 * S).await;
+    sec.set_down(false);
+    a.wait_for(30 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
+    assert_eq!(a.transitions(), 1, "taken in as this instance's transition");
+    assert_eq!(attempts("lost_race"), 0.0);
+    a.stop().await;
+}
+
 /// Defect 7: an item re-seeded at version 0 beside old audit records made every
 /// commit fail on the existing record, retried at once forever as a "lost race".
 /// The reason is told apart: a human is needed, automatic moves stop until the item
