@@ -220,3 +220,23 @@ async fn the_status_follows_probe_results_between_sync_passes() {
     assert_eq!(b.item(APP, Role::Secondary).map(|i| i.version), Some(0));
     node.stop().await;
 }
+
+/// A killed instance (as SIGKILL does, or a test aborting the loop) runs nothing
+/// any more: its coordination task does not go on, not even to give the lease up
+/// as a clean stop does. The lease stays as it was until it runs out.
+#[tokio::test(start_paused = true)]
+async fn a_killed_leader_leaves_its_lease_as_it_was() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    a.wait_for(Duration::from_secs(10), "leader", |s| s.is_leader)
+        .await;
+    let lease = || match b.table(Role::Secondary).get(&keys::lease(APP)) {
+        Some(Record::Lease(l)) => Some(l),
+        _ => None,
+    };
+    let held = lease().expect("a lease");
+    assert!(held.owner.starts_with("a/"), "{held:?}");
+    a.kill();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(lease(), Some(held), "neither renewed nor given up");
+}
