@@ -12,7 +12,7 @@ use failover_daemon::control::{MoveError, Request};
 use failover_testkit::inproc::{
     APP, Node, audits, coordinated, primary_down, primary_up, settings, world,
 };
-use failover_testkit::{Answer, Record};
+use failover_testkit::{Answer, Faults, Record};
 
 #[tokio::test(start_paused = true)]
 async fn a_primary_outage_is_failed_over_and_both_copies_follow() {
@@ -239,4 +239,47 @@ async fn a_killed_leader_leaves_its_lease_as_it_was() {
     a.kill();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(lease(), Some(held), "neither renewed nor given up");
+}
+
+/// A clean stop (SIGTERM) gives the lease up: another instance need not wait it out.
+#[tokio::test(start_paused = true)]
+async fn a_clean_stop_gives_the_lease_up() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    a.wait_for(Duration::from_secs(10), "leader", |s| s.is_leader)
+        .await;
+    a.stop().await;
+    let Some(Record::Lease(l)) = b.table(Role::Secondary).get(&keys::lease(APP)) else {
+        panic!("no lease");
+    };
+    assert_eq!(l.owner, "", "given up: {l:?}");
+}
+
+/// A clean stop lets the commit in flight finish first, for up to `write_timeout`
+/// x 4 + 1 s (5 s here): a failover the commit region takes 4 s to answer lands and
+/// is taken in before the loop stops.
+#[tokio::test(start_paused = true)]
+async fn a_clean_stop_waits_for_the_commit_in_flight() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    b.table(Role::Secondary).set_faults(Faults {
+        delay: Some(Duration::from_secs(4)),
+        ..Faults::default()
+    });
+    primary_down(&b);
+    a.wait_for(Duration::from_secs(5), "committing", |s| s.committing)
+        .await;
+    let metrics = a.metrics.clone();
+    a.stop().await;
+    let item = b.item(APP, Role::Secondary).expect("item");
+    assert_eq!((item.state, item.version), (AppState::Failover, 1));
+    assert!(
+        metrics
+            .render()
+            .lines()
+            .any(|l| l.starts_with("failover_monitor_transitions_total{") && l.ends_with(" 1")),
+        "the commit's outcome was taken in"
+    );
 }
