@@ -283,3 +283,27 @@ async fn a_clean_stop_waits_for_the_commit_in_flight() {
         "the commit's outcome was taken in"
     );
 }
+
+/// With cooperating instances the status lists every configured one, this one
+/// first: live instances as live, with the vote each publishes, a silent one as
+/// not live.
+#[tokio::test(start_paused = true)]
+async fn the_status_lists_every_configured_instance() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    let c = Node::start(coordinated("c", &["a", "b", "c"], "3s"), &b, 2);
+    let s = a
+        .wait_for(Duration::from_secs(10), "c live", |s| {
+            s.ready && s.instances.iter().any(|p| p.instance == "c" && p.live)
+        })
+        .await;
+    let listed: Vec<(&str, bool)> = s
+        .instances
+        .iter()
+        .map(|p| (p.instance.as_str(), p.live))
+        .collect();
+    assert_eq!(listed, [("a", true), ("b", false), ("c", true)]);
+    assert!(s.instances[0].view.is_some(), "its own view");
+    a.stop().await;
+    c.stop().await;
+}
