@@ -307,3 +307,22 @@ async fn the_status_lists_every_configured_instance() {
     a.stop().await;
     c.stop().await;
 }
+
+/// The coordination task runs one round every `renew_every` (300 ms here), not in
+/// a loop against the table: the leader renews its lease about ten times in 3 s.
+#[tokio::test(start_paused = true)]
+async fn the_lease_is_renewed_once_a_round() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "b", "c"], "3s"), &b, 1);
+    a.wait_for(Duration::from_secs(10), "leader", |s| s.is_leader)
+        .await;
+    let renewals = || match b.table(Role::Secondary).get(&keys::lease(APP)) {
+        Some(Record::Lease(l)) => l.renewals,
+        other => panic!("no lease: {other:?}"),
+    };
+    let before = renewals();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rounds = renewals() - before;
+    assert!((9..=11).contains(&rounds), "{rounds} renewals in 3 s");
+    a.stop().await;
+}
