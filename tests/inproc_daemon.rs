@@ -326,3 +326,30 @@ async fn the_lease_is_renewed_once_a_round() {
     assert!((9..=11).contains(&rounds), "{rounds} renewals in 3 s");
     a.stop().await;
 }
+
+/// Each published view says how old the evidence behind its vote is, so that peers
+/// do not count a vote on stale evidence. With probes a second apart the age of
+/// the oldest result behind the vote grows to most of a second between results,
+/// and never past the view TTL.
+#[tokio::test(start_paused = true)]
+async fn a_published_view_carries_the_age_of_its_evidence() {
+    let b = world();
+    let mut s = coordinated("a", &["a", "b", "c"], "3s");
+    for p in &mut s.probes {
+        p.interval = Duration::from_secs(1);
+    }
+    let a = Node::start(s, &b, 1);
+    a.wait_for(Duration::from_secs(10), "ready", |s| s.ready)
+        .await;
+    let mut ages = Vec::new();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if let Some(Record::View(v)) = b.table(Role::Secondary).get(&keys::view(APP, "a")) {
+            ages.extend(v.evidence_age_ms);
+        }
+    }
+    assert!(ages.len() >= 10, "ages published: {ages:?}");
+    let oldest = ages.iter().max().copied().unwrap_or_default();
+    assert!((500..1_500).contains(&oldest), "ages published: {ages:?}");
+    a.stop().await;
+}
