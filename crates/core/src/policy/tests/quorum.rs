@@ -192,3 +192,26 @@ async fn a_probe_that_answered_its_last_check_holds_the_published_vote_too() {
         );
     }
 }
+
+/// The coordination input is kept as last set, for the daemon's status and
+/// reports; None again once this instance acts alone.
+#[test]
+fn the_coordination_input_is_kept_as_set() {
+    use crate::rules::QuorumRule;
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    assert_eq!(p.coordination(), None);
+    let c = Coordination {
+        leader: false,
+        leader_id: Some("other".into()),
+        configured: 3,
+        others_live: 2,
+        others_down: 0,
+        max_evidence_age: Duration::from_secs(5),
+        quorum: QuorumRule::Majority,
+        mismatch: Vec::new(),
+    };
+    p.set_coordination(Some(c.clone()));
+    assert_eq!(p.coordination(), Some(&c));
+    p.set_coordination(None);
+    assert_eq!(p.coordination(), None);
+}

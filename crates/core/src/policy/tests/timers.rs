@@ -411,3 +411,31 @@ async fn a_fence_without_a_quorum_expires_instead_of_blocking_writes_for_ever() 
         other => panic!("the fence was kept: {other:?}"),
     }
 }
+
+/// What the daemon reads of a fence: how long it has lasted (for its status), and
+/// whether replication is to be measured now, which is only in a fence of ours: not
+/// before it, not in a human's (a human ends it).
+#[tokio::test(start_paused = true)]
+async fn a_fence_of_ours_is_timed_and_measured_a_humans_is_not_measured() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    assert!(!p.measuring_replication());
+    assert_eq!(p.fenced_for(t0), None);
+    p.committed(item(AppState::Fenced, 1), t0);
+    assert!(p.measuring_replication());
+    assert_eq!(
+        p.fenced_for(t0 + Duration::from_secs(3)),
+        Some(Duration::from_secs(3))
+    );
+    p.committed(item(AppState::Active, 2), t0);
+    assert!(!p.measuring_replication());
+    assert_eq!(p.fenced_for(t0 + Duration::from_secs(3)), None);
+    let human = ConfigItem {
+        updated_by: Some("admin:ana".into()),
+        ..item(AppState::Fenced, 3)
+    };
+    p.committed(human, t0);
+    assert!(!p.measuring_replication(), "a human's fence");
+    assert!(p.fenced_for(t0).is_some());
+}
