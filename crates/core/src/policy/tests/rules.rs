@@ -267,3 +267,16 @@ async fn the_region_rule_counts_the_probes_that_can_judge_the_region() {
     assert_eq!(RegionRule::AtLeast { n: 1, m: 3 }.threshold_of(1, 3), 1);
     assert_eq!(RegionRule::All.threshold_of(2, 3), 2);
 }
+
+/// Each probe's view (status, metrics) counts its results since the start.
+#[tokio::test(start_paused = true)]
+async fn a_probes_view_counts_its_successes_and_failures() {
+    let mut p = policy(cfg(), 1, 1, 3, 2);
+    let now = Instant::now();
+    feed(&mut p, [0], true, 2, now);
+    feed(&mut p, [0], false, 3, now);
+    let views = p.probe_views(now);
+    let v = &views[0];
+    assert_eq!((v.name.as_str(), v.successes, v.failures), ("p0", 2, 3));
+    assert_eq!(v.health, Health::Down);
+}
