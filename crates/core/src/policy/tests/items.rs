@@ -81,3 +81,32 @@ async fn a_newer_item_from_any_read_makes_earlier_issued_reads_old() {
         ItemChange::Reset
     );
 }
+
+/// Every sync pass reads the same item again: that is no change, and it does not
+/// restart the hold-down the last transition started.
+#[tokio::test(start_paused = true)]
+async fn the_same_item_read_again_changes_nothing() {
+    let mut c = cfg();
+    c.hold_down = Duration::from_secs(10);
+    let mut p = policy(c, 1, 0, 1, 1);
+    let t0 = Instant::now();
+    p.committed(item(AppState::Fenced, 1), t0);
+    for _ in 0..12 {
+        advance(Duration::from_secs(1)).await;
+        let now = Instant::now();
+        let change = p.observe_read(item(AppState::Fenced, 1), Some(t0), Some(now), now);
+        assert_eq!(change, ItemChange::None);
+    }
+    let now = Instant::now();
+    feed(&mut p, [0], false, 1, now);
+    assert!(
+        !matches!(
+            p.evaluate(now),
+            Verdict::Blocked {
+                because: Blocked::HoldDown { .. },
+                ..
+            }
+        ),
+        "the hold-down ran from the transition, 12 s ago"
+    );
+}
