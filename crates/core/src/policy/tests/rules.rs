@@ -280,3 +280,28 @@ async fn a_probes_view_counts_its_successes_and_failures() {
     assert_eq!((v.name.as_str(), v.successes, v.failures), ("p0", 2, 3));
     assert_eq!(v.health, Health::Down);
 }
+
+/// What the daemon reports of an outage: the probes not up, in the configured
+/// order (the detail of its published view), and the onset, the down probe whose
+/// run of failures began first (the recovery report's detection).
+#[tokio::test(start_paused = true)]
+async fn the_onset_is_the_first_failure_of_a_probe_down_now() {
+    let mut p = policy(cfg(), 2, 1, 2, 1);
+    let t0 = Instant::now();
+    feed(&mut p, [0, 1, 2], true, 1, t0);
+    assert_eq!(p.onset(Role::Primary), None);
+    assert!(p.probes_not_up(t0, 20).is_empty());
+    p.observe(&obs(1, false, t0));
+    advance(Duration::from_secs(1)).await;
+    let t1 = Instant::now();
+    feed(&mut p, [0], false, 2, t1);
+    p.observe(&obs(1, false, t1));
+    assert_eq!(p.onset(Role::Primary), Some(("p1".into(), t0)));
+    let names: Vec<String> = p
+        .probes_not_up(t1, 20)
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["p0", "p1"]);
+    assert_eq!(p.probes_not_up(t1, 1).len(), 1);
+}
