@@ -439,3 +439,33 @@ async fn a_fence_of_ours_is_timed_and_measured_a_humans_is_not_measured() {
     assert!(!p.measuring_replication(), "a human's fence");
     assert!(p.fenced_for(t0).is_some());
 }
+
+/// A reload keeps how long the primary has been up (the automatic failback's
+/// timer) while the primary stays up through it.
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_failback_timer_while_the_primary_stays_up() {
+    let c = PolicyConfig {
+        failback: Failback::Auto,
+        failback_after: Duration::from_secs(10),
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c.clone(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Failover, 1), None, t0);
+    feed(&mut p, [0, 1], true, 1, t0);
+    advance(Duration::from_secs(8)).await;
+    p.reconfigure(
+        c,
+        [
+            ("p0".to_string(), Role::Primary, 1, 1),
+            ("s0".to_string(), Role::Secondary, 1, 1),
+        ],
+    );
+    advance(Duration::from_secs(3)).await;
+    assert_eq!(
+        target(&p.evaluate(Instant::now())),
+        Some(AppState::Active),
+        "up for 11 s, reload included"
+    );
+}
