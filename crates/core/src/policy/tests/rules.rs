@@ -305,3 +305,18 @@ async fn the_onset_is_the_first_failure_of_a_probe_down_now() {
     assert_eq!(names, ["p0", "p1"]);
     assert_eq!(p.probes_not_up(t1, 1).len(), 1);
 }
+
+/// A region none of whose probes can judge it (every error is about the monitor)
+/// is not up: `require_healthy_secondary` does not take a secondary it cannot see
+/// for a healthy one. A region without probes is up (nothing to check).
+#[tokio::test(start_paused = true)]
+async fn a_region_whose_probes_are_all_inconclusive_is_not_up() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    feed(&mut p, [0, 1], true, 1, now);
+    assert!(p.region_up(Role::Secondary));
+    feed_denied(&mut p, [1], 3, now);
+    assert_eq!(p.probe_views(now)[1].health, Health::Inconclusive);
+    assert!(!p.region_up(Role::Secondary));
+    assert!(policy(cfg(), 1, 0, 1, 1).region_up(Role::Secondary));
+}
