@@ -320,3 +320,42 @@ async fn a_region_whose_probes_are_all_inconclusive_is_not_up() {
     assert!(!p.region_up(Role::Secondary));
     assert!(policy(cfg(), 1, 0, 1, 1).region_up(Role::Secondary));
 }
+
+/// Why `active` holds, as the status says it: the primary healthy; healthy on the
+/// probes that can judge it, the others named; or nothing able to judge it.
+#[tokio::test(start_paused = true)]
+async fn a_hold_in_active_says_which_probes_judged_the_primary() {
+    let why = |p: &Policy| match p.evaluate(Instant::now()) {
+        Verdict::Hold { why } => why,
+        other => panic!("{other:?}"),
+    };
+    let mut p = policy(cfg(), 2, 1, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [0, 1, 2], true, 1, now);
+    assert_eq!(why(&p), "primary healthy");
+    feed_denied(&mut p, [1], 3, now);
+    assert!(
+        why(&p).starts_with("primary healthy on 1 probe(s); inconclusive"),
+        "{}",
+        why(&p)
+    );
+    feed_denied(&mut p, [0], 3, now);
+    assert!(
+        why(&p).starts_with("no probe can judge the primary"),
+        "{}",
+        why(&p)
+    );
+    feed(&mut p, [0, 1], true, 1, now);
+    p.set_coordination(Some(Coordination {
+        leader: true,
+        leader_id: Some("me".into()),
+        configured: 3,
+        others_live: 2,
+        others_down: 0,
+        max_evidence_age: Duration::from_secs(5),
+        quorum: crate::rules::QuorumRule::Majority,
+        mismatch: Vec::new(),
+    }));
+    assert_eq!(why(&p), "primary healthy", "with cooperating instances");
+}
