@@ -469,3 +469,27 @@ async fn a_reload_keeps_the_failback_timer_while_the_primary_stays_up() {
         "up for 11 s, reload included"
     );
 }
+
+/// The hold-down ends exactly `hold_down` after the last transition: a millisecond
+/// before, the move waits that millisecond; at the end it is made.
+#[tokio::test(start_paused = true)]
+async fn the_hold_down_ends_exactly_at_its_length() {
+    let mut c = cfg();
+    c.hold_down = Duration::from_secs(10);
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.committed(item(AppState::Failover, 1), t0);
+    p.committed(item(AppState::Active, 2), t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    let before = t0 + Duration::from_millis(9_999);
+    assert!(matches!(
+        p.evaluate(before),
+        Verdict::Blocked {
+            because: Blocked::HoldDown { remaining_ms: 1 },
+            ..
+        }
+    ));
+    let end = t0 + Duration::from_secs(10);
+    assert_eq!(target(&p.evaluate(end)), Some(AppState::Failover));
+}
