@@ -139,6 +139,103 @@ async fn a_forced_move_is_not_refused_because_of_stale_memory() {
     a.kill();
 }
 
+/// [`settings`] whose sync passes come a minute apart (and when a commit ends):
+/// the reset a test makes is found by the move's own read, not by a sync pass. (The
+/// in-memory tables delay writes only, never reads.)
+fn slow_sync(instance: &str) -> failover_config::Settings {
+    let mut s = settings(instance, "");
+    s.monitor.state_refresh = 60 * S;
+    s
+}
+
+/// Item 1 and item 5c: a move that found the item reset under it is decided again
+/// only if that can still be answered within the admin API's request timeout. Here
+/// the commit region takes 27 s to answer the write, which finds the reset: past
+/// the 26 s `move_wait` leaves with a 1 s `write_timeout` (and within 28 s). The
+/// caller is answered the lost race with the item as it is, and nothing more is
+/// written.
+#[tokio::test(start_paused = true)]
+async fn a_move_found_reset_too_late_is_answered_not_decided_again() {
+    let b = world();
+    let a = Node::start(slow_sync("a"), &b, 1);
+    two_moves(&a).await;
+    let sec = b.table(Role::Secondary);
+    sec.put(APP, Record::Item(seed(AppState::Active)));
+    for v in [1, 2] {
+        sec.delete(&keys::audit(APP, v));
+    }
+    sec.set_faults(Faults {
+        delay: Some(27 * S),
+        ..Faults::default()
+    });
+    match force(&a, AppState::Failover).await {
+        Err(MoveError::LostRace(Some(now))) => {
+            assert_eq!((now.state, now.version), (AppState::Active, 0));
+        }
+        other => panic!("expected the lost race, answered {other:?}"),
+    }
+    tokio::time::sleep(60 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    assert!(audits(&b, Role::Secondary).is_empty());
+    a.kill();
+}
+
+/// Item 1, once only: a move that found the item reset under it is decided again
+/// once. Found reset again under that second attempt (someone keeps rewriting the
+/// table), the caller is answered the lost race with the item as it is.
+#[tokio::test(start_paused = true)]
+async fn a_move_found_reset_twice_is_decided_again_only_once() {
+    let b = world();
+    let a = Node::start(slow_sync("a"), &b, 1);
+    two_moves(&a).await;
+    // Set back to version 1 (the failover), its successor's record removed.
+    let sec = b.table(Role::Secondary);
+    sec.put(
+        APP,
+        Record::Item(ConfigItem {
+            version: 1,
+            ..seed(AppState::Failover)
+        }),
+    );
+    sec.delete(&keys::audit(APP, 2));
+    // Each write takes 2 s: the first attempt finds the reset at 2 s, the second
+    // writes at 4 s.
+    sec.set_faults(Faults {
+        delay: Some(2 * S),
+        ..Faults::default()
+    });
+    let handle = a.handle.clone();
+    let asked = tokio::spawn(async move {
+        handle
+            .ask(|reply| Request::Move {
+                to: AppState::Fenced,
+                reason: "test".into(),
+                force: true,
+                caller: "ana".into(),
+                reply,
+                lasts: None,
+            })
+            .await
+    });
+    tokio::time::sleep(3 * S).await;
+    sec.put(APP, Record::Item(seed(AppState::Active)));
+    sec.delete(&keys::audit(APP, 1));
+    match asked
+        .await
+        .expect("the asking task")
+        .expect("the loop answers")
+    {
+        Err(MoveError::LostRace(Some(now))) => {
+            assert_eq!((now.state, now.version), (AppState::Active, 0));
+        }
+        other => panic!("expected the lost race, answered {other:?}"),
+    }
+    tokio::time::sleep(10 * S).await;
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    assert!(audits(&b, Role::Secondary).is_empty());
+    a.kill();
+}
+
 /// Item 1, one copy: the commit region is reset first and the primary a moment
 /// later, as a person does it. The sync never copies the primary's higher version
 /// back over the reset (the commit region is the truth and the sync never writes

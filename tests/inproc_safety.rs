@@ -11,6 +11,7 @@ use std::time::Duration;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Role, Trigger, keys};
 use failover_core::policy::Vote;
+use failover_daemon::clock::WallClock;
 use failover_daemon::control::{MoveError, Request};
 use failover_daemon::coord::PeerView;
 use failover_testkit::inproc::{
@@ -235,6 +236,126 @@ async fn a_write_that_timed_out_after_applying_is_recognised() {
         [1.0, 1.0, 0.0, 0.0],
         "the retry with the token recognised the write, not a read"
     );
+    a.stop().await;
+}
+
+/// The same write, with reads working: the sync pass asked for at the end of the
+/// commit reads the item it wrote and takes the transition in (counted `recognised`,
+/// one transition), before any second attempt.
+#[tokio::test(start_paused = true)]
+async fn a_write_that_timed_out_after_applying_is_recognised_by_the_next_read() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    b.table(Role::Secondary).set_faults(Faults {
+        fail_after_apply: 1,
+        ..Faults::default()
+    });
+    primary_down(&b);
+    a.wait_for(10 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    assert_eq!(a.transitions(), 1);
+    let attempts = |outcome: &str| {
+        a.metric(&format!(
+            "failover_monitor_commit_attempts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(
+        [
+            attempts("unknown"),
+            attempts("committed"),
+            attempts("recognised"),
+        ],
+        [1.0, 0.0, 1.0],
+        "the read recognised the write"
+    );
+    a.stop().await;
+}
+
+/// A commit whose outcome stays unknown (the commit region does not answer) is
+/// retried with its token only within the token's lifetime (9 minutes, under
+/// DynamoDB's 10): past it, the same move is prepared again, with a new token and
+/// the time of that attempt, not sent again with a token DynamoDB no longer knows.
+#[tokio::test(start_paused = true)]
+async fn a_retry_past_the_tokens_lifetime_is_prepared_again() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    let down_at = b.clock.now();
+    b.table(Role::Secondary).set_down(true);
+    primary_down(&b);
+    tokio::time::sleep(10 * 60 * S).await;
+    let unknown = a.metric("failover_monitor_commit_attempts_total{outcome=\"unknown\"}");
+    assert!(unknown >= 2.0, "{unknown} attempts with an unknown outcome");
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
+    b.table(Role::Secondary).set_down(false);
+    a.wait_for(30 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    let committed = item(&b, Role::Secondary).expect("item");
+    assert_eq!(committed.version, 1);
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    let prepared = committed
+        .updated_at
+        .as_deref()
+        .and_then(failover_core::overrides::parse)
+        .expect("updatedAt");
+    assert!(
+        prepared >= down_at + 9 * 60 * S,
+        "committed the transition prepared at {:?}, {:?} after the first attempt",
+        committed.updated_at,
+        prepared.duration_since(down_at)
+    );
+    a.stop().await;
+}
+
+/// Within the token's lifetime the retry is the same transaction: a commit that
+/// applied but timed out, then the commit region gone for two minutes (every retry
+/// refused), is taken in once the region answers again, as the transition this
+/// instance made (one transition, no lost race against its own write).
+#[tokio::test(start_paused = true)]
+async fn a_write_applied_before_the_region_went_away_is_taken_in_minutes_later() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    let attempts = |outcome: &str| {
+        a.metric(&format!(
+            "failover_monitor_commit_attempts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    let sec = b.table(Role::Secondary);
+    sec.set_faults(Faults {
+        fail_after_apply: 1,
+        reads_fail_until: Some(tokio::time::Instant::now() + 10 * S),
+        ..Faults::default()
+    });
+    primary_down(&b);
+    while attempts("unknown") < 1.0 {
+        tokio::time::sleep(S / 100).await;
+    }
+    sec.set_down(true);
+    tokio::time::sleep(120 * S).await;
+    sec.set_down(false);
+    a.wait_for(30 * S, "failover", |s| {
+        s.item
+            .as_ref()
+            .is_some_and(|i| i.state == AppState::Failover)
+    })
+    .await;
+    tokio::time::sleep(5 * S).await;
+    assert_eq!(audits(&b, Role::Secondary).len(), 1);
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(1));
+    assert_eq!(a.transitions(), 1, "taken in as this instance's transition");
+    assert_eq!(attempts("lost_race"), 0.0);
     a.stop().await;
 }
 

@@ -198,3 +198,75 @@ impl fmt::Display for QuorumRule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mode_is_named_as_monitor_toml_spells_it() {
+        for (mode, name) in [
+            (Mode::Auto, "auto"),
+            (Mode::Manual, "manual"),
+            (Mode::DryRun, "dry-run"),
+        ] {
+            assert_eq!(mode.as_str(), name);
+            assert_eq!(serde_json::to_value(mode).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn a_region_rule_counts_the_down_probes_that_make_the_region_down() {
+        assert_eq!(RegionRule::Any.threshold(4), 1);
+        assert_eq!(RegionRule::All.threshold(4), 4);
+        assert_eq!(RegionRule::Majority.threshold(4), 3);
+        assert_eq!(RegionRule::Majority.threshold(5), 3);
+        assert_eq!(RegionRule::AtLeast { n: 3, m: 4 }.threshold(4), 3);
+        // Of the decisive probes only: `all` of them, `n of m` in proportion.
+        assert_eq!(RegionRule::All.threshold_of(2, 4), 2);
+        assert_eq!(RegionRule::AtLeast { n: 3, m: 4 }.threshold_of(2, 4), 2);
+        assert_eq!(RegionRule::AtLeast { n: 1, m: 4 }.threshold_of(1, 4), 1);
+    }
+
+    #[test]
+    fn a_region_rule_reads_and_prints_as_written() {
+        for (text, rule) in [
+            ("any", RegionRule::Any),
+            ("all", RegionRule::All),
+            ("majority", RegionRule::Majority),
+            ("2 of 3", RegionRule::AtLeast { n: 2, m: 3 }),
+        ] {
+            let read: RegionRule = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(read, rule);
+            assert_eq!(rule.to_string(), text);
+        }
+        let e = serde_json::from_value::<RegionRule>("most".into()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(r#""any", "all", "majority" or "<n> of <m>""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_quorum_rule_counts_the_down_votes_needed() {
+        assert_eq!(QuorumRule::Majority.threshold(3), 2);
+        assert_eq!(QuorumRule::Majority.threshold(4), 3);
+        assert_eq!(QuorumRule::Majority.threshold(5), 3);
+        assert_eq!(QuorumRule::AtLeast(2).threshold(5), 2);
+        for (text, rule) in [
+            ("majority", QuorumRule::Majority),
+            ("2", QuorumRule::AtLeast(2)),
+        ] {
+            let read: QuorumRule = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(read, rule);
+            assert_eq!(rule.to_string(), text);
+        }
+        let e = serde_json::from_value::<QuorumRule>("most".into()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"majority\" or a whole number of instances"),
+            "{e}"
+        );
+    }
+}

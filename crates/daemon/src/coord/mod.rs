@@ -271,4 +271,49 @@ mod tests {
             "stale at the decision"
         );
     }
+
+    /// The lease is ours to act on only strictly before the end of the hold the
+    /// coordination task reported: at that instant this instance is a follower, and
+    /// its writes carry no fence.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_lease_stops_acting_at_the_end_of_the_hold() {
+        let until = Instant::now() + Duration::from_secs(2);
+        let report = CoordReport {
+            leader: Some("a/pa".into()),
+            held: Some((7, until)),
+            own: PeerView {
+                seq: 1,
+                process: "pa".into(),
+                vote: Vote::Up,
+                evidence_age_ms: Some(0),
+                secondary_up: true,
+                fit: true,
+                digest: String::new(),
+                detail: String::new(),
+            },
+            peers: Vec::new(),
+            duplicate: None,
+            mismatch: Vec::new(),
+            error: None,
+        };
+        let id = Identity {
+            instance: "a".into(),
+            process: "pa".into(),
+        };
+        advance(Duration::from_millis(1_999)).await;
+        let (c, leadership) = policy_input(&cfg(), &id, Some(&report), Instant::now());
+        assert!(c.leader);
+        assert_eq!(
+            leadership.fence(),
+            Some(Fence {
+                owner: "a/pa".into(),
+                token: 7
+            })
+        );
+        advance(Duration::from_millis(1)).await;
+        let (c, leadership) = policy_input(&cfg(), &id, Some(&report), until);
+        assert!(!c.leader);
+        assert_eq!(leadership, Leadership::Follower);
+        assert_eq!(leadership.fence(), None);
+    }
 }

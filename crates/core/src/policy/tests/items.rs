@@ -81,3 +81,80 @@ async fn a_newer_item_from_any_read_makes_earlier_issued_reads_old() {
         ItemChange::Reset
     );
 }
+
+/// Every sync pass reads the same item again: that is no change, and it does not
+/// restart the hold-down the last transition started.
+#[tokio::test(start_paused = true)]
+async fn the_same_item_read_again_changes_nothing() {
+    let mut c = cfg();
+    c.hold_down = Duration::from_secs(10);
+    let mut p = policy(c, 1, 0, 1, 1);
+    let t0 = Instant::now();
+    p.committed(item(AppState::Fenced, 1), t0);
+    for _ in 0..12 {
+        advance(Duration::from_secs(1)).await;
+        let now = Instant::now();
+        let change = p.observe_read(item(AppState::Fenced, 1), Some(t0), Some(now), now);
+        assert_eq!(change, ItemChange::None);
+    }
+    let now = Instant::now();
+    feed(&mut p, [0], false, 1, now);
+    assert!(
+        !matches!(
+            p.evaluate(now),
+            Verdict::Blocked {
+                because: Blocked::HoldDown { .. },
+                ..
+            }
+        ),
+        "the hold-down ran from the transition, 12 s ago"
+    );
+}
+
+/// A higher version, or the same version in another state (written outside the
+/// protocol), is a newer item: it replaces what was known.
+#[tokio::test(start_paused = true)]
+async fn a_higher_version_or_another_state_is_newer() {
+    let mut p = policy(cfg(), 1, 0, 1, 1);
+    let t0 = Instant::now();
+    p.committed(item(AppState::Active, 1), t0);
+    advance(Duration::from_secs(1)).await;
+    let now = Instant::now();
+    let change = p.observe_read(item(AppState::Active, 2), None, Some(now), now);
+    assert_eq!(change, ItemChange::Newer);
+    assert_eq!(p.item().map(|i| i.version), Some(2));
+    let change = p.observe_read(item(AppState::Fenced, 2), None, Some(now), now);
+    assert_eq!(change, ItemChange::Newer);
+    assert_eq!(
+        p.item().map(|i| (i.state, i.version)),
+        Some((AppState::Fenced, 2))
+    );
+}
+
+/// A newer item from a read issued before what we knew was learned does not move
+/// that moment back: a read issued in between that answers the older item is still
+/// older than what we know, not a reset.
+#[tokio::test(start_paused = true)]
+async fn a_newer_item_from_an_early_read_keeps_what_was_learned_later() {
+    let mut p = policy(cfg(), 1, 0, 1, 1);
+    let t0 = Instant::now();
+    advance(Duration::from_secs(1)).await;
+    let learned = Instant::now();
+    p.committed(item(AppState::Active, 1), learned);
+    advance(Duration::from_secs(1)).await;
+    let now = Instant::now();
+    let early = t0 + Duration::from_millis(100);
+    assert_eq!(
+        p.observe_read(item(AppState::Fenced, 2), None, Some(early), now),
+        ItemChange::Newer
+    );
+    let between = t0 + Duration::from_millis(500);
+    assert_eq!(
+        p.observe_read(item(AppState::Active, 1), None, Some(between), now),
+        ItemChange::None
+    );
+    assert_eq!(
+        p.item().map(|i| (i.state, i.version)),
+        Some((AppState::Fenced, 2))
+    );
+}

@@ -161,6 +161,38 @@ async fn evidence_is_bounded_with_ten_thousand_probes() {
     );
 }
 
+/// What the evidence lists exactly: the probes not up (at most `MAX_LISTED` a
+/// region), how many were left out (the up ones are not counted), and each error
+/// cut at `MAX_ERROR` bytes, back to a character's start, with an ellipsis; an
+/// error of exactly `MAX_ERROR` bytes is whole.
+#[tokio::test(start_paused = true)]
+async fn evidence_lists_the_probes_not_up_and_cuts_long_errors_at_a_character() {
+    let mut p = policy(cfg(), 30, 1, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    let exact = "x".repeat(evidence::MAX_ERROR);
+    // One byte, then two-byte characters: byte MAX_ERROR is inside one.
+    let long = format!("a{}", "é".repeat(evidence::MAX_ERROR));
+    for i in 0..25 {
+        let error = if i == 0 { exact.clone() } else { long.clone() };
+        p.observe(&Observation {
+            error: Some(error),
+            ..obs(i, false, now)
+        });
+    }
+    for i in 25..31 {
+        p.observe(&obs(i, true, now));
+    }
+    let Verdict::Act(d) = p.evaluate(now) else {
+        panic!("primary probes down: a failover");
+    };
+    assert_eq!(d.evidence["probes"].as_array().map(Vec::len), Some(20));
+    assert_eq!(d.evidence["probes_omitted"], 25 - 20);
+    assert_eq!(d.evidence["probes"][0]["last_error"], exact.as_str());
+    let cut = format!("a{}…", "é".repeat((evidence::MAX_ERROR - 1) / 2));
+    assert_eq!(d.evidence["probes"][1]["last_error"], cut.as_str());
+}
+
 /// Item 4 of issue 17: the vote an instance publishes is the one it counts for
 /// itself. A primary probe that is down but answered its last check (rise not
 /// reached: the primary may be back) makes the vote unknown, published and counted
@@ -191,4 +223,27 @@ async fn a_probe_that_answered_its_last_check_holds_the_published_vote_too() {
             "{vote:?} {age:?}"
         );
     }
+}
+
+/// The coordination input is kept as last set, for the daemon's status and
+/// reports; None again once this instance acts alone.
+#[test]
+fn the_coordination_input_is_kept_as_set() {
+    use crate::rules::QuorumRule;
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    assert_eq!(p.coordination(), None);
+    let c = Coordination {
+        leader: false,
+        leader_id: Some("other".into()),
+        configured: 3,
+        others_live: 2,
+        others_down: 0,
+        max_evidence_age: Duration::from_secs(5),
+        quorum: QuorumRule::Majority,
+        mismatch: Vec::new(),
+    };
+    p.set_coordination(Some(c.clone()));
+    assert_eq!(p.coordination(), Some(&c));
+    p.set_coordination(None);
+    assert_eq!(p.coordination(), None);
 }

@@ -267,3 +267,95 @@ async fn the_region_rule_counts_the_probes_that_can_judge_the_region() {
     assert_eq!(RegionRule::AtLeast { n: 1, m: 3 }.threshold_of(1, 3), 1);
     assert_eq!(RegionRule::All.threshold_of(2, 3), 2);
 }
+
+/// Each probe's view (status, metrics) counts its results since the start.
+#[tokio::test(start_paused = true)]
+async fn a_probes_view_counts_its_successes_and_failures() {
+    let mut p = policy(cfg(), 1, 1, 3, 2);
+    let now = Instant::now();
+    feed(&mut p, [0], true, 2, now);
+    feed(&mut p, [0], false, 3, now);
+    let views = p.probe_views(now);
+    let v = &views[0];
+    assert_eq!((v.name.as_str(), v.successes, v.failures), ("p0", 2, 3));
+    assert_eq!(v.health, Health::Down);
+}
+
+/// What the daemon reports of an outage: the probes not up, in the configured
+/// order (the detail of its published view), and the onset, the down probe whose
+/// run of failures began first (the recovery report's detection).
+#[tokio::test(start_paused = true)]
+async fn the_onset_is_the_first_failure_of_a_probe_down_now() {
+    let mut p = policy(cfg(), 2, 1, 2, 1);
+    let t0 = Instant::now();
+    feed(&mut p, [0, 1, 2], true, 1, t0);
+    assert_eq!(p.onset(Role::Primary), None);
+    assert!(p.probes_not_up(t0, 20).is_empty());
+    p.observe(&obs(1, false, t0));
+    advance(Duration::from_secs(1)).await;
+    let t1 = Instant::now();
+    feed(&mut p, [0], false, 2, t1);
+    p.observe(&obs(1, false, t1));
+    assert_eq!(p.onset(Role::Primary), Some(("p1".into(), t0)));
+    let names: Vec<String> = p
+        .probes_not_up(t1, 20)
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["p0", "p1"]);
+    assert_eq!(p.probes_not_up(t1, 1).len(), 1);
+}
+
+/// A region none of whose probes can judge it (every error is about the monitor)
+/// is not up: `require_healthy_secondary` does not take a secondary it cannot see
+/// for a healthy one. A region without probes is up (nothing to check).
+#[tokio::test(start_paused = true)]
+async fn a_region_whose_probes_are_all_inconclusive_is_not_up() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let now = Instant::now();
+    feed(&mut p, [0, 1], true, 1, now);
+    assert!(p.region_up(Role::Secondary));
+    feed_denied(&mut p, [1], 3, now);
+    assert_eq!(p.probe_views(now)[1].health, Health::Inconclusive);
+    assert!(!p.region_up(Role::Secondary));
+    assert!(policy(cfg(), 1, 0, 1, 1).region_up(Role::Secondary));
+}
+
+/// Why `active` holds, as the status says it: the primary healthy; healthy on the
+/// probes that can judge it, the others named; or nothing able to judge it.
+#[tokio::test(start_paused = true)]
+async fn a_hold_in_active_says_which_probes_judged_the_primary() {
+    let why = |p: &Policy| match p.evaluate(Instant::now()) {
+        Verdict::Hold { why } => why,
+        other => panic!("{other:?}"),
+    };
+    let mut p = policy(cfg(), 2, 1, 1, 1);
+    let now = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, now);
+    feed(&mut p, [0, 1, 2], true, 1, now);
+    assert_eq!(why(&p), "primary healthy");
+    feed_denied(&mut p, [1], 3, now);
+    assert!(
+        why(&p).starts_with("primary healthy on 1 probe(s); inconclusive"),
+        "{}",
+        why(&p)
+    );
+    feed_denied(&mut p, [0], 3, now);
+    assert!(
+        why(&p).starts_with("no probe can judge the primary"),
+        "{}",
+        why(&p)
+    );
+    feed(&mut p, [0, 1], true, 1, now);
+    p.set_coordination(Some(Coordination {
+        leader: true,
+        leader_id: Some("me".into()),
+        configured: 3,
+        others_live: 2,
+        others_down: 0,
+        max_evidence_age: Duration::from_secs(5),
+        quorum: crate::rules::QuorumRule::Majority,
+        mismatch: Vec::new(),
+    }));
+    assert_eq!(why(&p), "primary healthy", "with cooperating instances");
+}

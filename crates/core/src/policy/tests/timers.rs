@@ -411,3 +411,85 @@ async fn a_fence_without_a_quorum_expires_instead_of_blocking_writes_for_ever() 
         other => panic!("the fence was kept: {other:?}"),
     }
 }
+
+/// What the daemon reads of a fence: how long it has lasted (for its status), and
+/// whether replication is to be measured now, which is only in a fence of ours: not
+/// before it, not in a human's (a human ends it).
+#[tokio::test(start_paused = true)]
+async fn a_fence_of_ours_is_timed_and_measured_a_humans_is_not_measured() {
+    let mut p = policy(cfg(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, t0);
+    assert!(!p.measuring_replication());
+    assert_eq!(p.fenced_for(t0), None);
+    p.committed(item(AppState::Fenced, 1), t0);
+    assert!(p.measuring_replication());
+    assert_eq!(
+        p.fenced_for(t0 + Duration::from_secs(3)),
+        Some(Duration::from_secs(3))
+    );
+    p.committed(item(AppState::Active, 2), t0);
+    assert!(!p.measuring_replication());
+    assert_eq!(p.fenced_for(t0 + Duration::from_secs(3)), None);
+    let human = ConfigItem {
+        updated_by: Some("admin:ana".into()),
+        ..item(AppState::Fenced, 3)
+    };
+    p.committed(human, t0);
+    assert!(!p.measuring_replication(), "a human's fence");
+    assert!(p.fenced_for(t0).is_some());
+}
+
+/// A reload keeps how long the primary has been up (the automatic failback's
+/// timer) while the primary stays up through it.
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_failback_timer_while_the_primary_stays_up() {
+    let c = PolicyConfig {
+        failback: Failback::Auto,
+        failback_after: Duration::from_secs(10),
+        hold_down: Duration::ZERO,
+        ..cfg()
+    };
+    let mut p = policy(c.clone(), 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.observe_item(item(AppState::Failover, 1), None, t0);
+    feed(&mut p, [0, 1], true, 1, t0);
+    advance(Duration::from_secs(8)).await;
+    p.reconfigure(
+        c,
+        [
+            ("p0".to_string(), Role::Primary, 1, 1),
+            ("s0".to_string(), Role::Secondary, 1, 1),
+        ],
+    );
+    advance(Duration::from_secs(3)).await;
+    assert_eq!(
+        target(&p.evaluate(Instant::now())),
+        Some(AppState::Active),
+        "up for 11 s, reload included"
+    );
+}
+
+/// The hold-down ends exactly `hold_down` after the last transition: a millisecond
+/// before, the move waits that millisecond; at the end it is made.
+#[tokio::test(start_paused = true)]
+async fn the_hold_down_ends_exactly_at_its_length() {
+    let mut c = cfg();
+    c.hold_down = Duration::from_secs(10);
+    let mut p = policy(c, 1, 1, 1, 1);
+    let t0 = Instant::now();
+    p.committed(item(AppState::Failover, 1), t0);
+    p.committed(item(AppState::Active, 2), t0);
+    feed(&mut p, [1], true, 1, t0);
+    feed(&mut p, [0], false, 1, t0);
+    let before = t0 + Duration::from_millis(9_999);
+    assert!(matches!(
+        p.evaluate(before),
+        Verdict::Blocked {
+            because: Blocked::HoldDown { remaining_ms: 1 },
+            ..
+        }
+    ));
+    let end = t0 + Duration::from_secs(10);
+    assert_eq!(target(&p.evaluate(end)), Some(AppState::Failover));
+}
