@@ -110,9 +110,10 @@ async fn a_reset_under_a_running_monitor_is_taken_in_and_the_repair_resumes_move
 }
 
 /// Item 1: a forced move is never refused because of the daemon's own memory. The
-/// primary hangs (so the sync pass, which reads it first, has not seen the commit
-/// region reset); the forced failover finds the item lower than remembered, takes
-/// it in and decides again from it. Before: 409 `lost_race (now active version 0)`.
+/// move follows the reset at once (no time passes, so no sync pass has read the
+/// commit region since; the in-memory tables delay writes only, never reads); the
+/// forced failover finds the item lower than remembered, takes it in and decides
+/// again from it. Before: 409 `lost_race (now active version 0)`.
 #[tokio::test(start_paused = true)]
 async fn a_forced_move_is_not_refused_because_of_stale_memory() {
     let b = world();
