@@ -247,3 +247,25 @@ fn the_coordination_input_is_kept_as_set() {
     p.set_coordination(None);
     assert_eq!(p.coordination(), None);
 }
+
+#[test]
+fn the_quorum_is_reachable_only_while_enough_instances_are_live() {
+    use crate::rules::QuorumRule;
+    let c = |configured, others_live, quorum| Coordination {
+        leader: true,
+        leader_id: Some("a".into()),
+        configured,
+        others_live,
+        others_down: 0,
+        max_evidence_age: Duration::from_secs(10),
+        quorum,
+        mismatch: Vec::new(),
+    };
+    // Three configured, a majority of two: this one alone cannot reach it.
+    assert!(!c(3, 0, QuorumRule::Majority).reachable());
+    assert!(c(3, 1, QuorumRule::Majority).reachable());
+    assert!(c(3, 2, QuorumRule::Majority).reachable());
+    // Five, at least three: this one and two others.
+    assert!(!c(5, 1, QuorumRule::AtLeast(3)).reachable());
+    assert!(c(5, 2, QuorumRule::AtLeast(3)).reachable());
+}
