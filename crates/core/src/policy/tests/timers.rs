@@ -493,3 +493,35 @@ async fn the_hold_down_ends_exactly_at_its_length() {
     let end = t0 + Duration::from_secs(10);
     assert_eq!(target(&p.evaluate(end)), Some(AppState::Failover));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_a_probes_health_only_with_the_same_fall_and_rise() {
+    let mut p = policy(cfg(), 1, 1, 3, 2);
+    let now = Instant::now();
+    feed(&mut p, [0, 1], true, 2, now);
+    let health = |p: &Policy| {
+        p.probe_views(now)
+            .iter()
+            .map(|v| v.health)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(health(&p), vec![Health::Up, Health::Up]);
+    let probes = |fall| {
+        [
+            ("p0".to_owned(), Role::Primary, fall, 2),
+            ("s0".to_owned(), Role::Secondary, 3, 2),
+        ]
+    };
+    p.reconfigure(cfg(), probes(3));
+    assert_eq!(
+        health(&p),
+        vec![Health::Up, Health::Up],
+        "same thresholds: kept"
+    );
+    p.reconfigure(cfg(), probes(5));
+    assert_eq!(
+        health(&p),
+        vec![Health::Unknown, Health::Up],
+        "another fall: judged anew"
+    );
+}
