@@ -777,6 +777,8 @@ impl Drill {
 
     /// The conditions that stop a drill at any step.
     async fn watch(&mut self) -> Result<(), Stop> {
+        // A stopped process's drill waits with it (the simulation's SIGSTOP).
+        self.ctx.gate.pass().await;
         if let Some(why) = self.abort.borrow().clone() {
             return Err(Stop::interrupted(why));
         }

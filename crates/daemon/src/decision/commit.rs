@@ -193,6 +193,30 @@ impl Daemon {
                 }
             },
         };
+        // A drill's move is a program's, not a person's: only while this instance
+        // acts (its lease held as of now, not as of a read before a pause), and
+        // fenced by the lease like an automatic move, so that a runner that was
+        // stopped and resumes on stale probe results never writes.
+        let fence = match &human.drill {
+            None => None,
+            Some(d) => {
+                let (_, leadership) = self.coordination(state, Instant::now());
+                if !leadership.acts() {
+                    warn!(drill = %d.id, to = %human.to, "a drill's move while this instance does not act: not started");
+                    let _ = human.reply.send(Err(MoveError::LostRace(None)));
+                    return;
+                }
+                // Nor on evidence older than a lone instance may act on.
+                let ttl = self.settings.policy_config().evidence_ttl;
+                let age = self.policy.vote(Instant::now()).1;
+                if age.is_none_or(|a| a > ttl) {
+                    warn!(drill = %d.id, to = %human.to, age = ?age, "a drill's move on stale probe results: not started");
+                    let _ = human.reply.send(Err(MoveError::LostRace(None)));
+                    return;
+                }
+                leadership.fence()
+            }
+        };
         match self.policy.manual(human.to, human.force, Instant::now()) {
             Err(r) => {
                 warn!(to = %human.to, caller = %human.caller, refusal = %r, "manual move refused");
@@ -204,7 +228,7 @@ impl Daemon {
                     None => (format!("admin:{}", human.caller), Trigger::Manual),
                 };
                 let reason = human.reason.clone();
-                let mut t = Self::transition_for(decision, reason, trigger, by, human.force, None);
+                let mut t = Self::transition_for(decision, reason, trigger, by, human.force, fence);
                 t.lasts = lasts;
                 let p = self.actuator.prepare(t);
                 self.spawn_commit(p, Origin::Manual(human), state, tasks);

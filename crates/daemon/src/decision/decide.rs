@@ -12,7 +12,11 @@ use failover_core::policy::{Coordination, Verdict};
 
 impl Daemon {
     /// The coordination inputs for the policy as of `now`, and whether we lead.
-    fn coordination(&self, state: &LoopState, now: Instant) -> (Option<Coordination>, Leadership) {
+    pub(super) fn coordination(
+        &self,
+        state: &LoopState,
+        now: Instant,
+    ) -> (Option<Coordination>, Leadership) {
         let Some(cfg) = &self.settings.coordination else {
             return (None, Leadership::Alone);
         };
