@@ -93,7 +93,7 @@ impl Checker {
                 self.live.failover(sim, c.at);
             }
             if c.from == AppState::Failover && c.item.state == AppState::Active {
-                sick_primary_check(sim, c.at, &c.process);
+                sick_primary_check(sim, c.at, &format!("{} ({:?})", c.process, c.item.reason));
             }
         }
     }

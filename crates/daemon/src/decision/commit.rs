@@ -13,7 +13,7 @@ use super::{Daemon, Done, HumanMove, LoopState, Tasks};
 use crate::action::{ActionError, DnsAction, Outcome, Prepared, PrimaryCopy, Transition};
 use crate::control::{ANSWER_WITHIN, MoveDone, MoveError, PauseError, Request, move_wait};
 use failover_core::commit::Origin;
-use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, Trigger};
+use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, Role, Trigger};
 use failover_core::overrides;
 use failover_core::policy::{Decision, ItemChange};
 
@@ -209,8 +209,17 @@ impl Daemon {
                 // Nor on evidence older than a lone instance may act on.
                 let ttl = self.settings.policy_config().evidence_ttl;
                 let age = self.policy.vote(Instant::now()).1;
-                if age.is_none_or(|a| a > ttl) {
-                    warn!(drill = %d.id, to = %human.to, age = ?age, "a drill's move on stale probe results: not started");
+                // Back onto the primary only while its every probe's last run passed:
+                // health alone lags by `fall` runs (a process resumed after a pause has
+                // fresh failures that have not yet turned a probe down).
+                let failing = human.to == AppState::Active
+                    && self
+                        .policy
+                        .probe_views(Instant::now())
+                        .iter()
+                        .any(|p| p.region == Role::Primary && p.last_ok != Some(true));
+                if age.is_none_or(|a| a > ttl) || failing {
+                    warn!(drill = %d.id, to = %human.to, age = ?age, "a drill's move on stale or failing probe results: not started");
                     let _ = human.reply.send(Err(MoveError::LostRace(None)));
                     return;
                 }
