@@ -379,7 +379,7 @@ impl ItemStore for DynamoItemStore {
         new: &DrillRecord,
     ) -> Result<(), WriteError> {
         let json = serde_json::to_string(new).map_err(|e| self.failed(e.to_string()))?;
-        let mut put = self
+        let put = self
             .table
             .client
             .put_item()
@@ -388,18 +388,7 @@ impl ItemStore for DynamoItemStore {
             .item("kind", s("drill"))
             .item("seq", n(new.seq))
             .item("record", s(json));
-        put = match expected {
-            None => put.condition_expression("attribute_not_exists(appId)"),
-            Some(seq) => put
-                .condition_expression("#q = :seq")
-                .expression_attribute_names("#q", "seq")
-                .expression_attribute_values(":seq", n(seq)),
-        };
-        match self.table.conditional("put_item", put.send()).await {
-            Ok(_) => Ok(()),
-            Err(Conditional::Refused) => Err(WriteError::Conflict),
-            Err(Conditional::Failed(e)) => Err(self.failed(e)),
-        }
+        self.put_on_seq(put, expected).await
     }
 
     async fn put_report(&self, report: &Report) -> Result<(), WriteError> {
@@ -462,13 +451,25 @@ impl ItemStore for DynamoItemStore {
         expected: Option<u64>,
         new: &PauseRecord,
     ) -> Result<(), WriteError> {
-        let mut put = self
+        let put = self
             .table
             .client
             .put_item()
             .table_name(&self.table.name)
             .set_item(Some(self.pause_item(new)));
-        put = match expected {
+        self.put_on_seq(put, expected).await
+    }
+}
+
+impl DynamoItemStore {
+    /// A put of a record with a `seq` (the pause, the drill record): only while the
+    /// stored one still has `expected` (None: while there is none).
+    async fn put_on_seq(
+        &self,
+        put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+        expected: Option<u64>,
+    ) -> Result<(), WriteError> {
+        let put = match expected {
             None => put.condition_expression("attribute_not_exists(appId)"),
             Some(seq) => put
                 .condition_expression("#q = :seq")
@@ -481,9 +482,7 @@ impl ItemStore for DynamoItemStore {
             Err(Conditional::Failed(e)) => Err(self.failed(e)),
         }
     }
-}
 
-impl DynamoItemStore {
     fn audit_puts(&self, audits: &[AuditRecord]) -> Result<Vec<TransactWriteItem>, WriteError> {
         audits
             .iter()
