@@ -109,6 +109,8 @@ def write_report(r, path):
                 name = "now" if build == "after" else "before"
                 if row.get("repeat"):
                     name += " (again)"
+                if row.get("stall_s"):
+                    name += f", after a {row['stall_s']} s stop"
                 w(f"| {name} | {x['probes']} | {x['achieved_per_s']:.0f} | "
                   f"{cores:.2f} | {x['cpu_s_per_1k']:.4f} | {x['lag_p50_ms']:.2f} ms | {x['lag_p99_ms']:.2f} ms | "
                   f"{mb(x['rss_max_kb'])} | {per} | {x['others_busy_pct']:.0f}% |")
@@ -171,7 +173,9 @@ def main():
     ap.add_argument("--runs", type=int, default=20, help="detection runs")
     ap.add_argument("--window", type=int, default=20, help="seconds per cost/scale window")
     ap.add_argument("--scale", default="2000,10000,20000", help="probes per second to try (1 s interval)")
-    ap.add_argument("--before-scale", default="10000", help="of those, the ones the build before runs too")
+    ap.add_argument("--before-scale", default="10000,20000", help="of those, the ones the build before runs too")
+    ap.add_argument("--stall-scale", default="20000",
+                    help="of those, the ones run again after the process was stopped 3 s (a backlog at once)")
     ap.add_argument("--before", default=os.environ.get("BEFORE"), help="an older binary, measured alongside")
     ap.add_argument("--report", default=os.path.join(ROOT, "docs", "PERFORMANCE.md"))
     ap.add_argument("--phases", default="detection,cost,scale,metrics,profile")
@@ -206,7 +210,8 @@ def main():
                     print("== scale", flush=True)
                     counts = [int(x) for x in a.scale.split(",")]
                     before = [int(x) for x in a.before_scale.split(",") if x]
-                    results["scale"] = http_cost.scale(a.window, counts, a.before, before)
+                    stalled = [int(x) for x in a.stall_scale.split(",") if x]
+                    results["scale"] = http_cost.scale(a.window, counts, a.before, before, stalled)
                 if "metrics" in phases:
                     print("== metrics", flush=True)
                     results["metrics"] = http_cost.metrics_render()

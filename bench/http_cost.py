@@ -3,6 +3,7 @@ build before, and Debian's blackbox exporter side by side), sustained probes per
 second, /metrics, and where the CPU goes (perf, or callgrind where perf cannot run)."""
 import os
 import re
+import signal
 import statistics as st
 import subprocess
 import time
@@ -96,12 +97,20 @@ listen = "127.0.0.1:{ap}"
     return mon, ap
 
 
-def measure_monitor(binary, n_probes, window, interval_s=1, warmup=5):
-    """N probes of nginx at `interval_s`: runs/s, CPU, RSS, schedule lag, /metrics."""
+def measure_monitor(binary, n_probes, window, interval_s=1, warmup=5, stall=0):
+    """N probes of nginx at `interval_s`: runs/s, CPU, RSS, schedule lag, /metrics.
+    With `stall` (seconds), the process is stopped that long after the warm-up (what a
+    starved machine, a VM's pause or SIGSTOP does): every probe is then due at once,
+    and the window, one interval after it resumes, shows whether the backlog drained."""
     wait_quiet()
     mon, ap = monitor_for_http(binary, n_probes, interval_s)
     try:
         time.sleep(warmup + interval_s)
+        if stall:
+            os.kill(mon.pid, signal.SIGSTOP)
+            time.sleep(stall)
+            os.kill(mon.pid, signal.SIGCONT)
+            time.sleep(interval_s)
         m0, _ = metrics(ap)
         t0, w0, n0, s0 = ticks(mon.pid), time.monotonic(), nginx_worker_ticks(), system_ticks()
         rss = []
@@ -173,14 +182,19 @@ def cost(window, before):
     return rows
 
 
-def scale(window, counts, before, before_counts):
+def scale(window, counts, before, before_counts, stall_counts=(), stall=3):
+    """Each count at a 1 s interval; those in `stall_counts` once more after a stall
+    of `stall` seconds (the row says so)."""
     rows = []
     for n in counts:
-        row = {"after": measure_monitor(BIN, n, window)}
-        if before and n in before_counts:
-            row["before"] = measure_monitor(before, n, window)
-        rows.append(row)
-        print(row)
+        for s in (0, stall) if n in stall_counts else (0,):
+            row = {"after": measure_monitor(BIN, n, window, stall=s)}
+            if before and n in before_counts:
+                row["before"] = measure_monitor(before, n, window, stall=s)
+            if s:
+                row["stall_s"] = s
+            rows.append(row)
+            print(row, flush=True)
     return rows
 
 

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,8 +25,9 @@ const MAX_HEADERS: usize = 64;
 const BUFFER: usize = 4 * 1024;
 /// Idle connections are closed after this long (the server may have closed them).
 const IDLE_FOR: Duration = Duration::from_secs(30);
-/// Idle connections kept per host and port.
-const MAX_IDLE: usize = 256;
+/// Idle connections kept per host and port, at least: more when more probes share the
+/// endpoint (see [`Endpoint::checkin`]).
+const MIN_IDLE: usize = 16;
 
 /// Why an exchange failed.
 #[derive(Debug)]
@@ -113,11 +114,18 @@ impl Endpoint {
     }
 
     /// Puts back a connection whose last answer was read to its end.
-    pub fn checkin(&self, mut conn: Conn) {
+    ///
+    /// Every probe of this endpoint holds one `Arc` of it and never has two runs in
+    /// flight, so it never needs more idle connections than it has holders. A fixed
+    /// cap below that closes a connection after every run once more runs than the cap
+    /// are in flight (a backlog after a stall): each run then connects anew and leaves
+    /// a socket in TIME_WAIT, which makes the backlog worse.
+    pub fn checkin(self: &Arc<Self>, mut conn: Conn) {
         conn.idle_since = Instant::now();
         conn.shrink();
+        let cap = Arc::strong_count(self).max(MIN_IDLE);
         let mut idle = self.idle();
-        if idle.len() >= MAX_IDLE {
+        while idle.len() >= cap {
             idle.pop_front();
         }
         idle.push_back(conn);

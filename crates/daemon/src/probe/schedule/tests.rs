@@ -415,3 +415,164 @@ async fn a_reload_adds_and_removes_probes() {
         assert!((4..=6).contains(&runs), "probe {p}: {runs} runs");
     }
 }
+
+/// `n` probes at `timing`, for a scheduler a test drives by hand.
+fn plain_probes(n: usize, timing: &Timing) -> Vec<Scheduled> {
+    (0..n)
+        .map(|index| Scheduled {
+            index,
+            name: format!("p{index}"),
+            region: Role::Primary,
+            interval: timing.interval,
+            timeout: timing.timeout,
+            jitter: timing.jitter,
+            prober: Arc::new(Noted {
+                does: Does::Answer,
+                starts: Arc::default(),
+            }),
+        })
+        .collect()
+}
+
+/// A scheduler whose runs end at once, polled by the test: every start is noted
+/// (probe, when), and a turn says how many it started and whether it asked for
+/// another turn at once.
+struct Driven<M: FnMut(Arc<Scheduled>, Instant) -> std::future::Ready<bool>> {
+    scheduler: super::Scheduler<std::future::Ready<bool>, M>,
+    starts: Arc<Mutex<Vec<(usize, Instant)>>>,
+}
+
+/// Counts its wakes.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn driven(
+    n: usize,
+    seed: u64,
+) -> Driven<impl FnMut(Arc<Scheduled>, Instant) -> std::future::Ready<bool>> {
+    let starts: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::default();
+    let noted = starts.clone();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let scheduler = super::Scheduler::new(plain_probes(n, &PLAIN), &mut rng, move |probe, _| {
+        noted.lock().unwrap().push((probe.index, Instant::now()));
+        std::future::ready(true)
+    });
+    Driven { scheduler, starts }
+}
+
+impl<M: FnMut(Arc<Scheduled>, Instant) -> std::future::Ready<bool>> Driven<M> {
+    /// One turn now: the runs it started, and whether it woke itself for another.
+    fn turn(&mut self) -> (usize, bool) {
+        let before = self.starts.lock().unwrap().len();
+        let wakes = Arc::new(Wakes::default());
+        let waker = std::task::Waker::from(wakes.clone());
+        let polled = self
+            .scheduler
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        let started = self.starts.lock().unwrap().len() - before;
+        // A timer already due wakes too: only a wake with nothing due counts.
+        (started, wakes.0.load(Ordering::SeqCst) > 0)
+    }
+
+    /// Turns every 10 ms for `d`, as the runtime would poll it.
+    async fn run_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.turn();
+            tokio::time::advance(10 * MS).await;
+        }
+    }
+
+    /// Where probe `p`'s runs fell within the interval, from `origin`.
+    fn phases(&self, origin: Instant, since: Instant) -> Vec<Vec<Duration>> {
+        let mut by_probe: Vec<Vec<Duration>> = Vec::new();
+        for &(p, at) in self.starts.lock().unwrap().iter() {
+            if by_probe.len() <= p {
+                by_probe.resize(p + 1, Vec::new());
+            }
+            if at >= since {
+                let off = (at - origin).as_nanos() % S.as_nanos();
+                by_probe[p].push(Duration::from_nanos(off as u64));
+            }
+        }
+        by_probe
+    }
+}
+
+/// The whole process stopped for 3 s (SIGSTOP: the scheduler not polled at all):
+/// every probe's next run is then overdue by more than an interval. None starts at
+/// the resume; each runs at its next slot ahead, at its own phase, so the probes stay
+/// spread over the interval instead of running all at once.
+#[tokio::test(start_paused = true)]
+async fn after_a_stall_each_probe_runs_at_its_next_slot_not_all_at_once() {
+    let origin = Instant::now();
+    let mut d = driven(300, 11);
+    d.run_for(2 * S).await;
+    let before = d.phases(origin, origin);
+    assert!(
+        before.iter().all(|runs| !runs.is_empty()),
+        "each ran before"
+    );
+
+    tokio::time::advance(3 * S).await; // stopped: no turn at all
+    let resumed = Instant::now();
+    let (started, _) = d.turn();
+    assert_eq!(started, 0, "no overdue run starts at the resume");
+
+    d.run_for(S + 20 * MS).await;
+    let after = d.phases(origin, resumed);
+    assert_eq!(after.len(), before.len());
+    for (p, (was, now)) in before.iter().zip(&after).enumerate() {
+        assert!(!now.is_empty(), "probe {p}: a run in the interval after");
+        // Polled every 10 ms: a run starts within 10 ms after its slot.
+        let late = now[0].as_nanos() as i128 - was[0].as_nanos() as i128;
+        let late = late.rem_euclid(S.as_nanos() as i128);
+        assert!(
+            late < (10 * MS).as_nanos() as i128,
+            "probe {p}: {late} ns off its phase"
+        );
+    }
+}
+
+/// A run is skipped as missed only once in a row: a host starved for more than an
+/// interval at every turn still runs each probe, late.
+#[tokio::test(start_paused = true)]
+async fn a_probe_skipped_once_runs_at_its_next_turn_however_late() {
+    let mut d = driven(50, 12);
+    d.run_for(S).await;
+    tokio::time::advance(3 * S).await;
+    assert_eq!(d.turn().0, 0, "the first stall: every overdue run skipped");
+    tokio::time::advance(3 * S).await;
+    assert_eq!(d.turn().0, 50, "the second: each probe runs, late");
+}
+
+/// A stall shorter than an interval leaves part of the probes overdue by less than
+/// an interval: they run at the resume, but one turn starts at most
+/// `STARTS_PER_TURN` of them and asks for another turn at once for the rest.
+#[tokio::test(start_paused = true)]
+async fn a_turn_starts_a_bounded_number_of_runs_and_asks_for_another() {
+    let mut d = driven(2000, 13);
+    d.run_for(S).await;
+    tokio::time::advance(700 * MS).await;
+    let mut turns = Vec::new();
+    loop {
+        let (started, again) = d.turn();
+        turns.push(started);
+        if !again {
+            break;
+        }
+    }
+    let overdue: usize = turns.iter().sum();
+    assert!(overdue > 2 * super::STARTS_PER_TURN, "{turns:?}");
+    for (k, started) in turns.iter().enumerate() {
+        let left = overdue - turns[..k].iter().sum::<usize>();
+        assert_eq!(*started, left.min(super::STARTS_PER_TURN), "{turns:?}");
+    }
+}

@@ -97,3 +97,39 @@ fn conflicting_lengths_are_refused() {
     assert!(r.parse(text.as_bytes()).unwrap().is_complete());
     assert!(head_of(&r).is_err());
 }
+
+/// Idle connections of `endpoint` after `n` runs all finished at once.
+async fn idle_after_overlapping_runs(endpoint: &Arc<Endpoint>, n: usize) -> usize {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(endpoint.connect().await.unwrap());
+    }
+    for conn in conns {
+        endpoint.checkin(conn);
+    }
+    endpoint.idle().len()
+}
+
+#[tokio::test]
+async fn the_pool_keeps_a_connection_per_probe_sharing_the_endpoint() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and keeps every connection open, as a kept-alive server does.
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+
+    // 40 probes on one endpoint, every run in flight at once (a backlog after a
+    // stall): every connection is kept, so the next runs connect nothing.
+    let endpoint = Arc::new(Endpoint::new("127.0.0.1", addr.port(), Some(addr)));
+    let holders: Vec<_> = (0..39).map(|_| endpoint.clone()).collect();
+    assert_eq!(idle_after_overlapping_runs(&endpoint, 40).await, 40);
+
+    // With one probe left, the pool shrinks back to its floor on the next check-in.
+    drop(holders);
+    assert_eq!(idle_after_overlapping_runs(&endpoint, 1).await, MIN_IDLE);
+    server.abort();
+}
