@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::admin::tls::ServerTls;
 use crate::admin::{self, AdminState, Server};
@@ -19,6 +19,7 @@ use failover_daemon::backend::AwsBackend;
 use failover_daemon::control::{Handle, Request};
 use failover_daemon::metrics::Metrics;
 use failover_daemon::notify;
+use failover_daemon::probe::limits;
 
 /// The `run` command: admin server, signals, systemd notifications, and the
 /// decision loop, until SIGTERM or SIGINT.
@@ -31,6 +32,17 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> anyhow::Result<()>
         Some(files) => Some(Arc::new(ServerTls::load(files)?)),
         None => None,
     };
+    if let Some((limit, need)) = limits::this_process_too_low(settings.probes.len()) {
+        warn!(
+            limit,
+            need,
+            probes = settings.probes.len(),
+            "the limit on open files is below one per probe plus {}: a connect beyond it \
+             fails (an error about the monitor, not evidence); raise it (LimitNOFILE in \
+             the systemd unit, ulimits in the ECS task definition)",
+            limits::SPARE_FILES
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now());

@@ -151,7 +151,7 @@ impl HttpProbe {
                 Some(c) => c,
                 None => Box::pin(lean.endpoint.connect())
                     .await
-                    .map_err(|e| self.failed(&format!("tcp connect error: {e}")))?,
+                    .map_err(|e| self.connect_failed(&e))?,
             };
             match conn.send(&lean.request).await {
                 Ok(head) => return self.judge(lean, conn, head).await,
@@ -238,6 +238,18 @@ impl HttpProbe {
         }
     }
 
+    /// The lean way could not connect: about the region, unless the monitor ran out
+    /// of its own files, ports or buffers.
+    fn connect_failed(&self, e: &std::io::Error) -> ProbeError {
+        if own_limit(e) {
+            let url = self.url.as_ref().map(|u| u.as_str()).unwrap_or_default();
+            return ProbeError::Caller(redact_urls(&format!(
+                "tcp connect for url ({url}) failed on the monitor's own limit: {e}"
+            )));
+        }
+        self.failed(&format!("tcp connect error: {e}"))
+    }
+
     /// The lean way failed on the network or got no HTTP answer: about the region.
     fn failed(&self, why: &str) -> ProbeError {
         let url = self.url.as_ref().map(|u| u.as_str()).unwrap_or_default();
@@ -258,7 +270,7 @@ impl HttpProbe {
     fn transport(&self, e: &reqwest::Error) -> ProbeError {
         if e.is_timeout() {
             ProbeError::Timeout(self.timeout)
-        } else if e.is_builder() {
+        } else if e.is_builder() || caused_by_own_limit(e) {
             ProbeError::Caller(redact_urls(&failover_aws::source_chain(e)))
         } else {
             ProbeError::Transport(redact_urls(&failover_aws::source_chain(e)))
@@ -268,3 +280,28 @@ impl HttpProbe {
 
 #[cfg(test)]
 mod tests;
+
+/// An error of the monitor's own host, not of the network or the region: out of file
+/// descriptors (the process's or the system's), of local ports, or of socket buffers.
+pub(crate) fn own_limit(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        )
+}
+
+/// One of `e`'s causes is [`own_limit`] (an `io::Error` wrapping another is looked
+/// into: its `source` skips the error it wraps).
+fn caused_by_own_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (own_limit(io) || io.get_ref().is_some_and(|inner| caused_by_own_limit(inner)))
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}

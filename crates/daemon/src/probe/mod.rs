@@ -14,6 +14,7 @@
 mod cloudwatch;
 mod dynamodb;
 mod http;
+pub mod limits;
 mod s3;
 mod schedule;
 mod wire;

@@ -308,3 +308,45 @@ async fn a_body_until_the_close_is_searched_to_the_end() {
     assert_eq!(missing, Err(ProbeError::Body("active".into())));
     assert_eq!(server.connections(), 2);
 }
+
+/// A connect that fails on the monitor's own limits (its file descriptors, the
+/// system's, its local ports, socket buffers) is about the monitor; a refused or
+/// unreachable one is about the region. At 20,000 probes a stall's catch-up once ran
+/// the process out of descriptors: that is no outage of the region.
+#[test]
+fn a_connect_failing_on_the_monitors_own_limits_is_about_the_monitor() {
+    let probe = HttpProbe::new(
+        &http_client(),
+        "http://127.0.0.1:9/health?token=hunter2".into(),
+        vec![200],
+        None,
+        Duration::from_secs(1),
+    );
+    for errno in [
+        libc::EMFILE,
+        libc::ENFILE,
+        libc::EADDRNOTAVAIL,
+        libc::ENOBUFS,
+    ] {
+        let err = probe.connect_failed(&std::io::Error::from_raw_os_error(errno));
+        assert!(err.monitor_side(), "errno {errno}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+    for errno in [
+        libc::ECONNREFUSED,
+        libc::ECONNRESET,
+        libc::EHOSTUNREACH,
+        libc::ENETUNREACH,
+    ] {
+        let err = probe.connect_failed(&std::io::Error::from_raw_os_error(errno));
+        assert!(
+            matches!(err, ProbeError::Transport(_)),
+            "errno {errno}: {err}"
+        );
+    }
+    // Through reqwest (TLS probes, redirects), the same rule on the error's causes.
+    let wrapped = std::io::Error::other(std::io::Error::from_raw_os_error(libc::EMFILE));
+    assert!(caused_by_own_limit(&wrapped));
+    let refused = std::io::Error::other(std::io::Error::from_raw_os_error(libc::ECONNREFUSED));
+    assert!(!caused_by_own_limit(&refused));
+}
