@@ -86,6 +86,20 @@ def write_report(r, path):
         w(f"Targets: RSS at most {TARGETS['rss_200_mb']} MB at 200 probes and at most {TARGETS['per_probe_kb']} KB per "
           "additional probe (see the scale table).")
         w("")
+        w("RSS in its two parts (/proc/PID/status, the window's maximum of each): RssAnon is the process's own")
+        w("memory (heap, stacks, relocated data); RssFile the pages of mapped files, mostly the executable's code")
+        w("that ran (clean, shared with the page cache, reclaimed under pressure).")
+        w("")
+        w("| probes/s | RssAnon: now | before | exporter | RssFile: now | before | exporter |")
+        w("|---|---|---|---|---|---|---|")
+        for row in r["cost"]:
+            fm, bb, bf = row["failover_monitor"], row["blackbox_exporter"], row.get("before")
+            if "anon_max_kb" not in fm:
+                continue
+            part = lambda x, k: mb(x[k]) if x and k in x else "-"
+            w(f"| {row['rate']} | {part(fm, 'anon_max_kb')} | {part(bf, 'anon_max_kb')} | {part(bb, 'anon_max_kb')} | "
+              f"{part(fm, 'file_max_kb')} | {part(bf, 'file_max_kb')} | {part(bb, 'file_max_kb')} |")
+        w("")
     if "scale" in r:
         w("## Scale: sustained probes per second, schedule lag, memory, /metrics")
         w("")
@@ -147,6 +161,21 @@ def write_report(r, path):
         for e in p["entries"]:
             w(f"| {e['pct']:.1f}% | {e['dso']} | `{e['symbol']}` |")
         w("")
+    if "memory" in r:
+        m = r["memory"]
+        w("## Where the memory goes")
+        w("")
+        w(f"{m['probes']} probes, {mb(m['rss_kb'])} RSS: {mb(m['anon_kb'])} of the process's own (RssAnon) and "
+          f"{mb(m['file_kb'])} of mapped files (RssFile). The executable's resident pages by section")
+        w("(/proc/PID/pagemap; a file page is resident once code touched it or the kernel mapped it around a")
+        w("touched one):")
+        w("")
+        w("| section | resident | of |")
+        w("|---|---|---|")
+        for x in m["sections"]:
+            if x["resident_kb"] >= 64:
+                w(f"| `{x['section']}` | {mb(x['resident_kb'])} | {mb(x['size_kb'])} |")
+        w("")
     if "provision" in r:
         p = r["provision"]
         w("## Provisioning the stack")
@@ -178,7 +207,7 @@ def main():
                     help="of those, the ones run again after the process was stopped 3 s (a backlog at once)")
     ap.add_argument("--before", default=os.environ.get("BEFORE"), help="an older binary, measured alongside")
     ap.add_argument("--report", default=os.path.join(ROOT, "docs", "PERFORMANCE.md"))
-    ap.add_argument("--phases", default="detection,cost,scale,metrics,profile")
+    ap.add_argument("--phases", default="detection,cost,scale,metrics,profile,memory")
     ap.add_argument("--provision-runs", type=int, default=5, help="provisioning runs")
     ap.add_argument("--shared", default=os.environ.get("SHARED"), help="a note: who else used the machine")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from bench/results.json")
@@ -199,7 +228,7 @@ def main():
         if "provision" in phases:
             print("== provision", flush=True)
             results["provision"] = provisioning(a.provision_runs)
-        http = [p for p in ("cost", "scale", "metrics", "profile") if p in phases]
+        http = [p for p in ("cost", "scale", "metrics", "profile", "memory") if p in phases]
         if http:
             d = http_cost.start_nginx()
             try:
@@ -218,6 +247,9 @@ def main():
                 if "profile" in phases:
                     print("== profile", flush=True)
                     results["profile"] = http_cost.profile()
+                if "memory" in phases:
+                    print("== memory", flush=True)
+                    results["memory"] = http_cost.memory_profile()
             finally:
                 http_cost.stop_nginx(d)
     finally:

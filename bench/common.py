@@ -63,11 +63,19 @@ def ticks(pid):
 
 
 def rss_kb(pid):
+    return rss_parts(pid)["VmRSS"]
+
+
+def rss_parts(pid):
+    """VmRSS and its parts (kB): RssAnon, the process's own memory; RssFile, pages of
+    files mapped (the executable's code among them: clean, shared, reclaimable)."""
+    parts = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            key = line.split(":")[0]
+            if key in parts:
+                parts[key] = int(line.split()[1])
+    return parts
 
 
 def system_ticks():

@@ -8,7 +8,7 @@ import statistics as st
 import subprocess
 import time
 
-from common import (BIN, HZ, TMP, free_port, lag_quantiles, metrics, monitor_env, rss_kb, spawn,
+from common import (BIN, HZ, TMP, free_port, lag_quantiles, metrics, monitor_env, rss_parts, spawn,
                     stop, system_ticks, ticks, timed_get, total, wait_port, wait_quiet)
 
 NGINX_CONF = """worker_processes 1;
@@ -113,9 +113,10 @@ def measure_monitor(binary, n_probes, window, interval_s=1, warmup=5, stall=0):
             time.sleep(interval_s)
         m0, _ = metrics(ap)
         t0, w0, n0, s0 = ticks(mon.pid), time.monotonic(), nginx_worker_ticks(), system_ticks()
-        rss = []
+        rss, parts = [], []
         while time.monotonic() - w0 < window:
-            rss.append(rss_kb(mon.pid))
+            parts.append(rss_parts(mon.pid))
+            rss.append(parts[-1]["VmRSS"])
             time.sleep(0.25)
         m1, _ = metrics(ap)
         t1, w1, n1, s1 = ticks(mon.pid), time.monotonic(), nginx_worker_ticks(), system_ticks()
@@ -133,6 +134,7 @@ def measure_monitor(binary, n_probes, window, interval_s=1, warmup=5, stall=0):
     return {
         "probes": n_probes, "window_s": w1 - w0, "target_per_s": n_probes / interval_s, "achieved_per_s": runs / (w1 - w0),
         "cpu_s": cpu, "cpu_s_per_1k": 1000 * cpu / max(runs, 1), "rss_max_kb": max(rss), "rss_median_kb": st.median(rss),
+        "anon_max_kb": max(p["RssAnon"] for p in parts), "file_max_kb": max(p["RssFile"] for p in parts),
         "lag_p50_ms": p50 * 1000, "lag_p99_ms": p99 * 1000, "probes_ok_last": ok,
         "metrics_ms_median": st.median(times) * 1000, "metrics_series": series, "metrics_bytes": size,
         "machine_busy_pct": busy, "others_busy_pct": others,
@@ -153,11 +155,12 @@ def measure_blackbox(rate, window):
     url = f"http://127.0.0.1:{port}/probe?target=http://127.0.0.1:{NGINX['port']}/health.json&module=http_2xx"
     workers = max(1, rate // 50)
     t0 = ticks(bb.pid)
-    rss = []
+    rss, parts = [], []
     load = subprocess.Popen(["hey", "-z", f"{window}s", "-c", str(workers), "-q", str(rate // workers), url],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while load.poll() is None:
-        rss.append(rss_kb(bb.pid))
+        parts.append(rss_parts(bb.pid))
+        rss.append(parts[-1]["VmRSS"])
         time.sleep(0.25)
     out = load.stdout.read()
     t1 = ticks(bb.pid)
@@ -165,7 +168,9 @@ def measure_blackbox(rate, window):
     stop(bb)
     cpu = (t1 - t0) / HZ
     return {"target_per_s": rate, "achieved_per_s": n / window, "cpu_s": cpu, "cpu_s_per_1k": 1000 * cpu / max(n, 1),
-            "rss_max_kb": max(rss) if rss else 0}
+            "rss_max_kb": max(rss) if rss else 0,
+            "anon_max_kb": max((p["RssAnon"] for p in parts), default=0),
+            "file_max_kb": max((p["RssFile"] for p in parts), default=0)}
 
 
 def cost(window, before):
@@ -256,3 +261,52 @@ def profile(rate=1000, seconds=15):
         if m:
             dsos.append({"pct": float(m.group(1)), "dso": m.group(2)})
     return {"tool": tool, "rate": rate, "seconds": seconds, "entries": entries[:30], "dsos": dsos[:8]}
+
+
+def sections(binary):
+    """(file offset start, end, name) of the executable's allocated sections."""
+    out = subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True).stdout
+    found = []
+    for m in re.finditer(r"\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)", out):
+        addr, off, size = (int(m.group(k), 16) for k in (2, 3, 4))
+        if addr and size:
+            found.append((off, off + size, m.group(1)))
+    return found
+
+
+def memory_profile(probes=200, settle=10):
+    """Where the RSS of `probes` probes is: the process's own memory, and the pages of
+    the executable that are resident (/proc/PID/pagemap), by section. A page of a
+    file mapping is resident once touched, or when the kernel mapped it around a
+    touched one (fault-around, 64 KB)."""
+    wait_quiet()
+    mon, _ = monitor_for_http(BIN, probes, 1)
+    try:
+        time.sleep(settle)
+        parts = rss_parts(mon.pid)
+        real = os.path.realpath(BIN)
+        resident = []
+        with open(f"/proc/{mon.pid}/maps") as maps, open(f"/proc/{mon.pid}/pagemap", "rb") as pm:
+            for line in maps:
+                f = line.split()
+                if len(f) < 6 or os.path.realpath(f[5]) != real:
+                    continue
+                lo, hi = (int(x, 16) for x in f[0].split("-"))
+                offset = int(f[2], 16)
+                pm.seek(lo // 4096 * 8)
+                data = pm.read((hi - lo) // 4096 * 8)
+                for i in range((hi - lo) // 4096):
+                    if int.from_bytes(data[i * 8:i * 8 + 8], "little") >> 63:
+                        resident.append(offset + i * 4096)
+    finally:
+        stop(mon)
+    secs = sections(BIN)
+    by = {}
+    for off in resident:
+        name = next((n for s0, s1, n in secs if s0 <= off < s1 or off <= s0 < off + 4096), "other")
+        by[name] = by.get(name, 0) + 4
+    size = {n: (s1 - s0) // 1024 for s0, s1, n in secs}
+    rows = sorted(({"section": n, "resident_kb": kb, "size_kb": size.get(n, 0)} for n, kb in by.items()),
+                  key=lambda r: -r["resident_kb"])
+    return {"probes": probes, "rss_kb": parts["VmRSS"], "anon_kb": parts["RssAnon"], "file_kb": parts["RssFile"],
+            "sections": rows}
