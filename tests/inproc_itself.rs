@@ -289,6 +289,38 @@ async fn a_deleted_pause_item_is_not_remembered() {
     a.stop().await;
 }
 
+/// A sync pass whose reads were issued before this instance stored a pause, and
+/// whose report comes after it (the pass is slow: it catches up a lagging primary
+/// copy), never undoes the pause: a read issued before what we learned is taken
+/// in only when it is not older than it.
+#[tokio::test(start_paused = true)]
+async fn a_pause_read_before_our_own_write_never_undoes_it() {
+    let b = world();
+    let a = Node::start(settings("a", ""), &b, 1);
+    two_moves(&a).await;
+    pause(&a, true).await;
+    pause(&a, false).await;
+    // The primary copy lags (set back by hand) and its catch-up (a transaction) is
+    // slow: each pass reports well after its reads of the commit region.
+    b.table(Role::Primary).set_transaction_time(5 * S);
+    b.table(Role::Primary)
+        .put(APP, Record::Item(seed(AppState::Active)));
+    // A pass starts within a state_refresh (500 ms) and is still catching up.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    pause(&a, true).await;
+    for _ in 0..80 {
+        let s = a.status();
+        assert!(s.paused, "the pause was undone: {:?}", s.overrides);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        item(&b, Role::Primary).map(|i| i.version),
+        Some(2),
+        "caught up"
+    );
+    a.kill();
+}
+
 /// Item 2: every instance shares one IAM role, so a permission change is a fault of
 /// every vantage point at once. Three instances whose DynamoDB probe of a healthy
 /// primary is answered `AccessDeniedException` fail nothing over: the probe is

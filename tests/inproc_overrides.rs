@@ -83,6 +83,34 @@ async fn a_pause_ends_on_every_instance_and_its_lift_is_stored_once() {
     }
 }
 
+/// Only the acting instance stores the lift. Here the leader is killed holding a
+/// long lease: the other instance stays a follower, honours the pause's end, and
+/// writes nothing.
+#[tokio::test(start_paused = true)]
+async fn a_follower_honours_the_end_of_a_pause_but_never_stores_its_lift() {
+    let b = world();
+    let a = Node::start(coordinated("a", &["a", "c"], "10m"), &b, 1);
+    a.wait_for(Duration::from_secs(10), "a leader", |s| s.is_leader)
+        .await;
+    let c = Node::start(coordinated("c", &["a", "c"], "10m"), &b, 2);
+    c.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    a.kill();
+    assert_eq!(pause(&c, Some(MINUTE)).await, Ok(false));
+    c.wait_for(Duration::from_secs(5), "paused", |s| s.paused)
+        .await;
+    c.wait_for(2 * MINUTE, "the pause ended", |s| !s.paused)
+        .await;
+    tokio::time::sleep(MINUTE).await;
+    assert!(!c.status().is_leader, "the lease of the killed leader runs");
+    let stored = stored_pause(&b).expect("a stored pause");
+    assert!(
+        stored.paused && stored.seq == 1,
+        "a follower stored {stored:?}"
+    );
+    c.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_restarted_instance_honours_the_stored_end() {
     let b = world();

@@ -825,3 +825,80 @@ async fn a_throttled_commit_is_retried_and_commits_once() {
     assert_eq!(audits(&b, Role::Secondary).len(), 1);
     a.stop().await;
 }
+
+/// With `fence_for`, the acting instance measures replication while its fence
+/// holds: once its canaries (config and data tables) arrive in the secondary, the
+/// failover goes ahead at once, not at the end of `max_fence`.
+#[tokio::test(start_paused = true)]
+async fn a_fence_fails_over_as_soon_as_the_canaries_arrive() {
+    let b = world();
+    let a = Node::start(
+        settings("a", "fence_for = \"2s\"\nmax_fence = \"10m\""),
+        &b,
+        1,
+    );
+    a.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    primary_down(&b);
+    let state = |want: AppState| {
+        move |s: &failover_daemon::control::Status| s.item.as_ref().is_some_and(|i| i.state == want)
+    };
+    a.wait_for(Duration::from_secs(30), "fenced", state(AppState::Fenced))
+        .await;
+    // Replication, by hand: the canaries are carried over as they are written.
+    let (config, data) = (keys::canary(APP, "a"), keys::data_canary(APP, "a"));
+    let carry = async {
+        loop {
+            for (tables, key) in [(&b.tables, &config), (&b.data, &data)] {
+                if let Some(r) = tables[0].get(key) {
+                    tables[1].put(key, r);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let failed_over = tokio::select! {
+        s = a.wait_for(Duration::from_secs(60), "failed over", state(AppState::Failover)) => s,
+        () = carry => unreachable!(),
+    };
+    let reason = failed_over.item.and_then(|i| i.reason).unwrap_or_default();
+    assert!(reason.contains("canary arrived"), "{reason}");
+    a.kill();
+}
+
+/// Only the acting instance measures replication (it writes canaries in the
+/// primary): a follower, its leader killed holding a long lease, writes none while
+/// the monitor's fence holds.
+#[tokio::test(start_paused = true)]
+async fn a_follower_writes_no_canary_during_a_fence() {
+    let b = world();
+    let extra = "fence_for = \"2s\"\nmax_fence = \"10m\"";
+    let start = |me: &str, seed| {
+        Node::start(
+            settings_with(me, extra, &coordination(&["a", "c"], "10m")),
+            &b,
+            seed,
+        )
+    };
+    let a = start("a", 1);
+    a.wait_for(Duration::from_secs(10), "a leader", |s| s.is_leader)
+        .await;
+    let c = start("c", 2);
+    c.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    a.kill();
+    // The monitor's fence, as the leader wrote it.
+    for role in [Role::Primary, Role::Secondary] {
+        b.table(role)
+            .put(APP, Record::Item(at(AppState::Fenced, 1)));
+    }
+    c.wait_for(Duration::from_secs(5), "the fence seen", |s| {
+        s.item.as_ref().is_some_and(|i| i.state == AppState::Fenced)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(!c.status().is_leader, "the lease of the killed leader runs");
+    assert_eq!(b.tables[0].get(&keys::canary(APP, "c")), None);
+    assert_eq!(b.data[0].get(&keys::data_canary(APP, "c")), None);
+    c.kill();
+}

@@ -465,6 +465,8 @@ mod tests {
         assert!(!night.contains(60) && !night.contains(22 * 60 + 29));
         assert!(Window::ALWAYS.contains(0) && Window::ALWAYS.contains(1439));
         assert_eq!(night.to_string(), "22:30-01:00");
+        let last = Window::parse("23:59-00:00").unwrap();
+        assert_eq!((last.start, last.end), (23 * 60 + 59, 0));
         for bad in [
             "",
             "02:00",
@@ -475,6 +477,48 @@ mod tests {
         ] {
             assert!(Window::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn outcomes_and_steps_are_named_as_the_record_stores_them() {
+        for o in Outcome::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+            assert_eq!(o.to_string(), o.as_str());
+        }
+        assert_eq!(Outcome::Interrupted.as_str(), "INTERRUPTED");
+        for s in [
+            Step::Preflight,
+            Step::Fence,
+            Step::Failover,
+            Step::VerifySecondary,
+            Step::Hold,
+            Step::Failback,
+            Step::VerifyPrimary,
+            Step::Done,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert_eq!(Step::VerifySecondary.as_str(), "verify_secondary");
+    }
+
+    #[test]
+    fn why_a_scheduled_drill_is_not_due_reads_as_a_sentence() {
+        let at = at("2026-12-04T03:05:00Z");
+        assert_eq!(
+            NotDue::Recent { due_at: at }.to_string(),
+            "not due before 2026-12-04T03:05:00.000Z"
+        );
+        assert_eq!(
+            NotDue::Running { id: "d-1-a".into() }.to_string(),
+            "drill d-1-a is running"
+        );
+        assert_eq!(
+            NotDue::Retry { at }.to_string(),
+            "the last scheduled try did not succeed; the next at 2026-12-04T03:05:00.000Z"
+        );
+        assert_eq!(NotDue::OutsideWindow.to_string(), "outside the window");
+        assert_eq!(NotDue::BlockedDate.to_string(), "a blocked date");
     }
 
     #[test]

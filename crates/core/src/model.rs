@@ -295,4 +295,22 @@ mod tests {
         item.updated_by = None;
         assert!(!item.set_by_human());
     }
+
+    #[test]
+    fn a_trigger_is_named_as_the_audit_record_stores_it() {
+        for (t, name) in [
+            (Trigger::Auto, "auto"),
+            (Trigger::Manual, "manual"),
+            (Trigger::Drill, "drill"),
+        ] {
+            assert_eq!(t.as_str(), name);
+            assert_eq!(serde_json::to_value(t).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn the_drill_and_readiness_keys_are_spelled_per_app_and_instance() {
+        assert_eq!(keys::drill("photos"), "photos#drill");
+        assert_eq!(keys::ready("photos", "monitor-a"), "photos#ready#monitor-a");
+    }
 }

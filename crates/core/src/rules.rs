@@ -216,6 +216,17 @@ mod tests {
     }
 
     #[test]
+    fn a_readiness_rule_is_named_as_monitor_toml_spells_it() {
+        for (rule, name) in [
+            (ReadinessRule::Warn, "warn"),
+            (ReadinessRule::Block, "block"),
+        ] {
+            assert_eq!(rule.as_str(), name);
+            assert_eq!(serde_json::to_value(rule).unwrap(), name);
+        }
+    }
+
+    #[test]
     fn a_region_rule_counts_the_down_probes_that_make_the_region_down() {
         assert_eq!(RegionRule::Any.threshold(4), 1);
         assert_eq!(RegionRule::All.threshold(4), 4);

@@ -342,3 +342,198 @@ impl DnsRecord for Route53 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use aws_sdk_route53::types::AliasTarget;
+
+    use super::*;
+
+    /// A record in memory: the seam's contract (a replace only from the record
+    /// and guard as read), and the writes made.
+    struct Fake {
+        seen: Mutex<Seen>,
+        writes: Mutex<Vec<(String, u64)>>,
+    }
+
+    impl Fake {
+        fn new(value: &str, guard: Option<u64>) -> Self {
+            Fake {
+                seen: Mutex::new(Seen {
+                    record: RecordSet::Simple {
+                        values: vec![value.into()],
+                        ttl: 60,
+                    },
+                    guard: guard.map(|version| Guard { version, ttl: 60 }),
+                }),
+                writes: Mutex::default(),
+            }
+        }
+
+        fn writes(&self) -> Vec<(String, u64)> {
+            self.writes.lock().unwrap().clone()
+        }
+
+        fn guard_version(&self) -> Option<u64> {
+            self.seen.lock().unwrap().guard.map(|g| g.version)
+        }
+    }
+
+    #[async_trait]
+    impl DnsRecord for Fake {
+        fn value_for(&self, state: AppState) -> String {
+            match state {
+                AppState::Failover => "secondary".into(),
+                AppState::Active | AppState::Fenced => "primary".into(),
+            }
+        }
+
+        async fn current(&self) -> Result<Seen, ActionError> {
+            Ok(self.seen.lock().unwrap().clone())
+        }
+
+        async fn replace(&self, seen: &Seen, new: &str, version: u64) -> Result<(), ActionError> {
+            let mut now = self.seen.lock().unwrap();
+            assert_eq!(*now, *seen, "a replace from a record not as read");
+            *now = Seen {
+                record: RecordSet::Simple {
+                    values: vec![new.into()],
+                    ttl: 60,
+                },
+                guard: Some(Guard { version, ttl: 60 }),
+            };
+            self.writes.lock().unwrap().push((new.into(), version));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_and_guard_as_wanted_are_left_in_place() {
+        let dns = Fake::new("secondary", Some(3));
+        assert_eq!(
+            follow(&dns, AppState::Failover, 3).await.unwrap(),
+            DnsAction::InPlace
+        );
+        assert_eq!(dns.writes(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_record_changed_by_hand_under_the_same_version_is_put_back() {
+        // The guard says version 3 set it, but someone changed the record since.
+        let dns = Fake::new("somewhere-else", Some(3));
+        assert_eq!(
+            follow(&dns, AppState::Failover, 3).await.unwrap(),
+            DnsAction::Upserted {
+                from: Some("somewhere-else".into()),
+                to: "secondary".into()
+            }
+        );
+        assert_eq!(dns.writes(), vec![("secondary".into(), 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_right_record_under_an_older_guard_gets_the_new_guard() {
+        let dns = Fake::new("primary", Some(3));
+        assert_eq!(
+            follow(&dns, AppState::Active, 4).await.unwrap(),
+            DnsAction::Upserted {
+                from: Some("primary".into()),
+                to: "primary".into()
+            }
+        );
+        assert_eq!(dns.guard_version(), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_newer_guard_is_never_written_over_by_a_commits_follow_up() {
+        let dns = Fake::new("primary", Some(5));
+        assert_eq!(
+            follow(&dns, AppState::Failover, 4).await.unwrap(),
+            DnsAction::Newer { guard: 5 }
+        );
+        assert_eq!(dns.writes(), vec![]);
+    }
+
+    #[test]
+    fn the_guard_is_named_beside_the_record() {
+        assert_eq!(
+            guard_name("app.example.com."),
+            "_failover-monitor.app.example.com"
+        );
+        assert_eq!(
+            guard_name("app.example.com"),
+            "_failover-monitor.app.example.com"
+        );
+    }
+
+    fn set(name: &str) -> aws_sdk_route53::types::builders::ResourceRecordSetBuilder {
+        ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value("192.0.2.1")
+                    .build()
+                    .unwrap(),
+            )
+            .resource_records(
+                ResourceRecord::builder()
+                    .value("192.0.2.2")
+                    .build()
+                    .unwrap(),
+            )
+    }
+
+    #[test]
+    fn only_a_single_simple_record_is_managed() {
+        assert_eq!(classify(&[], 60), RecordSet::Absent);
+        assert_eq!(
+            classify(&[set("app.example.com").ttl(30).build().unwrap()], 60),
+            RecordSet::Simple {
+                values: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+                ttl: 30
+            }
+        );
+        assert_eq!(
+            classify(&[set("app.example.com").build().unwrap()], 60),
+            RecordSet::Simple {
+                values: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+                ttl: 60
+            },
+            "without a TTL, the configured one"
+        );
+        let alias = ResourceRecordSet::builder()
+            .name("app.example.com")
+            .r#type(RrType::A)
+            .alias_target(
+                AliasTarget::builder()
+                    .hosted_zone_id("Z2")
+                    .dns_name("lb.example.com")
+                    .evaluate_target_health(false)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(
+            classify(&[alias], 60),
+            RecordSet::Unmanageable("an alias record".into())
+        );
+        let weighted = set("app.example.com")
+            .set_identifier("one")
+            .weight(10)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            classify(std::slice::from_ref(&weighted), 60),
+            RecordSet::Unmanageable(why) if why.contains("routing policy")
+        ));
+        let plain = set("app.example.com").build().unwrap();
+        assert!(matches!(
+            classify(&[plain, weighted], 60),
+            RecordSet::Unmanageable(_)
+        ));
+    }
+}

@@ -76,8 +76,10 @@ async fn an_unknown_or_ready_secondary_never_blocks_nor_warns() {
 #[tokio::test(start_paused = true)]
 async fn a_secondary_found_ready_again_lifts_the_block() {
     let (mut p, now) = wanting_failover(ReadinessRule::Block, not_ready());
+    assert_eq!(p.readiness(), &not_ready());
     assert_eq!(target(&p.evaluate(now)), None);
     p.observe_readiness(SecondaryReadiness::Ready);
+    assert_eq!(p.readiness(), &SecondaryReadiness::Ready);
     assert_eq!(target(&p.evaluate(now)), Some(AppState::Failover));
 }
 
