@@ -61,6 +61,24 @@ const PLAIN: Timing = Timing {
     jitter: Duration::ZERO,
 };
 
+/// Probe `index` at `timing`, doing `does` and noting its starts in `starts`.
+fn scheduled(
+    index: usize,
+    timing: &Timing,
+    does: Does,
+    starts: Arc<Mutex<Vec<Instant>>>,
+) -> Scheduled {
+    Scheduled {
+        index,
+        name: format!("p{index}"),
+        region: Role::Primary,
+        interval: timing.interval,
+        timeout: timing.timeout,
+        jitter: timing.jitter,
+        prober: Arc::new(Noted { does, starts }),
+    }
+}
+
 /// Probes doing `does` under one scheduler, and what they did.
 struct Run {
     started: Instant,
@@ -76,18 +94,7 @@ impl Run {
             .iter()
             .zip(&starts)
             .enumerate()
-            .map(|(index, (does, starts))| Scheduled {
-                index,
-                name: format!("p{index}"),
-                region: Role::Primary,
-                interval: timing.interval,
-                timeout: timing.timeout,
-                jitter: timing.jitter,
-                prober: Arc::new(Noted {
-                    does: *does,
-                    starts: starts.clone(),
-                }),
-            })
+            .map(|(index, (does, starts))| scheduled(index, timing, *does, starts.clone()))
             .collect();
         let (tx, rx) = mpsc::channel(1024);
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -419,18 +426,7 @@ async fn a_reload_adds_and_removes_probes() {
 /// `n` probes at `timing`, for a scheduler a test drives by hand.
 fn plain_probes(n: usize, timing: &Timing) -> Vec<Scheduled> {
     (0..n)
-        .map(|index| Scheduled {
-            index,
-            name: format!("p{index}"),
-            region: Role::Primary,
-            interval: timing.interval,
-            timeout: timing.timeout,
-            jitter: timing.jitter,
-            prober: Arc::new(Noted {
-                does: Does::Answer,
-                starts: Arc::default(),
-            }),
-        })
+        .map(|index| scheduled(index, timing, Does::Answer, Arc::default()))
         .collect()
 }
 
@@ -477,7 +473,8 @@ impl<M: FnMut(Arc<Scheduled>, Instant) -> std::future::Ready<bool>> Driven<M> {
             .poll(&mut std::task::Context::from_waker(&waker));
         assert!(polled.is_pending());
         let started = self.starts.lock().unwrap().len() - before;
-        // A timer already due wakes too: only a wake with nothing due counts.
+        // A wake asks for another turn at once: runs left over by the bound, or a
+        // timer already due.
         (started, wakes.0.load(Ordering::SeqCst) > 0)
     }
 
