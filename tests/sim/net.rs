@@ -235,10 +235,14 @@ impl ItemStore for Items {
             // items (the lease among them) cannot change under it.
             let before = table.get(super::APP);
             let lease = table.get(&keys::lease(super::APP));
+            // A token the table remembers makes this request a replay: it answers
+            // success and applies nothing, even when another writer has moved the
+            // item since the first request applied (that one was logged then).
+            let replay = table.remembers_token(c.token);
             let result = self.inner.compare_and_set(c).await;
             // Applied, whatever the caller hears (it may time out after applying).
-            let applied =
-                result.is_ok() || table.get(super::APP) == Some(Record::Item(c.item.clone()));
+            let applied = !replay
+                && (result.is_ok() || table.get(super::APP) == Some(Record::Item(c.item.clone())));
             if applied && self.role == Role::Secondary {
                 self.applied(&c, before, lease);
             }

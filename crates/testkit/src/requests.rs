@@ -55,6 +55,17 @@ const THROTTLED: &str =
     "ThrottlingException: the request rate is too high (nothing was read or written)";
 
 impl MemTable {
+    /// Whether a transaction with client request token `token` applied within the
+    /// last ten minutes: the same request again answers success and applies
+    /// nothing (a replay), as DynamoDB does.
+    pub fn remembers_token(&self, token: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        self.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) < TOKEN_WINDOW)
+    }
+
     /// Waits the injected delay, if any (a slow region).
     pub(super) async fn wait(&self) {
         if let Some(d) = self.delay() {
