@@ -799,6 +799,109 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
     assert_eq!(versions, [1, 2]);
 }
 
+/// The primary's copy left at v1 by a copy write that landed after a re-seed, its
+/// records deleted by the person who repaired the reset; the commit region has
+/// since committed a new v1 and now v2 (found by the simulation, seed 41015774).
+fn a_copy_from_before_a_reset(b: &failover_testkit::MemoryBackend, old_record: bool) {
+    let (pri, sec) = (b.table(Role::Primary), b.table(Role::Secondary));
+    let old = ConfigItem {
+        updated_at: Some("2027-01-01T00:00:00.000Z".into()),
+        updated_by: Some("old".into()),
+        ..at(AppState::Fenced, 1)
+    };
+    pri.put(APP, Record::Item(old));
+    if old_record {
+        pri.put(
+            &keys::audit(APP, 1),
+            Record::Audit(record(1, AppState::Active, AppState::Fenced)),
+        );
+    }
+    let new = AuditRecord {
+        at: "2027-01-02T00:00:00.000Z".into(),
+        by: "a".into(),
+        reason: "this life".into(),
+        ..record(1, AppState::Active, AppState::Fenced)
+    };
+    sec.put(
+        APP,
+        Record::Item(ConfigItem {
+            updated_at: Some(new.at.clone()),
+            updated_by: Some("a".into()),
+            ..at(AppState::Fenced, 1)
+        }),
+    );
+    sec.put(&keys::audit(APP, 1), Record::Audit(new));
+}
+
+fn fenced_to_failover() -> failover_daemon::action::Transition {
+    failover_daemon::action::Transition {
+        from: AppState::Fenced,
+        to: AppState::Failover,
+        expected_version: 1,
+        reason: "still down".into(),
+        evidence: serde_json::Value::Null,
+        trigger: Trigger::Auto,
+        by: "a".into(),
+        forced: false,
+        fence: None,
+        lasts: None,
+    }
+}
+
+/// The commit's own copy moves the primary's copy from version f only while that
+/// copy holds the commit region's record of f: a copy at v1 with none (or with an
+/// old life's) is not the commit region's v1, and writing v2 and its record on top
+/// would leave v1 unaudited, or audited wrong, there for good.
+#[tokio::test(start_paused = true)]
+async fn a_commit_does_not_build_on_a_copy_left_from_before_a_reset() {
+    use failover_daemon::action::{Outcome, PrimaryCopy};
+    for old_record in [false, true] {
+        let b = world();
+        a_copy_from_before_a_reset(&b, old_record);
+        let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+        let outcome = act
+            .transition(&fenced_to_failover())
+            .await
+            .expect("committed");
+        let Outcome::Committed { primary, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(
+            matches!(primary, PrimaryCopy::Pending { .. }),
+            "old record {old_record}: {primary:?}"
+        );
+        assert_eq!(
+            item(&b, Role::Primary).map(|i| i.version),
+            Some(1),
+            "old record {old_record}: not moved over another life's v1"
+        );
+        act.sync(false).await;
+        assert_eq!(item(&b, Role::Primary).map(|i| i.version), Some(2));
+        assert_eq!(audits(&b, Role::Primary), audits(&b, Role::Secondary));
+    }
+}
+
+/// The sync brings a lagging copy up from its own version only when it holds the
+/// same record of that version as the commit region; otherwise every record is
+/// copied (here the copy kept the old life's record 1, and the commit's own copy
+/// could not reach it).
+#[tokio::test(start_paused = true)]
+async fn the_sync_copies_every_record_over_a_copy_from_another_history() {
+    let b = world();
+    a_copy_from_before_a_reset(&b, true);
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    b.table(Role::Primary).set_down(true);
+    act.transition(&fenced_to_failover())
+        .await
+        .expect("committed");
+    b.table(Role::Primary).set_down(false);
+    act.sync(false).await;
+    assert_eq!(item(&b, Role::Primary).map(|i| i.version), Some(2));
+    let (ours, theirs) = (audits(&b, Role::Primary), audits(&b, Role::Secondary));
+    assert_eq!(theirs.len(), 2);
+    assert_eq!(ours, theirs, "record 1 is this life's, not the old one");
+}
+
 /// A commit the table throttles writes nothing and is tried again after a backoff
 /// that belongs to the move: the failover comes once the table takes writes, once.
 #[tokio::test(start_paused = true)]

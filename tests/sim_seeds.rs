@@ -151,12 +151,16 @@ fn a_seed_replays_exactly() {
 /// had been unreachable for 15 s were dated at the read, so old down votes counted
 /// as fresh. 25612: a lone instance resumed after a stop failed over on a probe
 /// still down but already answering again. 37453: a second process with the id of
-/// a lone instance, its probes not yet known, lifted the first one's fence. (A
+/// a lone instance, its probes not yet known, lifted the first one's fence.
+/// 41010967: a retry answered by its client request token (applying nothing) was
+/// logged as a commit over the other process's later one. 41015774: a commit's
+/// copy moved a primary copy left at v1 from before a re-seed, its record deleted,
+/// to v2 (v1 unaudited there). (A
 /// change to the simulation's draws may change what a seed plays;
 /// `docs/SIMULATION.md` says what each was.)
 #[test]
 fn seeds_that_once_failed_pass() {
-    for seed in [500249, 501153, 25612, 37453, 759, 828] {
+    for seed in [500249, 501153, 25612, 37453, 759, 828, 41010967, 41015774] {
         let o = sim::run(seed);
         assert!(o.violations.is_empty(), "seed {seed}: {:?}", o.violations);
     }

@@ -13,7 +13,8 @@ use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_core::report::Report;
 use failover_daemon::action::{
-    AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, refusal,
+    AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, copy_refusal,
+    refusal,
 };
 use failover_daemon::coord::{CoordError, CoordStore, PeerView};
 
@@ -132,11 +133,32 @@ impl ItemStore for MemItemStore {
             }),
             write: Write::Put(Record::Item(item.clone())),
         }];
-        actions.extend(self.audit_puts(audits));
+        let checks = from.is_some_and(|f| f > 0);
+        let room = AUDITS_PER_WRITE - usize::from(checks);
+        actions.extend(self.audit_puts(&audits[..audits.len().min(room)]));
+        let record_check = match from {
+            Some(f) if checks => {
+                actions.push(Action {
+                    key: keys::audit(&self.app_id, f),
+                    check: Box::new(|r| r.is_some()),
+                    write: Write::Nothing,
+                });
+                Some(actions.len() - 1)
+            }
+            _ => None,
+        };
         self.table
             .request(actions, None, Request::Transaction)
             .await
-            .map_err(|e| self.write_error(e, None))
+            .map_err(|e| match e {
+                TxError::Cancelled(reasons) => {
+                    copy_refusal(&reasons, record_check, |text| ActionError::Busy {
+                        region: self.role,
+                        reason: format!("transaction cancelled: {text}"),
+                    })
+                }
+                e => self.write_error(e, None),
+            })
     }
 
     async fn follow_reset(

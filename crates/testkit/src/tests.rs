@@ -62,6 +62,56 @@ async fn a_token_is_remembered_for_ten_minutes() {
     assert!(matches!(again, Err(WriteError::Conflict)), "{again:?}");
 }
 
+/// `remembers_token` tells a replay from an apply (the simulation's commit log
+/// relies on it): a token applied is remembered for ten minutes, one refused never.
+#[tokio::test(start_paused = true)]
+async fn the_table_says_which_tokens_a_replay_would_answer() {
+    let s = store();
+    let (item, audit) = failover();
+    assert!(!s.table.remembers_token("t1"));
+    s.compare_and_set(commit(&item, &audit, "t1"))
+        .await
+        .unwrap();
+    assert!(s.table.remembers_token("t1"));
+    let refused = s.compare_and_set(commit(&item, &audit, "t2")).await;
+    assert!(matches!(refused, Err(WriteError::Conflict)), "{refused:?}");
+    assert!(!s.table.remembers_token("t2"));
+    tokio::time::advance(std::time::Duration::from_secs(600)).await;
+    assert!(!s.table.remembers_token("t1"));
+}
+
+/// A catch-up from version f moves the copy only while it holds f's audit record:
+/// a copy at f without it (written before a reset, its records deleted since) is
+/// a conflict, and nothing is written.
+#[tokio::test(start_paused = true)]
+async fn a_catch_up_from_a_version_needs_that_versions_record() {
+    let table = MemTable::new();
+    let (v1, r1) = failover();
+    table.put("app", Record::Item(v1));
+    let copy = MemItemStore::new(table.clone(), "app", Role::Primary);
+    let v2 = ConfigItem {
+        state: AppState::Active,
+        version: 2,
+        ..copy.read().await.unwrap().unwrap()
+    };
+    let r2 = AuditRecord {
+        version: 2,
+        from: AppState::Failover,
+        to: AppState::Active,
+        ..r1.clone()
+    };
+    let refused = copy.catch_up(&v2, std::slice::from_ref(&r2), Some(1)).await;
+    assert!(matches!(refused, Err(WriteError::Conflict)), "{refused:?}");
+    assert_eq!(copy.read().await.unwrap().map(|i| i.version), Some(1));
+    assert!(table.get("app#audit#2").is_none());
+    table.put("app#audit#1", Record::Audit(r1));
+    copy.catch_up(&v2, std::slice::from_ref(&r2), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(copy.read().await.unwrap().map(|i| i.version), Some(2));
+    assert!(table.get("app#audit#2").is_some());
+}
+
 /// A throttled transaction writes nothing and is told apart from a lost race.
 #[tokio::test(start_paused = true)]
 async fn a_throttled_transaction_writes_nothing() {

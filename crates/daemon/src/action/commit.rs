@@ -168,35 +168,7 @@ impl Actuator {
         let committed = self.clock.now();
         let primary = match self.tables {
             TablesMode::Global => PrimaryCopy::Replicates,
-            TablesMode::PerRegion => match self
-                .primary
-                .catch_up(
-                    &p.item,
-                    std::slice::from_ref(&p.record),
-                    Some(p.transition.expected_version),
-                )
-                .await
-            {
-                Ok(()) => PrimaryCopy::Written,
-                // The primary is not at the version before this one: it lags further
-                // (the sync copies every record it lacks) or already moved on.
-                Err(WriteError::Conflict) => PrimaryCopy::Pending {
-                    error: ActionError::Busy {
-                        region: Role::Primary,
-                        reason: "its copy is not at the previous version; the sync brings it up"
-                            .into(),
-                    },
-                },
-                Err(WriteError::Busy(e) | WriteError::Failed(e)) => {
-                    PrimaryCopy::Pending { error: e }
-                }
-                Err(other) => PrimaryCopy::Pending {
-                    error: ActionError::Unavailable {
-                        region: Role::Primary,
-                        reason: format!("{other:?}"),
-                    },
-                },
-            },
+            TablesMode::PerRegion => self.copy_commit(p).await,
         };
         let primary_at = (primary == PrimaryCopy::Written).then(|| self.clock.now());
         let dns = match &self.dns {
@@ -213,6 +185,57 @@ impl Actuator {
                 committed,
                 primary: primary_at,
                 dns: dns_at,
+            },
+        }
+    }
+
+    /// One table per region: one attempt at moving the primary's copy from the
+    /// version before `p` to `p`, its record with it. Only from the commit region's
+    /// own version before: the copy must hold the same audit record of it (a copy
+    /// left at that version by a write that landed after a reset holds another one,
+    /// or none once the reset was repaired). Otherwise the sync copies every record.
+    async fn copy_commit(&self, p: &Prepared) -> PrimaryCopy {
+        let from = p.transition.expected_version;
+        let pending = |reason: &str| PrimaryCopy::Pending {
+            error: ActionError::Busy {
+                region: Role::Primary,
+                reason: reason.into(),
+            },
+        };
+        if from > 0 {
+            let wanted = [from];
+            let (ours, theirs) = tokio::join!(
+                self.primary.audits(&wanted, true),
+                self.secondary.audits(&wanted, true)
+            );
+            match (ours, theirs) {
+                (Ok(ours), Ok(theirs)) if !theirs.is_empty() && ours == theirs => {}
+                (Ok(_), Ok(_)) => {
+                    return pending(
+                        "its copy's audit record of the previous version is not the commit \
+                         region's; the sync copies every record",
+                    );
+                }
+                (Err(e), _) | (_, Err(e)) => return PrimaryCopy::Pending { error: e },
+            }
+        }
+        match self
+            .primary
+            .catch_up(&p.item, std::slice::from_ref(&p.record), Some(from))
+            .await
+        {
+            Ok(()) => PrimaryCopy::Written,
+            // The primary is not at the version before this one: it lags further
+            // (the sync copies every record it lacks) or already moved on.
+            Err(WriteError::Conflict) => {
+                pending("its copy is not at the previous version; the sync brings it up")
+            }
+            Err(WriteError::Busy(e) | WriteError::Failed(e)) => PrimaryCopy::Pending { error: e },
+            Err(other) => PrimaryCopy::Pending {
+                error: ActionError::Unavailable {
+                    region: Role::Primary,
+                    reason: format!("{other:?}"),
+                },
             },
         }
     }

@@ -207,6 +207,20 @@ pub fn refusal(
     WriteError::Failed(other(text))
 }
 
+/// What a cancelled catch-up's reasons mean: as [`refusal`], and a failed check of
+/// the target's record of the version it starts from (action `record_check`) is a
+/// conflict too: the copy is not where the caller thought it was.
+pub fn copy_refusal(
+    reasons: &[Cancel],
+    record_check: Option<usize>,
+    other: impl FnOnce(String) -> ActionError,
+) -> WriteError {
+    if record_check.is_some_and(|i| reasons.get(i) == Some(&Cancel::ConditionalCheckFailed)) {
+        return WriteError::Conflict;
+    }
+    refusal(reasons, None, other)
+}
+
 #[async_trait]
 impl ItemStore for DynamoItemStore {
     fn role(&self) -> Role {
@@ -285,9 +299,35 @@ impl ItemStore for DynamoItemStore {
         }
         .build()
         .map_err(build)?;
+        let checks = from.is_some_and(|f| f > 0);
+        let room = AUDITS_PER_WRITE - usize::from(checks);
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?);
-        self.transact(items, None, None).await
+        items.extend(self.audit_puts(&audits[..audits.len().min(room)])?);
+        // From version f, the target must hold f's record: a copy at f without it is
+        // not on the commit region's history (see `ItemStore::catch_up`).
+        let record_check = match from {
+            Some(f) if f > 0 => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table.name)
+                    .key("appId", s(keys::audit(&self.app_id, f)))
+                    .condition_expression("attribute_exists(appId)")
+                    .build()
+                    .map_err(build)?;
+                items.push(TransactWriteItem::builder().condition_check(check).build());
+                Some(items.len() - 1)
+            }
+            _ => None,
+        };
+        match self.table.transact(items, None).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(reasons)) => Err(copy_refusal(&reasons, record_check, |r| {
+                self.unavailable(format!(
+                    "transact_write_items {}: TransactionCanceledException: {r}",
+                    self.table.name
+                ))
+            })),
+            Err(TxError::Failed(e)) => Err(self.failed(e)),
+        }
     }
 
     async fn follow_reset(

@@ -41,7 +41,7 @@ pub use commit::{CommitTimes, Outcome, Prepared, PrimaryCopy};
 pub use dns::{
     DnsAction, DnsRecord, Guard, RecordSet, Route53, Seen, follow, follow_seen, guard_name,
 };
-pub use dynamo::{DynamoCanary, DynamoItemStore, refusal};
+pub use dynamo::{DynamoCanary, DynamoItemStore, copy_refusal, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair, Measurement};
 pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};

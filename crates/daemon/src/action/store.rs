@@ -78,9 +78,14 @@ pub trait ItemStore: Send + Sync {
 
     /// Brings this copy up to `item` (a newer version committed in the other region)
     /// with up to [`AUDITS_PER_WRITE`] audit records in the same transaction: only
-    /// while this copy is at version `from` exactly (absent counting as 0), so that
-    /// the records written are all it lacks; with `from` None, while it is lower (the
-    /// caller then writes every record in between). A copy never moves backwards.
+    /// while this copy is at version `from` exactly (absent counting as 0) and, from
+    /// a version above 0, holds that version's audit record (then one record fewer
+    /// fits), so that the records written are all it lacks; with `from` None, while
+    /// it is lower (the caller then writes every record in between). A copy never
+    /// moves backwards. A copy at `from` without its record was written before a
+    /// reset and had its records deleted by the person who repaired it: it is not on
+    /// the commit region's history, and [`WriteError::Conflict`] leaves it to the
+    /// sync, which copies every record.
     async fn catch_up(
         &self,
         item: &ConfigItem,

@@ -226,7 +226,26 @@ impl Actuator {
             region: target.role(),
             reason,
         };
-        let wanted: Vec<u64> = (from_version.unwrap_or(0) + 1..=item.version).collect();
+        // The copy's own version counts only when it holds the same record of it as
+        // the source: a copy left at a version by a write that landed after a reset,
+        // whose records were then deleted (or differ), gets every record.
+        let start = match from_version {
+            Some(f) if f > 0 => {
+                let theirs = source.audits(&[f], true).await;
+                let ours = target.audits(&[f], true).await;
+                match (theirs, ours) {
+                    (Ok(theirs), Ok(ours)) if !theirs.is_empty() && theirs == ours => f,
+                    (Ok(_), Ok(_)) => 0,
+                    (Err(e), _) | (_, Err(e)) => {
+                        return failed(format!(
+                            "the audit record of version {f} cannot be compared: {e}; the copy is not moved"
+                        ));
+                    }
+                }
+            }
+            _ => 0,
+        };
+        let wanted: Vec<u64> = (start + 1..=item.version).collect();
         let mut audits = Vec::with_capacity(wanted.len());
         for page in wanted.chunks(100) {
             match source.audits(page, true).await {
