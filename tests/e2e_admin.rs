@@ -290,6 +290,7 @@ async fn history_is_paged_with_before() {
             from,
             to,
             expected_version: v,
+            from_at: None,
             reason: format!("move {}", v + 1),
             evidence: json!({"source": "test"}),
             trigger: Trigger::Manual,

@@ -219,6 +219,7 @@ async fn a_stale_fencing_token_is_refused_at_the_commit() {
         from: AppState::Active,
         to: AppState::Failover,
         expected_version: 0,
+        from_at: None,
         reason: "test".into(),
         evidence: Value::Null,
         trigger: Trigger::Auto,

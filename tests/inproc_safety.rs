@@ -769,6 +769,7 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
         from: AppState::Fenced,
         to: AppState::Failover,
         expected_version: 1,
+        from_at: None,
         reason: "still down".into(),
         evidence: serde_json::Value::Null,
         trigger: Trigger::Auto,
@@ -799,6 +800,8 @@ async fn a_commit_never_leaves_a_gap_in_a_lagging_copy() {
     assert_eq!(versions, [1, 2]);
 }
 
+const NEW_V1_AT: &str = "2027-01-02T00:00:00.000Z";
+
 /// The primary's copy left at v1 by a copy write that landed after a re-seed, its
 /// records deleted by the person who repaired the reset; the commit region has
 /// since committed a new v1 and now v2 (found by the simulation, seed 41015774).
@@ -817,7 +820,7 @@ fn a_copy_from_before_a_reset(b: &failover_testkit::MemoryBackend, old_record: b
         );
     }
     let new = AuditRecord {
-        at: "2027-01-02T00:00:00.000Z".into(),
+        at: NEW_V1_AT.into(),
         by: "a".into(),
         reason: "this life".into(),
         ..record(1, AppState::Active, AppState::Fenced)
@@ -833,11 +836,14 @@ fn a_copy_from_before_a_reset(b: &failover_testkit::MemoryBackend, old_record: b
     sec.put(&keys::audit(APP, 1), Record::Audit(new));
 }
 
+/// The move a daemon decides from the commit region's v1 of
+/// `a_copy_from_before_a_reset` (its `updatedAt` is that v1's record's `at`).
 fn fenced_to_failover() -> failover_daemon::action::Transition {
     failover_daemon::action::Transition {
         from: AppState::Fenced,
         to: AppState::Failover,
         expected_version: 1,
+        from_at: Some(NEW_V1_AT.into()),
         reason: "still down".into(),
         evidence: serde_json::Value::Null,
         trigger: Trigger::Auto,
@@ -881,6 +887,61 @@ async fn a_commit_does_not_build_on_a_copy_left_from_before_a_reset() {
     }
 }
 
+/// A daemon's move carries the `updatedAt` of the item it starts from, so that the
+/// commit's own copy checks the primary's record of that version is the commit
+/// region's, not only that one exists (the sync, which would also settle it, runs
+/// once an hour here, so it has only seen the two histories once).
+#[tokio::test(start_paused = true)]
+async fn a_daemons_move_does_not_build_on_another_historys_copy() {
+    use failover_daemon::action::PrimaryCopy;
+    let b = world();
+    // as `a_copy_from_before_a_reset`, at v1 active (where a healthy primary stays)
+    for (role, at, by) in [
+        (Role::Primary, "2027-01-01T00:00:00.000Z", "old"),
+        (Role::Secondary, NEW_V1_AT, "a"),
+    ] {
+        let t = b.table(role);
+        let record = AuditRecord {
+            at: at.into(),
+            by: by.into(),
+            ..record(1, AppState::Fenced, AppState::Active)
+        };
+        t.put(
+            APP,
+            Record::Item(ConfigItem {
+                updated_at: Some(at.into()),
+                updated_by: Some(by.into()),
+                ..self::at(AppState::Active, 1)
+            }),
+        );
+        t.put(&keys::audit(APP, 1), Record::Audit(record));
+    }
+    let mut slow_sync = settings("a", "");
+    slow_sync.monitor.state_refresh = Duration::from_secs(3600);
+    let a = Node::start(slow_sync, &b, 1);
+    a.wait_for(5 * S, "ready", |s| s.ready).await;
+    let done = a
+        .handle
+        .ask(|reply| Request::Move {
+            to: AppState::Failover,
+            reason: "the on-call moves it on".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+            lasts: None,
+        })
+        .await
+        .expect("answer")
+        .expect("a human's failover");
+    assert_eq!(done.item.version, 2);
+    assert!(
+        matches!(done.primary, PrimaryCopy::Pending { .. }),
+        "{:?}",
+        done.primary
+    );
+    a.stop().await;
+}
+
 /// The sync brings a lagging copy up from its own version only when it holds the
 /// same record of that version as the commit region; otherwise every record is
 /// copied (here the copy kept the old life's record 1, and the commit's own copy
@@ -900,6 +961,78 @@ async fn the_sync_copies_every_record_over_a_copy_from_another_history() {
     let (ours, theirs) = (audits(&b, Role::Primary), audits(&b, Role::Secondary));
     assert_eq!(theirs.len(), 2);
     assert_eq!(ours, theirs, "record 1 is this life's, not the old one");
+}
+
+/// A primary copy ahead of the commit region follows its reset on the second pass;
+/// when its record of the commit region's version is another history's, the commit
+/// region's records come with it (before: the item alone, over the old records).
+#[tokio::test(start_paused = true)]
+async fn a_copy_that_follows_a_reset_takes_the_commit_regions_records() {
+    use failover_daemon::action::SyncAction;
+    let b = world();
+    a_copy_from_before_a_reset(&b, true);
+    let pri = b.table(Role::Primary);
+    pri.put(
+        APP,
+        Record::Item(ConfigItem {
+            updated_at: Some("2027-01-01T00:00:00.000Z".into()),
+            ..at(AppState::Failover, 2)
+        }),
+    );
+    pri.put(
+        &keys::audit(APP, 2),
+        Record::Audit(record(2, AppState::Fenced, AppState::Failover)),
+    );
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    let first = act.sync(false).await.action;
+    assert!(
+        matches!(first, SyncAction::PrimaryAhead { .. }),
+        "{first:?}"
+    );
+    let second = act.sync(false).await.action;
+    assert!(
+        matches!(second, SyncAction::FollowedReset { .. }),
+        "{second:?}"
+    );
+    assert_eq!(item(&b, Role::Primary), item(&b, Role::Secondary));
+    let record1 = |role| b.table(role).get(&keys::audit(APP, 1));
+    assert_eq!(record1(Role::Primary), record1(Role::Secondary));
+}
+
+/// A primary copy at the commit region's version but of another history (another
+/// record of that version) follows the commit region, records included, once seen
+/// twice; at the same version with the same record and another state, it is a
+/// divergence for a human, as before.
+#[tokio::test(start_paused = true)]
+async fn a_copy_of_another_history_at_the_same_version_follows_the_commit_region() {
+    use failover_daemon::action::SyncAction;
+    let b = world();
+    a_copy_from_before_a_reset(&b, true);
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    let first = act.sync(false).await.action;
+    assert_eq!(first, SyncAction::OtherHistory { version: 1 });
+    assert_ne!(item(&b, Role::Primary), item(&b, Role::Secondary));
+    let second = act.sync(false).await.action;
+    assert!(
+        matches!(second, SyncAction::FollowedReset { .. }),
+        "{second:?}"
+    );
+    assert_eq!(item(&b, Role::Primary), item(&b, Role::Secondary));
+    assert_eq!(audits(&b, Role::Primary), audits(&b, Role::Secondary));
+    assert_eq!(act.sync(false).await.action, SyncAction::None);
+    // same history, another state: written outside the protocol
+    let theirs = item(&b, Role::Secondary).expect("item");
+    b.table(Role::Primary).put(
+        APP,
+        Record::Item(ConfigItem {
+            state: AppState::Active,
+            ..theirs
+        }),
+    );
+    for _ in 0..2 {
+        let action = act.sync(false).await.action;
+        assert!(matches!(action, SyncAction::Diverged { .. }), "{action:?}");
+    }
 }
 
 /// A commit the table throttles writes nothing and is tried again after a backoff

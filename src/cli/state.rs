@@ -264,6 +264,7 @@ async fn directly(plan: Plan, settings: &Settings) -> anyhow::Result<()> {
         from: current.state,
         to,
         expected_version: current.version,
+        from_at: current.updated_at.clone(),
         reason: plan.reason,
         evidence: plan.evidence,
         trigger: Trigger::Manual,

@@ -14,7 +14,8 @@ use failover_core::drill::DrillRecord;
 use failover_core::lease::LeaseRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_daemon::action::{
-    ActionError, Canaries, CanaryPair, CanaryStore, Commit, DnsRecord, ItemStore, Seen, WriteError,
+    ActionError, Canaries, CanaryPair, CanaryStore, Commit, CopyFrom, DnsRecord, ItemStore, Seen,
+    WriteError,
 };
 use failover_daemon::backend::Backend;
 use failover_daemon::client_path::{ClientPath, ClientState};
@@ -255,7 +256,7 @@ impl ItemStore for Items {
         &self,
         item: &ConfigItem,
         audits: &[AuditRecord],
-        from: Option<u64>,
+        from: CopyFrom<'_>,
     ) -> Result<(), WriteError> {
         self.write_call(false, async || {
             self.inner.catch_up(item, audits, from).await

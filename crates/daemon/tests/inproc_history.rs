@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use failover_config::TablesMode;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
 use failover_daemon::action::{
-    ActionError, Actuator, Canaries, Commit, Extras, HISTORY_CACHE_TTL, HISTORY_MAX_LIMIT,
-    HistoryPage, ItemStore, WriteError,
+    ActionError, Actuator, Canaries, Commit, CopyFrom, Extras, HISTORY_CACHE_TTL,
+    HISTORY_MAX_LIMIT, HistoryPage, ItemStore, WriteError,
 };
 use failover_testkit::{MemItemStore, MemTable, Record, TokioWallClock};
 use std::sync::{Arc, Mutex};
@@ -64,7 +64,7 @@ impl ItemStore for Counting {
         &self,
         i: &ConfigItem,
         a: &[AuditRecord],
-        from: Option<u64>,
+        from: CopyFrom<'_>,
     ) -> Result<(), WriteError> {
         self.inner.catch_up(i, a, from).await
     }

@@ -13,8 +13,8 @@ use failover_core::lease::LeaseRecord;
 use failover_core::model::{AuditRecord, ConfigItem, PauseRecord, Role, keys};
 use failover_core::report::Report;
 use failover_daemon::action::{
-    AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, ItemStore, WriteError, copy_refusal,
-    refusal,
+    AUDITS_PER_WRITE, ActionError, CanaryStore, Commit, CopyFrom, ItemStore, WriteError,
+    copy_refusal, refusal,
 };
 use failover_daemon::coord::{CoordError, CoordStore, PeerView};
 
@@ -122,25 +122,38 @@ impl ItemStore for MemItemStore {
         &self,
         item: &ConfigItem,
         audits: &[AuditRecord],
-        from: Option<u64>,
+        from: CopyFrom<'_>,
     ) -> Result<(), WriteError> {
+        if audits.len() > from.room() {
+            return Err(WriteError::Failed(self.unavailable(format!(
+                "a catch-up of {} audit records: at most {} fit",
+                audits.len(),
+                from.room()
+            ))));
+        }
         let new = item.version;
+        let exactly = match from {
+            CopyFrom::Below => None,
+            CopyFrom::At { version, .. } => Some(version),
+        };
         let mut actions = vec![Action {
             key: self.app_id.clone(),
-            check: Box::new(move |r| match from {
+            check: Box::new(move |r| match exactly {
                 None => item_version(r).is_none_or(|v| v < new),
-                Some(from) => item_version(r).unwrap_or(0) == from,
+                Some(version) => item_version(r).unwrap_or(0) == version,
             }),
             write: Write::Put(Record::Item(item.clone())),
         }];
-        let checks = from.is_some_and(|f| f > 0);
-        let room = AUDITS_PER_WRITE - usize::from(checks);
-        actions.extend(self.audit_puts(&audits[..audits.len().min(room)]));
-        let record_check = match from {
-            Some(f) if checks => {
+        actions.extend(self.audit_puts(audits));
+        let record_check = match (from.checked(), from) {
+            (Some(f), CopyFrom::At { at, .. }) => {
+                let at = at.map(str::to_owned);
                 actions.push(Action {
                     key: keys::audit(&self.app_id, f),
-                    check: Box::new(|r| r.is_some()),
+                    check: Box::new(move |r| match r {
+                        Some(Record::Audit(a)) => at.as_ref().is_none_or(|at| a.at == *at),
+                        _ => false,
+                    }),
                     write: Write::Nothing,
                 });
                 Some(actions.len() - 1)

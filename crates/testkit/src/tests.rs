@@ -80,11 +80,13 @@ async fn the_table_says_which_tokens_a_replay_would_answer() {
     assert!(!s.table.remembers_token("t1"));
 }
 
-/// A catch-up from version f moves the copy only while it holds f's audit record:
-/// a copy at f without it (written before a reset, its records deleted since) is
-/// a conflict, and nothing is written.
+/// A catch-up from version f moves the copy only while it holds the commit
+/// region's audit record of f: one that exists and, when its time is known, was
+/// written then. A copy at f with none, or with another (written before a reset),
+/// is a conflict, and nothing is written. More records than fit are refused.
 #[tokio::test(start_paused = true)]
 async fn a_catch_up_from_a_version_needs_that_versions_record() {
+    use failover_daemon::action::{AUDITS_PER_WRITE, CopyFrom};
     let table = MemTable::new();
     let (v1, r1) = failover();
     table.put("app", Record::Item(v1));
@@ -100,12 +102,35 @@ async fn a_catch_up_from_a_version_needs_that_versions_record() {
         to: AppState::Active,
         ..r1.clone()
     };
-    let refused = copy.catch_up(&v2, std::slice::from_ref(&r2), Some(1)).await;
-    assert!(matches!(refused, Err(WriteError::Conflict)), "{refused:?}");
+    let at = |at| CopyFrom::At { version: 1, at };
+    let conflict = async |from, why: &str| {
+        let refused = copy.catch_up(&v2, std::slice::from_ref(&r2), from).await;
+        assert!(
+            matches!(refused, Err(WriteError::Conflict)),
+            "{why}: {refused:?}"
+        );
+        assert_eq!(
+            copy.read().await.unwrap().map(|i| i.version),
+            Some(1),
+            "{why}"
+        );
+        assert!(table.get("app#audit#2").is_none(), "{why}");
+    };
+    conflict(at(None), "no record 1").await;
+    table.put(
+        "app#audit#1",
+        Record::Audit(AuditRecord {
+            at: "2026-01-01T00:00:00Z".into(),
+            ..r1.clone()
+        }),
+    );
+    conflict(at(Some(r1.at.as_str())), "another life's record 1").await;
+    let many = vec![r2.clone(); AUDITS_PER_WRITE];
+    let refused = copy.catch_up(&v2, &many, at(None)).await;
+    assert!(matches!(refused, Err(WriteError::Failed(_))), "{refused:?}");
     assert_eq!(copy.read().await.unwrap().map(|i| i.version), Some(1));
-    assert!(table.get("app#audit#2").is_none());
-    table.put("app#audit#1", Record::Audit(r1));
-    copy.catch_up(&v2, std::slice::from_ref(&r2), Some(1))
+    table.put("app#audit#1", Record::Audit(r1.clone()));
+    copy.catch_up(&v2, std::slice::from_ref(&r2), at(Some(r1.at.as_str())))
         .await
         .unwrap();
     assert_eq!(copy.read().await.unwrap().map(|i| i.version), Some(2));

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::dns::{DnsAction, follow};
-use super::store::{Commit, WriteError};
+use super::store::{Commit, CopyFrom, WriteError};
 use super::{ActionError, Actuator, Transition};
 use failover_config::TablesMode;
 use failover_core::commit::{MoveKey, PreparedMove};
@@ -190,46 +190,33 @@ impl Actuator {
     }
 
     /// One table per region: one attempt at moving the primary's copy from the
-    /// version before `p` to `p`, its record with it. Only from the commit region's
-    /// own version before: the copy must hold the same audit record of it (a copy
-    /// left at that version by a write that landed after a reset holds another one,
-    /// or none once the reset was repaired). Otherwise the sync copies every record.
+    /// version before `p` to `p`, its record with it (one call: a commit's time
+    /// budget counts it so). Only from the commit region's own version before: the
+    /// copy must hold that version's audit record, written when the item the move
+    /// started from was (`CopyFrom::At`). Otherwise the sync copies every record.
     async fn copy_commit(&self, p: &Prepared) -> PrimaryCopy {
-        let from = p.transition.expected_version;
         let pending = |reason: &str| PrimaryCopy::Pending {
             error: ActionError::Busy {
                 region: Role::Primary,
                 reason: reason.into(),
             },
         };
-        if from > 0 {
-            let wanted = [from];
-            let (ours, theirs) = tokio::join!(
-                self.primary.audits(&wanted, true),
-                self.secondary.audits(&wanted, true)
-            );
-            match (ours, theirs) {
-                (Ok(ours), Ok(theirs)) if !theirs.is_empty() && ours == theirs => {}
-                (Ok(_), Ok(_)) => {
-                    return pending(
-                        "its copy's audit record of the previous version is not the commit \
-                         region's; the sync copies every record",
-                    );
-                }
-                (Err(e), _) | (_, Err(e)) => return PrimaryCopy::Pending { error: e },
-            }
-        }
+        let from = CopyFrom::At {
+            version: p.transition.expected_version,
+            at: p.transition.from_at.as_deref(),
+        };
         match self
             .primary
-            .catch_up(&p.item, std::slice::from_ref(&p.record), Some(from))
+            .catch_up(&p.item, std::slice::from_ref(&p.record), from)
             .await
         {
             Ok(()) => PrimaryCopy::Written,
-            // The primary is not at the version before this one: it lags further
-            // (the sync copies every record it lacks) or already moved on.
-            Err(WriteError::Conflict) => {
-                pending("its copy is not at the previous version; the sync brings it up")
-            }
+            // The primary is not at the version before this one (or that version
+            // is not the commit region's): it lags further, holds another history,
+            // or already moved on. The sync copies every record it lacks.
+            Err(WriteError::Conflict) => pending(
+                "its copy is not at the commit region's previous version; the sync brings it up",
+            ),
             Err(WriteError::Busy(e) | WriteError::Failed(e)) => PrimaryCopy::Pending { error: e },
             Err(other) => PrimaryCopy::Pending {
                 error: ActionError::Unavailable {

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::ActionError;
-use super::store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
+use super::store::{AUDITS_PER_WRITE, CanaryStore, Commit, CopyFrom, ItemStore, WriteError};
 use failover_aws::dynamo::{Cancel, Conditional, Item, Table, TxError, flag, n, num, s, text};
 use failover_core::drill::DrillRecord;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role, Trigger, keys};
@@ -281,39 +281,51 @@ impl ItemStore for DynamoItemStore {
         &self,
         item: &ConfigItem,
         audits: &[AuditRecord],
-        from: Option<u64>,
+        from: CopyFrom<'_>,
     ) -> Result<(), WriteError> {
+        if audits.len() > from.room() {
+            return Err(self.failed(format!(
+                "a catch-up of {} audit records: at most {} fit in one transaction",
+                audits.len(),
+                from.room()
+            )));
+        }
         let build = |e: aws_sdk_dynamodb::error::BuildError| self.failed(e.to_string());
         let update = match from {
-            None => self
+            CopyFrom::Below => self
                 .set_item(item)
                 .condition_expression("attribute_not_exists(#v) OR #v < :new"),
-            Some(0) => self
+            CopyFrom::At { version: 0, .. } => self
                 .set_item(item)
                 .condition_expression("attribute_not_exists(#v) OR #v = :from")
                 .expression_attribute_values(":from", n(0)),
-            Some(v) => self
+            CopyFrom::At { version, .. } => self
                 .set_item(item)
                 .condition_expression("#v = :from")
-                .expression_attribute_values(":from", n(v)),
+                .expression_attribute_values(":from", n(version)),
         }
         .build()
         .map_err(build)?;
-        let checks = from.is_some_and(|f| f > 0);
-        let room = AUDITS_PER_WRITE - usize::from(checks);
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(self.audit_puts(&audits[..audits.len().min(room)])?);
-        // From version f, the target must hold f's record: a copy at f without it is
-        // not on the commit region's history (see `ItemStore::catch_up`).
-        let record_check = match from {
-            Some(f) if f > 0 => {
+        items.extend(self.audit_puts(audits)?);
+        // The target's record of the version it is at (see `CopyFrom::At`).
+        let record_check = match (from.checked(), from) {
+            (Some(f), CopyFrom::At { at, .. }) => {
                 let check = ConditionCheck::builder()
                     .table_name(&self.table.name)
-                    .key("appId", s(keys::audit(&self.app_id, f)))
-                    .condition_expression("attribute_exists(appId)")
-                    .build()
-                    .map_err(build)?;
-                items.push(TransactWriteItem::builder().condition_check(check).build());
+                    .key("appId", s(keys::audit(&self.app_id, f)));
+                let check = match at {
+                    Some(at) => check
+                        .condition_expression("attribute_exists(appId) AND #at = :at")
+                        .expression_attribute_names("#at", "at")
+                        .expression_attribute_values(":at", s(at)),
+                    None => check.condition_expression("attribute_exists(appId)"),
+                };
+                items.push(
+                    TransactWriteItem::builder()
+                        .condition_check(check.build().map_err(build)?)
+                        .build(),
+                );
                 Some(items.len() - 1)
             }
             _ => None,

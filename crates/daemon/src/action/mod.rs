@@ -44,7 +44,7 @@ pub use dns::{
 pub use dynamo::{DynamoCanary, DynamoItemStore, copy_refusal, refusal};
 pub use history::{HISTORY_CACHE_TTL, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HistoryPage};
 pub use replication::{Canaries, CanaryPair, Measurement};
-pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, ItemStore, WriteError};
+pub use store::{AUDITS_PER_WRITE, CanaryStore, Commit, CopyFrom, ItemStore, WriteError};
 pub use sync::{SyncAction, SyncReport, sync_loop};
 
 use crate::clock::WallClock;
@@ -79,6 +79,10 @@ pub struct Transition {
     pub from: AppState,
     pub to: AppState,
     pub expected_version: u64,
+    /// The `updatedAt` of the item the move starts from, when known: the `at` of its
+    /// audit record (unless a person set the version by hand), which the primary's
+    /// copy must hold for the commit's own copy to build on it.
+    pub from_at: Option<String>,
     pub reason: String,
     pub evidence: serde_json::Value,
     pub trigger: Trigger,

@@ -61,6 +61,37 @@ pub struct Commit<'a> {
 /// 100 actions per transaction; one is the item).
 pub const AUDITS_PER_WRITE: usize = 99;
 
+/// Where a copy must be for [`ItemStore::catch_up`] to move it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFrom<'a> {
+    /// At any lower version (absent counting as 0); the caller writes every record
+    /// in between.
+    Below,
+    /// At `version` exactly (absent counting as 0) and, above 0, holding the commit
+    /// region's audit record of it: one that exists and, when `at` is known, was
+    /// written at `at`. A copy at that version without it (left there by a write
+    /// that landed after a reset, its record deleted by the repair or an older
+    /// life's) is not on the commit region's history: [`WriteError::Conflict`]
+    /// leaves it to the sync, which compares the records and copies every one.
+    At { version: u64, at: Option<&'a str> },
+}
+
+impl CopyFrom<'_> {
+    /// The version of the record checked in the target, if any.
+    pub fn checked(&self) -> Option<u64> {
+        match self {
+            Self::At { version, .. } if *version > 0 => Some(*version),
+            _ => None,
+        }
+    }
+
+    /// How many audit records fit in the transaction beside the item (and the
+    /// check of the target's record).
+    pub fn room(&self) -> usize {
+        AUDITS_PER_WRITE - usize::from(self.checked().is_some())
+    }
+}
+
 /// One region's copy of the config table: the config item, its audit records and
 /// the operator's pause.
 #[async_trait]
@@ -77,25 +108,21 @@ pub trait ItemStore: Send + Sync {
     async fn compare_and_set(&self, c: Commit<'_>) -> Result<(), WriteError>;
 
     /// Brings this copy up to `item` (a newer version committed in the other region)
-    /// with up to [`AUDITS_PER_WRITE`] audit records in the same transaction: only
-    /// while this copy is at version `from` exactly (absent counting as 0) and, from
-    /// a version above 0, holds that version's audit record (then one record fewer
-    /// fits), so that the records written are all it lacks; with `from` None, while
-    /// it is lower (the caller then writes every record in between). A copy never
-    /// moves backwards. A copy at `from` without its record was written before a
-    /// reset and had its records deleted by the person who repaired it: it is not on
-    /// the commit region's history, and [`WriteError::Conflict`] leaves it to the
-    /// sync, which copies every record.
+    /// with the audit records it lacks in the same transaction, only from where
+    /// `from` says this copy is (see [`CopyFrom`]): so that the records written are
+    /// all it lacks. A copy never moves backwards. More records than fit in one
+    /// transaction ([`CopyFrom::room`]) are refused, never dropped.
     async fn catch_up(
         &self,
         item: &ConfigItem,
         audits: &[AuditRecord],
-        from: Option<u64>,
+        from: CopyFrom<'_>,
     ) -> Result<(), WriteError>;
 
-    /// Sets this copy to `item`, a lower version than it holds (the commit region
-    /// was reset, restored or set back by hand, and this copy follows it), only while
-    /// it is still exactly `expected` (version and state). Its audit records stay.
+    /// Sets this copy to `item`, a lower version than it holds or the same version
+    /// of another history (the commit region was reset, restored or set back by
+    /// hand, and this copy follows it), only while it is still exactly `expected`
+    /// (version and state). Its audit records are not touched here.
     async fn follow_reset(
         &self,
         expected: &ConfigItem,

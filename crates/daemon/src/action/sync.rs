@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::dns::{DnsAction, follow_seen};
-use super::store::{AUDITS_PER_WRITE, ItemStore, WriteError};
+use super::store::{AUDITS_PER_WRITE, CopyFrom, ItemStore, WriteError};
 use super::{ActionError, Actuator};
 use crate::gate::Gate;
 use failover_config::TablesMode;
@@ -60,6 +60,10 @@ pub enum SyncAction {
     /// passes in a row, was set to the commit region's item (the commit region is the
     /// truth: a copy goes backwards only to follow it).
     FollowedReset { from_version: u64, to_version: u64 },
+    /// One table per region: the primary copy is at the commit region's version but
+    /// holds another audit record of it (written before a reset, in another
+    /// history). Looked at again on the next pass, as [`SyncAction::PrimaryAhead`].
+    OtherHistory { version: u64 },
     /// Global tables: the primary replica has not received these versions yet.
     Replicating { behind: u64 },
     /// Global tables: the primary replica holds a version the commit region does not
@@ -160,18 +164,41 @@ impl Actuator {
         primary: &Result<Option<ConfigItem>, ActionError>,
         secondary: &Result<Option<ConfigItem>, ActionError>,
     ) -> SyncAction {
-        if !matches!((primary, secondary), (Ok(Some(p)), Ok(Some(s))) if s.version < p.version) {
+        let follows = |p: &ConfigItem, s: &ConfigItem| {
+            s.version < p.version || (s.version == p.version && s.version > 0 && p != s)
+        };
+        if !matches!((primary, secondary), (Ok(Some(p)), Ok(Some(s))) if follows(p, s)) {
             *self.primary_ahead.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
         match (primary, secondary) {
             (Ok(p), Ok(Some(s))) if p.as_ref().is_none_or(|p| p.version < s.version) => {
-                let from = p.as_ref().map(|p| p.version);
-                self.catch_up(&self.secondary, &self.primary, s, from).await
+                self.catch_up(&self.secondary, &self.primary, s, p.as_ref())
+                    .await
             }
             // The commit region has no item at all (deleted by hand): restored from
             // the primary's copy, records included.
             (Ok(Some(p)), Ok(None)) => self.catch_up(&self.primary, &self.secondary, p, None).await,
             (Ok(Some(p)), Ok(Some(s))) if s.version < p.version => self.follow_reset(p, s).await,
+            // Same version, another item: the same history (a write outside the
+            // protocol, told by the state) or another one (by the audit record).
+            (Ok(Some(p)), Ok(Some(s))) if follows(p, s) => {
+                match self.same_record(s.version).await {
+                    Ok(true) if p.state != s.state => SyncAction::Diverged {
+                        primary: p.state,
+                        secondary: s.state,
+                        version: s.version,
+                    },
+                    Ok(true) => SyncAction::None,
+                    Ok(false) => self.follow_reset(p, s).await,
+                    Err(e) => SyncAction::CatchUpFailed {
+                        region: Role::Primary,
+                        reason: format!(
+                            "its audit record of version {} cannot be compared: {e}",
+                            s.version
+                        ),
+                    },
+                }
+            }
             (Ok(Some(p)), Ok(Some(s))) if p.state != s.state => SyncAction::Diverged {
                 primary: p.state,
                 secondary: s.state,
@@ -181,10 +208,28 @@ impl Actuator {
         }
     }
 
-    /// The primary copy is ahead of the commit region. The commit region is the
-    /// truth and is never written here: once the same pair has been seen on two
-    /// passes in a row, the primary copy is set to the commit region's item, only
-    /// while it is still exactly as read (its audit records stay).
+    /// Whether both copies hold the same audit record of `version` (one that
+    /// exists in the commit region). Version 0 has none: always the same.
+    async fn same_record(&self, version: u64) -> Result<bool, ActionError> {
+        if version == 0 {
+            return Ok(true);
+        }
+        let wanted = [version];
+        let (theirs, ours) = tokio::join!(
+            self.secondary.audits(&wanted, true),
+            self.primary.audits(&wanted, true)
+        );
+        let (theirs, ours) = (theirs?, ours?);
+        Ok(!theirs.is_empty() && theirs == ours)
+    }
+
+    /// The primary copy is ahead of the commit region, or at its version in another
+    /// history. The commit region is the truth and is never written here: once the
+    /// same pair has been seen on two passes in a row, the primary copy is set to the
+    /// commit region's item, only while it is still exactly as read. Its audit
+    /// records stay, unless its record of the commit region's version is not the
+    /// commit region's: then every record up to that version is copied first, so
+    /// the copy never shows a version without its records.
     async fn follow_reset(&self, p: &ConfigItem, s: &ConfigItem) -> SyncAction {
         let pair = (p.clone(), s.clone());
         let seen_before = {
@@ -194,10 +239,32 @@ impl Actuator {
             before
         };
         if !seen_before {
-            return SyncAction::PrimaryAhead {
-                primary: p.version,
-                secondary: s.version,
+            return if p.version == s.version {
+                SyncAction::OtherHistory { version: s.version }
+            } else {
+                SyncAction::PrimaryAhead {
+                    primary: p.version,
+                    secondary: s.version,
+                }
             };
+        }
+        let failed = |reason: String| SyncAction::CatchUpFailed {
+            region: Role::Primary,
+            reason,
+        };
+        match self.same_record(s.version).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(reason) = self.copy_records(s.version).await {
+                    return failed(reason);
+                }
+            }
+            Err(e) => {
+                return failed(format!(
+                    "its audit record of version {} cannot be compared: {e}",
+                    s.version
+                ));
+            }
         }
         match self.primary.follow_reset(p, s).await {
             Ok(()) => SyncAction::FollowedReset {
@@ -206,11 +273,31 @@ impl Actuator {
             },
             // It changed meanwhile: the next pass looks again.
             Err(WriteError::Conflict) => SyncAction::None,
-            Err(e) => SyncAction::CatchUpFailed {
-                region: Role::Primary,
-                reason: format!("following the commit region's reset: {e:?}"),
-            },
+            Err(e) => failed(format!("following the commit region's reset: {e:?}")),
         }
+    }
+
+    /// Copies the commit region's audit records 1 to `upto` into the primary's copy
+    /// (over the ones there), in pages.
+    async fn copy_records(&self, upto: u64) -> Result<(), String> {
+        let wanted: Vec<u64> = (1..=upto).collect();
+        for page in wanted.chunks(AUDITS_PER_WRITE) {
+            let records = self.secondary.audits(page, true).await.map_err(|e| {
+                format!("the audit records cannot be read from the commit region: {e}")
+            })?;
+            if records.len() != page.len() {
+                return Err(format!(
+                    "the commit region lacks audit records among versions {} to {}",
+                    page[0],
+                    page[page.len() - 1]
+                ));
+            }
+            self.primary
+                .put_audits(&records)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        Ok(())
     }
 
     /// Copies `item` and every audit record the target lacks (read from the source
@@ -220,19 +307,21 @@ impl Actuator {
         source: &Arc<dyn ItemStore>,
         target: &Arc<dyn ItemStore>,
         item: &ConfigItem,
-        from_version: Option<u64>,
+        copy: Option<&ConfigItem>,
     ) -> SyncAction {
+        let from_version = copy.map(|c| c.version);
         let failed = |reason: String| SyncAction::CatchUpFailed {
             region: target.role(),
             reason,
         };
         // The copy's own version counts only when it holds the same record of it as
         // the source: a copy left at a version by a write that landed after a reset,
-        // whose records were then deleted (or differ), gets every record.
+        // whose records were then deleted (or are an older life's), gets every record.
         let start = match from_version {
             Some(f) if f > 0 => {
-                let theirs = source.audits(&[f], true).await;
-                let ours = target.audits(&[f], true).await;
+                let wanted = [f];
+                let (theirs, ours) =
+                    tokio::join!(source.audits(&wanted, true), target.audits(&wanted, true));
                 match (theirs, ours) {
                     (Ok(theirs), Ok(ours)) if !theirs.is_empty() && theirs == ours => f,
                     (Ok(_), Ok(_)) => 0,
@@ -274,7 +363,10 @@ impl Actuator {
                 return failed(format!("{e:?}"));
             }
         }
-        match target.catch_up(item, &audits[split..], None).await {
+        match target
+            .catch_up(item, &audits[split..], CopyFrom::Below)
+            .await
+        {
             Ok(()) if target.role() == Role::Primary => {
                 // The recovery reports of those versions follow their records.
                 self.copy_reports(&wanted).await;

@@ -18,8 +18,17 @@ use failover_core::overrides;
 use failover_core::policy::{Decision, ItemChange};
 
 impl Daemon {
+    /// The `updatedAt` of the policy's item when the decision starts from it.
+    fn start_written_at(&self, d: &Decision) -> Option<String> {
+        self.policy
+            .item()
+            .filter(|i| i.version == d.expected_version && i.state == d.from)
+            .and_then(|i| i.updated_at.clone())
+    }
+
     fn transition_for(
         d: Decision,
+        from_at: Option<String>,
         reason: String,
         trigger: Trigger,
         by: String,
@@ -30,6 +39,7 @@ impl Daemon {
             from: d.from,
             to: d.to,
             expected_version: d.expected_version,
+            from_at,
             reason,
             evidence: d.evidence,
             trigger,
@@ -108,7 +118,16 @@ impl Daemon {
             None => {
                 let reason = decision.reason.clone();
                 let by = self.identity.instance.clone();
-                let t = Self::transition_for(decision, reason, Trigger::Auto, by, false, fence);
+                let from_at = self.start_written_at(&decision);
+                let t = Self::transition_for(
+                    decision,
+                    from_at,
+                    reason,
+                    Trigger::Auto,
+                    by,
+                    false,
+                    fence,
+                );
                 self.actuator.prepare(t)
             }
         };
@@ -237,7 +256,16 @@ impl Daemon {
                     None => (format!("admin:{}", human.caller), Trigger::Manual),
                 };
                 let reason = human.reason.clone();
-                let mut t = Self::transition_for(decision, reason, trigger, by, human.force, fence);
+                let from_at = self.start_written_at(&decision);
+                let mut t = Self::transition_for(
+                    decision,
+                    from_at,
+                    reason,
+                    trigger,
+                    by,
+                    human.force,
+                    fence,
+                );
                 t.lasts = lasts;
                 let p = self.actuator.prepare(t);
                 self.spawn_commit(p, Origin::Manual(human), state, tasks);

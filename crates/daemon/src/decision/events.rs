@@ -423,6 +423,11 @@ impl Daemon {
                  the commit region was reset or the primary written by hand; the primary \
                  follows the commit region if it still holds on the next pass"
             )),
+            SyncAction::OtherHistory { version } => Some(format!(
+                "the primary copy is at version {version} like the commit region, but holds \
+                 another audit record of it (written before a reset); the primary follows \
+                 the commit region, records included, if it still holds on the next pass"
+            )),
             SyncAction::FollowedReset {
                 from_version,
                 to_version,
