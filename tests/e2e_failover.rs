@@ -652,7 +652,7 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
          [[probes]]\nname = \"p-config\"\nkind = \"dynamodb\"\nregion = \"primary\"\n\
          [[probes]]\nname = \"s-config\"\nkind = \"dynamodb\"\nregion = \"secondary\"\n"
     ));
-    let _mon = Monitor::start(&cfg);
+    let mon = Monitor::start(&cfg);
     let (fenced, _) = tables
         .wait_item(Role::Secondary, Duration::from_secs(20), |i| {
             i.state == AppState::Fenced
@@ -686,6 +686,19 @@ async fn fence_measures_replication_and_fails_over_at_max_fence() {
     );
     let r = &tables.audits(Role::Secondary, 2..=2).await[0];
     assert_eq!((r.from, r.to), (AppState::Fenced, AppState::Failover));
+    // The commit's own copy of v2 was written at once: DynamoDB took its check that
+    // the primary's record of v1 is the commit region's (`at` = v1's updatedAt).
+    let copied = wait_for(Duration::from_secs(5), "v2's copy logged", async || {
+        let events = mon.log_events();
+        let of_v2 = |e: &&serde_json::Value| e["version"] == 2;
+        let copy = events.iter().filter(of_v2).find_map(|e| {
+            let m = e["message"].as_str()?;
+            m.starts_with("primary copy").then(|| m.to_owned())
+        });
+        copy.ok_or_else(|| "no log of v2's primary copy yet".to_owned())
+    })
+    .await;
+    assert_eq!(copied, "primary copy updated");
     let repl = &r.evidence["replication"];
     assert_eq!(repl["canary_arrived"], false, "{}", r.evidence);
     assert!(

@@ -556,7 +556,7 @@ fn log_committed(
             )
         }
         PrimaryCopy::Pending { error } => {
-            warn!(error = %error, "primary copy not updated yet; it will be caught up when it answers")
+            warn!(version = item.version, error = %error, "primary copy not updated yet; it will be caught up when it answers")
         }
     }
     match dns {
