@@ -1035,6 +1035,55 @@ async fn a_copy_of_another_history_at_the_same_version_follows_the_commit_region
     }
 }
 
+/// Found by the simulation (seed 42031154): a commit's copy of v1 failover, sent
+/// before a re-seed, lands on the primary after it; the person then sets the commit
+/// region's version back to the newest record's (1), in the re-seeded state. Both
+/// copies hold the same record 1 and differ in state. The primary's copy is exactly
+/// what record 1 wrote, so the other state was written in the commit region (the
+/// truth): the copy follows it on the second pass. (A primary copy written by hand,
+/// as the original stack's `switch-state` does, stays a divergence for a human:
+/// the end of the test before.)
+#[tokio::test(start_paused = true)]
+async fn a_copy_follows_the_commit_regions_state_set_by_hand_at_the_same_version() {
+    use failover_daemon::action::SyncAction;
+    let b = world();
+    let monitors = AuditRecord {
+        at: NEW_V1_AT.into(),
+        by: "a".into(),
+        ..record(1, AppState::Active, AppState::Failover)
+    };
+    for role in Role::BOTH {
+        b.table(role)
+            .put(&keys::audit(APP, 1), Record::Audit(monitors.clone()));
+    }
+    b.table(Role::Primary).put(
+        APP,
+        Record::Item(ConfigItem {
+            updated_at: Some(NEW_V1_AT.into()),
+            updated_by: Some("a".into()),
+            ..at(AppState::Failover, 1)
+        }),
+    );
+    b.table(Role::Secondary).put(
+        APP,
+        Record::Item(ConfigItem {
+            updated_at: Some("2027-01-03T00:00:00.000Z".into()),
+            updated_by: Some("admin:repair".into()),
+            ..at(AppState::Active, 1)
+        }),
+    );
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    let first = act.sync(false).await.action;
+    assert!(matches!(first, SyncAction::Diverged { .. }), "{first:?}");
+    let second = act.sync(false).await.action;
+    assert!(
+        matches!(second, SyncAction::FollowedReset { .. }),
+        "{second:?}"
+    );
+    assert_eq!(item(&b, Role::Primary), item(&b, Role::Secondary));
+    assert_eq!(audits(&b, Role::Primary), vec![monitors]);
+}
+
 /// A commit the table throttles writes nothing and is tried again after a backoff
 /// that belongs to the move: the failover comes once the table takes writes, once.
 #[tokio::test(start_paused = true)]

@@ -172,6 +172,16 @@ pub struct AuditRecord {
     pub forced: bool,
 }
 
+impl AuditRecord {
+    /// Whether `item` is the very item this record's transition wrote (its version,
+    /// its state `to`, its `updatedAt` the record's `at`): not changed by hand since.
+    pub fn wrote(&self, item: &ConfigItem) -> bool {
+        item.version == self.version
+            && item.state == self.to
+            && item.updated_at.as_deref() == Some(self.at.as_str())
+    }
+}
+
 /// Automatic transitions stopped (or restarted) by an operator, stored beside the
 /// config item so that every instance honours it, across restarts and leader
 /// changes. `seq` orders the changes (each write is conditioned on the last one).
@@ -265,6 +275,51 @@ pub mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_knows_the_item_it_wrote() {
+        let record = AuditRecord {
+            version: 4,
+            from: AppState::Active,
+            to: AppState::Failover,
+            at: "2027-01-01T00:00:00.000Z".into(),
+            by: "a".into(),
+            trigger: Trigger::Auto,
+            reason: "down".into(),
+            evidence: serde_json::Value::Null,
+            forced: false,
+        };
+        let item = ConfigItem {
+            state: AppState::Failover,
+            version: 4,
+            updated_at: Some(record.at.clone()),
+            updated_by: Some("a".into()),
+            reason: Some("down".into()),
+            expires_at: None,
+        };
+        assert!(record.wrote(&item));
+        let changed = [
+            ConfigItem {
+                version: 5,
+                ..item.clone()
+            },
+            ConfigItem {
+                state: AppState::Active,
+                ..item.clone()
+            },
+            ConfigItem {
+                updated_at: Some("2027-01-01T00:00:01.000Z".into()),
+                ..item.clone()
+            },
+            ConfigItem {
+                updated_at: None,
+                ..item
+            },
+        ];
+        for other in &changed {
+            assert!(!record.wrote(other), "{other:?}");
+        }
+    }
 
     #[test]
     fn states_round_trip_through_their_names() {

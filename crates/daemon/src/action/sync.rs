@@ -16,7 +16,7 @@ use super::store::{AUDITS_PER_WRITE, CopyFrom, ItemStore, WriteError};
 use super::{ActionError, Actuator};
 use crate::gate::Gate;
 use failover_config::TablesMode;
-use failover_core::model::{AppState, ConfigItem, PauseRecord, Role};
+use failover_core::model::{AppState, AuditRecord, ConfigItem, PauseRecord, Role};
 
 /// What one sync pass found and did.
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +76,14 @@ pub enum SyncAction {
         secondary: AppState,
         version: u64,
     },
+}
+
+/// Whether the primary's copy holds the commit region's audit record of a version.
+enum History {
+    /// The same record (none at version 0).
+    Same(Option<AuditRecord>),
+    /// Another record, or none where the commit region has one.
+    Other,
 }
 
 impl SyncReport {
@@ -178,27 +186,40 @@ impl Actuator {
             // The commit region has no item at all (deleted by hand): restored from
             // the primary's copy, records included.
             (Ok(Some(p)), Ok(None)) => self.catch_up(&self.primary, &self.secondary, p, None).await,
-            (Ok(Some(p)), Ok(Some(s))) if s.version < p.version => self.follow_reset(p, s).await,
-            // Same version, another item: the same history (a write outside the
-            // protocol, told by the state) or another one (by the audit record).
-            (Ok(Some(p)), Ok(Some(s))) if follows(p, s) => {
-                match self.same_record(s.version).await {
-                    Ok(true) if p.state != s.state => SyncAction::Diverged {
+            (Ok(Some(p)), Ok(Some(s))) if s.version < p.version => {
+                self.follow_reset(p, s, None).await
+            }
+            // Same version, another item: another history (by the audit record),
+            // or the same one with a write outside the protocol (told by the state).
+            (Ok(Some(p)), Ok(Some(s))) if follows(p, s) => match self.copy_history(s.version).await
+            {
+                Ok(History::Other) => self.follow_reset(p, s, None).await,
+                Ok(History::Same(_)) if p.state == s.state => SyncAction::None,
+                // The primary's copy is exactly what its record wrote (a monitor's
+                // copy): the other state was written in the commit region, by hand
+                // (a version set back to the record's after a re-seed, say), and the
+                // copy follows it as it follows a reset. A copy written by hand (the
+                // original stack's `switch-state` on the primary) waits for a human.
+                Ok(History::Same(record)) => {
+                    let diverged = SyncAction::Diverged {
                         primary: p.state,
                         secondary: s.state,
                         version: s.version,
-                    },
-                    Ok(true) => SyncAction::None,
-                    Ok(false) => self.follow_reset(p, s).await,
-                    Err(e) => SyncAction::CatchUpFailed {
-                        region: Role::Primary,
-                        reason: format!(
-                            "its audit record of version {} cannot be compared: {e}",
-                            s.version
-                        ),
-                    },
+                    };
+                    if record.is_some_and(|r| r.wrote(p)) {
+                        self.follow_reset(p, s, Some(diverged)).await
+                    } else {
+                        diverged
+                    }
                 }
-            }
+                Err(e) => SyncAction::CatchUpFailed {
+                    region: Role::Primary,
+                    reason: format!(
+                        "its audit record of version {} cannot be compared: {e}",
+                        s.version
+                    ),
+                },
+            },
             (Ok(Some(p)), Ok(Some(s))) if p.state != s.state => SyncAction::Diverged {
                 primary: p.state,
                 secondary: s.state,
@@ -209,18 +230,21 @@ impl Actuator {
     }
 
     /// Whether both copies hold the same audit record of `version` (one that
-    /// exists in the commit region). Version 0 has none: always the same.
-    async fn same_record(&self, version: u64) -> Result<bool, ActionError> {
+    /// exists in the commit region), and which. Version 0 has none: always the same.
+    async fn copy_history(&self, version: u64) -> Result<History, ActionError> {
         if version == 0 {
-            return Ok(true);
+            return Ok(History::Same(None));
         }
         let wanted = [version];
         let (theirs, ours) = tokio::join!(
             self.secondary.audits(&wanted, true),
             self.primary.audits(&wanted, true)
         );
-        let (theirs, ours) = (theirs?, ours?);
-        Ok(!theirs.is_empty() && theirs == ours)
+        let (mut theirs, ours) = (theirs?, ours?);
+        Ok(match theirs.pop() {
+            Some(record) if ours == [record.clone()] => History::Same(Some(record)),
+            _ => History::Other,
+        })
     }
 
     /// The primary copy is ahead of the commit region, or at its version in another
@@ -230,7 +254,12 @@ impl Actuator {
     /// records stay, unless its record of the commit region's version is not the
     /// commit region's: then every record up to that version is copied first, so
     /// the copy never shows a version without its records.
-    async fn follow_reset(&self, p: &ConfigItem, s: &ConfigItem) -> SyncAction {
+    async fn follow_reset(
+        &self,
+        p: &ConfigItem,
+        s: &ConfigItem,
+        first: Option<SyncAction>,
+    ) -> SyncAction {
         let pair = (p.clone(), s.clone());
         let seen_before = {
             let mut last = self.primary_ahead.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,7 +268,9 @@ impl Actuator {
             before
         };
         if !seen_before {
-            return if p.version == s.version {
+            return if let Some(first) = first {
+                first
+            } else if p.version == s.version {
                 SyncAction::OtherHistory { version: s.version }
             } else {
                 SyncAction::PrimaryAhead {
@@ -252,9 +283,9 @@ impl Actuator {
             region: Role::Primary,
             reason,
         };
-        match self.same_record(s.version).await {
-            Ok(true) => {}
-            Ok(false) => {
+        match self.copy_history(s.version).await {
+            Ok(History::Same(_)) => {}
+            Ok(History::Other) => {
                 if let Err(reason) = self.copy_records(s.version).await {
                     return failed(reason);
                 }
