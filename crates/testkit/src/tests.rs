@@ -102,6 +102,20 @@ async fn a_catch_up_from_a_version_needs_that_versions_record() {
         to: AppState::Active,
         ..r1.clone()
     };
+    // from version 0 nothing is checked: there is no record 0
+    let seeded = MemItemStore::new(MemTable::new(), "app", Role::Primary);
+    seeded
+        .catch_up(
+            &copy.read().await.unwrap().unwrap(),
+            std::slice::from_ref(&r1),
+            CopyFrom::At {
+                version: 0,
+                at: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(seeded.read().await.unwrap().map(|i| i.version), Some(1));
     let at = |at| CopyFrom::At { version: 1, at };
     let conflict = async |from, why: &str| {
         let refused = copy.catch_up(&v2, std::slice::from_ref(&r2), from).await;
