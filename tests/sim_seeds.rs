@@ -157,13 +157,16 @@ fn a_seed_replays_exactly() {
 /// copy moved a primary copy left at v1 from before a re-seed, its record deleted,
 /// to v2 (v1 unaudited there). 42031154: a late copy of v1 on the primary after a
 /// re-seed, the commit region's version then set back to 1 by hand in the
-/// re-seeded state: same record, two states, a divergence that never settled. (A
+/// re-seeded state: same record, two states, a divergence that never settled.
+/// 42043606: a process resumed after a 16 s stop, its signed probes denied,
+/// published its pre-stop down as fresh and made a quorum over a healthy primary.
+/// (A
 /// change to the simulation's draws may change what a seed plays;
 /// `docs/SIMULATION.md` says what each was.)
 #[test]
 fn seeds_that_once_failed_pass() {
     for seed in [
-        500249, 501153, 25612, 37453, 759, 828, 41010967, 41015774, 42031154,
+        500249, 501153, 25612, 37453, 759, 828, 41010967, 41015774, 42031154, 42043606,
     ] {
         let o = sim::run(seed);
         assert!(o.violations.is_empty(), "seed {seed}: {:?}", o.violations);

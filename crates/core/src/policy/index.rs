@@ -21,7 +21,8 @@ pub(super) struct ProbeIndex {
     unheard: usize,
     /// Per region, the probes unknown, down and inconclusive.
     not_up: [[BTreeSet<usize>; 3]; 2],
-    /// Primary probes that are down and passed their last check.
+    /// Primary probes that are down and whose last check did not fail: it passed,
+    /// or it said something only about the monitor (not evidence about the region).
     down_passing: usize,
 }
 
@@ -36,7 +37,7 @@ fn not_up_slot(h: Health) -> Option<usize> {
 }
 
 fn down_passing(p: &ProbeSlot) -> bool {
-    p.role == Role::Primary && p.health.health() == Health::Down && p.last_ok == Some(true)
+    p.role == Role::Primary && p.health.health() == Health::Down && !p.last_failed
 }
 
 impl ProbeIndex {
@@ -104,7 +105,8 @@ impl ProbeIndex {
         (self.unheard == 0).then(|| self.heard.get(1).copied().flatten())
     }
 
-    /// Whether no primary probe that is down passed its last check.
+    /// Whether every primary probe that is down failed its last check (none passed
+    /// it, none said only something about the monitor).
     pub(super) fn down_is_current(&self) -> bool {
         self.down_passing == 0
     }
@@ -171,8 +173,7 @@ mod tests {
             .try_fold(None, |o: Option<Instant>, t| {
                 t.map(|t| Some(o.map_or(t, |o| o.min(t))))
             });
-        let current =
-            primary().all(|p| p.health.health() != Health::Down || p.last_ok != Some(true));
+        let current = primary().all(|p| p.health.health() != Health::Down || p.last_failed);
         let not_up = |role| {
             (0..probes.len())
                 .filter(|&i| probes[i].role == role && probes[i].health.health() != Health::Up)

@@ -41,6 +41,9 @@ struct ProbeSlot {
     role: Role,
     health: ProbeHealth,
     last_ok: Option<bool>,
+    /// The last result was a failure that is evidence about the region (not one
+    /// about the monitor).
+    last_failed: bool,
     last_error: Option<String>,
     last_latency: Option<Duration>,
     /// When the last result arrived.
@@ -75,6 +78,7 @@ impl ProbeSlot {
             role,
             health: ProbeHealth::new(fall, rise),
             last_ok: None,
+            last_failed: false,
             last_error: None,
             last_latency: None,
             last_at: None,
@@ -210,7 +214,8 @@ impl Policy {
         usize::from(counts_as_down(vote, age, Duration::ZERO, ttl)) + others
     }
 
-    /// Whether no primary probe that is down answered its last check.
+    /// Whether every primary probe that is down failed its last check (none
+    /// answered it, none said only something about the monitor).
     fn down_is_current(&self) -> bool {
         self.index.down_is_current()
     }
@@ -307,6 +312,7 @@ impl Policy {
         let slot = self.probes.get_mut(obs.probe)?;
         let before = ProbeIndex::before(slot);
         slot.last_ok = Some(obs.ok);
+        slot.last_failed = !obs.ok && !obs.monitor_side;
         slot.last_error = obs.error.clone();
         slot.last_latency = Some(obs.latency);
         slot.last_at = Some(obs.at);

@@ -225,6 +225,37 @@ async fn a_probe_that_answered_its_last_check_holds_the_published_vote_too() {
     }
 }
 
+/// Simulation seed 42043606: a process stopped (SIGSTOP) for 16 s, its primary
+/// probes down from timeouts before the stop, resumed with its signed probes
+/// denied (AccessDenied: about the monitor). Each fresh inconclusive result left
+/// the old down standing and made it look fresh, so its published vote was a down
+/// 0.3 s old and made a quorum with the one instance cut from a healthy primary. A
+/// probe down whose last check said only something about the monitor holds the
+/// vote as one that answered does; a conclusive failure makes it current again.
+#[tokio::test(start_paused = true)]
+async fn a_down_probe_whose_last_check_was_about_the_monitor_is_no_fresh_down() {
+    let mut p = policy(cfg(), 1, 0, 2, 3);
+    let start = Instant::now();
+    p.observe_item(item(AppState::Active, 0), None, start);
+    feed(&mut p, [0], false, 2, start);
+    assert_eq!(p.vote(start).0, Vote::Down);
+    let later = start + Duration::from_secs(16);
+    let denied = Observation {
+        monitor_side: true,
+        error: Some("get_item: AccessDeniedException".into()),
+        ..obs(0, false, later)
+    };
+    p.observe(&denied);
+    assert!(
+        p.primary_down(),
+        "still down by fall (one inconclusive result)"
+    );
+    assert_eq!(p.vote(later), (Vote::Unknown, Some(Duration::ZERO)));
+    assert_eq!(p.down_votes(later), 0);
+    p.observe(&obs(0, false, later));
+    assert_eq!(p.vote(later), (Vote::Down, Some(Duration::ZERO)));
+}
+
 /// The coordination input is kept as last set, for the daemon's status and
 /// reports; None again once this instance acts alone.
 #[test]
