@@ -1084,6 +1084,46 @@ async fn a_copy_follows_the_commit_regions_state_set_by_hand_at_the_same_version
     assert_eq!(audits(&b, Role::Primary), vec![monitors]);
 }
 
+/// The two passes a primary copy ahead of the commit region must be seen on are two
+/// passes in a row: a pass in between where the copies agree, or where the primary
+/// lags, starts the count again (found by a mutation of the rule that keeps the
+/// memory: `s.version < p.version` into `<=`).
+#[tokio::test(start_paused = true)]
+async fn a_copy_ahead_follows_only_after_two_passes_in_a_row() {
+    use failover_daemon::action::SyncAction;
+    let b = world();
+    let (pri, sec) = (b.table(Role::Primary), b.table(Role::Secondary));
+    for v in 1..=3 {
+        for t in [&pri, &sec] {
+            t.put(
+                &keys::audit(APP, v),
+                Record::Audit(record(v, AppState::Active, AppState::Failover)),
+            );
+        }
+    }
+    let ahead = at(AppState::Failover, 3);
+    sec.put(APP, Record::Item(at(AppState::Failover, 2)));
+    for between in [at(AppState::Failover, 2), at(AppState::Failover, 1)] {
+        let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+        pri.put(APP, Record::Item(ahead.clone()));
+        let first = act.sync(false).await.action;
+        assert!(
+            matches!(first, SyncAction::PrimaryAhead { .. }),
+            "{first:?}"
+        );
+        // the copies agree for a pass (or the primary lags and is caught up)
+        pri.put(APP, Record::Item(between));
+        act.sync(false).await;
+        pri.put(APP, Record::Item(ahead.clone()));
+        let again = act.sync(false).await.action;
+        assert!(
+            matches!(again, SyncAction::PrimaryAhead { .. }),
+            "counted from the start again: {again:?}"
+        );
+        assert_eq!(item(&b, Role::Primary), Some(ahead.clone()));
+    }
+}
+
 /// A commit the table throttles writes nothing and is tried again after a backoff
 /// that belongs to the move: the failover comes once the table takes writes, once.
 #[tokio::test(start_paused = true)]
