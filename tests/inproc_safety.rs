@@ -1101,20 +1101,31 @@ async fn a_copy_ahead_follows_only_after_two_passes_in_a_row() {
             );
         }
     }
-    let ahead = at(AppState::Failover, 3);
-    sec.put(APP, Record::Item(at(AppState::Failover, 2)));
-    for between in [at(AppState::Failover, 2), at(AppState::Failover, 1)] {
+    let (ahead, commit) = (at(AppState::Failover, 3), at(AppState::Failover, 2));
+    let seeded = |by: &str| ConfigItem {
+        updated_by: Some(by.into()),
+        ..at(AppState::Active, 0)
+    };
+    // between the two sightings: the copies agree; the primary lags (and is caught
+    // up); both are at version 0, different items
+    for (p, s) in [
+        (commit.clone(), commit.clone()),
+        (at(AppState::Failover, 1), commit.clone()),
+        (seeded("ana"), seeded("bo")),
+    ] {
         let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
         pri.put(APP, Record::Item(ahead.clone()));
+        sec.put(APP, Record::Item(commit.clone()));
         let first = act.sync(false).await.action;
         assert!(
             matches!(first, SyncAction::PrimaryAhead { .. }),
             "{first:?}"
         );
-        // the copies agree for a pass (or the primary lags and is caught up)
-        pri.put(APP, Record::Item(between));
+        pri.put(APP, Record::Item(p));
+        sec.put(APP, Record::Item(s));
         act.sync(false).await;
         pri.put(APP, Record::Item(ahead.clone()));
+        sec.put(APP, Record::Item(commit.clone()));
         let again = act.sync(false).await.action;
         assert!(
             matches!(again, SyncAction::PrimaryAhead { .. }),
@@ -1122,6 +1133,38 @@ async fn a_copy_ahead_follows_only_after_two_passes_in_a_row() {
         );
         assert_eq!(item(&b, Role::Primary), Some(ahead.clone()));
     }
+}
+
+/// The commit region's item deleted by hand is restored from the primary's copy,
+/// records included (the sync never writes over an item there, but puts a missing
+/// one back).
+#[tokio::test(start_paused = true)]
+async fn a_deleted_commit_region_item_is_restored_from_the_primary() {
+    use failover_daemon::action::SyncAction;
+    let b = world();
+    let pri = b.table(Role::Primary);
+    pri.put(APP, Record::Item(at(AppState::Failover, 2)));
+    for v in 1..=2 {
+        pri.put(
+            &keys::audit(APP, v),
+            Record::Audit(record(v, AppState::Active, AppState::Failover)),
+        );
+    }
+    b.table(Role::Secondary).delete(APP);
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    let action = act.sync(false).await.action;
+    assert!(
+        matches!(
+            action,
+            SyncAction::CaughtUp {
+                region: Role::Secondary,
+                ..
+            }
+        ),
+        "{action:?}"
+    );
+    assert_eq!(item(&b, Role::Secondary), item(&b, Role::Primary));
+    assert_eq!(audits(&b, Role::Secondary), audits(&b, Role::Primary));
 }
 
 /// A commit the table throttles writes nothing and is tried again after a backoff
