@@ -1020,6 +1020,19 @@ async fn a_copy_of_another_history_at_the_same_version_follows_the_commit_region
     assert_eq!(item(&b, Role::Primary), item(&b, Role::Secondary));
     assert_eq!(audits(&b, Role::Primary), audits(&b, Role::Secondary));
     assert_eq!(act.sync(false).await.action, SyncAction::None);
+    // same history and state, the primary's metadata edited by hand: nothing to
+    // settle (only the state and the records matter)
+    let theirs = item(&b, Role::Secondary).expect("item");
+    b.table(Role::Primary).put(
+        APP,
+        Record::Item(ConfigItem {
+            reason: Some("edited by hand".into()),
+            ..theirs
+        }),
+    );
+    for _ in 0..2 {
+        assert_eq!(act.sync(false).await.action, SyncAction::None);
+    }
     // same history, another state: written outside the protocol
     let theirs = item(&b, Role::Secondary).expect("item");
     b.table(Role::Primary).put(
