@@ -165,7 +165,7 @@ impl ItemStore for MemItemStore {
             .await
             .map_err(|e| match e {
                 TxError::Cancelled(reasons) => {
-                    copy_refusal(&reasons, record_check, |text| ActionError::Busy {
+                    copy_refusal(&reasons, None, record_check, |text| ActionError::Busy {
                         region: self.role,
                         reason: format!("transaction cancelled: {text}"),
                     })

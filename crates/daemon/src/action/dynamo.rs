@@ -151,14 +151,28 @@ impl DynamoItemStore {
         fence_index: Option<usize>,
         token: Option<&str>,
     ) -> Result<(), WriteError> {
+        self.transact_checked(items, fence_index, None, token).await
+    }
+
+    /// [`Self::transact`], where a failed check of a catch-up's target record
+    /// (action `record_check`) is a conflict too ([`copy_refusal`]).
+    async fn transact_checked(
+        &self,
+        items: Vec<TransactWriteItem>,
+        fence_index: Option<usize>,
+        record_check: Option<usize>,
+        token: Option<&str>,
+    ) -> Result<(), WriteError> {
         match self.table.transact(items, token).await {
             Ok(()) => Ok(()),
-            Err(TxError::Cancelled(reasons)) => Err(refusal(&reasons, fence_index, |r| {
-                self.unavailable(format!(
-                    "transact_write_items {}: TransactionCanceledException: {r}",
-                    self.table.name
-                ))
-            })),
+            Err(TxError::Cancelled(reasons)) => {
+                Err(copy_refusal(&reasons, fence_index, record_check, |r| {
+                    self.unavailable(format!(
+                        "transact_write_items {}: TransactionCanceledException: {r}",
+                        self.table.name
+                    ))
+                }))
+            }
             Err(TxError::Failed(e)) => Err(self.failed(e)),
         }
     }
@@ -212,13 +226,14 @@ pub fn refusal(
 /// conflict too: the copy is not where the caller thought it was.
 pub fn copy_refusal(
     reasons: &[Cancel],
+    fence_index: Option<usize>,
     record_check: Option<usize>,
     other: impl FnOnce(String) -> ActionError,
 ) -> WriteError {
     if record_check.is_some_and(|i| reasons.get(i) == Some(&Cancel::ConditionalCheckFailed)) {
         return WriteError::Conflict;
     }
-    refusal(reasons, None, other)
+    refusal(reasons, fence_index, other)
 }
 
 #[async_trait]
@@ -330,16 +345,7 @@ impl ItemStore for DynamoItemStore {
             }
             _ => None,
         };
-        match self.table.transact(items, None).await {
-            Ok(()) => Ok(()),
-            Err(TxError::Cancelled(reasons)) => Err(copy_refusal(&reasons, record_check, |r| {
-                self.unavailable(format!(
-                    "transact_write_items {}: TransactionCanceledException: {r}",
-                    self.table.name
-                ))
-            })),
-            Err(TxError::Failed(e)) => Err(self.failed(e)),
-        }
+        self.transact_checked(items, None, record_check, None).await
     }
 
     async fn follow_reset(
