@@ -198,6 +198,12 @@ impl ItemStore for MemItemStore {
         if audits.is_empty() {
             return Ok(());
         }
+        if audits.len() > AUDITS_PER_WRITE {
+            return Err(WriteError::Failed(self.unavailable(format!(
+                "a put of {} audit records: at most {AUDITS_PER_WRITE} fit",
+                audits.len()
+            ))));
+        }
         self.table
             .request(self.audit_puts(audits), None, Request::Transaction)
             .await
@@ -328,7 +334,6 @@ impl MemItemStore {
     fn audit_puts(&self, audits: &[AuditRecord]) -> Vec<Action<'static>> {
         audits
             .iter()
-            .take(AUDITS_PER_WRITE)
             .map(|a| Action {
                 key: keys::audit(&self.app_id, a.version),
                 check: Box::new(|_| true),

@@ -151,6 +151,30 @@ async fn a_catch_up_from_a_version_needs_that_versions_record() {
     assert!(table.get("app#audit#2").is_some());
 }
 
+/// A put of more audit records than one transaction holds is refused whole: no
+/// record is written, none is dropped without a word.
+#[tokio::test(start_paused = true)]
+async fn a_put_of_more_records_than_fit_is_refused_whole() {
+    use failover_daemon::action::AUDITS_PER_WRITE;
+    let s = store();
+    let (_, audit) = failover();
+    let records: Vec<AuditRecord> = (1..=AUDITS_PER_WRITE as u64 + 1)
+        .map(|version| AuditRecord {
+            version,
+            ..audit.clone()
+        })
+        .collect();
+    let refused = s.put_audits(&records).await;
+    assert!(matches!(refused, Err(WriteError::Failed(_))), "{refused:?}");
+    assert!(s.table.get("app#audit#1").is_none(), "nothing written");
+    s.put_audits(&records[..AUDITS_PER_WRITE]).await.unwrap();
+    let last = format!("app#audit#{AUDITS_PER_WRITE}");
+    assert!(
+        s.table.get(&last).is_some(),
+        "a full transaction is written"
+    );
+}
+
 /// A throttled transaction writes nothing and is told apart from a lost race.
 #[tokio::test(start_paused = true)]
 async fn a_throttled_transaction_writes_nothing() {

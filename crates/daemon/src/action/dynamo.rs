@@ -368,7 +368,13 @@ impl ItemStore for DynamoItemStore {
         if audits.is_empty() {
             return Ok(());
         }
-        let items = self.audit_puts(&audits[..audits.len().min(AUDITS_PER_WRITE)])?;
+        if audits.len() > AUDITS_PER_WRITE {
+            return Err(self.failed(format!(
+                "a put of {} audit records: at most {AUDITS_PER_WRITE} fit in one transaction",
+                audits.len()
+            )));
+        }
+        let items = self.audit_puts(audits)?;
         // No condition can fail here: any cancellation is busy or a failure.
         match self.transact(items, None, None).await {
             Err(WriteError::Conflict | WriteError::AuditExists) => {
@@ -617,5 +623,55 @@ impl CanaryStore for DynamoCanary {
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok(out.item().and_then(|i| text(i, "nonce")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use std::time::Duration;
+
+    /// A store whose endpoint is a closed loopback port: any call that reached the
+    /// network would fail as unreachable, not with the refusal tested here.
+    fn unreachable_store() -> DynamoItemStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "t"))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let table = Table::new(client, "config".into(), Duration::from_secs(1));
+        DynamoItemStore::new(table, "app".into(), Role::Primary)
+    }
+
+    /// More audit records than one transaction holds are refused before any call,
+    /// never cut to the first ones.
+    #[tokio::test]
+    async fn a_put_of_more_records_than_fit_is_refused_before_any_call() {
+        let record = AuditRecord {
+            version: 1,
+            from: AppState::Active,
+            to: AppState::Failover,
+            at: "2026-01-01T00:00:00Z".into(),
+            by: "test".into(),
+            trigger: Trigger::Manual,
+            reason: "test".into(),
+            evidence: serde_json::Value::Null,
+            forced: false,
+        };
+        let records: Vec<AuditRecord> = (1..=AUDITS_PER_WRITE as u64 + 1)
+            .map(|version| AuditRecord {
+                version,
+                ..record.clone()
+            })
+            .collect();
+        match unreachable_store().put_audits(&records).await {
+            Err(WriteError::Failed(ActionError::Unavailable { reason, .. })) => {
+                assert!(reason.contains("at most 99"), "{reason}");
+            }
+            other => panic!("expected the put refused, got {other:?}"),
+        }
     }
 }

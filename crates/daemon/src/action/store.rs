@@ -130,7 +130,8 @@ pub trait ItemStore: Send + Sync {
     ) -> Result<(), WriteError>;
 
     /// Writes audit records as they are (they never change once written), up to
-    /// [`AUDITS_PER_WRITE`] at once: the older part of a long catch-up.
+    /// [`AUDITS_PER_WRITE`] at once: the older part of a long catch-up. More than
+    /// that are refused, nothing written, never cut short.
     async fn put_audits(&self, audits: &[AuditRecord]) -> Result<(), WriteError>;
 
     /// The audit records of `versions` that exist, newest first (at most 100).
