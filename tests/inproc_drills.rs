@@ -89,6 +89,10 @@ async fn an_on_demand_drill_fences_fails_over_holds_fails_back_and_succeeds() {
     let started = start(&node, 2 * 60 * S, 10 * S).await.expect("started");
     assert_eq!((started.step, started.outcome), (Step::Preflight, None));
     assert!(started.id.starts_with("d-") && started.id.ends_with("-a"));
+    assert!(
+        started.deadline > started.started_at,
+        "the deadline is after the start: {started:#?}"
+    );
     // A second drill while one runs is refused.
     match start(&node, 60 * S, Duration::ZERO).await {
         Err(DrillError::Running(r)) => assert_eq!(r.id, started.id),
@@ -144,6 +148,9 @@ async fn an_on_demand_drill_fences_fails_over_holds_fails_back_and_succeeds() {
             .all(|a| a.by == format!("drill:{}", started.id))
     );
     assert_eq!(stored(&b), Some(done.clone()), "the record is stored");
+    // Every write of the record moves its `seq` on (the condition of the next
+    // write, so that a writer holding an older record loses).
+    assert!(done.seq > started.seq + 3, "seq {}", done.seq);
     assert_eq!(
         node.metric("failover_monitor_drill_last_outcome{outcome=\"SUCCEEDED\"}"),
         1.0
@@ -407,4 +414,139 @@ async fn a_secondary_that_is_not_ready_fails_the_preflight_and_is_named() {
     let done = ended_of(&node, Some(&next.id), 5 * 60 * S).await;
     assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
     node.stop().await;
+}
+
+/// A drill record as a runner left it, mid-hold, its last heartbeat at the test
+/// world's start (2027-01-15T08:00:00Z).
+fn left_running(instance: &str, process: &str) -> DrillRecord {
+    DrillRecord {
+        id: format!("d-1799999999000-{instance}"),
+        seq: 7,
+        scheduled: false,
+        by: "admin:ana".into(),
+        reason: "left running".into(),
+        instance: instance.into(),
+        process: process.into(),
+        started_at: "2027-01-15T07:59:00.000Z".into(),
+        hold_s: 120,
+        fence_s: 0,
+        deadline: "2027-01-15T08:30:00.000Z".into(),
+        step: Step::Hold,
+        outcome: None,
+        why: None,
+        ended_at: None,
+        versions: Vec::new(),
+        checks: Vec::new(),
+        last_success_at: None,
+        heartbeat_at: Some("2027-01-15T08:00:00.000Z".into()),
+    }
+}
+
+/// A drill record still running under this instance's id but another process (the
+/// process before a restart) has no runner: the new process ends it at its first
+/// look, without waiting for it to go stale. Another instance's running record is
+/// left alone until it goes stale ([`failover_core::drill::STALE`], 60 s).
+#[tokio::test(start_paused = true)]
+async fn a_drill_left_by_this_instances_previous_process_is_ended_at_once() {
+    let b = world();
+    let put = |r: DrillRecord| {
+        b.table(Role::Secondary)
+            .put(&keys::drill(APP), Record::Drill(Box::new(r)))
+    };
+    put(left_running("a", "before-the-restart"));
+    let a = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    let done = ended(&a, 40 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Interrupted), "{done:#?}");
+    assert!(
+        done.why
+            .as_deref()
+            .is_some_and(|w| w.contains("process before-the-restart")),
+        "{:?}",
+        done.why
+    );
+    a.stop().await;
+
+    let b = world();
+    b.table(Role::Secondary).put(
+        &keys::drill(APP),
+        Record::Drill(Box::new(left_running("b", "elsewhere"))),
+    );
+    let a = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&a).await;
+    tokio::time::sleep(40 * S).await;
+    let theirs = stored(&b).expect("the record");
+    assert_eq!(theirs.outcome, None, "not stale yet: left alone");
+    let done = ended(&a, 60 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Interrupted));
+    a.stop().await;
+}
+
+/// A scheduled drill waits until the monitor has an opinion of every probe: a probe
+/// checked once a minute has none for its first minute (two passes make it up),
+/// and no drill starts then, though the window is open and the instance acts;
+/// once it is up, the drill starts and succeeds.
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_drill_waits_for_every_probe_to_be_known() {
+    let b = world();
+    let slow = "[[probes]]\nname = \"s-slow\"\nkind = \"http\"\nregion = \"secondary\"\n\
+                url = \"https://secondary.invalid/slow\"\ninterval = \"60s\"\ntimeout = \"1s\"\n";
+    let tail = format!(
+        "{slow}{}",
+        drills("every = \"7d\"\nwindow = \"08:00-09:00\"")
+    );
+    let a = Node::start(settings_with("a", "", &tail), &b, 1);
+    a.wait_for(10 * S, "ready", |s| s.ready).await;
+    tokio::time::sleep(40 * S).await;
+    let unknown = a.status();
+    assert!(
+        unknown
+            .probes
+            .iter()
+            .any(|p| p.name == "s-slow" && p.health == failover_core::policy::Health::Unknown),
+        "{:?}",
+        unknown.probes
+    );
+    assert_eq!(stored(&b), None, "no drill with a probe not known yet");
+    let done = ended(&a, 10 * 60 * S).await;
+    assert!(done.scheduled, "{done:#?}");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
+    a.stop().await;
+}
+
+/// A drill starts over a running record whose runner went quiet (stale), and is
+/// refused while another instance's record is live; a hold or fence longer than
+/// 24 h is refused, 24 h itself is allowed.
+#[tokio::test(start_paused = true)]
+async fn a_drill_starts_over_a_stale_record_but_not_a_live_one_and_within_a_day() {
+    let b = world();
+    let live = left_running("b", "elsewhere");
+    b.table(Role::Secondary)
+        .put(&keys::drill(APP), Record::Drill(Box::new(live.clone())));
+    let a = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&a).await;
+    match start(&a, 60 * S, Duration::ZERO).await {
+        Err(DrillError::Running(r)) => assert_eq!(r.id, live.id),
+        other => panic!("started over a live drill: {other:?}"),
+    }
+    let stale = DrillRecord {
+        heartbeat_at: Some("2027-01-15T07:58:00.000Z".into()),
+        ..live
+    };
+    b.table(Role::Secondary)
+        .put(&keys::drill(APP), Record::Drill(Box::new(stale)));
+    let day = 24 * 60 * 60 * S;
+    match start(&a, day + S, Duration::ZERO).await {
+        Err(DrillError::Invalid(why)) => assert_eq!(why, "hold: at most 24h"),
+        other => panic!("a hold over a day: {other:?}"),
+    }
+    match start(&a, 60 * S, day + S).await {
+        Err(DrillError::Invalid(why)) => assert_eq!(why, "fence: at most 24h"),
+        other => panic!("a fence over a day: {other:?}"),
+    }
+    let ours = start(&a, day, Duration::ZERO)
+        .await
+        .expect("started over the stale record, for a day");
+    assert_eq!(ours.seq, 8, "written over the stale record's seq 7");
+    assert_eq!(ours.hold_s, 86_400);
+    a.stop().await;
 }

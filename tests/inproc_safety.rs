@@ -963,6 +963,51 @@ async fn the_sync_copies_every_record_over_a_copy_from_another_history() {
     assert_eq!(ours, theirs, "record 1 is this life's, not the old one");
 }
 
+/// A lagging copy that holds the commit region's record of its own version is
+/// brought up from there: only the later records are written, and an older record
+/// the copy keeps (here one a person edited) is left as it is.
+#[tokio::test(start_paused = true)]
+async fn the_sync_copies_only_the_records_after_a_copy_of_the_same_history() {
+    use failover_daemon::action::SyncAction;
+    let b = world();
+    let (pri, sec) = (b.table(Role::Primary), b.table(Role::Secondary));
+    let r1 = record(1, AppState::Active, AppState::Fenced);
+    let r2 = record(2, AppState::Fenced, AppState::Failover);
+    let r3 = record(3, AppState::Failover, AppState::Active);
+    for r in [&r1, &r2, &r3] {
+        sec.put(&keys::audit(APP, r.version), Record::Audit(r.clone()));
+    }
+    sec.put(APP, Record::Item(at(AppState::Active, 3)));
+    let kept = AuditRecord {
+        reason: "annotated by hand in the primary".into(),
+        ..r1.clone()
+    };
+    pri.put(&keys::audit(APP, 1), Record::Audit(kept.clone()));
+    pri.put(&keys::audit(APP, 2), Record::Audit(r2.clone()));
+    pri.put(APP, Record::Item(at(AppState::Failover, 2)));
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    let done = act.sync(false).await.action;
+    assert!(
+        matches!(
+            done,
+            SyncAction::CaughtUp {
+                from_version: Some(2),
+                to_version: 3,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    assert_eq!(item(&b, Role::Primary).map(|i| i.version), Some(3));
+    let copy = |v| pri.get(&keys::audit(APP, v));
+    assert_eq!(copy(3), Some(Record::Audit(r3)));
+    assert_eq!(
+        copy(1),
+        Some(Record::Audit(kept)),
+        "record 1 was not written again"
+    );
+}
+
 /// A primary copy ahead of the commit region follows its reset on the second pass;
 /// when its record of the commit region's version is another history's, the commit
 /// region's records come with it (before: the item alone, over the old records).
@@ -1244,6 +1289,45 @@ async fn a_fence_fails_over_as_soon_as_the_canaries_arrive() {
     };
     let reason = failed_over.item.and_then(|i| i.reason).unwrap_or_default();
     assert!(reason.contains("canary arrived"), "{reason}");
+    a.kill();
+}
+
+/// Canaries that never arrive hold the failover until `max_fence` ends the fence:
+/// a measurement that did not see them is no reason to go ahead.
+#[tokio::test(start_paused = true)]
+async fn a_fence_whose_canaries_never_arrive_lasts_until_max_fence() {
+    let b = world();
+    let a = Node::start(
+        settings("a", "fence_for = \"2s\"\nmax_fence = \"2m\""),
+        &b,
+        1,
+    );
+    a.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    primary_down(&b);
+    let state = |want: AppState| {
+        move |s: &failover_daemon::control::Status| s.item.as_ref().is_some_and(|i| i.state == want)
+    };
+    let fenced = a
+        .wait_for(Duration::from_secs(30), "fenced", state(AppState::Fenced))
+        .await;
+    let fenced_at = tokio::time::Instant::now();
+    // no replication: the canaries stay in the primary
+    let failed_over = a
+        .wait_for(
+            Duration::from_secs(5 * 60),
+            "failed over",
+            state(AppState::Failover),
+        )
+        .await;
+    let waited = fenced_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(100),
+        "failed over {waited:?} after the fence (v{})",
+        fenced.item.map_or(0, |i| i.version)
+    );
+    let reason = failed_over.item.and_then(|i| i.reason).unwrap_or_default();
+    assert!(!reason.contains("canary arrived"), "{reason}");
     a.kill();
 }
 

@@ -1034,3 +1034,31 @@ pub fn describe(e: &MoveError) -> String {
         MoveError::Lasts(why) => why.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the admin API answers (`drill_error` sends the text as the message).
+    #[test]
+    fn why_a_drill_is_refused_reads_as_a_sentence() {
+        let said = |e: DrillError| e.to_string();
+        assert_eq!(
+            said(DrillError::NotLeader(Some("b".into()))),
+            "only the acting instance runs drills: b acts now"
+        );
+        assert_eq!(
+            said(DrillError::NotLeader(None)),
+            "only the acting instance runs drills, and none acts now"
+        );
+        assert_eq!(said(DrillError::NotRunning), "no drill is running");
+        assert_eq!(
+            said(DrillError::Store("throttled".into())),
+            "the drill record: throttled"
+        );
+        assert_eq!(
+            said(DrillError::Invalid("hold: at most 24h".into())),
+            "hold: at most 24h"
+        );
+    }
+}

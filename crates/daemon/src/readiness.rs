@@ -407,6 +407,19 @@ mod tests {
         assert!(r.readiness.ready && r.readiness.reasons.is_empty());
     }
 
+    /// A daemon built without the provisioning wing says that the stack is not
+    /// checked, and why, without calling the secondary not ready.
+    #[tokio::test]
+    async fn a_stack_without_a_checker_is_said_not_checked() {
+        let part = Arc::new(StackNotChecked("built without provisioning".into()));
+        let report = check_once(&[part as Arc<dyn ReadinessPart>], &SystemClock).await;
+        assert_eq!(report.conclusion, SecondaryReadiness::Ready);
+        assert_eq!(
+            report.readiness.reasons,
+            ["not checked: stack: built without provisioning"]
+        );
+    }
+
     /// A part whose findings the test sets, counting its runs.
     struct Scripted {
         found: Mutex<Vec<Finding>>,
