@@ -302,3 +302,179 @@ async fn a_refused_reload_does_not_log_a_urls_secrets() {
     assert!(log.contains("probes[1].url"), "the key is named: {log}");
     assert!(!log.contains("hunter2"), "{log}");
 }
+
+/// A DynamoDB client of one emulated region signing with `key` (the emulator's
+/// permission change refuses the calls of chosen keys).
+async fn dynamodb_as(emu: &Emulator, role: Role, key: &str) -> aws_sdk_dynamodb::Client {
+    let r = emu.region(role);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(r.name))
+        .endpoint_url(r.url())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            key, "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+/// What one readiness part found, as the status words it (`<part>: <why>`).
+async fn reasons(
+    part: std::sync::Arc<dyn failover_daemon::readiness::ReadinessPart>,
+) -> Vec<String> {
+    let report =
+        failover_daemon::readiness::check_once(&[part], &failover_daemon::clock::SystemClock).await;
+    report.readiness.reasons
+}
+
+/// The secondary's tables as the readiness check reads them on the emulator's
+/// global tables: ready; a table whose replicas leave out the primary named as not
+/// ready, and only for global tables; a table without replicas ready in either
+/// mode; a deleted table named; a refused `DescribeTable` unknown, never not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readiness_reads_the_secondarys_tables_and_tells_a_refusal_apart() {
+    use failover_aws::dynamo::Table;
+    use failover_config::TablesMode;
+    use failover_daemon::readiness::TablesPart;
+    use std::sync::Arc;
+    let emu = Emulator::start();
+    let client = dynamodb_as(&emu, Role::Secondary, "test").await;
+    let part = |client: &aws_sdk_dynamodb::Client, names: &[&str], mode, primary: &str| {
+        Arc::new(TablesPart {
+            tables: names
+                .iter()
+                .map(|n| Table::new(client.clone(), format!("{PROJECT}-{n}"), 5 * S))
+                .collect(),
+            mode,
+            primary_region: primary.into(),
+        })
+    };
+    let both = ["config", "store"];
+    let global = part(&client, &both, TablesMode::Global, "us-east-1");
+    assert_eq!(reasons(global).await, Vec::<String>::new(), "ready");
+    // replicas in us-east-1 and ap-northeast-1, none in the primary named here
+    let elsewhere = part(&client, &["config"], TablesMode::Global, "eu-west-1");
+    assert_eq!(
+        reasons(elsewhere).await,
+        [format!(
+            "tables: table {PROJECT}-config has no replica in eu-west-1"
+        )]
+    );
+    let per_region = part(&client, &["config"], TablesMode::PerRegion, "eu-west-1");
+    assert_eq!(reasons(per_region).await, Vec::<String>::new());
+    client
+        .create_table()
+        .table_name(format!("{PROJECT}-plain"))
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("a table without replicas");
+    let plain = part(&client, &["plain"], TablesMode::Global, "us-east-1");
+    assert_eq!(reasons(plain).await, Vec::<String>::new(), "no replicas");
+    let denied = dynamodb_as(&emu, Role::Secondary, MONITOR_KEY).await;
+    deny(&emu.secondary.url(), &[MONITOR_KEY]).await;
+    let refused = reasons(part(&denied, &["config"], TablesMode::Global, "us-east-1")).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with(&format!(
+            "unknown: tables: DescribeTable {PROJECT}-config: "
+        )) && refused[0].contains("AccessDenied"),
+        "{refused:?}"
+    );
+    client
+        .delete_table()
+        .table_name(format!("{PROJECT}-store"))
+        .send()
+        .await
+        .expect("deleting the secondary's store table");
+    let gone = part(&client, &both, TablesMode::Global, "us-east-1");
+    assert_eq!(
+        reasons(gone).await,
+        [format!("tables: table {PROJECT}-store does not exist here")]
+    );
+}
+
+/// The readiness's conditional write in the commit region on the emulator: written;
+/// an item of another instance at its key unknown (not the region's fault); refused
+/// permission unknown; a hung region not ready once the write times out, a region
+/// that refuses connections not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readiness_write_in_the_commit_region_tells_the_region_from_the_monitor() {
+    use failover_aws::dynamo::Table;
+    use failover_daemon::clock::SystemClock;
+    use failover_daemon::readiness::CommitWritePart;
+    use std::sync::Arc;
+    let mut emu = Emulator::start();
+    let table =
+        |client: aws_sdk_dynamodb::Client| Table::new(client, format!("{PROJECT}-config"), 2 * S);
+    let client = dynamodb_as(&emu, Role::Secondary, "test").await;
+    let part = |client: &aws_sdk_dynamodb::Client, instance: &str| {
+        Arc::new(CommitWritePart {
+            table: table(client.clone()),
+            key: keys::ready(APP_ID, "a"),
+            instance: instance.into(),
+            clock: Arc::new(SystemClock),
+        })
+    };
+    assert_eq!(reasons(part(&client, "a")).await, Vec::<String>::new());
+    let written = client
+        .get_item()
+        .table_name(format!("{PROJECT}-config"))
+        .key("appId", AttributeValue::S(keys::ready(APP_ID, "a")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        written.item().and_then(|i| i.get("instance")),
+        Some(&AttributeValue::S("a".into()))
+    );
+    // the same key written by another instance (two processes with one id)
+    assert_eq!(
+        reasons(part(&client, "b")).await,
+        [format!(
+            "unknown: commit-write: PutItem {}: the item belongs to another writer",
+            keys::ready(APP_ID, "a")
+        )]
+    );
+    let denied = dynamodb_as(&emu, Role::Secondary, MONITOR_KEY).await;
+    deny(&emu.secondary.url(), &[MONITOR_KEY]).await;
+    let refused = reasons(part(&denied, "a")).await;
+    assert!(
+        refused.len() == 1
+            && refused[0].starts_with("unknown: commit-write: PutItem ")
+            && refused[0].contains("AccessDenied"),
+        "{refused:?}"
+    );
+    deny(&emu.secondary.url(), &[]).await;
+    emu.secondary.stop();
+    let hung = reasons(part(&client, "a")).await;
+    emu.secondary.resume();
+    assert!(
+        hung.len() == 1
+            && hung[0].starts_with("commit-write: PutItem ")
+            && hung[0].contains("timed out"),
+        "{hung:?}"
+    );
+    emu.secondary.kill();
+    let down = reasons(part(&client, "a")).await;
+    assert!(
+        down.len() == 1
+            && down[0].starts_with("commit-write: PutItem ")
+            && !down[0].contains("another writer"),
+        "{down:?}"
+    );
+}

@@ -1312,7 +1312,14 @@ async fn a_fence_whose_canaries_never_arrive_lasts_until_max_fence() {
         .wait_for(Duration::from_secs(30), "fenced", state(AppState::Fenced))
         .await;
     let fenced_at = tokio::time::Instant::now();
-    // no replication: the canaries stay in the primary
+    // No replication: the canaries stay in the primary; the secondary holds only
+    // older ones (another measurement's nonce), which are no arrival.
+    for (tables, key) in [
+        (&b.tables, keys::canary(APP, "a")),
+        (&b.data, keys::data_canary(APP, "a")),
+    ] {
+        tables[1].put(&key, Record::Canary("an older nonce".into()));
+    }
     let failed_over = a
         .wait_for(
             Duration::from_secs(5 * 60),
@@ -1328,6 +1335,17 @@ async fn a_fence_whose_canaries_never_arrive_lasts_until_max_fence() {
     );
     let reason = failed_over.item.and_then(|i| i.reason).unwrap_or_default();
     assert!(!reason.contains("canary arrived"), "{reason}");
+    // The audit record says what was measured: which canaries did not arrive.
+    let evidence = audits(&b, Role::Secondary)
+        .into_iter()
+        .find(|r| r.to == AppState::Failover)
+        .map(|r| r.evidence["replication"].clone())
+        .expect("the failover's record");
+    assert_eq!(evidence["canary_arrived"], false);
+    assert_eq!(
+        evidence["detail"],
+        "config and data canary not seen in the secondary after 2000 ms"
+    );
     a.kill();
 }
 
