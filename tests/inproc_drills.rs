@@ -550,3 +550,70 @@ async fn a_drill_starts_over_a_stale_record_but_not_a_live_one_and_within_a_day(
     assert_eq!(ours.hold_s, 86_400);
     a.stop().await;
 }
+
+/// A drill's preflight refuses to move anything while the monitor waits for a
+/// human: while automatic moves stopped for one (`needs_human`: here an audit
+/// record of the version a commit wanted to write was left by an earlier life), and
+/// while the two regions' copies of the item disagree (`divergence`: the primary's
+/// copy set to another state by hand).
+#[tokio::test(start_paused = true)]
+async fn a_drill_does_not_start_while_the_monitor_waits_for_a_human() {
+    let preflight_fails = |done: &DrillRecord, what: &str| {
+        assert_eq!(
+            (done.outcome, done.step),
+            (Some(Outcome::Failed), Step::Preflight),
+            "{done:#?}"
+        );
+        let why = done.why.clone().unwrap_or_default();
+        assert!(
+            why.contains("state_active: ") && why.contains(what),
+            "{why}"
+        );
+    };
+    let b = world();
+    for role in [Role::Primary, Role::Secondary] {
+        b.table(role).put(
+            &keys::audit(APP, 1),
+            Record::Audit(AuditRecord {
+                version: 1,
+                from: AppState::Active,
+                to: AppState::Failover,
+                at: "2026-01-01T00:00:00Z".into(),
+                by: "an earlier life".into(),
+                trigger: Trigger::Auto,
+                reason: "left behind".into(),
+                evidence: serde_json::Value::Null,
+                forced: false,
+            }),
+        );
+    }
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    primary_down(&b);
+    let waits = node
+        .wait_for(10 * S, "needs a human", |s| s.needs_human.is_some())
+        .await
+        .needs_human
+        .expect("needs_human");
+    failover_testkit::inproc::primary_up(&b);
+    ready(&node).await;
+    start(&node, 60 * S, Duration::ZERO).await.expect("started");
+    preflight_fails(&ended(&node, 30 * S).await, &waits);
+    node.stop().await;
+
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    b.table(Role::Primary).put(
+        APP,
+        Record::Item(failover_core::model::ConfigItem::seeded(AppState::Failover)),
+    );
+    let diverged = node
+        .wait_for(10 * S, "a divergence", |s| s.divergence.is_some())
+        .await
+        .divergence
+        .expect("a divergence");
+    start(&node, 60 * S, Duration::ZERO).await.expect("started");
+    preflight_fails(&ended(&node, 30 * S).await, &diverged);
+    node.stop().await;
+}

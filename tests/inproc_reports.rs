@@ -231,3 +231,30 @@ async fn after_a_reset_the_report_of_a_reused_version_replaces_the_stale_one() {
     assert_eq!(fresh.reason, record.reason);
     node.stop().await;
 }
+
+/// The report of a version is the commit region's, or else the primary's copy (the
+/// commit region lacking it); the newest report at or below a version looks no
+/// deeper than it is asked to.
+#[tokio::test(start_paused = true)]
+async fn a_report_missing_in_the_commit_region_is_read_from_the_primary_and_no_deeper_than_asked() {
+    let b = world();
+    let node = Node::start(settings("a", ""), &b, 1);
+    node.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    primary_down(&b);
+    let report = complete(&b, Role::Secondary, 1).await;
+    node.kill();
+    let key = keys::report(APP, 1);
+    b.table(Role::Primary)
+        .put(&key, Record::Report(Box::new(report.clone())));
+    b.table(Role::Secondary).delete(&key);
+    let act = failover_daemon::backend::actuator(&b, &settings("a", ""), 1);
+    let found = act.report(1).await.expect("read");
+    assert_eq!(found.map(|r| (r.version, r.to)), Some((1, report.to)));
+    b.table(Role::Secondary)
+        .put(&key, Record::Report(Box::new(report)));
+    let shallow = act.newest_report(3, 2).await.expect("read");
+    assert_eq!(shallow.map(|r| r.version), None, "versions 3 and 2 only");
+    let deep = act.newest_report(3, 3).await.expect("read");
+    assert_eq!(deep.map(|r| r.version), Some(1));
+}

@@ -209,6 +209,27 @@ async fn records_already_read_are_not_read_again_for_a_while() {
     assert_eq!(s.counts(), (20, 0), "expired");
 }
 
+/// The cache holds up to 500 records (ten full pages) and then starts again: ten
+/// pages read one after the other are all still served from it; an eleventh page
+/// empties it first, so the first page is read again.
+#[tokio::test(start_paused = true)]
+async fn the_cache_keeps_ten_pages_and_no_more() {
+    let (act, _, _, s) = world(600, 1..=600);
+    let mut before = None;
+    for _ in 0..10 {
+        before = act.history(50, before).await.unwrap().next_before;
+    }
+    assert_eq!(before, Some(101));
+    assert_eq!(s.counts(), (500, 0));
+    let first = act.history(50, None).await.unwrap();
+    assert_eq!(versions(&first), (551..=600).rev().collect::<Vec<_>>());
+    assert_eq!(s.counts(), (0, 0), "ten pages, all in the cache");
+    act.history(50, before).await.unwrap();
+    assert_eq!(s.counts(), (50, 0), "the eleventh page is read");
+    act.history(50, None).await.unwrap();
+    assert_eq!(s.counts(), (50, 0), "the cache started again");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_newest_record_the_eventual_read_misses_is_read_strongly() {
     let (act, _, _, s) = world(30, 1..=30);
