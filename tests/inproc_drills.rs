@@ -617,3 +617,41 @@ async fn a_drill_does_not_start_while_the_monitor_waits_for_a_human() {
     preflight_fails(&ended(&node, 30 * S).await, &diverged);
     node.stop().await;
 }
+
+/// A drill's preflight refuses to start while a transition is being committed (a
+/// human's move, its transaction slow in the commit region).
+#[tokio::test(start_paused = true)]
+async fn a_drill_does_not_start_while_a_transition_is_being_committed() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    b.table(Role::Secondary).set_transaction_time(20 * S);
+    let human = node
+        .handle
+        .ask(|reply| failover_daemon::control::Request::Move {
+            to: AppState::Fenced,
+            reason: "the on-call fences by hand".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+            lasts: None,
+        });
+    let drill = async {
+        node.wait_for(10 * S, "committing", |s| s.committing).await;
+        start(&node, 60 * S, Duration::ZERO).await.expect("started");
+        ended(&node, 15 * S).await
+    };
+    let (moved, done) = tokio::join!(human, drill);
+    moved.expect("an answer").expect("the human's move");
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight),
+        "{done:#?}"
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(
+        why.contains("state_active: a transition is being committed"),
+        "{why}"
+    );
+    node.stop().await;
+}
