@@ -571,22 +571,7 @@ async fn a_drill_does_not_start_while_the_monitor_waits_for_a_human() {
         );
     };
     let b = world();
-    for role in [Role::Primary, Role::Secondary] {
-        b.table(role).put(
-            &keys::audit(APP, 1),
-            Record::Audit(AuditRecord {
-                version: 1,
-                from: AppState::Active,
-                to: AppState::Failover,
-                at: "2026-01-01T00:00:00Z".into(),
-                by: "an earlier life".into(),
-                trigger: Trigger::Auto,
-                reason: "left behind".into(),
-                evidence: serde_json::Value::Null,
-                forced: false,
-            }),
-        );
-    }
+    leave_a_record_of_version_1(&b);
     let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
     ready(&node).await;
     primary_down(&b);
@@ -653,5 +638,48 @@ async fn a_drill_does_not_start_while_a_transition_is_being_committed() {
         why.contains("state_active: a transition is being committed"),
         "{why}"
     );
+    node.stop().await;
+}
+
+/// An audit record of version 1 in both regions, left by an earlier life of the
+/// item (seeded at version 0): the next commit needs a human.
+fn leave_a_record_of_version_1(b: &MemoryBackend) {
+    for role in [Role::Primary, Role::Secondary] {
+        b.table(role).put(
+            &keys::audit(APP, 1),
+            Record::Audit(AuditRecord {
+                version: 1,
+                from: AppState::Active,
+                to: AppState::Failover,
+                at: "2026-01-01T00:00:00Z".into(),
+                by: "an earlier life".into(),
+                trigger: Trigger::Auto,
+                reason: "left behind".into(),
+                evidence: serde_json::Value::Null,
+                forced: false,
+            }),
+        );
+    }
+}
+
+/// A drill's move that needs a human (the item was reset below versions already
+/// used) interrupts the drill, as a lost race does: nothing about the drill
+/// failed, and it says which move stopped.
+#[tokio::test(start_paused = true)]
+async fn a_drill_whose_move_needs_a_human_is_interrupted() {
+    let b = world();
+    leave_a_record_of_version_1(&b);
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    start(&node, 60 * S, 10 * S).await.expect("started");
+    let done = ended(&node, 60 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Interrupted), Step::Fence),
+        "{done:#?}"
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(why.starts_with("move to fenced: "), "{why}");
+    assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
     node.stop().await;
 }

@@ -199,3 +199,38 @@ pub trait CanaryStore: Send + Sync {
     /// The canary's nonce as this region sees it (strongly consistent read).
     async fn read(&self) -> Result<Option<String>, ActionError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How a failed write reads in the log, a drill's record and an admin answer.
+    #[test]
+    fn a_failed_write_reads_as_what_happened_to_it() {
+        let e = || ActionError::Unavailable {
+            region: Role::Secondary,
+            reason: "timed out".into(),
+        };
+        let said = |w: WriteError| w.to_string();
+        assert_eq!(
+            said(WriteError::Conflict),
+            "the condition did not hold (changed by another writer)"
+        );
+        assert_eq!(
+            said(WriteError::AuditExists),
+            "the audit record of the next version exists"
+        );
+        assert_eq!(
+            said(WriteError::Fenced),
+            "deposed: the lease's fencing token changed"
+        );
+        assert_eq!(
+            said(WriteError::Busy(e())),
+            "busy, nothing written: secondary region unavailable: timed out"
+        );
+        assert_eq!(
+            said(WriteError::Failed(e())),
+            "secondary region unavailable: timed out (may or may not have applied)"
+        );
+    }
+}
