@@ -683,3 +683,35 @@ async fn a_drill_whose_move_needs_a_human_is_interrupted() {
     assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
     node.stop().await;
 }
+
+/// A failback the safety rules refuse (the primary's probes only inconclusive, its
+/// calls denied: not down, not up) interrupts the drill in failover and says so;
+/// the monitors fail back on their own once the primary is up.
+#[tokio::test(start_paused = true)]
+async fn a_drill_whose_failback_is_refused_stays_in_failover_and_says_why() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    start(&node, 30 * S, Duration::ZERO).await.expect("started");
+    node.wait_for(60 * S, "in the hold", |s| {
+        s.drill.as_ref().is_some_and(|d| d.step == Step::Hold)
+    })
+    .await;
+    b.script.set(
+        "p-table",
+        Answer::Denied("get_item photos-config: AccessDeniedException".into()),
+    );
+    let done = ended(&node, 5 * 60 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Interrupted), Step::Failback),
+        "{done:#?}"
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(why.starts_with("failback refused: "), "{why}");
+    assert_eq!(
+        item(&b, Role::Secondary).map(|i| i.state),
+        Some(AppState::Failover)
+    );
+    node.stop().await;
+}

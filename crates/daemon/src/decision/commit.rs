@@ -15,7 +15,7 @@ use crate::control::{ANSWER_WITHIN, MoveDone, MoveError, PauseError, Request, mo
 use failover_core::commit::Origin;
 use failover_core::model::{AppState, AuditRecord, ConfigItem, Fence, Role, Trigger};
 use failover_core::overrides;
-use failover_core::policy::{Decision, ItemChange};
+use failover_core::policy::{Decision, ItemChange, Refusal};
 
 impl Daemon {
     /// The `updatedAt` of the policy's item when the decision starts from it.
@@ -231,14 +231,26 @@ impl Daemon {
                 // Back onto the primary only while its every probe's last run passed:
                 // health alone lags by `fall` runs (a process resumed after a pause has
                 // fresh failures that have not yet turned a probe down).
-                let failing = human.to == AppState::Active
-                    && self
-                        .policy
+                let failing: Vec<String> = if human.to == AppState::Active {
+                    self.policy
                         .probe_views(Instant::now())
-                        .iter()
-                        .any(|p| p.region == Role::Primary && p.last_ok != Some(true));
-                if age.is_none_or(|a| a > ttl) || failing {
-                    warn!(drill = %d.id, to = %human.to, age = ?age, "a drill's move on stale or failing probe results: not started");
+                        .into_iter()
+                        .filter(|p| p.region == Role::Primary && p.last_ok != Some(true))
+                        .map(|p| p.name)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if !failing.is_empty() {
+                    warn!(drill = %d.id, failing = ?failing, "a drill's failback while a primary probe's last run did not pass: not started");
+                    let why = format!("last run not passed: {}", failing.join(", "));
+                    let _ = human
+                        .reply
+                        .send(Err(MoveError::Refused(Refusal::PrimaryUnhealthy(why))));
+                    return;
+                }
+                if age.is_none_or(|a| a > ttl) {
+                    warn!(drill = %d.id, to = %human.to, age = ?age, "a drill's move on stale probe results: not started");
                     let _ = human.reply.send(Err(MoveError::LostRace(None)));
                     return;
                 }
