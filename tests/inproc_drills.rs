@@ -715,3 +715,25 @@ async fn a_drill_whose_failback_is_refused_stays_in_failover_and_says_why() {
     );
     node.stop().await;
 }
+
+/// With the secondary's readiness checked (`[readiness]`), a drill started before
+/// the first check has reported fails its preflight: doubt stops a drill.
+#[tokio::test(start_paused = true)]
+async fn a_drill_before_the_first_readiness_check_fails_its_preflight() {
+    let b = world();
+    b.readiness.set(Vec::new());
+    b.readiness.hang(true);
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    assert!(node.status().secondary_readiness.is_none());
+    start(&node, 60 * S, Duration::ZERO).await.expect("started");
+    let done = ended(&node, 30 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight),
+        "{done:#?}"
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(why.contains("secondary_ready: not checked yet"), "{why}");
+    node.stop().await;
+}

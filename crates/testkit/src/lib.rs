@@ -277,12 +277,21 @@ pub struct MemoryBackend {
 /// The findings of the secondary's readiness check, as a test sets them (shared by
 /// every clone of a backend). Unset (the default), the daemon checks nothing.
 #[derive(Clone, Default)]
-pub struct ScriptedReadiness(Arc<Mutex<Option<Vec<Finding>>>>);
+pub struct ScriptedReadiness(
+    Arc<Mutex<Option<Vec<Finding>>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl ScriptedReadiness {
     /// From now on the check finds `findings` (none: ready).
     pub fn set(&self, findings: Vec<Finding>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(findings);
+    }
+
+    /// From now on a check never answers (until the daemon's part timeout ends it),
+    /// or answers again.
+    pub fn hang(&self, hang: bool) {
+        self.1.store(hang, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn is_set(&self) -> bool {
@@ -297,6 +306,9 @@ impl ReadinessPart for ScriptedReadiness {
     }
 
     async fn check(&self) -> Vec<Finding> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let found = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         found.unwrap_or_default()
     }
