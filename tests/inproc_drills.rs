@@ -129,6 +129,16 @@ async fn an_on_demand_drill_fences_fails_over_holds_fails_back_and_succeeds() {
             done.checks
         );
     }
+    // The secondary's state API was read, not passed over as unknown.
+    let verified = done
+        .checks
+        .iter()
+        .find(|c| c.step == Step::VerifySecondary && c.name == "secondary_state_api")
+        .expect("the secondary's state API checked");
+    assert!(
+        verified.ok && verified.detail.starts_with("answers failover after "),
+        "{verified:?}"
+    );
     let now = item(&b, Role::Secondary).expect("an item");
     assert_eq!((now.state, now.version), (AppState::Active, 3));
     assert_eq!(now.expires_at, None);
@@ -735,5 +745,59 @@ async fn a_drill_before_the_first_readiness_check_fails_its_preflight() {
     );
     let why = done.why.unwrap_or_default();
     assert!(why.contains("secondary_ready: not checked yet"), "{why}");
+    node.stop().await;
+}
+
+/// A drill verifies the secondary for up to `verify_for`: a state API that lags the
+/// failover by a few seconds (answering 502 meanwhile) is waited for, and the drill
+/// succeeds. Someone else's move during the hold interrupts it and is named.
+#[tokio::test(start_paused = true)]
+async fn a_drill_waits_for_a_lagging_state_api_and_stops_for_someone_elses_move() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    let state_api = client_part(Role::Secondary, "state");
+    start(&node, 30 * S, 10 * S).await.expect("started");
+    node.wait_for(60 * S, "fenced", |s| {
+        s.drill.as_ref().is_some_and(|d| d.step == Step::Fence)
+    })
+    .await;
+    b.script.set(&state_api, Answer::Fail("502".into()));
+    node.wait_for(60 * S, "verifying the secondary", |s| {
+        s.drill
+            .as_ref()
+            .is_some_and(|d| d.step == Step::VerifySecondary)
+    })
+    .await;
+    tokio::time::sleep(3 * S).await;
+    b.script.set(&state_api, Answer::Ok);
+    let done = ended(&node, 5 * 60 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
+
+    let second = start(&node, 10 * 60 * S, Duration::ZERO)
+        .await
+        .expect("started");
+    node.wait_for(2 * 60 * S, "in the hold", |s| {
+        s.drill
+            .as_ref()
+            .is_some_and(|d| d.id == second.id && d.step == Step::Hold)
+    })
+    .await;
+    node.handle
+        .ask(|reply| failover_daemon::control::Request::Move {
+            to: AppState::Active,
+            reason: "the on-call ends it by hand".into(),
+            force: true,
+            caller: "ana".into(),
+            reply,
+            lasts: None,
+        })
+        .await
+        .expect("an answer")
+        .expect("the human's move");
+    let done = ended_of(&node, Some(&second.id), 60 * S).await;
+    assert_eq!(done.outcome, Some(Outcome::Interrupted), "{done:#?}");
+    let why = done.why.unwrap_or_default();
+    assert!(why.contains("the config item was moved by "), "{why}");
     node.stop().await;
 }
