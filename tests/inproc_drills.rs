@@ -801,3 +801,71 @@ async fn a_drill_waits_for_a_lagging_state_api_and_stops_for_someone_elses_move(
     assert!(why.contains("the config item was moved by "), "{why}");
     node.stop().await;
 }
+
+/// With `[route53]`, a drill verifies that the record points at the region it
+/// moved to: it does, and the drill succeeds; with the DNS change held back (the
+/// record still at the primary when the secondary is verified), the drill fails
+/// at that step and says so.
+#[tokio::test(start_paused = true)]
+async fn a_drill_verifies_the_dns_record() {
+    let b = world();
+    let route53 = "[route53]\nzone_id = \"Z123\"\nrecord_name = \"app.example.com\"\n\
+                   primary_value = \"primary\"\nsecondary_value = \"secondary\"\n";
+    let node = Node::start(
+        settings_with("a", "", &format!("{route53}{}", drills(""))),
+        &b,
+        1,
+    );
+    ready(&node).await;
+    let done = ended_of(
+        &node,
+        Some(&start(&node, 30 * S, Duration::ZERO).await.unwrap().id),
+        5 * 60 * S,
+    )
+    .await;
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{done:#?}");
+    assert!(
+        done.checks
+            .iter()
+            .any(|c| c.name == "dns" && c.ok && c.step == Step::VerifySecondary),
+        "{:#?}",
+        done.checks
+    );
+    b.dns.set_delay("p1", 120 * S);
+    let next = start(&node, 30 * S, Duration::ZERO).await.unwrap();
+    let done = ended_of(&node, Some(&next.id), 10 * 60 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::VerifySecondary),
+        "{done:#?}"
+    );
+    assert!(
+        done.why.as_deref().is_some_and(|w| w.contains("DNS: ")),
+        "{:?}",
+        done.why
+    );
+    node.stop().await;
+}
+
+/// A drill starts only from `active`: from a failover set by hand, its preflight
+/// fails and names the state.
+#[tokio::test(start_paused = true)]
+async fn a_drill_starts_only_from_active() {
+    let b = world();
+    b.seed_item(
+        APP,
+        &failover_core::model::ConfigItem::seeded(AppState::Failover),
+    );
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    start(&node, 30 * S, Duration::ZERO).await.expect("started");
+    let done = ended(&node, 30 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight),
+        "{done:#?}"
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(why.contains("state_active: the state is failover"), "{why}");
+    node.stop().await;
+}
