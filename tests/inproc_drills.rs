@@ -785,8 +785,8 @@ async fn a_drill_waits_for_a_lagging_state_api_and_stops_for_someone_elses_move(
     .await;
     node.handle
         .ask(|reply| failover_daemon::control::Request::Move {
-            to: AppState::Active,
-            reason: "the on-call ends it by hand".into(),
+            to: AppState::Fenced,
+            reason: "the on-call fences by hand".into(),
             force: true,
             caller: "ana".into(),
             reply,
@@ -799,6 +799,16 @@ async fn a_drill_waits_for_a_lagging_state_api_and_stops_for_someone_elses_move(
     assert_eq!(done.outcome, Some(Outcome::Interrupted), "{done:#?}");
     let why = done.why.unwrap_or_default();
     assert!(why.contains("the config item was moved by "), "{why}");
+    // The human's move stands: the drill does not bring it back to active.
+    tokio::time::sleep(10 * S).await;
+    let now = item(&b, Role::Secondary).expect("an item");
+    assert_eq!(now.state, AppState::Fenced, "{now:?}");
+    assert!(
+        now.updated_by
+            .as_deref()
+            .is_some_and(|by| by.contains("ana")),
+        "{now:?}"
+    );
     node.stop().await;
 }
 
