@@ -879,3 +879,35 @@ async fn a_drill_starts_only_from_active() {
     assert!(why.contains("state_active: the state is failover"), "{why}");
     node.stop().await;
 }
+
+/// A drill starts only with every probe up: a primary probe whose calls are denied
+/// (inconclusive, not down) fails the preflight, named.
+#[tokio::test(start_paused = true)]
+async fn a_drill_needs_every_probe_up() {
+    let b = world();
+    let node = Node::start(settings_with("a", "", &drills("")), &b, 1);
+    ready(&node).await;
+    b.script.set(
+        "p-table",
+        Answer::Denied("get_item photos-config: AccessDeniedException".into()),
+    );
+    node.wait_for(10 * S, "p-table inconclusive", |s| {
+        s.probes
+            .iter()
+            .any(|p| p.name == "p-table" && p.health == failover_core::policy::Health::Inconclusive)
+    })
+    .await;
+    start(&node, 30 * S, Duration::ZERO).await.expect("started");
+    let done = ended(&node, 30 * S).await;
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight),
+        "{done:#?}"
+    );
+    let why = done.why.unwrap_or_default();
+    assert!(
+        why.contains("primary_probes_up: not up: p-table (inconclusive)"),
+        "{why}"
+    );
+    node.stop().await;
+}
