@@ -689,7 +689,7 @@ async fn a_drill_whose_move_needs_a_human_is_interrupted() {
         "{done:#?}"
     );
     let why = done.why.unwrap_or_default();
-    assert!(why.starts_with("move to fenced: "), "{why}");
+    assert!(why.starts_with("move to fenced: needs a human: "), "{why}");
     assert_eq!(item(&b, Role::Secondary).map(|i| i.version), Some(0));
     node.stop().await;
 }
