@@ -139,6 +139,21 @@ async fn an_on_demand_drill_fences_fails_over_holds_fails_back_and_succeeds() {
         verified.ok && verified.detail.starts_with("answers failover after "),
         "{verified:?}"
     );
+    // The fence's and the failover's reports count from the drill's start; the
+    // failback's, like any move, from its decision.
+    for (version, from_the_start) in [(1, true), (2, true), (3, false)] {
+        let report = match b.table(Role::Secondary).get(&keys::report(APP, version)) {
+            Some(Record::Report(r)) => r,
+            other => panic!("no report of version {version}: {other:?}"),
+        };
+        assert_eq!(
+            report
+                .first(failover_core::report::EventKind::DrillStarted, None)
+                .is_some(),
+            from_the_start,
+            "version {version}: {report:#?}"
+        );
+    }
     let now = item(&b, Role::Secondary).expect("an item");
     assert_eq!((now.state, now.version), (AppState::Active, 3));
     assert_eq!(now.expires_at, None);
