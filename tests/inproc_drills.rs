@@ -70,6 +70,17 @@ fn drill_records(b: &MemoryBackend) -> Vec<AuditRecord> {
         .collect()
 }
 
+/// The drill ended FAILED at its preflight, the reason naming `what`.
+fn failed_at_preflight(done: &DrillRecord, what: &str) {
+    assert_eq!(
+        (done.outcome, done.step),
+        (Some(Outcome::Failed), Step::Preflight),
+        "{done:#?}"
+    );
+    let why = done.why.as_deref().unwrap_or_default();
+    assert!(why.contains(what), "{why}");
+}
+
 async fn ready(node: &Node) {
     node.wait_for(10 * S, "ready, probes up", |s| {
         s.ready
@@ -753,13 +764,7 @@ async fn a_drill_before_the_first_readiness_check_fails_its_preflight() {
     assert!(node.status().secondary_readiness.is_none());
     start(&node, 60 * S, Duration::ZERO).await.expect("started");
     let done = ended(&node, 30 * S).await;
-    assert_eq!(
-        (done.outcome, done.step),
-        (Some(Outcome::Failed), Step::Preflight),
-        "{done:#?}"
-    );
-    let why = done.why.unwrap_or_default();
-    assert!(why.contains("secondary_ready: not checked yet"), "{why}");
+    failed_at_preflight(&done, "secondary_ready: not checked yet");
     node.stop().await;
 }
 
@@ -885,13 +890,7 @@ async fn a_drill_starts_only_from_active() {
     ready(&node).await;
     start(&node, 30 * S, Duration::ZERO).await.expect("started");
     let done = ended(&node, 30 * S).await;
-    assert_eq!(
-        (done.outcome, done.step),
-        (Some(Outcome::Failed), Step::Preflight),
-        "{done:#?}"
-    );
-    let why = done.why.unwrap_or_default();
-    assert!(why.contains("state_active: the state is failover"), "{why}");
+    failed_at_preflight(&done, "state_active: the state is failover");
     node.stop().await;
 }
 
