@@ -94,11 +94,15 @@ fn report(outcomes: &[sim::Outcome], first: u64, took: std::time::Duration) {
             *mix.entry(f).or_default() += 1;
         }
     }
-    let mut times: Vec<(u64, u64)> = outcomes
+    let mut times: Vec<(u64, u64, u64)> = outcomes
         .iter()
-        .flat_map(|o| o.failovers_ms.iter().map(|t| (*t, o.bound_ms)))
+        .flat_map(|o| o.failovers_ms.iter().map(|t| (*t, o.bound_ms, o.seed)))
         .collect();
     times.sort();
+    // The failover furthest over its bound, with its seed to replay it.
+    let worst = times
+        .iter()
+        .max_by(|a, b| (a.0 as f64 / a.1 as f64).total_cmp(&(b.0 as f64 / b.1 as f64)));
     let pick = |q: f64| {
         times
             .get(((times.len() as f64 - 1.0) * q).round() as usize)
@@ -119,7 +123,8 @@ fn report(outcomes: &[sim::Outcome], first: u64, took: std::time::Duration) {
             "p99_ms": pick(0.99),
             "max_ms": times.last().map(|t| t.0),
             "bound_ms": outcomes.iter().map(|o| o.bound_ms).collect::<std::collections::BTreeSet<_>>(),
-            "worst_fraction_of_bound": times.iter().map(|(t, b)| *t as f64 / *b as f64).fold(0.0, f64::max),
+            "worst_fraction_of_bound": worst.map_or(0.0, |w| w.0 as f64 / w.1 as f64),
+            "worst": worst.map(|w| serde_json::json!({ "seed": w.2, "ms": w.0, "bound_ms": w.1 })),
         },
     });
     println!(
