@@ -4,7 +4,9 @@
 //! default random) choose the seeds; a failure prints its seed, the property and the
 //! trace, and `SIM_SEED=<s> SIM_SEEDS=1` replays it. `SIM_REPORT=<file>` writes the
 //! figures (fault mix, failover times) as JSON; `SIM_TRACE=1` prints every seed's
-//! trace. Ends with `N passed, M failed`.
+//! trace; `SIM_LOG=<filter>` (e.g. `failover=debug`) prints the daemons' own logs,
+//! stamped with the simulated clock, to replay one seed. Ends with `N passed, M
+//! failed`.
 //!
 //! `cargo test --release --test sim_seeds -- --nocapture`
 
@@ -23,6 +25,14 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 #[allow(clippy::disallowed_types)] // the wall time the seeds took, outside any runtime
 fn simulation() {
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(SimClock)
+            .with_ansi(false)
+            .with_writer(std::io::stdout)
+            .init();
+    }
     let count = env_u64("SIM_SEEDS").unwrap_or(20);
     let first = env_u64("SIM_SEED").unwrap_or_else(|| fastrand::u64(..1_000_000_000));
     let threads = std::thread::available_parallelism()
@@ -83,6 +93,18 @@ fn simulation() {
         failed.len(),
         outcomes.len()
     );
+}
+
+/// Log lines stamped with the simulated time since the first line (one seed's
+/// runtime starts its paused clock when the seed starts).
+struct SimClock;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimClock {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        static START: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(tokio::time::Instant::now);
+        write!(w, "{:>8.3}s", start.elapsed().as_secs_f64())
+    }
 }
 
 /// The fault mix and the failover times against the bound, printed (and written to
