@@ -1252,25 +1252,41 @@ async fn a_throttled_commit_is_retried_and_commits_once() {
     a.stop().await;
 }
 
+/// Whether a status shows the item in `want`.
+fn state(want: AppState) -> impl Fn(&failover_daemon::control::Status) -> bool {
+    move |s| s.item.as_ref().is_some_and(|i| i.state == want)
+}
+
+/// One instance with `fence_for = "2s"` and `max_fence`, fenced by a primary outage:
+/// the node and its status once the item is fenced.
+async fn fenced_by_an_outage(
+    b: &failover_testkit::MemoryBackend,
+    max_fence: &str,
+) -> (Node, failover_daemon::control::Status) {
+    let a = Node::start(
+        settings(
+            "a",
+            &format!("fence_for = \"2s\"\nmax_fence = \"{max_fence}\""),
+        ),
+        b,
+        1,
+    );
+    a.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
+        .await;
+    primary_down(b);
+    let fenced = a
+        .wait_for(Duration::from_secs(30), "fenced", state(AppState::Fenced))
+        .await;
+    (a, fenced)
+}
+
 /// With `fence_for`, the acting instance measures replication while its fence
 /// holds: once its canaries (config and data tables) arrive in the secondary, the
 /// failover goes ahead at once, not at the end of `max_fence`.
 #[tokio::test(start_paused = true)]
 async fn a_fence_fails_over_as_soon_as_the_canaries_arrive() {
     let b = world();
-    let a = Node::start(
-        settings("a", "fence_for = \"2s\"\nmax_fence = \"10m\""),
-        &b,
-        1,
-    );
-    a.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
-        .await;
-    primary_down(&b);
-    let state = |want: AppState| {
-        move |s: &failover_daemon::control::Status| s.item.as_ref().is_some_and(|i| i.state == want)
-    };
-    a.wait_for(Duration::from_secs(30), "fenced", state(AppState::Fenced))
-        .await;
+    let (a, _) = fenced_by_an_outage(&b, "10m").await;
     // Replication, by hand: the canaries are carried over as they are written.
     let (config, data) = (keys::canary(APP, "a"), keys::data_canary(APP, "a"));
     let carry = async {
@@ -1297,20 +1313,7 @@ async fn a_fence_fails_over_as_soon_as_the_canaries_arrive() {
 #[tokio::test(start_paused = true)]
 async fn a_fence_whose_canaries_never_arrive_lasts_until_max_fence() {
     let b = world();
-    let a = Node::start(
-        settings("a", "fence_for = \"2s\"\nmax_fence = \"2m\""),
-        &b,
-        1,
-    );
-    a.wait_for(Duration::from_secs(5), "ready", |s| s.ready)
-        .await;
-    primary_down(&b);
-    let state = |want: AppState| {
-        move |s: &failover_daemon::control::Status| s.item.as_ref().is_some_and(|i| i.state == want)
-    };
-    let fenced = a
-        .wait_for(Duration::from_secs(30), "fenced", state(AppState::Fenced))
-        .await;
+    let (a, fenced) = fenced_by_an_outage(&b, "2m").await;
     let fenced_at = tokio::time::Instant::now();
     // No replication: the canaries stay in the primary; the secondary holds only
     // older ones (another measurement's nonce), which are no arrival.

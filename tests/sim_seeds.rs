@@ -4,9 +4,9 @@
 //! default random) choose the seeds; a failure prints its seed, the property and the
 //! trace, and `SIM_SEED=<s> SIM_SEEDS=1` replays it. `SIM_REPORT=<file>` writes the
 //! figures (fault mix, failover times) as JSON; `SIM_TRACE=1` prints every seed's
-//! trace; `SIM_LOG=<filter>` (e.g. `failover=debug`) prints the daemons' own logs,
-//! stamped with the simulated clock, to replay one seed. Ends with `N passed, M
-//! failed`.
+//! trace; `SIM_LOG=<filter>` (e.g. `failover_daemon=debug`) prints the daemons' own
+//! logs, stamped with the simulated clock, to replay one seed. Ends with `N passed,
+//! M failed`.
 //!
 //! `cargo test --release --test sim_seeds -- --nocapture`
 
